@@ -1,0 +1,283 @@
+//! The genesis TOML file (DESIGN §9): parsing into [`pc_codec::Genesis`],
+//! the seed's commitment check of the genesis note, validation, and writing
+//! a fresh genesis for `genesis new`.
+
+use std::path::Path;
+
+use pc_codec::genesis::{
+    ConsensusParams, Genesis, GenesisAllocation, GenesisValidator, SeatAssignment,
+};
+use pc_codec::{to_hex, Hash32};
+use serde::Deserialize;
+
+use crate::error::CliError;
+
+/// Longest genesis note accepted, in bytes.
+const MAX_NOTE_BYTES: usize = 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenesisToml {
+    consensus: ConsensusToml,
+    validators: Vec<ValidatorToml>,
+    #[serde(default)]
+    allocations: Vec<AllocationToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsensusToml {
+    k: u64,
+    shards: u64,
+    genesis_note: String,
+    commitment: String,
+    coin_round_period: Option<u32>,
+    ancient_window_rounds: Option<u32>,
+    fee_split_pct: Option<[u8; 4]>,
+    ack_alpha: Option<[u32; 2]>,
+    ack_distance_max: Option<u8>,
+    maturity_anchors: Option<[u64; 3]>,
+    maturity_tier_bounds: Option<[u64; 2]>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidatorToml {
+    key: String,
+    bond: u64,
+    seats: Vec<SeatToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeatToml {
+    shard: u16,
+    seat: u8,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllocationToml {
+    owner: String,
+    amount: u64,
+    #[serde(default = "one")]
+    outputs: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A genesis file that parsed, matched its commitment and validated.
+#[derive(Debug, Clone)]
+pub struct LoadedGenesis {
+    /// The genesis.
+    pub genesis: Genesis,
+    /// `blake3_32(genesis_note)`, as checked.
+    pub commitment: Hash32,
+}
+
+impl LoadedGenesis {
+    /// The `genesis_loaded` log line of DESIGN §9.
+    pub fn loaded_line(&self) -> String {
+        format!(
+            r#"{{"type":"genesis_loaded","k":{},"commitment":"{}"}}"#,
+            self.genesis.params.k,
+            to_hex(&self.commitment)
+        )
+    }
+}
+
+/// Decodes a hex string into exactly `N` bytes, naming `key` on failure.
+pub fn hex_array<const N: usize>(text: &str, key: &str) -> Result<[u8; N], String> {
+    let bytes = hex::decode(text).map_err(|e| format!("{key}: bad hex ({e})"))?;
+    let len = bytes.len();
+    bytes
+        .try_into()
+        .map_err(|_| format!("{key}: expected {N} bytes of hex, found {len}"))
+}
+
+/// One line for a TOML error: `line L, column C: message`.
+pub fn one_line_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().replace('\n', " ");
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// Reads, checks and validates the genesis file at `path`.
+pub fn load(path: &Path) -> Result<LoadedGenesis, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::io(path, "read genesis", e))?;
+    parse(&text).map_err(|message| CliError::Input {
+        file: path.display().to_string(),
+        message,
+    })
+}
+
+/// Parses and validates genesis TOML text; errors are one line naming the key.
+pub fn parse(text: &str) -> Result<LoadedGenesis, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| one_line_toml_error(text, &e))?;
+    for (section, shown) in [
+        ("consensus", "[consensus]"),
+        ("validators", "[[validators]]"),
+    ] {
+        if !table.contains_key(section) {
+            return Err(format!("missing section {shown}"));
+        }
+    }
+    let parsed: GenesisToml = toml::from_str(text).map_err(|e| one_line_toml_error(text, &e))?;
+    let consensus = &parsed.consensus;
+    if consensus.k == 0 || consensus.k > 64 {
+        return Err(format!("consensus.k = {} is outside 1..=64", consensus.k));
+    }
+    if consensus.shards == 0 || consensus.shards > u64::from(u16::MAX) {
+        return Err(format!(
+            "consensus.shards = {} is outside 1..=65535",
+            consensus.shards
+        ));
+    }
+    let note = hex::decode(&consensus.genesis_note)
+        .map_err(|e| format!("consensus.genesis_note: bad hex ({e})"))?;
+    if note.is_empty() || note.len() > MAX_NOTE_BYTES {
+        return Err(format!(
+            "consensus.genesis_note: must be 1..={MAX_NOTE_BYTES} bytes"
+        ));
+    }
+    let commitment: Hash32 = hex_array(&consensus.commitment, "consensus.commitment")?;
+    let computed = *blake3::hash(&note).as_bytes();
+    if computed != commitment {
+        return Err(format!(
+            "consensus.commitment {} does not match blake3(genesis_note) = {}",
+            to_hex(&commitment),
+            to_hex(&computed)
+        ));
+    }
+    let genesis = Genesis {
+        params: params(consensus),
+        note_commitment: commitment,
+        validators: validators(&parsed.validators)?,
+        allocations: allocations(&parsed.allocations)?,
+    };
+    genesis.validate().map_err(|e| e.to_string())?;
+    Ok(LoadedGenesis {
+        genesis,
+        commitment,
+    })
+}
+
+fn params(consensus: &ConsensusToml) -> ConsensusParams {
+    let defaults = ConsensusParams::v0(consensus.k as u8, consensus.shards as u16);
+    ConsensusParams {
+        coin_round_period: consensus
+            .coin_round_period
+            .unwrap_or(defaults.coin_round_period),
+        ancient_window_rounds: consensus
+            .ancient_window_rounds
+            .unwrap_or(defaults.ancient_window_rounds),
+        fee_split_pct: consensus.fee_split_pct.unwrap_or(defaults.fee_split_pct),
+        ack_alpha: consensus.ack_alpha.unwrap_or(defaults.ack_alpha),
+        ack_distance_max: consensus
+            .ack_distance_max
+            .unwrap_or(defaults.ack_distance_max),
+        maturity_anchors: consensus
+            .maturity_anchors
+            .unwrap_or(defaults.maturity_anchors),
+        maturity_tier_bounds: consensus
+            .maturity_tier_bounds
+            .unwrap_or(defaults.maturity_tier_bounds),
+        ..defaults
+    }
+}
+
+fn validators(list: &[ValidatorToml]) -> Result<Vec<GenesisValidator>, String> {
+    list.iter()
+        .enumerate()
+        .map(|(index, v)| {
+            Ok(GenesisValidator {
+                key: hex_array(&v.key, &format!("validators[{index}].key"))?,
+                bond: v.bond,
+                seats: v
+                    .seats
+                    .iter()
+                    .map(|s| SeatAssignment {
+                        shard: s.shard,
+                        seat: s.seat,
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+fn allocations(list: &[AllocationToml]) -> Result<Vec<GenesisAllocation>, String> {
+    list.iter()
+        .enumerate()
+        .map(|(index, a)| {
+            Ok(GenesisAllocation {
+                owner: hex_array(&a.owner, &format!("allocations[{index}].owner"))?,
+                amount: a.amount,
+                outputs: a.outputs,
+            })
+        })
+        .collect()
+}
+
+/// Renders a genesis and its note as TOML that [`parse`] reads back.
+pub fn render(genesis: &Genesis, note: &[u8]) -> String {
+    let p = &genesis.params;
+    let mut out = format!(
+        "# Phantom-Coin genesis. Every value below is consensus-critical: all\n\
+         # validators of a network must hold byte-identical copies.\n\
+         [consensus]\n\
+         k = {}\n\
+         shards = {}\n\
+         genesis_note = \"{}\"\n\
+         commitment = \"{}\"   # blake3_32(genesis_note)\n\
+         coin_round_period = {}\n\
+         ancient_window_rounds = {}\n\
+         fee_split_pct = {:?}   # base, proposer, performance, attestor\n\
+         ack_alpha = {:?}\n\
+         ack_distance_max = {}\n\
+         maturity_anchors = {:?}\n\
+         maturity_tier_bounds = {:?}\n",
+        p.k,
+        p.shards,
+        to_hex(note),
+        to_hex(&genesis.note_commitment),
+        p.coin_round_period,
+        p.ancient_window_rounds,
+        p.fee_split_pct,
+        p.ack_alpha,
+        p.ack_distance_max,
+        p.maturity_anchors,
+        p.maturity_tier_bounds,
+    );
+    for validator in &genesis.validators {
+        let seats: Vec<String> = validator
+            .seats
+            .iter()
+            .map(|s| format!("{{ shard = {}, seat = {} }}", s.shard, s.seat))
+            .collect();
+        out += &format!(
+            "\n[[validators]]\nkey = \"{}\"\nbond = {}\nseats = [{}]\n",
+            to_hex(&validator.key),
+            validator.bond,
+            seats.join(", ")
+        );
+    }
+    for allocation in &genesis.allocations {
+        out += &format!(
+            "\n[[allocations]]\nowner = \"{}\"\namount = {}\noutputs = {}\n",
+            to_hex(&allocation.owner),
+            allocation.amount,
+            allocation.outputs
+        );
+    }
+    out
+}

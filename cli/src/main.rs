@@ -1,0 +1,249 @@
+//! `phantom-engine`, the Phantom-Coin validator node: one binary with a
+//! subcommand per job. This crate owns the command line, reading genesis and
+//! key files, and turning every expected error into one line for the
+//! operator; the protocol lives in `pc-codec`, the log in `pc-storage`.
+#![warn(missing_docs)]
+
+mod error;
+mod genesis_file;
+mod key_file;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pc_codec::genesis::{
+    ConsensusParams, Genesis, GenesisAllocation, GenesisValidator, SeatAssignment, UNITS_PER_PC,
+};
+use pc_codec::{to_hex, SigningKey};
+
+use crate::error::CliError;
+
+/// The Phantom-Coin validator node.
+#[derive(Parser)]
+#[command(name = "phantom-engine", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new BIP-340 key file (mode 0600; never overwrites).
+    Keygen {
+        /// Where to write the key file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Create and check genesis files.
+    Genesis {
+        #[command(subcommand)]
+        command: GenesisCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GenesisCommand {
+    /// Write a new genesis with fresh validator and funded client keys.
+    New {
+        /// Committee seats per shard (1..=64).
+        #[arg(long, default_value_t = 4)]
+        k: u8,
+        /// Number of shards.
+        #[arg(long, default_value_t = 2)]
+        shards: u16,
+        /// Funded client keys to create.
+        #[arg(long, default_value_t = 4)]
+        clients: u16,
+        /// Genesis outputs per client (1..=65536).
+        #[arg(long, default_value_t = 1000)]
+        outputs_per_client: u32,
+        /// Units per genesis output.
+        #[arg(long, default_value_t = 1000 * UNITS_PER_PC)]
+        units_per_output: u64,
+        /// Bond of each validator in units.
+        #[arg(long, default_value_t = 10_000 * UNITS_PER_PC)]
+        bond: u64,
+        /// Directory to create (genesis.toml and keys/).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a genesis file; exit 0 and print the genesis_loaded line if it is valid.
+    Verify {
+        /// The genesis TOML file.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Also check that this validator key file holds seats in the
+        /// genesis, and print them.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Keygen { out } => {
+            let key = SigningKey::generate(&mut rand::rng());
+            key_file::write(&out, &key, "validator")?;
+            println!("{}", to_hex(&key.public_key()));
+            Ok(())
+        }
+        Command::Genesis {
+            command: GenesisCommand::Verify { genesis, key },
+        } => {
+            let loaded = genesis_file::load(&genesis)?;
+            println!("{}", loaded.loaded_line());
+            if let Some(key_path) = key {
+                print_seats(&loaded.genesis, &key_path)?;
+            }
+            Ok(())
+        }
+        Command::Genesis {
+            command:
+                GenesisCommand::New {
+                    k,
+                    shards,
+                    clients,
+                    outputs_per_client,
+                    units_per_output,
+                    bond,
+                    out,
+                },
+        } => genesis_new(
+            &out,
+            ConsensusParams::v0(k, shards),
+            NewGenesisFunds {
+                clients,
+                outputs_per_client,
+                units_per_output,
+                bond,
+            },
+        ),
+    }
+}
+
+/// Prints the seats the key in `key_path` holds in `genesis`.
+fn print_seats(genesis: &Genesis, key_path: &Path) -> Result<(), CliError> {
+    let public_key = key_file::read(key_path)?.public_key();
+    let validator = genesis
+        .validators
+        .iter()
+        .find(|v| v.key == public_key)
+        .ok_or_else(|| CliError::Input {
+            file: key_path.display().to_string(),
+            message: format!(
+                "key {} is not a validator of this genesis",
+                to_hex(&public_key)
+            ),
+        })?;
+    for seat in &validator.seats {
+        println!("shard {} seat {}", seat.shard, seat.seat);
+    }
+    Ok(())
+}
+
+struct NewGenesisFunds {
+    clients: u16,
+    outputs_per_client: u32,
+    units_per_output: u64,
+    bond: u64,
+}
+
+/// Writes `out/genesis.toml`, `out/keys/validator-NN.key` (validator `i`
+/// holds seat `i` of every shard) and `out/keys/client-NN.key`, then loads
+/// the written genesis back through the same checks `verify` runs.
+fn genesis_new(
+    out: &Path,
+    params: ConsensusParams,
+    funds: NewGenesisFunds,
+) -> Result<(), CliError> {
+    if params.k == 0 || params.k > 64 {
+        return Err(CliError::Usage(format!(
+            "--k {} is outside 1..=64",
+            params.k
+        )));
+    }
+    if params.shards == 0 {
+        return Err(CliError::Usage("--shards must be at least 1".to_string()));
+    }
+    let keys_dir = out.join("keys");
+    std::fs::create_dir_all(&keys_dir)
+        .map_err(|e| CliError::io(&keys_dir, "create directory", e))?;
+    let genesis_path = out.join("genesis.toml");
+    if genesis_path.exists() {
+        return Err(CliError::Usage(format!(
+            "{} already exists; refusing to overwrite",
+            genesis_path.display()
+        )));
+    }
+    let mut rng = rand::rng();
+    let mut validators = Vec::with_capacity(usize::from(params.k));
+    for seat in 0..params.k {
+        let key = SigningKey::generate(&mut rng);
+        key_file::write(
+            &keys_dir.join(format!("validator-{seat:02}.key")),
+            &key,
+            "validator",
+        )?;
+        validators.push(GenesisValidator {
+            key: key.public_key(),
+            bond: funds.bond,
+            seats: (0..params.shards)
+                .map(|shard| SeatAssignment { shard, seat })
+                .collect(),
+        });
+    }
+    let mut allocations = Vec::with_capacity(usize::from(funds.clients));
+    for client in 0..funds.clients {
+        let key = SigningKey::generate(&mut rng);
+        key_file::write(
+            &keys_dir.join(format!("client-{client:02}.key")),
+            &key,
+            "client",
+        )?;
+        allocations.push(GenesisAllocation {
+            owner: key.public_key(),
+            amount: funds.units_per_output,
+            outputs: funds.outputs_per_client,
+        });
+    }
+    let mut note = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rng, &mut note);
+    let genesis = Genesis {
+        params,
+        note_commitment: *blake3::hash(&note).as_bytes(),
+        validators,
+        allocations,
+    };
+    genesis
+        .validate()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    std::fs::write(&genesis_path, genesis_file::render(&genesis, &note))
+        .map_err(|e| CliError::io(&genesis_path, "write genesis", e))?;
+    let loaded = genesis_file::load(&genesis_path)?;
+    assert_eq!(
+        loaded.genesis, genesis,
+        "a written genesis must read back identically"
+    );
+    println!("{}", loaded.loaded_line());
+    eprintln!(
+        "wrote {} (network {}), {} validator and {} client keys in {}",
+        genesis_path.display(),
+        to_hex(&genesis.network()),
+        params.k,
+        funds.clients,
+        keys_dir.display()
+    );
+    Ok(())
+}
