@@ -34,12 +34,48 @@ pub mod context {
 }
 
 /// Hashes the concatenation of `parts` under `context`.
+///
+/// The protocol's own contexts start from a cached hasher, so an id costs
+/// only the compressions of its material, not a re-hash of the context string.
 pub fn derive(context: &str, parts: &[&[u8]]) -> Hash32 {
-    let mut hasher = blake3::Hasher::new_derive_key(context);
+    let mut hasher = base_hasher(context);
     for part in parts {
         hasher.update(part);
     }
     *hasher.finalize().as_bytes()
+}
+
+/// A `derive_key` hasher for `context`, cloned from a cache for the contexts
+/// of [`context`].
+fn base_hasher(context: &str) -> blake3::Hasher {
+    use std::sync::OnceLock;
+    const ALL: [&str; 12] = [
+        context::HEADER,
+        context::ANCHOR,
+        context::TX,
+        context::MICRO_EVENT,
+        context::MERKLE_LEAF,
+        context::MERKLE_NODE,
+        context::SHARD,
+        context::WHITEN,
+        context::STATE,
+        context::PAYOUT,
+        context::GENESIS,
+        context::TLS_BINDING,
+    ];
+    static CACHE: OnceLock<Vec<blake3::Hasher>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| {
+        ALL.iter()
+            .map(|c| blake3::Hasher::new_derive_key(c))
+            .collect()
+    });
+    match ALL
+        .iter()
+        .position(|known| std::ptr::eq(*known, context) || *known == context)
+    {
+        Some(index) => cache[index].clone(),
+        None => blake3::Hasher::new_derive_key(context),
+    }
 }
 
 /// The shard that owns outputs of `owner`: `u16(derive("shard", owner)[0..2]) mod shards`.

@@ -1,0 +1,67 @@
+//! Codec benches: canonical encode and strict decode of a full anchor (256
+//! signed transfers), its ids and payload root, and BIP-340 verification —
+//! a single signature and every signature of a full anchor.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use pc_benches::{full_anchor, key, NETWORK};
+use pc_codec::{Bip340, Decode, Encode, MicroEvent, SignatureVerifier, SignedAnchor};
+
+fn codec(c: &mut Criterion) {
+    let anchor = full_anchor(256);
+    let bytes = anchor.to_bytes();
+    let mut group = c.benchmark_group("anchor_256_transfers");
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    group.bench_function("encode", |b| {
+        let mut out = Vec::with_capacity(bytes.len());
+        b.iter(|| {
+            out.clear();
+            black_box(&anchor).encode(&mut out);
+            black_box(out.len())
+        })
+    });
+    group.bench_function("decode", |b| {
+        b.iter(|| SignedAnchor::from_bytes(black_box(&bytes)).unwrap())
+    });
+    group.bench_function("anchor_id", |b| b.iter(|| black_box(&anchor).anchor_id()));
+    group.bench_function("payload_matches_header", |b| {
+        b.iter(|| black_box(&anchor).payload_matches_header())
+    });
+    group.finish();
+}
+
+fn verify(c: &mut Criterion) {
+    let signer = key(3);
+    let message = [9u8; 32];
+    let signature = signer.sign(&message, &[0; 32]);
+    let public = signer.public_key();
+    c.bench_function("bip340_verify_one", |b| {
+        b.iter(|| {
+            assert!(Bip340.verify(
+                black_box(&public),
+                black_box(&message),
+                black_box(&signature)
+            ))
+        })
+    });
+    let anchor = full_anchor(256);
+    let mut group = c.benchmark_group("anchor_256_transfers");
+    group.throughput(Throughput::Elements(257));
+    group.bench_function("verify_all_signatures", |b| {
+        let seat = key(1).public_key();
+        b.iter(|| {
+            assert!(anchor.header.verify_signature(&Bip340, &seat));
+            for event in &anchor.payload.events {
+                let MicroEvent::Transfer(transfer) = event else {
+                    unreachable!("bench anchor holds transfers")
+                };
+                assert!(transfer.verify_signature(&Bip340, &NETWORK));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, codec, verify);
+criterion_main!(benches);
