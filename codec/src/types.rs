@@ -692,3 +692,25 @@ impl Decode for RoundFinalized {
         })
     }
 }
+
+/// The kinds of the records a shard writes to its log (DESIGN §6). The log
+/// stores the kind byte beside each record body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum LogRecordKind {
+    /// Body: a [`SignedAnchor`], in arrival order (own anchors included).
+    AnchorAccepted = 1,
+    /// Body: a [`RoundFinalized`].
+    RoundFinalized = 2,
+}
+
+impl LogRecordKind {
+    /// The kind for a stored kind byte, if known.
+    pub fn from_u8(kind: u8) -> Option<Self> {
+        match kind {
+            1 => Some(LogRecordKind::AnchorAccepted),
+            2 => Some(LogRecordKind::RoundFinalized),
+            _ => None,
+        }
+    }
+}
