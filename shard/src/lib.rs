@@ -7,6 +7,7 @@
 
 pub mod consensus;
 pub mod oracle;
+pub mod state;
 pub mod vertex;
 
 pub use vertex::{FinalizedAnchor, FinalizedRound, VertexSpec};

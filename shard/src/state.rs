@@ -1,0 +1,648 @@
+//! The UTXO state of one shard (DESIGN §5): apply finalized micro-events in
+//! total order, split each finalized anchor's fees, and chain the state root
+//! round by round.
+//!
+//! Everything here is a pure function of the finalized sequence: maps are
+//! only looked up, never iterated into a result, and every sum is checked.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use pc_codec::genesis::Genesis;
+use pc_codec::ids::{derive, shard_of, state_root};
+use pc_codec::{
+    merkle, Encode, Hash32, MicroEvent, OutPoint, PayoutLeaf, PublicKeyBytes, Transfer, TxOut,
+};
+
+/// What applying one micro-event did. The code enters the state root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Outcome {
+    /// A transfer moved value.
+    Applied = 0,
+    /// An input does not exist or is already spent (a later double spend).
+    UnknownOrSpentInput = 1,
+    /// The same input appears twice in one transfer.
+    DuplicateInput = 2,
+    /// An input is not owned by the transfer's owner.
+    WrongOwner = 3,
+    /// Outputs exceed inputs, or a sum overflows.
+    ValueNotConserved = 4,
+    /// The transfer's owner belongs to another shard.
+    WrongShard = 5,
+    /// Equivocation evidence recorded; the seat is slashed from now on.
+    EvidenceRecorded = 6,
+    /// Evidence against a seat that is already slashed.
+    EvidenceDuplicate = 7,
+    /// Mint is decoded and ordered but not active in v0.
+    InactiveMint = 8,
+    /// Claim is decoded and ordered but not active in v0.
+    InactiveClaim = 9,
+}
+
+/// One finalized anchor as the state sees it.
+#[derive(Debug, Clone)]
+pub struct FinalizedPayload<'a> {
+    /// The creator's seat.
+    pub creator: u8,
+    /// The micro-events, in payload order.
+    pub events: &'a [MicroEvent],
+    /// Ack distance per seat (`d_c`, from UFW ancestry; `None`: the seat did
+    /// not acknowledge the anchor before its round was received).
+    pub ack_distances: &'a [Option<u64>],
+}
+
+/// The result of applying one finalized round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundOutcome {
+    /// The round.
+    pub round: u64,
+    /// Outcome of every micro-event, in order.
+    pub outcomes: Vec<(Hash32, Outcome)>,
+    /// Fees collected in the round.
+    pub fees: u64,
+    /// Merkle root of the round's payouts, sorted by recipient.
+    pub payout_root: Hash32,
+    /// The state root after the round.
+    pub state_root: Hash32,
+}
+
+/// Fee-split and committee parameters the state needs.
+#[derive(Debug, Clone)]
+pub struct StateParams {
+    /// This shard.
+    pub shard: u16,
+    /// Shard count.
+    pub shards: u16,
+    /// The network id transfers are signed for.
+    pub network: [u8; 8],
+    /// Seat keys of this shard's committee, by seat.
+    pub committee: Vec<PublicKeyBytes>,
+    /// Base, proposer, performance, attestor percentages.
+    pub fee_split_pct: [u8; 4],
+    /// Ack-distance weight `alpha = numerator / denominator`.
+    pub ack_alpha: [u32; 2],
+    /// Largest ack distance that earns a weight.
+    pub ack_distance_max: u8,
+}
+
+/// The UTXO slice of one shard and the state-root chain.
+#[derive(Debug, Clone)]
+pub struct ShardState {
+    params: StateParams,
+    utxos: HashMap<OutPoint, TxOut>,
+    /// Value of the outputs sent to other shards, not yet imported there.
+    exported: u64,
+    /// Unclaimed payouts.
+    payouts_owed: u64,
+    /// Seats slashed by finalized evidence.
+    slashed: u64,
+    state_root: Hash32,
+    supply: u64,
+}
+
+impl ShardState {
+    /// The state at genesis: the allocations owned by this shard.
+    pub fn from_genesis(genesis: &Genesis, shard: u16) -> Self {
+        let network = genesis.network();
+        let mut utxos = HashMap::new();
+        let mut supply = 0u64;
+        for (index, allocation) in genesis.allocations.iter().enumerate() {
+            if shard_of(&allocation.owner, genesis.params.shards) != shard {
+                continue;
+            }
+            for output in 0..allocation.outputs {
+                let out_point =
+                    Genesis::allocation_out_point(&network, index as u32, output as u16);
+                utxos.insert(
+                    out_point,
+                    TxOut {
+                        amount: allocation.amount,
+                        owner: allocation.owner,
+                    },
+                );
+                supply += allocation.amount;
+            }
+        }
+        let committee = genesis
+            .committee(shard)
+            .expect("a validated genesis fills every seat");
+        ShardState {
+            params: StateParams {
+                shard,
+                shards: genesis.params.shards,
+                network,
+                committee,
+                fee_split_pct: genesis.params.fee_split_pct,
+                ack_alpha: genesis.params.ack_alpha,
+                ack_distance_max: genesis.params.ack_distance_max,
+            },
+            utxos,
+            exported: 0,
+            payouts_owed: 0,
+            slashed: 0,
+            state_root: genesis.hash(),
+            supply,
+        }
+    }
+
+    /// The current state root.
+    pub fn state_root(&self) -> Hash32 {
+        self.state_root
+    }
+
+    /// The output at `out_point`, if unspent.
+    pub fn utxo(&self, out_point: &OutPoint) -> Option<&TxOut> {
+        self.utxos.get(out_point)
+    }
+
+    /// Total value this shard accounts for: unspent outputs, exports and
+    /// unclaimed payouts. Constant over every round (supply conservation).
+    pub fn accounted_value(&self) -> u64 {
+        let unspent: u64 = self.utxos.values().map(|o| o.amount).sum();
+        unspent + self.exported + self.payouts_owed
+    }
+
+    /// The value this shard started with.
+    pub fn genesis_supply(&self) -> u64 {
+        self.supply
+    }
+
+    /// Seats slashed by finalized evidence (bit per seat).
+    pub fn slashed_seats(&self) -> u64 {
+        self.slashed
+    }
+
+    /// Applies one finalized round: the anchors in total order, then the fee
+    /// split to the round's unique famous witnesses' creators.
+    pub fn apply_round(
+        &mut self,
+        round: u64,
+        anchors: &[FinalizedPayload<'_>],
+        ufw_creators: &[u8],
+    ) -> RoundOutcome {
+        let eligible = self.eligible_seats();
+        let mut outcomes = Vec::new();
+        let mut payouts: BTreeMap<PublicKeyBytes, u64> = BTreeMap::new();
+        let mut fees = 0u64;
+        for anchor in anchors {
+            let mut anchor_fees = 0u64;
+            for event in anchor.events {
+                let (outcome, fee) = self.apply_event(event);
+                anchor_fees += fee;
+                outcomes.push((event.id(), outcome));
+            }
+            fees += anchor_fees;
+            self.split_fees(anchor, anchor_fees, eligible, ufw_creators, &mut payouts);
+        }
+        self.payouts_owed += fees;
+        let leaves: Vec<Vec<u8>> = payouts
+            .iter()
+            .map(|(recipient, amount)| {
+                PayoutLeaf {
+                    recipient: *recipient,
+                    amount: *amount,
+                }
+                .to_bytes()
+            })
+            .collect();
+        let payout_root = merkle::root(&leaves);
+        let items: Vec<Vec<u8>> = outcomes
+            .iter()
+            .map(|(id, outcome)| [&id[..], &[*outcome as u8]].concat())
+            .collect();
+        let digest = derive(
+            pc_codec::ids::context::STATE,
+            &[&round.to_le_bytes(), &merkle::root(&items), &payout_root],
+        );
+        self.state_root = state_root(&self.state_root, &digest);
+        RoundOutcome {
+            round,
+            outcomes,
+            fees,
+            payout_root,
+            state_root: self.state_root,
+        }
+    }
+
+    fn eligible_seats(&self) -> u64 {
+        let all = if self.params.committee.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.params.committee.len()) - 1
+        };
+        all & !self.slashed
+    }
+
+    fn apply_event(&mut self, event: &MicroEvent) -> (Outcome, u64) {
+        match event {
+            MicroEvent::Transfer(transfer) => match self.apply_transfer(transfer) {
+                Ok(fee) => (Outcome::Applied, fee),
+                Err(outcome) => (outcome, 0),
+            },
+            MicroEvent::Evidence(evidence) => {
+                let seat = evidence.first.header.creator;
+                if self.slashed & (1 << seat) != 0 {
+                    (Outcome::EvidenceDuplicate, 0)
+                } else {
+                    self.slashed |= 1 << seat;
+                    (Outcome::EvidenceRecorded, 0)
+                }
+            }
+            MicroEvent::Mint(_) => (Outcome::InactiveMint, 0),
+            MicroEvent::Claim(_) => (Outcome::InactiveClaim, 0),
+        }
+    }
+
+    /// Applies a transfer or says why not; returns the fee.
+    fn apply_transfer(&mut self, transfer: &Transfer) -> Result<u64, Outcome> {
+        if shard_of(&transfer.owner, self.params.shards) != self.params.shard {
+            return Err(Outcome::WrongShard);
+        }
+        let mut seen = HashSet::with_capacity(transfer.inputs.len());
+        if !transfer.inputs.iter().all(|input| seen.insert(*input)) {
+            return Err(Outcome::DuplicateInput);
+        }
+        let mut input_value = 0u64;
+        for input in &transfer.inputs {
+            let output = self.utxos.get(input).ok_or(Outcome::UnknownOrSpentInput)?;
+            if output.owner != transfer.owner {
+                return Err(Outcome::WrongOwner);
+            }
+            input_value = input_value
+                .checked_add(output.amount)
+                .ok_or(Outcome::ValueNotConserved)?;
+        }
+        let output_value = transfer
+            .outputs
+            .iter()
+            .try_fold(0u64, |sum, o| sum.checked_add(o.amount))
+            .ok_or(Outcome::ValueNotConserved)?;
+        let fee = input_value
+            .checked_sub(output_value)
+            .ok_or(Outcome::ValueNotConserved)?;
+        for input in &transfer.inputs {
+            self.utxos.remove(input);
+        }
+        let tx_id = transfer.tx_id(&self.params.network);
+        for (index, output) in transfer.outputs.iter().enumerate() {
+            if shard_of(&output.owner, self.params.shards) == self.params.shard {
+                self.utxos.insert(
+                    OutPoint {
+                        tx_id,
+                        index: index as u16,
+                    },
+                    *output,
+                );
+            } else {
+                self.exported += output.amount;
+            }
+        }
+        Ok(fee)
+    }
+
+    /// Splits one anchor's fees (DESIGN §3.1, §5): base equally to eligible
+    /// seats, proposer to the creator, performance by ack-distance weight,
+    /// attestor equally to the creators of the round's UFWs; floor
+    /// everywhere, every remainder (dust) to the proposer.
+    fn split_fees(
+        &self,
+        anchor: &FinalizedPayload<'_>,
+        fee: u64,
+        eligible: u64,
+        ufw_creators: &[u8],
+        payouts: &mut BTreeMap<PublicKeyBytes, u64>,
+    ) {
+        if fee == 0 {
+            return;
+        }
+        let [base_pct, proposer_pct, performance_pct, attestor_pct] =
+            self.params.fee_split_pct.map(u64::from);
+        let share = |pct: u64| (u128::from(fee) * u128::from(pct) / 100) as u64;
+        let mut shares: Vec<(u8, u64)> = Vec::new();
+        let eligible_seats: Vec<u8> = (0..self.params.committee.len() as u8)
+            .filter(|s| eligible & (1 << s) != 0)
+            .collect();
+        let base = share(base_pct);
+        shares.extend(
+            eligible_seats
+                .iter()
+                .map(|seat| (*seat, base / eligible_seats.len() as u64)),
+        );
+        shares.push((anchor.creator, share(proposer_pct)));
+        let performance = share(performance_pct);
+        let weights = self.ack_weights(anchor.ack_distances, eligible);
+        let total_weight: u128 = weights.iter().map(|(_, w)| *w).sum();
+        if total_weight > 0 {
+            shares.extend(weights.iter().map(|(seat, weight)| {
+                (
+                    *seat,
+                    (u128::from(performance) * weight / total_weight) as u64,
+                )
+            }));
+        }
+        let attestor = share(attestor_pct);
+        shares.extend(
+            ufw_creators
+                .iter()
+                .map(|seat| (*seat, attestor / ufw_creators.len() as u64)),
+        );
+        let paid: u64 = shares.iter().map(|(_, amount)| amount).sum();
+        shares.push((anchor.creator, fee - paid));
+        for (seat, amount) in shares {
+            if amount > 0 {
+                *payouts
+                    .entry(self.params.committee[usize::from(seat)])
+                    .or_default() += amount;
+            }
+        }
+    }
+
+    /// Integer ack-distance weights `alpha^(d-1)` scaled by
+    /// `denominator^(D_max-1)`, for eligible seats with `1 <= d <= D_max`.
+    fn ack_weights(&self, ack_distances: &[Option<u64>], eligible: u64) -> Vec<(u8, u128)> {
+        let [numerator, denominator] = self.params.ack_alpha.map(u128::from);
+        let max = u64::from(self.params.ack_distance_max);
+        ack_distances
+            .iter()
+            .enumerate()
+            .filter_map(|(seat, distance)| {
+                let d = (*distance)?;
+                if !(1..=max).contains(&d) || eligible & (1 << seat) == 0 {
+                    return None;
+                }
+                let weight = numerator.pow((d - 1) as u32) * denominator.pow((max - d) as u32);
+                Some((seat as u8, weight))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pc_codec::genesis::{ConsensusParams, GenesisAllocation, GenesisValidator, SeatAssignment};
+    use pc_codec::{Evidence, Mint, SigningKey, TransferBuilder};
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_secret_bytes(&[seed; 32]).unwrap()
+    }
+
+    /// k = 4 seats, `shards` shards, client key 50 owning 8 outputs of 1000.
+    fn genesis(shards: u16) -> Genesis {
+        let validators = (0..4u8)
+            .map(|seat| GenesisValidator {
+                key: key(10 + seat).public_key(),
+                bond: 1,
+                seats: (0..shards)
+                    .map(|shard| SeatAssignment { shard, seat })
+                    .collect(),
+            })
+            .collect();
+        Genesis {
+            params: ConsensusParams::v0(4, shards),
+            note_commitment: [0; 32],
+            validators,
+            allocations: vec![GenesisAllocation {
+                owner: key(50).public_key(),
+                amount: 1000,
+                outputs: 8,
+            }],
+        }
+    }
+
+    fn client_state(shards: u16) -> (Genesis, ShardState) {
+        let genesis = genesis(shards);
+        let shard = shard_of(&key(50).public_key(), shards);
+        let state = ShardState::from_genesis(&genesis, shard);
+        (genesis, state)
+    }
+
+    fn genesis_input(genesis: &Genesis, output: u16) -> OutPoint {
+        Genesis::allocation_out_point(&genesis.network(), 0, output)
+    }
+
+    fn transfer(
+        genesis: &Genesis,
+        inputs: &[OutPoint],
+        outputs: &[(u64, PublicKeyBytes)],
+    ) -> MicroEvent {
+        let mut builder = TransferBuilder::new();
+        for input in inputs {
+            builder = builder.input(*input);
+        }
+        for (amount, owner) in outputs {
+            builder = builder.output(*amount, *owner);
+        }
+        MicroEvent::Transfer(
+            builder
+                .sign(&genesis.network(), &key(50), &[0; 32])
+                .unwrap(),
+        )
+    }
+
+    fn apply(state: &mut ShardState, round: u64, events: &[MicroEvent]) -> RoundOutcome {
+        let distances = [Some(1), Some(2), None, Some(9)];
+        let anchor = FinalizedPayload {
+            creator: 1,
+            events,
+            ack_distances: &distances,
+        };
+        state.apply_round(round, &[anchor], &[0, 2])
+    }
+
+    fn outcomes(outcome: &RoundOutcome) -> Vec<Outcome> {
+        outcome.outcomes.iter().map(|(_, o)| *o).collect()
+    }
+
+    #[test]
+    fn genesis_outputs_of_the_shard_are_spendable_and_accounted() {
+        let (genesis, state) = client_state(1);
+        assert_eq!(state.genesis_supply(), 8000);
+        assert_eq!(state.accounted_value(), 8000);
+        assert_eq!(
+            state.utxo(&genesis_input(&genesis, 7)).map(|o| o.amount),
+            Some(1000)
+        );
+        assert_eq!(state.state_root(), genesis.hash());
+        let two_shards = super::tests::genesis(2);
+        let other_shard =
+            ShardState::from_genesis(&two_shards, 1 - shard_of(&key(50).public_key(), 2));
+        assert_eq!(other_shard.genesis_supply(), 0);
+    }
+
+    #[test]
+    fn transfer_rules_first_spend_wins_and_value_is_conserved() {
+        let (genesis, mut state) = client_state(1);
+        let me = key(50).public_key();
+        let pay = transfer(&genesis, &[genesis_input(&genesis, 0)], &[(900, me)]);
+        let double = transfer(&genesis, &[genesis_input(&genesis, 0)], &[(1000, me)]);
+        let duplicate = transfer(
+            &genesis,
+            &[genesis_input(&genesis, 1), genesis_input(&genesis, 1)],
+            &[(1, me)],
+        );
+        let overspend = transfer(&genesis, &[genesis_input(&genesis, 2)], &[(1001, me)]);
+        let outcome = apply(
+            &mut state,
+            0,
+            &[
+                pay.clone(),
+                double,
+                duplicate,
+                overspend,
+                MicroEvent::Mint(Mint {
+                    prev_mint_id: [0; 32],
+                    miner: me,
+                    nonce: 1,
+                }),
+            ],
+        );
+        assert_eq!(
+            outcomes(&outcome),
+            vec![
+                Outcome::Applied,
+                Outcome::UnknownOrSpentInput,
+                Outcome::DuplicateInput,
+                Outcome::ValueNotConserved,
+                Outcome::InactiveMint
+            ]
+        );
+        assert_eq!(outcome.fees, 100);
+        assert_eq!(state.accounted_value(), 8000, "inputs = outputs + fees");
+        let MicroEvent::Transfer(paid) = &pay else {
+            unreachable!()
+        };
+        let created = OutPoint {
+            tx_id: paid.tx_id(&genesis.network()),
+            index: 0,
+        };
+        assert_eq!(state.utxo(&created).map(|o| o.amount), Some(900));
+        assert!(
+            state.utxo(&genesis_input(&genesis, 1)).is_some(),
+            "a rejected transfer changes nothing"
+        );
+    }
+
+    #[test]
+    fn chained_spends_in_one_round_apply_in_order() {
+        let (genesis, mut state) = client_state(1);
+        let me = key(50).public_key();
+        let first = transfer(&genesis, &[genesis_input(&genesis, 3)], &[(1000, me)]);
+        let MicroEvent::Transfer(first_transfer) = &first else {
+            unreachable!()
+        };
+        let created = OutPoint {
+            tx_id: first_transfer.tx_id(&genesis.network()),
+            index: 0,
+        };
+        let second = transfer(&genesis, &[created], &[(990, me)]);
+        let outcome = apply(&mut state, 0, &[first.clone(), second.clone()]);
+        assert_eq!(outcomes(&outcome), vec![Outcome::Applied, Outcome::Applied]);
+        let (_, mut reversed) = client_state(1);
+        let outcome = apply(&mut reversed, 0, &[second, first]);
+        assert_eq!(
+            outcomes(&outcome),
+            vec![Outcome::UnknownOrSpentInput, Outcome::Applied]
+        );
+    }
+
+    #[test]
+    fn outputs_for_other_shards_become_exports() {
+        let (genesis, mut state) = client_state(4);
+        let home = shard_of(&key(50).public_key(), 4);
+        let away = (60..=255u8)
+            .map(|s| key(s).public_key())
+            .find(|k| shard_of(k, 4) != home)
+            .unwrap();
+        let outcome = apply(
+            &mut state,
+            0,
+            &[transfer(
+                &genesis,
+                &[genesis_input(&genesis, 0)],
+                &[(700, away)],
+            )],
+        );
+        assert_eq!(outcomes(&outcome), vec![Outcome::Applied]);
+        assert_eq!(state.accounted_value(), state.genesis_supply());
+        assert_eq!(state.exported, 700);
+    }
+
+    #[test]
+    fn evidence_slashes_once_and_removes_the_seat_from_the_base_fee() {
+        let (genesis, mut state) = client_state(1);
+        let header = |signature: u8| pc_codec::SignedAnchorHeader {
+            header: pc_codec::AnchorHeader {
+                version: 0,
+                network: genesis.network(),
+                shard: 0,
+                epoch: 0,
+                creator: 3,
+                seq: 5,
+                birth_round: 2,
+                parents: vec![],
+                payload_root: [0; 32],
+                payload_count: 0,
+                payload_bytes: 1,
+            },
+            signature: [signature; 64],
+        };
+        let evidence = MicroEvent::Evidence(Evidence {
+            first: header(1),
+            second: header(2),
+        });
+        let outcome = apply(&mut state, 0, &[evidence.clone(), evidence]);
+        assert_eq!(
+            outcomes(&outcome),
+            vec![Outcome::EvidenceRecorded, Outcome::EvidenceDuplicate]
+        );
+        assert_eq!(state.slashed_seats(), 1 << 3);
+        assert_eq!(state.eligible_seats(), 0b0111);
+    }
+
+    #[test]
+    fn fee_split_pays_out_exactly_the_fees_with_dust_to_the_proposer() {
+        let (genesis, state) = client_state(1);
+        let mut payouts = BTreeMap::new();
+        let distances = [Some(1), Some(2), None, Some(9)];
+        let events = [];
+        let anchor = FinalizedPayload {
+            creator: 1,
+            events: &events,
+            ack_distances: &distances,
+        };
+        state.split_fees(&anchor, 1_003, 0b1111, &[0, 2], &mut payouts);
+        assert_eq!(payouts.values().sum::<u64>(), 1_003);
+        let seat = |s: usize| payouts[&genesis.committee(0).unwrap()[s]];
+        // base 501 / 4 = 125 each; proposer 100; performance 200 by weights
+        // 20 : 13 (d = 1, 2; seat 3's d = 9 is past D_max) = 121, 78; attestor
+        // 200 / 2 = 100 to seats 0 and 2. Paid 999 of 1003: 4 units of dust.
+        assert_eq!(seat(0), 125 + 121 + 100);
+        assert_eq!(seat(2), 125 + 100);
+        assert_eq!(seat(3), 125);
+        assert_eq!(seat(1), 125 + 100 + 78 + 4);
+    }
+
+    #[test]
+    fn state_root_chains_rounds_and_depends_on_order_and_outcomes() {
+        let (genesis, mut a) = client_state(1);
+        let (_, mut b) = client_state(1);
+        let me = key(50).public_key();
+        let x = transfer(&genesis, &[genesis_input(&genesis, 4)], &[(10, me)]);
+        let y = transfer(&genesis, &[genesis_input(&genesis, 5)], &[(20, me)]);
+        let ra = apply(&mut a, 0, &[x.clone(), y.clone()]);
+        let rb = apply(&mut b, 0, &[x.clone(), y.clone()]);
+        assert_eq!(ra, rb, "replicas agree");
+        assert_ne!(ra.state_root, genesis.hash());
+        let (_, mut c) = client_state(1);
+        let rc = apply(&mut c, 0, &[y, x]);
+        assert_ne!(rc.state_root, ra.state_root, "the order is committed");
+        let next = apply(&mut a, 1, &[]);
+        let (_, mut d) = client_state(1);
+        assert_ne!(
+            next.state_root,
+            apply(&mut d, 1, &[]).state_root,
+            "the chain commits to history"
+        );
+    }
+}
