@@ -521,7 +521,12 @@ impl Consensus {
             .map(|(_, _, id)| {
                 let global_index = self.next_global_index;
                 self.next_global_index += 1;
-                FinalizedAnchor { id, global_index }
+                let ack_distances = self.ack_distances(self.by_id[&id], &unique);
+                FinalizedAnchor {
+                    id,
+                    global_index,
+                    ack_distances,
+                }
             })
             .collect();
         self.finalized.push_back(FinalizedRound {
@@ -532,6 +537,61 @@ impl Consensus {
                 .collect(),
             anchors,
         });
+    }
+
+    /// Ack distance of every seat for `x`, from the ancestry of the unique
+    /// famous witnesses `unique` of its round received (DESIGN §4).
+    fn ack_distances(&self, x: Idx, unique: &[Idx]) -> Vec<Option<u64>> {
+        (0..self.config.k)
+            .map(|seat| {
+                let first = if self.forked_seats & (1 << seat) == 0 {
+                    self.first_acknowledging_on_chain(x, seat, unique)
+                } else {
+                    self.first_acknowledging_by_search(x, seat, unique)
+                };
+                first.map(|z| self.vertices[z as usize].round - self.vertices[x as usize].round + 1)
+            })
+            .collect()
+    }
+
+    /// For a seat without forks: its anchors below the UFWs form one chain on
+    /// which "x is an ancestor" is monotone, so the first anchor that has x
+    /// as an ancestor is found by binary search. It sees x unless a fork of
+    /// x's creator is in its ancestry, and then no later anchor sees x either.
+    fn first_acknowledging_on_chain(&self, x: Idx, seat: usize, unique: &[Idx]) -> Option<Idx> {
+        let at_seq = |seq: u64| self.by_seat[seat][&seq][0];
+        let top = unique
+            .iter()
+            .map(|u| self.vertices[*u as usize].last_ancestor[seat])
+            .filter(|t| *t != NONE)
+            .max_by_key(|t| self.vertices[*t as usize].seq)?;
+        let (mut low, mut high) = (
+            *self.by_seat[seat].keys().next()?,
+            self.vertices[top as usize].seq,
+        );
+        if !self.is_ancestor(x, at_seq(high)) {
+            return None;
+        }
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if self.is_ancestor(x, at_seq(middle)) {
+                high = middle;
+            } else {
+                low = middle + 1;
+            }
+        }
+        let first = at_seq(low);
+        self.sees(first, x).then_some(first)
+    }
+
+    /// For a seat with a known fork: every anchor of the seat is checked.
+    fn first_acknowledging_by_search(&self, x: Idx, seat: usize, unique: &[Idx]) -> Option<Idx> {
+        self.by_seat[seat]
+            .values()
+            .flatten()
+            .copied()
+            .filter(|z| self.sees(*z, x) && unique.iter().any(|u| self.is_ancestor(*z, *u)))
+            .min_by_key(|z| self.vertices[*z as usize].round)
     }
 
     /// The next finalized round, in order.

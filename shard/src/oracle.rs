@@ -481,7 +481,32 @@ impl Oracle {
             .map(|(_, _, id)| {
                 let global_index = self.finalized_anchor_count;
                 self.finalized_anchor_count += 1;
-                FinalizedAnchor { id, global_index }
+                let ack_distances = self.ack_distances(self.index_by_id[&id], unique_famous);
+                FinalizedAnchor {
+                    id,
+                    global_index,
+                    ack_distances,
+                }
+            })
+            .collect()
+    }
+
+    /// Per seat c: among the vertices of c that are (ancestors of) a unique
+    /// famous witness and see x, the least round; d_c = that - round(x) + 1.
+    fn ack_distances(&self, x: usize, unique_famous: &[usize]) -> Vec<Option<u64>> {
+        let round_x = self.vertices[x].round;
+        (0..self.config.k)
+            .map(|seat| {
+                (0..self.vertices.len())
+                    .filter(|&z| usize::from(self.creator(z)) == seat)
+                    .filter(|&z| {
+                        unique_famous
+                            .iter()
+                            .any(|&u| self.vertices[u].ancestors.contains(&z))
+                    })
+                    .filter(|&z| self.sees(z, x))
+                    .map(|z| self.vertices[z].round - round_x + 1)
+                    .min()
             })
             .collect()
     }
@@ -551,6 +576,7 @@ mod tests {
                     anchors: vec![FinalizedAnchor {
                         id: id(0, round, 0),
                         global_index: round,
+                        ack_distances: vec![Some(1)],
                     }],
                 }
             );
@@ -603,18 +629,37 @@ mod tests {
                 *byte ^= id_byte;
             }
         }
+        // Ack distances: every seat acknowledges a layer-(2r-2) anchor in
+        // layer 2r-1, still in its round (d = 1); a layer-(2r-1) anchor is
+        // acknowledged by its creator at once (d = 1) and by the others in
+        // layer 2r, one round later (d = 2).
         let mut anchors = Vec::new();
-        for dag_layer in [2 * round - 2, 2 * round - 1] {
-            let mut ids: Vec<Hash32> = (0..4).map(|c| id(c, dag_layer, 0)).collect();
-            ids.sort_by_key(|anchor_id| (whiten(anchor_id, &ufw_xor), *anchor_id));
-            anchors.extend(ids);
+        for (dag_layer, other_seats_distance) in [(2 * round - 2, 1), (2 * round - 1, 2)] {
+            let mut ids: Vec<(Hash32, u8)> = (0..4).map(|c| (id(c, dag_layer, 0), c)).collect();
+            ids.sort_by_key(|(anchor_id, _)| (whiten(anchor_id, &ufw_xor), *anchor_id));
+            anchors.extend(ids.into_iter().map(|(anchor_id, creator)| {
+                let distances = (0..4u8)
+                    .map(|seat| {
+                        Some(if seat == creator {
+                            1
+                        } else {
+                            other_seats_distance
+                        })
+                    })
+                    .collect::<Vec<_>>();
+                (anchor_id, distances)
+            }));
         }
         FinalizedRound {
             round,
             unique_famous_witnesses: ufw,
             anchors: (first_global_index..)
                 .zip(anchors)
-                .map(|(global_index, id)| FinalizedAnchor { id, global_index })
+                .map(|(global_index, (id, ack_distances))| FinalizedAnchor {
+                    id,
+                    global_index,
+                    ack_distances,
+                })
                 .collect(),
         }
     }

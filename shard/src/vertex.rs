@@ -20,12 +20,29 @@ pub struct VertexSpec {
 }
 
 /// One finalized anchor in the total order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinalizedAnchor {
     /// The anchor id.
     pub id: Hash32,
     /// Its position in the shard's total order, from 0.
     pub global_index: u64,
+    /// Ack distance per seat (DESIGN §4): among the anchors that are
+    /// ancestors of a unique famous witness of the round received (or one
+    /// itself), the first of seat `c` that sees this anchor has round
+    /// `round(anchor) + d_c - 1`. `None`: no such anchor, so the seat is not
+    /// in the vote mask.
+    pub ack_distances: Vec<Option<u64>>,
+}
+
+impl FinalizedAnchor {
+    /// The vote mask: bit `c` set iff seat `c` acknowledged the anchor.
+    pub fn vote_mask(&self) -> u64 {
+        self.ack_distances
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.is_some())
+            .fold(0, |mask, (seat, _)| mask | 1 << seat)
+    }
 }
 
 /// A decided round and the anchors it received, in total order.
