@@ -59,6 +59,14 @@ pub enum InsertError {
         /// Position in the parent list.
         index: usize,
     },
+    /// The anchor's claimed birth round is not the round it computes to.
+    #[error("birth round {claimed} claimed, {computed} computed")]
+    BirthRoundMismatch {
+        /// The claim.
+        claimed: u64,
+        /// The computed round.
+        computed: u64,
+    },
     /// The self-parent rule of DESIGN §3.3 is broken.
     #[error("bad self-parent: seq {seq} needs {expected}")]
     BadSelfParent {
@@ -76,6 +84,12 @@ pub struct Placement {
     pub round: u64,
     /// Whether it is a witness.
     pub witness: bool,
+}
+
+struct ComputedRound {
+    round: u64,
+    witness: bool,
+    strongly_seen_previous: Vec<Idx>,
 }
 
 #[derive(Debug)]
@@ -147,6 +161,24 @@ impl Consensus {
     /// Inserts a vertex whose parents are all present, computes its round,
     /// and decides every round that became decidable.
     pub fn insert(&mut self, spec: VertexSpec) -> Result<Placement, InsertError> {
+        self.insert_checked(spec, None)
+    }
+
+    /// Inserts a vertex like [`Consensus::insert`], but only if its round is
+    /// `claimed_round` (an anchor's `birth_round`); otherwise nothing changes.
+    pub fn insert_with_birth_round(
+        &mut self,
+        spec: VertexSpec,
+        claimed_round: u64,
+    ) -> Result<Placement, InsertError> {
+        self.insert_checked(spec, Some(claimed_round))
+    }
+
+    fn insert_checked(
+        &mut self,
+        spec: VertexSpec,
+        claimed_round: Option<u64>,
+    ) -> Result<Placement, InsertError> {
         if self.by_id.contains_key(&spec.id) {
             return Err(InsertError::Duplicate);
         }
@@ -185,15 +217,25 @@ impl Consensus {
             fame: None,
             received: false,
         });
-        self.by_id.insert(spec.id, idx);
-        let same_seq = self.by_seat[usize::from(spec.creator)]
-            .entry(spec.seq)
-            .or_default();
-        same_seq.push(idx);
-        if same_seq.len() > 1 {
+        let forked_before = self.forked_seats;
+        if self.by_seat[usize::from(spec.creator)].contains_key(&spec.seq) {
             self.forked_seats |= 1 << spec.creator;
         }
-        let placement = self.place(idx);
+        let computed = self.compute_round(idx);
+        if let Some(claimed) = claimed_round.filter(|claimed| *claimed != computed.round) {
+            self.vertices.pop();
+            self.forked_seats = forked_before;
+            return Err(InsertError::BirthRoundMismatch {
+                claimed,
+                computed: computed.round,
+            });
+        }
+        self.by_id.insert(spec.id, idx);
+        self.by_seat[usize::from(spec.creator)]
+            .entry(spec.seq)
+            .or_default()
+            .push(idx);
+        let placement = self.place(idx, computed);
         self.unreceived.push(idx);
         self.decide_rounds();
         Ok(placement)
@@ -339,8 +381,9 @@ impl Consensus {
         seats >= self.config.q()
     }
 
-    /// Round and witness status of a freshly pushed vertex.
-    fn place(&mut self, idx: Idx) -> Placement {
+    /// Round, witness status and strongly seen previous-round witnesses of
+    /// a freshly pushed vertex; changes nothing.
+    fn compute_round(&self, idx: Idx) -> ComputedRound {
         let vertex = &self.vertices[idx as usize];
         let parent_round = vertex
             .parents
@@ -348,8 +391,11 @@ impl Consensus {
             .map(|p| self.vertices[*p as usize].round)
             .max();
         let base = parent_round.unwrap_or(0);
-        let seen_at_base = self.strongly_seen_witnesses(idx, base);
-        let round = if parent_round.is_some() && self.seat_count(&seen_at_base) >= self.config.q() {
+        let seen_at_base = match parent_round {
+            Some(_) => self.strongly_seen_witnesses(idx, base),
+            None => Vec::new(),
+        };
+        let round = if self.seat_count(&seen_at_base) >= self.config.q() {
             base + 1
         } else {
             base
@@ -361,18 +407,31 @@ impl Consensus {
             (true, r) if r == base + 1 => seen_at_base,
             (true, r) => self.strongly_seen_witnesses(idx, r - 1),
         };
-        let late = round < self.next_undecided_round;
+        ComputedRound {
+            round,
+            witness,
+            strongly_seen_previous,
+        }
+    }
+
+    /// Records a computed round; a witness of an already decided round is
+    /// late and not famous.
+    fn place(&mut self, idx: Idx, computed: ComputedRound) -> Placement {
+        let late = computed.round < self.next_undecided_round;
         let vertex = &mut self.vertices[idx as usize];
-        vertex.round = round;
-        vertex.witness = witness;
-        vertex.strongly_seen_previous = strongly_seen_previous;
-        if witness {
+        vertex.round = computed.round;
+        vertex.witness = computed.witness;
+        vertex.strongly_seen_previous = computed.strongly_seen_previous;
+        if computed.witness {
             if late {
                 vertex.fame = Some(false);
             }
-            self.witnesses.entry(round).or_default().push(idx);
+            self.witnesses.entry(computed.round).or_default().push(idx);
         }
-        Placement { round, witness }
+        Placement {
+            round: computed.round,
+            witness: computed.witness,
+        }
     }
 
     fn strongly_seen_witnesses(&self, x: Idx, round: u64) -> Vec<Idx> {
@@ -728,6 +787,37 @@ mod tests {
         let first = &finalized[1].anchors;
         assert!(first[..k].iter().all(|a| a.id[..8] == 0u64.to_le_bytes()));
         assert!(first[k..].iter().all(|a| a.id[..8] == 1u64.to_le_bytes()));
+    }
+
+    #[test]
+    fn wrong_birth_round_is_refused_and_leaves_nothing_behind() {
+        let k = 4;
+        let mut consensus = Consensus::new(ConsensusConfig {
+            k,
+            coin_round_period: 10,
+        });
+        let dag = full_mesh(k, 3);
+        for vertex in &dag[..2 * k] {
+            consensus.insert(vertex.clone()).unwrap();
+        }
+        let layer_two = dag[2 * k].clone();
+        assert_eq!(
+            consensus.insert_with_birth_round(layer_two.clone(), 0),
+            Err(InsertError::BirthRoundMismatch {
+                claimed: 0,
+                computed: 1
+            })
+        );
+        assert_eq!(consensus.len(), 2 * k);
+        assert_eq!(consensus.round(&layer_two.id), None);
+        let placement = consensus.insert_with_birth_round(layer_two, 1).unwrap();
+        assert_eq!(
+            placement,
+            Placement {
+                round: 1,
+                witness: true
+            }
+        );
     }
 
     #[test]
