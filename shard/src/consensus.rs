@@ -179,6 +179,41 @@ impl Consensus {
         spec: VertexSpec,
         claimed_round: Option<u64>,
     ) -> Result<Placement, InsertError> {
+        let (idx, forked_before, computed) = self.push_and_compute(&spec)?;
+        if let Some(claimed) = claimed_round.filter(|claimed| *claimed != computed.round) {
+            self.vertices.pop();
+            self.forked_seats = forked_before;
+            return Err(InsertError::BirthRoundMismatch {
+                claimed,
+                computed: computed.round,
+            });
+        }
+        self.by_id.insert(spec.id, idx);
+        self.by_seat[usize::from(spec.creator)]
+            .entry(spec.seq)
+            .or_default()
+            .push(idx);
+        let placement = self.place(idx, computed);
+        self.unreceived.push(idx);
+        self.decide_rounds();
+        Ok(placement)
+    }
+
+    /// The round a vertex would get if inserted now; changes nothing. A
+    /// seat uses it to fill in the birth round of its own next anchor.
+    pub fn probe_round(&mut self, spec: &VertexSpec) -> Result<u64, InsertError> {
+        let (_, forked_before, computed) = self.push_and_compute(spec)?;
+        self.vertices.pop();
+        self.forked_seats = forked_before;
+        Ok(computed.round)
+    }
+
+    /// Checks a vertex, pushes it on the arena (not yet findable by id) and
+    /// computes its round. Returns the fork flags to restore on rollback.
+    fn push_and_compute(
+        &mut self,
+        spec: &VertexSpec,
+    ) -> Result<(Idx, u64, ComputedRound), InsertError> {
         if self.by_id.contains_key(&spec.id) {
             return Err(InsertError::Duplicate);
         }
@@ -199,9 +234,9 @@ impl Consensus {
                     .ok_or(InsertError::MissingParent { index })
             })
             .collect::<Result<Vec<Idx>, _>>()?;
-        let self_parent = self.check_self_parent(&spec, &parents)?;
+        let self_parent = self.check_self_parent(spec, &parents)?;
         let idx = self.vertices.len() as Idx;
-        let (fork_mask, last_ancestor) = self.summarize_ancestry(idx, &spec, self_parent, &parents);
+        let (fork_mask, last_ancestor) = self.summarize_ancestry(idx, spec, self_parent, &parents);
         self.vertices.push(Vertex {
             id: spec.id,
             creator: spec.creator,
@@ -221,24 +256,7 @@ impl Consensus {
         if self.by_seat[usize::from(spec.creator)].contains_key(&spec.seq) {
             self.forked_seats |= 1 << spec.creator;
         }
-        let computed = self.compute_round(idx);
-        if let Some(claimed) = claimed_round.filter(|claimed| *claimed != computed.round) {
-            self.vertices.pop();
-            self.forked_seats = forked_before;
-            return Err(InsertError::BirthRoundMismatch {
-                claimed,
-                computed: computed.round,
-            });
-        }
-        self.by_id.insert(spec.id, idx);
-        self.by_seat[usize::from(spec.creator)]
-            .entry(spec.seq)
-            .or_default()
-            .push(idx);
-        let placement = self.place(idx, computed);
-        self.unreceived.push(idx);
-        self.decide_rounds();
-        Ok(placement)
+        Ok((idx, forked_before, self.compute_round(idx)))
     }
 
     fn check_self_parent(&self, spec: &VertexSpec, parents: &[Idx]) -> Result<Idx, InsertError> {
@@ -661,6 +679,24 @@ impl Consensus {
 
     fn lookup(&self, id: &Hash32) -> Option<&Vertex> {
         self.by_id.get(id).map(|i| &self.vertices[*i as usize])
+    }
+
+    /// Whether `parent` names an inserted vertex with that creator, seq and
+    /// round.
+    pub fn matches_parent_ref(&self, parent: &pc_codec::ParentRef) -> bool {
+        self.lookup(&parent.anchor_id).is_some_and(|v| {
+            v.creator == parent.creator && v.seq == parent.seq && v.round == parent.birth_round
+        })
+    }
+
+    /// The creator of an inserted vertex.
+    pub fn creator(&self, id: &Hash32) -> Option<u8> {
+        self.lookup(id).map(|v| v.creator)
+    }
+
+    /// Whether a vertex with this id is in the DAG.
+    pub fn contains(&self, id: &Hash32) -> bool {
+        self.by_id.contains_key(id)
     }
 
     /// The round of an inserted vertex.

@@ -6,8 +6,11 @@
 #![warn(missing_docs)]
 
 pub mod consensus;
+pub mod machine;
 pub mod oracle;
+pub mod sim_crypto;
 pub mod state;
+pub mod validate;
 pub mod vertex;
 
 pub use vertex::{FinalizedAnchor, FinalizedRound, VertexSpec};

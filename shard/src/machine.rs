@@ -1,0 +1,872 @@
+//! The sans-IO state machine of one shard of one validator, in the
+//! quinn-proto style: `handle_*` methods take input (anchor bytes from a
+//! peer, micro-events from clients, "record N is durable", a logical tick),
+//! `#[must_use] poll_*` methods give output (messages to send, records to
+//! persist, finalized rounds, the next timer). It runs as a seat (it signs
+//! anchors) or as an observer (it validates and finalizes, never signs).
+//!
+//! The machine never does I/O and never reads a clock: the driver (the
+//! engine, or the simulator) owns sockets, logs and time. Every queue it
+//! holds has a bound from [`ShardLimits`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use pc_codec::genesis::Genesis;
+use pc_codec::{
+    AnchorHeader, AnchorPayload, Decode, DecodeError, Encode, Evidence, Hash32, LogRecordKind,
+    MicroEvent, ParentRef, PublicKeyBytes, RoundFinalized, SignatureBytes, SignatureVerifier,
+    SignedAnchor, SignedAnchorHeader, SigningKey, MAX_PAYLOAD_EVENTS, PROTOCOL_VERSION,
+};
+
+use crate::consensus::{Consensus, ConsensusConfig, InsertError};
+use crate::state::{FinalizedPayload, RoundOutcome, ShardState};
+use crate::validate::{validate_anchor, validate_micro_event, AnchorError, ShardContext};
+use crate::vertex::{FinalizedRound, VertexSpec};
+
+/// Signs a seat's anchors.
+pub trait AnchorSigner {
+    /// The seat's public key.
+    fn public_key(&self) -> PublicKeyBytes;
+    /// Signs a header id.
+    fn sign(&self, message: &[u8]) -> SignatureBytes;
+}
+
+/// BIP-340 signing for the product. The auxiliary randomness is all zeros,
+/// which BIP-340 allows (the nonce stays deterministic in key and message);
+/// a driver that wants fresh auxiliary randomness wraps its own signer.
+impl AnchorSigner for SigningKey {
+    fn public_key(&self) -> PublicKeyBytes {
+        SigningKey::public_key(self)
+    }
+    fn sign(&self, message: &[u8]) -> SignatureBytes {
+        SigningKey::sign(self, message, &[0; 32])
+    }
+}
+
+/// A seat of the simulator's fast signature scheme (never the product).
+#[derive(Debug, Clone, Copy)]
+pub struct FastSeatKey(pub PublicKeyBytes);
+
+impl AnchorSigner for FastSeatKey {
+    fn public_key(&self) -> PublicKeyBytes {
+        self.0
+    }
+    fn sign(&self, message: &[u8]) -> SignatureBytes {
+        crate::sim_crypto::FastSigner.sign(&self.0, message)
+    }
+}
+
+/// Numeric bounds on everything the machine queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardLimits {
+    /// Largest anchor accepted, in encoded bytes (checked before decoding).
+    pub max_anchor_bytes: usize,
+    /// Anchors held while their parents are pulled; the oldest is dropped
+    /// to admit a new one.
+    pub max_pending_anchors: usize,
+    /// Parent ids requested and not yet received.
+    pub max_outstanding_pulls: usize,
+    /// Micro-events waiting for an own anchor.
+    pub max_mempool_events: usize,
+    /// Ticks before an unanswered pull is asked of every peer.
+    pub pull_retry_ticks: u64,
+}
+
+impl Default for ShardLimits {
+    fn default() -> Self {
+        ShardLimits {
+            max_anchor_bytes: 1 << 20,
+            max_pending_anchors: 4096,
+            max_outstanding_pulls: 1024,
+            max_mempool_events: 65_536,
+            pull_retry_ticks: 10,
+        }
+    }
+}
+
+/// A peer as the driver names it.
+pub type PeerId = u32;
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// Every peer of the shard's committee.
+    Broadcast,
+    /// One peer.
+    Peer(PeerId),
+}
+
+/// A message of the shard protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardMessage {
+    /// An encoded [`SignedAnchor`].
+    Anchor(Vec<u8>),
+    /// A request for anchors by id.
+    Get(Vec<Hash32>),
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub destination: Destination,
+    /// What.
+    pub message: ShardMessage,
+}
+
+/// A record to append to the shard's log. Tokens count up from 0 in the
+/// order records are emitted; the driver appends them in that order and
+/// reports durability with [`Shard::handle_durable`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistRecord {
+    /// Position in the machine's record stream.
+    pub token: u64,
+    /// The record kind.
+    pub kind: LogRecordKind,
+    /// The record body.
+    pub body: Vec<u8>,
+}
+
+/// A finalized round with its anchors and state outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalizedReport {
+    /// Consensus' view: UFWs and the ordered anchors.
+    pub round: FinalizedRound,
+    /// The state's view: outcomes, fees, roots.
+    pub outcome: RoundOutcome,
+}
+
+/// How an accepted anchor was taken in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnchorStatus {
+    /// Inserted into the DAG (with any pending descendants it unblocked).
+    Inserted,
+    /// Held until its missing parents arrive.
+    Pending,
+    /// Already known.
+    Duplicate,
+}
+
+/// Why an anchor was refused. Its sender is to be penalised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnchorRejected {
+    /// Over [`ShardLimits::max_anchor_bytes`].
+    #[error("anchor of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not a canonical encoding.
+    #[error("malformed anchor: {0}")]
+    Malformed(#[from] DecodeError),
+    /// Breaks a validity rule of DESIGN §3.3.
+    #[error("invalid anchor: {0}")]
+    Invalid(#[from] AnchorError),
+    /// A parent reference whose creator, seq or birth round is not the
+    /// parent's.
+    #[error("parent {index} does not match the anchor it references")]
+    ParentRefMismatch {
+        /// Position in the parent list.
+        index: usize,
+    },
+    /// Its birth round is not the round it computes to, or consensus refused it.
+    #[error("anchor refused by consensus: {0}")]
+    Consensus(#[from] InsertError),
+}
+
+/// Why a client's micro-event was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitRejected {
+    /// The machine is an observer.
+    #[error("this node holds no seat in the shard")]
+    NotASeat,
+    /// The mempool is full.
+    #[error("mempool full ({max} micro-events)")]
+    MempoolFull {
+        /// The bound.
+        max: usize,
+    },
+    /// The micro-event is not valid for this shard.
+    #[error("invalid micro-event: {0}")]
+    Invalid(String),
+}
+
+/// A restart that found the log inconsistent with what the machine derives.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// A record does not decode.
+    #[error("record {index}: {error}")]
+    Malformed {
+        /// Position among the records given.
+        index: usize,
+        /// The decode error.
+        error: DecodeError,
+    },
+    /// A logged anchor is refused on replay.
+    #[error("record {index}: logged anchor refused: {error}")]
+    Refused {
+        /// Position among the records given.
+        index: usize,
+        /// Why.
+        error: AnchorRejected,
+    },
+    /// A logged finalized round differs from the re-derived one.
+    #[error("round {round}: logged {logged} but re-derived {derived}")]
+    RoundMismatch {
+        /// The round.
+        round: u64,
+        /// What the log says.
+        logged: String,
+        /// What replay derived.
+        derived: String,
+    },
+}
+
+struct SeatRole<S> {
+    seat: u8,
+    signer: S,
+    next_seq: u64,
+    last_own: Option<ParentRef>,
+    /// The own anchor waiting for its record to become durable before it is sent.
+    awaiting_durable: Option<(u64, Vec<u8>)>,
+    /// Latest anchor of each other seat.
+    latest: BTreeMap<u8, ParentRef>,
+    /// Other seats with an anchor not yet referenced, with the own anchor
+    /// count when they started waiting (oldest first: no seat starves).
+    unacknowledged: BTreeMap<u8, u64>,
+    own_anchors: u64,
+}
+
+struct Pending {
+    anchor: SignedAnchor,
+    bytes: Vec<u8>,
+    arrival: u64,
+}
+
+/// The state machine of one shard.
+pub struct Shard<V, S> {
+    context: ShardContext,
+    limits: ShardLimits,
+    verifier: V,
+    seat: Option<SeatRole<S>>,
+    consensus: Consensus,
+    state: ShardState,
+    /// Inserted anchors not yet finalized (payloads needed at apply time).
+    unfinalized: HashMap<Hash32, SignedAnchor>,
+    /// First header seen per (seat, seq), for fork detection.
+    first_header: HashMap<(u8, u64), SignedAnchorHeader>,
+    evidence_queued: u64,
+    pending: BTreeMap<u64, Hash32>,
+    pending_by_id: HashMap<Hash32, Pending>,
+    /// Missing parent id -> pending anchors waiting for it.
+    waiting_for: HashMap<Hash32, Vec<Hash32>>,
+    /// Parent id -> tick it was requested.
+    requested: BTreeMap<Hash32, u64>,
+    mempool: VecDeque<MicroEvent>,
+    arrivals: u64,
+    now: u64,
+    next_token: u64,
+    replaying: bool,
+    transmits: VecDeque<Transmit>,
+    persists: VecDeque<PersistRecord>,
+    finalized: VecDeque<FinalizedReport>,
+}
+
+/// The role of a machine.
+pub enum Role<S> {
+    /// Validates and finalizes, never signs.
+    Observer,
+    /// Holds `seat` and signs with `signer`.
+    Seat {
+        /// The seat index.
+        seat: u8,
+        /// Its signing key.
+        signer: S,
+    },
+}
+
+impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
+    /// A fresh machine for `shard` of a validated genesis.
+    ///
+    /// # Panics
+    /// If the genesis has no such shard or the seat's key is not the
+    /// committee's key for that seat (a configuration error).
+    pub fn new(
+        genesis: &Genesis,
+        shard: u16,
+        role: Role<S>,
+        verifier: V,
+        limits: ShardLimits,
+    ) -> Self {
+        let context = ShardContext::from_genesis(genesis, shard)
+            .expect("a validated genesis with this shard");
+        let seat = match role {
+            Role::Observer => None,
+            Role::Seat { seat, signer } => {
+                assert_eq!(
+                    context.committee.get(usize::from(seat)),
+                    Some(&signer.public_key()),
+                    "seat {seat} of shard {shard} is not this key's"
+                );
+                Some(SeatRole {
+                    seat,
+                    signer,
+                    next_seq: 0,
+                    last_own: None,
+                    awaiting_durable: None,
+                    latest: BTreeMap::new(),
+                    unacknowledged: BTreeMap::new(),
+                    own_anchors: 0,
+                })
+            }
+        };
+        Shard {
+            consensus: Consensus::new(ConsensusConfig {
+                k: context.k(),
+                coin_round_period: u64::from(genesis.params.coin_round_period),
+            }),
+            state: ShardState::from_genesis(genesis, shard),
+            context,
+            limits,
+            verifier,
+            seat,
+            unfinalized: HashMap::new(),
+            first_header: HashMap::new(),
+            evidence_queued: 0,
+            pending: BTreeMap::new(),
+            pending_by_id: HashMap::new(),
+            waiting_for: HashMap::new(),
+            requested: BTreeMap::new(),
+            mempool: VecDeque::new(),
+            arrivals: 0,
+            now: 0,
+            next_token: 0,
+            replaying: false,
+            transmits: VecDeque::new(),
+            persists: VecDeque::new(),
+            finalized: VecDeque::new(),
+        }
+    }
+
+    /// Takes in an anchor's bytes from `from` (`None`: the driver itself,
+    /// e.g. catch-up from a log).
+    pub fn handle_anchor(
+        &mut self,
+        from: Option<PeerId>,
+        bytes: &[u8],
+    ) -> Result<AnchorStatus, AnchorRejected> {
+        if bytes.len() > self.limits.max_anchor_bytes {
+            return Err(AnchorRejected::TooLarge {
+                len: bytes.len(),
+                max: self.limits.max_anchor_bytes,
+            });
+        }
+        let anchor = SignedAnchor::from_bytes(bytes)?;
+        let id = anchor.anchor_id();
+        if self.consensus.contains(&id) || self.pending_by_id.contains_key(&id) {
+            return Ok(AnchorStatus::Duplicate);
+        }
+        validate_anchor(&self.context, &self.verifier, &anchor)?;
+        self.requested.remove(&id);
+        let missing: Vec<Hash32> = anchor
+            .header
+            .header
+            .parents
+            .iter()
+            .map(|p| p.anchor_id)
+            .filter(|p| !self.consensus.contains(p))
+            .collect();
+        if missing.is_empty() {
+            self.insert(anchor, bytes.to_vec())?;
+            self.after_input();
+            return Ok(AnchorStatus::Inserted);
+        }
+        self.hold(id, anchor, bytes.to_vec(), &missing);
+        self.request(from, missing);
+        Ok(AnchorStatus::Pending)
+    }
+
+    /// Queues a client's micro-event for the next own anchor.
+    pub fn handle_micro_event(&mut self, event: MicroEvent) -> Result<(), SubmitRejected> {
+        if self.seat.is_none() {
+            return Err(SubmitRejected::NotASeat);
+        }
+        if self.mempool.len() >= self.limits.max_mempool_events {
+            return Err(SubmitRejected::MempoolFull {
+                max: self.limits.max_mempool_events,
+            });
+        }
+        validate_micro_event(&self.context, &self.verifier, &event)
+            .map_err(|e| SubmitRejected::Invalid(e.to_string()))?;
+        self.mempool.push_back(event);
+        self.after_input();
+        Ok(())
+    }
+
+    /// Every record up to and including `token` is durable.
+    pub fn handle_durable(&mut self, token: u64) {
+        let Some(seat) = self.seat.as_mut() else {
+            return;
+        };
+        if let Some((waiting, _)) = &seat.awaiting_durable {
+            if *waiting <= token {
+                let (_, bytes) = seat.awaiting_durable.take().expect("checked above");
+                self.transmits.push_back(Transmit {
+                    destination: Destination::Broadcast,
+                    message: ShardMessage::Anchor(bytes),
+                });
+                self.after_input();
+            }
+        }
+    }
+
+    /// Advances logical time: unanswered pulls are asked of every peer.
+    pub fn handle_tick(&mut self, now: u64) {
+        self.now = now;
+        let retry: Vec<Hash32> = self
+            .requested
+            .iter()
+            .filter(|(_, at)| now.saturating_sub(**at) >= self.limits.pull_retry_ticks)
+            .map(|(id, _)| *id)
+            .collect();
+        if !retry.is_empty() {
+            for id in &retry {
+                self.requested.insert(*id, now);
+            }
+            self.transmits.push_back(Transmit {
+                destination: Destination::Broadcast,
+                message: ShardMessage::Get(retry),
+            });
+        }
+    }
+
+    /// Rebuilds the machine from its own log records, in log order, to
+    /// exactly the state it had: every logged anchor is inserted again (its
+    /// signatures were checked before it was logged), every logged
+    /// finalized round must match the re-derived one, and a seat continues
+    /// after its highest logged own anchor. Emits nothing.
+    pub fn restore<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (LogRecordKind, &'a [u8])>,
+    ) -> Result<(), RestoreError> {
+        self.replaying = true;
+        let mut derived: VecDeque<RoundFinalized> = VecDeque::new();
+        let result = (|| {
+            for (index, (kind, body)) in records.into_iter().enumerate() {
+                match kind {
+                    LogRecordKind::AnchorAccepted => {
+                        let anchor = SignedAnchor::from_bytes(body)
+                            .map_err(|error| RestoreError::Malformed { index, error })?;
+                        self.insert(anchor, body.to_vec())
+                            .map_err(|error| RestoreError::Refused { index, error })?;
+                        derived.extend(self.finalized.drain(..).map(|r| round_record(&r)));
+                    }
+                    LogRecordKind::RoundFinalized => {
+                        let logged = RoundFinalized::from_bytes(body)
+                            .map_err(|error| RestoreError::Malformed { index, error })?;
+                        match derived.pop_front() {
+                            Some(ours) if ours == logged => {}
+                            other => {
+                                return Err(RestoreError::RoundMismatch {
+                                    round: logged.round,
+                                    logged: format!("{logged:?}"),
+                                    derived: format!("{other:?}"),
+                                })
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })();
+        self.replaying = false;
+        self.transmits.clear();
+        self.persists.clear();
+        self.finalized.clear();
+        result
+    }
+
+    fn hold(&mut self, id: Hash32, anchor: SignedAnchor, bytes: Vec<u8>, missing: &[Hash32]) {
+        if self.pending_by_id.len() >= self.limits.max_pending_anchors {
+            if let Some((_, oldest)) = self.pending.pop_first() {
+                self.pending_by_id.remove(&oldest);
+            }
+        }
+        let arrival = self.arrivals;
+        self.arrivals += 1;
+        self.pending.insert(arrival, id);
+        self.pending_by_id.insert(
+            id,
+            Pending {
+                anchor,
+                bytes,
+                arrival,
+            },
+        );
+        for parent in missing {
+            let waiters = self.waiting_for.entry(*parent).or_default();
+            if !waiters.contains(&id) {
+                waiters.push(id);
+            }
+        }
+    }
+
+    fn request(&mut self, from: Option<PeerId>, missing: Vec<Hash32>) {
+        let fresh: Vec<Hash32> = missing
+            .into_iter()
+            .filter(|id| !self.requested.contains_key(id) && !self.pending_by_id.contains_key(id))
+            .take(
+                self.limits
+                    .max_outstanding_pulls
+                    .saturating_sub(self.requested.len()),
+            )
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        for id in &fresh {
+            self.requested.insert(*id, self.now);
+        }
+        self.transmits.push_back(Transmit {
+            destination: from.map_or(Destination::Broadcast, Destination::Peer),
+            message: ShardMessage::Get(fresh),
+        });
+    }
+
+    /// Inserts an anchor whose parents are all present, then every pending
+    /// anchor that it unblocks.
+    fn insert(&mut self, anchor: SignedAnchor, bytes: Vec<u8>) -> Result<(), AnchorRejected> {
+        let mut work = vec![(anchor, bytes)];
+        let mut first = true;
+        while let Some((anchor, bytes)) = work.pop() {
+            let id = anchor.anchor_id();
+            match self.insert_one(anchor, bytes) {
+                Ok(_) => {}
+                Err(error) if first => return Err(error),
+                Err(_) => continue,
+            }
+            first = false;
+            for child in self.waiting_for.remove(&id).unwrap_or_default() {
+                let ready = self.pending_by_id.get(&child).is_some_and(|p| {
+                    p.anchor
+                        .header
+                        .header
+                        .parents
+                        .iter()
+                        .all(|parent| self.consensus.contains(&parent.anchor_id))
+                });
+                if ready {
+                    let pending = self.pending_by_id.remove(&child).expect("checked above");
+                    self.pending.remove(&pending.arrival);
+                    work.push((pending.anchor, pending.bytes));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts one anchor; returns the token of its `AnchorAccepted` record.
+    fn insert_one(&mut self, anchor: SignedAnchor, bytes: Vec<u8>) -> Result<u64, AnchorRejected> {
+        let header = &anchor.header.header;
+        if let Some(index) = header
+            .parents
+            .iter()
+            .position(|p| !self.consensus.matches_parent_ref(p))
+        {
+            return Err(AnchorRejected::ParentRefMismatch { index });
+        }
+        let spec = VertexSpec {
+            id: anchor.anchor_id(),
+            creator: header.creator,
+            seq: header.seq,
+            parents: header.parents.iter().map(|p| p.anchor_id).collect(),
+            coin: anchor.header.signature[32] & 1 == 1,
+        };
+        self.consensus
+            .insert_with_birth_round(spec, header.birth_round)?;
+        self.detect_fork(&anchor.header);
+        let parent_ref = ParentRef {
+            anchor_id: anchor.anchor_id(),
+            creator: header.creator,
+            seq: header.seq,
+            birth_round: header.birth_round,
+        };
+        if let Some(seat) = self.seat.as_mut() {
+            if header.creator == seat.seat {
+                if header.seq >= seat.next_seq {
+                    seat.next_seq = header.seq + 1;
+                    seat.last_own = Some(parent_ref);
+                }
+            } else if seat
+                .latest
+                .get(&header.creator)
+                .is_none_or(|known| known.seq < header.seq)
+            {
+                seat.latest.insert(header.creator, parent_ref);
+                seat.unacknowledged
+                    .entry(header.creator)
+                    .or_insert(seat.own_anchors);
+            }
+        }
+        self.unfinalized.insert(parent_ref.anchor_id, anchor);
+        let token = self.persist(LogRecordKind::AnchorAccepted, bytes);
+        self.drain_finalized();
+        Ok(token)
+    }
+
+    /// Queues Evidence when a second header of one seat at one seq arrives.
+    fn detect_fork(&mut self, header: &SignedAnchorHeader) {
+        let key = (header.header.creator, header.header.seq);
+        let Some(first) = self.first_header.get(&key) else {
+            self.first_header.insert(key, header.clone());
+            return;
+        };
+        let seat_bit = 1u64 << header.header.creator;
+        if self.evidence_queued & seat_bit != 0 || self.seat.is_none() {
+            return;
+        }
+        self.evidence_queued |= seat_bit;
+        self.mempool.push_front(MicroEvent::Evidence(Evidence {
+            first: first.clone(),
+            second: header.clone(),
+        }));
+    }
+
+    fn drain_finalized(&mut self) {
+        while let Some(round) = self.consensus.poll_finalized() {
+            let anchors: Vec<SignedAnchor> = round
+                .anchors
+                .iter()
+                .map(|a| {
+                    self.unfinalized
+                        .remove(&a.id)
+                        .expect("finalized anchors were inserted")
+                })
+                .collect();
+            let payloads: Vec<FinalizedPayload<'_>> = anchors
+                .iter()
+                .zip(&round.anchors)
+                .map(|(anchor, finalized)| FinalizedPayload {
+                    creator: anchor.header.header.creator,
+                    events: &anchor.payload.events,
+                    ack_distances: &finalized.ack_distances,
+                })
+                .collect();
+            let ufw_creators: Vec<u8> = round
+                .unique_famous_witnesses
+                .iter()
+                .map(|id| {
+                    self.consensus
+                        .creator(id)
+                        .expect("a unique famous witness is in the DAG")
+                })
+                .collect();
+            let outcome = self
+                .state
+                .apply_round(round.round, &payloads, &ufw_creators);
+            let report = FinalizedReport { round, outcome };
+            self.persist(
+                LogRecordKind::RoundFinalized,
+                round_record(&report).to_bytes(),
+            );
+            self.finalized.push_back(report);
+        }
+    }
+
+    fn persist(&mut self, kind: LogRecordKind, body: Vec<u8>) -> u64 {
+        let token = self.next_token;
+        self.next_token += 1;
+        if !self.replaying {
+            self.persists.push_back(PersistRecord { token, kind, body });
+        }
+        token
+    }
+
+    /// After new input: a seat makes its next own anchor when it has
+    /// micro-events to include, or anchors to acknowledge while payloads
+    /// still wait for finality; one own anchor is in flight at a time.
+    fn after_input(&mut self) {
+        if self.replaying {
+            return;
+        }
+        let Some(seat) = self.seat.as_ref() else {
+            return;
+        };
+        if seat.awaiting_durable.is_some() {
+            return;
+        }
+        let work_waiting = !self.mempool.is_empty()
+            || (!seat.unacknowledged.is_empty()
+                && self
+                    .unfinalized
+                    .values()
+                    .any(|a| !a.payload.events.is_empty()));
+        // After its first anchor a seat needs another seat's anchor to
+        // reference when the committee has more than one seat (DESIGN §3.3).
+        let can_reference = seat.next_seq == 0 || self.context.k() == 1 || !seat.latest.is_empty();
+        if work_waiting && can_reference {
+            self.create_own_anchor();
+        }
+    }
+
+    fn create_own_anchor(&mut self) {
+        let seat = self.seat.as_ref().expect("only seats create anchors");
+        let (creator, seq) = (seat.seat, seat.next_seq);
+        let mut parents: Vec<ParentRef> = seat.last_own.into_iter().collect();
+        parents.extend(choose_other_parents(seat, &self.consensus));
+        let take = self.mempool.len().min(MAX_PAYLOAD_EVENTS);
+        let payload = AnchorPayload {
+            events: self.mempool.drain(..take).collect(),
+        };
+        let spec = VertexSpec {
+            id: [0xff; 32],
+            creator,
+            seq,
+            parents: parents.iter().map(|p| p.anchor_id).collect(),
+            coin: false,
+        };
+        let birth_round = self
+            .consensus
+            .probe_round(&spec)
+            .expect("own parents are inserted and follow the self-parent rule");
+        let mut header = AnchorHeader {
+            version: PROTOCOL_VERSION,
+            network: self.context.network,
+            shard: self.context.shard,
+            epoch: 0,
+            creator,
+            seq,
+            birth_round,
+            parents,
+            payload_root: payload.root(),
+            payload_count: payload.events.len() as u16,
+            payload_bytes: 0,
+        };
+        header.payload_bytes = payload.to_bytes().len() as u32;
+        let signature = seat.signer.sign(&header.id());
+        let anchor = SignedAnchor {
+            header: SignedAnchorHeader { header, signature },
+            payload,
+        };
+        let bytes = anchor.to_bytes();
+        let own_ref = ParentRef {
+            anchor_id: anchor.anchor_id(),
+            creator,
+            seq,
+            birth_round,
+        };
+        let referenced: Vec<u8> = anchor
+            .header
+            .header
+            .parents
+            .iter()
+            .map(|p| p.creator)
+            .collect();
+        let token = self
+            .insert_one(anchor, bytes.clone())
+            .expect("an own anchor built from inserted parents is valid");
+        let seat = self.seat.as_mut().expect("only seats create anchors");
+        for creator in referenced {
+            seat.unacknowledged.remove(&creator);
+        }
+        seat.own_anchors += 1;
+        debug_assert_eq!(seat.last_own, Some(own_ref));
+        seat.awaiting_durable = Some((token, bytes));
+    }
+
+    /// The next message to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next record to append to the log.
+    #[must_use]
+    pub fn poll_persist(&mut self) -> Option<PersistRecord> {
+        self.persists.pop_front()
+    }
+
+    /// The next finalized round.
+    #[must_use]
+    pub fn poll_finalized(&mut self) -> Option<FinalizedReport> {
+        self.finalized.pop_front()
+    }
+
+    /// The logical time at which [`Shard::handle_tick`] has work, if any.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.requested
+            .values()
+            .min()
+            .map(|at| at + self.limits.pull_retry_ticks)
+    }
+
+    /// The shard's UTXO state.
+    pub fn state(&self) -> &ShardState {
+        &self.state
+    }
+
+    /// Anchors held while their parents are pulled.
+    pub fn pending_anchors(&self) -> usize {
+        self.pending_by_id.len()
+    }
+
+    /// Micro-events waiting for an own anchor.
+    pub fn mempool_len(&self) -> usize {
+        self.mempool.len()
+    }
+
+    /// The DAG.
+    pub fn consensus(&self) -> &Consensus {
+        &self.consensus
+    }
+}
+
+/// The log record of a finalized round.
+fn round_record(report: &FinalizedReport) -> RoundFinalized {
+    RoundFinalized {
+        round: report.round.round,
+        first_global_index: report.round.anchors.first().map_or(0, |a| a.global_index),
+        anchor_count: report.round.anchors.len() as u64,
+        state_root: report.outcome.state_root,
+        payout_root: report.outcome.payout_root,
+    }
+}
+
+/// Up to three other-seat parents, one per seat: the unacknowledged seat
+/// waiting longest (so no seat starves), then unacknowledged anchors of the
+/// highest round (to advance the round), then already acknowledged ones;
+/// ties by seat.
+fn choose_other_parents<S>(seat: &SeatRole<S>, consensus: &Consensus) -> Vec<ParentRef> {
+    let mut chosen: BTreeSet<u8> = BTreeSet::new();
+    if let Some((oldest, _)) = seat
+        .unacknowledged
+        .iter()
+        .min_by_key(|(other, since)| (**since, **other))
+    {
+        chosen.insert(*oldest);
+    }
+    let mut candidates: Vec<(bool, u64, u8)> = seat
+        .latest
+        .iter()
+        .map(|(other, parent)| {
+            let round = consensus.round(&parent.anchor_id).unwrap_or(0);
+            (!seat.unacknowledged.contains_key(other), round, *other)
+        })
+        .collect();
+    candidates.sort_by_key(|(acknowledged, round, other)| {
+        (*acknowledged, std::cmp::Reverse(*round), *other)
+    });
+    for (_, _, other) in candidates {
+        if chosen.len() == 3 {
+            break;
+        }
+        chosen.insert(other);
+    }
+    chosen
+        .into_iter()
+        .map(|other| seat.latest[&other])
+        .collect()
+}
