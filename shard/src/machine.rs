@@ -697,8 +697,10 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         if seat.awaiting_durable.is_some() {
             return;
         }
+        // A lone seat has nothing to acknowledge: it advances rounds alone.
+        let can_advance = !seat.unacknowledged.is_empty() || self.context.k() == 1;
         let work_waiting = !self.mempool.is_empty()
-            || (!seat.unacknowledged.is_empty()
+            || (can_advance
                 && self
                     .unfinalized
                     .values()
