@@ -35,7 +35,14 @@ pub struct ConsensusConfig {
 impl ConsensusConfig {
     /// The supermajority `q = k - floor((k - 1) / 3)`.
     pub fn q(&self) -> usize {
-        self.k - (self.k - 1) / 3
+        let q = self.k - (self.k - 1) / 3;
+        // The mutation self-test of DESIGN §10: a planted off-by-one in the
+        // supermajority must make the default test run fail.
+        if cfg!(feature = "planted-bug-threshold") {
+            q - 1
+        } else {
+            q
+        }
     }
 }
 
@@ -133,6 +140,16 @@ pub struct Consensus {
     unreceived: Vec<Idx>,
     next_global_index: u64,
     finalized: std::collections::VecDeque<FinalizedRound>,
+    coin_stats: CoinStats,
+}
+
+/// Counters of the fame vote's coin rounds (for the simulator's coverage).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CoinStats {
+    /// Votes recorded in coin rounds (`d mod C == 0`).
+    pub coin_round_votes: u64,
+    /// Of those, the votes that took the coin bit.
+    pub coin_flips: u64,
 }
 
 impl Consensus {
@@ -155,6 +172,7 @@ impl Consensus {
             unreceived: Vec::new(),
             next_global_index: 0,
             finalized: std::collections::VecDeque::new(),
+            coin_stats: CoinStats::default(),
         }
     }
 
@@ -381,7 +399,11 @@ impl Consensus {
     /// x sees y: y <= x and no fork by y's creator among x's ancestors.
     fn sees(&self, x: Idx, y: Idx) -> bool {
         let creator = self.vertices[y as usize].creator;
-        self.vertices[x as usize].fork_mask & (1 << creator) == 0 && self.is_ancestor(y, x)
+        // The mutation self-test of DESIGN §10: without the fork check the
+        // default test run must fail.
+        let fork_free = cfg!(feature = "planted-bug-no-fork-check")
+            || self.vertices[x as usize].fork_mask & (1 << creator) == 0;
+        fork_free && self.is_ancestor(y, x)
     }
 
     /// x strongly sees y: x sees y and anchors of at least q seats, each seen
@@ -511,8 +533,10 @@ impl Consensus {
     /// vote decides fame.
     fn vote(&mut self, voter: Idx, candidate: Idx, distance: u64) -> Option<bool> {
         if distance == 1 {
-            let vote = self.sees(voter, candidate);
-            self.votes.insert((voter, candidate), vote);
+            if !self.votes.contains_key(&(voter, candidate)) {
+                let vote = self.sees(voter, candidate);
+                self.votes.insert((voter, candidate), vote);
+            }
             return None;
         }
         let mut yes = 0usize;
@@ -536,8 +560,17 @@ impl Consensus {
         } else {
             self.vertices[voter as usize].coin
         };
-        self.votes.insert((voter, candidate), vote);
+        if self.votes.insert((voter, candidate), vote).is_none() {
+            self.coin_stats.coin_round_votes += 1;
+            self.coin_stats.coin_flips += u64::from(!supermajority);
+        }
         None
+    }
+
+    /// Votes cast in coin rounds so far, and how many of them were coin
+    /// flips (no supermajority among the electors).
+    pub fn coin_stats(&self) -> CoinStats {
+        self.coin_stats
     }
 
     /// Computes the unique famous witnesses of a decided round, the anchors
