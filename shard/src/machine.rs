@@ -255,6 +255,8 @@ pub struct Shard<V, S> {
     state: ShardState,
     /// Inserted anchors not yet finalized (payloads needed at apply time).
     unfinalized: HashMap<Hash32, SignedAnchor>,
+    /// How many of `unfinalized` carry micro-events.
+    unfinalized_with_payload: usize,
     /// First header seen per (seat, seq), for fork detection.
     first_header: HashMap<(u8, u64), SignedAnchorHeader>,
     evidence_queued: u64,
@@ -333,6 +335,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             verifier,
             seat,
             unfinalized: HashMap::new(),
+            unfinalized_with_payload: 0,
             first_header: HashMap::new(),
             evidence_queued: 0,
             pending: BTreeMap::new(),
@@ -610,6 +613,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     .or_insert(seat.own_anchors);
             }
         }
+        self.unfinalized_with_payload += usize::from(!anchor.payload.events.is_empty());
         self.unfinalized.insert(parent_ref.anchor_id, anchor);
         let token = self.persist(LogRecordKind::AnchorAccepted, bytes);
         self.drain_finalized();
@@ -645,6 +649,10 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                         .expect("finalized anchors were inserted")
                 })
                 .collect();
+            self.unfinalized_with_payload -= anchors
+                .iter()
+                .filter(|a| !a.payload.events.is_empty())
+                .count();
             let payloads: Vec<FinalizedPayload<'_>> = anchors
                 .iter()
                 .zip(&round.anchors)
@@ -699,12 +707,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         }
         // A lone seat has nothing to acknowledge: it advances rounds alone.
         let can_advance = !seat.unacknowledged.is_empty() || self.context.k() == 1;
-        let work_waiting = !self.mempool.is_empty()
-            || (can_advance
-                && self
-                    .unfinalized
-                    .values()
-                    .any(|a| !a.payload.events.is_empty()));
+        let work_waiting =
+            !self.mempool.is_empty() || (can_advance && self.unfinalized_with_payload > 0);
         // After its first anchor a seat needs another seat's anchor to
         // reference when the committee has more than one seat (DESIGN §3.3).
         let can_reference = seat.next_seq == 0 || self.context.k() == 1 || !seat.latest.is_empty();
