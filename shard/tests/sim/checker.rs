@@ -1,0 +1,211 @@
+//! The continuous checks on finalized output. The first node to report a
+//! round defines it ("canonical"); every later report of that round by any
+//! honest node must be identical (anchors, global indexes, outcomes, fees,
+//! state root, payout root), so every honest sequence is a prefix of every
+//! other. A canonical round is checked once, against the reference model.
+
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use pc_codec::{Decode, Hash32, MicroEvent, SignedAnchor};
+use pc_shard::machine::FinalizedReport;
+use pc_shard::state::Outcome;
+
+use crate::sim::model::Model;
+
+/// One finalized micro-event, in total order.
+#[derive(Debug, Clone)]
+pub struct FinalizedEvent {
+    /// Its id.
+    pub id: Hash32,
+    /// The event.
+    pub event: MicroEvent,
+    /// The outcome the machines agreed on (and the model predicted).
+    pub outcome: Outcome,
+    /// Its position in the finalized micro-event sequence, from 1.
+    pub position: u64,
+}
+
+/// The canonical finalized sequence and the reference model.
+pub struct Checker {
+    canonical: Vec<FinalizedReport>,
+    model: Model,
+    finalized_anchors: HashSet<Hash32>,
+    next_global_index: u64,
+}
+
+impl Checker {
+    /// Nothing finalized yet.
+    pub fn new(model: Model) -> Self {
+        Checker {
+            canonical: Vec::new(),
+            model,
+            finalized_anchors: HashSet::new(),
+            next_global_index: 0,
+        }
+    }
+
+    /// Rounds finalized so far (by the fastest honest node).
+    pub fn rounds(&self) -> u64 {
+        self.canonical.len() as u64
+    }
+
+    /// The canonical report of `round`.
+    pub fn round(&self, round: u64) -> Option<&FinalizedReport> {
+        self.canonical.get(round as usize)
+    }
+
+    /// The reference model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Checks a report of `node`, which expected `next_round`; `lookup`
+    /// finds an anchor the node inserted. Returns the micro-events of a
+    /// round seen for the first time, `None` for a round already canonical.
+    pub fn observe(
+        &mut self,
+        node: usize,
+        next_round: u64,
+        report: &FinalizedReport,
+        lookup: impl Fn(&Hash32) -> Option<Rc<[u8]>>,
+    ) -> Result<Option<Vec<FinalizedEvent>>, String> {
+        let round = report.round.round;
+        if round != next_round || report.outcome.round != round {
+            return Err(format!(
+                "node {node} reported round {round} (outcome round {}), expected round {next_round}",
+                report.outcome.round
+            ));
+        }
+        if let Some(canonical) = self.canonical.get(round as usize) {
+            if canonical != report {
+                return Err(format!(
+                    "node {node} diverged at round {round}:\n  canonical {}\n  node      {}",
+                    summarize(canonical),
+                    summarize(report)
+                ));
+            }
+            return Ok(None);
+        }
+        assert_eq!(
+            round,
+            self.rounds(),
+            "a node cannot skip ahead of canonical"
+        );
+        let events = self.check_new_round(report, lookup)?;
+        self.canonical.push(report.clone());
+        Ok(Some(events))
+    }
+
+    fn check_new_round(
+        &mut self,
+        report: &FinalizedReport,
+        lookup: impl Fn(&Hash32) -> Option<Rc<[u8]>>,
+    ) -> Result<Vec<FinalizedEvent>, String> {
+        let round = report.round.round;
+        if report.round.unique_famous_witnesses.is_empty() {
+            return Err(format!("round {round} has no unique famous witness"));
+        }
+        let mut events = Vec::new();
+        for anchor in &report.round.anchors {
+            if anchor.global_index != self.next_global_index {
+                return Err(format!(
+                    "round {round}: global index {} where {} was next",
+                    anchor.global_index, self.next_global_index
+                ));
+            }
+            self.next_global_index += 1;
+            if !self.finalized_anchors.insert(anchor.id) {
+                return Err(format!(
+                    "round {round}: anchor {} finalized a second time",
+                    short(&anchor.id)
+                ));
+            }
+            let body = lookup(&anchor.id).ok_or_else(|| {
+                format!(
+                    "round {round}: finalized anchor {} is not in the node's log",
+                    short(&anchor.id)
+                )
+            })?;
+            let signed = SignedAnchor::from_bytes(&body).expect("logged anchors decode");
+            events.extend(signed.payload.events);
+        }
+        if events.len() != report.outcome.outcomes.len() {
+            return Err(format!(
+                "round {round}: {} micro-events finalized but {} outcomes",
+                events.len(),
+                report.outcome.outcomes.len()
+            ));
+        }
+        let mut fees = 0u64;
+        let mut finalized = Vec::with_capacity(events.len());
+        for (event, (id, outcome)) in events.into_iter().zip(&report.outcome.outcomes) {
+            let expected_id = event.id();
+            if *id != expected_id {
+                return Err(format!(
+                    "round {round}: outcome for {} where event {} was next",
+                    short(id),
+                    short(&expected_id)
+                ));
+            }
+            let (predicted, fee) = self.model.apply(&event);
+            if predicted != *outcome {
+                return Err(format!(
+                    "round {round}: event {} has outcome {outcome:?}, the model predicts {predicted:?}",
+                    short(id)
+                ));
+            }
+            fees += fee;
+            finalized.push(FinalizedEvent {
+                id: *id,
+                event,
+                outcome: *outcome,
+                position: self.model.position(),
+            });
+        }
+        if fees != report.outcome.fees {
+            return Err(format!(
+                "round {round}: fees {} reported, {fees} by the model",
+                report.outcome.fees
+            ));
+        }
+        if self.model.accounted_value() != self.model.genesis_supply() {
+            return Err(format!(
+                "round {round}: the model accounts {} of a {} supply",
+                self.model.accounted_value(),
+                self.model.genesis_supply()
+            ));
+        }
+        Ok(finalized)
+    }
+}
+
+/// The first bytes of an id in hex.
+pub fn short(id: &Hash32) -> String {
+    id[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn summarize(report: &FinalizedReport) -> String {
+    format!(
+        "round {} anchors [{}] ufw [{}] outcomes {} fees {} state {} payout {}",
+        report.round.round,
+        report
+            .round
+            .anchors
+            .iter()
+            .map(|a| format!("{}@{}", short(&a.id), a.global_index))
+            .collect::<Vec<_>>()
+            .join(" "),
+        report
+            .round
+            .unique_famous_witnesses
+            .iter()
+            .map(short)
+            .collect::<Vec<_>>()
+            .join(" "),
+        report.outcome.outcomes.len(),
+        report.outcome.fees,
+        short(&report.outcome.state_root),
+        short(&report.outcome.payout_root),
+    )
+}

@@ -1,0 +1,306 @@
+//! The configuration of one seed, all drawn from the seed's PRNG: committee
+//! size, signature scheme, network behaviour, durability, limits, client
+//! load and the fault plan (Byzantine seats, partitions, crashes, a late
+//! joiner).
+
+use pc_shard::machine::ShardLimits;
+
+use crate::sim::blocked::Blocked;
+use crate::sim::byzantine::Mode;
+use crate::sim::network::NetworkConfig;
+use crate::sim::node::Durability;
+use crate::sim::rng::Rng;
+
+/// Committee sizes a default run mixes, chosen by `seed % 16`: every size
+/// in every block of sixteen seeds, k = 21 once. A k = 21 seed costs ~10x a
+/// k = 7 seed in the dev profile, and up to ~50x when a fork lands in the
+/// first rounds (the library's slow path for forked seats); `SIM_SEATS=21`
+/// runs k = 21 only.
+pub const SEAT_MIX: [usize; 16] = [1, 4, 7, 4, 1, 7, 4, 21, 1, 4, 7, 4, 1, 7, 4, 7];
+
+/// Steps of each phase of a seed: faults on, then healed with clients still
+/// submitting, then drained with no new input until everything in flight
+/// is finalized everywhere.
+#[derive(Debug, Clone, Copy)]
+pub struct Phases {
+    /// Steps with faults (loss, duplication, partitions, crashes, forks,
+    /// floods).
+    pub fault_steps: u64,
+    /// Steps after the faults with clients still submitting.
+    pub heal_steps: u64,
+    /// Most steps the drain may take: every honest node has caught up,
+    /// every accepted transfer and every exposed fork's evidence is
+    /// finalized within them.
+    pub drain_max_steps: u64,
+}
+
+impl Phases {
+    /// The per-k run size: larger committees cost far more per step (k + 1
+    /// machines, k-way broadcasts, about 22 anchors per seat per round at
+    /// k = 21), so they run fewer steps.
+    pub fn for_seats(k: usize) -> Phases {
+        let (fault_steps, heal_steps) = match k {
+            1 => (300, 150),
+            2..=4 => (200, 100),
+            5..=7 => (150, 80),
+            _ => (20, 15),
+        };
+        Phases {
+            fault_steps,
+            heal_steps,
+            drain_max_steps: 2_000,
+        }
+    }
+
+    /// Step at which clients stop submitting.
+    pub fn clients_stop_step(&self) -> u64 {
+        self.fault_steps + self.heal_steps
+    }
+
+    /// The last step a seed may run.
+    pub fn max_steps(&self) -> u64 {
+        self.clients_stop_step() + self.drain_max_steps
+    }
+}
+
+/// A planned partition of the honest nodes into two groups.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionPlan {
+    /// First step of the partition.
+    pub start_step: u64,
+    /// Step at which it heals.
+    pub heal_step: u64,
+}
+
+/// A planned crash of an honest seat.
+#[derive(Debug, Clone, Copy)]
+pub struct CrashPlan {
+    /// The seat.
+    pub seat: u8,
+    /// Step of the crash.
+    pub at_step: u64,
+    /// Steps until the restart (clipped to the end of the fault phase).
+    pub down_steps: u64,
+}
+
+/// Everything one seed does.
+#[derive(Debug, Clone)]
+pub struct SeedConfig {
+    /// The seed.
+    pub seed: u64,
+    /// Committee size.
+    pub k: usize,
+    /// Real BIP-340 instead of the fast scheme.
+    pub bip340: bool,
+    /// No faults at all (a baseline seed): only latency and reordering.
+    pub calm: bool,
+    /// Phase lengths.
+    pub phases: Phases,
+    /// Network behaviour in the fault phase.
+    pub network: NetworkConfig,
+    /// Log durability.
+    pub durability: Durability,
+    /// The machines' bounds.
+    pub limits: ShardLimits,
+    /// Client batches per step, per mille.
+    pub submit_per_mille: u32,
+    /// Byzantine seats and their behaviour.
+    pub byzantine: Vec<(u8, Mode)>,
+    /// Own anchors an equivocating seat forks, per mille.
+    pub fork_per_mille: u32,
+    /// Most forks per equivocating seat. One fork already earns evidence;
+    /// at k = 21 every further fork mostly re-runs the library's slow path
+    /// for forked seats (a full scan of the seat's anchors per finalized
+    /// anchor), which would dominate the run time.
+    pub max_forks_per_seat: u32,
+    /// Own anchors an invalid-signature seat spoils, per mille.
+    pub bad_signature_per_mille: u32,
+    /// Steps on which a flooding seat floods, per mille.
+    pub flood_per_mille: u32,
+    /// Partitions, in order, not overlapping.
+    pub partitions: Vec<PartitionPlan>,
+    /// Crashes of honest seats.
+    pub crashes: Vec<CrashPlan>,
+    /// Crashes may take the honest seats below the supermajority
+    /// (liveness pauses; safety must hold).
+    pub crash_beyond_budget: bool,
+    /// An honest seat that starts late: (seat, step).
+    pub late_join: Option<(u8, u64)>,
+    /// Fault classes blocked on library bugs that run (`SIM_BLOCKED`).
+    pub blocked: Blocked,
+}
+
+/// `f = floor((k - 1) / 3)`.
+pub fn tolerated(k: usize) -> usize {
+    (k - 1) / 3
+}
+
+/// `q = k - f`.
+pub fn supermajority(k: usize) -> usize {
+    k - tolerated(k)
+}
+
+impl SeedConfig {
+    /// The configuration of `seed`; `seats` overrides the committee size.
+    pub fn new(seed: u64, seats: Option<usize>) -> SeedConfig {
+        let mut rng = Rng::new(seed, 0xc0f1);
+        let k = seats.unwrap_or(SEAT_MIX[(seed % 16) as usize]);
+        // One block of sixteen consecutive seeds (every k of the mix) in
+        // every 160 runs real BIP-340.
+        let bip340 = (seed / 16) % 10 == 9;
+        let calm = rng.chance(100);
+        let phases = Phases::for_seats(k);
+        let blocked = Blocked::from_env();
+        let mut config = SeedConfig {
+            seed,
+            k,
+            bip340,
+            calm,
+            phases,
+            network: network_config(&mut rng, calm),
+            durability: Durability {
+                delay_max_steps: if rng.coin() { 0 } else { rng.between(1, 6) },
+                immediate_per_mille: rng.between(0, 700) as u32,
+                cascade_within_step: k <= 7 && rng.chance(150),
+                partial_sync_per_mille: partial_syncs(&mut rng, blocked.partial_syncs),
+            },
+            limits: limits(&mut rng, blocked),
+            submit_per_mille: rng.between(250, 700) as u32,
+            byzantine: Vec::new(),
+            fork_per_mille: rng.between(150, 500) as u32,
+            max_forks_per_seat: if k > 7 { 1 } else { u32::MAX },
+            bad_signature_per_mille: rng.between(150, 500) as u32,
+            flood_per_mille: rng.between(50, 300) as u32,
+            partitions: Vec::new(),
+            crashes: Vec::new(),
+            crash_beyond_budget: k == 1 || rng.chance(150),
+            late_join: None,
+            blocked,
+        };
+        if !calm {
+            config.plan_faults(&mut rng);
+        }
+        config
+    }
+
+    fn plan_faults(&mut self, rng: &mut Rng) {
+        let k = self.k;
+        let mut seats: Vec<u8> = (0..k as u8).collect();
+        rng.shuffle(&mut seats);
+        let byzantine_count = rng.between(0, tolerated(k) as u64) as usize;
+        let modes = Mode::enabled(self.blocked.unresolvable_parents);
+        self.byzantine = seats[..byzantine_count]
+            .iter()
+            .map(|seat| (*seat, modes[rng.index(modes.len())]))
+            .collect();
+        let honest: Vec<u8> = seats[byzantine_count..].to_vec();
+        let fault_steps = self.phases.fault_steps;
+        if rng.chance(600) {
+            self.partitions = plan_partitions(rng, fault_steps);
+        }
+        if rng.chance(500) {
+            let count = rng.between(1, 3);
+            self.crashes = (0..count)
+                .map(|_| CrashPlan {
+                    seat: honest[rng.index(honest.len())],
+                    at_step: rng.between(fault_steps / 20, fault_steps * 4 / 5),
+                    down_steps: rng.between(1, fault_steps / 3 + 1),
+                })
+                .collect();
+        }
+        if k > 1 && rng.chance(300) {
+            let seat = honest[rng.index(honest.len())];
+            self.late_join = Some((seat, rng.between(fault_steps / 20, fault_steps / 4)));
+        }
+    }
+
+    /// Whether `seat` is Byzantine, and how.
+    pub fn mode_of(&self, seat: u8) -> Option<Mode> {
+        self.byzantine
+            .iter()
+            .find(|(s, _)| *s == seat)
+            .map(|(_, mode)| *mode)
+    }
+
+    /// Whether any Byzantine seat behaves as `mode`.
+    pub fn has_mode(&self, mode: Mode) -> bool {
+        self.byzantine.iter().any(|(_, m)| *m == mode)
+    }
+}
+
+fn network_config(rng: &mut Rng, calm: bool) -> NetworkConfig {
+    if calm {
+        return NetworkConfig {
+            loss_per_mille: 0,
+            duplicate_per_mille: 0,
+            latency_max_steps: rng.between(1, 4),
+            long_delay_per_mille: 0,
+            long_delay_max_steps: 1,
+        };
+    }
+    NetworkConfig {
+        loss_per_mille: rng.between(0, 100) as u32,
+        duplicate_per_mille: rng.between(0, 100) as u32,
+        latency_max_steps: rng.between(1, 6),
+        long_delay_per_mille: rng.between(0, 50) as u32,
+        long_delay_max_steps: rng.between(10, 40),
+    }
+}
+
+/// The default bounds, or tight ones that make a full mempool and quick
+/// pull retries happen (tight pull and pending bounds are blocked classes,
+/// see `sim::blocked`).
+fn limits(rng: &mut Rng, blocked: Blocked) -> ShardLimits {
+    let default = ShardLimits::default();
+    if rng.coin() {
+        return default;
+    }
+    let (pending, pulls) = (rng.between(256, 1024), rng.between(64, 256));
+    ShardLimits {
+        max_pending_anchors: if blocked.tight_pending {
+            pending as usize
+        } else {
+            default.max_pending_anchors
+        },
+        max_outstanding_pulls: if blocked.tight_pulls {
+            pulls as usize
+        } else {
+            default.max_outstanding_pulls
+        },
+        max_mempool_events: rng.between(4, 64) as usize,
+        pull_retry_ticks: rng.between(4, 20),
+        ..default
+    }
+}
+
+/// Share of delayed syncs that stop mid-batch, per mille (a blocked class,
+/// see `sim::blocked`).
+fn partial_syncs(rng: &mut Rng, enabled: bool) -> u32 {
+    let per_mille = if rng.coin() {
+        0
+    } else {
+        rng.between(100, 600) as u32
+    };
+    if enabled {
+        per_mille
+    } else {
+        0
+    }
+}
+
+fn plan_partitions(rng: &mut Rng, fault_steps: u64) -> Vec<PartitionPlan> {
+    let mut plans = Vec::new();
+    let mut step = rng.between(fault_steps / 10, fault_steps / 3);
+    for _ in 0..rng.between(1, 2) {
+        let heal_step = step + rng.between(fault_steps / 15 + 1, fault_steps / 3 + 1);
+        if heal_step >= fault_steps {
+            break;
+        }
+        plans.push(PartitionPlan {
+            start_step: step,
+            heal_step,
+        });
+        step = heal_step + rng.between(fault_steps / 10, fault_steps / 4);
+    }
+    plans
+}

@@ -1,0 +1,84 @@
+//! Coverage counters, summed over a run and printed at its end.
+
+macro_rules! counters {
+    (sum { $($sum:ident: $sum_doc:literal,)* } max { $($max:ident: $max_doc:literal,)* }) => {
+        /// What a run exercised.
+        #[derive(Debug, Default, Clone, Copy)]
+        pub struct Counters {
+            $(#[doc = $sum_doc] pub $sum: u64,)*
+            $(#[doc = $max_doc] pub $max: u64,)*
+        }
+
+        impl Counters {
+            /// Adds another run's counters (sums and maxima).
+            pub fn merge(&mut self, other: &Counters) {
+                $(self.$sum += other.$sum;)*
+                $(self.$max = self.$max.max(other.$max);)*
+            }
+
+            /// `name value` lines.
+            pub fn lines(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($sum), self.$sum),)* $((stringify!($max), self.$max),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    sum {
+        seeds: "seeds run",
+        steps: "steps simulated",
+        rounds_finalized: "rounds finalized (canonical)",
+        anchors_finalized: "anchors finalized (canonical)",
+        events_finalized: "micro-events finalized (canonical)",
+        rounds_decided_late: "rounds decided with at least C = 10 rounds of DAG above them (a proxy: coin rounds are not observable)",
+        forks_created: "forks made by equivocating seats",
+        forks_exposed: "forks whose two anchors both reached honest seats",
+        evidence_finalized: "EvidenceRecorded outcomes",
+        evidence_duplicate: "EvidenceDuplicate outcomes",
+        restarts: "crash-restarts of honest seats (restored from the log)",
+        crashes_skipped: "planned crashes skipped (over the fault budget)",
+        late_joins: "late-joining seats started",
+        partitions_healed: "partitions healed",
+        double_spend_pairs: "double-spend pairs sent",
+        rejected_double_spends: "double spends finalized as UnknownOrSpentInput",
+        chained_applied: "chained spends applied",
+        transfers_applied: "client transfers applied",
+        finalized_again: "client transfers finalized a second time (fork copies)",
+        mempool_full: "submissions refused: mempool full",
+        submissions_lost: "submissions to an absent seat",
+        rejected_bad_signature: "anchors refused: bad header signature",
+        rejected_bad_payload_signature: "anchors refused: badly signed micro-event",
+        rejected_far_future: "anchors refused: birth round",
+        rejected_parent_mismatch: "anchors refused: parent ref mismatch",
+        rejected_other: "anchors refused: other reasons",
+        forged_held_pending: "forged anchors held pending",
+        forged_sent: "forged anchors sent (floods, bad signatures)",
+        pulls_served: "anchors served for Get requests",
+        gets_sent: "Get requests sent",
+        messages_sent: "messages handed to the network",
+        messages_lost: "messages lost",
+        messages_duplicated: "messages duplicated",
+        messages_partitioned: "messages dropped by a partition",
+        token_gaps: "persist tokens that skipped a number (after a restore)",
+        seeds_calm: "seeds without faults",
+        seeds_bip340: "seeds with BIP-340",
+        seeds_equivocate: "seeds with an equivocating seat",
+        seeds_invalid_signatures: "seeds with an invalid-signature seat",
+        seeds_random_parents: "seeds with a random-parents seat",
+        seeds_far_future: "seeds with a far-future seat",
+        seeds_silent: "seeds with a silent seat",
+        seeds_crashes: "seeds with planned crashes",
+        seeds_partitions: "seeds with partitions",
+        seeds_late_join: "seeds with a late joiner",
+        seeds_double_spends: "seeds that sent double spends",
+    }
+    max {
+        max_pending_anchors: "most anchors pending at one honest node",
+        max_mempool_events: "largest honest mempool",
+        max_dag_vertices: "largest honest DAG (vertices; no pruning yet)",
+        max_progress_gap_steps: "longest wait for a new round while healthy",
+        max_decision_lag_rounds: "largest fame decision lag in rounds",
+        max_rounds_per_seed: "most rounds in one seed",
+    }
+}

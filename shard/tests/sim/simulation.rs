@@ -1,0 +1,1172 @@
+//! One seed of the simulation: k seat machines and an observer, a faulty
+//! network, drivers with in-memory logs, clients and Byzantine seats,
+//! advanced one logical step at a time by [`Simulation::step`] and checked
+//! after every step.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use pc_codec::genesis::Genesis;
+use pc_codec::{Decode, Encode, Hash32, LogRecordKind, MicroEvent, SignedAnchor};
+use pc_shard::machine::{
+    AnchorRejected, AnchorStatus, Destination, FinalizedReport, ShardMessage, SubmitRejected,
+    Transmit,
+};
+use pc_shard::oracle::{Oracle, OracleConfig};
+use pc_shard::state::Outcome;
+use pc_shard::validate::{AnchorError, MicroEventError};
+use pc_shard::VertexSpec;
+
+use crate::sim::byzantine::{self, Mode};
+use crate::sim::checker::{short, Checker, FinalizedEvent};
+use crate::sim::clients::Clients;
+use crate::sim::config::{supermajority, CrashPlan, SeedConfig};
+use crate::sim::counters::Counters;
+use crate::sim::crypto::{self, SimCrypto};
+use crate::sim::model::Model;
+use crate::sim::network::{Envelope, Expect, Network, NodeId, Payload};
+use crate::sim::node::{header_of, Node};
+use crate::sim::rng::Rng;
+
+/// Genesis outputs per client (enough for every submission of a run).
+const OUTPUTS_PER_CLIENT: u32 = 512;
+/// Units per genesis output.
+const GENESIS_OUTPUT_UNITS: u64 = 1_000_000;
+/// While the network is whole, at least `q` honest seats run and clients
+/// submit, every running honest seat finalizes a new round within this
+/// many steps (of the seat coming up, the network healing, or its last
+/// round).
+pub const PROGRESS_WINDOW_STEPS: u64 = 400;
+/// During the drain, how often the simulator checks whether it is over.
+const SETTLE_CHECK_EVERY_STEPS: u64 = 10;
+/// Most forged anchors in one flood.
+const FLOOD_BURST_MAX: u64 = 8;
+/// Recent log entries a far-future flood takes real parents from.
+const RECENT_PARENTS: usize = 16;
+/// The coin-round period `C` of the v0 genesis: a round decided with this
+/// many rounds of DAG above it may have needed a coin round.
+const COIN_ROUND_PERIOD: u64 = 10;
+
+/// The fewest rounds a seed of `k` seats must finalize (measured minimums
+/// with margin; a seed finalizing fewer has lost liveness).
+pub fn min_rounds(k: usize) -> u64 {
+    match k {
+        1 => 50,
+        2..=7 => 4,
+        _ => 2,
+    }
+}
+
+/// Two anchors of one seat at one seq, made by an equivocating seat.
+struct Fork {
+    seat: u8,
+    seq: u64,
+    ids: [Hash32; 2],
+}
+
+/// One seed.
+pub struct Simulation<C: SimCrypto> {
+    config: SeedConfig,
+    genesis: Genesis,
+    q: usize,
+    now: u64,
+    /// Seats `0..k`, then the observer.
+    nodes: Vec<Node<C>>,
+    /// Byzantine behaviour per node (`None`: honest).
+    modes: Vec<Option<Mode>>,
+    network: Network,
+    rng_network: Rng,
+    rng_clients: Rng,
+    rng_faults: Rng,
+    rng_byzantine: Rng,
+    rng_disk: Rng,
+    checker: Checker,
+    clients: Clients<C>,
+    forks: Vec<Fork>,
+    /// The second anchor of every fork.
+    fork_ids: HashSet<Hash32>,
+    /// (seat, seq) -> id of every anchor an honest seat sent.
+    sent_by_honest: HashMap<(u8, u64), Hash32>,
+    /// Forged anchors that no honest node may ever insert.
+    never_insert: Vec<Hash32>,
+    restart_at: Vec<Option<u64>>,
+    /// First step of the current healthy stretch.
+    healthy_since: u64,
+    /// Valid anchors made so far: own anchors of every machine plus forks.
+    anchors_created: u64,
+    /// Per node, the highest round among the anchors it inserted.
+    highest_round: Vec<u64>,
+    counters: Counters,
+    /// `SIM_TRACE=<steps>`: print every node's status every so many steps.
+    trace_every_steps: Option<u64>,
+    /// `SIM_ORACLE=<n>`: at the end, replay the observer's first `n` logged
+    /// anchors into the library's naive oracle and compare.
+    oracle_vertices: Option<usize>,
+}
+
+impl<C: SimCrypto> Simulation<C> {
+    /// The simulation of one seed.
+    pub fn new(config: SeedConfig) -> Self {
+        let seed = config.seed;
+        let k = config.k;
+        let genesis = crypto::genesis(k, OUTPUTS_PER_CLIENT, GENESIS_OUTPUT_UNITS);
+        let mut rng_clients = Rng::new(seed, 2);
+        let clients = Clients::new(&genesis, &mut rng_clients);
+        let nodes = (0..=k)
+            .map(|id| Node::new(id, (id < k).then_some(id as u8)))
+            .collect();
+        let modes = (0..=k)
+            .map(|id| {
+                if id < k {
+                    config.mode_of(id as u8)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        Simulation {
+            q: supermajority(k),
+            now: 0,
+            nodes,
+            modes,
+            network: Network::new(config.network),
+            rng_network: Rng::new(seed, 1),
+            rng_clients,
+            rng_faults: Rng::new(seed, 3),
+            rng_byzantine: Rng::new(seed, 4),
+            rng_disk: Rng::new(seed, 5),
+            checker: Checker::new(Model::new(&genesis)),
+            clients,
+            forks: Vec::new(),
+            fork_ids: HashSet::new(),
+            never_insert: Vec::new(),
+            sent_by_honest: HashMap::new(),
+            restart_at: vec![None; k + 1],
+            healthy_since: 0,
+            anchors_created: 0,
+            highest_round: vec![0; k + 1],
+            counters: Counters::default(),
+            trace_every_steps: std::env::var("SIM_TRACE").ok().and_then(|v| v.parse().ok()),
+            oracle_vertices: std::env::var("SIM_ORACLE")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            genesis,
+            config,
+        }
+    }
+
+    /// Runs every step and the final checks; the error names the step.
+    pub fn run(mut self) -> Result<Counters, String> {
+        self.count_seed_kind();
+        self.start_initial_nodes()
+            .and_then(|()| {
+                while self.now < self.config.phases.clients_stop_step() || !self.settled() {
+                    if self.now >= self.config.phases.max_steps() {
+                        return self.finish();
+                    }
+                    self.step()?;
+                }
+                self.finish()
+            })
+            .map_err(|error| format!("step {}: {error}", self.now))?;
+        self.counters.steps = self.now;
+        self.counters.token_gaps = self.nodes.iter().map(|n| n.token_gaps).sum();
+        let stats = self.network.stats;
+        self.counters.messages_sent = stats.sent;
+        self.counters.messages_lost = stats.lost;
+        self.counters.messages_duplicated = stats.duplicated;
+        self.counters.messages_partitioned = stats.partitioned;
+        let clients = self.clients.stats;
+        self.counters.double_spend_pairs = clients.double_spend_pairs;
+        self.counters.rejected_double_spends = clients.rejected_double_spends;
+        self.counters.chained_applied = clients.chained_applied;
+        self.counters.transfers_applied = clients.applied;
+        self.counters.finalized_again = clients.finalized_again;
+        self.counters.mempool_full = clients.mempool_full;
+        self.counters.submissions_lost = clients.lost_to_absent_seat;
+        self.counters.seeds_double_spends = u64::from(clients.double_spend_pairs > 0);
+        self.counters.rounds_finalized = self.checker.rounds();
+        self.counters.max_rounds_per_seed = self.checker.rounds();
+        Ok(self.counters)
+    }
+
+    fn count_seed_kind(&mut self) {
+        let config = &self.config;
+        let counters = &mut self.counters;
+        counters.seeds = 1;
+        counters.seeds_calm = u64::from(config.calm);
+        counters.seeds_bip340 = u64::from(config.bip340);
+        counters.seeds_equivocate = u64::from(config.has_mode(Mode::Equivocate));
+        counters.seeds_invalid_signatures = u64::from(config.has_mode(Mode::InvalidSignatures));
+        counters.seeds_random_parents = u64::from(config.has_mode(Mode::RandomParents));
+        counters.seeds_far_future = u64::from(config.has_mode(Mode::FarFuture));
+        counters.seeds_silent = u64::from(config.has_mode(Mode::Silent));
+        counters.seeds_crashes = u64::from(!config.crashes.is_empty());
+        counters.seeds_partitions = u64::from(!config.partitions.is_empty());
+        counters.seeds_late_join = u64::from(config.late_join.is_some());
+    }
+
+    fn start_initial_nodes(&mut self) -> Result<(), String> {
+        if self.trace_every_steps.is_some() {
+            println!("{:#?}", self.config);
+        }
+        let late = self.config.late_join.map(|(seat, _)| usize::from(seat));
+        for id in 0..self.nodes.len() {
+            if self.modes[id] != Some(Mode::Silent) && Some(id) != late {
+                self.start_node(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One logical step: faults, deliveries, client input, floods, drivers,
+    /// then the per-step checks.
+    pub fn step(&mut self) -> Result<(), String> {
+        self.apply_fault_plan()?;
+        self.deliver()?;
+        if self.now < self.config.phases.clients_stop_step() {
+            self.submit_transfers()?;
+        }
+        if self.in_fault_phase() {
+            self.flood();
+        }
+        self.drive_nodes()?;
+        self.check_bounds()?;
+        self.check_progress()?;
+        if self
+            .trace_every_steps
+            .is_some_and(|every| self.now % every == 0)
+        {
+            self.trace();
+        }
+        self.now += 1;
+        Ok(())
+    }
+
+    fn in_fault_phase(&self) -> bool {
+        self.now < self.config.phases.fault_steps
+    }
+
+    fn is_honest(&self, id: NodeId) -> bool {
+        self.modes[id].is_none()
+    }
+
+    fn honest_seats_up(&self) -> usize {
+        (0..self.config.k)
+            .filter(|id| self.is_honest(*id) && self.nodes[*id].is_up())
+            .count()
+    }
+
+    // ----- faults ---------------------------------------------------------
+
+    fn apply_fault_plan(&mut self) -> Result<(), String> {
+        let now = self.now;
+        if now == self.config.phases.fault_steps {
+            self.end_faults();
+        }
+        for plan in self.config.partitions.clone() {
+            if now == plan.start_step {
+                self.partition();
+            }
+            if now == plan.heal_step && self.network.is_partitioned() {
+                self.network.heal();
+                self.counters.partitions_healed += 1;
+            }
+        }
+        for plan in self.config.crashes.clone() {
+            if now == plan.at_step {
+                self.crash(plan);
+            }
+        }
+        for id in 0..self.nodes.len() {
+            if self.restart_at[id] == Some(now) {
+                self.restart_at[id] = None;
+                self.start_node(id)?;
+                self.counters.restarts += 1;
+            }
+        }
+        if let Some((seat, step)) = self.config.late_join {
+            if now == step.min(self.config.phases.fault_steps) && !self.nodes[seat as usize].is_up()
+            {
+                self.start_node(usize::from(seat))?;
+                self.counters.late_joins += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The network stops losing and duplicating, partitions heal and every
+    /// crashed seat restarts now.
+    fn end_faults(&mut self) {
+        self.network.stop_faults();
+        if self.network.is_partitioned() {
+            self.network.heal();
+            self.counters.partitions_healed += 1;
+        }
+        for restart in self.restart_at.iter_mut().flatten() {
+            *restart = self.now;
+        }
+    }
+
+    /// Splits the honest nodes into two non-empty groups; Byzantine seats
+    /// land on either side.
+    fn partition(&mut self) {
+        let mut honest: Vec<NodeId> = (0..self.nodes.len())
+            .filter(|id| self.is_honest(*id))
+            .collect();
+        if honest.len() < 2 {
+            return;
+        }
+        self.rng_faults.shuffle(&mut honest);
+        let split = self.rng_faults.between(1, honest.len() as u64 - 1) as usize;
+        let mut sides: Vec<u8> = (0..self.nodes.len())
+            .map(|_| self.rng_faults.below(2) as u8)
+            .collect();
+        for (position, id) in honest.iter().enumerate() {
+            sides[*id] = u8::from(position < split);
+        }
+        self.network.partition(sides);
+    }
+
+    fn crash(&mut self, plan: CrashPlan) {
+        let id = usize::from(plan.seat);
+        if !self.nodes[id].is_up() {
+            return;
+        }
+        let over_budget = self.honest_seats_up() <= self.q;
+        if over_budget && !self.config.crash_beyond_budget {
+            self.counters.crashes_skipped += 1;
+            return;
+        }
+        self.nodes[id].crash();
+        let fault_end = self.config.phases.fault_steps;
+        self.restart_at[id] = Some((self.now + plan.down_steps).clamp(self.now + 1, fault_end));
+    }
+
+    /// Starts a node from its log (empty for a first start) and checks that
+    /// the restored state is the canonical one.
+    fn start_node(&mut self, id: NodeId) -> Result<(), String> {
+        let node = &mut self.nodes[id];
+        node.start(&self.genesis, self.config.limits, self.now)
+            .map_err(|error| {
+                format!(
+                    "node {id} cannot restart from its log of {} records: {error}",
+                    node.log.len()
+                )
+            })?;
+        let restored_rounds = node.next_round;
+        if restored_rounds > self.checker.rounds() {
+            return Err(format!(
+                "node {id} restored {restored_rounds} rounds, more than the {} ever finalized",
+                self.checker.rounds()
+            ));
+        }
+        let expected = match restored_rounds.checked_sub(1) {
+            Some(last) => {
+                self.checker
+                    .round(last)
+                    .expect("checked")
+                    .outcome
+                    .state_root
+            }
+            None => self.genesis.hash(),
+        };
+        let machine = node.machine.as_ref().expect("started");
+        if machine.state().state_root() != expected {
+            return Err(format!(
+                "node {id} restored {restored_rounds} rounds to state root {} instead of {}",
+                short(&machine.state().state_root()),
+                short(&expected)
+            ));
+        }
+        Ok(())
+    }
+
+    // ----- network --------------------------------------------------------
+
+    fn send(&mut self, from: NodeId, to: NodeId, payload: Payload, expect: Expect) {
+        let envelope = Envelope {
+            from,
+            to,
+            payload,
+            expect,
+        };
+        self.network.send(&mut self.rng_network, self.now, envelope);
+    }
+
+    fn deliver(&mut self) -> Result<(), String> {
+        while let Some(envelope) = self.network.pop_due(self.now) {
+            if !self.nodes[envelope.to].is_up() {
+                self.network.stats.to_down_node += 1;
+                continue;
+            }
+            match &envelope.payload {
+                Payload::Anchor(bytes) => self.deliver_anchor(&envelope, bytes)?,
+                Payload::Get(ids) => self.serve_get(envelope.to, envelope.from, ids),
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands an anchor to its receiver and holds an honest receiver's answer
+    /// to the ground truth.
+    fn deliver_anchor(&mut self, envelope: &Envelope, bytes: &[u8]) -> Result<(), String> {
+        let (from, to) = (envelope.from, envelope.to);
+        let machine = self.nodes[to]
+            .machine
+            .as_mut()
+            .expect("delivered to a running node");
+        let result = machine.handle_anchor(Some(from as u32), bytes);
+        if self.trace_every_steps.is_some() && (600..620).contains(&self.now) {
+            let a = SignedAnchor::from_bytes(bytes).unwrap();
+            println!(
+                "DEBUG step {} {from}->{to} anchor {} seq {} parents {:?}: {result:?}",
+                self.now,
+                short(&a.anchor_id()),
+                a.header.header.seq,
+                a.header
+                    .header
+                    .parents
+                    .iter()
+                    .map(|p| (short(&p.anchor_id), p.seq))
+                    .collect::<Vec<_>>()
+            );
+        }
+        if !self.is_honest(to) {
+            return Ok(());
+        }
+        let id = byzantine_id(bytes);
+        match (envelope.expect, &result) {
+            (Expect::Accept, Err(error)) => Err(format!(
+                "node {to} refused valid anchor {id} from node {from}: {error}"
+            )),
+            (Expect::Reject, Ok(status)) => Err(format!(
+                "node {to} took invalid anchor {id} from node {from} as {status:?}"
+            )),
+            (Expect::NeverInsert, Ok(AnchorStatus::Inserted)) => Err(format!(
+                "node {to} inserted anchor {id} from node {from}, whose parents do not exist or do not match"
+            )),
+            (_, Ok(AnchorStatus::Pending)) if envelope.expect != Expect::Accept => {
+                self.counters.forged_held_pending += 1;
+                Ok(())
+            }
+            (_, Err(error)) => {
+                self.count_rejection(error);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn count_rejection(&mut self, error: &AnchorRejected) {
+        let counter = match error {
+            AnchorRejected::Invalid(AnchorError::BadSignature { .. }) => {
+                &mut self.counters.rejected_bad_signature
+            }
+            AnchorRejected::Invalid(AnchorError::MicroEvent {
+                error: MicroEventError::TransferBadSignature,
+                ..
+            }) => &mut self.counters.rejected_bad_payload_signature,
+            AnchorRejected::Invalid(AnchorError::BirthRoundTooHigh { .. })
+            | AnchorRejected::Invalid(AnchorError::ParentBirthRoundAhead { .. })
+            | AnchorRejected::Consensus(_) => &mut self.counters.rejected_far_future,
+            AnchorRejected::ParentRefMismatch { .. } => &mut self.counters.rejected_parent_mismatch,
+            _ => &mut self.counters.rejected_other,
+        };
+        *counter += 1;
+    }
+
+    /// The driver of `server` answers a Get from its log.
+    fn serve_get(&mut self, server: NodeId, requester: NodeId, ids: &[Hash32]) {
+        for id in ids {
+            if let Some(body) = self.nodes[server].logged_anchor(id) {
+                self.counters.pulls_served += 1;
+                self.send(server, requester, Payload::Anchor(body), Expect::Accept);
+            } else if self.trace_every_steps.is_some() && self.now % 50 == 0 {
+                println!(
+                    "DEBUG step {} node {server} cannot serve {} to {requester}",
+                    self.now,
+                    short(id)
+                );
+            }
+        }
+    }
+
+    /// Sends what a machine asked to send; a Byzantine seat's own anchors
+    /// may be replaced on the way.
+    fn route(&mut self, from: NodeId, transmit: Transmit) -> Result<(), String> {
+        let targets: Vec<NodeId> = match transmit.destination {
+            Destination::Broadcast => (0..self.nodes.len()).filter(|t| *t != from).collect(),
+            Destination::Peer(peer) => vec![peer as NodeId],
+        };
+        match transmit.message {
+            ShardMessage::Get(ids) => {
+                if self.trace_every_steps.is_some() && (600..620).contains(&self.now) {
+                    println!(
+                        "DEBUG step {} {from} Get {:?} to {targets:?}",
+                        self.now,
+                        ids.iter().map(short).collect::<Vec<_>>()
+                    );
+                }
+                self.counters.gets_sent += 1;
+                let ids: Rc<[Hash32]> = ids.into();
+                for to in targets {
+                    self.send(from, to, Payload::Get(Rc::clone(&ids)), Expect::Accept);
+                }
+            }
+            ShardMessage::Anchor(bytes) => {
+                let bytes: Rc<[u8]> = bytes.into();
+                if self.is_honest(from) {
+                    self.check_no_honest_fork(from, &bytes)?;
+                }
+                match self.modes[from] {
+                    Some(mode) if self.in_fault_phase() => {
+                        self.misbehave(from, mode, bytes, targets)
+                    }
+                    _ => self.send_all(from, &targets, &bytes, Expect::Accept),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An honest seat never sends two different anchors at one seq (a
+    /// restarted seat must continue after every anchor it sent).
+    fn check_no_honest_fork(&mut self, from: NodeId, bytes: &[u8]) -> Result<(), String> {
+        let signed = header_of(bytes);
+        let key = (signed.header.creator, signed.header.seq);
+        let id = signed.anchor_id();
+        match self.sent_by_honest.insert(key, id) {
+            Some(earlier) if earlier != id => Err(format!(
+                "honest node {from} sent anchors {} and {} of seat {} at seq {}",
+                short(&earlier),
+                short(&id),
+                key.0,
+                key.1
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn send_all(&mut self, from: NodeId, targets: &[NodeId], bytes: &Rc<[u8]>, expect: Expect) {
+        for to in targets {
+            self.send(from, *to, Payload::Anchor(Rc::clone(bytes)), expect);
+        }
+    }
+
+    // ----- Byzantine seats ------------------------------------------------
+
+    /// A Byzantine seat's own anchor on its way out.
+    fn misbehave(&mut self, from: NodeId, mode: Mode, bytes: Rc<[u8]>, targets: Vec<NodeId>) {
+        let rng = &mut self.rng_byzantine;
+        let (honest, byzantine): (Vec<NodeId>, Vec<NodeId>) =
+            targets.into_iter().partition(|t| self.modes[*t].is_none());
+        match mode {
+            Mode::Equivocate
+                if rng.chance(self.config.fork_per_mille)
+                    && honest.len() >= 2
+                    && self
+                        .forks
+                        .iter()
+                        .filter(|f| usize::from(f.seat) == from)
+                        .count()
+                        < self.config.max_forks_per_seat as usize =>
+            {
+                let original = SignedAnchor::from_bytes(&bytes).expect("own anchors decode");
+                let fork = byzantine::fork_of::<C>(&original, rng);
+                let mut halves = honest;
+                rng.shuffle(&mut halves);
+                let second_half = halves.split_off(halves.len() / 2);
+                self.forks.push(Fork {
+                    seat: original.header.header.creator,
+                    seq: original.header.header.seq,
+                    ids: [original.anchor_id(), fork.anchor_id()],
+                });
+                self.fork_ids.insert(fork.anchor_id());
+                self.counters.forks_created += 1;
+                self.anchors_created += 1;
+                let fork_bytes: Rc<[u8]> = fork.to_bytes().into();
+                self.send_all(from, &halves, &bytes, Expect::Accept);
+                self.send_all(from, &byzantine, &bytes, Expect::Accept);
+                self.send_all(from, &second_half, &fork_bytes, Expect::Accept);
+            }
+            Mode::InvalidSignatures if rng.chance(self.config.bad_signature_per_mille) => {
+                let original = SignedAnchor::from_bytes(&bytes).expect("own anchors decode");
+                let bad: Rc<[u8]> = byzantine::badly_signed::<C>(&original, rng)
+                    .to_bytes()
+                    .into();
+                let also_original = rng.coin();
+                self.counters.forged_sent += 1;
+                self.send_all(from, &honest, &bad, Expect::Reject);
+                if also_original {
+                    self.send_all(from, &honest, &bytes, Expect::Accept);
+                }
+                self.send_all(from, &byzantine, &bytes, Expect::Accept);
+            }
+            _ => {
+                self.send_all(from, &honest, &bytes, Expect::Accept);
+                self.send_all(from, &byzantine, &bytes, Expect::Accept);
+            }
+        }
+    }
+
+    /// Flooding seats send bursts of forged anchors to random honest nodes.
+    fn flood(&mut self) {
+        for from in 0..self.config.k {
+            let Some(mode @ (Mode::RandomParents | Mode::FarFuture)) = self.modes[from] else {
+                continue;
+            };
+            if !self.nodes[from].is_up() || !self.rng_byzantine.chance(self.config.flood_per_mille)
+            {
+                continue;
+            }
+            let burst = self.rng_byzantine.between(1, FLOOD_BURST_MAX);
+            for _ in 0..burst {
+                self.flood_one(from, mode);
+            }
+        }
+    }
+
+    fn flood_one(&mut self, from: NodeId, mode: Mode) {
+        let (network, k, seat) = (self.genesis.network(), self.config.k, from as u8);
+        let rng = &mut self.rng_byzantine;
+        let forged = if mode == Mode::RandomParents {
+            let round_hint = self.nodes[from]
+                .machine
+                .as_ref()
+                .map_or(0, |m| m.consensus().next_undecided_round() + 2);
+            byzantine::with_random_parents::<C>(rng, network, k, seat, round_hint)
+        } else {
+            let known = self.nodes[from].recent_parent_refs(RECENT_PARENTS);
+            byzantine::far_future::<C>(
+                rng,
+                network,
+                k,
+                seat,
+                &known,
+                self.config.blocked.unresolvable_parents,
+            )
+        };
+        if forged.expect == Expect::NeverInsert {
+            self.never_insert.push(forged.anchor.anchor_id());
+        }
+        self.counters.forged_sent += 1;
+        let bytes: Rc<[u8]> = forged.anchor.to_bytes().into();
+        let targets: Vec<NodeId> = (0..self.nodes.len())
+            .filter(|t| *t != from && self.modes[*t].is_none() && self.rng_byzantine.coin())
+            .collect();
+        self.send_all(from, &targets, &bytes, forged.expect);
+    }
+
+    // ----- clients --------------------------------------------------------
+
+    fn submit_transfers(&mut self) -> Result<(), String> {
+        if !self.rng_clients.chance(self.config.submit_per_mille) {
+            return Ok(());
+        }
+        let honest_seats: Vec<u8> = (0..self.config.k as u8)
+            .filter(|s| self.is_honest(usize::from(*s)))
+            .collect();
+        let batch = self
+            .clients
+            .next_batch(&mut self.rng_clients, self.config.k, &honest_seats);
+        for submission in batch {
+            let seat = usize::from(submission.seat);
+            let honest = self.is_honest(seat);
+            let node = &mut self.nodes[seat];
+            let Some(machine) = node.machine.as_mut() else {
+                self.clients.stats.lost_to_absent_seat += 1;
+                continue;
+            };
+            self.clients.stats.submitted += 1;
+            match machine.handle_micro_event(submission.event.clone()) {
+                Ok(()) => {
+                    let incarnation = node.incarnation;
+                    self.clients
+                        .record_accepted(submission, incarnation, honest);
+                }
+                Err(SubmitRejected::MempoolFull { .. }) => self.clients.stats.mempool_full += 1,
+                Err(error) => return Err(format!("seat {seat} refused a valid transfer: {error}")),
+            }
+        }
+        Ok(())
+    }
+
+    // ----- drivers --------------------------------------------------------
+
+    fn drive_nodes(&mut self) -> Result<(), String> {
+        for id in 0..self.nodes.len() {
+            let Some(machine) = self.nodes[id].machine.as_mut() else {
+                continue;
+            };
+            machine.handle_tick(self.now);
+            let output = self.nodes[id].drive(self.now, &mut self.rng_disk, self.config.durability);
+            self.track_inserted(id, &output.inserted);
+            if self.is_honest(id) {
+                for report in &output.reports {
+                    self.on_report(id, report)?;
+                }
+                if !output.reports.is_empty() {
+                    self.check_node_state(id)?;
+                }
+            }
+            for transmit in output.transmits {
+                self.route(id, transmit)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn track_inserted(&mut self, id: NodeId, inserted: &[(Hash32, u8)]) {
+        let node = &self.nodes[id];
+        let machine = node.machine.as_ref().expect("driven nodes run");
+        for (anchor, creator) in inserted {
+            // A machine logs each own anchor once, when it makes it (a
+            // Byzantine machine may also pull a fork of its own, counted
+            // when the fork was made).
+            if node.seat == Some(*creator) && !self.fork_ids.contains(anchor) {
+                self.anchors_created += 1;
+            }
+            let round = machine.consensus().round(anchor).unwrap_or(0);
+            self.highest_round[id] = self.highest_round[id].max(round);
+        }
+    }
+
+    /// Checks one finalized report of honest node `id` against the
+    /// canonical sequence and the model.
+    fn on_report(&mut self, id: NodeId, report: &FinalizedReport) -> Result<(), String> {
+        let node = &self.nodes[id];
+        let new_round_events = self
+            .checker
+            .observe(id, node.next_round, report, |anchor| {
+                node.logged_anchor(anchor)
+            })?;
+        let node = &mut self.nodes[id];
+        node.next_round += 1;
+        node.last_progress_step = self.now;
+        let Some(events) = new_round_events else {
+            return Ok(());
+        };
+        let lag = self.highest_round[id].saturating_sub(report.round.round);
+        self.counters.max_decision_lag_rounds = self.counters.max_decision_lag_rounds.max(lag);
+        if lag >= COIN_ROUND_PERIOD {
+            self.counters.rounds_decided_late += 1;
+        }
+        self.on_new_round(report, &events)
+    }
+
+    /// A round finalized for the first time.
+    fn on_new_round(
+        &mut self,
+        report: &FinalizedReport,
+        events: &[FinalizedEvent],
+    ) -> Result<(), String> {
+        self.counters.anchors_finalized += report.round.anchors.len() as u64;
+        self.counters.events_finalized += events.len() as u64;
+        for event in events {
+            match (&event.event, event.outcome) {
+                (MicroEvent::Evidence(evidence), Outcome::EvidenceRecorded) => {
+                    let seat = evidence.first.header.creator;
+                    if self.is_honest(usize::from(seat)) {
+                        return Err(format!(
+                            "round {}: honest seat {seat} slashed for equivocating at seq {}",
+                            report.round.round, evidence.first.header.seq
+                        ));
+                    }
+                    self.counters.evidence_finalized += 1;
+                }
+                (_, Outcome::EvidenceDuplicate) => self.counters.evidence_duplicate += 1,
+                _ => {}
+            }
+        }
+        self.clients.on_finalized(events, self.checker.model())
+    }
+
+    /// After new rounds: the node's state conserves supply and its root is
+    /// the canonical one.
+    fn check_node_state(&self, id: NodeId) -> Result<(), String> {
+        let node = &self.nodes[id];
+        let state = node.machine.as_ref().expect("running").state();
+        if state.accounted_value() != state.genesis_supply() {
+            return Err(format!(
+                "node {id}: supply {} after round {}, genesis supply {}",
+                state.accounted_value(),
+                node.next_round - 1,
+                state.genesis_supply()
+            ));
+        }
+        let canonical = self
+            .checker
+            .round(node.next_round - 1)
+            .expect("reported rounds are canonical");
+        if state.state_root() != canonical.outcome.state_root {
+            return Err(format!(
+                "node {id}: state root {} after round {}, canonical {}",
+                short(&state.state_root()),
+                node.next_round - 1,
+                short(&canonical.outcome.state_root)
+            ));
+        }
+        Ok(())
+    }
+
+    // ----- per-step checks ------------------------------------------------
+
+    /// Memory: every bounded queue within its bound; the DAG within the
+    /// anchors made so far (pruning is not implemented yet, so the DAG
+    /// grows with the run: the bound is every valid anchor created).
+    fn check_bounds(&mut self) -> Result<(), String> {
+        let limits = self.config.limits;
+        for id in 0..self.nodes.len() {
+            let Some(machine) = self.nodes[id].machine.as_ref() else {
+                continue;
+            };
+            if !self.is_honest(id) {
+                continue;
+            }
+            let (pending, mempool, dag) = (
+                machine.pending_anchors(),
+                machine.mempool_len(),
+                machine.consensus().len(),
+            );
+            if pending > limits.max_pending_anchors {
+                return Err(format!(
+                    "node {id}: {pending} pending anchors, bound {}",
+                    limits.max_pending_anchors
+                ));
+            }
+            if mempool > limits.max_mempool_events {
+                return Err(format!(
+                    "node {id}: {mempool} mempool events, bound {}",
+                    limits.max_mempool_events
+                ));
+            }
+            if dag as u64 > self.anchors_created {
+                return Err(format!(
+                    "node {id}: {dag} DAG vertices, but only {} valid anchors were made",
+                    self.anchors_created
+                ));
+            }
+            let counters = &mut self.counters;
+            counters.max_pending_anchors = counters.max_pending_anchors.max(pending as u64);
+            counters.max_mempool_events = counters.max_mempool_events.max(mempool as u64);
+            counters.max_dag_vertices = counters.max_dag_vertices.max(dag as u64);
+        }
+        Ok(())
+    }
+
+    /// Liveness: while the network is whole, at least q honest seats run and
+    /// clients submit, every running honest seat finalizes a round within
+    /// [`PROGRESS_WINDOW_STEPS`]. (The observer holds no seat and may lag:
+    /// it is held to catching up by the end of the drain.)
+    fn check_progress(&mut self) -> Result<(), String> {
+        let healthy = !self.network.is_partitioned()
+            && self.honest_seats_up() >= self.q
+            && self.now < self.config.phases.clients_stop_step();
+        if !healthy {
+            self.healthy_since = self.now + 1;
+            return Ok(());
+        }
+        for node in &self.nodes {
+            if !node.is_up() || !self.is_honest(node.id) || node.seat.is_none() {
+                continue;
+            }
+            let since = self.healthy_since.max(node.last_progress_step);
+            let gap = self.now - since;
+            self.counters.max_progress_gap_steps = self.counters.max_progress_gap_steps.max(gap);
+            if gap > PROGRESS_WINDOW_STEPS {
+                return Err(format!(
+                    "node {} finalized no round for {gap} steps (healthy since step {}, last round {} at step {})",
+                    node.id,
+                    self.healthy_since,
+                    node.next_round as i64 - 1,
+                    node.last_progress_step
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One line per node: role, rounds, DAG, pending, mempool, log.
+    fn trace(&self) {
+        println!(
+            "step {} canonical rounds {} partitioned {} healthy since {}",
+            self.now,
+            self.checker.rounds(),
+            self.network.is_partitioned(),
+            self.healthy_since
+        );
+        for node in &self.nodes {
+            let role = match (node.seat, self.modes[node.id]) {
+                (None, _) => "observer".to_string(),
+                (Some(seat), None) => format!("seat {seat}"),
+                (Some(seat), Some(mode)) => format!("seat {seat} {mode:?}"),
+            };
+            match &node.machine {
+                None => println!("  {role}: down"),
+                Some(machine) => println!(
+                    "  {role}: rounds {} undecided {} dag {} highest round {} pending {} mempool {} log {} timeout {:?}",
+                    node.next_round,
+                    machine.consensus().next_undecided_round(),
+                    machine.consensus().len(),
+                    self.highest_round[node.id],
+                    machine.pending_anchors(),
+                    machine.mempool_len(),
+                    node.log.len(),
+                    machine.poll_timeout()
+                ),
+            }
+        }
+    }
+
+    // ----- final checks ---------------------------------------------------
+
+    /// Whether the drain is over: every running honest node has every
+    /// canonical round, and the final checks have nothing left to wait for.
+    fn settled(&mut self) -> bool {
+        if self.now % SETTLE_CHECK_EVERY_STEPS != 0 {
+            return false;
+        }
+        let rounds = self.checker.rounds();
+        self.honest_running().all(|n| n.next_round == rounds)
+            && self.check_accepted_transfers_finalized().is_ok()
+            && self.exposed_forks_without_evidence().is_none()
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        if std::env::var("SIM_EVIDENCE").is_ok() {
+            let node = &self.nodes[self.config.k];
+            let c = node.machine.as_ref().unwrap().consensus();
+            let mut per_seat_last: std::collections::BTreeMap<u8, (u64, u64)> = Default::default();
+            for record in node
+                .log
+                .iter()
+                .filter(|r| r.kind == LogRecordKind::AnchorAccepted)
+            {
+                let a = SignedAnchor::from_bytes(&record.body).unwrap();
+                let id = a.anchor_id();
+                let h = &a.header.header;
+                let e = per_seat_last.entry(h.creator).or_default();
+                if h.seq >= e.0 {
+                    *e = (h.seq, c.round(&id).unwrap());
+                }
+                let kinds: Vec<u8> = a.payload.events.iter().map(|e| e.tag()).collect();
+                if kinds.contains(&2) || (!kinds.is_empty() && c.round(&id).unwrap() >= 3) {
+                    println!(
+                        "anchor {} seat {} seq {} round {} witness {:?} fame {:?} events {:?}",
+                        short(&id),
+                        h.creator,
+                        h.seq,
+                        c.round(&id).unwrap(),
+                        c.is_witness(&id),
+                        c.fame(&id),
+                        kinds
+                    );
+                }
+            }
+            println!("last per seat (seq, round): {per_seat_last:?}");
+        }
+        if let Ok(path) = std::env::var("SIM_DUMP") {
+            let mut out = String::new();
+            let mut index: HashMap<Hash32, usize> = HashMap::new();
+            let node = &self.nodes[self.config.k];
+            for record in node
+                .log
+                .iter()
+                .filter(|r| r.kind == LogRecordKind::AnchorAccepted)
+            {
+                let h = header_of(&record.body);
+                let parents: Vec<String> = h
+                    .header
+                    .parents
+                    .iter()
+                    .map(|p| index[&p.anchor_id].to_string())
+                    .collect();
+                let c = node.machine.as_ref().unwrap().consensus();
+                out.push_str(&format!(
+                    "{} {} {} {} {} {} {}\n",
+                    index.len(),
+                    h.header.creator,
+                    h.header.seq,
+                    c.round(&h.anchor_id()).unwrap(),
+                    u8::from(c.is_witness(&h.anchor_id()).unwrap()),
+                    h.signature[32] & 1,
+                    parents.join(",")
+                ));
+                index.insert(h.anchor_id(), index.len());
+            }
+            std::fs::write(path, out).unwrap();
+        }
+        if let Some(vertices) = self.oracle_vertices {
+            self.cross_check_with_oracle(self.config.k, vertices)?;
+        }
+        self.check_forks_ended_in_evidence()?;
+        self.check_accepted_transfers_finalized()?;
+        self.check_forged_never_inserted()?;
+        self.check_all_caught_up()?;
+        let rounds = self.checker.rounds();
+        if rounds < min_rounds(self.config.k) {
+            return Err(format!(
+                "only {rounds} rounds finalized, at least {} expected for k = {}",
+                min_rounds(self.config.k),
+                self.config.k
+            ));
+        }
+        Ok(())
+    }
+
+    fn honest_running(&self) -> impl Iterator<Item = &Node<C>> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_up() && self.modes[n.id].is_none())
+    }
+
+    /// Replays the first `limit` anchors `node` logged into the naive oracle
+    /// (explicit ancestor sets, DESIGN §4 read literally) and compares every
+    /// vertex's round and witness flag, and fame where both decided, with
+    /// the node's fast consensus. Quadratic: for diagnosis, not every run.
+    fn cross_check_with_oracle(&self, node: NodeId, limit: usize) -> Result<(), String> {
+        let Some(machine) = self.nodes[node].machine.as_ref() else {
+            return Ok(());
+        };
+        let consensus = machine.consensus();
+        let mut oracle = Oracle::new(OracleConfig {
+            k: self.config.k,
+            coin_round_period: COIN_ROUND_PERIOD,
+        });
+        let mut ids = Vec::new();
+        for record in self.nodes[node]
+            .log
+            .iter()
+            .filter(|r| r.kind == LogRecordKind::AnchorAccepted)
+            .take(limit)
+        {
+            let signed = header_of(&record.body);
+            let id = signed.anchor_id();
+            oracle.insert(VertexSpec {
+                id,
+                creator: signed.header.creator,
+                seq: signed.header.seq,
+                parents: signed.header.parents.iter().map(|p| p.anchor_id).collect(),
+                coin: signed.signature[32] & 1 == 1,
+            });
+            ids.push(id);
+        }
+        println!(
+            "oracle: {} vertices of node {node}: oracle finalized {} rounds, node {} (of {} vertices)",
+            ids.len(),
+            oracle.finalized().len(),
+            consensus.next_undecided_round(),
+            consensus.len()
+        );
+        for id in &ids {
+            let fast = (
+                consensus.round(id),
+                consensus.is_witness(id),
+                consensus.fame(id),
+            );
+            let naive = (oracle.round(id), oracle.is_witness(id), oracle.fame(id));
+            let fame_differs = fast.2.is_some() && naive.2.is_some() && fast.2 != naive.2;
+            if fast.0 != naive.0 || fast.1 != naive.1 || fame_differs {
+                return Err(format!(
+                    "vertex {}: fast (round, witness, fame) {fast:?}, oracle {naive:?}",
+                    short(id)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether each anchor of `fork` reached (is in the DAG of) a running
+    /// honest seat. The observer does not count: it holds no seat, so it
+    /// cannot put evidence in an anchor.
+    fn exposed(&self, fork: &Fork) -> bool {
+        fork.ids.iter().all(|id| {
+            self.honest_running()
+                .filter(|node| node.seat.is_some())
+                .any(|node| {
+                    node.machine
+                        .as_ref()
+                        .expect("running")
+                        .consensus()
+                        .contains(id)
+                })
+        })
+    }
+
+    /// A fork whose two anchors reached honest seats but whose seat has no
+    /// finalized evidence.
+    fn exposed_forks_without_evidence(&self) -> Option<&Fork> {
+        let slashed = self.checker.model().slashed();
+        self.forks
+            .iter()
+            .find(|fork| slashed & (1 << fork.seat) == 0 && self.exposed(fork))
+    }
+
+    /// Every fork whose two anchors reached honest seats was finalized as
+    /// evidence against its seat (no honest seat is ever slashed: checked
+    /// at every round).
+    fn check_forks_ended_in_evidence(&mut self) -> Result<(), String> {
+        if let Some(fork) = self.exposed_forks_without_evidence() {
+            return Err(format!(
+                "seat {} forked at seq {} ({} / {}), both anchors reached honest seats, but no evidence was finalized",
+                fork.seat,
+                fork.seq,
+                short(&fork.ids[0]),
+                short(&fork.ids[1])
+            ));
+        }
+        self.counters.forks_exposed = self.forks.iter().filter(|f| self.exposed(f)).count() as u64;
+        Ok(())
+    }
+
+    /// Every transfer an honest seat took in (and did not lose in a crash)
+    /// was finalized.
+    fn check_accepted_transfers_finalized(&self) -> Result<(), String> {
+        let missing = self
+            .clients
+            .unfinalized(|seat| self.nodes[usize::from(seat)].incarnation);
+        if let Some((id, seat)) = missing.first() {
+            return Err(format!(
+                "{} transfers accepted by honest seats were never finalized, e.g. {} at seat {seat}",
+                missing.len(),
+                short(id)
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_forged_never_inserted(&self) -> Result<(), String> {
+        for node in self.honest_running() {
+            let consensus = node.machine.as_ref().expect("running").consensus();
+            if let Some(id) = self.never_insert.iter().find(|id| consensus.contains(id)) {
+                return Err(format!(
+                    "node {} inserted forged anchor {} whose parents do not exist or do not match",
+                    node.id,
+                    short(id)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// After the drain every running honest node has finalized every round.
+    fn check_all_caught_up(&self) -> Result<(), String> {
+        let rounds = self.checker.rounds();
+        for node in self.honest_running() {
+            if node.next_round != rounds {
+                return Err(format!(
+                    "node {} finalized {} rounds after the drain, canonical {rounds}",
+                    node.id, node.next_round
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Short id of encoded anchor bytes, for messages (garbage shows as such).
+fn byzantine_id(bytes: &[u8]) -> String {
+    SignedAnchor::from_bytes(bytes)
+        .map_or_else(|_| "<undecodable>".into(), |a| short(&a.anchor_id()))
+}
