@@ -31,6 +31,22 @@ pub mod context {
     pub const GENESIS: &str = "phantom-coin v0 genesis";
     /// Binding of a TLS key to a validator key.
     pub const TLS_BINDING: &str = "phantom-coin v0 tls-binding";
+
+    /// Every context of protocol v0.
+    pub const ALL: [&str; 12] = [
+        HEADER,
+        ANCHOR,
+        TX,
+        MICRO_EVENT,
+        MERKLE_LEAF,
+        MERKLE_NODE,
+        SHARD,
+        WHITEN,
+        STATE,
+        PAYOUT,
+        GENESIS,
+        TLS_BINDING,
+    ];
 }
 
 /// Hashes the concatenation of `parts` under `context`.
@@ -48,21 +64,8 @@ pub fn derive(context: &str, parts: &[&[u8]]) -> Hash32 {
 /// A `derive_key` hasher for `context`, cloned from a cache for the contexts
 /// of [`context`].
 fn base_hasher(context: &str) -> blake3::Hasher {
+    use context::ALL;
     use std::sync::OnceLock;
-    const ALL: [&str; 12] = [
-        context::HEADER,
-        context::ANCHOR,
-        context::TX,
-        context::MICRO_EVENT,
-        context::MERKLE_LEAF,
-        context::MERKLE_NODE,
-        context::SHARD,
-        context::WHITEN,
-        context::STATE,
-        context::PAYOUT,
-        context::GENESIS,
-        context::TLS_BINDING,
-    ];
     static CACHE: OnceLock<Vec<blake3::Hasher>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| {
         ALL.iter()
@@ -123,20 +126,7 @@ mod tests {
     #[test]
     fn contexts_separate_equal_material() {
         let material = [7u8; 32];
-        let all = [
-            context::HEADER,
-            context::ANCHOR,
-            context::TX,
-            context::MICRO_EVENT,
-            context::MERKLE_LEAF,
-            context::MERKLE_NODE,
-            context::SHARD,
-            context::WHITEN,
-            context::STATE,
-            context::PAYOUT,
-            context::GENESIS,
-            context::TLS_BINDING,
-        ];
+        let all = context::ALL;
         let mut ids: Vec<Hash32> = all.iter().map(|c| derive(c, &[&material])).collect();
         ids.sort();
         ids.dedup();
