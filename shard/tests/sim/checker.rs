@@ -209,3 +209,67 @@ fn summarize(report: &FinalizedReport) -> String {
         short(&report.outcome.payout_root),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use pc_shard::machine::FinalizedReport;
+    use pc_shard::state::RoundOutcome;
+    use pc_shard::FinalizedRound;
+
+    use super::Checker;
+    use crate::sim::crypto::genesis;
+    use crate::sim::model::Model;
+
+    fn empty_round(round: u64, state_root: [u8; 32]) -> FinalizedReport {
+        FinalizedReport {
+            round: FinalizedRound {
+                round,
+                unique_famous_witnesses: vec![[round as u8 + 1; 32]],
+                anchors: Vec::new(),
+            },
+            outcome: RoundOutcome {
+                round,
+                outcomes: Vec::new(),
+                fees: 0,
+                payout_root: [0; 32],
+                state_root,
+            },
+        }
+    }
+
+    fn checker() -> Checker {
+        Checker::new(Model::new(&genesis(4, 2, 10)))
+    }
+
+    #[test]
+    fn a_report_that_differs_from_the_canonical_round_is_a_divergence() {
+        let mut checker = checker();
+        let none = |_: &[u8; 32]| None;
+        assert!(checker
+            .observe(0, 0, &empty_round(0, [1; 32]), none)
+            .unwrap()
+            .is_some());
+        assert!(checker
+            .observe(1, 0, &empty_round(0, [1; 32]), none)
+            .unwrap()
+            .is_none());
+        let error = checker
+            .observe(2, 0, &empty_round(0, [2; 32]), none)
+            .unwrap_err();
+        assert!(error.contains("node 2 diverged at round 0"), "{error}");
+    }
+
+    #[test]
+    fn a_skipped_round_or_a_round_without_famous_witness_is_refused() {
+        let mut checker = checker();
+        let none = |_: &[u8; 32]| None;
+        let error = checker
+            .observe(0, 0, &empty_round(1, [1; 32]), none)
+            .unwrap_err();
+        assert!(error.contains("expected round 0"), "{error}");
+        let mut witnessless = empty_round(0, [1; 32]);
+        witnessless.round.unique_famous_witnesses.clear();
+        let error = checker.observe(0, 0, &witnessless, none).unwrap_err();
+        assert!(error.contains("no unique famous witness"), "{error}");
+    }
+}

@@ -41,8 +41,8 @@ impl Phases {
     pub fn for_seats(k: usize) -> Phases {
         let (fault_steps, heal_steps) = match k {
             1 => (300, 150),
-            2..=4 => (200, 100),
-            5..=7 => (150, 80),
+            2..=4 => (160, 80),
+            5..=7 => (120, 60),
             _ => (20, 15),
         };
         Phases {
@@ -117,6 +117,8 @@ pub struct SeedConfig {
     pub bad_signature_per_mille: u32,
     /// Steps on which a flooding seat floods, per mille.
     pub flood_per_mille: u32,
+    /// Most forged anchors in one flood.
+    pub flood_burst_max: u64,
     /// Partitions, in order, not overlapping.
     pub partitions: Vec<PartitionPlan>,
     /// Crashes of honest seats.
@@ -168,9 +170,10 @@ impl SeedConfig {
             submit_per_mille: rng.between(250, 700) as u32,
             byzantine: Vec::new(),
             fork_per_mille: rng.between(150, 500) as u32,
-            max_forks_per_seat: if k > 7 { 1 } else { u32::MAX },
+            max_forks_per_seat: if k > 7 { 1 } else { 8 },
             bad_signature_per_mille: rng.between(150, 500) as u32,
             flood_per_mille: rng.between(50, 300) as u32,
+            flood_burst_max: 1,
             partitions: Vec::new(),
             crashes: Vec::new(),
             crash_beyond_budget: k == 1 || rng.chance(150),
@@ -180,6 +183,7 @@ impl SeedConfig {
         if !calm {
             config.plan_faults(&mut rng);
         }
+        config.flood_burst_max = rng.between(1, 32);
         config
     }
 

@@ -162,3 +162,41 @@ impl Model {
         Ok(fee)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pc_codec::genesis::Genesis;
+    use pc_codec::{MicroEvent, OutPoint, Transfer, TxOut};
+    use pc_shard::state::Outcome;
+
+    use super::Model;
+    use crate::sim::crypto::{client_public, genesis};
+
+    /// A transfer of client 0 (the model does not check signatures).
+    fn spend(input: OutPoint, amount: u64) -> MicroEvent {
+        MicroEvent::Transfer(Transfer {
+            inputs: vec![input],
+            outputs: vec![TxOut {
+                amount,
+                owner: client_public(1),
+            }],
+            owner: client_public(0),
+            signature: [0; 64],
+        })
+    }
+
+    #[test]
+    fn the_first_spend_wins_and_value_is_conserved() {
+        let genesis = genesis(4, 2, 1_000);
+        let mut model = Model::new(&genesis);
+        let input = Genesis::allocation_out_point(&genesis.network(), 0, 1);
+        assert_eq!(model.apply(&spend(input, 990)), (Outcome::Applied, 10));
+        assert_eq!(
+            model.apply(&spend(input, 900)),
+            (Outcome::UnknownOrSpentInput, 0)
+        );
+        let foreign = Genesis::allocation_out_point(&genesis.network(), 1, 0);
+        assert_eq!(model.apply(&spend(foreign, 1)), (Outcome::WrongOwner, 0));
+        assert_eq!(model.accounted_value(), model.genesis_supply());
+    }
+}

@@ -36,11 +36,9 @@ const GENESIS_OUTPUT_UNITS: u64 = 1_000_000;
 /// submit, every running honest seat finalizes a new round within this
 /// many steps (of the seat coming up, the network healing, or its last
 /// round).
-pub const PROGRESS_WINDOW_STEPS: u64 = 400;
+pub const PROGRESS_WINDOW_STEPS: u64 = 250;
 /// During the drain, how often the simulator checks whether it is over.
 const SETTLE_CHECK_EVERY_STEPS: u64 = 10;
-/// Most forged anchors in one flood.
-const FLOOD_BURST_MAX: u64 = 8;
 /// Recent log entries a far-future flood takes real parents from.
 const RECENT_PARENTS: usize = 16;
 /// The coin-round period `C` of the v0 genesis: a round decided with this
@@ -417,34 +415,22 @@ impl<C: SimCrypto> Simulation<C> {
             .as_mut()
             .expect("delivered to a running node");
         let result = machine.handle_anchor(Some(from as u32), bytes);
-        if self.trace_every_steps.is_some() && (600..620).contains(&self.now) {
-            let a = SignedAnchor::from_bytes(bytes).unwrap();
-            println!(
-                "DEBUG step {} {from}->{to} anchor {} seq {} parents {:?}: {result:?}",
-                self.now,
-                short(&a.anchor_id()),
-                a.header.header.seq,
-                a.header
-                    .header
-                    .parents
-                    .iter()
-                    .map(|p| (short(&p.anchor_id), p.seq))
-                    .collect::<Vec<_>>()
-            );
-        }
         if !self.is_honest(to) {
             return Ok(());
         }
-        let id = byzantine_id(bytes);
+        let id = || anchor_label(bytes);
         match (envelope.expect, &result) {
             (Expect::Accept, Err(error)) => Err(format!(
-                "node {to} refused valid anchor {id} from node {from}: {error}"
+                "node {to} refused valid anchor {} from node {from}: {error}",
+                id()
             )),
             (Expect::Reject, Ok(status)) => Err(format!(
-                "node {to} took invalid anchor {id} from node {from} as {status:?}"
+                "node {to} took invalid anchor {} from node {from} as {status:?}",
+                id()
             )),
             (Expect::NeverInsert, Ok(AnchorStatus::Inserted)) => Err(format!(
-                "node {to} inserted anchor {id} from node {from}, whose parents do not exist or do not match"
+                "node {to} inserted anchor {} from node {from}, whose parents do not exist or do not match",
+                id()
             )),
             (_, Ok(AnchorStatus::Pending)) if envelope.expect != Expect::Accept => {
                 self.counters.forged_held_pending += 1;
@@ -482,12 +468,6 @@ impl<C: SimCrypto> Simulation<C> {
             if let Some(body) = self.nodes[server].logged_anchor(id) {
                 self.counters.pulls_served += 1;
                 self.send(server, requester, Payload::Anchor(body), Expect::Accept);
-            } else if self.trace_every_steps.is_some() && self.now % 50 == 0 {
-                println!(
-                    "DEBUG step {} node {server} cannot serve {} to {requester}",
-                    self.now,
-                    short(id)
-                );
             }
         }
     }
@@ -501,13 +481,6 @@ impl<C: SimCrypto> Simulation<C> {
         };
         match transmit.message {
             ShardMessage::Get(ids) => {
-                if self.trace_every_steps.is_some() && (600..620).contains(&self.now) {
-                    println!(
-                        "DEBUG step {} {from} Get {:?} to {targets:?}",
-                        self.now,
-                        ids.iter().map(short).collect::<Vec<_>>()
-                    );
-                }
                 self.counters.gets_sent += 1;
                 let ids: Rc<[Hash32]> = ids.into();
                 for to in targets {
@@ -620,7 +593,7 @@ impl<C: SimCrypto> Simulation<C> {
             {
                 continue;
             }
-            let burst = self.rng_byzantine.between(1, FLOOD_BURST_MAX);
+            let burst = self.rng_byzantine.between(1, self.config.flood_burst_max);
             for _ in 0..burst {
                 self.flood_one(from, mode);
             }
@@ -934,69 +907,6 @@ impl<C: SimCrypto> Simulation<C> {
     }
 
     fn finish(&mut self) -> Result<(), String> {
-        if std::env::var("SIM_EVIDENCE").is_ok() {
-            let node = &self.nodes[self.config.k];
-            let c = node.machine.as_ref().unwrap().consensus();
-            let mut per_seat_last: std::collections::BTreeMap<u8, (u64, u64)> = Default::default();
-            for record in node
-                .log
-                .iter()
-                .filter(|r| r.kind == LogRecordKind::AnchorAccepted)
-            {
-                let a = SignedAnchor::from_bytes(&record.body).unwrap();
-                let id = a.anchor_id();
-                let h = &a.header.header;
-                let e = per_seat_last.entry(h.creator).or_default();
-                if h.seq >= e.0 {
-                    *e = (h.seq, c.round(&id).unwrap());
-                }
-                let kinds: Vec<u8> = a.payload.events.iter().map(|e| e.tag()).collect();
-                if kinds.contains(&2) || (!kinds.is_empty() && c.round(&id).unwrap() >= 3) {
-                    println!(
-                        "anchor {} seat {} seq {} round {} witness {:?} fame {:?} events {:?}",
-                        short(&id),
-                        h.creator,
-                        h.seq,
-                        c.round(&id).unwrap(),
-                        c.is_witness(&id),
-                        c.fame(&id),
-                        kinds
-                    );
-                }
-            }
-            println!("last per seat (seq, round): {per_seat_last:?}");
-        }
-        if let Ok(path) = std::env::var("SIM_DUMP") {
-            let mut out = String::new();
-            let mut index: HashMap<Hash32, usize> = HashMap::new();
-            let node = &self.nodes[self.config.k];
-            for record in node
-                .log
-                .iter()
-                .filter(|r| r.kind == LogRecordKind::AnchorAccepted)
-            {
-                let h = header_of(&record.body);
-                let parents: Vec<String> = h
-                    .header
-                    .parents
-                    .iter()
-                    .map(|p| index[&p.anchor_id].to_string())
-                    .collect();
-                let c = node.machine.as_ref().unwrap().consensus();
-                out.push_str(&format!(
-                    "{} {} {} {} {} {} {}\n",
-                    index.len(),
-                    h.header.creator,
-                    h.header.seq,
-                    c.round(&h.anchor_id()).unwrap(),
-                    u8::from(c.is_witness(&h.anchor_id()).unwrap()),
-                    h.signature[32] & 1,
-                    parents.join(",")
-                ));
-                index.insert(h.anchor_id(), index.len());
-            }
-            std::fs::write(path, out).unwrap();
-        }
         if let Some(vertices) = self.oracle_vertices {
             self.cross_check_with_oracle(self.config.k, vertices)?;
         }
@@ -1022,9 +932,10 @@ impl<C: SimCrypto> Simulation<C> {
     }
 
     /// Replays the first `limit` anchors `node` logged into the naive oracle
-    /// (explicit ancestor sets, DESIGN §4 read literally) and compares every
-    /// vertex's round and witness flag, and fame where both decided, with
-    /// the node's fast consensus. Quadratic: for diagnosis, not every run.
+    /// (explicit ancestor sets, DESIGN §4 read literally) and compares the
+    /// rounds it finalizes with the canonical ones, and every vertex's round
+    /// and witness flag, and fame where both decided, with the node's fast
+    /// consensus. Quadratic: for diagnosis, not every run.
     fn cross_check_with_oracle(&self, node: NodeId, limit: usize) -> Result<(), String> {
         let Some(machine) = self.nodes[node].machine.as_ref() else {
             return Ok(());
@@ -1059,6 +970,14 @@ impl<C: SimCrypto> Simulation<C> {
             consensus.next_undecided_round(),
             consensus.len()
         );
+        for (round, naive) in oracle.finalized().iter().enumerate() {
+            let canonical = self.checker.round(round as u64).map(|r| &r.round);
+            if canonical.is_some_and(|c| c != naive) {
+                return Err(format!(
+                    "round {round}: the oracle finalizes another round than the machines"
+                ));
+            }
+        }
         for id in &ids {
             let fast = (
                 consensus.round(id),
@@ -1166,7 +1085,7 @@ impl<C: SimCrypto> Simulation<C> {
 }
 
 /// Short id of encoded anchor bytes, for messages (garbage shows as such).
-fn byzantine_id(bytes: &[u8]) -> String {
+fn anchor_label(bytes: &[u8]) -> String {
     SignedAnchor::from_bytes(bytes)
         .map_or_else(|_| "<undecodable>".into(), |a| short(&a.anchor_id()))
 }
