@@ -57,6 +57,7 @@ fn insert(c: &mut Criterion) {
                     Consensus::new(ConsensusConfig {
                         k: SEATS,
                         coin_round_period: 10,
+                        window: 26,
                     }),
                     vertices.clone(),
                 )

@@ -1,25 +1,39 @@
 //! The fast consensus of DESIGN §4: rounds, witnesses, fame by virtual voting
 //! with coin rounds, unique famous witnesses, round received and the total
-//! order, over a DAG held as a dense arena.
+//! order, over a DAG held as a dense arena that is pruned from below.
 //!
-//! "Sees" and "strongly sees" are answered from per-vertex summaries: the
-//! last ancestor of every seat and a mask of the seats with a fork in the
-//! vertex's ancestry. For a seat with no fork anywhere in the local DAG an
-//! ancestry question is one sequence-number comparison; seats with a known
-//! fork take a slow path (a walk down the self-parent chain, or a bounded
-//! search when the fork is in the asker's own ancestry). Every answer depends
-//! only on the ancestry of the vertices involved, never on arrival order, so
-//! all honest nodes and every replay compute the same rounds and order.
+//! "Sees" and "strongly sees" are answered from per-vertex summaries: per
+//! seat the *tops* (the highest anchors of that seat in the vertex's
+//! ancestry, usually one) and the seats with a fork in the ancestry. An
+//! ancestry question for a seat without forks or chain cuts is one
+//! sequence-number comparison; other seats walk the self-parent chain.
+//!
+//! # The window (ancient anchors)
+//!
+//! Every summary is taken over a window: a vertex whose parents reach round
+//! `base` looks only at ancestors of round `>= base - G` (`G`, the
+//! non-ancient window of the genesis parameters). Forks are counted only
+//! when both anchors of the pair lie in that window, and an anchor whose
+//! round is `G` or more below a round is never received by it (it is
+//! *stale*: ancient anchors are never finalized). The window is a property
+//! of the vertex's own ancestry, never of what a node has pruned or decided,
+//! so every node computes the same rounds and order; and everything a
+//! window can reach is kept in memory (`floor`, below), so pruning never
+//! changes an answer.
+//!
+//! Memory is bounded: once round `r` is decided, vertices of rounds below
+//! `r - 2G` are dropped, and a new vertex whose window would reach below the
+//! kept rounds is refused as [`InsertError::Ancient`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use pc_codec::ids::whiten;
 use pc_codec::Hash32;
 
 use crate::vertex::{FinalizedAnchor, FinalizedRound, VertexSpec};
 
-/// Dense index of a vertex in the arena.
-type Idx = u32;
+/// Absolute index of a vertex (the arena position plus what was pruned).
+type Idx = u64;
 /// No vertex.
 const NONE: Idx = Idx::MAX;
 
@@ -30,6 +44,8 @@ pub struct ConsensusConfig {
     pub k: usize,
     /// Coin-round period `C` of the fame vote.
     pub coin_round_period: u64,
+    /// The non-ancient window `G` in rounds, `>= 2`.
+    pub window: u64,
 }
 
 impl ConsensusConfig {
@@ -82,6 +98,15 @@ pub enum InsertError {
         /// What was expected.
         expected: &'static str,
     },
+    /// The vertex's window reaches below the rounds still held: it is
+    /// ancient and can never be finalized.
+    #[error("ancient: parents reach round {base}, rounds below {floor} are pruned")]
+    Ancient {
+        /// The highest round among its parents.
+        base: u64,
+        /// The lowest round held.
+        floor: u64,
+    },
 }
 
 /// Where an inserted vertex landed.
@@ -99,48 +124,78 @@ struct ComputedRound {
     strongly_seen_previous: Vec<Idx>,
 }
 
+/// A memoized fame vote: the vote, and whether it decided.
+#[derive(Debug, Clone, Copy)]
+struct Vote {
+    yes: bool,
+    decides: bool,
+}
+
 #[derive(Debug)]
 struct Vertex {
     id: Hash32,
     creator: u8,
     seq: u64,
     coin: bool,
+    /// `NONE` at seq 0 and for a chain cut (an ancient self-parent).
     self_parent: Idx,
     parents: Vec<Idx>,
     round: u64,
     witness: bool,
-    /// Seats with two anchors at one seq among this vertex's ancestors.
+    /// Seats with a fork (two anchors of the seat, neither on the other's
+    /// self-parent chain, both in the window) among the ancestors.
     fork_mask: u64,
-    /// Per seat, the ancestor (or self) with the highest seq, for seats not
-    /// in `fork_mask`; `NONE` for a seat with no ancestor or a fork.
+    /// Per forked seat: the highest `min(round(a), round(b))` over its fork
+    /// pairs `(a, b)`, so that a descendant can tell whether the pair is
+    /// still inside its own window.
+    fork_rounds: Vec<(u8, u64)>,
+    /// Per seat, its single top in the window (`NONE`: none or several).
     last_ancestor: Box<[Idx]>,
+    /// Seats with several tops: `(seat, top)` pairs, sorted.
+    multi_tops: Vec<(u8, Idx)>,
     /// For a witness of round r > 0: the round-(r-1) witnesses it strongly sees.
     strongly_seen_previous: Vec<Idx>,
     fame: Option<bool>,
-    received: bool,
+}
+
+/// The ancestry summary of a vertex before it is pushed.
+struct Summary {
+    fork_mask: u64,
+    fork_rounds: Vec<(u8, u64)>,
+    last_ancestor: Box<[Idx]>,
+    multi_tops: Vec<(u8, Idx)>,
 }
 
 /// The consensus state of one shard.
 #[derive(Debug)]
 pub struct Consensus {
     config: ConsensusConfig,
-    vertices: Vec<Vertex>,
+    /// The arena; `vertices[i]` has absolute index `pruned + i`.
+    vertices: VecDeque<Vertex>,
+    /// Vertices dropped from the front of the arena.
+    pruned: Idx,
+    /// Rounds below this are not held (and may have been dropped).
+    floor: u64,
     by_id: HashMap<Hash32, Idx>,
     /// Per seat: seq -> the vertices of that seat at that seq.
     by_seat: Vec<BTreeMap<u64, Vec<Idx>>>,
-    /// Seats with a known fork anywhere in the local DAG.
-    forked_seats: u64,
+    /// Seats whose ancestry questions must walk the self-parent chain: a
+    /// fork, a second seq-0 anchor or a chain cut was seen (never cleared).
+    walk_seats: u64,
+    /// Seats with a seq-0 anchor inserted (never cleared).
+    started_seats: u64,
     /// Witnesses per round, in insertion order.
     witnesses: BTreeMap<u64, Vec<Idx>>,
-    /// Memoized fame votes: (voter, candidate) -> vote.
-    votes: HashMap<(Idx, Idx), bool>,
+    /// Memoized fame votes per undecided candidate: voter -> vote.
+    votes: HashMap<Idx, HashMap<Idx, Vote>>,
     /// The lowest round not yet decided.
     next_undecided_round: u64,
     /// Vertices not yet received by a decided round, in insertion order.
     unreceived: Vec<Idx>,
     next_global_index: u64,
-    finalized: std::collections::VecDeque<FinalizedRound>,
+    finalized: VecDeque<FinalizedRound>,
     coin_stats: CoinStats,
+    stale: u64,
 }
 
 /// Counters of the fame vote's coin rounds (for the simulator's coverage).
@@ -156,23 +211,29 @@ impl Consensus {
     /// An empty DAG.
     ///
     /// # Panics
-    /// If `k` is outside `1..=64` or the coin period is zero.
+    /// If `k` is outside `1..=64`, the coin period is zero or the window
+    /// is below 2.
     pub fn new(config: ConsensusConfig) -> Self {
         assert!((1..=64).contains(&config.k), "k must be in 1..=64");
         assert!(config.coin_round_period > 0, "coin period must be positive");
+        assert!(config.window >= 2, "the window must be at least 2 rounds");
         Consensus {
             config,
-            vertices: Vec::new(),
+            vertices: VecDeque::new(),
+            pruned: 0,
+            floor: 0,
             by_id: HashMap::new(),
             by_seat: vec![BTreeMap::new(); config.k],
-            forked_seats: 0,
+            walk_seats: 0,
+            started_seats: 0,
             witnesses: BTreeMap::new(),
             votes: HashMap::new(),
             next_undecided_round: 0,
             unreceived: Vec::new(),
             next_global_index: 0,
-            finalized: std::collections::VecDeque::new(),
+            finalized: VecDeque::new(),
             coin_stats: CoinStats::default(),
+            stale: 0,
         }
     }
 
@@ -197,41 +258,62 @@ impl Consensus {
         spec: VertexSpec,
         claimed_round: Option<u64>,
     ) -> Result<Placement, InsertError> {
-        let (idx, forked_before, computed) = self.push_and_compute(&spec)?;
+        let (idx, computed) = self.push_and_compute(&spec)?;
         if let Some(claimed) = claimed_round.filter(|claimed| *claimed != computed.round) {
-            self.vertices.pop();
-            self.forked_seats = forked_before;
+            self.vertices.pop_back();
             return Err(InsertError::BirthRoundMismatch {
                 claimed,
                 computed: computed.round,
             });
         }
+        let seat_bit = 1u64 << spec.creator;
+        let seat_chain = &mut self.by_seat[usize::from(spec.creator)];
+        let cut = spec.seq > 0 && self.vertices.back().is_some_and(|v| v.self_parent == NONE);
+        let second_start = spec.seq == 0 && self.started_seats & seat_bit != 0;
+        if seat_chain.contains_key(&spec.seq) || cut || second_start {
+            self.walk_seats |= seat_bit;
+        }
+        if spec.seq == 0 {
+            self.started_seats |= seat_bit;
+        }
+        seat_chain.entry(spec.seq).or_default().push(idx);
         self.by_id.insert(spec.id, idx);
-        self.by_seat[usize::from(spec.creator)]
-            .entry(spec.seq)
-            .or_default()
-            .push(idx);
         let placement = self.place(idx, computed);
         self.unreceived.push(idx);
-        self.decide_rounds();
+        if placement.witness {
+            self.vote_as_new_witness(idx);
+            self.decide_rounds();
+        }
         Ok(placement)
     }
 
     /// The round a vertex would get if inserted now; changes nothing. A
     /// seat uses it to fill in the birth round of its own next anchor.
     pub fn probe_round(&mut self, spec: &VertexSpec) -> Result<u64, InsertError> {
-        let (_, forked_before, computed) = self.push_and_compute(spec)?;
-        self.vertices.pop();
-        self.forked_seats = forked_before;
+        let (_, computed) = self.push_and_compute(spec)?;
+        self.vertices.pop_back();
         Ok(computed.round)
     }
 
+    fn vertex(&self, idx: Idx) -> &Vertex {
+        &self.vertices[(idx - self.pruned) as usize]
+    }
+
+    fn vertex_mut(&mut self, idx: Idx) -> &mut Vertex {
+        &mut self.vertices[(idx - self.pruned) as usize]
+    }
+
+    /// A vertex still held (`None` for `NONE` and pruned indexes).
+    fn held(&self, idx: Idx) -> Option<&Vertex> {
+        if idx == NONE || idx < self.pruned {
+            return None;
+        }
+        self.vertices.get((idx - self.pruned) as usize)
+    }
+
     /// Checks a vertex, pushes it on the arena (not yet findable by id) and
-    /// computes its round. Returns the fork flags to restore on rollback.
-    fn push_and_compute(
-        &mut self,
-        spec: &VertexSpec,
-    ) -> Result<(Idx, u64, ComputedRound), InsertError> {
+    /// computes its round.
+    fn push_and_compute(&mut self, spec: &VertexSpec) -> Result<(Idx, ComputedRound), InsertError> {
         if self.by_id.contains_key(&spec.id) {
             return Err(InsertError::Duplicate);
         }
@@ -253,9 +335,20 @@ impl Consensus {
             })
             .collect::<Result<Vec<Idx>, _>>()?;
         let self_parent = self.check_self_parent(spec, &parents)?;
-        let idx = self.vertices.len() as Idx;
-        let (fork_mask, last_ancestor) = self.summarize_ancestry(idx, spec, self_parent, &parents);
-        self.vertices.push(Vertex {
+        let base = parents
+            .iter()
+            .map(|p| self.vertex(*p).round)
+            .max()
+            .unwrap_or(0);
+        if self.floor > 0 && base.saturating_sub(self.config.window) < self.floor {
+            return Err(InsertError::Ancient {
+                base,
+                floor: self.floor,
+            });
+        }
+        let idx = self.pruned + self.vertices.len() as Idx;
+        let summary = self.summarize_ancestry(idx, spec, self_parent, &parents, base);
+        self.vertices.push_back(Vertex {
             id: spec.id,
             creator: spec.creator,
             seq: spec.seq,
@@ -264,34 +357,31 @@ impl Consensus {
             parents,
             round: 0,
             witness: false,
-            fork_mask,
-            last_ancestor,
+            fork_mask: summary.fork_mask,
+            fork_rounds: summary.fork_rounds,
+            last_ancestor: summary.last_ancestor,
+            multi_tops: summary.multi_tops,
             strongly_seen_previous: Vec::new(),
             fame: None,
-            received: false,
         });
-        let forked_before = self.forked_seats;
-        if self.by_seat[usize::from(spec.creator)].contains_key(&spec.seq) {
-            self.forked_seats |= 1 << spec.creator;
-        }
-        Ok((idx, forked_before, self.compute_round(idx)))
+        Ok((idx, self.compute_round(idx)))
     }
 
+    /// The self-parent of a vertex: `NONE` at seq 0 and for a cut chain (a
+    /// seq > 0 anchor whose self-parent was ancient and left out).
     fn check_self_parent(&self, spec: &VertexSpec, parents: &[Idx]) -> Result<Idx, InsertError> {
         let own: Vec<Idx> = parents
             .iter()
             .copied()
-            .filter(|p| self.vertices[*p as usize].creator == spec.creator)
+            .filter(|p| self.vertex(*p).creator == spec.creator)
             .collect();
         match (spec.seq, own.as_slice()) {
-            (0, []) => Ok(NONE),
+            (_, []) => Ok(NONE),
             (0, _) => Err(InsertError::BadSelfParent {
                 seq: 0,
                 expected: "no parent by its own creator",
             }),
-            (seq, [single])
-                if parents[0] == *single && self.vertices[*single as usize].seq + 1 == seq =>
-            {
+            (seq, [single]) if parents[0] == *single && self.vertex(*single).seq + 1 == seq => {
                 Ok(*single)
             }
             (seq, _) => Err(InsertError::BadSelfParent {
@@ -301,122 +391,175 @@ impl Consensus {
         }
     }
 
-    /// The fork mask and last-ancestor table of a new vertex.
+    /// The tops of `seat` in a vertex's summary.
+    fn tops<'a>(&self, vertex: &'a Vertex, seat: usize) -> impl Iterator<Item = Idx> + 'a {
+        let single = vertex.last_ancestor[seat];
+        let multi: &[(u8, Idx)] = if single == NONE {
+            &vertex.multi_tops
+        } else {
+            &[]
+        };
+        std::iter::once(single)
+            .filter(|t| *t != NONE)
+            .chain(
+                multi
+                    .iter()
+                    .filter(move |(s, _)| usize::from(*s) == seat)
+                    .map(|(_, t)| *t),
+            )
+    }
+
+    /// The summary of a new vertex: per seat its tops in the window and
+    /// the fork pairs among them.
     fn summarize_ancestry(
         &self,
         idx: Idx,
         spec: &VertexSpec,
         self_parent: Idx,
         parents: &[Idx],
-    ) -> (u64, Box<[Idx]>) {
-        let mut fork_mask = parents
-            .iter()
-            .fold(0, |mask, p| mask | self.vertices[*p as usize].fork_mask);
-        let mut last_ancestor = vec![NONE; self.config.k].into_boxed_slice();
+        base: u64,
+    ) -> Summary {
+        let window = base.saturating_sub(self.config.window);
+        let mut summary = Summary {
+            fork_mask: 0,
+            fork_rounds: Vec::new(),
+            last_ancestor: vec![NONE; self.config.k].into_boxed_slice(),
+            multi_tops: Vec::new(),
+        };
+        let in_window = |t: &Idx| self.held(*t).is_some_and(|v| v.round >= window);
+        let mut tops: Vec<Idx> = Vec::with_capacity(8);
+        let mut maximal: Vec<Idx> = Vec::with_capacity(8);
         for seat in 0..self.config.k {
-            if fork_mask & (1 << seat) != 0 {
-                continue;
+            tops.clear();
+            for p in parents {
+                tops.extend(self.tops(self.vertex(*p), seat).filter(in_window));
             }
-            let mut tops: Vec<Idx> = parents
-                .iter()
-                .map(|p| self.vertices[*p as usize].last_ancestor[seat])
-                .filter(|t| *t != NONE)
-                .collect();
             tops.sort_unstable();
             tops.dedup();
-            if seat == usize::from(spec.creator) {
-                // The new vertex tops its own chain; every other own-seat
-                // ancestor must lie below it on that chain.
-                let consistent = tops
-                    .iter()
-                    .all(|t| self_parent != NONE && self.on_chain(*t, self_parent));
-                if consistent {
-                    last_ancestor[seat] = idx;
-                } else {
-                    fork_mask |= 1 << seat;
-                }
-                continue;
-            }
-            let Some(&highest) = tops.iter().max_by_key(|t| self.vertices[**t as usize].seq) else {
-                continue;
-            };
-            if tops.iter().all(|t| self.on_chain(*t, highest)) {
-                last_ancestor[seat] = highest;
+            let own = seat == usize::from(spec.creator);
+            maximal.clear();
+            if own {
+                // The new vertex tops its chain; an own top not below it on
+                // that chain is a fork with it.
+                maximal.extend(
+                    tops.iter()
+                        .copied()
+                        .filter(|t| self_parent == NONE || !self.on_chain(*t, self_parent)),
+                );
+            } else if tops.len() == 1 {
+                maximal.push(tops[0]);
             } else {
-                fork_mask |= 1 << seat;
+                maximal.extend(tops.iter().copied().filter(|t| {
+                    !tops
+                        .iter()
+                        .any(|other| other != t && self.on_chain(*t, *other))
+                }));
+            }
+            let mut fork_round: Option<u64> = parents
+                .iter()
+                .flat_map(|p| self.vertex(*p).fork_rounds.iter())
+                .filter(|(s, r)| usize::from(*s) == seat && *r >= window)
+                .map(|(_, r)| *r)
+                .max();
+            for (i, a) in maximal.iter().enumerate() {
+                let round_a = self.vertex(*a).round;
+                if own {
+                    // round(a) <= base <= round(new vertex)
+                    fork_round = fork_round.max(Some(round_a));
+                }
+                for b in &maximal[i + 1..] {
+                    let pair = round_a.min(self.vertex(*b).round);
+                    fork_round = fork_round.max(Some(pair));
+                }
+            }
+            if let Some(round) = fork_round {
+                summary.fork_mask |= 1 << seat;
+                summary.fork_rounds.push((seat as u8, round));
+            }
+            if own {
+                if maximal.is_empty() {
+                    summary.last_ancestor[seat] = idx;
+                } else {
+                    summary.multi_tops.push((seat as u8, idx));
+                    summary
+                        .multi_tops
+                        .extend(maximal.iter().map(|t| (seat as u8, *t)));
+                }
+            } else if maximal.len() == 1 {
+                summary.last_ancestor[seat] = maximal[0];
+            } else {
+                summary
+                    .multi_tops
+                    .extend(maximal.iter().map(|t| (seat as u8, *t)));
             }
         }
-        (fork_mask, last_ancestor)
+        summary.multi_tops.sort_unstable();
+        summary
     }
 
-    /// Whether `lower` is `top` or on `top`'s self-parent chain (both by one seat).
+    /// Whether `lower` is `top` or on `top`'s self-parent chain (both by
+    /// one seat, both held; a pruned one answers no).
     fn on_chain(&self, lower: Idx, top: Idx) -> bool {
-        let (lower_vertex, mut at) = (&self.vertices[lower as usize], top);
-        if self.forked_seats & (1 << lower_vertex.creator) == 0 {
-            return self.vertices[top as usize].seq >= lower_vertex.seq;
+        if lower == top {
+            return true;
         }
-        while at != NONE && self.vertices[at as usize].seq > lower_vertex.seq {
-            at = self.vertices[at as usize].self_parent;
+        let (Some(lower_vertex), Some(top_vertex)) = (self.held(lower), self.held(top)) else {
+            return false;
+        };
+        if lower_vertex.seq > top_vertex.seq {
+            return false;
+        }
+        if self.walk_seats & (1 << lower_vertex.creator) == 0 {
+            return true;
+        }
+        let mut at = top;
+        while let Some(vertex) = self.held(at) {
+            if vertex.seq <= lower_vertex.seq {
+                break;
+            }
+            at = vertex.self_parent;
         }
         at == lower
     }
 
-    /// `y <= x`: y is x or an ancestor of x.
+    /// `y <= x`: y is x or an ancestor of x (exact for y in x's window).
     fn is_ancestor(&self, y: Idx, x: Idx) -> bool {
         if y == x {
             return true;
         }
-        let (yv, xv) = (&self.vertices[y as usize], &self.vertices[x as usize]);
-        if xv.fork_mask & (1 << yv.creator) == 0 {
-            let top = xv.last_ancestor[usize::from(yv.creator)];
-            return top != NONE && self.on_chain(y, top);
+        let seat = usize::from(self.vertex(y).creator);
+        let xv = self.vertex(x);
+        let single = xv.last_ancestor[seat];
+        if single != NONE {
+            return self.on_chain(y, single);
         }
-        self.search_ancestor(y, x)
+        self.tops(xv, seat).any(|t| self.on_chain(y, t))
     }
 
-    /// Bounded search for `y` among the ancestors of `x`: paths from x down
-    /// to y only pass vertices of round >= round(y).
-    fn search_ancestor(&self, y: Idx, x: Idx) -> bool {
-        let floor = self.vertices[y as usize].round;
-        let mut stack = vec![x];
-        let mut visited = HashSet::new();
-        while let Some(at) = stack.pop() {
-            if at == y {
-                return true;
-            }
-            for &parent in &self.vertices[at as usize].parents {
-                if self.vertices[parent as usize].round >= floor
-                    && parent >= y
-                    && visited.insert(parent)
-                {
-                    stack.push(parent);
-                }
-            }
-        }
-        false
-    }
-
-    /// x sees y: y <= x and no fork by y's creator among x's ancestors.
+    /// x sees y: y <= x and no fork by y's creator in x's window.
     fn sees(&self, x: Idx, y: Idx) -> bool {
-        let creator = self.vertices[y as usize].creator;
+        let creator = self.vertex(y).creator;
         // The mutation self-test of DESIGN §10: without the fork check the
         // default test run must fail.
         let fork_free = cfg!(feature = "planted-bug-no-fork-check")
-            || self.vertices[x as usize].fork_mask & (1 << creator) == 0;
+            || self.vertex(x).fork_mask & (1 << creator) == 0;
         fork_free && self.is_ancestor(y, x)
     }
 
-    /// x strongly sees y: x sees y and anchors of at least q seats, each seen
-    /// by x and each seeing y, lie between them.
+    /// x strongly sees y: x sees y, and for at least q seats x sees the
+    /// seat's top in x's window and that top sees y.
     fn strongly_sees(&self, x: Idx, y: Idx) -> bool {
         if !self.sees(x, y) {
             return false;
         }
-        let xv = &self.vertices[x as usize];
+        let xv = self.vertex(x);
         let seats = xv
             .last_ancestor
             .iter()
-            .filter(|top| **top != NONE && self.is_ancestor(y, **top))
+            .enumerate()
+            .filter(|(seat, top)| {
+                **top != NONE && xv.fork_mask & (1 << seat) == 0 && self.sees(**top, y)
+            })
             .count();
         seats >= self.config.q()
     }
@@ -424,11 +567,11 @@ impl Consensus {
     /// Round, witness status and strongly seen previous-round witnesses of
     /// a freshly pushed vertex; changes nothing.
     fn compute_round(&self, idx: Idx) -> ComputedRound {
-        let vertex = &self.vertices[idx as usize];
+        let vertex = self.vertex(idx);
         let parent_round = vertex
             .parents
             .iter()
-            .map(|p| self.vertices[*p as usize].round)
+            .map(|p| self.vertex(*p).round)
             .max();
         let base = parent_round.unwrap_or(0);
         let seen_at_base = match parent_round {
@@ -441,7 +584,7 @@ impl Consensus {
             base
         };
         let self_parent = vertex.self_parent;
-        let witness = self_parent == NONE || round > self.vertices[self_parent as usize].round;
+        let witness = self_parent == NONE || round > self.vertex(self_parent).round;
         let strongly_seen_previous = match (witness, round) {
             (false, _) | (true, 0) => Vec::new(),
             (true, r) if r == base + 1 => seen_at_base,
@@ -458,7 +601,7 @@ impl Consensus {
     /// late and not famous.
     fn place(&mut self, idx: Idx, computed: ComputedRound) -> Placement {
         let late = computed.round < self.next_undecided_round;
-        let vertex = &mut self.vertices[idx as usize];
+        let vertex = self.vertex_mut(idx);
         vertex.round = computed.round;
         vertex.witness = computed.witness;
         vertex.strongly_seen_previous = computed.strongly_seen_previous;
@@ -489,33 +632,62 @@ impl Consensus {
     fn seat_count(&self, vertices: &[Idx]) -> usize {
         vertices
             .iter()
-            .fold(0u64, |mask, v| {
-                mask | 1 << self.vertices[*v as usize].creator
-            })
+            .fold(0u64, |mask, v| mask | 1 << self.vertex(*v).creator)
             .count_ones() as usize
+    }
+
+    /// A new witness takes part in the election: as a candidate, it is voted
+    /// on by the witnesses already above it; as a voter, it votes on every
+    /// undecided candidate below it. No other vote can change, because a
+    /// vote depends only on the voter's ancestry.
+    fn vote_as_new_witness(&mut self, idx: Idx) {
+        let round = self.vertex(idx).round;
+        if self.vertex(idx).fame.is_none() {
+            let fame = self.decide_fame(idx, round);
+            self.vertex_mut(idx).fame = fame;
+        }
+        if round <= self.next_undecided_round {
+            return;
+        }
+        let candidates: Vec<(Idx, u64)> = self
+            .witnesses
+            .range(self.next_undecided_round..round)
+            .flat_map(|(r, ws)| ws.iter().map(move |w| (*w, *r)))
+            .collect();
+        for (candidate, candidate_round) in candidates {
+            if self.vertex(candidate).fame.is_none() {
+                if let Some(decision) = self.vote(idx, candidate, round - candidate_round) {
+                    self.vertex_mut(candidate).fame = Some(decision);
+                }
+            }
+        }
     }
 
     /// Decides fame round by round, finalizing each round once all its
     /// witnesses are decided.
     fn decide_rounds(&mut self) {
-        while let Some(round_witnesses) = self.witnesses.get(&self.next_undecided_round).cloned() {
-            let round = self.next_undecided_round;
-            let mut all_decided = true;
-            for candidate in round_witnesses {
-                if self.vertices[candidate as usize].fame.is_none() {
-                    self.vertices[candidate as usize].fame = self.decide_fame(candidate, round);
-                }
-                all_decided &= self.vertices[candidate as usize].fame.is_some();
-            }
-            if !all_decided {
+        while let Some(round_witnesses) = self.witnesses.get(&self.next_undecided_round) {
+            if round_witnesses
+                .iter()
+                .any(|w| self.vertex(*w).fame.is_none())
+            {
                 return;
             }
+            let round = self.next_undecided_round;
             self.finalize_round(round);
+            for w in self.witnesses[&round].clone() {
+                self.votes.remove(&w);
+            }
             self.next_undecided_round += 1;
+            let floor = self
+                .next_undecided_round
+                .saturating_sub(2 * self.config.window);
+            self.prune_below(floor);
         }
     }
 
-    /// Runs the virtual election of `candidate` over all later witnesses.
+    /// Runs the virtual election of `candidate` over all later witnesses,
+    /// in (round, insertion) order.
     fn decide_fame(&mut self, candidate: Idx, round: u64) -> Option<bool> {
         let voter_rounds: Vec<u64> = self.witnesses.range(round + 1..).map(|(r, _)| *r).collect();
         for voter_round in voter_rounds {
@@ -529,42 +701,53 @@ impl Consensus {
         None
     }
 
-    /// Records `voter`'s vote on `candidate`; returns the decision if the
-    /// vote decides fame.
+    /// `voter`'s vote on `candidate` (memoized; electors vote first, on
+    /// demand); returns the decision if the vote decides fame.
     fn vote(&mut self, voter: Idx, candidate: Idx, distance: u64) -> Option<bool> {
-        if distance == 1 {
-            if !self.votes.contains_key(&(voter, candidate)) {
-                let vote = self.sees(voter, candidate);
-                self.votes.insert((voter, candidate), vote);
+        if let Some(vote) = self.votes.get(&candidate).and_then(|v| v.get(&voter)) {
+            return vote.decides.then_some(vote.yes);
+        }
+        let vote = if distance == 1 {
+            Vote {
+                yes: self.sees(voter, candidate),
+                decides: false,
             }
-            return None;
-        }
-        let mut yes = 0usize;
-        let mut no = 0usize;
-        for &elector in &self.vertices[voter as usize].strongly_seen_previous {
-            match self.votes.get(&(elector, candidate)) {
-                Some(true) => yes += 1,
-                Some(false) => no += 1,
-                None => unreachable!("electors vote before the voters of the next round"),
-            }
-        }
-        let majority = yes >= no;
-        let agreeing = if majority { yes } else { no };
-        let supermajority = agreeing >= self.config.q();
-        if distance % self.config.coin_round_period != 0 {
-            self.votes.insert((voter, candidate), majority);
-            return supermajority.then_some(majority);
-        }
-        let vote = if supermajority {
-            majority
         } else {
-            self.vertices[voter as usize].coin
+            let electors = self.vertex(voter).strongly_seen_previous.clone();
+            let (mut yes, mut no) = (0usize, 0usize);
+            for elector in electors {
+                self.vote(elector, candidate, distance - 1);
+                match self.votes[&candidate][&elector].yes {
+                    true => yes += 1,
+                    false => no += 1,
+                }
+            }
+            let majority = yes >= no;
+            let agreeing = if majority { yes } else { no };
+            let supermajority = agreeing >= self.config.q();
+            if distance % self.config.coin_round_period != 0 {
+                Vote {
+                    yes: majority,
+                    decides: supermajority,
+                }
+            } else {
+                self.coin_stats.coin_round_votes += 1;
+                self.coin_stats.coin_flips += u64::from(!supermajority);
+                Vote {
+                    yes: if supermajority {
+                        majority
+                    } else {
+                        self.vertex(voter).coin
+                    },
+                    decides: false,
+                }
+            }
         };
-        if self.votes.insert((voter, candidate), vote).is_none() {
-            self.coin_stats.coin_round_votes += 1;
-            self.coin_stats.coin_flips += u64::from(!supermajority);
-        }
-        None
+        self.votes
+            .entry(candidate)
+            .or_default()
+            .insert(voter, vote);
+        vote.decides.then_some(vote.yes)
     }
 
     /// Votes cast in coin rounds so far, and how many of them were coin
@@ -579,72 +762,79 @@ impl Consensus {
         let famous: Vec<Idx> = self.witnesses[&round]
             .iter()
             .copied()
-            .filter(|w| self.vertices[*w as usize].fame == Some(true))
+            .filter(|w| self.vertex(*w).fame == Some(true))
             .collect();
         let mut per_seat = [0u8; 64];
         for w in &famous {
-            per_seat[usize::from(self.vertices[*w as usize].creator)] += 1;
+            per_seat[usize::from(self.vertex(*w).creator)] += 1;
         }
         let mut unique: Vec<Idx> = famous
             .into_iter()
-            .filter(|w| per_seat[usize::from(self.vertices[*w as usize].creator)] == 1)
+            .filter(|w| per_seat[usize::from(self.vertex(*w).creator)] == 1)
             .collect();
         assert!(
             !unique.is_empty(),
             "decided round {round} has no unique famous witness"
         );
-        unique.sort_unstable_by_key(|w| self.vertices[*w as usize].id);
+        unique.sort_unstable_by_key(|w| self.vertex(*w).id);
         let whitening_key = unique.iter().fold([0u8; 32], |mut acc, w| {
-            for (a, b) in acc.iter_mut().zip(self.vertices[*w as usize].id) {
+            for (a, b) in acc.iter_mut().zip(self.vertex(*w).id) {
                 *a ^= b;
             }
             acc
         });
 
-        let (received, still_unreceived): (Vec<Idx>, Vec<Idx>) =
-            std::mem::take(&mut self.unreceived)
-                .into_iter()
-                .partition(|x| unique.iter().all(|u| self.is_ancestor(*x, *u)));
-        self.unreceived = still_unreceived;
+        // An anchor G or more rounds below the round is stale: never
+        // received, and dropped once no later round can receive it.
+        let window = self.config.window;
+        let mut received = Vec::new();
+        let mut kept = Vec::new();
+        for x in std::mem::take(&mut self.unreceived) {
+            let x_round = self.vertex(x).round;
+            if x_round + window > round && unique.iter().all(|u| self.is_ancestor(x, *u)) {
+                received.push(x);
+            } else if x_round + window > round + 1 {
+                kept.push(x);
+            } else {
+                self.stale += 1;
+            }
+        }
+        self.unreceived = kept;
         let mut layer: HashMap<Idx, u32> = HashMap::with_capacity(received.len());
         // `received` is in insertion order, which is topological.
         for &x in &received {
-            let own_layer = self.vertices[x as usize]
+            let own_layer = self
+                .vertex(x)
                 .parents
                 .iter()
                 .filter_map(|p| layer.get(p).map(|l| l + 1))
                 .max()
                 .unwrap_or(0);
             layer.insert(x, own_layer);
-            self.vertices[x as usize].received = true;
         }
-        let mut keyed: Vec<(u32, Hash32, Hash32)> = received
+        let mut keyed: Vec<(u32, Hash32, Hash32, Idx)> = received
             .iter()
             .map(|x| {
-                let id = self.vertices[*x as usize].id;
-                (layer[x], whiten(&id, &whitening_key), id)
+                let id = self.vertex(*x).id;
+                (layer[x], whiten(&id, &whitening_key), id, *x)
             })
             .collect();
         keyed.sort_unstable();
         let anchors = keyed
             .into_iter()
-            .map(|(_, _, id)| {
+            .map(|(_, _, id, x)| {
                 let global_index = self.next_global_index;
                 self.next_global_index += 1;
-                let ack_distances = self.ack_distances(self.by_id[&id], &unique);
                 FinalizedAnchor {
                     id,
                     global_index,
-                    ack_distances,
+                    ack_distances: self.ack_distances(x, &unique),
                 }
             })
             .collect();
         self.finalized.push_back(FinalizedRound {
             round,
-            unique_famous_witnesses: unique
-                .iter()
-                .map(|u| self.vertices[*u as usize].id)
-                .collect(),
+            unique_famous_witnesses: unique.iter().map(|u| self.vertex(*u).id).collect(),
             anchors,
         });
     }
@@ -652,56 +842,82 @@ impl Consensus {
     /// Ack distance of every seat for `x`, from the ancestry of the unique
     /// famous witnesses `unique` of its round received (DESIGN §4).
     fn ack_distances(&self, x: Idx, unique: &[Idx]) -> Vec<Option<u64>> {
+        let x_round = self.vertex(x).round;
         (0..self.config.k)
             .map(|seat| {
-                let first = if self.forked_seats & (1 << seat) == 0 {
+                let first = if self.walk_seats & (1 << seat) == 0 {
                     self.first_acknowledging_on_chain(x, seat, unique)
                 } else {
                     self.first_acknowledging_by_search(x, seat, unique)
                 };
-                first.map(|z| self.vertices[z as usize].round - self.vertices[x as usize].round + 1)
+                first.map(|z| self.vertex(z).round - x_round + 1)
             })
             .collect()
     }
 
-    /// For a seat without forks: its anchors below the UFWs form one chain on
-    /// which "x is an ancestor" is monotone, so the first anchor that has x
-    /// as an ancestor is found by binary search. It sees x unless a fork of
-    /// x's creator is in its ancestry, and then no later anchor sees x either.
+    /// For a seat without forks or cuts: its anchors below the UFWs form one
+    /// chain on which "x is an ancestor" is monotone; walk down from the
+    /// top to the first anchor with x as ancestor, then up to the first
+    /// that sees x.
     fn first_acknowledging_on_chain(&self, x: Idx, seat: usize, unique: &[Idx]) -> Option<Idx> {
-        let at_seq = |seq: u64| self.by_seat[seat][&seq][0];
         let top = unique
             .iter()
-            .map(|u| self.vertices[*u as usize].last_ancestor[seat])
-            .filter(|t| *t != NONE)
-            .max_by_key(|t| self.vertices[*t as usize].seq)?;
-        let (mut low, mut high) = (
-            *self.by_seat[seat].keys().next()?,
-            self.vertices[top as usize].seq,
-        );
-        if !self.is_ancestor(x, at_seq(high)) {
+            .flat_map(|u| self.tops(self.vertex(*u), seat))
+            .max_by_key(|t| self.vertex(*t).seq)?;
+        if !self.is_ancestor(x, top) {
             return None;
         }
-        while low < high {
-            let middle = low + (high - low) / 2;
-            if self.is_ancestor(x, at_seq(middle)) {
-                high = middle;
-            } else {
-                low = middle + 1;
+        let mut chain = vec![top];
+        loop {
+            let below = self.vertex(*chain.last().expect("non-empty")).self_parent;
+            match self.held(below) {
+                Some(_) if self.is_ancestor(x, below) => chain.push(below),
+                _ => break,
             }
         }
-        let first = at_seq(low);
-        self.sees(first, x).then_some(first)
+        chain.into_iter().rev().find(|z| self.sees(*z, x))
     }
 
-    /// For a seat with a known fork: every anchor of the seat is checked.
+    /// For a seat with a fork or cut: every held anchor of the seat is checked.
     fn first_acknowledging_by_search(&self, x: Idx, seat: usize, unique: &[Idx]) -> Option<Idx> {
         self.by_seat[seat]
             .values()
             .flatten()
             .copied()
             .filter(|z| self.sees(*z, x) && unique.iter().any(|u| self.is_ancestor(*z, *u)))
-            .min_by_key(|z| self.vertices[*z as usize].round)
+            .min_by_key(|z| (self.vertex(*z).round, *z))
+    }
+
+    /// Drops every vertex of a round below `floor` from the front of the
+    /// arena, with its index entries; afterwards vertices whose window
+    /// reaches below `floor` are refused as ancient.
+    fn prune_below(&mut self, floor: u64) {
+        if floor <= self.floor {
+            return;
+        }
+        self.floor = floor;
+        while let Some(front) = self.vertices.front() {
+            if front.round >= floor {
+                break;
+            }
+            let idx = self.pruned;
+            let vertex = self.vertices.pop_front().expect("front exists");
+            self.pruned += 1;
+            self.by_id.remove(&vertex.id);
+            let seat = &mut self.by_seat[usize::from(vertex.creator)];
+            if let Some(at_seq) = seat.get_mut(&vertex.seq) {
+                at_seq.retain(|i| *i != idx);
+                if at_seq.is_empty() {
+                    seat.remove(&vertex.seq);
+                }
+            }
+        }
+        let pruned = self.pruned;
+        self.witnesses = self.witnesses.split_off(&floor);
+        for ws in self.witnesses.values_mut() {
+            ws.retain(|w| *w >= pruned);
+        }
+        self.unreceived.retain(|x| *x >= pruned);
     }
 
     /// The next finalized round, in order.
@@ -711,7 +927,7 @@ impl Consensus {
     }
 
     fn lookup(&self, id: &Hash32) -> Option<&Vertex> {
-        self.by_id.get(id).map(|i| &self.vertices[*i as usize])
+        self.by_id.get(id).map(|i| self.vertex(*i))
     }
 
     /// Whether `parent` names an inserted vertex with that creator, seq and
@@ -727,7 +943,7 @@ impl Consensus {
         self.lookup(id).map(|v| v.creator)
     }
 
-    /// Whether a vertex with this id is in the DAG.
+    /// Whether a vertex with this id is held.
     pub fn contains(&self, id: &Hash32) -> bool {
         self.by_id.contains_key(id)
     }
@@ -752,12 +968,35 @@ impl Consensus {
         self.next_undecided_round
     }
 
+    /// Rounds below this are pruned: an anchor whose parents reach no
+    /// higher than `floor + G` is ancient and refused.
+    pub fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    /// Whether an anchor claiming `birth_round` is ancient here: its window
+    /// would reach below the rounds held (DESIGN §4 "ancient").
+    pub fn is_ancient(&self, birth_round: u64) -> bool {
+        self.floor > 0 && birth_round.saturating_sub(1 + self.config.window) < self.floor
+    }
+
+    /// The non-ancient window `G`.
+    pub fn window(&self) -> u64 {
+        self.config.window
+    }
+
+    /// Anchors dropped as stale (G or more rounds below every round that
+    /// could still receive them).
+    pub fn stale_count(&self) -> u64 {
+        self.stale
+    }
+
     /// Number of vertices held.
     pub fn len(&self) -> usize {
         self.vertices.len()
     }
 
-    /// Whether the DAG is empty.
+    /// Whether no vertex is held.
     pub fn is_empty(&self) -> bool {
         self.vertices.is_empty()
     }
@@ -809,6 +1048,7 @@ mod tests {
         let mut consensus = Consensus::new(ConsensusConfig {
             k,
             coin_round_period: 10,
+            window: 26,
         });
         for vertex in full_mesh(k, 16) {
             let placement = consensus.insert(vertex.clone()).unwrap();
@@ -864,6 +1104,7 @@ mod tests {
         let mut consensus = Consensus::new(ConsensusConfig {
             k,
             coin_round_period: 10,
+            window: 26,
         });
         let dag = full_mesh(k, 3);
         for vertex in &dag[..2 * k] {
@@ -894,6 +1135,7 @@ mod tests {
         let mut consensus = Consensus::new(ConsensusConfig {
             k: 2,
             coin_round_period: 10,
+            window: 26,
         });
         let first = VertexSpec {
             id: [1; 32],

@@ -145,6 +145,9 @@ pub enum AnchorStatus {
     Pending,
     /// Already known.
     Duplicate,
+    /// Ancient (DESIGN §4): its window reaches below the rounds this node
+    /// still holds, so it can never be finalized; dropped.
+    Ancient,
 }
 
 /// Why an anchor was refused. Its sender is to be penalised.
@@ -239,6 +242,42 @@ struct SeatRole<S> {
     own_anchors: u64,
 }
 
+/// When an outstanding pull was first and last asked for.
+#[derive(Debug, Clone, Copy)]
+struct PullSince {
+    first: u64,
+    last: u64,
+}
+
+impl PullSince {
+    fn at(now: u64) -> Self {
+        PullSince {
+            first: now,
+            last: now,
+        }
+    }
+}
+
+/// Retries after which an unanswered pull is given up; the anchors waiting
+/// for it stay pending (bounded) and ask again on a later tick.
+pub const PULL_GIVE_UP_RETRIES: u64 = 8;
+
+/// A parent whose birth round is more than `G` below the child's claimed
+/// birth round: ancient relative to the child, neither required nor pulled
+/// nor an edge of the DAG (DESIGN §4). Every node decides this from the
+/// child's header alone.
+fn is_relatively_ancient(parent: &ParentRef, child_birth_round: u64, window: u64) -> bool {
+    parent.birth_round.saturating_add(window) < child_birth_round
+}
+
+/// The parents of a header that are DAG edges.
+fn required_parents(header: &AnchorHeader, window: u64) -> impl Iterator<Item = &ParentRef> {
+    header
+        .parents
+        .iter()
+        .filter(move |p| !is_relatively_ancient(p, header.birth_round, window))
+}
+
 struct Pending {
     anchor: SignedAnchor,
     bytes: Vec<u8>,
@@ -263,9 +302,11 @@ pub struct Shard<V, S> {
     pending: BTreeMap<u64, Hash32>,
     pending_by_id: HashMap<Hash32, Pending>,
     /// Missing parent id -> pending anchors waiting for it.
-    waiting_for: HashMap<Hash32, Vec<Hash32>>,
-    /// Parent id -> tick it was requested.
-    requested: BTreeMap<Hash32, u64>,
+    waiting_for: BTreeMap<Hash32, Vec<Hash32>>,
+    /// The consensus floor when the side tables were last pruned.
+    pruned_floor: u64,
+    /// Parent id -> when it was first and last requested.
+    requested: BTreeMap<Hash32, PullSince>,
     mempool: VecDeque<MicroEvent>,
     arrivals: u64,
     now: u64,
@@ -328,6 +369,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             consensus: Consensus::new(ConsensusConfig {
                 k: context.k(),
                 coin_round_period: u64::from(genesis.params.coin_round_period),
+                window: u64::from(genesis.params.ancient_window_rounds),
             }),
             state: ShardState::from_genesis(genesis, shard),
             context,
@@ -340,7 +382,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             evidence_queued: 0,
             pending: BTreeMap::new(),
             pending_by_id: HashMap::new(),
-            waiting_for: HashMap::new(),
+            waiting_for: BTreeMap::new(),
+            pruned_floor: 0,
             requested: BTreeMap::new(),
             mempool: VecDeque::new(),
             arrivals: 0,
@@ -373,11 +416,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         }
         validate_anchor(&self.context, &self.verifier, &anchor)?;
         self.requested.remove(&id);
-        let missing: Vec<Hash32> = anchor
-            .header
-            .header
-            .parents
-            .iter()
+        if self.consensus.is_ancient(anchor.header.header.birth_round) {
+            self.forget_waiters_of(&id);
+            return Ok(AnchorStatus::Ancient);
+        }
+        let missing: Vec<Hash32> = required_parents(&anchor.header.header, self.consensus.window())
             .map(|p| p.anchor_id)
             .filter(|p| !self.consensus.contains(p))
             .collect();
@@ -425,23 +468,101 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         }
     }
 
-    /// Advances logical time: unanswered pulls are asked of every peer.
+    /// Advances logical time: unanswered pulls are asked of every peer
+    /// again, pulls unanswered for [`PULL_GIVE_UP_RETRIES`] retries are
+    /// given up (freeing their slot), pending anchors that became ancient
+    /// are dropped, and missing parents that are not yet requested (over the
+    /// pull budget before, or whose pending child was evicted) are asked
+    /// for as the budget allows.
     pub fn handle_tick(&mut self, now: u64) {
         self.now = now;
-        let retry: Vec<Hash32> = self
-            .requested
-            .iter()
-            .filter(|(_, at)| now.saturating_sub(**at) >= self.limits.pull_retry_ticks)
-            .map(|(id, _)| *id)
-            .collect();
-        if !retry.is_empty() {
-            for id in &retry {
-                self.requested.insert(*id, now);
+        self.drop_ancient_pending();
+        let retry_after = self.limits.pull_retry_ticks.max(1);
+        let give_up_after = retry_after * PULL_GIVE_UP_RETRIES;
+        let (mut retry, mut expired) = (Vec::new(), Vec::new());
+        for (id, since) in &self.requested {
+            let waited = now.saturating_sub(since.first);
+            if waited >= give_up_after || !self.waiting_for.contains_key(id) {
+                expired.push(*id);
+            } else if now.saturating_sub(since.last) >= retry_after {
+                retry.push(*id);
             }
+        }
+        for id in &expired {
+            self.requested.remove(id);
+        }
+        for id in &retry {
+            if let Some(since) = self.requested.get_mut(id) {
+                since.last = now;
+            }
+        }
+        // Missing parents not asked for yet, oldest id order (deterministic).
+        let budget = self
+            .limits
+            .max_outstanding_pulls
+            .saturating_sub(self.requested.len());
+        let unasked: Vec<Hash32> = self
+            .waiting_for
+            .keys()
+            .filter(|id| {
+                !self.requested.contains_key(*id)
+                    && !self.pending_by_id.contains_key(*id)
+                    && !self.consensus.contains(id)
+                    && !expired.contains(id)
+            })
+            .take(budget)
+            .copied()
+            .collect();
+        for id in &unasked {
+            self.requested.insert(*id, PullSince::at(now));
+        }
+        retry.extend(unasked);
+        if !retry.is_empty() {
             self.transmits.push_back(Transmit {
                 destination: Destination::Broadcast,
                 message: ShardMessage::Get(retry),
             });
+        }
+    }
+
+    /// Drops pending anchors whose birth round became ancient.
+    fn drop_ancient_pending(&mut self) {
+        let ancient: Vec<Hash32> = self
+            .pending_by_id
+            .iter()
+            .filter(|(_, p)| self.consensus.is_ancient(p.anchor.header.header.birth_round))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ancient {
+            self.evict(&id);
+        }
+    }
+
+    /// Removes a pending anchor and its entries in `waiting_for`.
+    fn evict(&mut self, id: &Hash32) {
+        let Some(pending) = self.pending_by_id.remove(id) else {
+            return;
+        };
+        self.pending.remove(&pending.arrival);
+        for parent in &pending.anchor.header.header.parents {
+            if let Some(waiters) = self.waiting_for.get_mut(&parent.anchor_id) {
+                waiters.retain(|w| w != id);
+                if waiters.is_empty() {
+                    self.waiting_for.remove(&parent.anchor_id);
+                }
+            }
+        }
+    }
+
+    /// An anchor that will never be inserted: anchors waiting for it wait
+    /// in vain and are dropped too.
+    fn forget_waiters_of(&mut self, id: &Hash32) {
+        let mut work = vec![*id];
+        while let Some(id) = work.pop() {
+            for child in self.waiting_for.remove(&id).unwrap_or_default() {
+                self.evict(&child);
+                work.push(child);
+            }
         }
     }
 
@@ -456,6 +577,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     ) -> Result<(), RestoreError> {
         self.replaying = true;
         let mut derived: VecDeque<RoundFinalized> = VecDeque::new();
+        #[allow(clippy::redundant_closure_call)]
         let result = (|| {
             for (index, (kind, body)) in records.into_iter().enumerate() {
                 match kind {
@@ -482,19 +604,26 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     }
                 }
             }
-            Ok(())
+            Ok(derived)
         })();
         self.replaying = false;
         self.transmits.clear();
         self.persists.clear();
         self.finalized.clear();
-        result
+        // Rounds derived from logged anchors whose own records were lost in
+        // a crash are logged now, so the next restart finds them in order.
+        for round in result? {
+            self.persist(LogRecordKind::RoundFinalized, round.to_bytes());
+        }
+        self.prune_side_tables();
+        Ok(())
     }
 
     fn hold(&mut self, id: Hash32, anchor: SignedAnchor, bytes: Vec<u8>, missing: &[Hash32]) {
         if self.pending_by_id.len() >= self.limits.max_pending_anchors {
-            if let Some((_, oldest)) = self.pending.pop_first() {
-                self.pending_by_id.remove(&oldest);
+            if let Some((_, oldest)) = self.pending.first_key_value() {
+                let oldest = *oldest;
+                self.evict(&oldest);
             }
         }
         let arrival = self.arrivals;
@@ -530,7 +659,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             return;
         }
         for id in &fresh {
-            self.requested.insert(*id, self.now);
+            self.requested.insert(*id, PullSince::at(self.now));
         }
         self.transmits.push_back(Transmit {
             destination: from.map_or(Destination::Broadcast, Destination::Peer),
@@ -552,12 +681,9 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             }
             first = false;
             for child in self.waiting_for.remove(&id).unwrap_or_default() {
+                let window = self.consensus.window();
                 let ready = self.pending_by_id.get(&child).is_some_and(|p| {
-                    p.anchor
-                        .header
-                        .header
-                        .parents
-                        .iter()
+                    required_parents(&p.anchor.header.header, window)
                         .all(|parent| self.consensus.contains(&parent.anchor_id))
                 });
                 if ready {
@@ -573,18 +699,20 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     /// Inserts one anchor; returns the token of its `AnchorAccepted` record.
     fn insert_one(&mut self, anchor: SignedAnchor, bytes: Vec<u8>) -> Result<u64, AnchorRejected> {
         let header = &anchor.header.header;
-        if let Some(index) = header
-            .parents
-            .iter()
-            .position(|p| !self.consensus.matches_parent_ref(p))
-        {
+        let window = self.consensus.window();
+        if let Some(index) = header.parents.iter().position(|p| {
+            !is_relatively_ancient(p, header.birth_round, window)
+                && !self.consensus.matches_parent_ref(p)
+        }) {
             return Err(AnchorRejected::ParentRefMismatch { index });
         }
         let spec = VertexSpec {
             id: anchor.anchor_id(),
             creator: header.creator,
             seq: header.seq,
-            parents: header.parents.iter().map(|p| p.anchor_id).collect(),
+            parents: required_parents(header, window)
+                .map(|p| p.anchor_id)
+                .collect(),
             coin: anchor.header.signature[32] & 1 == 1,
         };
         self.consensus
@@ -681,6 +809,36 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             );
             self.finalized.push_back(report);
         }
+        self.prune_side_tables();
+    }
+
+    /// Once the consensus floor rises: drops fork-detection headers and
+    /// inserted anchors of rounds below it (stale anchors that were never
+    /// finalized), so memory stays bounded.
+    fn prune_side_tables(&mut self) {
+        let floor = self.consensus.floor();
+        if floor <= self.pruned_floor {
+            return;
+        }
+        self.pruned_floor = floor;
+        self.first_header
+            .retain(|_, header| header.header.birth_round >= floor);
+        let before = self.unfinalized.len();
+        let mut dropped_with_payload = 0;
+        self.unfinalized.retain(|_, anchor| {
+            let keep = anchor.header.header.birth_round >= floor;
+            dropped_with_payload += usize::from(!keep && !anchor.payload.events.is_empty());
+            keep
+        });
+        if self.unfinalized.len() != before {
+            self.unfinalized_with_payload -= dropped_with_payload;
+        }
+        if let Some(seat) = self.seat.as_mut() {
+            seat.latest
+                .retain(|_, parent| parent.birth_round >= floor);
+            let latest = &seat.latest;
+            seat.unacknowledged.retain(|other, _| latest.contains_key(other));
+        }
     }
 
     fn persist(&mut self, kind: LogRecordKind, body: Vec<u8>) -> u64 {
@@ -726,17 +884,32 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         let payload = AnchorPayload {
             events: self.mempool.drain(..take).collect(),
         };
-        let spec = VertexSpec {
-            id: [0xff; 32],
-            creator,
-            seq,
-            parents: parents.iter().map(|p| p.anchor_id).collect(),
-            coin: false,
-        };
-        let birth_round = self
-            .consensus
-            .probe_round(&spec)
-            .expect("own parents are inserted and follow the self-parent rule");
+        let window = self.consensus.window();
+        // Other parents are never ancient (they were pruned from `latest`);
+        // the self-parent may be, after a long silence, and is then left
+        // out of the DAG edges exactly as every receiver leaves it out.
+        let mut birth_round = 0;
+        for _ in 0..3 {
+            let spec = VertexSpec {
+                id: [0xff; 32],
+                creator,
+                seq,
+                parents: parents
+                    .iter()
+                    .filter(|p| !is_relatively_ancient(p, birth_round, window))
+                    .map(|p| p.anchor_id)
+                    .collect(),
+                coin: false,
+            };
+            let probed = self
+                .consensus
+                .probe_round(&spec)
+                .expect("own parents are inserted and follow the self-parent rule");
+            if probed == birth_round {
+                break;
+            }
+            birth_round = probed;
+        }
         let mut header = AnchorHeader {
             version: PROTOCOL_VERSION,
             network: self.context.network,
@@ -803,10 +976,12 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     /// The logical time at which [`Shard::handle_tick`] has work, if any.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.requested
-            .values()
-            .min()
-            .map(|at| at + self.limits.pull_retry_ticks)
+        let retry_after = self.limits.pull_retry_ticks.max(1);
+        let next_retry = self.requested.values().map(|at| at.last + retry_after).min();
+        // Parents waited for but not yet asked (over budget) need a tick too.
+        let unasked = (!self.waiting_for.is_empty() || !self.pending_by_id.is_empty())
+            .then_some(self.now + retry_after);
+        next_retry.into_iter().chain(unasked).min()
     }
 
     /// The shard's UTXO state.

@@ -28,6 +28,8 @@ pub struct OracleConfig {
     pub k: usize,
     /// The coin-round period `C` of the fame vote, `>= 1`.
     pub coin_round_period: u64,
+    /// The non-ancient window `G` in rounds.
+    pub window: u64,
 }
 
 /// One inserted vertex and everything derived from its ancestry alone.
@@ -38,7 +40,11 @@ struct OracleVertex {
     parents: Vec<usize>,
     /// Dense indexes of every `y <= x`, including the vertex itself.
     ancestors: BTreeSet<usize>,
-    /// Creators with two distinct vertices of one `seq` among `ancestors`.
+    /// The lowest round of the vertex's window: `max parent round - G`.
+    window: u64,
+    /// Creators with a fork in the window: two of their vertices among
+    /// `ancestors`, both of round `>= window`, neither on the other's
+    /// self-parent chain.
     forked_creators: BTreeSet<u8>,
     round: u64,
     is_witness: bool,
@@ -132,7 +138,13 @@ impl Oracle {
         for &parent in &parents {
             ancestors.extend(self.vertices[parent].ancestors.iter().copied());
         }
-        let forked_creators = self.forked_creators_among(&ancestors, &vertex);
+        let window = parents
+            .iter()
+            .map(|&p| self.vertices[p].round)
+            .max()
+            .unwrap_or(0)
+            .saturating_sub(self.config.window);
+        let forked_creators = self.forked_creators_among(&ancestors, &vertex, &parents, window);
         self.index_by_id.insert(vertex.id, index);
         // The round and witness flag are placeholders until computed below;
         // they are not read before then because the new vertex is excluded
@@ -141,6 +153,7 @@ impl Oracle {
             spec: vertex,
             parents,
             ancestors,
+            window,
             forked_creators,
             round: 0,
             is_witness: false,
@@ -208,14 +221,36 @@ impl Oracle {
         self.vertices[index].spec.creator
     }
 
+    /// The self-parent: `parents[0]` when it is by the same creator (at
+    /// seq 0, and for a chain cut where the self-parent was ancient and left
+    /// out, there is none).
     fn self_parent(&self, index: usize) -> Option<usize> {
         let vertex = &self.vertices[index];
-        (vertex.spec.seq > 0).then(|| vertex.parents[0])
+        vertex
+            .parents
+            .first()
+            .copied()
+            .filter(|&p| self.vertices[p].spec.creator == vertex.spec.creator)
+    }
+
+    /// Whether `lower` is `top` or on `top`'s self-parent chain.
+    fn on_chain(&self, lower: usize, top: usize) -> bool {
+        let mut at = Some(top);
+        while let Some(vertex) = at {
+            if vertex == lower {
+                return true;
+            }
+            at = self.self_parent(vertex);
+        }
+        false
     }
 
     fn assert_self_parent_rule(&self, vertex: &VertexSpec, parents: &[usize]) {
         let id = pc_codec::to_hex(&vertex.id);
-        let other_parents = if vertex.seq == 0 {
+        let cut = parents
+            .first()
+            .is_none_or(|&p| self.vertices[p].spec.creator != vertex.creator);
+        let other_parents = if vertex.seq == 0 || cut {
             parents
         } else {
             let self_parent = parents
@@ -241,25 +276,52 @@ impl Oracle {
         );
     }
 
-    /// The creators with a fork among `ancestors`: two distinct vertices of
-    /// one creator with the same `seq` (`new_vertex` is among `ancestors`
-    /// under the next dense index but not yet in `vertices`).
+    /// The creators with a fork in the window among `ancestors`: two
+    /// vertices of one creator, both of round `>= window`, neither on the
+    /// other's self-parent chain (`new_vertex` is among `ancestors` under
+    /// the next dense index but not yet in `vertices`; its round is at least
+    /// its parents', so it is in the window).
     fn forked_creators_among(
         &self,
         ancestors: &BTreeSet<usize>,
         new_vertex: &VertexSpec,
+        new_parents: &[usize],
+        window: u64,
     ) -> BTreeSet<u8> {
-        let mut count_by_creator_seq: BTreeMap<(u8, u64), usize> = BTreeMap::new();
+        let new_index = self.vertices.len();
+        let new_self_parent = new_parents
+            .first()
+            .copied()
+            .filter(|&p| self.vertices[p].spec.creator == new_vertex.creator);
+        let mut by_creator: BTreeMap<u8, Vec<usize>> = BTreeMap::new();
         for &ancestor in ancestors {
-            let spec = self.vertices.get(ancestor).map_or(new_vertex, |v| &v.spec);
-            *count_by_creator_seq
-                .entry((spec.creator, spec.seq))
-                .or_insert(0) += 1;
+            if ancestor == new_index {
+                by_creator.entry(new_vertex.creator).or_default().push(ancestor);
+            } else if self.vertices[ancestor].round >= window {
+                by_creator
+                    .entry(self.vertices[ancestor].spec.creator)
+                    .or_default()
+                    .push(ancestor);
+            }
         }
-        count_by_creator_seq
+        // Chain order, with the new vertex above its self-parent's chain.
+        let on_chain = |lower: usize, top: usize| {
+            if top == new_index {
+                lower == new_index || new_self_parent.is_some_and(|sp| self.on_chain(lower, sp))
+            } else {
+                lower != new_index && self.on_chain(lower, top)
+            }
+        };
+        by_creator
             .into_iter()
-            .filter(|&(_, count)| count >= 2)
-            .map(|((creator, _), _)| creator)
+            .filter(|(_, members)| {
+                members.iter().enumerate().any(|(i, &a)| {
+                    members[i + 1..]
+                        .iter()
+                        .any(|&b| !on_chain(a, b) && !on_chain(b, a))
+                })
+            })
+            .map(|(creator, _)| creator)
             .collect()
     }
 
@@ -269,20 +331,28 @@ impl Oracle {
         vertex.ancestors.contains(&y) && !vertex.forked_creators.contains(&self.creator(y))
     }
 
-    /// x strongly sees y: x sees y and vertices of at least `q` distinct
-    /// seats are each seen by x and each see y (x and y themselves count).
+    /// x strongly sees y: x sees y, and for at least `q` seats not forked
+    /// in x's window, the seat's highest vertex among x's ancestors in the
+    /// window (x itself for x's seat) sees y.
     fn strongly_sees(&self, x: usize, y: usize) -> bool {
         if !self.sees(x, y) {
             return false;
         }
-        // Anything x sees is among x's ancestors, so they are all candidates.
-        let seats: BTreeSet<u8> = self.vertices[x]
-            .ancestors
-            .iter()
-            .filter(|&&z| self.sees(x, z) && self.sees(z, y))
-            .map(|&z| self.creator(z))
-            .collect();
-        seats.len() >= self.supermajority
+        let vertex = &self.vertices[x];
+        let mut tops: BTreeMap<u8, usize> = BTreeMap::new();
+        for &z in &vertex.ancestors {
+            let creator = self.creator(z);
+            let in_window = z == x || self.vertices[z].round >= vertex.window;
+            if !in_window || vertex.forked_creators.contains(&creator) {
+                continue;
+            }
+            let top = tops.entry(creator).or_insert(z);
+            if self.vertices[z].spec.seq > self.vertices[*top].spec.seq {
+                *top = z;
+            }
+        }
+        let seats = tops.values().filter(|&&top| self.sees(top, y)).count();
+        seats >= self.supermajority
     }
 
     /// The witnesses of `round` inserted before `x` that `x` strongly sees,
@@ -447,8 +517,12 @@ impl Oracle {
 
         // Increasing dense index is a topological order: parents first.
         let mut layer_by_index: BTreeMap<usize, u64> = BTreeMap::new();
+        let round = self.decided_round_count();
         for index in 0..self.vertices.len() {
+            // A vertex G or more rounds below the round is stale (ancient):
+            // never received.
             let is_received_now = !self.received[index]
+                && self.vertices[index].round + self.config.window > round
                 && unique_famous
                     .iter()
                     .all(|&w| self.vertices[w].ancestors.contains(&index));
@@ -538,6 +612,7 @@ mod tests {
         Oracle::new(OracleConfig {
             k,
             coin_round_period,
+            window: 26,
         })
     }
 
@@ -927,7 +1002,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "is not its self-parent")]
+    #[should_panic(expected = "other than its self-parent")]
     fn inserting_a_vertex_without_its_self_parent_first_panics() {
         let mut oracle = oracle(2, 10);
         oracle.insert(vertex(0, 0, 0, Vec::new()));

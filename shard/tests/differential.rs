@@ -2,8 +2,16 @@
 //! (explicit ancestor sets) on random DAGs with and without forks: both
 //! must agree on every vertex's round, witness status and fame, and on every
 //! finalized round (unique famous witnesses and total order).
+//!
+//! The window `G` is drawn small as well as at its genesis value, so that
+//! windowed fork checks, stale anchors, chain cuts (a parent more than `G`
+//! rounds below the others is left out, as the machine leaves out an
+//! ancient parent) and pruning all happen; a vertex the fast side refuses
+//! as ancient is left out of both.
 
-use pc_shard::consensus::{Consensus, ConsensusConfig};
+use std::collections::HashSet;
+
+use pc_shard::consensus::{Consensus, ConsensusConfig, InsertError};
 use pc_shard::oracle::{Oracle, OracleConfig};
 use pc_shard::{FinalizedRound, VertexSpec};
 use proptest::prelude::*;
@@ -44,6 +52,25 @@ fn random_dag(seed: u64, k: usize, vertices: usize, forks: bool) -> Vec<VertexSp
     for counter in 0..vertices as u64 {
         let creator = rng.below(k);
         let id = *blake3::hash(&[seed.to_le_bytes(), counter.to_le_bytes()].concat()).as_bytes();
+        if forks && dag.len() > 40 && rng.chance(3) {
+            // Seat 0 starts yet another chain on long-buried vertices of
+            // other seats: a fork that is ancient once enough is decided.
+            let old: Vec<&VertexSpec> = dag[..dag.len() / 8]
+                .iter()
+                .filter(|v: &&VertexSpec| v.creator != 0)
+                .collect();
+            if !old.is_empty() {
+                let parent = old[rng.below(old.len())];
+                dag.push(VertexSpec {
+                    id,
+                    creator: 0,
+                    seq: 0,
+                    parents: vec![parent.id],
+                    coin: rng.chance(50),
+                });
+                continue;
+            }
+        }
         let mut parents = Vec::new();
         let branch = if branches[creator].is_empty() {
             None
@@ -87,21 +114,55 @@ fn random_dag(seed: u64, k: usize, vertices: usize, forks: bool) -> Vec<VertexSp
     dag
 }
 
-fn run_both(k: usize, dag: &[VertexSpec]) -> (Vec<FinalizedRound>, Consensus, Oracle) {
+fn run_both(
+    k: usize,
+    window: u64,
+    dag: &[VertexSpec],
+) -> (Vec<FinalizedRound>, Consensus, Oracle, Exercised) {
+    let mut exercised = Exercised::default();
     let coin_round_period = 10;
     let mut fast = Consensus::new(ConsensusConfig {
         k,
         coin_round_period,
+        window,
     });
     let mut oracle = Oracle::new(OracleConfig {
         k,
         coin_round_period,
+        window,
     });
     let mut finalized = Vec::new();
+    let mut absent: HashSet<[u8; 32]> = HashSet::new();
     for vertex in dag {
-        fast.insert(vertex.clone())
-            .expect("generated DAGs are valid");
-        oracle.insert(vertex.clone());
+        let mut spec = vertex.clone();
+        spec.parents.retain(|p| !absent.contains(p));
+        let base = spec
+            .parents
+            .iter()
+            .filter_map(|p| oracle.round(p))
+            .max()
+            .unwrap_or(0);
+        spec.parents
+            .retain(|p| oracle.round(p).is_some_and(|r| r + window >= base));
+        if spec.seq > 0 && spec.parents.first() != vertex.parents.first() {
+            exercised.cuts += 1;
+        }
+        // A parent the fast side already pruned lies below its floor, and so
+        // does the whole window of a vertex whose highest parent it is.
+        let pruned_parent = spec.parents.iter().any(|p| !fast.contains(p));
+        let inserted = if pruned_parent {
+            Err(InsertError::Ancient { base, floor: fast.floor() })
+        } else {
+            fast.insert(spec.clone())
+        };
+        match inserted {
+            Ok(_) => oracle.insert(spec),
+            Err(InsertError::Ancient { .. }) => {
+                exercised.ancient += 1;
+                absent.insert(spec.id);
+            }
+            Err(other) => panic!("generated DAGs are valid: {other}"),
+        }
         while let Some(round) = fast.poll_finalized() {
             finalized.push(round);
         }
@@ -112,17 +173,39 @@ fn run_both(k: usize, dag: &[VertexSpec]) -> (Vec<FinalizedRound>, Consensus, Or
             vertex.id
         );
     }
-    (finalized, fast, oracle)
+    exercised.stale = fast.stale_count();
+    exercised.pruned = (dag.len() as u64 - exercised.ancient).saturating_sub(fast.len() as u64);
+    (finalized, fast, oracle, exercised)
 }
 
-fn check(seed: u64, k: usize, vertices: usize, forks: bool, min_rounds: usize) {
+/// What a run went through beyond the plain DAG.
+#[derive(Debug, Default, Clone, Copy)]
+struct Exercised {
+    cuts: u64,
+    ancient: u64,
+    stale: u64,
+    pruned: u64,
+}
+
+fn check(
+    seed: u64,
+    k: usize,
+    window: u64,
+    vertices: usize,
+    forks: bool,
+    min_rounds: usize,
+) -> Exercised {
     let dag = random_dag(seed, k, vertices, forks);
-    let (finalized, fast, oracle) = run_both(k, &dag);
+    let (finalized, fast, oracle, exercised) = run_both(k, window, &dag);
     for vertex in &dag {
+        if !fast.contains(&vertex.id) {
+            // Refused as ancient, or pruned.
+            continue;
+        }
         assert_eq!(
             fast.round(&vertex.id),
             oracle.round(&vertex.id),
-            "round, seed {seed}"
+            "round, seed {seed} window {window}"
         );
         assert_eq!(
             fast.is_witness(&vertex.id),
@@ -146,20 +229,51 @@ fn check(seed: u64, k: usize, vertices: usize, forks: bool, min_rounds: usize) {
         "seed {seed} k {k}: only {} rounds decided, expected >= {min_rounds}",
         finalized.len()
     );
+    exercised
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn fast_consensus_matches_oracle_without_forks(seed in any::<u64>(), k in prop::sample::select(vec![1usize, 2, 4, 5, 7])) {
-        check(seed, k, 40 * k + 40, false, 5);
+    fn fast_consensus_matches_oracle_without_forks(
+        seed in any::<u64>(),
+        k in prop::sample::select(vec![1usize, 2, 4, 5, 7]),
+        window in prop::sample::select(vec![2u64, 3, 5, 26]),
+    ) {
+        let _ = check(seed, k, window, 40 * k + 40, false, 5);
     }
 
     #[test]
-    fn fast_consensus_matches_oracle_with_forks(seed in any::<u64>(), k in prop::sample::select(vec![4usize, 7])) {
-        check(seed, k, 40 * k + 40, true, 3);
+    fn fast_consensus_matches_oracle_with_forks(
+        seed in any::<u64>(),
+        k in prop::sample::select(vec![4usize, 7]),
+        window in prop::sample::select(vec![2u64, 3, 5, 26]),
+    ) {
+        let _ = check(seed, k, window, 40 * k + 40, true, 3);
     }
+}
+
+/// Small windows really exercise the window machinery: over a fixed set of
+/// seeds, chain cuts, ancient refusals, stale anchors and pruning all occur
+/// (and every case still matches the oracle).
+#[test]
+fn small_windows_cut_chains_refuse_ancient_anchors_and_prune() {
+    let mut total = Exercised::default();
+    for seed in 0..24u64 {
+        for (k, forks) in [(4, false), (7, true)] {
+            let e = check(seed, k, 2 + seed % 3, 60 * k + 40, forks, 3);
+            total.cuts += e.cuts;
+            total.ancient += e.ancient;
+            total.stale += e.stale;
+            total.pruned += e.pruned;
+        }
+    }
+    eprintln!("{total:?}");
+    assert!(total.cuts > 0, "{total:?}");
+    assert!(total.ancient > 0, "{total:?}");
+    assert!(total.stale > 0, "{total:?}");
+    assert!(total.pruned > 0, "{total:?}");
 }
 
 /// A DAG whose fast run leaves a round undecided while the oracle already
@@ -167,6 +281,6 @@ proptest! {
 #[test]
 fn regression_seed_with_a_stuck_round() {
     for k in [4, 7] {
-        check(6241870650899378789, k, 40 * k + 40, true, 0);
+        let _ = check(6241870650899378789, k, 26, 40 * k + 40, true, 0);
     }
 }

@@ -944,6 +944,7 @@ impl<C: SimCrypto> Simulation<C> {
         let mut oracle = Oracle::new(OracleConfig {
             k: self.config.k,
             coin_round_period: COIN_ROUND_PERIOD,
+            window: 26,
         });
         let mut ids = Vec::new();
         for record in self.nodes[node]
