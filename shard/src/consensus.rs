@@ -139,6 +139,10 @@ struct Vertex {
     coin: bool,
     /// `NONE` at seq 0 and for a chain cut (an ancient self-parent).
     self_parent: Idx,
+    /// Self-chain ancestors 2, 4, 8, ... steps below (while the chain
+    /// reaches), so that a walk down a forked seat's chain takes
+    /// logarithmic steps.
+    skips: Vec<Idx>,
     parents: Vec<Idx>,
     round: u64,
     witness: bool,
@@ -348,12 +352,28 @@ impl Consensus {
         }
         let idx = self.pruned + self.vertices.len() as Idx;
         let summary = self.summarize_ancestry(idx, spec, self_parent, &parents, base);
+        let mut skips = Vec::new();
+        let mut at = self_parent;
+        while let Some(vertex) = self.held(at) {
+            // skips[i] is 2^(i+1) steps down: two hops of 2^i.
+            let half = if skips.is_empty() {
+                vertex.self_parent
+            } else {
+                vertex.skips.get(skips.len() - 1).copied().unwrap_or(NONE)
+            };
+            if self.held(half).is_none() {
+                break;
+            }
+            skips.push(half);
+            at = half;
+        }
         self.vertices.push_back(Vertex {
             id: spec.id,
             creator: spec.creator,
             seq: spec.seq,
             coin: spec.coin,
             self_parent,
+            skips,
             parents,
             round: 0,
             witness: false,
@@ -399,14 +419,12 @@ impl Consensus {
         } else {
             &[]
         };
-        std::iter::once(single)
-            .filter(|t| *t != NONE)
-            .chain(
-                multi
-                    .iter()
-                    .filter(move |(s, _)| usize::from(*s) == seat)
-                    .map(|(_, t)| *t),
-            )
+        std::iter::once(single).filter(|t| *t != NONE).chain(
+            multi
+                .iter()
+                .filter(move |(s, _)| usize::from(*s) == seat)
+                .map(|(_, t)| *t),
+        )
     }
 
     /// The summary of a new vertex: per seat its tops in the window and
@@ -512,12 +530,20 @@ impl Consensus {
         if self.walk_seats & (1 << lower_vertex.creator) == 0 {
             return true;
         }
+        let target = lower_vertex.seq;
         let mut at = top;
         while let Some(vertex) = self.held(at) {
-            if vertex.seq <= lower_vertex.seq {
+            if vertex.seq <= target {
                 break;
             }
-            at = vertex.self_parent;
+            // The longest jump that does not pass the target seq.
+            at = vertex
+                .skips
+                .iter()
+                .rev()
+                .copied()
+                .find(|s| self.held(*s).is_some_and(|v| v.seq >= target))
+                .unwrap_or(vertex.self_parent);
         }
         at == lower
     }
@@ -568,11 +594,7 @@ impl Consensus {
     /// a freshly pushed vertex; changes nothing.
     fn compute_round(&self, idx: Idx) -> ComputedRound {
         let vertex = self.vertex(idx);
-        let parent_round = vertex
-            .parents
-            .iter()
-            .map(|p| self.vertex(*p).round)
-            .max();
+        let parent_round = vertex.parents.iter().map(|p| self.vertex(*p).round).max();
         let base = parent_round.unwrap_or(0);
         let seen_at_base = match parent_round {
             Some(_) => self.strongly_seen_witnesses(idx, base),
@@ -743,10 +765,7 @@ impl Consensus {
                 }
             }
         };
-        self.votes
-            .entry(candidate)
-            .or_default()
-            .insert(voter, vote);
+        self.votes.entry(candidate).or_default().insert(voter, vote);
         vote.decides.then_some(vote.yes)
     }
 
@@ -978,6 +997,17 @@ impl Consensus {
     /// would reach below the rounds held (DESIGN §4 "ancient").
     pub fn is_ancient(&self, birth_round: u64) -> bool {
         self.floor > 0 && birth_round.saturating_sub(1 + self.config.window) < self.floor
+    }
+
+    /// Per seat, the id of its held anchor with the highest seq (the
+    /// lowest id on a tie), in seat order: what a node announces so that
+    /// peers missing them pull them.
+    pub fn tips(&self) -> Vec<Hash32> {
+        self.by_seat
+            .iter()
+            .filter_map(|chain| chain.last_key_value())
+            .filter_map(|(_, at_seq)| at_seq.iter().map(|i| self.vertex(*i).id).min())
+            .collect()
     }
 
     /// The non-ancient window `G`.

@@ -84,6 +84,17 @@ impl Default for ShardLimits {
     }
 }
 
+/// Sync bookkeeping of a machine (see [`Shard::sync_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Pulls sent and not answered yet.
+    pub outstanding_pulls: usize,
+    /// Missing parent ids that pending anchors wait for.
+    pub missing_parents: usize,
+    /// Evicted anchors to fetch again.
+    pub refetch: usize,
+}
+
 /// A peer as the driver names it.
 pub type PeerId = u32;
 
@@ -103,6 +114,12 @@ pub enum ShardMessage {
     Anchor(Vec<u8>),
     /// A request for anchors by id.
     Get(Vec<Hash32>),
+    /// The sender's tips: per seat its highest anchor (DESIGN §7
+    /// `Announce`), sent every [`ANNOUNCE_EVERY_RETRIES`] pull-retry
+    /// periods by a node that inserted nothing in the last period, so that
+    /// a node that lost track of a backlog (evictions, restarts,
+    /// partitions) pulls what it is missing.
+    Announce(Vec<Hash32>),
 }
 
 /// A message to send.
@@ -258,6 +275,9 @@ impl PullSince {
     }
 }
 
+/// Tips are announced every this many pull-retry periods.
+pub const ANNOUNCE_EVERY_RETRIES: u64 = 4;
+
 /// Retries after which an unanswered pull is given up; the anchors waiting
 /// for it stay pending (bounded) and ask again on a later tick.
 pub const PULL_GIVE_UP_RETRIES: u64 = 8;
@@ -281,7 +301,7 @@ fn required_parents(header: &AnchorHeader, window: u64) -> impl Iterator<Item = 
 struct Pending {
     anchor: SignedAnchor,
     bytes: Vec<u8>,
-    arrival: u64,
+    arrival: (u64, u64, u64),
 }
 
 /// The state machine of one shard.
@@ -299,17 +319,28 @@ pub struct Shard<V, S> {
     /// First header seen per (seat, seq), for fork detection.
     first_header: HashMap<(u8, u64), SignedAnchorHeader>,
     evidence_queued: u64,
-    pending: BTreeMap<u64, Hash32>,
+    /// (birth round, seq, arrival) -> id of the pending anchors: the
+    /// lowest keys are the closest to being inserted.
+    pending: BTreeMap<(u64, u64, u64), Hash32>,
+    /// The keys of `pending`, per creator seat.
+    pending_per_seat: Vec<BTreeMap<(u64, u64, u64), Hash32>>,
     pending_by_id: HashMap<Hash32, Pending>,
     /// Missing parent id -> pending anchors waiting for it.
     waiting_for: BTreeMap<Hash32, Vec<Hash32>>,
     /// The consensus floor when the side tables were last pruned.
     pruned_floor: u64,
+    /// Valid anchors evicted from a full pending set: (birth round, id) ->
+    /// attempts. Nobody may ask for them again (they can be the newest of
+    /// a backlog), so they are fetched again, lowest first, once pending
+    /// has room.
+    refetch: BTreeMap<(u64, Hash32), PullSince>,
     /// Parent id -> when it was first and last requested.
     requested: BTreeMap<Hash32, PullSince>,
     mempool: VecDeque<MicroEvent>,
     arrivals: u64,
     now: u64,
+    next_announce: u64,
+    len_at_announce: usize,
     next_token: u64,
     replaying: bool,
     transmits: VecDeque<Transmit>,
@@ -345,6 +376,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     ) -> Self {
         let context = ShardContext::from_genesis(genesis, shard)
             .expect("a validated genesis with this shard");
+        let k = context.k();
         let seat = match role {
             Role::Observer => None,
             Role::Seat { seat, signer } => {
@@ -381,13 +413,17 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             first_header: HashMap::new(),
             evidence_queued: 0,
             pending: BTreeMap::new(),
+            pending_per_seat: vec![BTreeMap::new(); k],
             pending_by_id: HashMap::new(),
             waiting_for: BTreeMap::new(),
             pruned_floor: 0,
+            refetch: BTreeMap::new(),
             requested: BTreeMap::new(),
             mempool: VecDeque::new(),
             arrivals: 0,
             now: 0,
+            next_announce: 0,
+            len_at_announce: usize::MAX,
             next_token: 0,
             replaying: false,
             transmits: VecDeque::new(),
@@ -429,8 +465,9 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             self.after_input();
             return Ok(AnchorStatus::Inserted);
         }
-        self.hold(id, anchor, bytes.to_vec(), &missing);
-        self.request(from, missing);
+        if self.hold(id, anchor, bytes.to_vec(), &missing) {
+            self.request(from, missing);
+        }
         Ok(AnchorStatus::Pending)
     }
 
@@ -482,7 +519,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         let (mut retry, mut expired) = (Vec::new(), Vec::new());
         for (id, since) in &self.requested {
             let waited = now.saturating_sub(since.first);
-            if waited >= give_up_after || !self.waiting_for.contains_key(id) {
+            if waited >= give_up_after {
                 expired.push(*id);
             } else if now.saturating_sub(since.last) >= retry_after {
                 retry.push(*id);
@@ -490,6 +527,15 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         }
         for id in &expired {
             self.requested.remove(id);
+            // Nobody answered: anchors waiting for it leave the pending set
+            // (to be fetched again later) instead of blocking it.
+            for child in self.waiting_for.get(id).cloned().unwrap_or_default() {
+                if let Some(pending) = self.pending_by_id.get(&child) {
+                    let birth_round = pending.anchor.header.header.birth_round;
+                    self.evict(&child);
+                    self.remember_evicted(child, birth_round);
+                }
+            }
         }
         for id in &retry {
             if let Some(since) = self.requested.get_mut(id) {
@@ -517,12 +563,74 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             self.requested.insert(*id, PullSince::at(now));
         }
         retry.extend(unasked);
+        retry.extend(self.refetch_evicted());
         if !retry.is_empty() {
             self.transmits.push_back(Transmit {
                 destination: Destination::Broadcast,
                 message: ShardMessage::Get(retry),
             });
         }
+        if now >= self.next_announce {
+            self.next_announce = now + retry_after * ANNOUNCE_EVERY_RETRIES;
+            // Only a quiet node announces: while anchors flow, gossip and
+            // pulls carry them; when nothing arrived for a period, a node
+            // that lost track of a backlog learns what it is missing.
+            let quiet = self.consensus.len() == self.len_at_announce;
+            self.len_at_announce = self.consensus.len();
+            let tips = self.consensus.tips();
+            if quiet && !tips.is_empty() {
+                self.transmits.push_back(Transmit {
+                    destination: Destination::Broadcast,
+                    message: ShardMessage::Announce(tips),
+                });
+            }
+        }
+    }
+
+    /// A peer's tips: the unknown ones (at most `k`) are pulled from it.
+    pub fn handle_announce(&mut self, from: Option<PeerId>, tips: &[Hash32]) {
+        let unknown: Vec<Hash32> = tips
+            .iter()
+            .take(self.context.k())
+            .filter(|id| !self.consensus.contains(id) && !self.pending_by_id.contains_key(*id))
+            .copied()
+            .collect();
+        if !unknown.is_empty() {
+            self.request(from, unknown);
+        }
+    }
+
+    /// Once pending has room again, asks again for evicted anchors (each
+    /// at most [`PULL_GIVE_UP_RETRIES`] times), as many as the pull budget
+    /// allows; drops those inserted, pending or ancient meanwhile.
+    fn refetch_evicted(&mut self) -> Vec<Hash32> {
+        let consensus = &self.consensus;
+        let pending = &self.pending_by_id;
+        self.refetch.retain(|(birth_round, id), attempts| {
+            attempts.first < PULL_GIVE_UP_RETRIES
+                && !consensus.contains(id)
+                && !pending.contains_key(id)
+                && !consensus.is_ancient(*birth_round)
+        });
+        if self.pending_by_id.len() * 2 >= self.limits.max_pending_anchors {
+            return Vec::new();
+        }
+        let budget = self
+            .limits
+            .max_outstanding_pulls
+            .saturating_sub(self.requested.len())
+            .min(self.limits.max_pending_anchors / 2);
+        let (now, retry_after) = (self.now, self.limits.pull_retry_ticks.max(1));
+        self.refetch
+            .iter_mut()
+            .filter(|(_, attempts)| attempts.first == 0 || now >= attempts.last + retry_after)
+            .take(budget)
+            .map(|((_, id), attempts)| {
+                attempts.first += 1;
+                attempts.last = now;
+                *id
+            })
+            .collect()
     }
 
     /// Drops pending anchors whose birth round became ancient.
@@ -530,12 +638,24 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         let ancient: Vec<Hash32> = self
             .pending_by_id
             .iter()
-            .filter(|(_, p)| self.consensus.is_ancient(p.anchor.header.header.birth_round))
+            .filter(|(_, p)| {
+                self.consensus
+                    .is_ancient(p.anchor.header.header.birth_round)
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in ancient {
             self.evict(&id);
         }
+    }
+
+    fn remember_evicted(&mut self, id: Hash32, birth_round: u64) {
+        if self.refetch.len() >= self.limits.max_pending_anchors {
+            self.refetch.pop_last();
+        }
+        // `first` counts attempts here; `last` is the tick of the last one.
+        self.refetch
+            .insert((birth_round, id), PullSince { first: 0, last: 0 });
     }
 
     /// Removes a pending anchor and its entries in `waiting_for`.
@@ -544,6 +664,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             return;
         };
         self.pending.remove(&pending.arrival);
+        self.pending_per_seat[usize::from(pending.anchor.header.header.creator)]
+            .remove(&pending.arrival);
         for parent in &pending.anchor.header.header.parents {
             if let Some(waiters) = self.waiting_for.get_mut(&parent.anchor_id) {
                 waiters.retain(|w| w != id);
@@ -619,15 +741,54 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         Ok(())
     }
 
-    fn hold(&mut self, id: Hash32, anchor: SignedAnchor, bytes: Vec<u8>, missing: &[Hash32]) {
-        if self.pending_by_id.len() >= self.limits.max_pending_anchors {
-            if let Some((_, oldest)) = self.pending.first_key_value() {
-                let oldest = *oldest;
-                self.evict(&oldest);
-            }
-        }
-        let arrival = self.arrivals;
+    /// Holds an anchor until its missing parents arrive. A full pending set
+    /// keeps the anchors of the lowest birth rounds (those closest to being
+    /// inserted: a catch-up backlog drains from below, and a flood of
+    /// far-future anchors cannot crowd it out); the highest one is evicted
+    /// and fetched again later. Returns whether `id` is held.
+    fn hold(
+        &mut self,
+        id: Hash32,
+        anchor: SignedAnchor,
+        bytes: Vec<u8>,
+        missing: &[Hash32],
+    ) -> bool {
+        let key = (
+            anchor.header.header.birth_round,
+            anchor.header.header.seq,
+            self.arrivals,
+        );
         self.arrivals += 1;
+        let creator = anchor.header.header.creator;
+        // One seat may hold at most its share of the pending set, so a
+        // Byzantine seat's anchors with unresolvable parents cannot crowd
+        // out everyone else's.
+        let share = self
+            .limits
+            .max_pending_anchors
+            .div_ceil(self.context.k())
+            .max(1);
+        let own = &self.pending_per_seat[usize::from(creator)];
+        let own_full = own.len() >= share;
+        if own_full || self.pending_by_id.len() >= self.limits.max_pending_anchors {
+            let highest = if own_full {
+                own.last_key_value()
+            } else {
+                self.pending.last_key_value()
+            }
+            .map(|(k, other)| (*k, *other));
+            let Some((highest_key, highest)) = highest else {
+                return false;
+            };
+            if key > highest_key {
+                self.remember_evicted(id, key.0);
+                return false;
+            }
+            self.evict(&highest);
+            self.remember_evicted(highest, highest_key.0);
+        }
+        self.pending_per_seat[usize::from(creator)].insert(key, id);
+        let arrival = key;
         self.pending.insert(arrival, id);
         self.pending_by_id.insert(
             id,
@@ -643,6 +804,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 waiters.push(id);
             }
         }
+        true
     }
 
     fn request(&mut self, from: Option<PeerId>, missing: Vec<Hash32>) {
@@ -689,6 +851,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 if ready {
                     let pending = self.pending_by_id.remove(&child).expect("checked above");
                     self.pending.remove(&pending.arrival);
+                    self.pending_per_seat[usize::from(pending.anchor.header.header.creator)]
+                        .remove(&pending.arrival);
                     work.push((pending.anchor, pending.bytes));
                 }
             }
@@ -823,21 +987,39 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         self.pruned_floor = floor;
         self.first_header
             .retain(|_, header| header.header.birth_round >= floor);
-        let before = self.unfinalized.len();
+        let own_seat = self.seat.as_ref().map(|seat| seat.seat);
         let mut dropped_with_payload = 0;
+        let mut own_stale: Vec<(u64, Vec<MicroEvent>)> = Vec::new();
         self.unfinalized.retain(|_, anchor| {
             let keep = anchor.header.header.birth_round >= floor;
-            dropped_with_payload += usize::from(!keep && !anchor.payload.events.is_empty());
+            if !keep {
+                dropped_with_payload += usize::from(!anchor.payload.events.is_empty());
+                if Some(anchor.header.header.creator) == own_seat {
+                    own_stale.push((
+                        anchor.header.header.seq,
+                        std::mem::take(&mut anchor.payload.events),
+                    ));
+                }
+            }
             keep
         });
-        if self.unfinalized.len() != before {
-            self.unfinalized_with_payload -= dropped_with_payload;
+        self.unfinalized_with_payload -= dropped_with_payload;
+        // An own anchor that went stale was never finalized: its
+        // micro-events go back to the mempool (in seq order), to be
+        // included again (apply rejects any that meanwhile became invalid).
+        own_stale.sort_unstable_by_key(|(seq, _)| *seq);
+        for (_, events) in own_stale {
+            for event in events {
+                if self.mempool.len() < self.limits.max_mempool_events {
+                    self.mempool.push_back(event);
+                }
+            }
         }
         if let Some(seat) = self.seat.as_mut() {
-            seat.latest
-                .retain(|_, parent| parent.birth_round >= floor);
+            seat.latest.retain(|_, parent| parent.birth_round >= floor);
             let latest = &seat.latest;
-            seat.unacknowledged.retain(|other, _| latest.contains_key(other));
+            seat.unacknowledged
+                .retain(|other, _| latest.contains_key(other));
         }
     }
 
@@ -977,16 +1159,41 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
         let retry_after = self.limits.pull_retry_ticks.max(1);
-        let next_retry = self.requested.values().map(|at| at.last + retry_after).min();
+        let next_retry = self
+            .requested
+            .values()
+            .map(|at| at.last + retry_after)
+            .min();
         // Parents waited for but not yet asked (over budget) need a tick too.
-        let unasked = (!self.waiting_for.is_empty() || !self.pending_by_id.is_empty())
-            .then_some(self.now + retry_after);
-        next_retry.into_iter().chain(unasked).min()
+        let unasked = (!self.waiting_for.is_empty()
+            || !self.pending_by_id.is_empty()
+            || !self.refetch.is_empty())
+        .then_some(self.now + retry_after);
+        next_retry
+            .into_iter()
+            .chain(unasked)
+            .chain(Some(self.next_announce.max(self.now)))
+            .min()
     }
 
     /// The shard's UTXO state.
     pub fn state(&self) -> &ShardState {
         &self.state
+    }
+
+    /// Sync bookkeeping, for metrics: outstanding pulls, missing parent ids
+    /// waited for, evicted anchors to fetch again.
+    pub fn sync_stats(&self) -> SyncStats {
+        SyncStats {
+            outstanding_pulls: self.requested.len(),
+            missing_parents: self.waiting_for.len(),
+            refetch: self.refetch.len(),
+        }
+    }
+
+    /// The ids pulled and not answered yet, in id order (diagnostics).
+    pub fn outstanding_pulls(&self) -> Vec<Hash32> {
+        self.requested.keys().copied().collect()
     }
 
     /// Anchors held while their parents are pulled.

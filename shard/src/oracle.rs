@@ -296,7 +296,10 @@ impl Oracle {
         let mut by_creator: BTreeMap<u8, Vec<usize>> = BTreeMap::new();
         for &ancestor in ancestors {
             if ancestor == new_index {
-                by_creator.entry(new_vertex.creator).or_default().push(ancestor);
+                by_creator
+                    .entry(new_vertex.creator)
+                    .or_default()
+                    .push(ancestor);
             } else if self.vertices[ancestor].round >= window {
                 by_creator
                     .entry(self.vertices[ancestor].spec.creator)

@@ -151,7 +151,10 @@ fn run_both(
         // does the whole window of a vertex whose highest parent it is.
         let pruned_parent = spec.parents.iter().any(|p| !fast.contains(p));
         let inserted = if pruned_parent {
-            Err(InsertError::Ancient { base, floor: fast.floor() })
+            Err(InsertError::Ancient {
+                base,
+                floor: fast.floor(),
+            })
         } else {
             fast.insert(spec.clone())
         };

@@ -36,7 +36,7 @@
 //! Environment: `SIM_SEED` (first seed, default 0), `SIM_RUNS` (seeds,
 //! default [`DEFAULT_RUNS`]), `SIM_SEATS` (k for every seed; default a mix
 //! of 1, 4, 7 and 21 by `seed % 16`, see `sim::config::SEAT_MIX`),
-//! `SIM_BLOCKED` (fault classes blocked on library bugs, see `sim::blocked`),
+//! `SIM_BLOCKED` (a subset of the fault classes that once found machine bugs, see `sim::blocked`; all by default),
 //! `SIM_TRACE=<steps>` (print every node's status that often) and
 //! `SIM_ORACLE=<n>` (at the end, replay the observer's first n anchors into
 //! the library's naive oracle and compare). Replay one seed with

@@ -160,6 +160,9 @@ impl Network {
                         }
                     }
                 }
+                ShardMessage::Announce(ids) => {
+                    self.nodes[target].machine.handle_announce(from, &ids);
+                }
             }
         }
         panic!("the network did not go quiet within {max_steps} steps");

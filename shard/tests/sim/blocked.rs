@@ -1,7 +1,9 @@
-//! Fault classes that library bugs keep out of the default run. Each is off
-//! unless named in `SIM_BLOCKED` (a comma-separated list of the names below,
-//! or `1`/`all` for every one), so the library's owner can replay them once
-//! the bug is fixed, then turn them on for good.
+//! Fault classes that once found bugs in the machine (described at each
+//! field; all fixed: pulls expire and are re-asked on tick, evicted anchors
+//! are fetched again, quiet nodes announce their tips, restore logs the
+//! rounds whose records a crash cut). They run by default; `SIM_BLOCKED`
+//! (a comma-separated list of the names below, `all`, or `none`) chooses
+//! a subset, to bisect a failure.
 
 /// The variable that enables blocked fault classes.
 pub const BLOCKED_ENV: &str = "SIM_BLOCKED";
@@ -9,7 +11,7 @@ pub const BLOCKED_ENV: &str = "SIM_BLOCKED";
 /// Which blocked fault classes run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Blocked {
-    // blocked: anchors whose parents never arrive halt honest nodes.
+    // was blocked: anchors whose parents never arrive halt honest nodes.
     // `Shard::request` records every missing parent id in `requested` and
     // never drops an entry unless that id arrives (`handle_tick` retries
     // them forever); once `max_outstanding_pulls` entries are ids that do
@@ -19,7 +21,7 @@ pub struct Blocked {
     // the far-future variant with non-existent parents).
     /// Byzantine anchors referencing parents that do not exist.
     pub unresolvable_parents: bool,
-    // blocked: a pull budget smaller than a catch-up backlog stalls a node
+    // was blocked: a pull budget smaller than a catch-up backlog stalls a node
     // for good. `Shard::request` takes at most `max_outstanding_pulls -
     // requested.len()` of the new missing ids and drops the rest without a
     // trace; a missing parent is only ever requested when an anchor naming
@@ -30,14 +32,14 @@ pub struct Blocked {
     // 64..=256 instead of 1024).
     /// Small `max_outstanding_pulls`.
     pub tight_pulls: bool,
-    // blocked: a pending bound smaller than a catch-up backlog stalls a node
+    // was blocked: a pending bound smaller than a catch-up backlog stalls a node
     // for good. `Shard::hold` evicts the oldest pending anchor and nothing
     // requests it again (see `tight-pulls`): its pending descendants wait
     // for an id that is neither pending, requested nor inserted. Name:
     // `tight-pending` (`max_pending_anchors` 256..=1024 instead of 4096).
     /// Small `max_pending_anchors`.
     pub tight_pending: bool,
-    // blocked: a crash whose durable log ends after an `AnchorAccepted`
+    // was blocked: a crash whose durable log ends after an `AnchorAccepted`
     // record but before the `RoundFinalized` record its insertion produced
     // leaves a log that the second restart refuses. `Shard::restore`
     // re-derives that round but only counts a token for it (`persist` while
@@ -66,18 +68,19 @@ impl Blocked {
     /// On an unknown name, so that a typo does not silently run nothing.
     pub fn from_env() -> Blocked {
         let Ok(value) = std::env::var(BLOCKED_ENV) else {
-            return Blocked::default();
+            return Blocked::ALL;
         };
         let mut blocked = Blocked::default();
         for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name {
                 "1" | "all" => blocked = Blocked::ALL,
+                "none" => blocked = Blocked::default(),
                 "unresolvable-parents" => blocked.unresolvable_parents = true,
                 "tight-pulls" => blocked.tight_pulls = true,
                 "tight-pending" => blocked.tight_pending = true,
                 "partial-syncs" => blocked.partial_syncs = true,
                 other => panic!(
-                    "{BLOCKED_ENV}: unknown class {other:?} (unresolvable-parents, tight-pulls, tight-pending, partial-syncs, all)"
+                    "{BLOCKED_ENV}: unknown class {other:?} (unresolvable-parents, tight-pulls, tight-pending, partial-syncs, all, none)"
                 ),
             }
         }

@@ -56,6 +56,7 @@ counters! {
         forged_sent: "forged anchors sent (floods, bad signatures)",
         pulls_served: "anchors served for Get requests",
         gets_sent: "Get requests sent",
+        announces_sent: "Announce messages sent",
         messages_sent: "messages handed to the network",
         messages_lost: "messages lost",
         messages_duplicated: "messages duplicated",

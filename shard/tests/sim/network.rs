@@ -21,6 +21,8 @@ pub enum Payload {
     Anchor(Rc<[u8]>),
     /// A request for anchors by id.
     Get(Rc<[Hash32]>),
+    /// A node's tips.
+    Announce(Rc<[Hash32]>),
 }
 
 /// What an honest receiver must do with an anchor: the simulator knows how

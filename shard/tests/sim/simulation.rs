@@ -401,6 +401,11 @@ impl<C: SimCrypto> Simulation<C> {
             match &envelope.payload {
                 Payload::Anchor(bytes) => self.deliver_anchor(&envelope, bytes)?,
                 Payload::Get(ids) => self.serve_get(envelope.to, envelope.from, ids),
+                Payload::Announce(ids) => {
+                    if let Some(machine) = self.nodes[envelope.to].machine.as_mut() {
+                        machine.handle_announce(Some(envelope.from as u32), ids);
+                    }
+                }
             }
         }
         Ok(())
@@ -485,6 +490,13 @@ impl<C: SimCrypto> Simulation<C> {
                 let ids: Rc<[Hash32]> = ids.into();
                 for to in targets {
                     self.send(from, to, Payload::Get(Rc::clone(&ids)), Expect::Accept);
+                }
+            }
+            ShardMessage::Announce(ids) => {
+                self.counters.announces_sent += 1;
+                let ids: Rc<[Hash32]> = ids.into();
+                for to in targets {
+                    self.send(from, to, Payload::Announce(Rc::clone(&ids)), Expect::Accept);
                 }
             }
             ShardMessage::Anchor(bytes) => {
@@ -878,16 +890,28 @@ impl<C: SimCrypto> Simulation<C> {
             match &node.machine {
                 None => println!("  {role}: down"),
                 Some(machine) => println!(
-                    "  {role}: rounds {} undecided {} dag {} highest round {} pending {} mempool {} log {} timeout {:?}",
+                    "  {role}: rounds {} undecided {} dag {} highest round {} pending {} {:?} mempool {} log {} timeout {:?}",
                     node.next_round,
                     machine.consensus().next_undecided_round(),
                     machine.consensus().len(),
                     self.highest_round[node.id],
                     machine.pending_anchors(),
+                    machine.sync_stats(),
                     machine.mempool_len(),
                     node.log.len(),
                     machine.poll_timeout()
                 ),
+            }
+            if let Some(machine) = &node.machine {
+                for id in machine.outstanding_pulls().iter().take(4) {
+                    let holders: Vec<NodeId> = self
+                        .nodes
+                        .iter()
+                        .filter(|n| n.logged_anchor(id).is_some())
+                        .map(|n| n.id)
+                        .collect();
+                    println!("    pull {} held by {holders:?}", short(id));
+                }
             }
         }
     }
