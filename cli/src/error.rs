@@ -24,9 +24,32 @@ pub enum CliError {
         /// What is wrong, naming the key.
         message: String,
     },
+    /// The engine, bench or replay failed.
+    #[error(transparent)]
+    Engine(pc_engine::EngineError),
     /// A bad command-line argument.
     #[error("{0}")]
     Usage(String),
+}
+
+impl From<pc_engine::genesis_file::GenesisFileError> for CliError {
+    fn from(error: pc_engine::genesis_file::GenesisFileError) -> Self {
+        use pc_engine::genesis_file::GenesisFileError;
+        match error {
+            GenesisFileError::Io { file, source } => CliError::Io {
+                file,
+                action: "read genesis",
+                source,
+            },
+            GenesisFileError::Input { file, message } => CliError::Input { file, message },
+        }
+    }
+}
+
+impl From<pc_engine::EngineError> for CliError {
+    fn from(error: pc_engine::EngineError) -> Self {
+        CliError::Engine(error)
+    }
 }
 
 impl CliError {

@@ -56,11 +56,11 @@ pub fn read(path: &Path) -> Result<SigningKey, CliError> {
     }
     let text = std::fs::read_to_string(path).map_err(|e| CliError::io(path, "read key file", e))?;
     let parsed: KeyFileToml = toml::from_str(&text)
-        .map_err(|e| bad(crate::genesis_file::one_line_toml_error(&text, &e)))?;
+        .map_err(|e| bad(pc_engine::genesis_file::one_line_toml_error(&text, &e)))?;
     let secret: [u8; 32] =
-        crate::genesis_file::hex_array(&parsed.secret_key, "secret_key").map_err(bad)?;
+        pc_engine::genesis_file::hex_array(&parsed.secret_key, "secret_key").map_err(bad)?;
     let public: [u8; 32] =
-        crate::genesis_file::hex_array(&parsed.public_key, "public_key").map_err(bad)?;
+        pc_engine::genesis_file::hex_array(&parsed.public_key, "public_key").map_err(bad)?;
     let key =
         SigningKey::from_secret_bytes(&secret).map_err(|e| bad(format!("secret_key: {e}")))?;
     if key.public_key() != public {

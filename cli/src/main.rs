@@ -5,7 +5,6 @@
 #![warn(missing_docs)]
 
 mod error;
-mod genesis_file;
 mod key_file;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +15,8 @@ use pc_codec::genesis::{
     ConsensusParams, Genesis, GenesisAllocation, GenesisValidator, SeatAssignment, UNITS_PER_PC,
 };
 use pc_codec::{to_hex, SigningKey};
+
+use pc_engine::genesis_file;
 
 use crate::error::CliError;
 
@@ -40,6 +41,70 @@ enum Command {
         #[command(subcommand)]
         command: GenesisCommand,
     },
+    /// Run the engine on a pre-generated signed workload and report
+    /// per-shard rates against this host's BIP-340 verify limit.
+    Bench(BenchArgs),
+    /// Probe this host (cores, io_uring, memlock, verify rate, log append
+    /// rate per fsync policy) and print a recommended node config.
+    Tune {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+        /// Scratch dir for the log probes (default: a temporary dir).
+        #[arg(long)]
+        scratch: Option<PathBuf>,
+    },
+    /// Re-derive every finalized round of a data dir's logs and compare.
+    Replay {
+        /// The data dir (holds genesis.toml and shard-NNN/ logs).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Only this shard.
+        #[arg(long)]
+        shard: Option<u16>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Shards, one per core round-robin (default: one per usable core).
+    #[arg(long)]
+    shards: Option<u16>,
+    /// Seats per shard.
+    #[arg(long, default_value_t = 21)]
+    committee: u8,
+    /// Target duration in seconds: the workload holds what one core can
+    /// verify in this time, so the run lasts at least about this long.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Transfers per anchor (1..=256).
+    #[arg(long, default_value_t = 256)]
+    tx_per_anchor: u16,
+    /// Log durability: always, batch or never.
+    #[arg(long, default_value = "batch")]
+    fsync: pc_storage::Durability,
+    /// Data dir (default: a temporary dir, removed unless --keep).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keep the temporary data dir.
+    #[arg(long)]
+    keep: bool,
+    /// Fixed workload size in transfers per shard (default: sized from
+    /// the verify rate and --seconds).
+    #[arg(long)]
+    events_per_shard: Option<u32>,
+    /// Feed every shard's input through the first core and the SPSC rings.
+    #[arg(long)]
+    single_intake: bool,
+    /// Wait this many milliseconds before the first anchor.
+    #[arg(long, default_value_t = 0)]
+    start_delay_ms: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -99,6 +164,21 @@ fn run(command: Command) -> Result<(), CliError> {
             println!("{}", to_hex(&key.public_key()));
             Ok(())
         }
+        Command::Bench(args) => bench(args),
+        Command::Tune { seconds, scratch } => tune(seconds, scratch),
+        Command::Replay {
+            data_dir,
+            shard,
+            json,
+        } => {
+            let shards = pc_engine::replay::replay(&data_dir, shard)?;
+            if json {
+                println!("{}", pc_engine::replay::render_json(&shards));
+            } else {
+                print!("{}", pc_engine::replay::render_text(&shards));
+            }
+            Ok(())
+        }
         Command::Genesis {
             command: GenesisCommand::Verify { genesis, key },
         } => {
@@ -131,6 +211,53 @@ fn run(command: Command) -> Result<(), CliError> {
             },
         ),
     }
+}
+
+fn bench(args: BenchArgs) -> Result<(), CliError> {
+    use pc_engine::bench;
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        return Err(CliError::Usage(format!(
+            "--seconds {} must be positive",
+            args.seconds
+        )));
+    }
+    let mut options = bench::BenchOptions::new(bench::default_cache_dir());
+    options.shards = args.shards;
+    options.committee = args.committee;
+    options.seconds = args.seconds;
+    options.tx_per_anchor = args.tx_per_anchor;
+    options.fsync = args.fsync;
+    options.data_dir = args.data_dir;
+    options.keep = args.keep;
+    options.events_per_shard = args.events_per_shard;
+    options.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    options.start_delay = std::time::Duration::from_millis(args.start_delay_ms);
+    if args.single_intake {
+        options.intake = pc_engine::engine::Intake::FirstCore;
+    }
+    let result = bench::run(&options)?;
+    if args.json {
+        println!("{}", bench::render_json(&result));
+    } else {
+        print!("{}", bench::render_table(&result));
+    }
+    Ok(())
+}
+
+fn tune(seconds: f64, scratch: Option<PathBuf>) -> Result<(), CliError> {
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(CliError::Usage(format!(
+            "--seconds {seconds} must be positive"
+        )));
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("phantom-tune-")
+        .tempdir_in(scratch.unwrap_or_else(std::env::temp_dir))
+        .map_err(|e| CliError::io(&std::env::temp_dir(), "create scratch dir", e))?;
+    let probe = pc_engine::tune::probe(temp.path(), seconds)?;
+    eprint!("{}", pc_engine::tune::render(&probe));
+    print!("{}", pc_engine::tune::recommend(&probe));
+    Ok(())
 }
 
 /// Prints the seats the key in `key_path` holds in `genesis`.

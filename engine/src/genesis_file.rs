@@ -10,8 +10,6 @@ use pc_codec::genesis::{
 use pc_codec::{to_hex, Hash32};
 use serde::Deserialize;
 
-use crate::error::CliError;
-
 /// Longest genesis note accepted, in bytes.
 const MAX_NOTE_BYTES: usize = 1024;
 
@@ -111,10 +109,34 @@ pub fn one_line_toml_error(text: &str, error: &toml::de::Error) -> String {
     }
 }
 
+/// A genesis file that cannot be used; `Display` is one line naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisFileError {
+    /// The file cannot be read.
+    #[error("{file}: cannot read genesis: {source}")]
+    Io {
+        /// The file.
+        file: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file's content is wrong.
+    #[error("{file}: {message}")]
+    Input {
+        /// The file.
+        file: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
 /// Reads, checks and validates the genesis file at `path`.
-pub fn load(path: &Path) -> Result<LoadedGenesis, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CliError::io(path, "read genesis", e))?;
-    parse(&text).map_err(|message| CliError::Input {
+pub fn load(path: &Path) -> Result<LoadedGenesis, GenesisFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| GenesisFileError::Io {
+        file: path.display().to_string(),
+        source,
+    })?;
+    parse(&text).map_err(|message| GenesisFileError::Input {
         file: path.display().to_string(),
         message,
     })

@@ -1,0 +1,405 @@
+//! The driver of one shard on its core: feeds anchor bytes into the sans-IO
+//! `Shard` machine, appends what it asks to persist to the shard's log,
+//! makes the log durable through io_uring `fdatasync` (glommio) and
+//! records what finalized. Lives on one core; `!Send` by construction
+//! (`Rc`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use glommio::io::BufferedFile;
+use hdrhistogram::Histogram;
+use pc_codec::genesis::Genesis;
+use pc_codec::{Bip340, Hash32, LogRecordKind, PublicKeyBytes, SignatureBytes, SignatureVerifier};
+use pc_shard::machine::{Role, Shard, ShardLimits};
+use pc_shard::state::Outcome;
+use pc_storage::{Durability, Log, LogConfig};
+
+use crate::EngineError;
+
+/// The product's verifier, counting every verification it performs.
+#[derive(Debug, Clone, Default)]
+pub struct CountingVerifier {
+    count: Rc<Cell<u64>>,
+}
+
+impl CountingVerifier {
+    /// Verifications so far.
+    pub fn count(&self) -> u64 {
+        self.count.get()
+    }
+}
+
+impl SignatureVerifier for CountingVerifier {
+    fn verify(&self, key: &PublicKeyBytes, message: &[u8], signature: &SignatureBytes) -> bool {
+        self.count.set(self.count.get() + 1);
+        Bip340.verify(key, message, signature)
+    }
+}
+
+/// An observer machine of the product (never signs).
+pub type ObserverShard = Shard<CountingVerifier, pc_codec::SigningKey>;
+
+/// What a driver counted, as sent to the control thread and reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardCounters {
+    /// Anchors taken in since start (inserted or pending).
+    pub anchors: u64,
+    /// Anchors restored from the log at start-up.
+    pub restored_anchors: u64,
+    /// Rounds finalized since start.
+    pub rounds: u64,
+    /// Micro-events finalized since start.
+    pub finalized_events: u64,
+    /// Finalized micro-events that applied (moved value).
+    pub applied_events: u64,
+    /// BIP-340 verifications performed.
+    pub signature_verifies: u64,
+    /// Log bytes appended (frames).
+    pub log_bytes: u64,
+    /// Highest log seq known durable, if any.
+    pub durable_seq: Option<u64>,
+    /// Log records in the log.
+    pub log_records: u64,
+    /// Anchors refused by the machine.
+    pub refused_anchors: u64,
+}
+
+/// A shard's final report.
+#[derive(Debug, Clone)]
+pub struct ShardReport {
+    /// The shard.
+    pub shard: u16,
+    /// The CPU it ran on.
+    pub core: usize,
+    /// Counters.
+    pub counters: ShardCounters,
+    /// From the first anchor taken in to the last one processed.
+    pub busy: Duration,
+    /// Finality latency of finalized anchors, µs.
+    pub finality_us: Histogram<u64>,
+    /// Finality in rounds (finalized round − birth round).
+    pub finality_rounds: Histogram<u64>,
+    /// State root after the last finalized round.
+    pub state_root: Hash32,
+}
+
+/// Result of one asynchronous sync: the seq made durable.
+type SyncSlot = Rc<RefCell<Option<Result<u64, std::io::Error>>>>;
+
+/// One shard on its core.
+pub struct ShardDriver {
+    shard: u16,
+    core: usize,
+    machine: ObserverShard,
+    verifier: CountingVerifier,
+    log: Log,
+    files: HashMap<PathBuf, Rc<BufferedFile>>,
+    sync_in_flight: Option<SyncSlot>,
+    arrivals: HashMap<Hash32, (Instant, u64)>,
+    counters: ShardCounters,
+    first_input: Option<Instant>,
+    last_input: Option<Instant>,
+    finality_us: Histogram<u64>,
+    finality_rounds: Histogram<u64>,
+}
+
+/// The log directory of `shard` in a data dir.
+pub fn shard_log_dir(data_dir: &Path, shard: u16) -> PathBuf {
+    data_dir.join(format!("shard-{shard:03}"))
+}
+
+/// Reads every record of `log` as (kind, body); an unknown kind or a bad
+/// frame is named by file and offset.
+pub fn log_records(log: &Log) -> Result<Vec<(LogRecordKind, &[u8])>, EngineError> {
+    let mut records = Vec::new();
+    for record in log.iter_from(0) {
+        let record = record?;
+        let kind = LogRecordKind::from_u8(record.kind).ok_or_else(|| EngineError::BadRecord {
+            path: record.path.to_path_buf(),
+            offset: record.offset,
+            reason: format!("unknown record kind {}", record.kind),
+        })?;
+        records.push((kind, record.body));
+    }
+    Ok(records)
+}
+
+impl ShardDriver {
+    /// Opens (and recovers) the shard's log in `data_dir` and restores an
+    /// observer machine from it.
+    pub fn open(
+        genesis: &Genesis,
+        shard: u16,
+        core: usize,
+        data_dir: &Path,
+        config: LogConfig,
+    ) -> Result<ShardDriver, EngineError> {
+        let dir = shard_log_dir(data_dir, shard);
+        let (log, _report) = Log::open(&dir, config)?;
+        let verifier = CountingVerifier::default();
+        let mut machine = Shard::new(
+            genesis,
+            shard,
+            Role::Observer,
+            verifier.clone(),
+            ShardLimits::default(),
+        );
+        let records = log_records(&log)?;
+        let restored_anchors = records
+            .iter()
+            .filter(|(kind, _)| *kind == LogRecordKind::AnchorAccepted)
+            .count() as u64;
+        machine
+            .restore(records)
+            .map_err(|error| EngineError::Restore {
+                shard,
+                dir: dir.clone(),
+                reason: error.to_string(),
+            })?;
+        eprintln!(
+            r#"{{"type":"shard_restored","shard":{shard},"records":{},"anchors":{restored_anchors},"durable_records":{}}}"#,
+            log.next_seq(),
+            log.durable_seq().map_or(0, |seq| seq + 1)
+        );
+        let counters = ShardCounters {
+            restored_anchors,
+            log_records: log.next_seq(),
+            durable_seq: log.durable_seq(),
+            ..ShardCounters::default()
+        };
+        Ok(ShardDriver {
+            shard,
+            core,
+            machine,
+            verifier,
+            log,
+            files: HashMap::new(),
+            sync_in_flight: None,
+            arrivals: HashMap::new(),
+            counters,
+            first_input: None,
+            last_input: None,
+            finality_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
+            finality_rounds: Histogram::new_with_bounds(1, 1_000_000, 3).expect("valid bounds"),
+        })
+    }
+
+    /// The shard.
+    pub fn shard(&self) -> u16 {
+        self.shard
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> &ShardCounters {
+        &self.counters
+    }
+
+    /// Takes in one anchor (its id and birth round known to the caller for
+    /// latency bookkeeping), appends the records the machine emits and
+    /// records finalized rounds. A refused anchor is counted, not fatal.
+    pub fn handle_anchor(
+        &mut self,
+        bytes: &[u8],
+        anchor_id: Hash32,
+        birth_round: u64,
+    ) -> Result<(), EngineError> {
+        let now = Instant::now();
+        self.first_input.get_or_insert(now);
+        match self.machine.handle_anchor(None, bytes) {
+            Ok(pc_shard::machine::AnchorStatus::Duplicate) => {}
+            Ok(_) => {
+                self.counters.anchors += 1;
+                self.arrivals.insert(anchor_id, (now, birth_round));
+            }
+            Err(_) => self.counters.refused_anchors += 1,
+        }
+        self.drain()?;
+        self.last_input = Some(Instant::now());
+        self.counters.signature_verifies = self.verifier.count();
+        Ok(())
+    }
+
+    /// Appends pending records and accounts finalized rounds.
+    fn drain(&mut self) -> Result<(), EngineError> {
+        while let Some(record) = self.machine.poll_persist() {
+            let seq = self.log.append(record.kind as u8, &record.body)?;
+            assert_eq!(
+                seq, record.token,
+                "shard {}: the log and the machine's record stream agree",
+                self.shard
+            );
+            self.counters.log_bytes += pc_storage::frame::frame_bytes(record.body.len() as u32);
+        }
+        self.counters.log_records = self.log.next_seq();
+        let now = Instant::now();
+        while let Some(report) = self.machine.poll_finalized() {
+            self.counters.rounds += 1;
+            self.counters.finalized_events += report.outcome.outcomes.len() as u64;
+            self.counters.applied_events += report
+                .outcome
+                .outcomes
+                .iter()
+                .filter(|(_, outcome)| *outcome == Outcome::Applied)
+                .count() as u64;
+            for anchor in &report.round.anchors {
+                if let Some((arrival, birth_round)) = self.arrivals.remove(&anchor.id) {
+                    let micros = now.duration_since(arrival).as_micros() as u64;
+                    self.finality_us.saturating_record(micros.max(1));
+                    self.finality_rounds
+                        .saturating_record(report.round.round.saturating_sub(birth_round).max(1));
+                }
+            }
+        }
+        while self.machine.poll_transmit().is_some() {}
+        Ok(())
+    }
+
+    /// Whether the log has records that are not yet durable.
+    fn has_dirty(&self) -> bool {
+        !self.log.dirty().is_empty()
+    }
+
+    /// Completes a finished asynchronous sync, if any; a failed sync
+    /// poisons the log and stops the shard.
+    pub fn poll_sync(&mut self) -> Result<(), EngineError> {
+        let Some(slot) = &self.sync_in_flight else {
+            return Ok(());
+        };
+        let Some(result) = slot.borrow_mut().take() else {
+            return Ok(());
+        };
+        self.sync_in_flight = None;
+        self.finish_sync(result)
+    }
+
+    fn finish_sync(&mut self, result: Result<u64, std::io::Error>) -> Result<(), EngineError> {
+        match result {
+            Ok(upto_seq) => {
+                self.log.mark_durable(upto_seq);
+                self.machine.handle_durable(upto_seq);
+                self.counters.durable_seq = self.log.durable_seq();
+                Ok(())
+            }
+            Err(error) => {
+                self.log.mark_sync_failed(&error);
+                Err(EngineError::Sync {
+                    shard: self.shard,
+                    reason: error.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Starts an asynchronous `fdatasync` of every dirty range unless one is
+    /// already in flight (group commit: everything appended meanwhile goes
+    /// with the next one).
+    pub async fn start_sync(&mut self) -> Result<(), EngineError> {
+        if self.sync_in_flight.is_some() {
+            return Ok(());
+        }
+        let ranges = self.log.dirty();
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        let mut files = Vec::with_capacity(ranges.len());
+        for range in &ranges {
+            files.push(self.file(&range.path).await?);
+        }
+        self.files
+            .retain(|path, _| ranges.iter().any(|range| &range.path == path));
+        let upto_seq = ranges
+            .iter()
+            .map(|range| range.upto_seq)
+            .max()
+            .expect("non-empty");
+        let slot: SyncSlot = Rc::new(RefCell::new(None));
+        let done = slot.clone();
+        glommio::spawn_local(async move {
+            let mut result = Ok(upto_seq);
+            for file in files {
+                if let Err(error) = file.fdatasync().await {
+                    result = Err(std::io::Error::other(error.to_string()));
+                    break;
+                }
+            }
+            *done.borrow_mut() = Some(result);
+        })
+        .detach();
+        self.sync_in_flight = Some(slot);
+        Ok(())
+    }
+
+    /// Syncs until nothing is dirty (the watermark written by one sync is
+    /// made durable by the next).
+    pub async fn sync_all(&mut self) -> Result<(), EngineError> {
+        for _ in 0..4 {
+            while self.sync_in_flight.is_some() {
+                self.poll_sync()?;
+                if self.sync_in_flight.is_some() {
+                    glommio::timer::sleep(Duration::from_micros(50)).await;
+                }
+            }
+            if !self.has_dirty() {
+                return Ok(());
+            }
+            self.start_sync().await?;
+        }
+        while self.sync_in_flight.is_some() {
+            self.poll_sync()?;
+            if self.sync_in_flight.is_some() {
+                glommio::timer::sleep(Duration::from_micros(50)).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn file(&mut self, path: &Path) -> Result<Rc<BufferedFile>, EngineError> {
+        if let Some(file) = self.files.get(path) {
+            return Ok(file.clone());
+        }
+        let file = BufferedFile::open(path)
+            .await
+            .map_err(|error| EngineError::Sync {
+                shard: self.shard,
+                reason: format!("open {}: {error}", path.display()),
+            })?;
+        let file = Rc::new(file);
+        self.files.insert(path.to_path_buf(), file.clone());
+        Ok(file)
+    }
+
+    /// After one input: what the fsync policy asks for.
+    pub async fn after_input(&mut self) -> Result<(), EngineError> {
+        self.poll_sync()?;
+        match self.log.durability() {
+            Durability::Always => self.sync_all().await,
+            Durability::Batch => self.start_sync().await,
+            Durability::Never => Ok(()),
+        }
+    }
+
+    /// The final report (after `sync_all`).
+    pub fn report(self) -> ShardReport {
+        let busy = match (self.first_input, self.last_input) {
+            (Some(first), Some(last)) => last.duration_since(first),
+            _ => Duration::ZERO,
+        };
+        let mut counters = self.counters;
+        counters.signature_verifies = self.verifier.count();
+        counters.durable_seq = self.log.durable_seq();
+        counters.log_records = self.log.next_seq();
+        ShardReport {
+            shard: self.shard,
+            core: self.core,
+            counters,
+            busy,
+            finality_us: self.finality_us,
+            finality_rounds: self.finality_rounds,
+            state_root: self.machine.state().state_root(),
+        }
+    }
+}

@@ -1,0 +1,626 @@
+//! Starting and stopping the engine in one visible place: executors pinned
+//! to cores, shards placed on them, every ring built before any shard
+//! starts, the control thread, signals and shutdown.
+//!
+//! Life cycle of a core (a "tile"): init (open and recover its shards'
+//! logs, restore their machines, connect its rings) → barrier → optional
+//! verify calibration → barrier → run (feed anchors, append, sync, report
+//! snapshots) → stop (intake stopped by the control thread or input
+//! exhausted; logs made durable) → final report.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
+use glommio::{LocalExecutorBuilder, Placement};
+use pc_codec::genesis::Genesis;
+use pc_codec::Hash32;
+use pc_storage::{Durability, LogConfig};
+
+use crate::driver::{ShardCounters, ShardDriver, ShardReport};
+use crate::host::{executor_sizing, memlock_limit_bytes, proc_status_kib, VerifySamples};
+use crate::workload::{Workload, WorkloadFile};
+use crate::{genesis_file, EngineError};
+
+/// Where anchors enter the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intake {
+    /// Each core reads the input of its own shards.
+    PerCore,
+    /// The first core reads every shard's input and hands anchors of
+    /// shards on other cores over the SPSC rings (as a single network
+    /// endpoint would).
+    FirstCore,
+}
+
+/// Engine configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Holds `genesis.toml`, `engine.toml` and one log directory per shard.
+    pub data_dir: PathBuf,
+    /// CPUs to run executors on (one executor each).
+    pub cpus: Vec<usize>,
+    /// Index into `cpus` of every shard's core.
+    pub placement: Vec<usize>,
+    /// Log durability policy.
+    pub fsync: Durability,
+    /// Log segment size.
+    pub segment_bytes: u64,
+    /// Capacity of every cross-core ring, in messages.
+    pub ring_capacity: usize,
+    /// Input.
+    pub workload: Workload,
+    /// Where input enters.
+    pub intake: Intake,
+    /// Stop intake after this long (`None`: run until the input ends or a signal).
+    pub max_run: Option<Duration>,
+    /// Measure the per-core verify rate on all cores at once before running.
+    pub verify_calibration: Option<Duration>,
+    /// Interval of metric snapshots to the control thread.
+    pub snapshot_interval: Duration,
+    /// Stop gracefully on SIGINT/SIGTERM.
+    pub handle_signals: bool,
+    /// Print a progress line on stderr every second while running.
+    pub progress: bool,
+    /// Wait this long before taking in the first anchor (lets a supervisor
+    /// see the engine up before input ends; 0 for the bench).
+    pub start_delay: Duration,
+}
+
+/// Round-robin placement of `shards` shards on `cores` cores.
+pub fn round_robin(shards: u16, cores: usize) -> Vec<usize> {
+    assert!(cores > 0, "at least one core");
+    (0..usize::from(shards))
+        .map(|shard| shard % cores)
+        .collect()
+}
+
+/// What the engine reports when it stops.
+#[derive(Debug)]
+pub struct EngineReport {
+    /// Per shard, in shard order.
+    pub shards: Vec<ShardReport>,
+    /// BIP-340 verifies per second per core (mean over cores), if measured.
+    pub verify_limit_per_s: Option<f64>,
+    /// Highest anonymous RSS seen by the control thread, in KiB.
+    pub peak_anon_rss_kib: u64,
+    /// Whether a signal stopped the run.
+    pub stopped_by_signal: bool,
+    /// Snapshots received by the control thread.
+    pub snapshots: u64,
+}
+
+/// A command from the control thread to a core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    /// Stop intake, make logs durable, report.
+    Stop,
+}
+
+/// A core's metric snapshot for the control thread.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    shard: u16,
+    counters: ShardCounters,
+    done: bool,
+}
+
+/// An anchor handed from the intake core to the shard's core.
+#[derive(Debug)]
+struct Handoff {
+    bytes: Vec<u8>,
+    anchor_id: Hash32,
+    birth_round: u64,
+}
+
+/// The settings written next to the logs, read back by replay.
+pub const ENGINE_FILE: &str = "engine.toml";
+
+/// Largest log record: the largest anchor a shard accepts, plus room for
+/// the record's own framing.
+pub const MAX_RECORD_BYTES: u32 = (1 << 20) + 4096;
+
+/// Writes the genesis copy and `engine.toml` into a fresh data dir, or
+/// checks that an existing data dir belongs to the same genesis.
+fn prepare_data_dir(config: &EngineConfig) -> Result<Genesis, EngineError> {
+    let source = config.workload.genesis_path();
+    let loaded = genesis_file::load(&source)?;
+    eprintln!("{}", loaded.loaded_line());
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| EngineError::io(&config.data_dir, e))?;
+    let copy = config.data_dir.join("genesis.toml");
+    let text = std::fs::read(&source).map_err(|e| EngineError::io(&source, e))?;
+    match std::fs::read(&copy) {
+        Ok(existing) if existing == text => {}
+        Ok(_) => {
+            return Err(EngineError::Config(format!(
+                "{}: belongs to another genesis than {}",
+                copy.display(),
+                source.display()
+            )))
+        }
+        Err(_) => {
+            let tmp = copy.with_extension("tmp");
+            std::fs::write(&tmp, &text).map_err(|e| EngineError::io(&tmp, e))?;
+            std::fs::rename(&tmp, &copy).map_err(|e| EngineError::io(&copy, e))?;
+        }
+    }
+    let engine_file = config.data_dir.join(ENGINE_FILE);
+    let settings = format!(
+        "# written by phantom-engine; read by replay\n[storage]\nsegment_bytes = {}\nmax_record_bytes = {MAX_RECORD_BYTES}\nfsync = \"{}\"\n",
+        config.segment_bytes, config.fsync
+    );
+    std::fs::write(&engine_file, settings).map_err(|e| EngineError::io(&engine_file, e))?;
+    Ok(loaded.genesis)
+}
+
+/// Runs the engine until its input ends, `max_run` passes or a signal
+/// arrives; returns every shard's report. Exits cleanly in every case.
+pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
+    let genesis = prepare_data_dir(&config)?;
+    let shards = genesis.params.shards;
+    if config.placement.len() != usize::from(shards) {
+        return Err(EngineError::Config(format!(
+            "placement names {} shards but the genesis has {shards}",
+            config.placement.len()
+        )));
+    }
+    if let Some(bad) = config.placement.iter().find(|c| **c >= config.cpus.len()) {
+        return Err(EngineError::Config(format!(
+            "placement names core {bad} but only {} are configured",
+            config.cpus.len()
+        )));
+    }
+    let cores = config.cpus.len();
+    let sizing = executor_sizing(memlock_limit_bytes(), cores);
+    let log_config = LogConfig {
+        segment_bytes: config.segment_bytes,
+        durability: config.fsync,
+        max_record_bytes: MAX_RECORD_BYTES,
+    };
+    log_config.validate()?;
+
+    // Every ring is built here, before any executor starts.
+    let mut command_tx: Vec<Sender<Command>> = Vec::new();
+    let mut command_rx: Vec<Option<Receiver<Command>>> = Vec::new();
+    let mut snapshot_rx: Vec<Receiver<Snapshot>> = Vec::new();
+    let mut snapshot_tx: Vec<Option<Sender<Snapshot>>> = Vec::new();
+    for _ in 0..cores {
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        command_tx.push(tx);
+        command_rx.push(Some(rx));
+        let (tx, rx) = crossbeam_channel::bounded(config.ring_capacity.max(16));
+        snapshot_tx.push(Some(tx));
+        snapshot_rx.push(rx);
+    }
+    // Intake rings: first core -> each shard placed on another core.
+    let mut handoff_tx: Vec<Option<SharedSender<Handoff>>> = (0..shards).map(|_| None).collect();
+    let mut handoff_rx: Vec<Option<SharedReceiver<Handoff>>> = (0..shards).map(|_| None).collect();
+    if config.intake == Intake::FirstCore {
+        for shard in 0..usize::from(shards) {
+            if config.placement[shard] != 0 {
+                let (tx, rx) = shared_channel::new_bounded(config.ring_capacity);
+                handoff_tx[shard] = Some(tx);
+                handoff_rx[shard] = Some(rx);
+            }
+        }
+    }
+
+    let signal = Arc::new(AtomicBool::new(false));
+    let mut signal_ids = Vec::new();
+    if config.handle_signals {
+        for number in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            let id = signal_hook::flag::register(number, signal.clone())
+                .map_err(|e| EngineError::Config(format!("cannot handle signal {number}: {e}")))?;
+            signal_ids.push(id);
+        }
+    }
+
+    let barrier = Arc::new(Barrier::new(cores + 1));
+    let samples = Arc::new(VerifySamples::new(64));
+    let genesis = Arc::new(genesis);
+    let mut handles = Vec::new();
+    for (core, cpu) in config.cpus.iter().copied().enumerate() {
+        let local_shards: Vec<u16> = (0..shards)
+            .filter(|s| config.placement[usize::from(*s)] == core)
+            .collect();
+        let tile = CoreTile {
+            core,
+            cpu,
+            shards: local_shards.clone(),
+            genesis: genesis.clone(),
+            data_dir: config.data_dir.clone(),
+            log_config,
+            workload: config.workload.clone(),
+            intake: config.intake,
+            handoff_out: if core == 0 {
+                (0..usize::from(shards))
+                    .map(|s| handoff_tx[s].take())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            handoff_in: local_shards
+                .iter()
+                .map(|s| handoff_rx[usize::from(*s)].take())
+                .collect(),
+            commands: command_rx[core].take().expect("one receiver per core"),
+            snapshots: snapshot_tx[core].take().expect("one sender per core"),
+            barrier: barrier.clone(),
+            samples: samples.clone(),
+            calibration: config.verify_calibration,
+            snapshot_interval: config.snapshot_interval,
+            start_delay: config.start_delay,
+        };
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("pc-core-{core}"))
+            .io_memory(sizing.io_memory_bytes)
+            .ring_depth(sizing.ring_depth)
+            .preempt_timer(Duration::from_millis(10))
+            .spawn(move || async move { tile.run().await })
+            .map_err(|e| EngineError::Config(format!("cannot start executor on cpu {cpu}: {e}")))?;
+        handles.push(handle);
+    }
+    drop(handoff_tx);
+
+    // Control thread (this one): waits for the cores, forwards stop
+    // commands, reads snapshots, samples memory.
+    let control = control_loop(&config, &barrier, &signal, &command_tx, &snapshot_rx, cores);
+    let mut reports = Vec::new();
+    let mut rates = Vec::new();
+    let mut first_error = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok((core_reports, rate))) => {
+                reports.extend(core_reports);
+                rates.extend(rate);
+            }
+            Ok(Err(error)) => {
+                first_error.get_or_insert(error);
+            }
+            Err(error) => {
+                first_error.get_or_insert(EngineError::Config(format!("core failed: {error}")));
+            }
+        }
+    }
+    for id in signal_ids {
+        signal_hook::low_level::unregister(id);
+    }
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    let control = control?;
+    reports.sort_by_key(|r| r.shard);
+    for report in &reports {
+        let c = &report.counters;
+        eprintln!(
+            r#"{{"type":"shard_stopped","shard":{},"restored_anchors":{},"anchors":{},"log_records":{},"durable_records":{},"state_root":"{}"}}"#,
+            report.shard,
+            c.restored_anchors,
+            c.anchors,
+            c.log_records,
+            c.durable_seq.map_or(0, |seq| seq + 1),
+            pc_codec::to_hex(&report.state_root)
+        );
+    }
+    let verify_limit_per_s =
+        (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64);
+    Ok(EngineReport {
+        shards: reports,
+        verify_limit_per_s,
+        peak_anon_rss_kib: control.peak_anon_rss_kib,
+        stopped_by_signal: control.stopped_by_signal,
+        snapshots: control.snapshots,
+    })
+}
+
+struct ControlOutcome {
+    peak_anon_rss_kib: u64,
+    stopped_by_signal: bool,
+    snapshots: u64,
+}
+
+fn control_loop(
+    config: &EngineConfig,
+    barrier: &Barrier,
+    signal: &AtomicBool,
+    commands: &[Sender<Command>],
+    snapshots: &[Receiver<Snapshot>],
+    cores: usize,
+) -> Result<ControlOutcome, EngineError> {
+    // Start-up barrier, then the calibration barrier if any.
+    barrier.wait();
+    if config.verify_calibration.is_some() {
+        barrier.wait();
+    }
+    let started = Instant::now();
+    eprintln!(
+        r#"{{"type":"engine_started","shards":{},"cores":{cores},"fsync":"{}"}}"#,
+        config.placement.len(),
+        config.fsync
+    );
+    let mut outcome = ControlOutcome {
+        peak_anon_rss_kib: 0,
+        stopped_by_signal: false,
+        snapshots: 0,
+    };
+    let shards_total = config.placement.len();
+    let mut done = vec![false; shards_total];
+    let mut latest = vec![ShardCounters::default(); shards_total];
+    let mut last_progress = Instant::now();
+    let mut stop_sent = false;
+    while done.iter().any(|d| !d) {
+        let signalled = signal.load(Ordering::Relaxed);
+        let expired = config.max_run.is_some_and(|max| started.elapsed() >= max);
+        if (signalled || expired) && !stop_sent {
+            outcome.stopped_by_signal = signalled;
+            for tx in commands {
+                // A core that already finished has dropped its receiver.
+                let _ = tx.send(Command::Stop);
+            }
+            stop_sent = true;
+        }
+        outcome.peak_anon_rss_kib = outcome
+            .peak_anon_rss_kib
+            .max(proc_status_kib("RssAnon").unwrap_or(0));
+        let mut disconnected = 0;
+        for rx in snapshots {
+            loop {
+                match rx.try_recv() {
+                    Ok(snapshot) => {
+                        outcome.snapshots += 1;
+                        latest[usize::from(snapshot.shard)] = snapshot.counters;
+                        if snapshot.done {
+                            done[usize::from(snapshot.shard)] = true;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        if disconnected == cores {
+            break;
+        }
+        if config.progress && last_progress.elapsed() >= Duration::from_secs(1) {
+            last_progress = Instant::now();
+            let events: u64 = latest.iter().map(|c| c.applied_events).sum();
+            let anchors: u64 = latest.iter().map(|c| c.anchors).sum();
+            eprint!(
+                "\rrunning {:>5.1} s: {anchors} anchors, {events} events applied, {:.0} events/s",
+                started.elapsed().as_secs_f64(),
+                events as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if config.progress {
+        eprintln!();
+    }
+    Ok(outcome)
+}
+
+/// One core's work.
+struct CoreTile {
+    core: usize,
+    cpu: usize,
+    shards: Vec<u16>,
+    genesis: Arc<Genesis>,
+    data_dir: PathBuf,
+    log_config: LogConfig,
+    workload: Workload,
+    intake: Intake,
+    /// On the first core with `Intake::FirstCore`: per shard, the ring to its core.
+    handoff_out: Vec<Option<SharedSender<Handoff>>>,
+    /// Per local shard: the ring from the first core, if its input arrives that way.
+    handoff_in: Vec<Option<SharedReceiver<Handoff>>>,
+    commands: Receiver<Command>,
+    snapshots: Sender<Snapshot>,
+    barrier: Arc<Barrier>,
+    samples: Arc<VerifySamples>,
+    calibration: Option<Duration>,
+    snapshot_interval: Duration,
+    start_delay: Duration,
+}
+
+/// Per-core stop flag, set from the command ring.
+struct CoreControl {
+    commands: Receiver<Command>,
+    stopped: std::cell::Cell<bool>,
+}
+
+impl CoreControl {
+    fn stopped(&self) -> bool {
+        if !self.stopped.get() && self.commands.try_recv() == Ok(Command::Stop) {
+            self.stopped.set(true);
+        }
+        self.stopped.get()
+    }
+}
+
+type CoreResult = Result<(Vec<ShardReport>, Option<f64>), EngineError>;
+
+impl CoreTile {
+    async fn run(self) -> CoreResult {
+        let mut drivers = Vec::new();
+        let mut init_error = None;
+        for shard in &self.shards {
+            match ShardDriver::open(
+                &self.genesis,
+                *shard,
+                self.cpu,
+                &self.data_dir,
+                self.log_config,
+            ) {
+                Ok(driver) => drivers.push(driver),
+                Err(error) => {
+                    init_error = Some(error);
+                    break;
+                }
+            }
+        }
+        // Always reach the barriers, so that one failed core cannot hang the others.
+        self.barrier.wait();
+        let rate = self.calibration.map(|duration| {
+            let rate = self.samples.verify_rate_per_s(duration);
+            self.barrier.wait();
+            rate
+        });
+        if let Some(error) = init_error {
+            return Err(error);
+        }
+        if !self.start_delay.is_zero() {
+            glommio::timer::sleep(self.start_delay).await;
+        }
+        let control = Rc::new(CoreControl {
+            commands: self.commands,
+            stopped: std::cell::Cell::new(false),
+        });
+        let snapshots = Rc::new(self.snapshots);
+        let mut tasks = Vec::new();
+        let mut handoff_in = self.handoff_in.into_iter();
+        for driver in drivers {
+            let ring = handoff_in.next().flatten();
+            let input = match ring {
+                Some(receiver) => Input::Ring(receiver.connect().await),
+                None if self.intake == Intake::PerCore || self.core == 0 => {
+                    let file = WorkloadFile::open(&self.workload.shard_path(driver.shard()))?;
+                    Input::File {
+                        file: Rc::new(file),
+                        next: 0,
+                    }
+                }
+                None => unreachable!("a shard off the first core has an intake ring"),
+            };
+            tasks.push(glommio::spawn_local(drive(
+                driver,
+                input,
+                control.clone(),
+                snapshots.clone(),
+                self.snapshot_interval,
+            )));
+        }
+        // The first core forwards input of shards on other cores.
+        for (shard, sender) in self.handoff_out.into_iter().enumerate() {
+            let Some(sender) = sender else { continue };
+            let sender = sender.connect().await;
+            let file = WorkloadFile::open(&self.workload.shard_path(shard as u16))?;
+            let control = control.clone();
+            glommio::spawn_local(async move {
+                for index in 0..file.len() {
+                    if control.stopped() {
+                        break;
+                    }
+                    let item = file.item(index);
+                    let handoff = Handoff {
+                        bytes: item.bytes.to_vec(),
+                        anchor_id: item.anchor_id,
+                        birth_round: item.birth_round,
+                    };
+                    // Back-pressure: waits while the ring is full.
+                    if sender.send(handoff).await.is_err() {
+                        break;
+                    }
+                }
+                sender.close();
+            })
+            .detach();
+        }
+        let mut reports = Vec::new();
+        for task in tasks {
+            reports.push(task.await?);
+        }
+        Ok((reports, rate))
+    }
+}
+
+/// Where a driver's anchors come from.
+enum Input {
+    /// A workload file on this core.
+    File { file: Rc<WorkloadFile>, next: usize },
+    /// The ring from the intake core.
+    Ring(ConnectedReceiver<Handoff>),
+}
+
+/// Anchors processed between checks of the command ring and the clock.
+const CHECK_EVERY_ANCHORS: u64 = 8;
+
+async fn drive(
+    mut driver: ShardDriver,
+    mut input: Input,
+    control: Rc<CoreControl>,
+    snapshots: Rc<Sender<Snapshot>>,
+    snapshot_interval: Duration,
+) -> Result<ShardReport, EngineError> {
+    let mut last_snapshot = Instant::now();
+    let mut taken = 0u64;
+    loop {
+        if taken % CHECK_EVERY_ANCHORS == 0 {
+            if control.stopped() {
+                break;
+            }
+            if last_snapshot.elapsed() >= snapshot_interval {
+                // A full ring drops the snapshot: the hot path never waits.
+                let _ = snapshots.try_send(Snapshot {
+                    shard: driver.shard(),
+                    counters: driver.counters().clone(),
+                    done: false,
+                });
+                last_snapshot = Instant::now();
+            }
+            glommio::yield_if_needed().await;
+        }
+        taken += 1;
+        match &mut input {
+            Input::File { file, next } => {
+                if *next >= file.len() {
+                    break;
+                }
+                let item = file.item(*next);
+                *next += 1;
+                driver.handle_anchor(item.bytes, item.anchor_id, item.birth_round)?;
+            }
+            Input::Ring(receiver) => match receiver.recv().await {
+                Some(handoff) => {
+                    driver.handle_anchor(&handoff.bytes, handoff.anchor_id, handoff.birth_round)?
+                }
+                None => break,
+            },
+        }
+        driver.after_input().await?;
+    }
+    driver.sync_all().await?;
+    let report = driver.report();
+    // The final snapshot must arrive: wait for room in the ring.
+    let final_snapshot = Snapshot {
+        shard: report.shard,
+        counters: report.counters.clone(),
+        done: true,
+    };
+    let mut pending = Some(final_snapshot);
+    while let Some(snapshot) = pending.take() {
+        if let Err(crossbeam_channel::TrySendError::Full(snapshot)) = snapshots.try_send(snapshot) {
+            pending = Some(snapshot);
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_robin_puts_one_shard_per_core_then_wraps() {
+        assert_eq!(round_robin(2, 2), vec![0, 1]);
+        assert_eq!(round_robin(5, 2), vec![0, 1, 0, 1, 0]);
+        assert_eq!(round_robin(1, 4), vec![0]);
+    }
+}

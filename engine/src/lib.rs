@@ -1,0 +1,87 @@
+//! `pc-engine` runs shards on a host: one pinned glommio executor per
+//! configured core, shards placed on cores, bounded SPSC rings between
+//! cores built before any shard starts, a driver per shard around the
+//! sans-IO `pc_shard::machine::Shard` and its `pc_storage::Log`, a control
+//! thread fed by per-core metric snapshots, and graceful shutdown. It also
+//! owns the genesis file format, the bench workload and replay.
+//!
+//! It never makes a blocking sync on a core (durability is io_uring
+//! `fdatasync`), never shares mutable state between cores other than
+//! through the rings, and never decides an id, a root or an order: that is
+//! the shard machine's job.
+#![warn(missing_docs)]
+
+pub mod bench;
+pub mod driver;
+pub mod engine;
+pub mod genesis_file;
+pub mod host;
+pub mod replay;
+pub mod tune;
+pub mod workload;
+
+use std::path::{Path, PathBuf};
+
+/// An error of the engine; `Display` is one line naming the file, shard,
+/// round or key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The log refused (corruption names its file and offset).
+    #[error(transparent)]
+    Log(#[from] pc_storage::LogError),
+    /// The genesis file.
+    #[error(transparent)]
+    Genesis(#[from] genesis_file::GenesisFileError),
+    /// The bench workload.
+    #[error(transparent)]
+    Workload(#[from] workload::WorkloadError),
+    /// An I/O error on a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A log record the engine cannot use.
+    #[error("corrupt log segment {path} at offset {offset}: {reason}")]
+    BadRecord {
+        /// The segment file.
+        path: PathBuf,
+        /// Offset of the record's frame.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A shard's log does not restore.
+    #[error("shard {shard}: log {dir} does not restore: {reason}")]
+    Restore {
+        /// The shard.
+        shard: u16,
+        /// Its log directory.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An io_uring fdatasync failed: the shard stopped.
+    #[error("shard {shard}: fdatasync failed, log poisoned: {reason}")]
+    Sync {
+        /// The shard.
+        shard: u16,
+        /// The error.
+        reason: String,
+    },
+    /// A bad setting.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl EngineError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        EngineError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

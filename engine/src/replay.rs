@@ -1,0 +1,345 @@
+//! Replay (DESIGN §8): feeds each shard's logged anchors, in log order,
+//! into a fresh observer machine built from the data dir's own genesis,
+//! and checks that the record stream the machine emits is the logged one
+//! record for record — every `RoundFinalized` (round, indices, state root,
+//! payout root) included. Output depends only on the log: two replays of
+//! one data dir print the same bytes.
+
+use std::path::{Path, PathBuf};
+
+use pc_codec::{Bip340, Decode, LogRecordKind, RoundFinalized};
+use pc_shard::machine::{AnchorStatus, Role, Shard, ShardLimits};
+use pc_storage::frame::{decode_frame, FrameStatus};
+use pc_storage::header::{read_header, HEADER_BYTES};
+use pc_storage::{CorruptReason, Durability, LogConfig, LogError};
+use serde::Serialize;
+
+use crate::driver::shard_log_dir;
+use crate::engine::ENGINE_FILE;
+use crate::{genesis_file, EngineError};
+
+/// What replay derived for one shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplayedShard {
+    /// The shard.
+    pub shard: u16,
+    /// Anchors in the log.
+    pub anchors: u64,
+    /// Finalized rounds re-derived (and matched).
+    pub rounds: u64,
+    /// Anchors in those rounds.
+    pub finalized_anchors: u64,
+    /// Micro-events in those rounds.
+    pub finalized_events: u64,
+    /// State root after the last round, hex.
+    pub state_root: String,
+}
+
+#[derive(serde::Deserialize)]
+struct EngineFile {
+    storage: StorageSection,
+}
+
+#[derive(serde::Deserialize)]
+struct StorageSection {
+    segment_bytes: u64,
+    max_record_bytes: u32,
+}
+
+/// The log configuration a data dir was written with.
+fn log_config(data_dir: &Path) -> Result<LogConfig, EngineError> {
+    let path = data_dir.join(ENGINE_FILE);
+    let mut config = LogConfig {
+        durability: Durability::Never,
+        max_record_bytes: crate::engine::MAX_RECORD_BYTES,
+        ..LogConfig::default()
+    };
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let parsed: EngineFile = toml::from_str(&text).map_err(|e| {
+            EngineError::Config(format!(
+                "{}: {}",
+                path.display(),
+                genesis_file::one_line_toml_error(&text, &e)
+            ))
+        })?;
+        config.segment_bytes = parsed.storage.segment_bytes;
+        config.max_record_bytes = parsed.storage.max_record_bytes;
+    }
+    Ok(config)
+}
+
+/// A shard's log, read without opening it for writing: replay never
+/// changes a data dir (and runs beside a live engine).
+struct ReadOnlyLog {
+    /// Segment files with their first seq, in seq order.
+    segments: Vec<(PathBuf, u64)>,
+    max_record_bytes: u32,
+}
+
+/// One record read by [`ReadOnlyLog`].
+struct OwnedRecord {
+    kind: u8,
+    body: Vec<u8>,
+    path: PathBuf,
+    offset: u64,
+}
+
+impl ReadOnlyLog {
+    fn open(dir: &Path, max_record_bytes: u32) -> Result<ReadOnlyLog, EngineError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))?;
+        let mut segments = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| EngineError::io(dir, e))?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some(stem) = name.strip_suffix(".seg") else {
+                continue;
+            };
+            let first_seq = stem
+                .parse::<u64>()
+                .ok()
+                .filter(|_| stem.len() == 20)
+                .ok_or_else(|| corrupt(&path, 0, CorruptReason::BadFileName))?;
+            segments.push((path, first_seq));
+        }
+        segments.sort_by_key(|(_, first_seq)| *first_seq);
+        Ok(ReadOnlyLog {
+            segments,
+            max_record_bytes,
+        })
+    }
+
+    /// Every whole record in order. A bad record below the durable
+    /// watermark is corruption (file and offset); from the first bad
+    /// record above it, or a record cut by the end of the last file, the
+    /// log ends there, as recovery would cut it.
+    fn records(&self) -> Result<Vec<OwnedRecord>, EngineError> {
+        let mut headers = Vec::new();
+        let mut files = Vec::new();
+        for (path, first_seq) in &self.segments {
+            let data = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+            let header =
+                read_header(&data, *first_seq).map_err(|reason| corrupt(path, 0, reason))?;
+            headers.push(header);
+            files.push(data);
+        }
+        let durable_end_seq = headers
+            .iter()
+            .map(|h| h.watermark.durable_end_seq)
+            .max()
+            .unwrap_or(0);
+        let mut records = Vec::new();
+        let mut seq = self.segments.first().map_or(0, |(_, first)| *first);
+        for (index, ((path, first_seq), data)) in self.segments.iter().zip(&files).enumerate() {
+            if *first_seq != seq {
+                return Err(corrupt(
+                    path,
+                    0,
+                    CorruptReason::SegmentGap {
+                        expected_seq: seq,
+                        first_seq: *first_seq,
+                    },
+                ));
+            }
+            let last = index + 1 == self.segments.len();
+            let mut offset = HEADER_BYTES;
+            loop {
+                match decode_frame(data, offset, seq, self.max_record_bytes) {
+                    Ok(FrameStatus::Record(frame)) => {
+                        records.push(OwnedRecord {
+                            kind: frame.kind,
+                            body: frame.body.to_vec(),
+                            path: path.clone(),
+                            offset: offset as u64,
+                        });
+                        offset += frame.frame_bytes;
+                        seq += 1;
+                    }
+                    Ok(FrameStatus::End) => break,
+                    Err(CorruptReason::CrossesSegmentEnd) if last => return Ok(records),
+                    Err(_) if seq >= durable_end_seq => return Ok(records),
+                    Err(reason) => return Err(corrupt(path, offset, reason)),
+                }
+            }
+        }
+        Ok(records)
+    }
+}
+
+fn corrupt(path: &Path, offset: usize, reason: CorruptReason) -> EngineError {
+    EngineError::Log(LogError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        reason,
+    })
+}
+
+/// Replays `shard` (or every shard) of `data_dir`.
+pub fn replay(data_dir: &Path, shard: Option<u16>) -> Result<Vec<ReplayedShard>, EngineError> {
+    let genesis = genesis_file::load(&data_dir.join("genesis.toml"))?.genesis;
+    let shards = genesis.params.shards;
+    let selected: Vec<u16> = match shard {
+        Some(shard) if shard >= shards => {
+            return Err(EngineError::Config(format!(
+                "--shard {shard}: the genesis of {} has {shards} shards",
+                data_dir.display()
+            )))
+        }
+        Some(shard) => vec![shard],
+        None => (0..shards).collect(),
+    };
+    let config = log_config(data_dir)?;
+    // Shards are independent: one thread each (results in shard order).
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = selected
+            .into_iter()
+            .map(|shard| {
+                let genesis = &genesis;
+                scope.spawn(move || replay_shard(genesis, data_dir, shard, config))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("replay thread panicked"))
+            .collect()
+    })
+}
+
+fn replay_shard(
+    genesis: &pc_codec::genesis::Genesis,
+    data_dir: &Path,
+    shard: u16,
+    config: LogConfig,
+) -> Result<ReplayedShard, EngineError> {
+    let dir = shard_log_dir(data_dir, shard);
+    if !dir.is_dir() {
+        return Err(EngineError::Config(format!(
+            "shard {shard}: no log at {}",
+            dir.display()
+        )));
+    }
+    let log = ReadOnlyLog::open(&dir, config.max_record_bytes)?;
+    let mut machine: Shard<Bip340, pc_codec::SigningKey> = Shard::new(
+        genesis,
+        shard,
+        Role::Observer,
+        Bip340,
+        ShardLimits::default(),
+    );
+    let mut result = ReplayedShard {
+        shard,
+        anchors: 0,
+        rounds: 0,
+        finalized_anchors: 0,
+        finalized_events: 0,
+        state_root: String::new(),
+    };
+    // Records the machine emitted that the log has not shown yet.
+    let mut derived = std::collections::VecDeque::new();
+    for record in log.records()? {
+        let bad = |reason: String| EngineError::BadRecord {
+            path: record.path.clone(),
+            offset: record.offset,
+            reason,
+        };
+        let kind = LogRecordKind::from_u8(record.kind)
+            .ok_or_else(|| bad(format!("unknown record kind {}", record.kind)))?;
+        if kind == LogRecordKind::AnchorAccepted && derived.is_empty() {
+            match machine.handle_anchor(None, &record.body) {
+                Ok(AnchorStatus::Inserted) => result.anchors += 1,
+                Ok(status) => {
+                    return Err(bad(format!(
+                        "shard {shard}: logged anchor is {status:?} on replay"
+                    )))
+                }
+                Err(error) => {
+                    return Err(bad(format!(
+                        "shard {shard}: logged anchor refused: {error}"
+                    )))
+                }
+            }
+            let mut reports = std::collections::VecDeque::new();
+            while let Some(report) = machine.poll_finalized() {
+                reports.push_back((
+                    report.round.anchors.len() as u64,
+                    report.outcome.outcomes.len() as u64,
+                ));
+            }
+            while let Some(persist) = machine.poll_persist() {
+                let counts = (persist.kind == LogRecordKind::RoundFinalized)
+                    .then(|| reports.pop_front().expect("one report per finalized round"));
+                derived.push_back((persist, counts));
+            }
+            while machine.poll_transmit().is_some() {}
+        }
+        let Some((expected, counts)) = derived.pop_front() else {
+            return Err(mismatch(shard, kind, &record.body, None));
+        };
+        if expected.kind != kind || expected.body != record.body {
+            return Err(mismatch(shard, kind, &record.body, Some(&expected.body)));
+        }
+        // Counted once the log shows the round: a round derived after the
+        // log's last record (a cut tail) does not count.
+        if let Some((anchors, events)) = counts {
+            result.rounds += 1;
+            result.finalized_anchors += anchors;
+            result.finalized_events += events;
+        }
+    }
+    result.state_root = pc_codec::to_hex(&machine.state().state_root());
+    Ok(result)
+}
+
+fn mismatch(shard: u16, kind: LogRecordKind, logged: &[u8], derived: Option<&[u8]>) -> EngineError {
+    let describe = |body: &[u8]| match RoundFinalized::from_bytes(body) {
+        Ok(round) => format!(
+            "round {} (first index {}, {} anchors, state root {}, payout root {})",
+            round.round,
+            round.first_global_index,
+            round.anchor_count,
+            pc_codec::to_hex(&round.state_root),
+            pc_codec::to_hex(&round.payout_root)
+        ),
+        Err(_) => "another record".to_string(),
+    };
+    let round = match kind {
+        LogRecordKind::RoundFinalized => RoundFinalized::from_bytes(logged)
+            .map(|r| r.round.to_string())
+            .unwrap_or_else(|_| "?".to_string()),
+        LogRecordKind::AnchorAccepted => derived
+            .and_then(|body| RoundFinalized::from_bytes(body).ok())
+            .map_or_else(|| "?".to_string(), |r| r.round.to_string()),
+    };
+    EngineError::Config(format!(
+        "shard {shard}: round {round}: replay mismatch: logged {} but re-derived {}",
+        if kind == LogRecordKind::RoundFinalized {
+            describe(logged)
+        } else {
+            "an anchor".to_string()
+        },
+        derived.map_or_else(|| "nothing".to_string(), describe)
+    ))
+}
+
+/// Replay output, one line per shard, identical on every run.
+pub fn render_text(shards: &[ReplayedShard]) -> String {
+    let mut out =
+        String::from("shard  anchors  rounds  finalized_anchors  finalized_events  state_root\n");
+    for s in shards {
+        out += &format!(
+            "{:>5}  {:>7}  {:>6}  {:>17}  {:>16}  {}\n",
+            s.shard, s.anchors, s.rounds, s.finalized_anchors, s.finalized_events, s.state_root
+        );
+    }
+    out
+}
+
+/// Replay output as one JSON object.
+pub fn render_json(shards: &[ReplayedShard]) -> String {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        shards: &'a [ReplayedShard],
+    }
+    serde_json::to_string(&Out { shards }).expect("plain data serializes")
+}

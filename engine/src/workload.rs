@@ -1,0 +1,638 @@
+//! The bench workload (DESIGN §8): per shard, a signed k-seat DAG whose
+//! anchors carry transfers spending genesis outputs (each output once),
+//! generated outside the timed region and cached on disk by its parameters.
+//!
+//! The DAG is made by `k` in-memory seat machines (`pc_shard`'s own anchor
+//! creation, so birth rounds, parents and payload commitments are what a
+//! real committee produces) that hand every anchor to each other in one
+//! global order; that order is the workload order. The seats skip signature
+//! checks ([`Unchecked`]) because they check their own freshly signed
+//! objects; every signature is real BIP-340 and the node under test checks
+//! them all.
+//!
+//! A workload file is `MAGIC`, then per anchor a [`ITEM_HEADER_BYTES`]-byte
+//! header (body length u32, event count u32, birth round u64, anchor id)
+//! and the encoded `SignedAnchor`. It is read through a memory map, so the
+//! workload never counts as anonymous memory of the node.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use pc_codec::genesis::{
+    ConsensusParams, Genesis, GenesisAllocation, GenesisValidator, SeatAssignment,
+    MAX_OUTPUTS_PER_ALLOCATION,
+};
+use pc_codec::ids::shard_of;
+use pc_codec::{
+    Hash32, MicroEvent, PublicKeyBytes, SignatureBytes, SignatureVerifier, SignedAnchor,
+    SigningKey, TransferBuilder,
+};
+use pc_shard::machine::{Role, Shard, ShardLimits, ShardMessage};
+
+use crate::genesis_file;
+
+/// First bytes of a workload file (the format version is its last digit).
+pub const MAGIC: &[u8; 8] = b"PCWLOAD1";
+/// Bytes of an item header: body length, event count, birth round, anchor id.
+pub const ITEM_HEADER_BYTES: usize = 4 + 4 + 8 + 32;
+/// Units in every bench genesis output.
+pub const OUTPUT_UNITS: u64 = 1_000_000;
+/// Units each bench transfer pays back to its owner (the rest is the fee).
+pub const TRANSFER_PAYS_UNITS: u64 = OUTPUT_UNITS - 1_000;
+
+/// Changes whenever the generator makes a different DAG from the same
+/// parameters, so that no stale cached workload is used.
+pub const GENERATOR_VERSION: u32 = 2;
+
+/// What a workload is made of; the cache key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkloadParams {
+    /// Shards of the genesis (one workload file each).
+    pub shards: u16,
+    /// Seats per shard.
+    pub committee: u8,
+    /// Transfers per anchor (`1..=256`).
+    pub tx_per_anchor: u16,
+    /// Transfers per shard (each spends its own genesis output).
+    pub events_per_shard: u32,
+}
+
+impl WorkloadParams {
+    /// The directory name of this workload in a cache.
+    pub fn cache_name(&self) -> String {
+        format!(
+            "g{GENERATOR_VERSION}-s{}-k{}-b{}-e{}",
+            self.shards, self.committee, self.tx_per_anchor, self.events_per_shard
+        )
+    }
+}
+
+/// A verifier that accepts everything: only for the generator's seats,
+/// which see nothing but objects the generator itself just signed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unchecked;
+
+impl SignatureVerifier for Unchecked {
+    fn verify(&self, _: &PublicKeyBytes, _: &[u8], _: &SignatureBytes) -> bool {
+        true
+    }
+}
+
+/// A deterministic key from a label and an index (bench keys need no secrecy).
+pub fn bench_key(label: &str, index: u32) -> SigningKey {
+    let mut counter = 0u32;
+    loop {
+        let secret = blake3::derive_key(
+            "phantom-engine bench key v1",
+            format!("{label}/{index}/{counter}").as_bytes(),
+        );
+        if let Ok(key) = SigningKey::from_secret_bytes(&secret) {
+            return key;
+        }
+        counter += 1;
+    }
+}
+
+/// The first client key whose owner falls into `shard`.
+pub fn client_key(shard: u16, shards: u16) -> SigningKey {
+    (0u32..)
+        .map(|index| bench_key("client", index))
+        .find(|key| shard_of(&key.public_key(), shards) == shard)
+        .expect("some key falls into every shard")
+}
+
+/// The bench genesis: validator `i` holds seat `i` of every shard; one
+/// client per shard owns `events_per_shard` outputs of [`OUTPUT_UNITS`].
+/// Returns the genesis and its note.
+pub fn bench_genesis(params: &WorkloadParams) -> (Genesis, Vec<u8>) {
+    let validators = (0..params.committee)
+        .map(|seat| GenesisValidator {
+            key: bench_key("seat", u32::from(seat)).public_key(),
+            bond: 10_000 * pc_codec::genesis::UNITS_PER_PC,
+            seats: (0..params.shards)
+                .map(|shard| SeatAssignment { shard, seat })
+                .collect(),
+        })
+        .collect();
+    let mut allocations = Vec::new();
+    for shard in 0..params.shards {
+        let owner = client_key(shard, params.shards).public_key();
+        let mut left = params.events_per_shard;
+        while left > 0 {
+            let outputs = left.min(MAX_OUTPUTS_PER_ALLOCATION);
+            allocations.push(GenesisAllocation {
+                owner,
+                amount: OUTPUT_UNITS,
+                outputs,
+            });
+            left -= outputs;
+        }
+    }
+    let note = format!("phantom-engine bench {}", params.cache_name()).into_bytes();
+    let genesis = Genesis {
+        params: ConsensusParams::v0(params.committee, params.shards),
+        note_commitment: *blake3::hash(&note).as_bytes(),
+        validators,
+        allocations,
+    };
+    genesis.validate().expect("the bench genesis is valid");
+    (genesis, note)
+}
+
+/// The genesis out points owned by `shard`'s client, in allocation order.
+fn shard_out_points(genesis: &Genesis, shard: u16) -> Vec<pc_codec::OutPoint> {
+    let network = genesis.network();
+    let mut points = Vec::new();
+    for (index, allocation) in genesis.allocations.iter().enumerate() {
+        if shard_of(&allocation.owner, genesis.params.shards) != shard {
+            continue;
+        }
+        for output in 0..allocation.outputs {
+            points.push(Genesis::allocation_out_point(
+                &network,
+                index as u32,
+                output as u16,
+            ));
+        }
+    }
+    points
+}
+
+/// Why a workload cannot be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    /// An I/O error on a file.
+    #[error("{path}: {action}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A workload file that does not parse.
+    #[error("{path}: bad workload item at offset {offset}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the bad item.
+        offset: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The generator's committee did not finalize every transfer.
+    #[error("workload generation stalled after {anchors} anchors with {finalized} of {events} transfers finalized")]
+    Stalled {
+        /// Anchors made.
+        anchors: usize,
+        /// Transfers finalized.
+        finalized: u64,
+        /// Transfers in the workload.
+        events: u64,
+    },
+}
+
+fn io_error(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> WorkloadError {
+    let path = path.to_path_buf();
+    move |source| WorkloadError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+/// One anchor of a workload, as written to its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadItem {
+    /// The anchor id.
+    pub anchor_id: Hash32,
+    /// Its claimed round.
+    pub birth_round: u64,
+    /// Micro-events in its payload.
+    pub events: u32,
+    /// The encoded `SignedAnchor`.
+    pub bytes: Vec<u8>,
+}
+
+fn item_of(anchor_bytes: Vec<u8>) -> WorkloadItem {
+    use pc_codec::Decode;
+    let anchor = SignedAnchor::from_bytes(&anchor_bytes).expect("a seat's own anchor decodes");
+    WorkloadItem {
+        anchor_id: anchor.anchor_id(),
+        birth_round: anchor.header.header.birth_round,
+        events: anchor.payload.events.len() as u32,
+        bytes: anchor_bytes,
+    }
+}
+
+type GeneratorSeat = Shard<Unchecked, SigningKey>;
+
+/// Whether seat `creator` sends nothing in `wave` (about half the seats
+/// each wave, pseudo-randomly): seats of a real committee do not all make
+/// their anchors in lock step.
+fn sits_out(wave: u64, creator: usize) -> bool {
+    let digest = blake3::hash(&[wave.to_le_bytes(), (creator as u64).to_le_bytes()].concat());
+    digest.as_bytes()[0] % 2 == 0
+}
+
+/// Longest delay of an anchor on its way to another seat, in waves.
+const MAX_DELAY_WAVES: u64 = 2;
+
+/// The delay of anchor `item` to seat `receiver`: a fixed pseudo-random
+/// jitter, so that seats see anchors in different orders as they would on
+/// a real network (with every seat seeing the same anchors at the same
+/// moment, every seat picks the same parents and rounds advance slowly).
+fn delay_waves(item: usize, receiver: usize) -> u64 {
+    let digest =
+        blake3::hash(&[(item as u64).to_le_bytes(), (receiver as u64).to_le_bytes()].concat());
+    1 + u64::from(digest.as_bytes()[0]) % MAX_DELAY_WAVES
+}
+
+/// One generator seat with the records it emitted but was not yet told
+/// are durable (which holds back its next anchor: one in flight at a time).
+struct WaveSeat {
+    machine: GeneratorSeat,
+    unacknowledged_token: Option<u64>,
+    /// Anchors of other seats with the wave they arrive in.
+    inbox: Vec<(u64, std::rc::Rc<Vec<u8>>)>,
+}
+
+impl WaveSeat {
+    /// Takes the records and finalized rounds it emitted.
+    fn collect(&mut self) {
+        while let Some(record) = self.machine.poll_persist() {
+            self.unacknowledged_token = Some(record.token);
+        }
+        while self.machine.poll_finalized().is_some() {}
+    }
+}
+
+/// Generates the workload of `shard` in waves: in each wave every seat
+/// takes the anchors that reached it (one or two waves after they were
+/// sent) and its share of transfers, and about half the seats send their
+/// next anchor (a seat's durability is acknowledged at most once per wave,
+/// which holds back its next anchor). Calls `progress(transfers_signed, total)` now and then; returns
+/// the anchors in delivery order.
+pub fn generate_shard(
+    genesis: &Genesis,
+    shard: u16,
+    tx_per_anchor: u16,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Vec<WorkloadItem>, WorkloadError> {
+    let network = genesis.network();
+    let k = genesis.params.k;
+    let client = client_key(shard, genesis.params.shards);
+    let out_points = shard_out_points(genesis, shard);
+    let events = out_points.len() as u64;
+    let mut seats: Vec<WaveSeat> = (0..k)
+        .map(|seat| WaveSeat {
+            machine: Shard::new(
+                genesis,
+                shard,
+                Role::Seat {
+                    seat,
+                    signer: bench_key("seat", u32::from(seat)),
+                },
+                Unchecked,
+                ShardLimits::default(),
+            ),
+            unacknowledged_token: None,
+            inbox: Vec::new(),
+        })
+        .collect();
+    // Generation ends when an observer of exactly the workload's anchors
+    // has finalized every transfer (a seat's own view runs ahead of it).
+    let mut observer: GeneratorSeat = Shard::new(
+        genesis,
+        shard,
+        Role::Observer,
+        Unchecked,
+        ShardLimits::default(),
+    );
+    let mut next_output = 0usize;
+    let mut items = Vec::new();
+    let mut finalized = 0u64;
+    let max_anchors = (events as usize / usize::from(tx_per_anchor.max(1)) + 1) * 4 + 4096;
+    let mut wave = 0u64;
+    while finalized < events {
+        wave += 1;
+        let mut sent_this_wave = 0usize;
+        for seat in &mut seats {
+            let take = (out_points.len() - next_output).min(usize::from(tx_per_anchor));
+            if take > 0 && seat.machine.mempool_len() == 0 {
+                for (offset, out_point) in out_points[next_output..next_output + take]
+                    .iter()
+                    .enumerate()
+                {
+                    let aux = blake3::hash(&((next_output + offset) as u64).to_le_bytes());
+                    let transfer = TransferBuilder::new()
+                        .input(*out_point)
+                        .output(TRANSFER_PAYS_UNITS, client.public_key())
+                        .sign(&network, &client, aux.as_bytes())
+                        .expect("one input, one output");
+                    seat.machine
+                        .handle_micro_event(MicroEvent::Transfer(transfer))
+                        .expect("a fresh transfer of a genesis output is accepted");
+                }
+                next_output += take;
+                progress(next_output as u64, events);
+            }
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut seat.inbox)
+                .into_iter()
+                .partition(|(at, _)| *at <= wave);
+            seat.inbox = later;
+            for (_, bytes) in due {
+                // An anchor whose parents have not arrived yet waits in the
+                // machine; its pull requests are not needed: every anchor
+                // arrives within MAX_DELAY_WAVES.
+                seat.machine
+                    .handle_anchor(None, &bytes)
+                    .expect("a seat accepts another seat's anchor");
+                while seat
+                    .machine
+                    .poll_transmit()
+                    .is_some_and(|t| matches!(t.message, ShardMessage::Get(_)))
+                {}
+            }
+            seat.collect();
+        }
+        for creator in 0..usize::from(k) {
+            let seat = &mut seats[creator];
+            if sits_out(wave, creator) {
+                continue;
+            }
+            if let Some(token) = seat.unacknowledged_token.take() {
+                seat.machine.handle_durable(token);
+            }
+            seat.collect();
+            while let Some(transmit) = seats[creator].machine.poll_transmit() {
+                let ShardMessage::Anchor(bytes) = transmit.message else {
+                    continue;
+                };
+                let bytes = std::rc::Rc::new(bytes);
+                for (index, other) in seats.iter_mut().enumerate() {
+                    if index != creator {
+                        other
+                            .inbox
+                            .push((wave + delay_waves(items.len(), index), bytes.clone()));
+                    }
+                }
+                observer
+                    .handle_anchor(None, &bytes)
+                    .expect("the observer accepts every seat's anchor");
+                while observer.poll_persist().is_some() {}
+                while let Some(report) = observer.poll_finalized() {
+                    finalized += report.outcome.outcomes.len() as u64;
+                }
+                items.push(item_of(bytes.to_vec()));
+                sent_this_wave += 1;
+            }
+        }
+        let quiet = sent_this_wave == 0
+            && seats
+                .iter()
+                .all(|s| s.inbox.is_empty() && s.unacknowledged_token.is_none());
+        if items.len() > max_anchors || (quiet && finalized < events) {
+            return Err(WorkloadError::Stalled {
+                anchors: items.len(),
+                finalized,
+                events,
+            });
+        }
+    }
+    Ok(items)
+}
+
+/// Writes `items` to `path` (through a temporary file and a rename).
+pub fn write_items(path: &Path, items: &[WorkloadItem]) -> Result<(), WorkloadError> {
+    // A per-process temporary name: two benches filling one cache never
+    // write the same file.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let file = fs::File::create(&tmp).map_err(io_error(&tmp, "create"))?;
+    let mut out = BufWriter::new(file);
+    let write = |out: &mut BufWriter<fs::File>| -> std::io::Result<()> {
+        out.write_all(MAGIC)?;
+        for item in items {
+            out.write_all(&(item.bytes.len() as u32).to_le_bytes())?;
+            out.write_all(&item.events.to_le_bytes())?;
+            out.write_all(&item.birth_round.to_le_bytes())?;
+            out.write_all(&item.anchor_id)?;
+            out.write_all(&item.bytes)?;
+        }
+        out.flush()?;
+        out.get_ref().sync_all()
+    };
+    write(&mut out).map_err(io_error(&tmp, "write"))?;
+    fs::rename(&tmp, path).map_err(io_error(path, "rename"))
+}
+
+/// A workload file mapped into memory.
+#[derive(Debug)]
+pub struct WorkloadFile {
+    path: PathBuf,
+    map: memmap2::Mmap,
+    /// Item start offsets.
+    offsets: Vec<usize>,
+}
+
+/// One item borrowed from a [`WorkloadFile`].
+#[derive(Debug, Clone, Copy)]
+pub struct ItemRef<'a> {
+    /// The anchor id.
+    pub anchor_id: Hash32,
+    /// Its claimed round.
+    pub birth_round: u64,
+    /// Micro-events in its payload.
+    pub events: u32,
+    /// The encoded anchor.
+    pub bytes: &'a [u8],
+}
+
+impl WorkloadFile {
+    /// Maps and indexes `path`; a bad item is named by its offset.
+    pub fn open(path: &Path) -> Result<WorkloadFile, WorkloadError> {
+        let file = fs::File::open(path).map_err(io_error(path, "open"))?;
+        // SAFETY: workload files are written once (temp file and rename) and
+        // never modified while mapped. Populated up front, so that reading
+        // the workload costs no page faults in the timed region.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+            .map_err(io_error(path, "map"))?;
+        let corrupt = |offset: usize, reason| WorkloadError::Corrupt {
+            path: path.to_path_buf(),
+            offset: offset as u64,
+            reason,
+        };
+        if map.len() < MAGIC.len() || &map[..MAGIC.len()] != MAGIC {
+            return Err(corrupt(0, "not a workload file (bad magic)"));
+        }
+        let mut offsets = Vec::new();
+        let mut at = MAGIC.len();
+        while at < map.len() {
+            if map.len() - at < ITEM_HEADER_BYTES {
+                return Err(corrupt(at, "truncated item header"));
+            }
+            let len = u32::from_le_bytes(map[at..at + 4].try_into().expect("4 bytes")) as usize;
+            if map.len() - at - ITEM_HEADER_BYTES < len {
+                return Err(corrupt(at, "item body runs past the end of the file"));
+            }
+            offsets.push(at);
+            at += ITEM_HEADER_BYTES + len;
+        }
+        Ok(WorkloadFile {
+            path: path.to_path_buf(),
+            map,
+            offsets,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of anchors.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// True if the file holds no anchor.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// Item `index`.
+    pub fn item(&self, index: usize) -> ItemRef<'_> {
+        let at = self.offsets[index];
+        let header = &self.map[at..at + ITEM_HEADER_BYTES];
+        let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
+        ItemRef {
+            events: u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")),
+            birth_round: u64::from_le_bytes(header[8..16].try_into().expect("8 bytes")),
+            anchor_id: header[16..48].try_into().expect("32 bytes"),
+            bytes: &self.map[at + ITEM_HEADER_BYTES..at + ITEM_HEADER_BYTES + len],
+        }
+    }
+
+    /// Total micro-events in the file.
+    pub fn total_events(&self) -> u64 {
+        (0..self.len())
+            .map(|index| u64::from(self.item(index).events))
+            .sum()
+    }
+}
+
+/// A workload on disk: its genesis and one file per shard.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The parameters.
+    pub params: WorkloadParams,
+}
+
+impl Workload {
+    /// The genesis file of the workload.
+    pub fn genesis_path(&self) -> PathBuf {
+        self.dir.join("genesis.toml")
+    }
+
+    /// The workload file of `shard`.
+    pub fn shard_path(&self, shard: u16) -> PathBuf {
+        self.dir.join(format!("shard-{shard:03}.workload"))
+    }
+}
+
+/// The workload of `params` in `cache_dir`, generated (shards in parallel
+/// threads, progress on stderr) unless a complete copy is already there.
+pub fn load_or_generate(
+    cache_dir: &Path,
+    params: WorkloadParams,
+    show_progress: bool,
+) -> Result<Workload, WorkloadError> {
+    let workload = Workload {
+        dir: cache_dir.join(params.cache_name()),
+        params,
+    };
+    let complete = workload.dir.join("COMPLETE");
+    if complete.exists() {
+        return Ok(workload);
+    }
+    fs::create_dir_all(&workload.dir).map_err(io_error(&workload.dir, "create directory"))?;
+    let (genesis, note) = bench_genesis(&params);
+    let genesis_path = workload.genesis_path();
+    fs::write(&genesis_path, genesis_file::render(&genesis, &note))
+        .map_err(io_error(&genesis_path, "write"))?;
+    let progress = std::sync::Mutex::new(vec![(0u64, 0u64); usize::from(params.shards)]);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next_shard = std::sync::atomic::AtomicU16::new(0);
+    let results: Vec<Result<(), WorkloadError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.min(usize::from(params.shards)))
+            .map(|_| {
+                scope.spawn(|| -> Result<(), WorkloadError> {
+                    loop {
+                        let shard = next_shard.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if shard >= params.shards {
+                            return Ok(());
+                        }
+                        let items = generate_shard(
+                            &genesis,
+                            shard,
+                            params.tx_per_anchor,
+                            |done, total| {
+                                if !show_progress || done % 4096 > u64::from(params.tx_per_anchor) {
+                                    return;
+                                }
+                                let mut all = progress.lock().expect("no panics while held");
+                                all[usize::from(shard)] = (done, total);
+                                let (done, total) =
+                                    all.iter().fold((0, 0), |(d, t), (a, b)| (d + a, t + b));
+                                eprint!(
+                                    "\rgenerating workload: {done}/{total} transfers signed ({}%)",
+                                    done * 100 / total.max(1)
+                                );
+                            },
+                        )?;
+                        write_items(&workload.shard_path(shard), &items)?;
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("generator thread panicked"))
+            .collect()
+    });
+    if show_progress {
+        eprintln!();
+    }
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    fs::write(&complete, b"").map_err(io_error(&complete, "write"))?;
+    Ok(workload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(committee: u8, events: u32) -> WorkloadParams {
+        WorkloadParams {
+            shards: 1,
+            committee,
+            tx_per_anchor: 16,
+            events_per_shard: events,
+        }
+    }
+
+    #[test]
+    fn generated_dag_finalizes_every_transfer_and_spends_each_output_once() {
+        for committee in [1, 4] {
+            let (genesis, _) = bench_genesis(&small(committee, 256));
+            let items = generate_shard(&genesis, 0, 16, |_, _| {}).unwrap();
+            let events: u64 = items.iter().map(|i| u64::from(i.events)).sum();
+            assert_eq!(events, 256, "k={committee}");
+            assert!(items.iter().all(|i| i.events <= 16));
+        }
+    }
+}
