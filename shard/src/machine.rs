@@ -70,6 +70,9 @@ pub struct ShardLimits {
     pub max_mempool_events: usize,
     /// Ticks before an unanswered pull is asked of every peer.
     pub pull_retry_ticks: u64,
+    /// Least ticks between two own anchors that carry no micro-events
+    /// (`0`: no pacing; a driver that never ticks must use 0).
+    pub ack_interval_ticks: u64,
 }
 
 impl Default for ShardLimits {
@@ -80,6 +83,7 @@ impl Default for ShardLimits {
             max_outstanding_pulls: 1024,
             max_mempool_events: 65_536,
             pull_retry_ticks: 10,
+            ack_interval_ticks: 0,
         }
     }
 }
@@ -282,12 +286,15 @@ pub const ANNOUNCE_EVERY_RETRIES: u64 = 4;
 /// for it stay pending (bounded) and ask again on a later tick.
 pub const PULL_GIVE_UP_RETRIES: u64 = 8;
 
-/// A parent whose birth round is more than `G` below the child's claimed
-/// birth round: ancient relative to the child, neither required nor pulled
-/// nor an edge of the DAG (DESIGN §4). Every node decides this from the
-/// child's header alone.
+/// A parent whose birth round is more than `G + 1` below the child's
+/// claimed birth round: ancient relative to the child, neither required nor
+/// pulled nor an edge of the DAG (DESIGN §4). Every node decides this from
+/// the child's header alone. Such a parent lies below the child's consensus
+/// window (`max parent round - G`, and the child's round is that maximum or
+/// one more), so leaving it out never changes the child's round: a creator
+/// computes the same birth round with or without it.
 fn is_relatively_ancient(parent: &ParentRef, child_birth_round: u64, window: u64) -> bool {
-    parent.birth_round.saturating_add(window) < child_birth_round
+    parent.birth_round.saturating_add(window + 1) < child_birth_round
 }
 
 /// The parents of a header that are DAG edges.
@@ -341,6 +348,10 @@ pub struct Shard<V, S> {
     now: u64,
     next_announce: u64,
     len_at_announce: usize,
+    /// Tick of the last acknowledgement-only own anchor.
+    last_ack_only: Option<u64>,
+    /// An acknowledgement-only anchor waits for its pacing interval.
+    ack_deferred: bool,
     next_token: u64,
     replaying: bool,
     transmits: VecDeque<Transmit>,
@@ -424,6 +435,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             now: 0,
             next_announce: 0,
             len_at_announce: usize::MAX,
+            last_ack_only: None,
+            ack_deferred: false,
             next_token: 0,
             replaying: false,
             transmits: VecDeque::new(),
@@ -513,6 +526,9 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     /// for as the budget allows.
     pub fn handle_tick(&mut self, now: u64) {
         self.now = now;
+        if self.ack_deferred {
+            self.after_input();
+        }
         self.drop_ancient_pending();
         let retry_after = self.limits.pull_retry_ticks.max(1);
         let give_up_after = retry_after * PULL_GIVE_UP_RETRIES;
@@ -1052,9 +1068,25 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         // After its first anchor a seat needs another seat's anchor to
         // reference when the committee has more than one seat (DESIGN §3.3).
         let can_reference = seat.next_seq == 0 || self.context.k() == 1 || !seat.latest.is_empty();
-        if work_waiting && can_reference {
-            self.create_own_anchor();
+        if !(work_waiting && can_reference) {
+            return;
         }
+        // An anchor with nothing but acknowledgements is paced: at most one
+        // per `ack_interval_ticks`, so seats that are in step do not answer
+        // each other's anchors in a storm that outruns round progress (and
+        // every catching-up node). Anchors with micro-events are never held.
+        let interval = self.limits.ack_interval_ticks;
+        if self.mempool.is_empty() && interval > 0 {
+            if let Some(last) = self.last_ack_only {
+                if self.now < last + interval {
+                    self.ack_deferred = true;
+                    return;
+                }
+            }
+            self.last_ack_only = Some(self.now);
+        }
+        self.ack_deferred = false;
+        self.create_own_anchor();
     }
 
     fn create_own_anchor(&mut self) {
@@ -1070,28 +1102,25 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         // Other parents are never ancient (they were pruned from `latest`);
         // the self-parent may be, after a long silence, and is then left
         // out of the DAG edges exactly as every receiver leaves it out.
-        let mut birth_round = 0;
-        for _ in 0..3 {
-            let spec = VertexSpec {
-                id: [0xff; 32],
-                creator,
-                seq,
-                parents: parents
-                    .iter()
-                    .filter(|p| !is_relatively_ancient(p, birth_round, window))
-                    .map(|p| p.anchor_id)
-                    .collect(),
-                coin: false,
-            };
-            let probed = self
-                .consensus
-                .probe_round(&spec)
-                .expect("own parents are inserted and follow the self-parent rule");
-            if probed == birth_round {
-                break;
-            }
-            birth_round = probed;
-        }
+        let spec = VertexSpec {
+            id: [0xff; 32],
+            creator,
+            seq,
+            parents: parents
+                .iter()
+                .filter(|p| self.consensus.contains(&p.anchor_id))
+                .map(|p| p.anchor_id)
+                .collect(),
+            coin: false,
+        };
+        // Held parents only: an ancient self-parent may be pruned here, and
+        // is left out of the edges by every receiver anyway.
+        let birth_round = self
+            .consensus
+            .probe_round(&spec)
+            .expect("own parents are inserted and follow the self-parent rule");
+        debug_assert!(parents.iter().all(|p| self.consensus.contains(&p.anchor_id)
+            || is_relatively_ancient(p, birth_round, window)));
         let mut header = AnchorHeader {
             version: PROTOCOL_VERSION,
             network: self.context.network,
@@ -1169,9 +1198,14 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             || !self.pending_by_id.is_empty()
             || !self.refetch.is_empty())
         .then_some(self.now + retry_after);
+        let deferred = self.ack_deferred.then(|| {
+            self.last_ack_only
+                .map_or(self.now, |last| last + self.limits.ack_interval_ticks)
+        });
         next_retry
             .into_iter()
             .chain(unasked)
+            .chain(deferred)
             .chain(Some(self.next_announce.max(self.now)))
             .min()
     }

@@ -255,7 +255,10 @@ fn network_config(rng: &mut Rng, calm: bool) -> NetworkConfig {
 /// pull retries happen (tight pull and pending bounds are blocked classes,
 /// see `sim::blocked`).
 fn limits(rng: &mut Rng, blocked: Blocked) -> ShardLimits {
-    let default = ShardLimits::default();
+    let default = ShardLimits {
+        ack_interval_ticks: 1,
+        ..ShardLimits::default()
+    };
     if rng.coin() {
         return default;
     }
@@ -273,6 +276,7 @@ fn limits(rng: &mut Rng, blocked: Blocked) -> ShardLimits {
         },
         max_mempool_events: rng.between(4, 64) as usize,
         pull_retry_ticks: rng.between(4, 20),
+        ack_interval_ticks: rng.between(1, 3),
         ..default
     }
 }
