@@ -167,6 +167,11 @@ fn gates(total: &Counters) -> Vec<(&'static str, u64, u64)> {
     let faulty = total.seeds - total.seeds_calm;
     vec![
         ("rounds_finalized", total.rounds_finalized, total.seeds),
+        (
+            "coin_round_votes",
+            total.coin_round_votes,
+            total.seeds_short_coin_period,
+        ),
         ("transfers_applied", total.transfers_applied, total.seeds),
         ("chained_applied", total.chained_applied, total.seeds),
         (

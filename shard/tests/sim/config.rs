@@ -92,6 +92,9 @@ pub struct SeedConfig {
     pub k: usize,
     /// Real BIP-340 instead of the fast scheme.
     pub bip340: bool,
+    /// The fame vote's coin-round period `C`: the genesis value 10, or 2
+    /// in one seed of five so that coin rounds are reached.
+    pub coin_round_period: u64,
     /// No faults at all (a baseline seed): only latency and reordering.
     pub calm: bool,
     /// Phase lengths.
@@ -157,6 +160,7 @@ impl SeedConfig {
             seed,
             k,
             bip340,
+            coin_round_period: if seed % 5 == 2 { 2 } else { 10 },
             calm,
             phases,
             network: network_config(&mut rng, calm),

@@ -41,9 +41,6 @@ pub const PROGRESS_WINDOW_STEPS: u64 = 250;
 const SETTLE_CHECK_EVERY_STEPS: u64 = 10;
 /// Recent log entries a far-future flood takes real parents from.
 const RECENT_PARENTS: usize = 16;
-/// The coin-round period `C` of the v0 genesis: a round decided with this
-/// many rounds of DAG above it may have needed a coin round.
-const COIN_ROUND_PERIOD: u64 = 10;
 
 /// The fewest rounds a seed of `k` seats must finalize (measured minimums
 /// with margin; a seed finalizing fewer has lost liveness).
@@ -107,7 +104,12 @@ impl<C: SimCrypto> Simulation<C> {
     pub fn new(config: SeedConfig) -> Self {
         let seed = config.seed;
         let k = config.k;
-        let genesis = crypto::genesis(k, OUTPUTS_PER_CLIENT, GENESIS_OUTPUT_UNITS);
+        let genesis = crypto::genesis(
+            k,
+            OUTPUTS_PER_CLIENT,
+            GENESIS_OUTPUT_UNITS,
+            config.coin_round_period,
+        );
         let mut rng_clients = Rng::new(seed, 2);
         let clients = Clients::new(&genesis, &mut rng_clients);
         let nodes = (0..=k)
@@ -194,6 +196,7 @@ impl<C: SimCrypto> Simulation<C> {
         counters.seeds = 1;
         counters.seeds_calm = u64::from(config.calm);
         counters.seeds_bip340 = u64::from(config.bip340);
+        counters.seeds_short_coin_period = u64::from(config.coin_round_period < 10);
         counters.seeds_equivocate = u64::from(config.has_mode(Mode::Equivocate));
         counters.seeds_invalid_signatures = u64::from(config.has_mode(Mode::InvalidSignatures));
         counters.seeds_random_parents = u64::from(config.has_mode(Mode::RandomParents));
@@ -734,7 +737,7 @@ impl<C: SimCrypto> Simulation<C> {
         };
         let lag = self.highest_round[id].saturating_sub(report.round.round);
         self.counters.max_decision_lag_rounds = self.counters.max_decision_lag_rounds.max(lag);
-        if lag >= COIN_ROUND_PERIOD {
+        if lag >= self.config.coin_round_period {
             self.counters.rounds_decided_late += 1;
         }
         self.on_new_round(report, &events)
@@ -938,6 +941,15 @@ impl<C: SimCrypto> Simulation<C> {
         self.check_accepted_transfers_finalized()?;
         self.check_forged_never_inserted()?;
         self.check_all_caught_up()?;
+        let coin = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.machine.as_ref())
+            .map(|m| m.consensus().coin_stats())
+            .max_by_key(|c| c.coin_round_votes)
+            .unwrap_or_default();
+        self.counters.coin_round_votes = coin.coin_round_votes;
+        self.counters.coin_flips = coin.coin_flips;
         let rounds = self.checker.rounds();
         if rounds < min_rounds(self.config.k) {
             return Err(format!(
@@ -967,7 +979,7 @@ impl<C: SimCrypto> Simulation<C> {
         let consensus = machine.consensus();
         let mut oracle = Oracle::new(OracleConfig {
             k: self.config.k,
-            coin_round_period: COIN_ROUND_PERIOD,
+            coin_round_period: self.config.coin_round_period,
             window: 26,
         });
         let mut ids = Vec::new();
