@@ -22,8 +22,10 @@
 //! changes an answer.
 //!
 //! Memory is bounded: once round `r` is decided, vertices of rounds below
-//! `r - 2G` are dropped, and a new vertex whose window would reach below the
-//! kept rounds is refused as [`InsertError::Ancient`].
+//! `r - 3G - 2` are dropped, and a new vertex whose window would reach below
+//! the kept rounds is refused as [`InsertError::Ancient`]. The margin keeps
+//! every vertex that can still be received (round above `r - G`) and the
+//! parents it requires (within `G + 1` rounds below it) insertable.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -703,7 +705,7 @@ impl Consensus {
             self.next_undecided_round += 1;
             let floor = self
                 .next_undecided_round
-                .saturating_sub(2 * self.config.window);
+                .saturating_sub(3 * self.config.window + 2);
             self.prune_below(floor);
         }
     }

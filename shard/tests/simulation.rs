@@ -167,6 +167,7 @@ fn gates(total: &Counters) -> Vec<(&'static str, u64, u64)> {
     let faulty = total.seeds - total.seeds_calm;
     vec![
         ("rounds_finalized", total.rounds_finalized, total.seeds),
+        ("seeds_pruned", total.seeds_pruned, total.seeds_short_window),
         (
             "coin_round_votes",
             total.coin_round_votes,

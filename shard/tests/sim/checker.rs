@@ -238,7 +238,7 @@ mod tests {
     }
 
     fn checker() -> Checker {
-        Checker::new(Model::new(&genesis(4, 2, 10, 10)))
+        Checker::new(Model::new(&genesis(4, 2, 10, 10, 26)))
     }
 
     #[test]

@@ -95,6 +95,10 @@ pub struct SeedConfig {
     /// The fame vote's coin-round period `C`: the genesis value 10, or 2
     /// in one seed of five so that coin rounds are reached.
     pub coin_round_period: u64,
+    /// The non-ancient window `G`: the genesis value 26, or 4 in one seed
+    /// of three so that ancient anchors, chain cuts and pruning happen
+    /// within a seed.
+    pub window: u64,
     /// No faults at all (a baseline seed): only latency and reordering.
     pub calm: bool,
     /// Phase lengths.
@@ -161,6 +165,7 @@ impl SeedConfig {
             k,
             bip340,
             coin_round_period: if seed % 5 == 2 { 2 } else { 10 },
+            window: if seed % 3 == 1 { 4 } else { 26 },
             calm,
             phases,
             network: network_config(&mut rng, calm),

@@ -67,6 +67,8 @@ counters! {
         seeds_calm: "seeds without faults",
         seeds_bip340: "seeds with BIP-340",
         seeds_short_coin_period: "seeds with coin-round period C = 2",
+        seeds_short_window: "seeds with non-ancient window G = 4",
+        seeds_pruned: "seeds in which a node pruned its DAG",
         seeds_equivocate: "seeds with an equivocating seat",
         seeds_invalid_signatures: "seeds with an invalid-signature seat",
         seeds_random_parents: "seeds with a random-parents seat",
@@ -80,7 +82,7 @@ counters! {
     max {
         max_pending_anchors: "most anchors pending at one honest node",
         max_mempool_events: "largest honest mempool",
-        max_dag_vertices: "largest honest DAG (vertices, pruned below last decided - 2G)",
+        max_dag_vertices: "largest honest DAG (vertices, pruned below last decided - 3G - 2)",
         max_progress_gap_steps: "longest wait for a new round while healthy",
         max_decision_lag_rounds: "largest fame decision lag in rounds",
         max_rounds_per_seed: "most rounds in one seed",

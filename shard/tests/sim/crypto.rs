@@ -41,9 +41,16 @@ fn keys() -> &'static [(SigningKey, PublicKeyBytes)] {
 
 /// The genesis of one seed: `k` seats of shard 0 and `CLIENTS` allocations
 /// of `outputs` outputs of `amount` units.
-pub fn genesis(k: usize, outputs: u32, amount: u64, coin_round_period: u64) -> Genesis {
+pub fn genesis(
+    k: usize,
+    outputs: u32,
+    amount: u64,
+    coin_round_period: u64,
+    window: u64,
+) -> Genesis {
     let mut params = ConsensusParams::v0(k as u8, 1);
     params.coin_round_period = coin_round_period as _;
+    params.ancient_window_rounds = window as _;
     Genesis {
         params,
         note_commitment: [7; 32],

@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn the_first_spend_wins_and_value_is_conserved() {
-        let genesis = genesis(4, 2, 1_000, 10);
+        let genesis = genesis(4, 2, 1_000, 10, 26);
         let mut model = Model::new(&genesis);
         let input = Genesis::allocation_out_point(&genesis.network(), 0, 1);
         assert_eq!(model.apply(&spend(input, 990)), (Outcome::Applied, 10));

@@ -3,7 +3,7 @@
 //! advanced one logical step at a time by [`Simulation::step`] and checked
 //! after every step.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use pc_codec::genesis::Genesis;
@@ -89,6 +89,8 @@ pub struct Simulation<C: SimCrypto> {
     healthy_since: u64,
     /// Valid anchors made so far: own anchors of every machine plus forks.
     anchors_created: u64,
+    /// Valid anchors made by honest machines, per round.
+    created_by_round: BTreeMap<u64, u64>,
     /// Per node, the highest round among the anchors it inserted.
     highest_round: Vec<u64>,
     counters: Counters,
@@ -109,6 +111,7 @@ impl<C: SimCrypto> Simulation<C> {
             OUTPUTS_PER_CLIENT,
             GENESIS_OUTPUT_UNITS,
             config.coin_round_period,
+            config.window,
         );
         let mut rng_clients = Rng::new(seed, 2);
         let clients = Clients::new(&genesis, &mut rng_clients);
@@ -144,6 +147,7 @@ impl<C: SimCrypto> Simulation<C> {
             restart_at: vec![None; k + 1],
             healthy_since: 0,
             anchors_created: 0,
+            created_by_round: BTreeMap::new(),
             highest_round: vec![0; k + 1],
             counters: Counters::default(),
             trace_every_steps: std::env::var("SIM_TRACE").ok().and_then(|v| v.parse().ok()),
@@ -197,6 +201,7 @@ impl<C: SimCrypto> Simulation<C> {
         counters.seeds_calm = u64::from(config.calm);
         counters.seeds_bip340 = u64::from(config.bip340);
         counters.seeds_short_coin_period = u64::from(config.coin_round_period < 10);
+        counters.seeds_short_window = u64::from(config.window < 26);
         counters.seeds_equivocate = u64::from(config.has_mode(Mode::Equivocate));
         counters.seeds_invalid_signatures = u64::from(config.has_mode(Mode::InvalidSignatures));
         counters.seeds_random_parents = u64::from(config.has_mode(Mode::RandomParents));
@@ -712,10 +717,11 @@ impl<C: SimCrypto> Simulation<C> {
             // A machine logs each own anchor once, when it makes it (a
             // Byzantine machine may also pull a fork of its own, counted
             // when the fork was made).
+            let round = machine.consensus().round(anchor).unwrap_or(0);
             if node.seat == Some(*creator) && !self.fork_ids.contains(anchor) {
                 self.anchors_created += 1;
+                *self.created_by_round.entry(round).or_default() += 1;
             }
-            let round = machine.consensus().round(anchor).unwrap_or(0);
             self.highest_round[id] = self.highest_round[id].max(round);
         }
     }
@@ -834,6 +840,26 @@ impl<C: SimCrypto> Simulation<C> {
                     "node {id}: {dag} DAG vertices, but only {} valid anchors were made",
                     self.anchors_created
                 ));
+            }
+            // Pruning: a node holds the anchors of rounds >= floor - 2G at
+            // most (rounds below the floor are dropped; the window of what
+            // was inserted reaches G below, and as much again for anchors
+            // kept behind the arena's front), plus forks and forgeries of
+            // at most f Byzantine seats, counted generously as k per round.
+            let consensus = machine.consensus();
+            let lowest = consensus.floor().saturating_sub(2 * consensus.window());
+            let honest_made: u64 = self.created_by_round.range(lowest..).map(|(_, n)| n).sum();
+            let rounds_held = self.highest_round[id].saturating_sub(lowest) + 1;
+            let bound = honest_made + rounds_held * self.config.k as u64;
+            if consensus.floor() > 0 && dag as u64 > bound {
+                return Err(format!(
+                    "node {id}: {dag} DAG vertices above the pruning bound {bound} \
+                     (floor {}, rounds from {lowest})",
+                    consensus.floor()
+                ));
+            }
+            if consensus.floor() > 0 {
+                self.counters.seeds_pruned = 1;
             }
             let counters = &mut self.counters;
             counters.max_pending_anchors = counters.max_pending_anchors.max(pending as u64);
