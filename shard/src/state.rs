@@ -85,11 +85,55 @@ pub struct StateParams {
     pub ack_distance_max: u8,
 }
 
+/// The unspent outputs of one genesis allocation: all share one tx id, one
+/// owner and one amount, so a bitmap marks the unspent ones (a genesis of
+/// millions of outputs costs a bit per output, not a map entry).
+#[derive(Debug, Clone)]
+struct GenesisOutputs {
+    output: TxOut,
+    unspent: Vec<u64>,
+    unspent_count: u64,
+}
+
+impl GenesisOutputs {
+    fn new(output: TxOut, count: u32) -> Self {
+        let mut unspent = vec![u64::MAX; (count as usize).div_ceil(64)];
+        if count % 64 != 0 {
+            if let Some(last) = unspent.last_mut() {
+                *last = (1u64 << (count % 64)) - 1;
+            }
+        }
+        GenesisOutputs {
+            output,
+            unspent,
+            unspent_count: u64::from(count),
+        }
+    }
+
+    fn is_unspent(&self, index: u16) -> bool {
+        let index = usize::from(index);
+        self.unspent
+            .get(index / 64)
+            .is_some_and(|word| word & (1 << (index % 64)) != 0)
+    }
+
+    fn spend(&mut self, index: u16) {
+        if self.is_unspent(index) {
+            let index = usize::from(index);
+            self.unspent[index / 64] &= !(1 << (index % 64));
+            self.unspent_count -= 1;
+        }
+    }
+}
+
 /// The UTXO slice of one shard and the state-root chain.
 #[derive(Debug, Clone)]
 pub struct ShardState {
     params: StateParams,
+    /// Outputs created by transfers.
     utxos: HashMap<OutPoint, TxOut>,
+    /// Genesis outputs by allocation tx id.
+    genesis_outputs: HashMap<Hash32, GenesisOutputs>,
     /// Value of the outputs sent to other shards, not yet imported there.
     exported: u64,
     /// Unclaimed payouts.
@@ -104,24 +148,19 @@ impl ShardState {
     /// The state at genesis: the allocations owned by this shard.
     pub fn from_genesis(genesis: &Genesis, shard: u16) -> Self {
         let network = genesis.network();
-        let mut utxos = HashMap::new();
+        let mut genesis_outputs = HashMap::new();
         let mut supply = 0u64;
         for (index, allocation) in genesis.allocations.iter().enumerate() {
             if shard_of(&allocation.owner, genesis.params.shards) != shard {
                 continue;
             }
-            for output in 0..allocation.outputs {
-                let out_point =
-                    Genesis::allocation_out_point(&network, index as u32, output as u16);
-                utxos.insert(
-                    out_point,
-                    TxOut {
-                        amount: allocation.amount,
-                        owner: allocation.owner,
-                    },
-                );
-                supply += allocation.amount;
-            }
+            let tx_id = Genesis::allocation_out_point(&network, index as u32, 0).tx_id;
+            let output = TxOut {
+                amount: allocation.amount,
+                owner: allocation.owner,
+            };
+            genesis_outputs.insert(tx_id, GenesisOutputs::new(output, allocation.outputs));
+            supply += allocation.amount * u64::from(allocation.outputs);
         }
         let committee = genesis
             .committee(shard)
@@ -136,7 +175,8 @@ impl ShardState {
                 ack_alpha: genesis.params.ack_alpha,
                 ack_distance_max: genesis.params.ack_distance_max,
             },
-            utxos,
+            utxos: HashMap::new(),
+            genesis_outputs,
             exported: 0,
             payouts_owed: 0,
             slashed: 0,
@@ -152,13 +192,31 @@ impl ShardState {
 
     /// The output at `out_point`, if unspent.
     pub fn utxo(&self, out_point: &OutPoint) -> Option<&TxOut> {
-        self.utxos.get(out_point)
+        self.utxos.get(out_point).or_else(|| {
+            self.genesis_outputs
+                .get(&out_point.tx_id)
+                .filter(|g| g.is_unspent(out_point.index))
+                .map(|g| &g.output)
+        })
+    }
+
+    fn spend(&mut self, out_point: &OutPoint) {
+        if self.utxos.remove(out_point).is_none() {
+            if let Some(genesis) = self.genesis_outputs.get_mut(&out_point.tx_id) {
+                genesis.spend(out_point.index);
+            }
+        }
     }
 
     /// Total value this shard accounts for: unspent outputs, exports and
     /// unclaimed payouts. Constant over every round (supply conservation).
     pub fn accounted_value(&self) -> u64 {
-        let unspent: u64 = self.utxos.values().map(|o| o.amount).sum();
+        let unspent: u64 = self.utxos.values().map(|o| o.amount).sum::<u64>()
+            + self
+                .genesis_outputs
+                .values()
+                .map(|g| g.output.amount * g.unspent_count)
+                .sum::<u64>();
         unspent + self.exported + self.payouts_owed
     }
 
@@ -264,7 +322,7 @@ impl ShardState {
         }
         let mut input_value = 0u64;
         for input in &transfer.inputs {
-            let output = self.utxos.get(input).ok_or(Outcome::UnknownOrSpentInput)?;
+            let output = self.utxo(input).ok_or(Outcome::UnknownOrSpentInput)?;
             if output.owner != transfer.owner {
                 return Err(Outcome::WrongOwner);
             }
@@ -281,7 +339,7 @@ impl ShardState {
             .checked_sub(output_value)
             .ok_or(Outcome::ValueNotConserved)?;
         for input in &transfer.inputs {
-            self.utxos.remove(input);
+            self.spend(input);
         }
         let tx_id = transfer.tx_id(&self.params.network);
         for (index, output) in transfer.outputs.iter().enumerate() {
