@@ -715,9 +715,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     ) -> Result<(), RestoreError> {
         self.replaying = true;
         let mut derived: VecDeque<RoundFinalized> = VecDeque::new();
+        let mut logged_records = 0u64;
         #[allow(clippy::redundant_closure_call)]
         let result = (|| {
             for (index, (kind, body)) in records.into_iter().enumerate() {
+                logged_records += 1;
                 match kind {
                     LogRecordKind::AnchorAccepted => {
                         let anchor = SignedAnchor::from_bytes(body)
@@ -750,7 +752,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         self.finalized.clear();
         // Rounds derived from logged anchors whose own records were lost in
         // a crash are logged now, so the next restart finds them in order.
-        for round in result? {
+        let missing = result?;
+        // Tokens continue from the records in the log (a token is a record's
+        // position), also after rounds whose records were lost.
+        self.next_token = logged_records;
+        for round in missing {
             self.persist(LogRecordKind::RoundFinalized, round.to_bytes());
         }
         self.prune_side_tables();
