@@ -1,6 +1,7 @@
 //! Codec benches: canonical encode and strict decode of a full anchor (256
 //! signed transfers), its ids and payload root, and BIP-340 verification —
-//! a single signature and every signature of a full anchor.
+//! a single signature (one key again and again, and 1024 keys in turn) and
+//! every signature of a full anchor.
 
 use std::hint::black_box;
 
@@ -43,6 +44,25 @@ fn verify(c: &mut Criterion) {
                 black_box(&message),
                 black_box(&signature)
             ))
+        })
+    });
+    // 1024 keys in turn: more than the verifier's per-thread cache of
+    // parsed keys holds, so most calls parse their key (the cache's miss
+    // path), to compare with `bip340_verify_one` (always a hit).
+    let rotating: Vec<_> = (0..1024u32)
+        .map(|i| {
+            let mut secret = [7u8; 32];
+            secret[..4].copy_from_slice(&i.to_le_bytes());
+            let signer = pc_codec::SigningKey::from_secret_bytes(&secret).expect("valid secret");
+            (signer.public_key(), signer.sign(&message, &[0; 32]))
+        })
+        .collect();
+    c.bench_function("bip340_verify_rotating_1024_keys", |b| {
+        let mut next = 0;
+        b.iter(|| {
+            let (public, signature) = &rotating[next % rotating.len()];
+            next += 1;
+            assert!(Bip340.verify(black_box(public), black_box(&message), black_box(signature)))
         })
     });
     let anchor = full_anchor(256);

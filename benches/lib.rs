@@ -3,6 +3,8 @@
 //! path the node runs.
 #![warn(missing_docs)]
 
+pub mod workload;
+
 use pc_codec::{
     AnchorBuilder, MicroEvent, OutPoint, ParentRef, SignedAnchor, SigningKey, TransferBuilder,
 };

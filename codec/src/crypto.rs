@@ -31,12 +31,46 @@ pub struct Bip340;
 
 impl SignatureVerifier for Bip340 {
     fn verify(&self, key: &PublicKeyBytes, message: &[u8], signature: &SignatureBytes) -> bool {
-        let Ok(key) = XOnlyPublicKey::from_byte_array(*key) else {
+        let Some(key) = parse_public_key(key) else {
             return false;
         };
         let signature = schnorr::Signature::from_byte_array(*signature);
         context().verify_schnorr(&signature, message, &key).is_ok()
     }
+}
+
+/// Entries of the per-thread cache of parsed public keys.
+const KEY_CACHE_ENTRIES: usize = 256;
+
+type KeyCache = [Option<(PublicKeyBytes, XOnlyPublicKey)>; KEY_CACHE_ENTRIES];
+
+thread_local! {
+    /// Recently parsed x-only keys of this thread, direct-mapped by the last
+    /// byte of the key. Parsing (lifting x to a curve point, a field square
+    /// root) is about a tenth of a verification, and the same keys come back
+    /// again and again (a shard's seats sign every anchor; a client signs
+    /// many transfers). Per thread, so no lock and no sharing between cores;
+    /// bounded (a fixed array); only valid keys are stored, and parsing is
+    /// a pure function of the bytes, so a hit returns exactly what parsing
+    /// would and the verifier's answers do not change.
+    static KEY_CACHE: std::cell::RefCell<KeyCache> =
+        const { std::cell::RefCell::new([None; KEY_CACHE_ENTRIES]) };
+}
+
+/// The parsed x-only key of `key`, through the per-thread cache; `None` if
+/// the bytes are not a valid x-only key.
+fn parse_public_key(key: &PublicKeyBytes) -> Option<XOnlyPublicKey> {
+    let slot = usize::from(key[31]) % KEY_CACHE_ENTRIES;
+    KEY_CACHE.with_borrow_mut(|cache| {
+        if let Some((cached, parsed)) = &cache[slot] {
+            if cached == key {
+                return Some(*parsed);
+            }
+        }
+        let parsed = XOnlyPublicKey::from_byte_array(*key).ok()?;
+        cache[slot] = Some((*key, parsed));
+        Some(parsed)
+    })
 }
 
 /// A key that is not a valid secp256k1 secret or x-only public key.
@@ -131,6 +165,64 @@ mod tests {
         let mut flipped = signature;
         flipped[10] ^= 1;
         assert!(!Bip340.verify(&key.public_key(), b"anchor", &flipped));
+    }
+
+    #[test]
+    fn cached_keys_give_the_same_answers() {
+        let keys: Vec<SigningKey> = (0..=255u8)
+            .map(|seed| {
+                let mut secret = [1u8; 32];
+                secret[31] = seed;
+                SigningKey::from_secret_bytes(&secret).unwrap()
+            })
+            .collect();
+        let signatures: Vec<SignatureBytes> =
+            keys.iter().map(|k| k.sign(b"anchor", &[0; 32])).collect();
+        // Several rounds over more keys than there are cache slots, so
+        // both hits and evictions happen; the answers never change.
+        for _ in 0..3 {
+            for (index, key) in keys.iter().enumerate() {
+                let other = (index + 1) % keys.len();
+                assert!(Bip340.verify(&key.public_key(), b"anchor", &signatures[index]));
+                assert!(!Bip340.verify(&key.public_key(), b"anchor", &signatures[other]));
+                assert!(!Bip340.verify(&key.public_key(), b"anchor!", &signatures[index]));
+            }
+        }
+        // Two keys sharing a slot (same last byte) evict each other and each
+        // still verifies only its own signatures.
+        let (a, b) = (0..keys.len())
+            .flat_map(|a| (a + 1..keys.len()).map(move |b| (a, b)))
+            .find(|(a, b)| keys[*a].public_key()[31] == keys[*b].public_key()[31])
+            .expect("256 random keys share a last byte somewhere");
+        for _ in 0..3 {
+            assert!(Bip340.verify(&keys[a].public_key(), b"anchor", &signatures[a]));
+            assert!(!Bip340.verify(&keys[b].public_key(), b"anchor", &signatures[a]));
+            assert!(Bip340.verify(&keys[b].public_key(), b"anchor", &signatures[b]));
+            assert!(!Bip340.verify(&keys[a].public_key(), b"anchor", &signatures[b]));
+        }
+    }
+
+    #[test]
+    fn invalid_keys_are_refused_every_time() {
+        // The first x that is not the x coordinate of a curve point, and
+        // one out of range (x >= p).
+        let not_on_curve = (1u8..)
+            .map(|x| {
+                let mut key = [0u8; 32];
+                key[31] = x;
+                key
+            })
+            .find(|key| !is_valid_public_key(key))
+            .expect("about half of all x are not on the curve");
+        let over_p = [0xff; 32];
+        assert!(!is_valid_public_key(&over_p));
+        let signer = SigningKey::from_secret_bytes(&[3; 32]).unwrap();
+        let signature = signer.sign(b"m", &[0; 32]);
+        for _ in 0..2 {
+            assert!(!Bip340.verify(&not_on_curve, b"m", &signature));
+            assert!(!Bip340.verify(&over_p, b"m", &signature));
+            assert!(Bip340.verify(&signer.public_key(), b"m", &signature));
+        }
     }
 
     #[test]
