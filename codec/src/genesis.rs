@@ -134,6 +134,16 @@ pub enum GenesisError {
         /// The parameter.
         name: &'static str,
     },
+    /// A parameter is below the least value consensus is safe with.
+    #[error("consensus parameter {name} is {value}, at least {min} is needed")]
+    ParameterTooSmall {
+        /// The parameter.
+        name: &'static str,
+        /// Its value.
+        value: u64,
+        /// The least value allowed.
+        min: u64,
+    },
     /// A validator key is not a curve point.
     #[error("validators[{index}].key {key} is not a valid x-only public key")]
     InvalidValidatorKey {
@@ -232,6 +242,21 @@ impl Genesis {
         ] {
             if value == 0 {
                 return Err(GenesisError::ZeroParameter { name });
+            }
+        }
+        // Virtual voting needs a normal round after every coin round and at
+        // least one between (Baird: c > 2); with C = 2 a decided round can
+        // end without a famous witness. The window needs two rounds.
+        for (name, value, min) in [
+            ("coin_round_period", u64::from(p.coin_round_period), 3),
+            (
+                "ancient_window_rounds",
+                u64::from(p.ancient_window_rounds),
+                2,
+            ),
+        ] {
+            if value < min {
+                return Err(GenesisError::ParameterTooSmall { name, value, min });
             }
         }
         Ok(())

@@ -221,3 +221,34 @@ fn anchor_id_commits_to_the_signature() {
     assert!(resigned.verify_signature(&Bip340, &key().public_key()));
     assert_ne!(resigned.anchor_id(), anchor.anchor_id());
 }
+
+#[test]
+fn coin_period_below_three_and_window_below_two_are_refused() {
+    // Virtual voting needs a normal round between coin rounds (c > 2).
+    let mut params = ConsensusParams::v0(4, 1);
+    params.coin_round_period = 2;
+    let genesis = Genesis {
+        params,
+        note_commitment: [0; 32],
+        validators: vec![],
+        allocations: vec![],
+    };
+    assert!(matches!(
+        genesis.validate(),
+        Err(genesis::GenesisError::ParameterTooSmall {
+            name: "coin_round_period",
+            value: 2,
+            min: 3
+        })
+    ));
+    let mut params = ConsensusParams::v0(4, 1);
+    params.ancient_window_rounds = 1;
+    let genesis = Genesis { params, ..genesis };
+    assert!(matches!(
+        genesis.validate(),
+        Err(genesis::GenesisError::ParameterTooSmall {
+            name: "ancient_window_rounds",
+            ..
+        })
+    ));
+}

@@ -92,7 +92,7 @@ pub struct SeedConfig {
     pub k: usize,
     /// Real BIP-340 instead of the fast scheme.
     pub bip340: bool,
-    /// The fame vote's coin-round period `C`: the genesis value 10, or 2
+    /// The fame vote's coin-round period `C`: the genesis value 10, or 3
     /// in one seed of five so that coin rounds are reached.
     pub coin_round_period: u64,
     /// The non-ancient window `G`: the genesis value 26, or 4 in one seed
@@ -164,7 +164,7 @@ impl SeedConfig {
             seed,
             k,
             bip340,
-            coin_round_period: if seed % 5 == 2 { 2 } else { 10 },
+            coin_round_period: if seed % 5 == 2 { 3 } else { 10 },
             window: if seed % 3 == 1 { 4 } else { 26 },
             calm,
             phases,

@@ -66,7 +66,7 @@ counters! {
         token_gaps: "persist tokens that skipped a number (after a restore)",
         seeds_calm: "seeds without faults",
         seeds_bip340: "seeds with BIP-340",
-        seeds_short_coin_period: "seeds with coin-round period C = 2",
+        seeds_short_coin_period: "seeds with coin-round period C = 3",
         seeds_short_window: "seeds with non-ancient window G = 4",
         seeds_pruned: "seeds in which a node pruned its DAG",
         seeds_equivocate: "seeds with an equivocating seat",
