@@ -506,13 +506,17 @@ impl CoreTile {
                 self.snapshot_interval,
             )));
         }
-        // The first core forwards input of shards on other cores.
+        // The first core forwards input of shards on other cores. The
+        // forwarding tasks are awaited below: a local shard that finishes
+        // first must not end the executor while another core still waits
+        // for its input (the ring would never close).
+        let mut intakes = Vec::new();
         for (shard, sender) in self.handoff_out.into_iter().enumerate() {
             let Some(sender) = sender else { continue };
             let sender = sender.connect().await;
             let file = WorkloadFile::open(&self.workload.shard_path(shard as u16))?;
             let control = control.clone();
-            glommio::spawn_local(async move {
+            let intake = glommio::spawn_local(async move {
                 for index in 0..file.len() {
                     if control.stopped() {
                         break;
@@ -529,12 +533,15 @@ impl CoreTile {
                     }
                 }
                 sender.close();
-            })
-            .detach();
+            });
+            intakes.push(intake);
         }
         let mut reports = Vec::new();
         for task in tasks {
             reports.push(task.await?);
+        }
+        for intake in intakes {
+            intake.await;
         }
         Ok((reports, rate))
     }
