@@ -527,8 +527,28 @@ impl CoreTile {
                         anchor_id: item.anchor_id,
                         birth_round: item.birth_round,
                     };
-                    // Back-pressure: waits while the ring is full.
-                    if sender.send(handoff).await.is_err() {
+                    // Back-pressure: waits while the ring is full, but never
+                    // past a stop (a blocked `send` is not woken when the
+                    // other core stops and drops its receiver).
+                    let mut handoff = handoff;
+                    let mut stopped = false;
+                    loop {
+                        match sender.try_send(handoff) {
+                            Ok(()) => break,
+                            Err(glommio::GlommioError::WouldBlock(
+                                glommio::ResourceType::Channel(back),
+                            )) if !control.stopped() => {
+                                handoff = back;
+                                glommio::timer::sleep(Duration::from_micros(50)).await;
+                            }
+                            // Closed, or stopped while the ring is full.
+                            Err(_) => {
+                                stopped = true;
+                                break;
+                            }
+                        }
+                    }
+                    if stopped {
                         break;
                     }
                 }
