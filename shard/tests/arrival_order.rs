@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{genesis, transfer, Machine, Network, SEATS};
+use common::{genesis, Machine, Network, SEATS};
 use pc_codec::LogRecordKind;
 use pc_shard::machine::{FinalizedReport, Role, Shard, ShardLimits};
 use pc_shard::sim_crypto::FastVerifier;
@@ -16,13 +16,7 @@ use proptest::prelude::*;
 fn live_run(transfers: u16) -> (Vec<Vec<u8>>, Vec<FinalizedReport>) {
     let genesis = genesis();
     let mut network = Network::new(&genesis);
-    for output in 0..transfers {
-        let seat = usize::from(output) % SEATS;
-        network.nodes[seat]
-            .machine
-            .handle_micro_event(transfer(&genesis, output, 999))
-            .unwrap();
-    }
+    network.submit_spread(&genesis, transfers, 999);
     network.run(200_000);
     let observer = &network.nodes[SEATS];
     let anchors = observer

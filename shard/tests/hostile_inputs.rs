@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{genesis, transfer, Machine, Network, SEATS};
+use common::{genesis, Machine, Network, SEATS};
 use pc_codec::wire::{Decode, Encode};
 use pc_codec::{LogRecordKind, MicroEvent, SignedAnchor};
 use pc_shard::machine::{FastSeatKey, Role, Shard, ShardLimits};
@@ -24,13 +24,7 @@ fn recorded_anchors() -> &'static [Vec<u8>] {
 fn record_anchors() -> Vec<Vec<u8>> {
     let genesis = genesis();
     let mut network = Network::new(&genesis);
-    for output in 0..24u16 {
-        let seat = usize::from(output) % SEATS;
-        network.nodes[seat]
-            .machine
-            .handle_micro_event(transfer(&genesis, output, 990))
-            .unwrap();
-    }
+    network.submit_spread(&genesis, 24, 990);
     network.run(200_000);
     network.nodes[SEATS]
         .log

@@ -23,13 +23,7 @@ fn outcomes(reports: &[FinalizedReport]) -> Vec<Outcome> {
 fn seats_and_observer_finalize_the_same_rounds_and_state() {
     let genesis = genesis();
     let mut network = Network::new(&genesis);
-    for output in 0..40u16 {
-        let seat = usize::from(output) % SEATS;
-        network.nodes[seat]
-            .machine
-            .handle_micro_event(transfer(&genesis, output, 990))
-            .unwrap();
-    }
+    network.submit_spread(&genesis, 40, 990);
     network.run(200_000);
     let reference = &network.nodes[SEATS].finalized;
     assert!(

@@ -114,6 +114,18 @@ impl Network {
             })
     }
 
+    /// Submits `count` client transfers (genesis outputs `0..count`, paying
+    /// back `amount`), spread round-robin over the seats.
+    pub fn submit_spread(&mut self, genesis: &Genesis, count: u16, amount: u64) {
+        for output in 0..count {
+            let seat = usize::from(output) % SEATS;
+            self.nodes[seat]
+                .machine
+                .handle_micro_event(transfer(genesis, output, amount))
+                .unwrap();
+        }
+    }
+
     /// Delivers everything until the network is quiet; returns steps taken.
     pub fn run(&mut self, max_steps: usize) -> usize {
         let mut inbox: VecDeque<(usize, Option<u32>, ShardMessage)> = VecDeque::new();
