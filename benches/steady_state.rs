@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pc_benches::workload::{self, NoSignatureCheck, Workload, TX_PER_ANCHOR};
-use pc_codec::{Decode, Hash32, MicroEvent, SignatureVerifier, SignedAnchor};
+use pc_codec::{Decode, EventDigest, Hash32, MicroEvent, SignatureVerifier, SignedAnchor};
 use pc_shard::consensus::{Consensus, ConsensusConfig};
 use pc_shard::machine::{AnchorStatus, FastSeatKey, FinalizedReport, Role, Shard, ShardLimits};
 use pc_shard::sim_crypto::FastVerifier;
@@ -75,11 +75,15 @@ fn feed<V: SignatureVerifier>(
     status
 }
 
+/// One finalized anchor as apply takes it: creator, events, their digests
+/// (as decoding computed them) and ack distances.
+type ApplyAnchor = (u8, Vec<MicroEvent>, Vec<EventDigest>, Vec<Option<u64>>);
+
 /// One finalized round as `ShardState::apply_round` takes it.
 struct ApplyRound {
     round: u64,
-    /// (creator, events, ack distances) per anchor, in total order.
-    anchors: Vec<(u8, Vec<MicroEvent>, Vec<Option<u64>>)>,
+    /// The anchors in total order.
+    anchors: Vec<ApplyAnchor>,
     ufw_creators: Vec<u8>,
 }
 
@@ -228,9 +232,16 @@ fn prepare() -> Prepared {
                 .iter()
                 .map(|finalized| {
                     let anchor = &anchors[&finalized.id];
+                    let network = workload.genesis.network();
                     (
                         anchor.header.header.creator,
                         anchor.payload.events.clone(),
+                        anchor
+                            .payload
+                            .events
+                            .iter()
+                            .map(|event| EventDigest::of(event, &network))
+                            .collect(),
                         finalized.ack_distances.clone(),
                     )
                 })
@@ -266,11 +277,14 @@ fn apply_all(state: &mut ShardState, rounds: &[ApplyRound]) {
         let payloads: Vec<FinalizedPayload<'_>> = round
             .anchors
             .iter()
-            .map(|(creator, events, ack_distances)| FinalizedPayload {
-                creator: *creator,
-                events,
-                ack_distances,
-            })
+            .map(
+                |(creator, events, digests, ack_distances)| FinalizedPayload {
+                    creator: *creator,
+                    events,
+                    digests,
+                    ack_distances,
+                },
+            )
             .collect();
         black_box(state.apply_round(round.round, &payloads, &round.ufw_creators));
     }

@@ -12,6 +12,7 @@
 
 pub mod builder;
 pub mod crypto;
+pub mod digest;
 pub mod genesis;
 pub mod ids;
 pub mod merkle;
@@ -20,6 +21,7 @@ pub mod wire;
 
 pub use builder::{AnchorBuilder, BuildError, TransferBuilder};
 pub use crypto::{Bip340, PublicKeyBytes, SignatureBytes, SignatureVerifier, SigningKey};
+pub use digest::{DecodedAnchor, EventDigest};
 pub use genesis::{
     ConsensusParams, Genesis, GenesisAllocation, GenesisError, GenesisValidator, SeatAssignment,
 };

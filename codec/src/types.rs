@@ -23,7 +23,7 @@ const PARENT_REF_BYTES: usize = 32 + 1 + 8 + 8;
 const OUT_POINT_BYTES: usize = 32 + 2;
 const TX_OUT_BYTES: usize = 8 + 32;
 /// Smallest encoded micro-event (a Mint), used to bound payload counts.
-const MIN_MICRO_EVENT_BYTES: usize = 1 + 32 + 32 + 8;
+pub(crate) const MIN_MICRO_EVENT_BYTES: usize = 1 + 32 + 32 + 8;
 
 fn put_u16(out: &mut Vec<u8>, value: u16) {
     out.extend_from_slice(&value.to_le_bytes());

@@ -9,18 +9,21 @@
 //! engine, or the simulator) owns sockets, logs and time. Every queue it
 //! holds has a bound from [`ShardLimits`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use foldhash::{HashMap, HashMapExt};
 
 use pc_codec::genesis::Genesis;
 use pc_codec::{
-    AnchorHeader, AnchorPayload, Decode, DecodeError, Encode, Evidence, Hash32, LogRecordKind,
-    MicroEvent, ParentRef, PublicKeyBytes, RoundFinalized, SignatureBytes, SignatureVerifier,
-    SignedAnchor, SignedAnchorHeader, SigningKey, MAX_PAYLOAD_EVENTS, PROTOCOL_VERSION,
+    AnchorHeader, AnchorPayload, Decode, DecodeError, DecodedAnchor, Encode, Evidence, Hash32,
+    LogRecordKind, MicroEvent, ParentRef, PublicKeyBytes, RoundFinalized, SignatureBytes,
+    SignatureVerifier, SignedAnchor, SignedAnchorHeader, SigningKey, MAX_PAYLOAD_EVENTS,
+    PROTOCOL_VERSION,
 };
 
 use crate::consensus::{Consensus, ConsensusConfig, InsertError};
 use crate::state::{FinalizedPayload, RoundOutcome, ShardState};
-use crate::validate::{validate_anchor, validate_micro_event, AnchorError, ShardContext};
+use crate::validate::{validate_decoded, validate_micro_event, AnchorError, ShardContext};
 use crate::vertex::{FinalizedRound, VertexSpec};
 
 /// Signs a seat's anchors.
@@ -306,7 +309,7 @@ fn required_parents(header: &AnchorHeader, window: u64) -> impl Iterator<Item = 
 }
 
 struct Pending {
-    anchor: SignedAnchor,
+    anchor: DecodedAnchor,
     bytes: Vec<u8>,
     arrival: (u64, u64, u64),
 }
@@ -320,7 +323,7 @@ pub struct Shard<V, S> {
     consensus: Consensus,
     state: ShardState,
     /// Inserted anchors not yet finalized (payloads needed at apply time).
-    unfinalized: HashMap<Hash32, SignedAnchor>,
+    unfinalized: HashMap<Hash32, DecodedAnchor>,
     /// How many of `unfinalized` carry micro-events.
     unfinalized_with_payload: usize,
     /// First header seen per (seat, seq), for fork detection.
@@ -458,21 +461,25 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 max: self.limits.max_anchor_bytes,
             });
         }
-        let anchor = SignedAnchor::from_bytes(bytes)?;
-        let id = anchor.anchor_id();
+        let anchor = DecodedAnchor::from_bytes(bytes, &self.context.network)?;
+        let id = anchor.anchor_id;
         if self.consensus.contains(&id) || self.pending_by_id.contains_key(&id) {
             return Ok(AnchorStatus::Duplicate);
         }
-        validate_anchor(&self.context, &self.verifier, &anchor)?;
+        validate_decoded(&self.context, &self.verifier, &anchor)?;
         self.requested.remove(&id);
-        if self.consensus.is_ancient(anchor.header.header.birth_round) {
+        if self
+            .consensus
+            .is_ancient(anchor.anchor.header.header.birth_round)
+        {
             self.forget_waiters_of(&id);
             return Ok(AnchorStatus::Ancient);
         }
-        let missing: Vec<Hash32> = required_parents(&anchor.header.header, self.consensus.window())
-            .map(|p| p.anchor_id)
-            .filter(|p| !self.consensus.contains(p))
-            .collect();
+        let missing: Vec<Hash32> =
+            required_parents(&anchor.anchor.header.header, self.consensus.window())
+                .map(|p| p.anchor_id)
+                .filter(|p| !self.consensus.contains(p))
+                .collect();
         if missing.is_empty() {
             self.insert(anchor, bytes.to_vec())?;
             self.after_input();
@@ -547,7 +554,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             // (to be fetched again later) instead of blocking it.
             for child in self.waiting_for.get(id).cloned().unwrap_or_default() {
                 if let Some(pending) = self.pending_by_id.get(&child) {
-                    let birth_round = pending.anchor.header.header.birth_round;
+                    let birth_round = pending.anchor.anchor.header.header.birth_round;
                     self.evict(&child);
                     self.remember_evicted(child, birth_round);
                 }
@@ -656,7 +663,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             .iter()
             .filter(|(_, p)| {
                 self.consensus
-                    .is_ancient(p.anchor.header.header.birth_round)
+                    .is_ancient(p.anchor.anchor.header.header.birth_round)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -680,9 +687,9 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             return;
         };
         self.pending.remove(&pending.arrival);
-        self.pending_per_seat[usize::from(pending.anchor.header.header.creator)]
+        self.pending_per_seat[usize::from(pending.anchor.anchor.header.header.creator)]
             .remove(&pending.arrival);
-        for parent in &pending.anchor.header.header.parents {
+        for parent in &pending.anchor.anchor.header.header.parents {
             if let Some(waiters) = self.waiting_for.get_mut(&parent.anchor_id) {
                 waiters.retain(|w| w != id);
                 if waiters.is_empty() {
@@ -722,7 +729,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 logged_records += 1;
                 match kind {
                     LogRecordKind::AnchorAccepted => {
-                        let anchor = SignedAnchor::from_bytes(body)
+                        let anchor = DecodedAnchor::from_bytes(body, &self.context.network)
                             .map_err(|error| RestoreError::Malformed { index, error })?;
                         self.insert(anchor, body.to_vec())
                             .map_err(|error| RestoreError::Refused { index, error })?;
@@ -771,17 +778,14 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     fn hold(
         &mut self,
         id: Hash32,
-        anchor: SignedAnchor,
+        anchor: DecodedAnchor,
         bytes: Vec<u8>,
         missing: &[Hash32],
     ) -> bool {
-        let key = (
-            anchor.header.header.birth_round,
-            anchor.header.header.seq,
-            self.arrivals,
-        );
+        let header = &anchor.anchor.header.header;
+        let key = (header.birth_round, header.seq, self.arrivals);
         self.arrivals += 1;
-        let creator = anchor.header.header.creator;
+        let creator = header.creator;
         // One seat may hold at most its share of the pending set, so a
         // Byzantine seat's anchors with unresolvable parents cannot crowd
         // out everyone else's.
@@ -853,11 +857,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
 
     /// Inserts an anchor whose parents are all present, then every pending
     /// anchor that it unblocks.
-    fn insert(&mut self, anchor: SignedAnchor, bytes: Vec<u8>) -> Result<(), AnchorRejected> {
+    fn insert(&mut self, anchor: DecodedAnchor, bytes: Vec<u8>) -> Result<(), AnchorRejected> {
         let mut work = vec![(anchor, bytes)];
         let mut first = true;
         while let Some((anchor, bytes)) = work.pop() {
-            let id = anchor.anchor_id();
+            let id = anchor.anchor_id;
             match self.insert_one(anchor, bytes) {
                 Ok(_) => {}
                 Err(error) if first => return Err(error),
@@ -867,13 +871,13 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             for child in self.waiting_for.remove(&id).unwrap_or_default() {
                 let window = self.consensus.window();
                 let ready = self.pending_by_id.get(&child).is_some_and(|p| {
-                    required_parents(&p.anchor.header.header, window)
+                    required_parents(&p.anchor.anchor.header.header, window)
                         .all(|parent| self.consensus.contains(&parent.anchor_id))
                 });
                 if ready {
                     let pending = self.pending_by_id.remove(&child).expect("checked above");
                     self.pending.remove(&pending.arrival);
-                    self.pending_per_seat[usize::from(pending.anchor.header.header.creator)]
+                    self.pending_per_seat[usize::from(pending.anchor.anchor.header.header.creator)]
                         .remove(&pending.arrival);
                     work.push((pending.anchor, pending.bytes));
                 }
@@ -883,8 +887,10 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     }
 
     /// Inserts one anchor; returns the token of its `AnchorAccepted` record.
-    fn insert_one(&mut self, anchor: SignedAnchor, bytes: Vec<u8>) -> Result<u64, AnchorRejected> {
-        let header = &anchor.header.header;
+    fn insert_one(&mut self, anchor: DecodedAnchor, bytes: Vec<u8>) -> Result<u64, AnchorRejected> {
+        let id = anchor.anchor_id;
+        let signed = &anchor.anchor;
+        let header = &signed.header.header;
         let window = self.consensus.window();
         if let Some(index) = header.parents.iter().position(|p| {
             !is_relatively_ancient(p, header.birth_round, window)
@@ -893,19 +899,20 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             return Err(AnchorRejected::ParentRefMismatch { index });
         }
         let spec = VertexSpec {
-            id: anchor.anchor_id(),
+            id,
             creator: header.creator,
             seq: header.seq,
             parents: required_parents(header, window)
                 .map(|p| p.anchor_id)
                 .collect(),
-            coin: anchor.header.signature[32] & 1 == 1,
+            coin: signed.header.signature[32] & 1 == 1,
         };
         self.consensus
             .insert_with_birth_round(spec, header.birth_round)?;
-        self.detect_fork(&anchor.header);
+        self.detect_fork(&signed.header);
+        let header = &anchor.anchor.header.header;
         let parent_ref = ParentRef {
-            anchor_id: anchor.anchor_id(),
+            anchor_id: id,
             creator: header.creator,
             seq: header.seq,
             birth_round: header.birth_round,
@@ -927,7 +934,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     .or_insert(seat.own_anchors);
             }
         }
-        self.unfinalized_with_payload += usize::from(!anchor.payload.events.is_empty());
+        self.unfinalized_with_payload += usize::from(!anchor.digests.is_empty());
         self.unfinalized.insert(parent_ref.anchor_id, anchor);
         let token = self.persist(LogRecordKind::AnchorAccepted, bytes);
         self.drain_finalized();
@@ -954,7 +961,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
 
     fn drain_finalized(&mut self) {
         while let Some(round) = self.consensus.poll_finalized() {
-            let anchors: Vec<SignedAnchor> = round
+            let anchors: Vec<DecodedAnchor> = round
                 .anchors
                 .iter()
                 .map(|a| {
@@ -963,16 +970,15 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                         .expect("finalized anchors were inserted")
                 })
                 .collect();
-            self.unfinalized_with_payload -= anchors
-                .iter()
-                .filter(|a| !a.payload.events.is_empty())
-                .count();
+            self.unfinalized_with_payload -=
+                anchors.iter().filter(|a| !a.digests.is_empty()).count();
             let payloads: Vec<FinalizedPayload<'_>> = anchors
                 .iter()
                 .zip(&round.anchors)
                 .map(|(anchor, finalized)| FinalizedPayload {
-                    creator: anchor.header.header.creator,
-                    events: &anchor.payload.events,
+                    creator: anchor.anchor.header.header.creator,
+                    events: &anchor.anchor.payload.events,
+                    digests: &anchor.digests,
                     ack_distances: &finalized.ack_distances,
                 })
                 .collect();
@@ -1012,7 +1018,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         let own_seat = self.seat.as_ref().map(|seat| seat.seat);
         let mut dropped_with_payload = 0;
         let mut own_stale: Vec<(u64, Vec<MicroEvent>)> = Vec::new();
-        self.unfinalized.retain(|_, anchor| {
+        self.unfinalized.retain(|_, decoded| {
+            let anchor = &mut decoded.anchor;
             let keep = anchor.header.header.birth_round >= floor;
             if !keep {
                 dropped_with_payload += usize::from(!anchor.payload.events.is_empty());
@@ -1147,13 +1154,15 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             payload,
         };
         let bytes = anchor.to_bytes();
+        let anchor = DecodedAnchor::from_anchor(anchor, &self.context.network);
         let own_ref = ParentRef {
-            anchor_id: anchor.anchor_id(),
+            anchor_id: anchor.anchor_id,
             creator,
             seq,
             birth_round,
         };
         let referenced: Vec<u8> = anchor
+            .anchor
             .header
             .header
             .parents

@@ -5,12 +5,15 @@
 //! Everything here is a pure function of the finalized sequence: maps are
 //! only looked up, never iterated into a result, and every sum is checked.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 
 use pc_codec::genesis::Genesis;
 use pc_codec::ids::{derive, shard_of, state_root};
 use pc_codec::{
-    merkle, Encode, Hash32, MicroEvent, OutPoint, PayoutLeaf, PublicKeyBytes, Transfer, TxOut,
+    merkle, Encode, EventDigest, Hash32, MicroEvent, OutPoint, PayoutLeaf, PublicKeyBytes,
+    Transfer, TxOut,
 };
 
 /// What applying one micro-event did. The code enters the state root.
@@ -46,6 +49,9 @@ pub struct FinalizedPayload<'a> {
     pub creator: u8,
     /// The micro-events, in payload order.
     pub events: &'a [MicroEvent],
+    /// Their ids, one per event (computed once when the anchor was decoded;
+    /// see [`EventDigest`]).
+    pub digests: &'a [EventDigest],
     /// Ack distance per seat (`d_c`, from UFW ancestry; `None`: the seat did
     /// not acknowledge the anchor before its round was received).
     pub ack_distances: &'a [Option<u64>],
@@ -243,11 +249,16 @@ impl ShardState {
         let mut payouts: BTreeMap<PublicKeyBytes, u64> = BTreeMap::new();
         let mut fees = 0u64;
         for anchor in anchors {
+            assert_eq!(
+                anchor.events.len(),
+                anchor.digests.len(),
+                "one digest per micro-event"
+            );
             let mut anchor_fees = 0u64;
-            for event in anchor.events {
-                let (outcome, fee) = self.apply_event(event);
+            for (event, digest) in anchor.events.iter().zip(anchor.digests) {
+                let (outcome, fee) = self.apply_event(event, &digest.tx_id);
                 anchor_fees += fee;
-                outcomes.push((event.id(), outcome));
+                outcomes.push((digest.id, outcome));
             }
             fees += anchor_fees;
             self.split_fees(anchor, anchor_fees, eligible, ufw_creators, &mut payouts);
@@ -264,13 +275,18 @@ impl ShardState {
             })
             .collect();
         let payout_root = merkle::root(&leaves);
-        let items: Vec<Vec<u8>> = outcomes
+        // Leaves `id || outcome code`, hashed without building the items.
+        let leaves: Vec<Hash32> = outcomes
             .iter()
-            .map(|(id, outcome)| [&id[..], &[*outcome as u8]].concat())
+            .map(|(id, outcome)| merkle::leaf_hash_of_parts(&[id, &[*outcome as u8]]))
             .collect();
         let digest = derive(
             pc_codec::ids::context::STATE,
-            &[&round.to_le_bytes(), &merkle::root(&items), &payout_root],
+            &[
+                &round.to_le_bytes(),
+                &merkle::root_of_leaves(leaves),
+                &payout_root,
+            ],
         );
         self.state_root = state_root(&self.state_root, &digest);
         RoundOutcome {
@@ -291,9 +307,9 @@ impl ShardState {
         all & !self.slashed
     }
 
-    fn apply_event(&mut self, event: &MicroEvent) -> (Outcome, u64) {
+    fn apply_event(&mut self, event: &MicroEvent, tx_id: &Hash32) -> (Outcome, u64) {
         match event {
-            MicroEvent::Transfer(transfer) => match self.apply_transfer(transfer) {
+            MicroEvent::Transfer(transfer) => match self.apply_transfer(transfer, tx_id) {
                 Ok(fee) => (Outcome::Applied, fee),
                 Err(outcome) => (outcome, 0),
             },
@@ -311,13 +327,15 @@ impl ShardState {
         }
     }
 
-    /// Applies a transfer or says why not; returns the fee.
-    fn apply_transfer(&mut self, transfer: &Transfer) -> Result<u64, Outcome> {
+    /// Applies a transfer whose tx id is `tx_id` or says why not; returns
+    /// the fee.
+    fn apply_transfer(&mut self, transfer: &Transfer, tx_id: &Hash32) -> Result<u64, Outcome> {
         if shard_of(&transfer.owner, self.params.shards) != self.params.shard {
             return Err(Outcome::WrongShard);
         }
-        let mut seen = HashSet::with_capacity(transfer.inputs.len());
-        if !transfer.inputs.iter().all(|input| seen.insert(*input)) {
+        // At most MAX_TRANSFER_INPUTS (16) inputs: pairwise is cheapest.
+        let inputs = &transfer.inputs;
+        if (1..inputs.len()).any(|i| inputs[..i].contains(&inputs[i])) {
             return Err(Outcome::DuplicateInput);
         }
         let mut input_value = 0u64;
@@ -341,12 +359,12 @@ impl ShardState {
         for input in &transfer.inputs {
             self.spend(input);
         }
-        let tx_id = transfer.tx_id(&self.params.network);
+        debug_assert_eq!(*tx_id, transfer.tx_id(&self.params.network));
         for (index, output) in transfer.outputs.iter().enumerate() {
             if shard_of(&output.owner, self.params.shards) == self.params.shard {
                 self.utxos.insert(
                     OutPoint {
-                        tx_id,
+                        tx_id: *tx_id,
                         index: index as u16,
                     },
                     *output,
@@ -500,9 +518,14 @@ mod tests {
 
     fn apply(state: &mut ShardState, round: u64, events: &[MicroEvent]) -> RoundOutcome {
         let distances = [Some(1), Some(2), None, Some(9)];
+        let digests: Vec<EventDigest> = events
+            .iter()
+            .map(|event| EventDigest::of(event, &state.params.network))
+            .collect();
         let anchor = FinalizedPayload {
             creator: 1,
             events,
+            digests: &digests,
             ack_distances: &distances,
         };
         state.apply_round(round, &[anchor], &[0, 2])
@@ -667,6 +690,7 @@ mod tests {
         let anchor = FinalizedPayload {
             creator: 1,
             events: &events,
+            digests: &[],
             ack_distances: &distances,
         };
         state.split_fees(&anchor, 1_003, 0b1111, &[0, 2], &mut payouts);

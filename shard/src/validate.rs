@@ -17,9 +17,9 @@
 use pc_codec::ids::shard_of;
 use pc_codec::merkle::MAX_PROOF_DEPTH;
 use pc_codec::{
-    to_hex, AnchorHeader, Claim, Encode, Evidence, Genesis, MicroEvent, PublicKeyBytes,
-    SignatureVerifier, SignedAnchor, SignedAnchorHeader, Transfer, MAX_PARENTS, MAX_PAYLOAD_EVENTS,
-    MAX_SEATS, MAX_TRANSFER_INPUTS, MAX_TRANSFER_OUTPUTS, PROTOCOL_VERSION,
+    to_hex, AnchorHeader, Claim, DecodedAnchor, Evidence, Genesis, Hash32, MicroEvent,
+    PublicKeyBytes, SignatureVerifier, SignedAnchor, SignedAnchorHeader, Transfer, MAX_PARENTS,
+    MAX_PAYLOAD_EVENTS, MAX_SEATS, MAX_TRANSFER_INPUTS, MAX_TRANSFER_OUTPUTS, PROTOCOL_VERSION,
 };
 
 /// The only committee epoch of v0 (DESIGN §3.1).
@@ -350,16 +350,48 @@ pub fn validate_anchor(
     verifier: &impl SignatureVerifier,
     anchor: &SignedAnchor,
 ) -> Result<(), AnchorError> {
+    validate_decoded(
+        context,
+        verifier,
+        &DecodedAnchor::from_anchor(anchor.clone(), &context.network),
+    )
+}
+
+/// [`validate_anchor`] over an anchor decoded with its digests
+/// ([`DecodedAnchor::from_bytes`] under the shard's network): the payload
+/// root, the header signature and the transfer signatures use the ids
+/// computed at decode time instead of hashing again.
+pub fn validate_decoded(
+    context: &ShardContext,
+    verifier: &impl SignatureVerifier,
+    decoded: &DecodedAnchor,
+) -> Result<(), AnchorError> {
+    let anchor = &decoded.anchor;
     check_header(context, &anchor.header.header)?;
-    check_payload_commitment(anchor)?;
+    check_payload_commitment(decoded)?;
     for (index, event) in anchor.payload.events.iter().enumerate() {
         check_micro_event(context, event)
             .map_err(|error| AnchorError::MicroEvent { index, error })?;
     }
-    verify_header_signature(context, verifier, &anchor.header)?;
-    for (index, event) in anchor.payload.events.iter().enumerate() {
-        verify_micro_event(context, verifier, event)
-            .map_err(|error| AnchorError::MicroEvent { index, error })?;
+    verify_header_signature(context, verifier, &anchor.header, &decoded.header_id)?;
+    for (index, (event, digest)) in anchor
+        .payload
+        .events
+        .iter()
+        .zip(&decoded.digests)
+        .enumerate()
+    {
+        let verified = match event {
+            MicroEvent::Transfer(transfer) => {
+                if verifier.verify(&transfer.owner, &digest.tx_id, &transfer.signature) {
+                    Ok(())
+                } else {
+                    Err(MicroEventError::TransferBadSignature)
+                }
+            }
+            _ => verify_micro_event(context, verifier, event),
+        };
+        verified.map_err(|error| AnchorError::MicroEvent { index, error })?;
     }
     Ok(())
 }
@@ -374,7 +406,7 @@ pub fn validate_header(
     header: &SignedAnchorHeader,
 ) -> Result<(), AnchorError> {
     check_header(context, &header.header)?;
-    verify_header_signature(context, verifier, header)
+    verify_header_signature(context, verifier, header, &header.header.id())
 }
 
 /// Checks one micro-event: well formed, of this shard, correctly signed.
@@ -548,9 +580,14 @@ fn verify_header_signature(
     context: &ShardContext,
     verifier: &impl SignatureVerifier,
     header: &SignedAnchorHeader,
+    header_id: &Hash32,
 ) -> Result<(), AnchorError> {
     let creator = header.header.creator;
-    if header.verify_signature(verifier, &context.committee[usize::from(creator)]) {
+    if verifier.verify(
+        &context.committee[usize::from(creator)],
+        header_id,
+        &header.signature,
+    ) {
         Ok(())
     } else {
         Err(AnchorError::BadSignature { creator })
@@ -559,23 +596,22 @@ fn verify_header_signature(
 
 /// The payload's count, encoded length and root are the header's; uses the
 /// codec's definition and only on failure works out which one differs.
-fn check_payload_commitment(anchor: &SignedAnchor) -> Result<(), AnchorError> {
-    if anchor.payload_matches_header() {
+fn check_payload_commitment(decoded: &DecodedAnchor) -> Result<(), AnchorError> {
+    if decoded.payload_matches_header() {
         return Ok(());
     }
-    let header = &anchor.header.header;
-    let count = anchor.payload.events.len();
+    let header = &decoded.anchor.header.header;
+    let count = decoded.digests.len();
     if usize::from(header.payload_count) != count {
         return Err(AnchorError::PayloadCountMismatch {
             header: header.payload_count,
             payload: count,
         });
     }
-    let bytes = anchor.payload.to_bytes().len();
-    if header.payload_bytes as usize != bytes {
+    if header.payload_bytes as usize != decoded.payload_bytes {
         return Err(AnchorError::PayloadBytesMismatch {
             header: header.payload_bytes,
-            payload: bytes,
+            payload: decoded.payload_bytes,
         });
     }
     Err(AnchorError::PayloadRootMismatch)
@@ -737,6 +773,7 @@ mod tests {
     use super::*;
     use crate::sim_crypto::{FastSigner, FastVerifier};
     use pc_codec::genesis::{ConsensusParams, GenesisValidator, SeatAssignment};
+    use pc_codec::Encode;
     use pc_codec::{
         AnchorBuilder, AnchorPayload, Bip340, MerkleProof, Mint, OutPoint, ParentRef, PayoutLeaf,
         SignatureBytes, SigningKey, TransferBuilder,
