@@ -10,6 +10,12 @@
 //! objects; every signature is real BIP-340 and the node under test checks
 //! them all.
 //!
+//! Transfers spend genesis outputs first and then the outputs of earlier
+//! transfers once the generator's observer has finalized them (each output
+//! is spent once). The genesis holds at most [`GENESIS_OUTPUTS_CAP`] outputs
+//! per shard, so the node's UTXO set stops growing after that many
+//! transfers: memory stays flat however long the run (DESIGN §11).
+//!
 //! A workload file is `MAGIC`, then per anchor a [`ITEM_HEADER_BYTES`]-byte
 //! header (body length u32, event count u32, birth round u64, anchor id)
 //! and the encoded `SignedAnchor`. It is read through a memory map, so the
@@ -43,7 +49,12 @@ pub const TRANSFER_PAYS_UNITS: u64 = OUTPUT_UNITS - 1_000;
 
 /// Changes whenever the generator makes a different DAG from the same
 /// parameters, so that no stale cached workload is used.
-pub const GENERATOR_VERSION: u32 = 2;
+pub const GENERATOR_VERSION: u32 = 3;
+
+/// Genesis outputs per shard at most: enough for the transfers in flight
+/// between signing and finality, after which transfers spend finalized
+/// outputs of earlier ones.
+pub const GENESIS_OUTPUTS_CAP: u32 = 65_536;
 
 /// What a workload is made of; the cache key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +65,7 @@ pub struct WorkloadParams {
     pub committee: u8,
     /// Transfers per anchor (`1..=256`).
     pub tx_per_anchor: u16,
-    /// Transfers per shard (each spends its own genesis output).
+    /// Transfers per shard.
     pub events_per_shard: u32,
 }
 
@@ -103,7 +114,8 @@ pub fn client_key(shard: u16, shards: u16) -> SigningKey {
 }
 
 /// The bench genesis: validator `i` holds seat `i` of every shard; one
-/// client per shard owns `events_per_shard` outputs of [`OUTPUT_UNITS`].
+/// client per shard owns `min(events_per_shard, GENESIS_OUTPUTS_CAP)`
+/// outputs of [`OUTPUT_UNITS`].
 /// Returns the genesis and its note.
 pub fn bench_genesis(params: &WorkloadParams) -> (Genesis, Vec<u8>) {
     let validators = (0..params.committee)
@@ -118,7 +130,7 @@ pub fn bench_genesis(params: &WorkloadParams) -> (Genesis, Vec<u8>) {
     let mut allocations = Vec::new();
     for shard in 0..params.shards {
         let owner = client_key(shard, params.shards).public_key();
-        let mut left = params.events_per_shard;
+        let mut left = params.events_per_shard.min(GENESIS_OUTPUTS_CAP);
         while left > 0 {
             let outputs = left.min(MAX_OUTPUTS_PER_ALLOCATION);
             allocations.push(GenesisAllocation {
@@ -279,13 +291,19 @@ pub fn generate_shard(
     genesis: &Genesis,
     shard: u16,
     tx_per_anchor: u16,
+    events: u64,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Vec<WorkloadItem>, WorkloadError> {
     let network = genesis.network();
     let k = genesis.params.k;
     let client = client_key(shard, genesis.params.shards);
-    let out_points = shard_out_points(genesis, shard);
-    let events = out_points.len() as u64;
+    // Outputs to spend: the genesis ones, then (pushed as the observer
+    // finalizes them) those of earlier transfers, each exactly once.
+    let mut spendable: std::collections::VecDeque<pc_codec::OutPoint> =
+        shard_out_points(genesis, shard).into();
+    // Event id -> tx id of every signed transfer not yet finalized.
+    let mut in_flight: std::collections::HashMap<Hash32, Hash32> = std::collections::HashMap::new();
+    let mut signed = 0u64;
     let mut seats: Vec<WaveSeat> = (0..k)
         .map(|seat| WaveSeat {
             machine: Shard::new(
@@ -311,7 +329,6 @@ pub fn generate_shard(
         Unchecked,
         ShardLimits::default(),
     );
-    let mut next_output = 0usize;
     let mut items = Vec::new();
     let mut finalized = 0u64;
     let max_anchors = (events as usize / usize::from(tx_per_anchor.max(1)) + 1) * 4 + 4096;
@@ -320,24 +337,26 @@ pub fn generate_shard(
         wave += 1;
         let mut sent_this_wave = 0usize;
         for seat in &mut seats {
-            let take = (out_points.len() - next_output).min(usize::from(tx_per_anchor));
+            let take = ((events - signed) as usize)
+                .min(usize::from(tx_per_anchor))
+                .min(spendable.len());
             if take > 0 && seat.machine.mempool_len() == 0 {
-                for (offset, out_point) in out_points[next_output..next_output + take]
-                    .iter()
-                    .enumerate()
-                {
-                    let aux = blake3::hash(&((next_output + offset) as u64).to_le_bytes());
+                for out_point in spendable.drain(..take) {
+                    let aux = blake3::hash(&signed.to_le_bytes());
+                    signed += 1;
                     let transfer = TransferBuilder::new()
-                        .input(*out_point)
+                        .input(out_point)
                         .output(TRANSFER_PAYS_UNITS, client.public_key())
                         .sign(&network, &client, aux.as_bytes())
                         .expect("one input, one output");
+                    let tx_id = transfer.tx_id(&network);
+                    let event = MicroEvent::Transfer(transfer);
+                    in_flight.insert(event.id(), tx_id);
                     seat.machine
-                        .handle_micro_event(MicroEvent::Transfer(transfer))
-                        .expect("a fresh transfer of a genesis output is accepted");
+                        .handle_micro_event(event)
+                        .expect("a fresh transfer of an unspent output is accepted");
                 }
-                next_output += take;
-                progress(next_output as u64, events);
+                progress(signed, events);
             }
             let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut seat.inbox)
                 .into_iter()
@@ -385,6 +404,19 @@ pub fn generate_shard(
                 while observer.poll_persist().is_some() {}
                 while let Some(report) = observer.poll_finalized() {
                     finalized += report.outcome.outcomes.len() as u64;
+                    for (id, outcome) in &report.outcome.outcomes {
+                        let tx_id = in_flight
+                            .remove(id)
+                            .expect("the observer finalizes only the generator's transfers");
+                        assert_eq!(
+                            *outcome,
+                            pc_shard::state::Outcome::Applied,
+                            "a generated transfer applies"
+                        );
+                        // Finalized before any anchor that will spend it
+                        // exists: ordered before it on every node.
+                        spendable.push_back(pc_codec::OutPoint { tx_id, index: 0 });
+                    }
                 }
                 items.push(item_of(bytes.to_vec()));
                 sent_this_wave += 1;
@@ -580,6 +612,7 @@ pub fn load_or_generate(
                             &genesis,
                             shard,
                             params.tx_per_anchor,
+                            u64::from(params.events_per_shard),
                             |done, total| {
                                 if !show_progress || done % 4096 > u64::from(params.tx_per_anchor) {
                                     return;
@@ -629,10 +662,50 @@ mod tests {
     fn generated_dag_finalizes_every_transfer_and_spends_each_output_once() {
         for committee in [1, 4] {
             let (genesis, _) = bench_genesis(&small(committee, 256));
-            let items = generate_shard(&genesis, 0, 16, |_, _| {}).unwrap();
+            let items = generate_shard(&genesis, 0, 16, 256, |_, _| {}).unwrap();
             let events: u64 = items.iter().map(|i| u64::from(i.events)).sum();
             assert_eq!(events, 256, "k={committee}");
             assert!(items.iter().all(|i| i.events <= 16));
         }
+    }
+
+    #[test]
+    fn transfers_past_the_genesis_outputs_spend_finalized_outputs_once() {
+        use pc_codec::Decode;
+        use pc_shard::state::Outcome;
+        let (genesis, _) = bench_genesis(&small(4, 64));
+        assert_eq!(shard_out_points(&genesis, 0).len(), 64);
+        let items = generate_shard(&genesis, 0, 16, 256, |_, _| {}).unwrap();
+        let genesis_points: std::collections::HashSet<_> =
+            shard_out_points(&genesis, 0).into_iter().collect();
+        let mut observer: Shard<pc_codec::Bip340, SigningKey> = Shard::new(
+            &genesis,
+            0,
+            Role::Observer,
+            pc_codec::Bip340,
+            ShardLimits::default(),
+        );
+        let mut spent = std::collections::HashSet::<pc_codec::OutPoint>::new();
+        let mut applied = 0;
+        for item in &items {
+            let anchor = SignedAnchor::from_bytes(&item.bytes).unwrap();
+            for event in &anchor.payload.events {
+                let MicroEvent::Transfer(transfer) = event else {
+                    panic!("only transfers");
+                };
+                assert!(transfer.inputs.iter().all(|input| spent.insert(*input)));
+            }
+            observer.handle_anchor(None, &item.bytes).unwrap();
+            while observer.poll_persist().is_some() {}
+            while let Some(report) = observer.poll_finalized() {
+                for (_, outcome) in &report.outcome.outcomes {
+                    assert_eq!(*outcome, Outcome::Applied);
+                    applied += 1;
+                }
+            }
+        }
+        assert_eq!(applied, 256);
+        assert_eq!(spent.len(), 256);
+        assert_eq!(spent.intersection(&genesis_points).count(), 64);
     }
 }
