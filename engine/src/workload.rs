@@ -49,12 +49,14 @@ pub const TRANSFER_PAYS_UNITS: u64 = OUTPUT_UNITS - 1_000;
 
 /// Changes whenever the generator makes a different DAG from the same
 /// parameters, so that no stale cached workload is used.
-pub const GENERATOR_VERSION: u32 = 3;
+pub const GENERATOR_VERSION: u32 = 4;
 
-/// Genesis outputs per shard at most: enough for the transfers in flight
-/// between signing and finality, after which transfers spend finalized
-/// outputs of earlier ones.
-pub const GENESIS_OUTPUTS_CAP: u32 = 65_536;
+/// Genesis outputs per shard at most, after which transfers spend finalized
+/// outputs of earlier ones. Enough for the transfers in flight between
+/// signing and finality (some 120 000 in a k = 21 workload of 256 transfers
+/// per anchor, whose rounds take about 220 anchors), so the generator never
+/// waits for outputs and anchors stay full.
+pub const GENESIS_OUTPUTS_CAP: u32 = 262_144;
 
 /// What a workload is made of; the cache key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,19 +13,37 @@
 //! Every summary is taken over a window: a vertex whose parents reach round
 //! `base` looks only at ancestors of round `>= base - G` (`G`, the
 //! non-ancient window of the genesis parameters). Forks are counted only
-//! when both anchors of the pair lie in that window, and an anchor whose
-//! round is `G` or more below a round is never received by it (it is
-//! *stale*: ancient anchors are never finalized). The window is a property
-//! of the vertex's own ancestry, never of what a node has pruned or decided,
-//! so every node computes the same rounds and order; and everything a
-//! window can reach is kept in memory (`floor`, below), so pruning never
-//! changes an answer.
+//! when both anchors of the pair lie in that window. The window is a
+//! property of the vertex's own ancestry, never of what a node has pruned
+//! or decided, so every node computes the same rounds and order; and
+//! everything a window can reach is kept in memory (`floor`, below), so
+//! pruning never changes an answer.
+//!
+//! # Receiving, the drag and stale anchors
+//!
+//! When round `R` is decided it receives `S`: the unreceived anchors of
+//! round `> R - G` that are ancestors of every unique famous witness (an
+//! anchor `G` or more rounds below `R` is outside the witnesses' windows
+//! and is not received directly). With `S` it also receives, in the same
+//! round, every unreceived ancestor of an anchor of `S` (over parent edges)
+//! of round `>= R - 2G - 1`, the *drag bound*: an anchor that missed its
+//! window is dragged in by a received descendant, so a received anchor's
+//! ancestors are finalized before or with it (its self-parent chain and the
+//! transfers it spends from stay in causal order). An edge spans at most
+//! `G + 1` rounds, so the direct parents of `S` are all within the bound.
+//! An unreceived anchor that falls below the drag bound of the next round
+//! is dropped and counted *stale*: no later round can receive it (ancient
+//! anchors are never finalized). Ack distances of a dragged anchor are
+//! computed over exact ancestry (it may lie outside the windows of the
+//! anchors that answer for it).
 //!
 //! Memory is bounded: once round `r` is decided, vertices of rounds below
 //! `r - 3G - 2` are dropped, and a new vertex whose window would reach below
 //! the kept rounds is refused as [`InsertError::Ancient`]. The margin keeps
-//! every vertex that can still be received (round above `r - G`) and the
-//! parents it requires (within `G + 1` rounds below it) insertable.
+//! every vertex that can still be received (round above `r - G`), the
+//! parents it requires (within `G + 1` rounds below it) insertable and every
+//! anchor a later round can drag (round `>= r - 2G`) held; the unreceived
+//! bookkeeping holds only anchors within the drag bound.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -196,12 +214,15 @@ pub struct Consensus {
     votes: HashMap<Idx, HashMap<Idx, Vote>>,
     /// The lowest round not yet decided.
     next_undecided_round: u64,
-    /// Vertices not yet received by a decided round, in insertion order.
+    /// Vertices not yet received by a decided round that a later round may
+    /// still receive or drag (round `>=` the next round's drag bound), in
+    /// insertion order.
     unreceived: Vec<Idx>,
     next_global_index: u64,
     finalized: VecDeque<FinalizedRound>,
     coin_stats: CoinStats,
     stale: u64,
+    dragged: u64,
 }
 
 /// Counters of the fame vote's coin rounds (for the simulator's coverage).
@@ -240,6 +261,7 @@ impl Consensus {
             finalized: VecDeque::new(),
             coin_stats: CoinStats::default(),
             stale: 0,
+            dragged: 0,
         }
     }
 
@@ -805,22 +827,7 @@ impl Consensus {
             acc
         });
 
-        // An anchor G or more rounds below the round is stale: never
-        // received, and dropped once no later round can receive it.
-        let window = self.config.window;
-        let mut received = Vec::new();
-        let mut kept = Vec::new();
-        for x in std::mem::take(&mut self.unreceived) {
-            let x_round = self.vertex(x).round;
-            if x_round + window > round && unique.iter().all(|u| self.is_ancestor(x, *u)) {
-                received.push(x);
-            } else if x_round + window > round + 1 {
-                kept.push(x);
-            } else {
-                self.stale += 1;
-            }
-        }
-        self.unreceived = kept;
+        let (received, dragged) = self.receive(round, &unique);
         let mut layer: HashMap<Idx, u32> = HashMap::with_capacity(received.len());
         // `received` is in insertion order, which is topological.
         for &x in &received {
@@ -841,15 +848,26 @@ impl Consensus {
             })
             .collect();
         keyed.sort_unstable();
+        // The exact ancestry of the UFWs, needed only for dragged anchors.
+        let below_ufw = if dragged.is_empty() {
+            Vec::new()
+        } else {
+            self.ancestors_of_all(&unique, self.drag_bound(round))
+        };
         let anchors = keyed
             .into_iter()
             .map(|(_, _, id, x)| {
                 let global_index = self.next_global_index;
                 self.next_global_index += 1;
+                let ack_distances = if dragged.binary_search(&x).is_ok() {
+                    self.ack_distances_exact(x, &below_ufw)
+                } else {
+                    self.ack_distances(x, &unique)
+                };
                 FinalizedAnchor {
                     id,
                     global_index,
-                    ack_distances: self.ack_distances(x, &unique),
+                    ack_distances,
                 }
             })
             .collect();
@@ -858,6 +876,131 @@ impl Consensus {
             unique_famous_witnesses: unique.iter().map(|u| self.vertex(*u).id).collect(),
             anchors,
         });
+    }
+
+    /// The lowest round an anchor received by `round` may drag along:
+    /// `round - 2G - 1` (module docs, "Receiving, the drag and stale
+    /// anchors").
+    fn drag_bound(&self, round: u64) -> u64 {
+        round.saturating_sub(2 * self.config.window + 1)
+    }
+
+    /// The anchors decided round `round` receives, in insertion order, and
+    /// (a sorted subset of them) those it drags along: `S`, the unreceived
+    /// anchors of round `> round - G` below every unique famous witness,
+    /// plus every unreceived ancestor of an anchor of `S` (over parent
+    /// edges) of round `>= round - 2G - 1`. Unreceived anchors that no later
+    /// round can drag are dropped from the bookkeeping and counted stale.
+    fn receive(&mut self, round: u64, unique: &[Idx]) -> (Vec<Idx>, Vec<Idx>) {
+        let window = self.config.window;
+        let bound = self.drag_bound(round);
+        let next_bound = self.drag_bound(round + 1);
+        let mut direct = Vec::new();
+        // Unreceived, not in `S`, within the drag bound; insertion order.
+        let mut draggable = Vec::new();
+        for x in std::mem::take(&mut self.unreceived) {
+            let x_round = self.vertex(x).round;
+            if x_round + window > round && unique.iter().all(|u| self.is_ancestor(x, *u)) {
+                direct.push(x);
+            } else if x_round >= bound {
+                draggable.push(x);
+            } else {
+                self.stale += 1;
+            }
+        }
+        // Walk down from `S` over unreceived anchors within the bound. An
+        // unreceived ancestor within the bound is reached through unreceived
+        // anchors of rounds >= its own (the bound only rises, so a received
+        // anchor on the way would have dragged it already): the walk stops
+        // at received anchors and below the bound. `draggable` is sorted, so
+        // membership is a binary search.
+        let mut marked = vec![false; draggable.len()];
+        let mut stack = direct.clone();
+        while let Some(x) = stack.pop() {
+            for p in &self.vertex(x).parents {
+                if let Ok(at) = draggable.binary_search(p) {
+                    if !marked[at] {
+                        marked[at] = true;
+                        stack.push(*p);
+                    }
+                }
+            }
+        }
+        let mut dragged = Vec::new();
+        let mut kept = Vec::new();
+        for (x, is_dragged) in draggable.into_iter().zip(marked) {
+            if is_dragged {
+                dragged.push(x);
+            } else if self.vertex(x).round >= next_bound {
+                kept.push(x);
+            } else {
+                // No later round can receive or drag it.
+                self.stale += 1;
+            }
+        }
+        self.unreceived = kept;
+        self.dragged += dragged.len() as u64;
+        let mut received = direct;
+        received.extend_from_slice(&dragged);
+        received.sort_unstable();
+        (received, dragged)
+    }
+
+    /// Per held vertex (by arena position): whether it is one of `tops` or
+    /// an ancestor of one, over parent edges, looking no lower than round
+    /// `bound` (rounds never rise along a parent edge, so nothing below is
+    /// needed to reach a vertex of round `>= bound`).
+    fn ancestors_of_all(&self, tops: &[Idx], bound: u64) -> Vec<bool> {
+        let mut below = vec![false; self.vertices.len()];
+        let mut stack = Vec::new();
+        for &t in tops {
+            if !below[(t - self.pruned) as usize] {
+                below[(t - self.pruned) as usize] = true;
+                stack.push(t);
+            }
+        }
+        while let Some(x) = stack.pop() {
+            for &p in &self.vertex(x).parents {
+                if let Some(parent) = self.held(p) {
+                    let at = (p - self.pruned) as usize;
+                    if parent.round >= bound && !below[at] {
+                        below[at] = true;
+                        stack.push(p);
+                    }
+                }
+            }
+        }
+        below
+    }
+
+    /// Ack distances (the definition of [`Consensus::ack_distances`]) over
+    /// exact ancestry, for a dragged anchor `y`: `y` may lie outside the
+    /// windows of the unique famous witnesses and of the anchors that see
+    /// it, where the summaries do not answer ancestry questions.
+    /// `below_ufw` marks the held vertices below a unique famous witness
+    /// down to `y`'s round ([`Consensus::ancestors_of_all`]).
+    fn ack_distances_exact(&self, y: Idx, below_ufw: &[bool]) -> Vec<Option<u64>> {
+        let y_vertex = self.vertex(y);
+        let y_bit = 1u64 << y_vertex.creator;
+        let start = (y - self.pruned) as usize;
+        // Descendants of y (y included): arena order is topological.
+        let mut above = vec![false; self.vertices.len() - start];
+        above[0] = true;
+        let mut first: Vec<Option<u64>> = vec![None; self.config.k];
+        for (offset, z) in self.vertices.range(start..).enumerate() {
+            if offset > 0 {
+                above[offset] = z.parents.iter().any(|p| *p >= y && above[(p - y) as usize]);
+            }
+            let fork_free = cfg!(feature = "planted-bug-no-fork-check") || z.fork_mask & y_bit == 0;
+            if above[offset] && below_ufw[start + offset] && fork_free {
+                let best = &mut first[usize::from(z.creator)];
+                *best = Some(best.map_or(z.round, |r| r.min(z.round)));
+            }
+        }
+        first
+            .into_iter()
+            .map(|r| r.map(|r| r - y_vertex.round + 1))
+            .collect()
     }
 
     /// Ack distance of every seat for `x`, from the ancestry of the unique
@@ -1017,10 +1160,17 @@ impl Consensus {
         self.config.window
     }
 
-    /// Anchors dropped as stale (G or more rounds below every round that
-    /// could still receive them).
+    /// Anchors dropped as stale: never received, and now below the drag
+    /// bound (`round - 2G - 1`) of every round still to be decided, so no
+    /// round can receive them any more.
     pub fn stale_count(&self) -> u64 {
         self.stale
+    }
+
+    /// Anchors received by dragging: below the window of the round that
+    /// received them, as unreceived ancestors of an anchor it received.
+    pub fn dragged_count(&self) -> u64 {
+        self.dragged
     }
 
     /// Number of vertices held.

@@ -507,9 +507,15 @@ impl Oracle {
         true
     }
 
-    /// Marks as received every vertex not received yet that is an ancestor of
-    /// every unique famous witness, and returns them in total order:
-    /// (layer, whitened id, id), with consecutive global indexes.
+    /// Marks as received, and returns in total order (layer, whitened id,
+    /// id) with consecutive global indexes, every vertex not received yet
+    /// that is either
+    /// * in `S`: of round `> R - G` and an ancestor of every unique famous
+    ///   witness (a vertex `G` or more rounds below `R` is not received
+    ///   directly), or
+    /// * dragged: of round `>= R - 2G - 1` and an ancestor of a vertex of
+    ///   `S`, so that a received vertex's ancestors are finalized before or
+    ///   with it; below that bound it stays unreceived for ever.
     fn receive_and_order(&mut self, unique_famous: &[usize]) -> Vec<FinalizedAnchor> {
         let mut ufw_xor: Hash32 = [0; 32];
         for &w in unique_famous {
@@ -518,20 +524,31 @@ impl Oracle {
             }
         }
 
+        let round = self.decided_round_count();
+        let direct: Vec<usize> = (0..self.vertices.len())
+            .filter(|&index| {
+                !self.received[index]
+                    && self.vertices[index].round + self.config.window > round
+                    && unique_famous
+                        .iter()
+                        .all(|&w| self.vertices[w].ancestors.contains(&index))
+            })
+            .collect();
+        let drag_bound = round.saturating_sub(2 * self.config.window + 1);
+        let received_now: Vec<usize> = (0..self.vertices.len())
+            .filter(|&index| {
+                !self.received[index]
+                    && (direct.binary_search(&index).is_ok()
+                        || (self.vertices[index].round >= drag_bound
+                            && direct
+                                .iter()
+                                .any(|&x| self.vertices[x].ancestors.contains(&index))))
+            })
+            .collect();
+
         // Increasing dense index is a topological order: parents first.
         let mut layer_by_index: BTreeMap<usize, u64> = BTreeMap::new();
-        let round = self.decided_round_count();
-        for index in 0..self.vertices.len() {
-            // A vertex G or more rounds below the round is stale (ancient):
-            // never received.
-            let is_received_now = !self.received[index]
-                && self.vertices[index].round + self.config.window > round
-                && unique_famous
-                    .iter()
-                    .all(|&w| self.vertices[w].ancestors.contains(&index));
-            if !is_received_now {
-                continue;
-            }
+        for index in received_now {
             let layer = self.vertices[index]
                 .parents
                 .iter()

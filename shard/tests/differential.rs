@@ -4,12 +4,12 @@
 //! finalized round (unique famous witnesses and total order).
 //!
 //! The window `G` is drawn small as well as at its genesis value, so that
-//! windowed fork checks, stale anchors, chain cuts (a parent more than `G`
+//! windowed fork checks, stale and dragged anchors, chain cuts (a parent more than `G`
 //! rounds below the others is left out, as the machine leaves out an
 //! ancient parent) and pruning all happen; a vertex the fast side refuses
 //! as ancient is left out of both.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use pc_shard::consensus::{Consensus, ConsensusConfig, InsertError};
 use pc_shard::oracle::{Oracle, OracleConfig};
@@ -45,12 +45,24 @@ struct Tip {
 
 /// Builds a random valid DAG. Seat 0 equivocates when `forks` is set: it
 /// keeps two branches, and other seats reference whichever they pick.
-fn random_dag(seed: u64, k: usize, vertices: usize, forks: bool) -> Vec<VertexSpec> {
+///
+/// When `shy` is set (k >= 7), seats 1 and k - 1 are left out of the other
+/// seats' parents for two phases in three, so their anchors miss their
+/// window and are dragged in (or go stale) once a descendant is received;
+/// seat k - 1 falls silent half-way, so its last anchors acknowledge others
+/// from far below the windows of later rounds.
+fn random_dag(seed: u64, k: usize, vertices: usize, forks: bool, shy: bool) -> Vec<VertexSpec> {
     let mut rng = SplitMix(seed);
     let mut branches: Vec<Vec<Tip>> = vec![Vec::new(); k];
     let mut dag = Vec::with_capacity(vertices);
+    let shy = shy && k >= 7;
+    let silent = k - 1;
     for counter in 0..vertices as u64 {
-        let creator = rng.below(k);
+        let mut creator = rng.below(k);
+        if shy && creator == silent && counter as usize >= vertices / 2 {
+            creator = rng.below(k - 1);
+        }
+        let hiding = shy && (counter / 60) % 3 != 2;
         let id = *blake3::hash(&[seed.to_le_bytes(), counter.to_le_bytes()].concat()).as_bytes();
         if forks && dag.len() > 40 && rng.chance(3) {
             // Seat 0 starts yet another chain on long-buried vertices of
@@ -83,6 +95,11 @@ fn random_dag(seed: u64, k: usize, vertices: usize, forks: bool) -> Vec<VertexSp
         // Up to three other seats, mostly their latest tips.
         let mut others: Vec<usize> = (0..k)
             .filter(|s| *s != creator && !branches[*s].is_empty())
+            .filter(|s| {
+                let shy_seat = *s == 1 || *s == silent;
+                let shy_creator = creator == 1 || creator == silent;
+                !hiding || !shy_seat || shy_creator
+            })
             .collect();
         let wanted = 1 + rng.below(3);
         while parents.len() < 1 + wanted && !others.is_empty() {
@@ -114,11 +131,17 @@ fn random_dag(seed: u64, k: usize, vertices: usize, forks: bool) -> Vec<VertexSp
     dag
 }
 
-fn run_both(
-    k: usize,
-    window: u64,
-    dag: &[VertexSpec],
-) -> (Vec<FinalizedRound>, Consensus, Oracle, Exercised) {
+/// What [`run_both`] leaves: the finalized rounds, both implementations,
+/// the vertices as inserted (parents filtered) and the coverage counters.
+type Run = (
+    Vec<FinalizedRound>,
+    Consensus,
+    Oracle,
+    Vec<VertexSpec>,
+    Exercised,
+);
+
+fn run_both(k: usize, window: u64, dag: &[VertexSpec]) -> Run {
     let mut exercised = Exercised::default();
     let coin_round_period = 10;
     let mut fast = Consensus::new(ConsensusConfig {
@@ -132,6 +155,7 @@ fn run_both(
         window,
     });
     let mut finalized = Vec::new();
+    let mut inserted_specs = Vec::new();
     let mut absent: HashSet<[u8; 32]> = HashSet::new();
     for vertex in dag {
         let mut spec = vertex.clone();
@@ -159,7 +183,10 @@ fn run_both(
             fast.insert(spec.clone())
         };
         match inserted {
-            Ok(_) => oracle.insert(spec),
+            Ok(_) => {
+                oracle.insert(spec.clone());
+                inserted_specs.push(spec);
+            }
             Err(InsertError::Ancient { .. }) => {
                 exercised.ancient += 1;
                 absent.insert(spec.id);
@@ -177,8 +204,9 @@ fn run_both(
         );
     }
     exercised.stale = fast.stale_count();
+    exercised.dragged = fast.dragged_count();
     exercised.pruned = (dag.len() as u64 - exercised.ancient).saturating_sub(fast.len() as u64);
-    (finalized, fast, oracle, exercised)
+    (finalized, fast, oracle, inserted_specs, exercised)
 }
 
 /// What a run went through beyond the plain DAG.
@@ -187,6 +215,7 @@ struct Exercised {
     cuts: u64,
     ancient: u64,
     stale: u64,
+    dragged: u64,
     pruned: u64,
 }
 
@@ -198,9 +227,19 @@ fn check(
     forks: bool,
     min_rounds: usize,
 ) -> Exercised {
-    let dag = random_dag(seed, k, vertices, forks);
-    let (finalized, fast, oracle, exercised) = run_both(k, window, &dag);
-    for vertex in &dag {
+    check_dag(
+        seed,
+        k,
+        window,
+        &random_dag(seed, k, vertices, forks, false),
+        min_rounds,
+    )
+}
+
+fn check_dag(seed: u64, k: usize, window: u64, dag: &[VertexSpec], min_rounds: usize) -> Exercised {
+    let (finalized, fast, oracle, inserted, exercised) = run_both(k, window, dag);
+    check_causal_order(&finalized, &oracle, &inserted, window, seed);
+    for vertex in dag {
         if !fast.contains(&vertex.id) {
             // Refused as ancient, or pruned.
             continue;
@@ -235,6 +274,44 @@ fn check(
     exercised
 }
 
+/// The finalized sequence keeps causal order: a parent of a finalized
+/// anchor is finalized before it, unless it is never finalized and lies
+/// below the drag bound (`R - 2G - 1`) of the child's round received `R`.
+fn check_causal_order(
+    finalized: &[FinalizedRound],
+    oracle: &Oracle,
+    inserted: &[VertexSpec],
+    window: u64,
+    seed: u64,
+) {
+    let parents: HashMap<[u8; 32], &[[u8; 32]]> =
+        inserted.iter().map(|v| (v.id, &v.parents[..])).collect();
+    let position: HashMap<[u8; 32], u64> = finalized
+        .iter()
+        .flat_map(|r| &r.anchors)
+        .map(|a| (a.id, a.global_index))
+        .collect();
+    for round in finalized {
+        let drag_bound = round.round.saturating_sub(2 * window + 1);
+        for anchor in &round.anchors {
+            for parent in parents[&anchor.id] {
+                match position.get(parent) {
+                    Some(at) => assert!(
+                        *at < anchor.global_index,
+                        "seed {seed} window {window}: parent finalized after its child"
+                    ),
+                    None => assert!(
+                        oracle.round(parent).expect("inserted") < drag_bound,
+                        "seed {seed} window {window}: a parent within the drag bound \
+                         of round {} was never finalized",
+                        round.round
+                    ),
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
@@ -258,7 +335,8 @@ proptest! {
 }
 
 /// Small windows really exercise the window machinery: over a fixed set of
-/// seeds, chain cuts, ancient refusals, stale anchors and pruning all occur
+/// seeds, chain cuts, ancient refusals, stale and dragged anchors and
+/// pruning all occur
 /// (and every case still matches the oracle).
 #[test]
 fn small_windows_cut_chains_refuse_ancient_anchors_and_prune() {
@@ -269,6 +347,7 @@ fn small_windows_cut_chains_refuse_ancient_anchors_and_prune() {
             total.cuts += e.cuts;
             total.ancient += e.ancient;
             total.stale += e.stale;
+            total.dragged += e.dragged;
             total.pruned += e.pruned;
         }
     }
@@ -276,7 +355,30 @@ fn small_windows_cut_chains_refuse_ancient_anchors_and_prune() {
     assert!(total.cuts > 0, "{total:?}");
     assert!(total.ancient > 0, "{total:?}");
     assert!(total.stale > 0, "{total:?}");
+    assert!(total.dragged > 0, "{total:?}");
     assert!(total.pruned > 0, "{total:?}");
+}
+
+/// Seats left out of the others' parents for long stretches (one of them
+/// falling silent) have their anchors dragged in by received descendants,
+/// with ack distances from anchors far below the windows of the round that
+/// drags them; both implementations agree and keep causal order.
+#[test]
+fn shy_seats_are_dragged_in_causal_order() {
+    let mut total = Exercised::default();
+    for seed in 0..8u64 {
+        for forks in [false, true] {
+            for window in [2, 3, 4] {
+                let k = 7;
+                let dag = random_dag(seed, k, 70 * k, forks, true);
+                let e = check_dag(seed, k, window, &dag, 3);
+                total.stale += e.stale;
+                total.dragged += e.dragged;
+            }
+        }
+    }
+    eprintln!("{total:?}");
+    assert!(total.dragged > 0, "{total:?}");
 }
 
 /// A DAG whose fast run leaves a round undecided while the oracle already
