@@ -8,7 +8,9 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -43,6 +45,44 @@ fn bench_args(data_dir: &Path) -> Vec<String> {
     .collect()
 }
 
+/// Longest a run of the engine may take here before it counts as hung.
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+
+/// SIGKILLs a child that outlives [`RUN_LIMIT`], so a hung engine fails the
+/// test (it exits by a signal) instead of hanging the whole run; disarmed
+/// when dropped.
+struct Watchdog(Arc<AtomicBool>);
+
+impl Watchdog {
+    fn arm(child: &Child) -> Watchdog {
+        let done = Arc::new(AtomicBool::new(false));
+        let pid = child.id() as i32;
+        let flag = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < RUN_LIMIT {
+                if flag.load(Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if !flag.load(Ordering::Acquire) {
+                eprintln!("engine pid {pid} ran past {RUN_LIMIT:?}: killing it");
+                // SAFETY: kill(2) on our own child, not yet reaped (the
+                // guard is dropped only after waiting for it).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// The JSON lines of `stderr` of one type, by shard.
 fn lines_of_type(stderr: &str, kind: &str) -> Vec<Value> {
     let mut lines: Vec<Value> = stderr
@@ -57,6 +97,7 @@ fn lines_of_type(stderr: &str, kind: &str) -> Vec<Value> {
 /// Waits until the child reports `engine_started` on stderr, then sends
 /// SIGTERM; returns the child's output (stderr re-assembled).
 fn stop_after_start(mut child: Child) -> (Output, String) {
+    let _watchdog = Watchdog::arm(&child);
     let stderr = child.stderr.take().unwrap();
     let mut reader = BufReader::new(stderr);
     let mut seen = String::new();
@@ -79,14 +120,7 @@ fn stop_after_start(mut child: Child) -> (Output, String) {
     (child.wait_with_output().unwrap(), seen)
 }
 
-// Ignored in the default run until it has soaked longer: it hung about one
-// run in six (the first core's intake task was dropped before it closed
-// its ring, and a blocked send was not woken when the other core stopped;
-// both fixed in `engine.rs`, after which 10 of 10 test runs and 22 of 22
-// SIGTERM-and-restart runs passed). Run it with
-// `cargo test -p phantom-engine --test engine_restart -- --ignored`.
 #[test]
-#[ignore = "soaking after two hang fixes"]
 fn sigterm_restart_and_replay_lose_nothing_durable_and_agree() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
@@ -116,7 +150,15 @@ fn sigterm_restart_and_replay_lose_nothing_durable_and_agree() {
     );
 
     // Run 2 on the same data dir: recovery finds every durable record.
-    let second = engine(&cache).args(bench_args(&data)).output().unwrap();
+    let child = engine(&cache)
+        .args(bench_args(&data))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watchdog = Watchdog::arm(&child);
+    let second = child.wait_with_output().unwrap();
+    drop(watchdog);
     let second_stderr = String::from_utf8_lossy(&second.stderr).to_string();
     assert!(second.status.success(), "run 2 failed: {second_stderr}");
     let restored = lines_of_type(&second_stderr, "shard_restored");

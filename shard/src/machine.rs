@@ -308,6 +308,10 @@ fn required_parents(header: &AnchorHeader, window: u64) -> impl Iterator<Item = 
         .filter(move |p| !is_relatively_ancient(p, header.birth_round, window))
 }
 
+/// Pending anchors looked at, from the highest down, for one that no other
+/// pending anchor waits for (the preferred eviction victim).
+const VICTIM_SCAN: usize = 64;
+
 struct Pending {
     anchor: DecodedAnchor,
     bytes: Vec<u8>,
@@ -565,23 +569,26 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 since.last = now;
             }
         }
-        // Missing parents not asked for yet, oldest id order (deterministic).
+        // Missing parents not asked for yet, lowest (birth round, seq)
+        // first: a backlog is caught up from below, and anchors above the
+        // pending set's bound would only be refused on arrival.
         let budget = self
             .limits
             .max_outstanding_pulls
             .saturating_sub(self.requested.len());
-        let unasked: Vec<Hash32> = self
+        let mut unasked: Vec<((u64, u64), Hash32)> = self
             .waiting_for
-            .keys()
-            .filter(|id| {
+            .iter()
+            .filter(|(id, _)| {
                 !self.requested.contains_key(*id)
                     && !self.pending_by_id.contains_key(*id)
                     && !self.consensus.contains(id)
                     && !expired.contains(id)
             })
-            .take(budget)
-            .copied()
+            .map(|(id, children)| (self.missing_rank(id, children), *id))
             .collect();
+        unasked.sort_unstable();
+        let unasked: Vec<Hash32> = unasked.into_iter().take(budget).map(|(_, id)| id).collect();
         for id in &unasked {
             self.requested.insert(*id, PullSince::at(now));
         }
@@ -608,6 +615,19 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 });
             }
         }
+    }
+
+    /// The (birth round, seq) a pending child's header claims for its missing
+    /// parent `id` (the lowest over `children`).
+    fn missing_rank(&self, id: &Hash32, children: &[Hash32]) -> (u64, u64) {
+        children
+            .iter()
+            .filter_map(|child| self.pending_by_id.get(child))
+            .flat_map(|pending| &pending.anchor.anchor.header.header.parents)
+            .filter(|parent| parent.anchor_id == *id)
+            .map(|parent| (parent.birth_round, parent.seq))
+            .min()
+            .unwrap_or((u64::MAX, u64::MAX))
     }
 
     /// A peer's tips: the unknown ones (at most `k`) are pulled from it.
@@ -794,24 +814,38 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             .max_pending_anchors
             .div_ceil(self.context.k())
             .max(1);
-        let own = &self.pending_per_seat[usize::from(creator)];
-        let own_full = own.len() >= share;
+        let own_full = self.pending_per_seat[usize::from(creator)].len() >= share;
         if own_full || self.pending_by_id.len() >= self.limits.max_pending_anchors {
-            let highest = if own_full {
-                own.last_key_value()
+            let set = if own_full {
+                &self.pending_per_seat[usize::from(creator)]
             } else {
-                self.pending.last_key_value()
-            }
-            .map(|(k, other)| (*k, *other));
-            let Some((highest_key, highest)) = highest else {
-                return false;
+                &self.pending
             };
-            if key > highest_key {
+            // The victim is the highest pending anchor no other pending
+            // anchor waits for, else the highest of all. An anchor that
+            // pending anchors wait for is admitted over any victim nobody
+            // waits for: otherwise two full shares whose members wait for
+            // anchors ranked above the other share would refuse each
+            // other's missing anchors forever.
+            let unwaited = set
+                .iter()
+                .rev()
+                .take(VICTIM_SCAN)
+                .find(|(_, other)| !self.waiting_for.contains_key(*other))
+                .map(|(k, other)| (*k, *other));
+            let highest = set.last_key_value().map(|(k, other)| (*k, *other));
+            let waited_for = self.waiting_for.contains_key(&id);
+            let victim = match (unwaited, highest) {
+                (Some(victim), _) if waited_for || key < victim.0 => Some(victim),
+                (_, Some(highest)) if key < highest.0 => Some(highest),
+                _ => None,
+            };
+            let Some((victim_key, victim)) = victim else {
                 self.remember_evicted(id, key.0);
                 return false;
-            }
-            self.evict(&highest);
-            self.remember_evicted(highest, highest_key.0);
+            };
+            self.evict(&victim);
+            self.remember_evicted(victim, victim_key.0);
         }
         self.pending_per_seat[usize::from(creator)].insert(key, id);
         let arrival = key;
