@@ -14,12 +14,6 @@ pub fn leaf_hash(item: &[u8]) -> Hash32 {
     derive(context::MERKLE_LEAF, &[item])
 }
 
-/// The leaf hash of the item made of `parts` concatenated, without building
-/// it.
-pub fn leaf_hash_of_parts(parts: &[&[u8]]) -> Hash32 {
-    derive(context::MERKLE_LEAF, parts)
-}
-
 /// The hash of an inner node.
 pub fn node_hash(left: &Hash32, right: &Hash32) -> Hash32 {
     derive(context::MERKLE_NODE, &[left, right])

@@ -330,6 +330,9 @@ pub struct Shard<V, S> {
     unfinalized: HashMap<Hash32, DecodedAnchor>,
     /// How many of `unfinalized` carry micro-events.
     unfinalized_with_payload: usize,
+    /// Own unfinalized anchors whose micro-events were already put back in
+    /// the mempool when a later own anchor cut the chain above them.
+    reincluded: BTreeSet<Hash32>,
     /// First header seen per (seat, seq), for fork detection.
     first_header: HashMap<(u8, u64), SignedAnchorHeader>,
     evidence_queued: u64,
@@ -435,6 +438,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             pending_by_id: HashMap::new(),
             waiting_for: BTreeMap::new(),
             pruned_floor: 0,
+            reincluded: BTreeSet::new(),
             refetch: BTreeMap::new(),
             requested: BTreeMap::new(),
             mempool: VecDeque::new(),
@@ -999,6 +1003,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 .anchors
                 .iter()
                 .map(|a| {
+                    self.reincluded.remove(&a.id);
                     self.unfinalized
                         .remove(&a.id)
                         .expect("finalized anchors were inserted")
@@ -1052,12 +1057,14 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         let own_seat = self.seat.as_ref().map(|seat| seat.seat);
         let mut dropped_with_payload = 0;
         let mut own_stale: Vec<(u64, Vec<MicroEvent>)> = Vec::new();
-        self.unfinalized.retain(|_, decoded| {
+        let reincluded = &mut self.reincluded;
+        self.unfinalized.retain(|decoded_id, decoded| {
             let anchor = &mut decoded.anchor;
             let keep = anchor.header.header.birth_round >= floor;
             if !keep {
                 dropped_with_payload += usize::from(!anchor.payload.events.is_empty());
-                if Some(anchor.header.header.creator) == own_seat {
+                if Some(anchor.header.header.creator) == own_seat && !reincluded.remove(decoded_id)
+                {
                     own_stale.push((
                         anchor.header.header.seq,
                         std::mem::take(&mut anchor.payload.events),
@@ -1070,13 +1077,10 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         // An own anchor that went stale was never finalized: its
         // micro-events go back to the mempool (in seq order), to be
         // included again (apply rejects any that meanwhile became invalid).
+        // They were accepted once, so the mempool bound does not drop them.
         own_stale.sort_unstable_by_key(|(seq, _)| *seq);
         for (_, events) in own_stale {
-            for event in events {
-                if self.mempool.len() < self.limits.max_mempool_events {
-                    self.mempool.push_back(event);
-                }
-            }
+            self.mempool.extend(events);
         }
         if let Some(seat) = self.seat.as_mut() {
             seat.latest.retain(|_, parent| parent.birth_round >= floor);
@@ -1139,12 +1143,9 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     fn create_own_anchor(&mut self) {
         let seat = self.seat.as_ref().expect("only seats create anchors");
         let (creator, seq) = (seat.seat, seat.next_seq);
+        let last_own = seat.last_own;
         let mut parents: Vec<ParentRef> = seat.last_own.into_iter().collect();
         parents.extend(choose_other_parents(seat, &self.consensus));
-        let take = self.mempool.len().min(MAX_PAYLOAD_EVENTS);
-        let payload = AnchorPayload {
-            events: self.mempool.drain(..take).collect(),
-        };
         let window = self.consensus.window();
         // Other parents are never ancient (they were pruned from `latest`);
         // the self-parent may be, after a long silence, and is then left
@@ -1168,6 +1169,36 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             .expect("own parents are inserted and follow the self-parent rule");
         debug_assert!(parents.iter().all(|p| self.consensus.contains(&p.anchor_id)
             || is_relatively_ancient(p, birth_round, window)));
+        // A cut chain: the self-parent is relatively ancient, so no own
+        // anchor below it is an ancestor of this one. Their micro-events
+        // (never finalized yet) go first into this anchor's payload, so that
+        // a spend included here never precedes the transfer it spends from.
+        if last_own.is_some_and(|own| is_relatively_ancient(&own, birth_round, window)) {
+            let mut below: Vec<(u64, Hash32)> = self
+                .unfinalized
+                .iter()
+                .filter(|(id, d)| {
+                    d.anchor.header.header.creator == creator
+                        && !d.anchor.payload.events.is_empty()
+                        && !self.reincluded.contains(*id)
+                })
+                .map(|(id, d)| (d.anchor.header.header.seq, *id))
+                .collect();
+            below.sort_unstable();
+            let mut events = Vec::new();
+            for (_, id) in &below {
+                events.extend(self.unfinalized[id].anchor.payload.events.iter().cloned());
+                self.reincluded.insert(*id);
+            }
+            for event in events.into_iter().rev() {
+                self.mempool.push_front(event);
+            }
+        }
+        let seat = self.seat.as_ref().expect("only seats create anchors");
+        let take = self.mempool.len().min(MAX_PAYLOAD_EVENTS);
+        let payload = AnchorPayload {
+            events: self.mempool.drain(..take).collect(),
+        };
         let mut header = AnchorHeader {
             version: PROTOCOL_VERSION,
             network: self.context.network,
