@@ -91,8 +91,29 @@ pub fn shard_of(owner: &[u8; 32], shards: u16) -> u16 {
         // Every value mod 1 is 0: no hash needed.
         return 0;
     }
-    let digest = derive(context::SHARD, &[owner]);
-    u16::from_le_bytes([digest[0], digest[1]]) % shards
+    // Owners repeat (a busy client, change back to the sender): a small
+    // per-thread memo of the pure function saves a hash per lookup.
+    let slot = usize::from(owner[31]) % SHARD_MEMO_ENTRIES;
+    let prefix = SHARD_MEMO.with_borrow_mut(|memo| match memo[slot] {
+        Some((key, prefix)) if key == *owner => prefix,
+        _ => {
+            let digest = derive(context::SHARD, &[owner]);
+            let prefix = u16::from_le_bytes([digest[0], digest[1]]);
+            memo[slot] = Some((*owner, prefix));
+            prefix
+        }
+    });
+    prefix % shards
+}
+
+const SHARD_MEMO_ENTRIES: usize = 64;
+
+/// Owner -> the first two bytes of its shard digest, direct-mapped.
+type ShardMemo = [Option<([u8; 32], u16)>; SHARD_MEMO_ENTRIES];
+
+thread_local! {
+    static SHARD_MEMO: std::cell::RefCell<ShardMemo> =
+        const { std::cell::RefCell::new([None; SHARD_MEMO_ENTRIES]) };
 }
 
 /// The whitened sort key of an anchor within a round: `derive("whiten",
@@ -152,6 +173,29 @@ mod tests {
         }
         assert!(seen.iter().all(|s| *s));
         assert_eq!(shard_of(&[9; 32], 1), 0);
+    }
+
+    #[test]
+    fn memoized_shard_of_is_the_definition_also_when_owners_share_a_slot() {
+        let definition = |owner: &[u8; 32], shards: u16| {
+            let digest = blake3::derive_key(context::SHARD, owner);
+            u16::from_le_bytes([digest[0], digest[1]]) % shards
+        };
+        // Owners 0..=255 in the first byte and two values of the last byte:
+        // many share a slot and evict each other; asked three times each,
+        // under several shard counts.
+        for _ in 0..3 {
+            for first in 0..=255u8 {
+                for last in [0u8, 64] {
+                    let mut owner = [7u8; 32];
+                    owner[0] = first;
+                    owner[31] = last;
+                    for shards in [2, 3, 7, 1024] {
+                        assert_eq!(shard_of(&owner, shards), definition(&owner, shards));
+                    }
+                }
+            }
+        }
     }
 
     #[test]

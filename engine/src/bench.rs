@@ -10,7 +10,7 @@ use pc_storage::Durability;
 use serde::Serialize;
 
 use crate::engine::{self, EngineConfig, EngineReport, Intake};
-use crate::host::{usable_cpus, VerifySamples};
+use crate::host::{usable_cpus, VerifySamples, CALIBRATION_SAMPLES};
 use crate::workload::{load_or_generate, WorkloadParams};
 use crate::EngineError;
 
@@ -170,7 +170,8 @@ pub fn run(options: &BenchOptions) -> Result<BenchResult, EngineError> {
         Some(events) => events,
         None => {
             // A first estimate on one core, only to size the workload.
-            let rate = VerifySamples::new(64).verify_rate_per_s(Duration::from_millis(300));
+            let rate = VerifySamples::new(CALIBRATION_SAMPLES)
+                .verify_rate_per_s(Duration::from_millis(300));
             events_for(options.seconds, rate)
         }
     };

@@ -12,7 +12,9 @@ use glommio::{LocalExecutorBuilder, Placement};
 use pc_storage::{Durability, Log, LogConfig};
 
 use crate::engine::MAX_RECORD_BYTES;
-use crate::host::{executor_sizing, memlock_limit_bytes, usable_cpus, VerifySamples};
+use crate::host::{
+    executor_sizing, memlock_limit_bytes, usable_cpus, VerifySamples, CALIBRATION_SAMPLES,
+};
 use crate::EngineError;
 
 /// Bytes of one appended record in the log probe: about a full anchor of
@@ -55,7 +57,7 @@ pub fn probe(scratch: &Path, seconds_per_probe: f64) -> Result<Probe, EngineErro
     let memlock_bytes = memlock_limit_bytes();
     let sizing = executor_sizing(memlock_bytes, cpus.len());
     let duration = Duration::from_secs_f64(seconds_per_probe);
-    let samples = VerifySamples::new(64);
+    let samples = VerifySamples::new(CALIBRATION_SAMPLES);
     let verify_one_core_per_s = samples.verify_rate_per_s(duration);
     let verify_all_cores_per_s = std::thread::scope(|scope| {
         let handles: Vec<_> = cpus

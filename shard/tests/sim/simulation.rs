@@ -164,7 +164,7 @@ impl<C: SimCrypto> Simulation<C> {
         self.count_seed_kind();
         self.start_initial_nodes()
             .and_then(|()| {
-                while self.now < self.config.phases.clients_stop_step() || !self.settled() {
+                while self.clients_active() || !self.settled() {
                     if self.now >= self.config.phases.max_steps() {
                         return self.finish();
                     }
@@ -230,7 +230,7 @@ impl<C: SimCrypto> Simulation<C> {
     pub fn step(&mut self) -> Result<(), String> {
         self.apply_fault_plan()?;
         self.deliver()?;
-        if self.now < self.config.phases.clients_stop_step() {
+        if self.clients_active() {
             self.submit_transfers()?;
         }
         if self.in_fault_phase() {
@@ -247,6 +247,15 @@ impl<C: SimCrypto> Simulation<C> {
         }
         self.now += 1;
         Ok(())
+    }
+
+    /// Clients submit until their stop step, and past it while the seed has
+    /// finalized fewer than its minimum rounds (a seed whose faults held
+    /// rounds back until late still has to show it finalizes them; the
+    /// step limit bounds the wait).
+    fn clients_active(&self) -> bool {
+        self.now < self.config.phases.clients_stop_step()
+            || self.checker.rounds() < min_rounds(self.config.k)
     }
 
     fn in_fault_phase(&self) -> bool {
