@@ -1,0 +1,871 @@
+//! The wire messages of DESIGN §7, their canonical encoding and the framing
+//! that carries them over a QUIC stream.
+//!
+//! A frame is a `u32` little-endian body length, then the body: one
+//! [`NetMessage`] in the canonical encoding of `pc-codec` (tag byte, fixed
+//! width little-endian integers, minimal LEB128 counts, no trailing bytes).
+//! Every count has a bound stated here, and the body length is checked
+//! against [`MAX_FRAME_BYTES`] as soon as its four bytes are in, before a
+//! single byte of the body is buffered. [`FrameDecoder`] takes the bytes of
+//! a stream in whatever chunks they arrive, holds at most one partial frame
+//! and turns anything malformed into a [`Violation`], never a panic.
+//!
+//! Anchors and micro-events travel as their encoded bytes: the shard decodes
+//! and validates them (it needs the bytes anyway for ids and the log), so
+//! this layer checks only the frame's shape and bounds.
+
+use pc_codec::wire::{put_count, put_varint, Decode, DecodeError, Encode, Reader};
+use pc_codec::{CheckpointSig, Hash32, PublicKeyBytes};
+
+use crate::identity::Hello;
+
+/// Bytes of the length prefix of a frame.
+pub const FRAME_PREFIX_BYTES: usize = 4;
+/// Largest frame body: room for one anchor of [`MAX_ANCHOR_BYTES`] several
+/// times over, and for a full micro-event submission.
+pub const MAX_FRAME_BYTES: usize = 4 << 20;
+/// Most anchor ids in one `Announce` or `Get`.
+pub const MAX_IDS_PER_MESSAGE: usize = 1024;
+/// Most anchors in one `Anchors` message; the frame size bounds the batch
+/// too, so a sender splits a batch of large anchors over several frames.
+pub const MAX_ANCHORS_PER_MESSAGE: usize = 64;
+/// Largest encoded anchor on the wire (the shard's default
+/// `max_anchor_bytes`).
+pub const MAX_ANCHOR_BYTES: usize = 1 << 20;
+/// Most anchors a `GetRange` may ask for.
+pub const MAX_RANGE_ANCHORS: u32 = 1024;
+/// Largest encoded evidence (two signed headers, each well under 1 KiB).
+pub const MAX_EVIDENCE_BYTES: usize = 4096;
+/// Most micro-events in one submission (one anchor payload's worth).
+pub const MAX_SUBMITTED_EVENTS: usize = 256;
+/// Largest encoded micro-event (the largest, a claim with a 64-deep proof,
+/// is about 2.2 KiB).
+pub const MAX_MICRO_EVENT_BYTES: usize = 4096;
+/// Longest human-readable detail of a rejected micro-event, in UTF-8 bytes.
+pub const MAX_REJECT_DETAIL_BYTES: usize = 256;
+
+// Every message except a batch of anchors fits a frame at its bounds, so a
+// sender that respects the counts never builds an unsendable frame.
+const _: () = assert!(MAX_ANCHOR_BYTES + 64 <= MAX_FRAME_BYTES);
+const _: () = assert!(MAX_SUBMITTED_EVENTS * (MAX_MICRO_EVENT_BYTES + 3) + 64 <= MAX_FRAME_BYTES);
+const _: () = assert!(MAX_IDS_PER_MESSAGE * 32 + 64 <= MAX_FRAME_BYTES);
+const _: () = assert!(MAX_FRAME_BYTES <= u32::MAX as usize);
+
+/// Why an event of a submission was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum RejectReason {
+    /// The bytes are not a well-formed micro-event.
+    Malformed = 1,
+    /// The signature does not verify.
+    BadSignature = 2,
+    /// The event belongs to another shard than the one it was sent for.
+    WrongShard = 3,
+    /// The event is already known.
+    Duplicate = 4,
+    /// The event's kind is not active in this protocol version.
+    Inactive = 5,
+    /// The node is over its intake bound; the client may retry later.
+    Overloaded = 6,
+    /// Anything else the shard refuses; the detail says what.
+    Invalid = 7,
+}
+
+impl RejectReason {
+    /// The reason for a wire code, if known (0 means accepted).
+    pub fn from_code(code: u8) -> Option<RejectReason> {
+        Some(match code {
+            1 => RejectReason::Malformed,
+            2 => RejectReason::BadSignature,
+            3 => RejectReason::WrongShard,
+            4 => RejectReason::Duplicate,
+            5 => RejectReason::Inactive,
+            6 => RejectReason::Overloaded,
+            7 => RejectReason::Invalid,
+            _ => return None,
+        })
+    }
+}
+
+/// What became of one submitted micro-event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EventOutcome {
+    /// Taken into the shard's pool (not yet final).
+    Accepted,
+    /// Refused.
+    Rejected {
+        /// The class of the refusal.
+        reason: RejectReason,
+        /// One line for the user, at most [`MAX_REJECT_DETAIL_BYTES`].
+        detail: String,
+    },
+}
+
+impl EventOutcome {
+    /// A rejection whose detail is cut to [`MAX_REJECT_DETAIL_BYTES`] at a
+    /// character boundary, so it always encodes within its bound.
+    pub fn rejected(reason: RejectReason, detail: &str) -> EventOutcome {
+        let mut end = detail.len().min(MAX_REJECT_DETAIL_BYTES);
+        while !detail.is_char_boundary(end) {
+            end -= 1;
+        }
+        EventOutcome::Rejected {
+            reason,
+            detail: detail[..end].to_owned(),
+        }
+    }
+}
+
+/// The receipt line of one submitted micro-event, in submission order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventReceipt {
+    /// The micro-event id (or, for undecodable bytes, the BLAKE3 of the
+    /// bytes under the micro-event context, so the client can still match).
+    pub event_id: Hash32,
+    /// Accepted or why not.
+    pub outcome: EventOutcome,
+}
+
+/// One message of the wire protocol (DESIGN §7).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NetMessage {
+    /// Tag 0: the first message of a validator on a connection.
+    Hello(Hello),
+    /// Tag 1: anchors the sender holds (pushed to committee peers).
+    Announce {
+        /// The shard.
+        shard: u16,
+        /// Anchor ids, `1..=MAX_IDS_PER_MESSAGE`.
+        ids: Vec<Hash32>,
+    },
+    /// Tag 2: a request for anchors by id.
+    Get {
+        /// The shard.
+        shard: u16,
+        /// Anchor ids, `1..=MAX_IDS_PER_MESSAGE`.
+        ids: Vec<Hash32>,
+    },
+    /// Tag 3: a catch-up request for anchors by round.
+    GetRange {
+        /// The shard.
+        shard: u16,
+        /// The first round wanted.
+        from_round: u64,
+        /// Most anchors wanted, `1..=MAX_RANGE_ANCHORS`.
+        max_count: u32,
+    },
+    /// Tag 4: anchors, each the canonical encoding of a `SignedAnchor`.
+    Anchors {
+        /// The shard.
+        shard: u16,
+        /// Encoded anchors, `0..=MAX_ANCHORS_PER_MESSAGE`, each
+        /// `1..=MAX_ANCHOR_BYTES` bytes (none: nothing to serve).
+        anchors: Vec<Vec<u8>>,
+    },
+    /// Tag 5: a seat's signature over a checkpoint (the shard is the
+    /// checkpoint's).
+    CheckpointSig(CheckpointSig),
+    /// Tag 6: equivocation evidence, the canonical encoding of an evidence
+    /// micro-event.
+    Evidence {
+        /// The shard.
+        shard: u16,
+        /// Encoded evidence, `1..=MAX_EVIDENCE_BYTES` bytes.
+        bytes: Vec<u8>,
+    },
+    /// Tag 7: a client's micro-events for a shard.
+    SubmitMicroEvents {
+        /// Chosen by the client; echoed in the [`NetMessage::Receipt`].
+        request: u64,
+        /// The shard the events belong to.
+        shard: u16,
+        /// Encoded micro-events, `1..=MAX_SUBMITTED_EVENTS`, each
+        /// `1..=MAX_MICRO_EVENT_BYTES` bytes.
+        events: Vec<Vec<u8>>,
+    },
+    /// Tag 8: the answer to a submission, one line per event in order.
+    Receipt {
+        /// The submission's request number.
+        request: u64,
+        /// The shard.
+        shard: u16,
+        /// One line per submitted event, `1..=MAX_SUBMITTED_EVENTS`.
+        results: Vec<EventReceipt>,
+    },
+    /// Tag 9: a client's balance query.
+    BalanceQuery {
+        /// Chosen by the client; echoed in the [`NetMessage::Balance`].
+        request: u64,
+        /// The owner key.
+        owner: PublicKeyBytes,
+    },
+    /// Tag 10: the answer to a balance query.
+    Balance {
+        /// The query's request number.
+        request: u64,
+        /// The owner key.
+        owner: PublicKeyBytes,
+        /// Units owned in the finalized state.
+        amount: u64,
+        /// The last finalized round the amount reflects.
+        finalized_round: u64,
+    },
+}
+
+impl NetMessage {
+    /// The wire tag of the variant.
+    pub fn tag(&self) -> u8 {
+        match self {
+            NetMessage::Hello(_) => 0,
+            NetMessage::Announce { .. } => 1,
+            NetMessage::Get { .. } => 2,
+            NetMessage::GetRange { .. } => 3,
+            NetMessage::Anchors { .. } => 4,
+            NetMessage::CheckpointSig(_) => 5,
+            NetMessage::Evidence { .. } => 6,
+            NetMessage::SubmitMicroEvents { .. } => 7,
+            NetMessage::Receipt { .. } => 8,
+            NetMessage::BalanceQuery { .. } => 9,
+            NetMessage::Balance { .. } => 10,
+        }
+    }
+
+    /// The variant's name, for logs and violations.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NetMessage::Hello(_) => "Hello",
+            NetMessage::Announce { .. } => "Announce",
+            NetMessage::Get { .. } => "Get",
+            NetMessage::GetRange { .. } => "GetRange",
+            NetMessage::Anchors { .. } => "Anchors",
+            NetMessage::CheckpointSig(_) => "CheckpointSig",
+            NetMessage::Evidence { .. } => "Evidence",
+            NetMessage::SubmitMicroEvents { .. } => "SubmitMicroEvents",
+            NetMessage::Receipt { .. } => "Receipt",
+            NetMessage::BalanceQuery { .. } => "BalanceQuery",
+            NetMessage::Balance { .. } => "Balance",
+        }
+    }
+}
+
+fn put_u16(out: &mut Vec<u8>, value: u16) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+fn put_u32(out: &mut Vec<u8>, value: u32) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+fn put_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_count(out, bytes.len());
+    out.extend_from_slice(bytes);
+}
+fn put_byte_lists(out: &mut Vec<u8>, lists: &[Vec<u8>]) {
+    put_count(out, lists.len());
+    for bytes in lists {
+        put_bytes(out, bytes);
+    }
+}
+fn put_ids(out: &mut Vec<u8>, ids: &[Hash32]) {
+    put_count(out, ids.len());
+    for id in ids {
+        out.extend_from_slice(id);
+    }
+}
+
+/// Reads a length-prefixed byte string of `1..=max` bytes.
+fn read_bytes(
+    reader: &mut Reader<'_>,
+    what: &'static str,
+    max: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    let len = reader.count(what, 1, max, 1)?;
+    Ok(reader.bytes(len, what)?.to_vec())
+}
+
+/// Reads `min..=max` byte strings of `1..=max_item` bytes each.
+fn read_byte_lists(
+    reader: &mut Reader<'_>,
+    what: &'static str,
+    (min, max): (usize, usize),
+    max_item: usize,
+) -> Result<Vec<Vec<u8>>, DecodeError> {
+    // Each item is at least a one-byte length and one byte of content.
+    let count = reader.count(what, min, max, 2)?;
+    let mut lists = Vec::with_capacity(count);
+    for _ in 0..count {
+        lists.push(read_bytes(reader, what, max_item)?);
+    }
+    Ok(lists)
+}
+
+fn read_ids(reader: &mut Reader<'_>, what: &'static str) -> Result<Vec<Hash32>, DecodeError> {
+    let count = reader.count(what, 1, MAX_IDS_PER_MESSAGE, 32)?;
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        ids.push(reader.array(what)?);
+    }
+    Ok(ids)
+}
+
+impl Encode for EventReceipt {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.event_id);
+        match &self.outcome {
+            EventOutcome::Accepted => out.push(0),
+            EventOutcome::Rejected { reason, detail } => {
+                out.push(*reason as u8);
+                put_varint(out, detail.len() as u64);
+                out.extend_from_slice(detail.as_bytes());
+            }
+        }
+    }
+}
+
+impl Decode for EventReceipt {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let event_id = reader.array("receipt event id")?;
+        let offset = reader.offset();
+        let code = reader.u8("receipt outcome")?;
+        if code == 0 {
+            return Ok(EventReceipt {
+                event_id,
+                outcome: EventOutcome::Accepted,
+            });
+        }
+        let reason = RejectReason::from_code(code).ok_or(DecodeError::UnknownTag {
+            offset,
+            what: "receipt outcome",
+            tag: code,
+        })?;
+        let len = reader.count("reject detail", 0, MAX_REJECT_DETAIL_BYTES, 1)?;
+        let detail_offset = reader.offset();
+        let detail = std::str::from_utf8(reader.bytes(len, "reject detail")?)
+            .map_err(|_| DecodeError::InvalidValue {
+                offset: detail_offset,
+                what: "reject detail (not UTF-8)",
+            })?
+            .to_owned();
+        Ok(EventReceipt {
+            event_id,
+            outcome: EventOutcome::Rejected { reason, detail },
+        })
+    }
+}
+
+/// Smallest encoded [`EventReceipt`]: an id and the outcome byte.
+const MIN_EVENT_RECEIPT_BYTES: usize = 32 + 1;
+
+impl Encode for NetMessage {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.tag());
+        match self {
+            NetMessage::Hello(hello) => hello.encode(out),
+            NetMessage::Announce { shard, ids } | NetMessage::Get { shard, ids } => {
+                put_u16(out, *shard);
+                put_ids(out, ids);
+            }
+            NetMessage::GetRange {
+                shard,
+                from_round,
+                max_count,
+            } => {
+                put_u16(out, *shard);
+                put_u64(out, *from_round);
+                put_u32(out, *max_count);
+            }
+            NetMessage::Anchors { shard, anchors } => {
+                put_u16(out, *shard);
+                put_byte_lists(out, anchors);
+            }
+            NetMessage::CheckpointSig(signature) => signature.encode(out),
+            NetMessage::Evidence { shard, bytes } => {
+                put_u16(out, *shard);
+                put_bytes(out, bytes);
+            }
+            NetMessage::SubmitMicroEvents {
+                request,
+                shard,
+                events,
+            } => {
+                put_u64(out, *request);
+                put_u16(out, *shard);
+                put_byte_lists(out, events);
+            }
+            NetMessage::Receipt {
+                request,
+                shard,
+                results,
+            } => {
+                put_u64(out, *request);
+                put_u16(out, *shard);
+                pc_codec::wire::put_list(out, results);
+            }
+            NetMessage::BalanceQuery { request, owner } => {
+                put_u64(out, *request);
+                out.extend_from_slice(owner);
+            }
+            NetMessage::Balance {
+                request,
+                owner,
+                amount,
+                finalized_round,
+            } => {
+                put_u64(out, *request);
+                out.extend_from_slice(owner);
+                put_u64(out, *amount);
+                put_u64(out, *finalized_round);
+            }
+        }
+    }
+}
+
+impl Decode for NetMessage {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let offset = reader.offset();
+        Ok(match reader.u8("message tag")? {
+            0 => NetMessage::Hello(Hello::decode(reader)?),
+            1 => NetMessage::Announce {
+                shard: reader.u16("shard")?,
+                ids: read_ids(reader, "announced ids")?,
+            },
+            2 => NetMessage::Get {
+                shard: reader.u16("shard")?,
+                ids: read_ids(reader, "requested ids")?,
+            },
+            3 => {
+                let shard = reader.u16("shard")?;
+                let from_round = reader.u64("from round")?;
+                let count_offset = reader.offset();
+                let max_count = reader.u32("max count")?;
+                if !(1..=MAX_RANGE_ANCHORS).contains(&max_count) {
+                    return Err(DecodeError::InvalidValue {
+                        offset: count_offset,
+                        what: "range max count",
+                    });
+                }
+                NetMessage::GetRange {
+                    shard,
+                    from_round,
+                    max_count,
+                }
+            }
+            4 => NetMessage::Anchors {
+                shard: reader.u16("shard")?,
+                anchors: read_byte_lists(
+                    reader,
+                    "anchors",
+                    (0, MAX_ANCHORS_PER_MESSAGE),
+                    MAX_ANCHOR_BYTES,
+                )?,
+            },
+            5 => NetMessage::CheckpointSig(CheckpointSig::decode(reader)?),
+            6 => NetMessage::Evidence {
+                shard: reader.u16("shard")?,
+                bytes: read_bytes(reader, "evidence", MAX_EVIDENCE_BYTES)?,
+            },
+            7 => NetMessage::SubmitMicroEvents {
+                request: reader.u64("request")?,
+                shard: reader.u16("shard")?,
+                events: read_byte_lists(
+                    reader,
+                    "submitted events",
+                    (1, MAX_SUBMITTED_EVENTS),
+                    MAX_MICRO_EVENT_BYTES,
+                )?,
+            },
+            8 => NetMessage::Receipt {
+                request: reader.u64("request")?,
+                shard: reader.u16("shard")?,
+                results: reader.list(
+                    "receipt lines",
+                    1,
+                    MAX_SUBMITTED_EVENTS,
+                    MIN_EVENT_RECEIPT_BYTES,
+                )?,
+            },
+            9 => NetMessage::BalanceQuery {
+                request: reader.u64("request")?,
+                owner: reader.array("owner")?,
+            },
+            10 => NetMessage::Balance {
+                request: reader.u64("request")?,
+                owner: reader.array("owner")?,
+                amount: reader.u64("amount")?,
+                finalized_round: reader.u64("finalized round")?,
+            },
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    offset,
+                    what: "message",
+                    tag,
+                })
+            }
+        })
+    }
+}
+
+/// A message whose encoding exceeds [`MAX_FRAME_BYTES`] (a batch of
+/// anchors too large for one frame: split it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} message of {body_bytes} bytes exceeds the frame limit of {MAX_FRAME_BYTES} bytes")]
+pub struct FrameTooLarge {
+    /// The message's kind.
+    pub kind: &'static str,
+    /// Its encoded size.
+    pub body_bytes: usize,
+}
+
+/// Appends `message` as one frame (length prefix, body) to `out`. On error
+/// `out` is left as it was.
+pub fn encode_frame(message: &NetMessage, out: &mut Vec<u8>) -> Result<(), FrameTooLarge> {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_PREFIX_BYTES]);
+    message.encode(out);
+    let body_bytes = out.len() - start - FRAME_PREFIX_BYTES;
+    if body_bytes > MAX_FRAME_BYTES {
+        out.truncate(start);
+        return Err(FrameTooLarge {
+            kind: message.kind(),
+            body_bytes,
+        });
+    }
+    let prefix = (body_bytes as u32).to_le_bytes();
+    out[start..start + FRAME_PREFIX_BYTES].copy_from_slice(&prefix);
+    Ok(())
+}
+
+/// A stream that broke the framing rules: the peer (or source address) is
+/// at fault and the stream is of no further use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    /// A length prefix over [`MAX_FRAME_BYTES`], refused before buffering.
+    #[error("frame length {body_bytes} exceeds the limit of {MAX_FRAME_BYTES} bytes")]
+    FrameTooLarge {
+        /// The announced body length.
+        body_bytes: u64,
+    },
+    /// A body that is not the canonical encoding of a message.
+    #[error("malformed frame: {0}")]
+    Malformed(#[from] DecodeError),
+}
+
+/// Largest body buffer kept between frames; a larger one (after a large
+/// frame) is released so idle connections hold little memory.
+const RETAINED_BUFFER_BYTES: usize = 64 << 10;
+
+/// Reassembles frames from a stream's bytes, whatever the chunking.
+///
+/// It buffers at most one partial frame (at most [`MAX_FRAME_BYTES`] of
+/// body, grown only as bytes arrive, so a peer cannot make it reserve
+/// memory it did not send). After a [`Violation`] it keeps returning it.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    prefix: [u8; FRAME_PREFIX_BYTES],
+    prefix_len: usize,
+    body_len: usize,
+    body: Vec<u8>,
+    failed: Option<Violation>,
+}
+
+impl FrameDecoder {
+    /// A decoder at a frame boundary.
+    pub fn new() -> FrameDecoder {
+        FrameDecoder::default()
+    }
+
+    /// Bytes held for the frame in progress (prefix and body).
+    pub fn buffered_bytes(&self) -> usize {
+        self.prefix_len + self.body.len()
+    }
+
+    /// True at a frame boundary: a stream may end cleanly only here.
+    pub fn is_at_boundary(&self) -> bool {
+        self.prefix_len == 0 && self.failed.is_none()
+    }
+
+    /// Consumes bytes from the front of `input` up to the end of the next
+    /// complete frame and returns its message; `Ok(None)` once `input` is
+    /// used up without completing a frame. Call until it returns `Ok(None)`
+    /// (or an error) to take every frame of a chunk.
+    pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<NetMessage>, Violation> {
+        if let Some(violation) = &self.failed {
+            return Err(violation.clone());
+        }
+        if self.prefix_len < FRAME_PREFIX_BYTES {
+            let take = (FRAME_PREFIX_BYTES - self.prefix_len).min(input.len());
+            self.prefix[self.prefix_len..self.prefix_len + take].copy_from_slice(&input[..take]);
+            self.prefix_len += take;
+            *input = &input[take..];
+            if self.prefix_len < FRAME_PREFIX_BYTES {
+                return Ok(None);
+            }
+            let body_len = u32::from_le_bytes(self.prefix);
+            if body_len as usize > MAX_FRAME_BYTES {
+                return Err(self.fail(Violation::FrameTooLarge {
+                    body_bytes: u64::from(body_len),
+                }));
+            }
+            self.body_len = body_len as usize;
+            if input.len() >= self.body_len {
+                // The whole body is in this chunk: decode it in place.
+                let (body, rest) = input.split_at(self.body_len);
+                *input = rest;
+                self.prefix_len = 0;
+                return self.finish(NetMessage::from_bytes(body));
+            }
+        }
+        let take = (self.body_len - self.body.len()).min(input.len());
+        self.body.extend_from_slice(&input[..take]);
+        *input = &input[take..];
+        if self.body.len() < self.body_len {
+            return Ok(None);
+        }
+        let decoded = NetMessage::from_bytes(&self.body);
+        self.body.clear();
+        if self.body.capacity() > RETAINED_BUFFER_BYTES {
+            self.body = Vec::new();
+        }
+        self.prefix_len = 0;
+        self.finish(decoded)
+    }
+
+    fn finish(
+        &mut self,
+        decoded: Result<NetMessage, DecodeError>,
+    ) -> Result<Option<NetMessage>, Violation> {
+        decoded
+            .map(Some)
+            .map_err(|error| self.fail(Violation::Malformed(error)))
+    }
+
+    fn fail(&mut self, violation: Violation) -> Violation {
+        self.prefix_len = 0;
+        self.body = Vec::new();
+        self.failed = Some(violation.clone());
+        violation
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame_of(message: &NetMessage) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(message, &mut out).unwrap();
+        out
+    }
+
+    fn decode_all(
+        decoder: &mut FrameDecoder,
+        mut input: &[u8],
+    ) -> Result<Vec<NetMessage>, Violation> {
+        let mut messages = Vec::new();
+        while let Some(message) = decoder.decode(&mut input)? {
+            messages.push(message);
+        }
+        assert!(input.is_empty(), "Ok(None) only once the input is used up");
+        Ok(messages)
+    }
+
+    fn get_range() -> NetMessage {
+        NetMessage::GetRange {
+            shard: 3,
+            from_round: 77,
+            max_count: 10,
+        }
+    }
+
+    #[test]
+    fn four_gib_length_prefix_is_refused_after_four_bytes() {
+        let mut decoder = FrameDecoder::new();
+        let mut input: &[u8] = &[0xff, 0xff, 0xff, 0xff, 1, 2, 3];
+        assert_eq!(
+            decoder.decode(&mut input),
+            Err(Violation::FrameTooLarge {
+                body_bytes: u64::from(u32::MAX)
+            })
+        );
+        assert_eq!(input, &[1, 2, 3], "no byte after the prefix is taken");
+        assert_eq!(decoder.buffered_bytes(), 0);
+        assert_eq!(decoder.body.capacity(), 0, "nothing was allocated");
+        // The stream stays failed.
+        let mut more: &[u8] = &[0; 8];
+        assert!(decoder.decode(&mut more).is_err());
+    }
+
+    #[test]
+    fn prefix_of_exactly_the_limit_is_accepted_and_one_over_is_not() {
+        let mut decoder = FrameDecoder::new();
+        let mut at_limit: &[u8] = &(MAX_FRAME_BYTES as u32).to_le_bytes();
+        assert_eq!(decoder.decode(&mut at_limit), Ok(None));
+        let mut decoder = FrameDecoder::new();
+        let mut over: &[u8] = &(MAX_FRAME_BYTES as u32 + 1).to_le_bytes();
+        assert!(matches!(
+            decoder.decode(&mut over),
+            Err(Violation::FrameTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn body_buffer_grows_only_with_bytes_received() {
+        let mut decoder = FrameDecoder::new();
+        let mut input: &[u8] = &[0, 0, 0x40, 0, 4, 0, 0];
+        assert_eq!(decoder.decode(&mut input), Ok(None));
+        assert!(
+            decoder.body.capacity() < 1024,
+            "a 4 MiB prefix reserves nothing up front"
+        );
+        assert_eq!(decoder.buffered_bytes(), 7);
+    }
+
+    #[test]
+    fn several_frames_in_one_chunk_all_decode() {
+        let messages = vec![
+            get_range(),
+            NetMessage::BalanceQuery {
+                request: 9,
+                owner: [4; 32],
+            },
+            get_range(),
+        ];
+        let bytes: Vec<u8> = messages.iter().flat_map(frame_of).collect();
+        let mut decoder = FrameDecoder::new();
+        assert_eq!(decode_all(&mut decoder, &bytes), Ok(messages));
+        assert!(decoder.is_at_boundary());
+    }
+
+    #[test]
+    fn empty_and_trailing_bodies_are_malformed() {
+        let mut decoder = FrameDecoder::new();
+        assert!(matches!(
+            decode_all(&mut decoder, &[0, 0, 0, 0]),
+            Err(Violation::Malformed(DecodeError::Truncated { .. }))
+        ));
+        let mut body = get_range().to_bytes();
+        body.push(0);
+        let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        let mut decoder = FrameDecoder::new();
+        assert!(matches!(
+            decode_all(&mut decoder, &frame),
+            Err(Violation::Malformed(DecodeError::TrailingBytes { .. }))
+        ));
+    }
+
+    #[test]
+    fn counts_over_their_bounds_are_refused() {
+        let zero_range = NetMessage::GetRange {
+            shard: 0,
+            from_round: 0,
+            max_count: 0,
+        };
+        assert!(NetMessage::from_bytes(&zero_range.to_bytes()).is_err());
+        let big_range = NetMessage::GetRange {
+            shard: 0,
+            from_round: 0,
+            max_count: MAX_RANGE_ANCHORS + 1,
+        };
+        assert!(NetMessage::from_bytes(&big_range.to_bytes()).is_err());
+        let too_many_ids = NetMessage::Announce {
+            shard: 0,
+            ids: vec![[1; 32]; MAX_IDS_PER_MESSAGE + 1],
+        };
+        assert!(matches!(
+            NetMessage::from_bytes(&too_many_ids.to_bytes()),
+            Err(DecodeError::CountOutOfBounds { .. })
+        ));
+        let no_ids = NetMessage::Get {
+            shard: 0,
+            ids: vec![],
+        };
+        assert!(NetMessage::from_bytes(&no_ids.to_bytes()).is_err());
+        let oversized_event = NetMessage::SubmitMicroEvents {
+            request: 1,
+            shard: 0,
+            events: vec![vec![0; MAX_MICRO_EVENT_BYTES + 1]],
+        };
+        assert!(NetMessage::from_bytes(&oversized_event.to_bytes()).is_err());
+        let empty_event = NetMessage::SubmitMicroEvents {
+            request: 1,
+            shard: 0,
+            events: vec![vec![]],
+        };
+        assert!(NetMessage::from_bytes(&empty_event.to_bytes()).is_err());
+    }
+
+    #[test]
+    fn reject_detail_must_be_utf8_and_reason_known() {
+        let receipt = NetMessage::Receipt {
+            request: 1,
+            shard: 0,
+            results: vec![EventReceipt {
+                event_id: [0; 32],
+                outcome: EventOutcome::Rejected {
+                    reason: RejectReason::BadSignature,
+                    detail: "ab".into(),
+                },
+            }],
+        };
+        let good = receipt.to_bytes();
+        assert_eq!(NetMessage::from_bytes(&good), Ok(receipt));
+        let mut not_utf8 = good.clone();
+        let last = not_utf8.len() - 1;
+        not_utf8[last] = 0xff;
+        assert!(matches!(
+            NetMessage::from_bytes(&not_utf8),
+            Err(DecodeError::InvalidValue { .. })
+        ));
+        let mut unknown_reason = good;
+        // tag, request, shard, count, id: the outcome byte follows.
+        let outcome_offset = 1 + 8 + 2 + 1 + 32;
+        assert_eq!(
+            unknown_reason[outcome_offset],
+            RejectReason::BadSignature as u8
+        );
+        unknown_reason[outcome_offset] = 99;
+        assert!(matches!(
+            NetMessage::from_bytes(&unknown_reason),
+            Err(DecodeError::UnknownTag { tag: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_message_is_not_framed() {
+        let anchors = NetMessage::Anchors {
+            shard: 0,
+            anchors: vec![vec![7; MAX_ANCHOR_BYTES]; 5],
+        };
+        let mut out = vec![1, 2];
+        let error = encode_frame(&anchors, &mut out).unwrap_err();
+        assert_eq!(error.kind, "Anchors");
+        assert!(error.body_bytes > MAX_FRAME_BYTES);
+        assert_eq!(out, vec![1, 2], "the output is left as it was");
+    }
+
+    #[test]
+    fn rejected_detail_is_cut_at_a_char_boundary_within_the_bound() {
+        let long = "é".repeat(MAX_REJECT_DETAIL_BYTES);
+        let EventOutcome::Rejected { detail, .. } =
+            EventOutcome::rejected(RejectReason::Invalid, &long)
+        else {
+            panic!("a rejection");
+        };
+        assert!(detail.len() <= MAX_REJECT_DETAIL_BYTES);
+        assert!(detail.len() >= MAX_REJECT_DETAIL_BYTES - 1);
+        assert!(detail.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn every_reject_reason_code_round_trips() {
+        for code in 0..=u8::MAX {
+            if let Some(reason) = RejectReason::from_code(code) {
+                assert_eq!(reason as u8, code);
+            }
+        }
+        assert_eq!(RejectReason::from_code(0), None);
+        assert_eq!(RejectReason::from_code(7), Some(RejectReason::Invalid));
+    }
+}
