@@ -195,7 +195,7 @@ pub fn generate(min_anchors: usize) -> Workload {
     let started = std::time::Instant::now();
     while anchors.len() < min_anchors {
         wave += 1;
-        if wave % 100 == 0 {
+        if wave.is_multiple_of(100) {
             eprintln!(
                 "generating: wave {wave}, {} anchors, {applied} transfers applied, {:.1?}",
                 anchors.len(),

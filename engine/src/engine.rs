@@ -602,7 +602,7 @@ async fn drive(
     let mut last_snapshot = Instant::now();
     let mut taken = 0u64;
     loop {
-        if taken % CHECK_EVERY_ANCHORS == 0 {
+        if taken.is_multiple_of(CHECK_EVERY_ANCHORS) {
             if control.stopped() {
                 break;
             }

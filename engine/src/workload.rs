@@ -248,7 +248,7 @@ type GeneratorSeat = Shard<Unchecked, SigningKey>;
 /// their anchors in lock step.
 fn sits_out(wave: u64, creator: usize) -> bool {
     let digest = blake3::hash(&[wave.to_le_bytes(), (creator as u64).to_le_bytes()].concat());
-    digest.as_bytes()[0] % 2 == 0
+    digest.as_bytes()[0].is_multiple_of(2)
 }
 
 /// Longest delay of an anchor on its way to another seat, in waves.

@@ -771,7 +771,7 @@ impl Consensus {
             let majority = yes >= no;
             let agreeing = if majority { yes } else { no };
             let supermajority = agreeing >= self.config.q();
-            if distance % self.config.coin_round_period != 0 {
+            if !distance.is_multiple_of(self.config.coin_round_period) {
                 Vote {
                     yes: majority,
                     decides: supermajority,

@@ -445,7 +445,7 @@ impl Oracle {
                 let majority = yes >= no;
                 let agreeing = if majority { yes } else { no };
                 let supermajority = agreeing >= self.supermajority;
-                if distance % self.config.coin_round_period != 0 {
+                if !distance.is_multiple_of(self.config.coin_round_period) {
                     if supermajority {
                         assert!(
                             decision.is_none_or(|decided| decided == majority),

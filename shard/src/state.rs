@@ -104,7 +104,7 @@ struct GenesisOutputs {
 impl GenesisOutputs {
     fn new(output: TxOut, count: u32) -> Self {
         let mut unspent = vec![u64::MAX; (count as usize).div_ceil(64)];
-        if count % 64 != 0 {
+        if !count.is_multiple_of(64) {
             if let Some(last) = unspent.last_mut() {
                 *last = (1u64 << (count % 64)) - 1;
             }

@@ -83,7 +83,7 @@ impl Default for LogConfig {
 impl LogConfig {
     /// Checks that segments are page multiples and hold one maximal record.
     pub fn validate(&self) -> Result<(), LogError> {
-        let page_multiple = self.segment_bytes % HEADER_BYTES as u64 == 0;
+        let page_multiple = self.segment_bytes.is_multiple_of(HEADER_BYTES as u64);
         let max_frame_fits =
             HEADER_BYTES as u64 + frame_bytes(self.max_record_bytes) <= self.segment_bytes;
         if page_multiple && max_frame_fits {

@@ -181,7 +181,7 @@ impl Segment {
             }
             match decode_frame(data, offset, seq, max_record_bytes) {
                 Ok(FrameStatus::Record(frame)) => {
-                    if (seq - self.header.first_seq) % SPARSE_INDEX_STRIDE == 0 {
+                    if (seq - self.header.first_seq).is_multiple_of(SPARSE_INDEX_STRIDE) {
                         self.sparse_index.push((seq, offset));
                     }
                     offset += frame.frame_bytes;
@@ -241,7 +241,7 @@ impl Segment {
             kind,
             body,
         );
-        if (seq - self.header.first_seq) % SPARSE_INDEX_STRIDE == 0 {
+        if (seq - self.header.first_seq).is_multiple_of(SPARSE_INDEX_STRIDE) {
             self.sparse_index.push((seq, self.data_end_offset));
         }
         self.data_end_offset = frame_end;

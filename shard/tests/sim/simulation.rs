@@ -241,7 +241,7 @@ impl<C: SimCrypto> Simulation<C> {
         self.check_progress()?;
         if self
             .trace_every_steps
-            .is_some_and(|every| self.now % every == 0)
+            .is_some_and(|every| self.now.is_multiple_of(every))
         {
             self.trace();
         }
@@ -959,7 +959,7 @@ impl<C: SimCrypto> Simulation<C> {
     /// Whether the drain is over: every running honest node has every
     /// canonical round, and the final checks have nothing left to wait for.
     fn settled(&mut self) -> bool {
-        if self.now % SETTLE_CHECK_EVERY_STEPS != 0 {
+        if !self.now.is_multiple_of(SETTLE_CHECK_EVERY_STEPS) {
             return false;
         }
         let rounds = self.checker.rounds();

@@ -1,0 +1,442 @@
+//! The glommio driver of one core's [`NetEndpoint`] over a
+//! [`glommio::net::UdpSocket`] (DESIGN §7).
+//!
+//! It follows quinn-proto's contract with two tasks on the core's executor:
+//!
+//! * the **receive loop**, one per socket and never raced against anything:
+//!   it waits for the next datagram in one 64 KiB buffer
+//!   ([`RECEIVE_BUFFER_BYTES`]), hands it to the endpoint, sends what the
+//!   endpoint wants sent, hands the events to the caller's callback and
+//!   wakes the timer task so it re-arms;
+//! * the **timer task**: it sleeps until [`NetEndpoint::poll_timeout`] or
+//!   until woken (the receive loop took a datagram, another task connected,
+//!   queued a frame or closed a connection through a [`DriverHandle`]),
+//!   fires [`NetEndpoint::handle_timeout`] when due, and after every wake
+//!   drains datagrams and events the same way.
+//!
+//! A receive is never cancelled while the driver runs (a glommio receive
+//! dropped half-way can lose a datagram); it is cancelled once, when the
+//! driver stops. Other local tasks act on the endpoint only through a
+//! [`DriverHandle`], whose calls are synchronous: they update the endpoint
+//! with the current time and wake the timer task, which sends the result.
+//!
+//! The endpoint is borrowed only between awaits, never across one, and never
+//! while the event callback runs: the callback may call the handle (send a
+//! reply, close a connection) but must not block.
+//!
+//! Bounds: one receive buffer; datagrams leave the endpoint's queue one at
+//! a time as they are sent; what one input queues is bounded by the
+//! endpoint (see [`crate::endpoint`]). ECN is neither read nor set (glommio
+//! exposes no control messages), so quinn sees no ECN marks.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use glommio::net::UdpSocket;
+use glommio::timer::Timer;
+use glommio::Task;
+
+use crate::endpoint::{ConnId, Datagram, NetEndpoint, NetError, NetEvent, SendError};
+use crate::frame::NetMessage;
+
+/// Size of the one receive buffer of a driver: any UDP datagram fits.
+pub const RECEIVE_BUFFER_BYTES: usize = 64 << 10;
+
+/// The caller's event callback.
+type EventSink = Box<dyn FnMut(NetEvent)>;
+
+/// Counters of a driver.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Datagrams received and handed to the endpoint.
+    pub datagrams_received: u64,
+    /// Datagrams sent.
+    pub datagrams_sent: u64,
+    /// Sends that failed (the datagram is lost; QUIC retransmits).
+    pub send_errors: u64,
+    /// Receives that failed.
+    pub receive_errors: u64,
+}
+
+/// A wake-up flag for one waiting task.
+#[derive(Default)]
+struct Notify {
+    flagged: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Notify {
+    fn notify(&self) {
+        self.flagged.set(true);
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    /// Waits until notified (since the last wait) or until `timeout`
+    /// elapses, whichever comes first; `None` waits for a notification only.
+    async fn wait(&self, timeout: Option<Duration>) {
+        let mut timer = timeout.map(Timer::new);
+        poll_fn(|cx| {
+            if self.flagged.replace(false) {
+                return Poll::Ready(());
+            }
+            if let Some(timer) = timer.as_mut() {
+                if Pin::new(timer).poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+    }
+}
+
+/// What the tasks and handles of one driver share.
+struct Shared {
+    socket: UdpSocket,
+    endpoint: RefCell<NetEndpoint>,
+    events: RefCell<EventSink>,
+    /// Wakes the timer task.
+    wake: Notify,
+    /// Set to end the timer task now.
+    stopping: Cell<bool>,
+    /// Set by a shutdown: close new connections, end once none is left or
+    /// at this instant.
+    drain_deadline: Cell<Option<Instant>>,
+    /// Connections this side dialed or accepted and not yet reported
+    /// closed (closed at shutdown).
+    open: RefCell<BTreeSet<ConnId>>,
+    stats: Cell<DriverStats>,
+}
+
+impl Shared {
+    fn count(&self, update: impl FnOnce(&mut DriverStats)) {
+        let mut stats = self.stats.get();
+        update(&mut stats);
+        self.stats.set(stats);
+    }
+
+    /// Sends every queued datagram and hands every queued event to the
+    /// callback, until both queues are empty.
+    async fn flush(&self) {
+        loop {
+            let mut progress = false;
+            loop {
+                let datagram = self.endpoint.borrow_mut().poll_transmit();
+                let Some(datagram) = datagram else { break };
+                progress = true;
+                self.send(datagram).await;
+            }
+            loop {
+                let event = self.endpoint.borrow_mut().poll_event();
+                let Some(event) = event else { break };
+                progress = true;
+                self.deliver(event);
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    async fn send(&self, datagram: Datagram) {
+        match self
+            .socket
+            .send_to(&datagram.contents, datagram.destination)
+            .await
+        {
+            Ok(_) => self.count(|s| s.datagrams_sent += 1),
+            Err(_) => self.count(|s| s.send_errors += 1),
+        }
+    }
+
+    fn deliver(&self, event: NetEvent) {
+        let mut close_now = None;
+        match &event {
+            NetEvent::Connected { conn, .. } => {
+                self.open.borrow_mut().insert(*conn);
+                if self.drain_deadline.get().is_some() {
+                    close_now = Some(*conn);
+                }
+            }
+            NetEvent::Closed { conn, .. } => {
+                self.open.borrow_mut().remove(conn);
+            }
+            _ => {}
+        }
+        (self.events.borrow_mut())(event);
+        if let Some(conn) = close_now {
+            self.endpoint.borrow_mut().close(
+                Instant::now(),
+                conn,
+                crate::endpoint::NORMAL_CLOSE_CODE,
+                "shutting down",
+            );
+        }
+    }
+
+    /// Whether the timer task should end (after a final flush).
+    fn finished(&self, now: Instant) -> bool {
+        if self.stopping.get() {
+            return true;
+        }
+        match self.drain_deadline.get() {
+            Some(deadline) => now >= deadline || self.endpoint.borrow().connection_count() == 0,
+            None => false,
+        }
+    }
+}
+
+/// The receive loop: one receive at a time into one buffer, each datagram
+/// followed by the endpoint's output and a wake of the timer task.
+async fn receive_loop(shared: Rc<Shared>) -> io::Result<()> {
+    let mut buf = vec![0u8; RECEIVE_BUFFER_BYTES];
+    loop {
+        match shared.socket.recv_from(&mut buf).await {
+            Ok((len, from)) => {
+                shared.count(|s| s.datagrams_received += 1);
+                shared.endpoint.borrow_mut().handle_datagram(
+                    Instant::now(),
+                    from,
+                    None,
+                    &buf[..len],
+                );
+                shared.flush().await;
+                shared.wake.notify();
+            }
+            Err(error) => {
+                shared.count(|s| s.receive_errors += 1);
+                let error = io::Error::from(error);
+                if !is_transient(&error) {
+                    shared.stopping.set(true);
+                    shared.wake.notify();
+                    return Err(error);
+                }
+            }
+        }
+        glommio::yield_if_needed().await;
+    }
+}
+
+/// Receive errors after which the socket still works: ICMP errors
+/// reported for an earlier send, an interrupted call.
+fn is_transient(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+    )
+}
+
+/// The timer task: flush, sleep until the endpoint's next timer or a wake,
+/// fire due timers, again, until stopped or drained.
+async fn timer_loop(shared: Rc<Shared>) {
+    loop {
+        shared.flush().await;
+        let now = Instant::now();
+        if shared.finished(now) {
+            return;
+        }
+        let timeout = shared.endpoint.borrow_mut().poll_timeout();
+        let wake_at = match (timeout, shared.drain_deadline.get()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match wake_at {
+            Some(at) if at <= now => {}
+            Some(at) => shared.wake.wait(Some(at - now)).await,
+            None => shared.wake.wait(None).await,
+        }
+        let now = Instant::now();
+        if timeout.is_some_and(|at| at <= now) {
+            shared.endpoint.borrow_mut().handle_timeout(now);
+        }
+        glommio::yield_if_needed().await;
+    }
+}
+
+/// A running driver of one endpoint on one socket. Dropping it cancels its
+/// tasks without closing connections; [`Driver::shutdown`] closes them
+/// first, [`Driver::stop`] does not.
+pub struct Driver {
+    shared: Rc<Shared>,
+    receive: Task<io::Result<()>>,
+    timer: Task<()>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("local_addr", &self.shared.socket.local_addr().ok())
+            .field("stats", &self.shared.stats.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// Starts driving `endpoint` over `socket` on the current glommio
+    /// executor (panics outside one): every event goes to `events`, in
+    /// order, from the driver's tasks.
+    pub fn spawn(
+        socket: UdpSocket,
+        endpoint: NetEndpoint,
+        events: impl FnMut(NetEvent) + 'static,
+    ) -> Driver {
+        let shared = Rc::new(Shared {
+            socket,
+            endpoint: RefCell::new(endpoint),
+            events: RefCell::new(Box::new(events)),
+            wake: Notify::default(),
+            stopping: Cell::new(false),
+            drain_deadline: Cell::new(None),
+            open: RefCell::new(BTreeSet::new()),
+            stats: Cell::new(DriverStats::default()),
+        });
+        let receive = glommio::spawn_local(receive_loop(shared.clone()));
+        let timer = glommio::spawn_local(timer_loop(shared.clone()));
+        Driver {
+            shared,
+            receive,
+            timer,
+        }
+    }
+
+    /// A handle for other local tasks.
+    pub fn handle(&self) -> DriverHandle {
+        DriverHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Closes every connection with `code` and `reason` (and any that
+    /// completes its handshake meanwhile), keeps driving until all are gone
+    /// (their close acknowledged or timed out) or `linger` has passed, then
+    /// stops. Returns the counters, or the error that ended the receive
+    /// loop.
+    pub async fn shutdown(
+        self,
+        code: u32,
+        reason: &str,
+        linger: Duration,
+    ) -> io::Result<DriverStats> {
+        let now = Instant::now();
+        self.shared.drain_deadline.set(Some(now + linger));
+        let open: Vec<ConnId> = self.shared.open.borrow().iter().copied().collect();
+        {
+            let mut endpoint = self.shared.endpoint.borrow_mut();
+            for conn in open {
+                endpoint.close(now, conn, code, reason);
+            }
+        }
+        self.shared.wake.notify();
+        self.finish().await
+    }
+
+    /// Stops at once, leaving connections to time out at their peers.
+    /// Returns the counters, or the error that ended the receive loop.
+    pub async fn stop(self) -> io::Result<DriverStats> {
+        self.shared.stopping.set(true);
+        self.shared.wake.notify();
+        self.finish().await
+    }
+
+    async fn finish(self) -> io::Result<DriverStats> {
+        self.timer.await;
+        self.shared.stopping.set(true);
+        if let Some(Err(error)) = self.receive.cancel().await {
+            return Err(error);
+        }
+        Ok(self.shared.stats.get())
+    }
+}
+
+/// Acts on a driven endpoint from another task of the same executor. Calls
+/// are synchronous: they update the endpoint and wake the driver, which
+/// sends what they queued. After the driver stopped they still update the
+/// endpoint, but nothing is sent any more.
+#[derive(Clone)]
+pub struct DriverHandle {
+    shared: Rc<Shared>,
+}
+
+impl std::fmt::Debug for DriverHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverHandle")
+            .field("local_addr", &self.shared.socket.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DriverHandle {
+    /// The socket's local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.shared.socket.local_addr().map_err(io::Error::from)
+    }
+
+    /// Starts a connection to `remote` (see [`NetEndpoint::connect`]).
+    pub fn connect(&self, remote: SocketAddr, server_name: &str) -> Result<ConnId, NetError> {
+        let conn =
+            self.with_endpoint(|endpoint| endpoint.connect(Instant::now(), remote, server_name))?;
+        self.shared.open.borrow_mut().insert(conn);
+        Ok(conn)
+    }
+
+    /// Starts a connection with a caller-made rustls client configuration
+    /// (see [`NetEndpoint::connect_with`]).
+    pub fn connect_with(
+        &self,
+        remote: SocketAddr,
+        server_name: &str,
+        tls: rustls::ClientConfig,
+    ) -> Result<ConnId, NetError> {
+        let conn = self.with_endpoint(|endpoint| {
+            endpoint.connect_with(Instant::now(), remote, server_name, tls)
+        })?;
+        self.shared.open.borrow_mut().insert(conn);
+        Ok(conn)
+    }
+
+    /// Queues `message` as one frame on the connection (see
+    /// [`NetEndpoint::send_frame`]).
+    pub fn send_frame(&self, conn: ConnId, message: &NetMessage) -> Result<(), SendError> {
+        self.with_endpoint(|endpoint| endpoint.send_frame(Instant::now(), conn, message))
+    }
+
+    /// Closes a connection (see [`NetEndpoint::close`]).
+    pub fn close(&self, conn: ConnId, code: u32, reason: &str) {
+        self.with_endpoint(|endpoint| endpoint.close(Instant::now(), conn, code, reason));
+    }
+
+    /// Runs `f` on the endpoint, then wakes the driver to send what it
+    /// queued. `f` must not call this handle (the endpoint is borrowed).
+    pub fn with_endpoint<R>(&self, f: impl FnOnce(&mut NetEndpoint) -> R) -> R {
+        let result = f(&mut self.shared.endpoint.borrow_mut());
+        self.shared.wake.notify();
+        result
+    }
+
+    /// The driver's counters so far.
+    pub fn stats(&self) -> DriverStats {
+        self.shared.stats.get()
+    }
+
+    /// Whether the driver stopped (stopped, shut down, or its receive loop
+    /// failed; [`Driver::stop`] then returns the error).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopping.get()
+    }
+}
