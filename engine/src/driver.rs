@@ -96,7 +96,9 @@ pub struct ShardDriver {
     core: usize,
     machine: ObserverShard,
     verifier: CountingVerifier,
-    log: Log,
+    /// Shared with the machine's record source, which reads spilled
+    /// payloads back; never borrowed across a machine call.
+    log: Rc<RefCell<Log>>,
     files: HashMap<PathBuf, Rc<BufferedFile>>,
     sync_in_flight: Option<SyncSlot>,
     arrivals: HashMap<Hash32, (Instant, u64)>,
@@ -105,6 +107,18 @@ pub struct ShardDriver {
     last_input: Option<Instant>,
     finality_us: Histogram<u64>,
     finality_rounds: Histogram<u64>,
+}
+
+/// The machine's record source: reads appended records back from the
+/// shard's log.
+struct LogSource(Rc<RefCell<Log>>);
+
+impl pc_shard::machine::RecordSource for LogSource {
+    fn record_body(&self, token: u64) -> Option<Vec<u8>> {
+        let log = self.0.borrow();
+        let record = log.read(token).ok()??;
+        (record.kind == LogRecordKind::AnchorAccepted as u8).then(|| record.body.to_vec())
+    }
 }
 
 /// The log directory of `shard` in a data dir.
@@ -140,6 +154,7 @@ impl ShardDriver {
     ) -> Result<ShardDriver, EngineError> {
         let dir = shard_log_dir(data_dir, shard);
         let (log, _report) = Log::open(&dir, config)?;
+        let log = Rc::new(RefCell::new(log));
         let verifier = CountingVerifier::default();
         let mut machine = Shard::new(
             genesis,
@@ -148,29 +163,40 @@ impl ShardDriver {
             verifier.clone(),
             ShardLimits::default(),
         );
-        let records = log_records(&log)?;
-        let restored_anchors = records
-            .iter()
-            .filter(|(kind, _)| *kind == LogRecordKind::AnchorAccepted)
-            .count() as u64;
-        machine
-            .restore(records)
-            .map_err(|error| EngineError::Restore {
-                shard,
-                dir: dir.clone(),
-                reason: error.to_string(),
-            })?;
+        // Payloads of unfinalized anchors live in the log (file-backed
+        // pages), not on the heap, once appended: memory stays flat however
+        // long a round takes to decide.
+        machine.set_record_source(Box::new(LogSource(log.clone())));
+        let restored_anchors = {
+            let log = log.borrow();
+            let records = log_records(&log)?;
+            let restored_anchors = records
+                .iter()
+                .filter(|(kind, _)| *kind == LogRecordKind::AnchorAccepted)
+                .count() as u64;
+            machine
+                .restore(records)
+                .map_err(|error| EngineError::Restore {
+                    shard,
+                    dir: dir.clone(),
+                    reason: error.to_string(),
+                })?;
+            restored_anchors
+        };
+        let log_ref = log.borrow();
+        machine.handle_appended(log_ref.next_seq());
         eprintln!(
             r#"{{"type":"shard_restored","shard":{shard},"records":{},"anchors":{restored_anchors},"durable_records":{}}}"#,
-            log.next_seq(),
-            log.durable_seq().map_or(0, |seq| seq + 1)
+            log_ref.next_seq(),
+            log_ref.durable_seq().map_or(0, |seq| seq + 1)
         );
         let counters = ShardCounters {
             restored_anchors,
-            log_records: log.next_seq(),
-            durable_seq: log.durable_seq(),
+            log_records: log_ref.next_seq(),
+            durable_seq: log_ref.durable_seq(),
             ..ShardCounters::default()
         };
+        drop(log_ref);
         Ok(ShardDriver {
             shard,
             core,
@@ -226,7 +252,10 @@ impl ShardDriver {
     /// Appends pending records and accounts finalized rounds.
     fn drain(&mut self) -> Result<(), EngineError> {
         while let Some(record) = self.machine.poll_persist() {
-            let seq = self.log.append(record.kind as u8, &record.body)?;
+            let seq = self
+                .log
+                .borrow_mut()
+                .append(record.kind as u8, &record.body)?;
             assert_eq!(
                 seq, record.token,
                 "shard {}: the log and the machine's record stream agree",
@@ -234,9 +263,13 @@ impl ShardDriver {
             );
             self.counters.log_bytes += pc_storage::frame::frame_bytes(record.body.len() as u32);
         }
-        self.counters.log_records = self.log.next_seq();
+        let appended = self.log.borrow().next_seq();
+        self.counters.log_records = appended;
+        self.machine.handle_appended(appended);
         let now = Instant::now();
+        let mut rounds_finalized = false;
         while let Some(report) = self.machine.poll_finalized() {
+            rounds_finalized = true;
             self.counters.rounds += 1;
             self.counters.finalized_events += report.outcome.outcomes.len() as u64;
             self.counters.applied_events += report
@@ -254,13 +287,18 @@ impl ShardDriver {
                 }
             }
         }
+        if rounds_finalized {
+            // Applying a round is when a shard's memory peaks: sample it
+            // here too, not only on the control thread's period.
+            crate::host::sample_peak_anon_rss();
+        }
         while self.machine.poll_transmit().is_some() {}
         Ok(())
     }
 
     /// Whether the log has records that are not yet durable.
     fn has_dirty(&self) -> bool {
-        !self.log.dirty().is_empty()
+        !self.log.borrow().dirty().is_empty()
     }
 
     /// Completes a finished asynchronous sync, if any; a failed sync
@@ -279,13 +317,13 @@ impl ShardDriver {
     fn finish_sync(&mut self, result: Result<u64, std::io::Error>) -> Result<(), EngineError> {
         match result {
             Ok(upto_seq) => {
-                self.log.mark_durable(upto_seq);
+                self.log.borrow_mut().mark_durable(upto_seq);
                 self.machine.handle_durable(upto_seq);
-                self.counters.durable_seq = self.log.durable_seq();
+                self.counters.durable_seq = self.log.borrow().durable_seq();
                 Ok(())
             }
             Err(error) => {
-                self.log.mark_sync_failed(&error);
+                self.log.borrow_mut().mark_sync_failed(&error);
                 Err(EngineError::Sync {
                     shard: self.shard,
                     reason: error.to_string(),
@@ -301,7 +339,7 @@ impl ShardDriver {
         if self.sync_in_flight.is_some() {
             return Ok(());
         }
-        let ranges = self.log.dirty();
+        let ranges = self.log.borrow().dirty();
         if ranges.is_empty() {
             return Ok(());
         }
@@ -375,7 +413,8 @@ impl ShardDriver {
     /// After one input: what the fsync policy asks for.
     pub async fn after_input(&mut self) -> Result<(), EngineError> {
         self.poll_sync()?;
-        match self.log.durability() {
+        let durability = self.log.borrow().durability();
+        match durability {
             Durability::Always => self.sync_all().await,
             Durability::Batch => self.start_sync().await,
             Durability::Never => Ok(()),
@@ -390,8 +429,8 @@ impl ShardDriver {
         };
         let mut counters = self.counters;
         counters.signature_verifies = self.verifier.count();
-        counters.durable_seq = self.log.durable_seq();
-        counters.log_records = self.log.next_seq();
+        counters.durable_seq = self.log.borrow().durable_seq();
+        counters.log_records = self.log.borrow().next_seq();
         ShardReport {
             shard: self.shard,
             core: self.core,

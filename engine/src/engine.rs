@@ -23,7 +23,7 @@ use pc_storage::{Durability, LogConfig};
 
 use crate::driver::{ShardCounters, ShardDriver, ShardReport};
 use crate::host::{
-    executor_sizing, memlock_limit_bytes, proc_status_kib, VerifySamples, CALIBRATION_SAMPLES,
+    executor_sizing, memlock_limit_bytes, sample_peak_anon_rss, VerifySamples, CALIBRATION_SAMPLES,
 };
 use crate::workload::{Workload, WorkloadFile};
 use crate::{genesis_file, EngineError};
@@ -365,9 +365,7 @@ fn control_loop(
             }
             stop_sent = true;
         }
-        outcome.peak_anon_rss_kib = outcome
-            .peak_anon_rss_kib
-            .max(proc_status_kib("RssAnon").unwrap_or(0));
+        outcome.peak_anon_rss_kib = outcome.peak_anon_rss_kib.max(sample_peak_anon_rss());
         let mut disconnected = 0;
         for rx in snapshots {
             loop {
@@ -405,6 +403,8 @@ fn control_loop(
     if config.progress {
         eprintln!();
     }
+    // The cores' own samples (taken as rounds are applied) count too.
+    outcome.peak_anon_rss_kib = outcome.peak_anon_rss_kib.max(sample_peak_anon_rss());
     Ok(outcome)
 }
 

@@ -74,6 +74,17 @@ pub fn executor_sizing(memlock_bytes: Option<u64>, executors: usize) -> Executor
     }
 }
 
+/// The highest `RssAnon` (KiB) any thread sampled in this process.
+static PEAK_ANON_RSS_KIB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Samples `RssAnon` and raises the process-wide peak; returns the peak.
+pub fn sample_peak_anon_rss() -> u64 {
+    let now = proc_status_kib("RssAnon").unwrap_or(0);
+    PEAK_ANON_RSS_KIB
+        .fetch_max(now, std::sync::atomic::Ordering::Relaxed)
+        .max(now)
+}
+
 /// One field of `/proc/self/status` in KiB (e.g. `RssAnon`), if present.
 pub fn proc_status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -15,8 +15,8 @@ use foldhash::{HashMap, HashMapExt};
 
 use pc_codec::genesis::Genesis;
 use pc_codec::{
-    AnchorHeader, AnchorPayload, Decode, DecodeError, DecodedAnchor, Encode, Evidence, Hash32,
-    LogRecordKind, MicroEvent, ParentRef, PublicKeyBytes, RoundFinalized, SignatureBytes,
+    AnchorHeader, AnchorPayload, Decode, DecodeError, DecodedAnchor, Encode, EventDigest, Evidence,
+    Hash32, LogRecordKind, MicroEvent, ParentRef, PublicKeyBytes, RoundFinalized, SignatureBytes,
     SignatureVerifier, SignedAnchor, SignedAnchorHeader, SigningKey, MAX_PAYLOAD_EVENTS,
     PROTOCOL_VERSION,
 };
@@ -312,6 +312,23 @@ fn required_parents(header: &AnchorHeader, window: u64) -> impl Iterator<Item = 
 /// pending anchor waits for (the preferred eviction victim).
 const VICTIM_SCAN: usize = 64;
 
+/// An unfinalized anchor whose payload was spilled to the log.
+struct Spilled {
+    token: u64,
+    creator: u8,
+    birth_round: u64,
+    /// The ids of its micro-events (kept: 64 bytes each, so apply does
+    /// not hash the payload again).
+    digests: Vec<EventDigest>,
+}
+
+/// Where a machine reads back the bodies of records it emitted once its
+/// driver has appended them (see [`Shard::set_record_source`]).
+pub trait RecordSource {
+    /// The body of record `token`, if it was appended.
+    fn record_body(&self, token: u64) -> Option<Vec<u8>>;
+}
+
 struct Pending {
     anchor: DecodedAnchor,
     bytes: Vec<u8>,
@@ -328,7 +345,15 @@ pub struct Shard<V, S> {
     state: ShardState,
     /// Inserted anchors not yet finalized (payloads needed at apply time).
     unfinalized: HashMap<Hash32, DecodedAnchor>,
-    /// How many of `unfinalized` carry micro-events.
+    /// Inserted anchors not yet finalized whose payloads left memory: their
+    /// records were appended where `record_source` reads them back.
+    spilled: HashMap<Hash32, Spilled>,
+    /// Where spilled payloads are read back; `None`: nothing is spilled.
+    record_source: Option<Box<dyn RecordSource>>,
+    /// (token, id) of other seats' resident unfinalized anchors, in token
+    /// order, while a record source is set: the next to spill.
+    resident: VecDeque<(u64, Hash32)>,
+    /// How many of `unfinalized` and `spilled` carry micro-events.
     unfinalized_with_payload: usize,
     /// Own unfinalized anchors whose micro-events were already put back in
     /// the mempool when a later own anchor cut the chain above them.
@@ -430,6 +455,9 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             verifier,
             seat,
             unfinalized: HashMap::new(),
+            spilled: HashMap::new(),
+            record_source: None,
+            resident: VecDeque::new(),
             unfinalized_with_payload: 0,
             first_header: HashMap::new(),
             evidence_queued: 0,
@@ -529,6 +557,46 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     message: ShardMessage::Anchor(bytes),
                 });
                 self.after_input();
+            }
+        }
+    }
+
+    /// Reads spilled payloads back from `source` from now on. Without one
+    /// (the default) every unfinalized anchor's decoded payload stays in
+    /// memory until it is finalized; with one, other seats' anchors whose
+    /// records the driver reports appended ([`Shard::handle_appended`])
+    /// leave memory and are read back and decoded again when their round
+    /// is applied, so memory does not grow with the finality backlog.
+    ///
+    /// Set it before the first input (and before [`Shard::restore`]): only
+    /// anchors inserted after it are spilled.
+    pub fn set_record_source(&mut self, source: Box<dyn RecordSource>) {
+        self.record_source = Some(source);
+    }
+
+    /// Every record with a token below `upto` is appended where the record
+    /// source reads it: the payloads of other seats' unfinalized anchors
+    /// among them leave memory.
+    pub fn handle_appended(&mut self, upto: u64) {
+        if self.record_source.is_none() {
+            return;
+        }
+        while let Some(&(token, id)) = self.resident.front() {
+            if token >= upto {
+                break;
+            }
+            self.resident.pop_front();
+            if let Some(anchor) = self.unfinalized.remove(&id) {
+                let header = &anchor.anchor.header.header;
+                self.spilled.insert(
+                    id,
+                    Spilled {
+                        token,
+                        creator: header.creator,
+                        birth_round: header.birth_round,
+                        digests: anchor.digests,
+                    },
+                );
             }
         }
     }
@@ -973,10 +1041,32 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             }
         }
         self.unfinalized_with_payload += usize::from(!anchor.digests.is_empty());
+        let own = self
+            .seat
+            .as_ref()
+            .is_some_and(|seat| seat.seat == header.creator);
         self.unfinalized.insert(parent_ref.anchor_id, anchor);
         let token = self.persist(LogRecordKind::AnchorAccepted, bytes);
+        if self.record_source.is_some() && !own {
+            self.resident.push_back((token, parent_ref.anchor_id));
+        }
         self.drain_finalized();
         Ok(token)
+    }
+
+    /// The micro-events of the anchor of record `token`, read back from the
+    /// record source (decoded again; the digests were kept).
+    fn read_back(&self, token: u64) -> Vec<MicroEvent> {
+        let body = self
+            .record_source
+            .as_ref()
+            .expect("payloads are spilled only with a record source")
+            .record_body(token)
+            .unwrap_or_else(|| panic!("appended record {token} reads back"));
+        SignedAnchor::from_bytes(&body)
+            .unwrap_or_else(|error| panic!("record {token} read back does not decode: {error}"))
+            .payload
+            .events
     }
 
     /// Queues Evidence when a second header of one seat at one seq arrives.
@@ -999,25 +1089,45 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
 
     fn drain_finalized(&mut self) {
         while let Some(round) = self.consensus.poll_finalized() {
-            let anchors: Vec<DecodedAnchor> = round
-                .anchors
+            // (creator, events, digests) per anchor, in total order.
+            let mut anchors: Vec<(u8, Vec<MicroEvent>, Vec<EventDigest>)> =
+                Vec::with_capacity(round.anchors.len());
+            for a in &round.anchors {
+                self.reincluded.remove(&a.id);
+                let parts = match self.unfinalized.remove(&a.id) {
+                    Some(decoded) => (
+                        decoded.anchor.header.header.creator,
+                        decoded.anchor.payload.events,
+                        decoded.digests,
+                    ),
+                    None => {
+                        let spilled = self
+                            .spilled
+                            .remove(&a.id)
+                            .expect("finalized anchors were inserted");
+                        let events = self.read_back(spilled.token);
+                        assert_eq!(
+                            events.len(),
+                            spilled.digests.len(),
+                            "record {} read back is the anchor that was spilled",
+                            spilled.token
+                        );
+                        (spilled.creator, events, spilled.digests)
+                    }
+                };
+                anchors.push(parts);
+            }
+            self.unfinalized_with_payload -= anchors
                 .iter()
-                .map(|a| {
-                    self.reincluded.remove(&a.id);
-                    self.unfinalized
-                        .remove(&a.id)
-                        .expect("finalized anchors were inserted")
-                })
-                .collect();
-            self.unfinalized_with_payload -=
-                anchors.iter().filter(|a| !a.digests.is_empty()).count();
+                .filter(|(_, _, digests)| !digests.is_empty())
+                .count();
             let payloads: Vec<FinalizedPayload<'_>> = anchors
                 .iter()
                 .zip(&round.anchors)
-                .map(|(anchor, finalized)| FinalizedPayload {
-                    creator: anchor.anchor.header.header.creator,
-                    events: &anchor.anchor.payload.events,
-                    digests: &anchor.digests,
+                .map(|((creator, events, digests), finalized)| FinalizedPayload {
+                    creator: *creator,
+                    events,
+                    digests,
                     ack_distances: &finalized.ack_distances,
                 })
                 .collect();
@@ -1071,6 +1181,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     ));
                 }
             }
+            keep
+        });
+        self.spilled.retain(|_, spilled| {
+            let keep = spilled.birth_round >= floor;
+            dropped_with_payload += usize::from(!keep && !spilled.digests.is_empty());
             keep
         });
         self.unfinalized_with_payload -= dropped_with_payload;
