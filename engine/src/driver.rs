@@ -2,10 +2,12 @@
 //! `Shard` machine, appends what it asks to persist to the shard's log,
 //! makes the log durable through io_uring `fdatasync` (glommio) and
 //! records what finalized. Lives on one core; `!Send` by construction
-//! (`Rc`).
+//! (`Rc`). The bench and replay run it as an observer; the node as a seat,
+//! with an index of the anchors in its log (to serve peers' `Get`s) and
+//! finality latency measured from a client's submission.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -13,8 +15,14 @@ use std::time::{Duration, Instant};
 use glommio::io::BufferedFile;
 use hdrhistogram::Histogram;
 use pc_codec::genesis::Genesis;
-use pc_codec::{Bip340, Hash32, LogRecordKind, PublicKeyBytes, SignatureBytes, SignatureVerifier};
-use pc_shard::machine::{Role, Shard, ShardLimits};
+use pc_codec::wire::{Decode, Reader};
+use pc_codec::{
+    Bip340, Hash32, LogRecordKind, MicroEvent, PublicKeyBytes, SignatureBytes, SignatureVerifier,
+    SignedAnchorHeader, SigningKey,
+};
+use pc_shard::machine::{
+    AnchorRejected, AnchorStatus, PeerId, Role, Shard, ShardLimits, SubmitRejected, Transmit,
+};
 use pc_shard::state::Outcome;
 use pc_storage::{Durability, Log, LogConfig};
 
@@ -40,8 +48,46 @@ impl SignatureVerifier for CountingVerifier {
     }
 }
 
-/// An observer machine of the product (never signs).
-pub type ObserverShard = Shard<CountingVerifier, pc_codec::SigningKey>;
+/// The product's shard machine: BIP-340 verification, BIP-340 signing when
+/// it holds a seat.
+pub type ProductShard = Shard<CountingVerifier, SigningKey>;
+
+/// Most anchors the log index of a node's shard names (40 bytes each, some
+/// 10 MiB): far more than the non-ancient window of a k = 64 committee, so
+/// every anchor a peer may still pull is served; the oldest are forgotten
+/// first.
+pub const MAX_INDEXED_ANCHORS: usize = 262_144;
+
+/// Most client submissions whose finality latency is tracked (the
+/// machine's mempool bound, twice): past it the oldest are forgotten.
+pub const MAX_TRACKED_SUBMISSIONS: usize = 131_072;
+
+/// Anchor id → log record of the anchors a shard logged, bounded by
+/// [`MAX_INDEXED_ANCHORS`] (oldest first out).
+#[derive(Debug, Default)]
+struct AnchorIndex {
+    records: HashMap<Hash32, u64>,
+    order: VecDeque<Hash32>,
+}
+
+impl AnchorIndex {
+    /// Notes record `seq` if its body is an anchor (a body that does not
+    /// decode is never the machine's: it wrote it).
+    fn insert(&mut self, seq: u64, body: &[u8]) {
+        let Ok(header) = SignedAnchorHeader::decode(&mut Reader::new(body)) else {
+            return;
+        };
+        let id = header.anchor_id();
+        if self.records.insert(id, seq).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > MAX_INDEXED_ANCHORS {
+            if let Some(old) = self.order.pop_front() {
+                self.records.remove(&old);
+            }
+        }
+    }
+}
 
 /// What a driver counted, as sent to the control thread and reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,6 +112,8 @@ pub struct ShardCounters {
     pub log_records: u64,
     /// Anchors refused by the machine.
     pub refused_anchors: u64,
+    /// Last finalized round, if any.
+    pub last_round: Option<u64>,
 }
 
 /// A shard's final report.
@@ -83,6 +131,8 @@ pub struct ShardReport {
     pub finality_us: Histogram<u64>,
     /// Finality in rounds (finalized round − birth round).
     pub finality_rounds: Histogram<u64>,
+    /// Client submission to finality of its micro-event, µs (seats only).
+    pub event_finality_us: Histogram<u64>,
     /// State root after the last finalized round.
     pub state_root: Hash32,
 }
@@ -94,7 +144,7 @@ type SyncSlot = Rc<RefCell<Option<Result<u64, std::io::Error>>>>;
 pub struct ShardDriver {
     shard: u16,
     core: usize,
-    machine: ObserverShard,
+    machine: ProductShard,
     verifier: CountingVerifier,
     /// Shared with the machine's record source, which reads spilled
     /// payloads back; never borrowed across a machine call.
@@ -107,6 +157,11 @@ pub struct ShardDriver {
     last_input: Option<Instant>,
     finality_us: Histogram<u64>,
     finality_rounds: Histogram<u64>,
+    /// Anchors in the log by id, when the driver serves peers.
+    index: Option<AnchorIndex>,
+    /// Client micro-events taken in and not yet finalized, by id.
+    submitted: HashMap<Hash32, Instant>,
+    event_finality_us: Histogram<u64>,
 }
 
 /// The machine's record source: reads appended records back from the
@@ -152,17 +207,36 @@ impl ShardDriver {
         data_dir: &Path,
         config: LogConfig,
     ) -> Result<ShardDriver, EngineError> {
+        Self::open_as(
+            genesis,
+            shard,
+            core,
+            data_dir,
+            config,
+            Role::Observer,
+            ShardLimits::default(),
+        )
+    }
+
+    /// Opens the shard's log and restores a machine of `role` from it. A
+    /// seat's driver also indexes its log's anchors so that it can serve
+    /// peers ([`ShardDriver::anchor_bytes`]).
+    pub fn open_as(
+        genesis: &Genesis,
+        shard: u16,
+        core: usize,
+        data_dir: &Path,
+        config: LogConfig,
+        role: Role<SigningKey>,
+        limits: ShardLimits,
+    ) -> Result<ShardDriver, EngineError> {
         let dir = shard_log_dir(data_dir, shard);
         let (log, _report) = Log::open(&dir, config)?;
         let log = Rc::new(RefCell::new(log));
         let verifier = CountingVerifier::default();
-        let mut machine = Shard::new(
-            genesis,
-            shard,
-            Role::Observer,
-            verifier.clone(),
-            ShardLimits::default(),
-        );
+        let serves_peers = matches!(role, Role::Seat { .. });
+        let mut machine = Shard::new(genesis, shard, role, verifier.clone(), limits);
+        let mut index = serves_peers.then(AnchorIndex::default);
         // Payloads of unfinalized anchors live in the log (file-backed
         // pages), not on the heap, once appended: memory stays flat however
         // long a round takes to decide.
@@ -170,6 +244,13 @@ impl ShardDriver {
         let restored_anchors = {
             let log = log.borrow();
             let records = log_records(&log)?;
+            if let Some(index) = index.as_mut() {
+                for (seq, (kind, body)) in records.iter().enumerate() {
+                    if *kind == LogRecordKind::AnchorAccepted {
+                        index.insert(seq as u64, body);
+                    }
+                }
+            }
             let restored_anchors = records
                 .iter()
                 .filter(|(kind, _)| *kind == LogRecordKind::AnchorAccepted)
@@ -192,6 +273,7 @@ impl ShardDriver {
         );
         let counters = ShardCounters {
             restored_anchors,
+            last_round: machine.consensus().next_undecided_round().checked_sub(1),
             log_records: log_ref.next_seq(),
             durable_seq: log_ref.durable_seq(),
             ..ShardCounters::default()
@@ -211,7 +293,96 @@ impl ShardDriver {
             last_input: None,
             finality_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
             finality_rounds: Histogram::new_with_bounds(1, 1_000_000, 3).expect("valid bounds"),
+            index,
+            submitted: HashMap::new(),
+            event_finality_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("valid bounds"),
         })
+    }
+
+    /// Takes in an anchor from peer `from` and says what became of it (for
+    /// the peer's score); only a failing log is an error.
+    pub fn handle_peer_anchor(
+        &mut self,
+        from: PeerId,
+        bytes: &[u8],
+    ) -> Result<Result<AnchorStatus, AnchorRejected>, EngineError> {
+        let now = Instant::now();
+        self.first_input.get_or_insert(now);
+        let status = self.machine.handle_anchor(Some(from), bytes);
+        match &status {
+            Ok(AnchorStatus::Duplicate) => {}
+            Ok(_) => self.counters.anchors += 1,
+            Err(_) => self.counters.refused_anchors += 1,
+        }
+        self.drain()?;
+        self.last_input = Some(Instant::now());
+        self.counters.signature_verifies = self.verifier.count();
+        Ok(status)
+    }
+
+    /// Queues a client's micro-event for the seat's next own anchor; its
+    /// finality latency is measured from now.
+    pub fn handle_micro_event(&mut self, event: MicroEvent) -> Result<(), EngineError> {
+        self.submit_micro_event(event).map(|_| ())
+    }
+
+    /// As [`ShardDriver::handle_micro_event`], saying whether the machine
+    /// took the event.
+    pub fn submit_micro_event(
+        &mut self,
+        event: MicroEvent,
+    ) -> Result<Result<(), SubmitRejected>, EngineError> {
+        let id = event.id();
+        let status = self.machine.handle_micro_event(event);
+        if status.is_ok() {
+            if self.submitted.len() >= MAX_TRACKED_SUBMISSIONS {
+                // Events that never finalize (their anchor went stale and
+                // a restart lost them) must not hold memory for good.
+                self.submitted.clear();
+            }
+            self.submitted.insert(id, Instant::now());
+        }
+        self.drain()?;
+        self.counters.signature_verifies = self.verifier.count();
+        Ok(status)
+    }
+
+    /// A peer's tips (an `Announce`).
+    pub fn handle_announce(&mut self, from: PeerId, tips: &[Hash32]) -> Result<(), EngineError> {
+        self.machine.handle_announce(Some(from), tips);
+        self.drain()
+    }
+
+    /// Advances the machine's logical time (pull retries, announces, paced
+    /// acknowledgements).
+    pub fn handle_tick(&mut self, now_ticks: u64) -> Result<(), EngineError> {
+        self.machine.handle_tick(now_ticks);
+        self.drain()
+    }
+
+    /// The next message the machine wants sent.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.machine.poll_transmit()
+    }
+
+    /// The encoded anchor `id` from the log, if this driver indexes its log
+    /// and still names it.
+    pub fn anchor_bytes(&self, id: &Hash32) -> Option<Vec<u8>> {
+        let seq = *self.index.as_ref()?.records.get(id)?;
+        let log = self.log.borrow();
+        let record = log.read(seq).ok()??;
+        (record.kind == LogRecordKind::AnchorAccepted as u8).then(|| record.body.to_vec())
+    }
+
+    /// The machine (read-only: state, consensus, sync statistics).
+    pub fn machine(&self) -> &ProductShard {
+        &self.machine
+    }
+
+    /// Client micro-event finality latency so far, µs.
+    pub fn event_finality_us(&self) -> &Histogram<u64> {
+        &self.event_finality_us
     }
 
     /// The shard.
@@ -262,6 +433,11 @@ impl ShardDriver {
                 self.shard
             );
             self.counters.log_bytes += pc_storage::frame::frame_bytes(record.body.len() as u32);
+            if let Some(index) = self.index.as_mut() {
+                if record.kind == LogRecordKind::AnchorAccepted {
+                    index.insert(seq, &record.body);
+                }
+            }
         }
         let appended = self.log.borrow().next_seq();
         self.counters.log_records = appended;
@@ -271,6 +447,15 @@ impl ShardDriver {
         while let Some(report) = self.machine.poll_finalized() {
             rounds_finalized = true;
             self.counters.rounds += 1;
+            self.counters.last_round = Some(report.round.round);
+            if !self.submitted.is_empty() {
+                for (id, _) in &report.outcome.outcomes {
+                    if let Some(submitted) = self.submitted.remove(id) {
+                        let micros = now.duration_since(submitted).as_micros() as u64;
+                        self.event_finality_us.saturating_record(micros.max(1));
+                    }
+                }
+            }
             self.counters.finalized_events += report.outcome.outcomes.len() as u64;
             self.counters.applied_events += report
                 .outcome
@@ -292,7 +477,6 @@ impl ShardDriver {
             // here too, not only on the control thread's period.
             crate::host::sample_peak_anon_rss();
         }
-        while self.machine.poll_transmit().is_some() {}
         Ok(())
     }
 
@@ -438,6 +622,7 @@ impl ShardDriver {
             busy,
             finality_us: self.finality_us,
             finality_rounds: self.finality_rounds,
+            event_finality_us: self.event_finality_us,
             state_root: self.machine.state().state_root(),
         }
     }

@@ -635,6 +635,8 @@ async fn drive(
             },
         }
         driver.after_input().await?;
+        // An observer's pulls and announces have no one to go to.
+        while driver.poll_transmit().is_some() {}
     }
     driver.sync_all().await?;
     let report = driver.report();

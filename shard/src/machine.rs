@@ -317,9 +317,10 @@ struct Spilled {
     token: u64,
     creator: u8,
     birth_round: u64,
-    /// The ids of its micro-events (kept: 64 bytes each, so apply does
-    /// not hash the payload again).
-    digests: Vec<EventDigest>,
+    /// Micro-events in its payload. Their ids are not kept (64 bytes an
+    /// event, 16 KiB a full anchor, times the finality backlog): the read
+    /// back derives them again, some 1 % of a core's time.
+    events: u16,
 }
 
 /// Where a machine reads back the bodies of records it emitted once its
@@ -594,7 +595,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                         token,
                         creator: header.creator,
                         birth_round: header.birth_round,
-                        digests: anchor.digests,
+                        events: anchor.digests.len() as u16,
                     },
                 );
             }
@@ -1054,23 +1055,27 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         Ok(token)
     }
 
-    /// The micro-events of the anchor of record `token`, read back from the
-    /// record source (decoded again; the digests were kept).
-    fn read_back(&self, token: u64) -> Vec<MicroEvent> {
+    /// The micro-events of the anchor of record `token` and their ids,
+    /// read back from the record source and decoded again.
+    fn read_back(&self, token: u64) -> (Vec<MicroEvent>, Vec<EventDigest>) {
         let body = self
             .record_source
             .as_ref()
             .expect("payloads are spilled only with a record source")
             .record_body(token)
             .unwrap_or_else(|| panic!("appended record {token} reads back"));
-        SignedAnchor::from_bytes(&body)
-            .unwrap_or_else(|error| panic!("record {token} read back does not decode: {error}"))
-            .payload
-            .events
+        let decoded = DecodedAnchor::from_bytes(&body, &self.context.network)
+            .unwrap_or_else(|error| panic!("record {token} read back does not decode: {error}"));
+        (decoded.anchor.payload.events, decoded.digests)
     }
 
     /// Queues Evidence when a second header of one seat at one seq arrives.
     fn detect_fork(&mut self, header: &SignedAnchorHeader) {
+        if self.seat.is_none() {
+            // Only a seat puts evidence in an anchor; an observer keeps no
+            // headers for it (some 430 bytes per anchor in the window).
+            return;
+        }
         let key = (header.header.creator, header.header.seq);
         let Some(first) = self.first_header.get(&key) else {
             self.first_header.insert(key, header.clone());
@@ -1089,48 +1094,6 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
 
     fn drain_finalized(&mut self) {
         while let Some(round) = self.consensus.poll_finalized() {
-            // (creator, events, digests) per anchor, in total order.
-            let mut anchors: Vec<(u8, Vec<MicroEvent>, Vec<EventDigest>)> =
-                Vec::with_capacity(round.anchors.len());
-            for a in &round.anchors {
-                self.reincluded.remove(&a.id);
-                let parts = match self.unfinalized.remove(&a.id) {
-                    Some(decoded) => (
-                        decoded.anchor.header.header.creator,
-                        decoded.anchor.payload.events,
-                        decoded.digests,
-                    ),
-                    None => {
-                        let spilled = self
-                            .spilled
-                            .remove(&a.id)
-                            .expect("finalized anchors were inserted");
-                        let events = self.read_back(spilled.token);
-                        assert_eq!(
-                            events.len(),
-                            spilled.digests.len(),
-                            "record {} read back is the anchor that was spilled",
-                            spilled.token
-                        );
-                        (spilled.creator, events, spilled.digests)
-                    }
-                };
-                anchors.push(parts);
-            }
-            self.unfinalized_with_payload -= anchors
-                .iter()
-                .filter(|(_, _, digests)| !digests.is_empty())
-                .count();
-            let payloads: Vec<FinalizedPayload<'_>> = anchors
-                .iter()
-                .zip(&round.anchors)
-                .map(|((creator, events, digests), finalized)| FinalizedPayload {
-                    creator: *creator,
-                    events,
-                    digests,
-                    ack_distances: &finalized.ack_distances,
-                })
-                .collect();
             let ufw_creators: Vec<u8> = round
                 .unique_famous_witnesses
                 .iter()
@@ -1140,9 +1103,46 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                         .expect("a unique famous witness is in the DAG")
                 })
                 .collect();
-            let outcome = self
-                .state
-                .apply_round(round.round, &payloads, &ufw_creators);
+            // One anchor's payload on the heap at a time: a spilled one is
+            // read back and decoded just before it is applied, and dropped
+            // right after, so a long round costs no more memory than a
+            // short one.
+            let mut applying = self.state.begin_round(round.round, &ufw_creators);
+            for finalized in &round.anchors {
+                self.reincluded.remove(&finalized.id);
+                let (creator, events, digests) = match self.unfinalized.remove(&finalized.id) {
+                    Some(decoded) => (
+                        decoded.anchor.header.header.creator,
+                        decoded.anchor.payload.events,
+                        decoded.digests,
+                    ),
+                    None => {
+                        let spilled = self
+                            .spilled
+                            .remove(&finalized.id)
+                            .expect("finalized anchors were inserted");
+                        let (events, digests) = self.read_back(spilled.token);
+                        assert_eq!(
+                            events.len(),
+                            usize::from(spilled.events),
+                            "record {} read back is the anchor that was spilled",
+                            spilled.token
+                        );
+                        (spilled.creator, events, digests)
+                    }
+                };
+                self.unfinalized_with_payload -= usize::from(!digests.is_empty());
+                self.state.apply_anchor(
+                    &mut applying,
+                    &FinalizedPayload {
+                        creator,
+                        events: &events,
+                        digests: &digests,
+                        ack_distances: &finalized.ack_distances,
+                    },
+                );
+            }
+            let outcome = self.state.finish_round(applying);
             let report = FinalizedReport { round, outcome };
             self.persist(
                 LogRecordKind::RoundFinalized,
@@ -1185,7 +1185,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         });
         self.spilled.retain(|_, spilled| {
             let keep = spilled.birth_round >= floor;
-            dropped_with_payload += usize::from(!keep && !spilled.digests.is_empty());
+            dropped_with_payload += usize::from(!keep && spilled.events > 0);
             keep
         });
         self.unfinalized_with_payload -= dropped_with_payload;

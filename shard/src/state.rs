@@ -72,6 +72,22 @@ pub struct RoundOutcome {
     pub state_root: Hash32,
 }
 
+/// Most genesis outputs the UTXO table is sized for at genesis (twice
+/// that many slots: some 42 MiB of table); a larger set grows it as it
+/// fills.
+pub const MAX_PRESIZED_UTXOS: usize = 1 << 17;
+
+/// A round being applied anchor by anchor (see [`ShardState::begin_round`]).
+#[derive(Debug)]
+pub struct RoundApply {
+    round: u64,
+    eligible: u64,
+    ufw_creators: Vec<u8>,
+    outcomes: Vec<(Hash32, Outcome)>,
+    payouts: BTreeMap<PublicKeyBytes, u64>,
+    fees: u64,
+}
+
 /// Fee-split and committee parameters the state needs.
 #[derive(Debug, Clone)]
 pub struct StateParams {
@@ -156,6 +172,7 @@ impl ShardState {
         let network = genesis.network();
         let mut genesis_outputs = HashMap::new();
         let mut supply = 0u64;
+        let mut owned_outputs = 0usize;
         for (index, allocation) in genesis.allocations.iter().enumerate() {
             if shard_of(&allocation.owner, genesis.params.shards) != shard {
                 continue;
@@ -166,6 +183,7 @@ impl ShardState {
                 owner: allocation.owner,
             };
             genesis_outputs.insert(tx_id, GenesisOutputs::new(output, allocation.outputs));
+            owned_outputs += allocation.outputs as usize;
             supply += allocation.amount * u64::from(allocation.outputs);
         }
         let committee = genesis
@@ -181,7 +199,13 @@ impl ShardState {
                 ack_alpha: genesis.params.ack_alpha,
                 ack_distance_max: genesis.params.ack_distance_max,
             },
-            utxos: HashMap::new(),
+            // Sized up front for twice the genesis outputs (bounded): a
+            // ledger's UTXO set is of that order, and a table that grows
+            // rehashes all of it in the middle of a round's apply, with old
+            // and new table resident at once. Twice, because spends leave
+            // tombstones: a table at most half full is then cleaned in
+            // place when they use up its room, a fuller one doubles.
+            utxos: HashMap::with_capacity(2 * owned_outputs.min(MAX_PRESIZED_UTXOS)),
             genesis_outputs,
             exported: 0,
             payouts_owed: 0,
@@ -226,6 +250,24 @@ impl ShardState {
         unspent + self.exported + self.payouts_owed
     }
 
+    /// Units owned by `owner` in this shard's finalized state (a scan of
+    /// the slice: for client queries, which the network layer rate-limits).
+    pub fn balance_of(&self, owner: &PublicKeyBytes) -> u64 {
+        let created: u64 = self
+            .utxos
+            .values()
+            .filter(|output| output.owner == *owner)
+            .map(|output| output.amount)
+            .sum();
+        let genesis: u64 = self
+            .genesis_outputs
+            .values()
+            .filter(|g| g.output.owner == *owner)
+            .map(|g| g.output.amount * g.unspent_count)
+            .sum();
+        created + genesis
+    }
+
     /// The value this shard started with.
     pub fn genesis_supply(&self) -> u64 {
         self.supply
@@ -244,25 +286,61 @@ impl ShardState {
         anchors: &[FinalizedPayload<'_>],
         ufw_creators: &[u8],
     ) -> RoundOutcome {
-        let eligible = self.eligible_seats();
-        let mut outcomes = Vec::new();
-        let mut payouts: BTreeMap<PublicKeyBytes, u64> = BTreeMap::new();
-        let mut fees = 0u64;
+        let mut applying = self.begin_round(round, ufw_creators);
         for anchor in anchors {
-            assert_eq!(
-                anchor.events.len(),
-                anchor.digests.len(),
-                "one digest per micro-event"
-            );
-            let mut anchor_fees = 0u64;
-            for (event, digest) in anchor.events.iter().zip(anchor.digests) {
-                let (outcome, fee) = self.apply_event(event, &digest.tx_id);
-                anchor_fees += fee;
-                outcomes.push((digest.id, outcome));
-            }
-            fees += anchor_fees;
-            self.split_fees(anchor, anchor_fees, eligible, ufw_creators, &mut payouts);
+            self.apply_anchor(&mut applying, anchor);
         }
+        self.finish_round(applying)
+    }
+
+    /// Starts applying round `round` anchor by anchor (the streaming form of
+    /// [`ShardState::apply_round`]: only one anchor's payload needs to be
+    /// decoded at a time, so a long round costs no more heap than a short
+    /// one). The state is changed by [`ShardState::apply_anchor`]; the
+    /// state root only by [`ShardState::finish_round`].
+    pub fn begin_round(&self, round: u64, ufw_creators: &[u8]) -> RoundApply {
+        RoundApply {
+            round,
+            eligible: self.eligible_seats(),
+            ufw_creators: ufw_creators.to_vec(),
+            outcomes: Vec::new(),
+            payouts: BTreeMap::new(),
+            fees: 0,
+        }
+    }
+
+    /// Applies the next anchor of the round in total order.
+    pub fn apply_anchor(&mut self, applying: &mut RoundApply, anchor: &FinalizedPayload<'_>) {
+        assert_eq!(
+            anchor.events.len(),
+            anchor.digests.len(),
+            "one digest per micro-event"
+        );
+        let mut anchor_fees = 0u64;
+        for (event, digest) in anchor.events.iter().zip(anchor.digests) {
+            let (outcome, fee) = self.apply_event(event, &digest.tx_id);
+            anchor_fees += fee;
+            applying.outcomes.push((digest.id, outcome));
+        }
+        applying.fees += anchor_fees;
+        self.split_fees(
+            anchor,
+            anchor_fees,
+            applying.eligible,
+            &applying.ufw_creators,
+            &mut applying.payouts,
+        );
+    }
+
+    /// Ends the round: payout root, round digest and the next state root.
+    pub fn finish_round(&mut self, applying: RoundApply) -> RoundOutcome {
+        let RoundApply {
+            round,
+            outcomes,
+            payouts,
+            fees,
+            ..
+        } = applying;
         self.payouts_owed += fees;
         let leaves: Vec<Vec<u8>> = payouts
             .iter()
