@@ -321,14 +321,9 @@ impl ShardDriver {
         Ok(status)
     }
 
-    /// Queues a client's micro-event for the seat's next own anchor; its
-    /// finality latency is measured from now.
-    pub fn handle_micro_event(&mut self, event: MicroEvent) -> Result<(), EngineError> {
-        self.submit_micro_event(event).map(|_| ())
-    }
-
-    /// As [`ShardDriver::handle_micro_event`], saying whether the machine
-    /// took the event.
+    /// Queues a client's micro-event for the seat's next own anchor and
+    /// says whether the machine took it; its finality latency is measured
+    /// from now. Only a failing log is an error.
     pub fn submit_micro_event(
         &mut self,
         event: MicroEvent,
