@@ -468,6 +468,14 @@ impl ShardDriver {
             }
         }
         if rounds_finalized {
+            // Applying a round frees a round's worth of decoded payloads;
+            // glibc keeps freed pages of its arenas resident until trimmed,
+            // which would let anonymous RSS drift above the live heap.
+            #[cfg(target_env = "gnu")]
+            // SAFETY: malloc_trim only returns free arena pages to the OS.
+            unsafe {
+                libc::malloc_trim(0);
+            }
             // Applying a round is when a shard's memory peaks: sample it
             // here too, not only on the control thread's period.
             crate::host::sample_peak_anon_rss();
