@@ -16,6 +16,7 @@ pub mod driver;
 pub mod engine;
 pub mod genesis_file;
 pub mod host;
+pub mod node_config;
 pub mod replay;
 pub mod tune;
 pub mod workload;
