@@ -59,7 +59,9 @@ pub type ProductShard = Shard<CountingVerifier, SigningKey>;
 pub const MAX_INDEXED_ANCHORS: usize = 262_144;
 
 /// Most client submissions whose finality latency is tracked (the
-/// machine's mempool bound, twice): past it the oldest are forgotten.
+/// machine's mempool bound, twice): past it the tracked ones are all
+/// forgotten (their latencies go unrecorded), so events that never
+/// finalize cannot hold memory.
 pub const MAX_TRACKED_SUBMISSIONS: usize = 131_072;
 
 /// Anchor id → log record of the anchors a shard logged, bounded by
@@ -170,10 +172,14 @@ struct LogSource(Rc<RefCell<Log>>);
 
 impl pc_shard::machine::RecordSource for LogSource {
     fn record_body(&self, token: u64) -> Option<Vec<u8>> {
-        let log = self.0.borrow();
-        let record = log.read(token).ok()??;
-        (record.kind == LogRecordKind::AnchorAccepted as u8).then(|| record.body.to_vec())
+        anchor_record(&self.0.borrow(), token)
     }
+}
+
+/// The body of record `seq` of `log`, if it is a logged anchor.
+fn anchor_record(log: &Log, seq: u64) -> Option<Vec<u8>> {
+    let record = log.read(seq).ok()??;
+    (record.kind == LogRecordKind::AnchorAccepted as u8).then(|| record.body.to_vec())
 }
 
 /// The log directory of `shard` in a data dir.
@@ -307,12 +313,29 @@ impl ShardDriver {
         from: PeerId,
         bytes: &[u8],
     ) -> Result<Result<AnchorStatus, AnchorRejected>, EngineError> {
+        self.take_anchor(Some(from), bytes, None)
+    }
+
+    /// Feeds an anchor to the machine, counts what became of it (and its
+    /// arrival, for anchors whose finality latency is measured), appends
+    /// what it emitted.
+    fn take_anchor(
+        &mut self,
+        from: Option<PeerId>,
+        bytes: &[u8],
+        timed: Option<(Hash32, u64)>,
+    ) -> Result<Result<AnchorStatus, AnchorRejected>, EngineError> {
         let now = Instant::now();
         self.first_input.get_or_insert(now);
-        let status = self.machine.handle_anchor(Some(from), bytes);
+        let status = self.machine.handle_anchor(from, bytes);
         match &status {
             Ok(AnchorStatus::Duplicate) => {}
-            Ok(_) => self.counters.anchors += 1,
+            Ok(_) => {
+                self.counters.anchors += 1;
+                if let Some((anchor_id, birth_round)) = timed {
+                    self.arrivals.insert(anchor_id, (now, birth_round));
+                }
+            }
             Err(_) => self.counters.refused_anchors += 1,
         }
         self.drain()?;
@@ -332,8 +355,6 @@ impl ShardDriver {
         let status = self.machine.handle_micro_event(event);
         if status.is_ok() {
             if self.submitted.len() >= MAX_TRACKED_SUBMISSIONS {
-                // Events that never finalize (their anchor went stale and
-                // a restart lost them) must not hold memory for good.
                 self.submitted.clear();
             }
             self.submitted.insert(id, Instant::now());
@@ -365,9 +386,7 @@ impl ShardDriver {
     /// and still names it.
     pub fn anchor_bytes(&self, id: &Hash32) -> Option<Vec<u8>> {
         let seq = *self.index.as_ref()?.records.get(id)?;
-        let log = self.log.borrow();
-        let record = log.read(seq).ok()??;
-        (record.kind == LogRecordKind::AnchorAccepted as u8).then(|| record.body.to_vec())
+        anchor_record(&self.log.borrow(), seq)
     }
 
     /// The machine (read-only: state, consensus, sync statistics).
@@ -399,20 +418,8 @@ impl ShardDriver {
         anchor_id: Hash32,
         birth_round: u64,
     ) -> Result<(), EngineError> {
-        let now = Instant::now();
-        self.first_input.get_or_insert(now);
-        match self.machine.handle_anchor(None, bytes) {
-            Ok(pc_shard::machine::AnchorStatus::Duplicate) => {}
-            Ok(_) => {
-                self.counters.anchors += 1;
-                self.arrivals.insert(anchor_id, (now, birth_round));
-            }
-            Err(_) => self.counters.refused_anchors += 1,
-        }
-        self.drain()?;
-        self.last_input = Some(Instant::now());
-        self.counters.signature_verifies = self.verifier.count();
-        Ok(())
+        self.take_anchor(None, bytes, Some((anchor_id, birth_round)))
+            .map(|_| ())
     }
 
     /// Appends pending records and accounts finalized rounds.
