@@ -4,8 +4,10 @@
 //! operator; the protocol lives in `pc-codec`, the log in `pc-storage`.
 #![warn(missing_docs)]
 
+mod devnet;
 mod error;
 mod key_file;
+mod node_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,6 +55,16 @@ enum Command {
         /// Scratch dir for the log probes (default: a temporary dir).
         #[arg(long)]
         scratch: Option<PathBuf>,
+    },
+    /// Run a validator node: every core's shards, logs and QUIC endpoint.
+    Node(node_cmd::NodeArgs),
+    /// Run a local network of node processes on loopback with transfer
+    /// load, then check that all nodes agree (prints AGREE).
+    Devnet(devnet::DevnetArgs),
+    /// A minimal client: sign and submit a transfer, query a balance.
+    Tx {
+        #[command(subcommand)]
+        command: node_cmd::TxCommand,
     },
     /// Re-derive every finalized round of a data dir's logs and compare.
     Replay {
@@ -165,6 +177,9 @@ fn run(command: Command) -> Result<(), CliError> {
             Ok(())
         }
         Command::Bench(args) => bench(args),
+        Command::Node(args) => node_cmd::node(args),
+        Command::Devnet(args) => devnet::devnet(args),
+        Command::Tx { command } => node_cmd::tx(command),
         Command::Tune { seconds, scratch } => tune(seconds, scratch),
         Command::Replay {
             data_dir,

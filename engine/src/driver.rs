@@ -7,7 +7,7 @@
 //! finality latency measured from a client's submission.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -64,11 +64,13 @@ pub const MAX_INDEXED_ANCHORS: usize = 262_144;
 /// finalize cannot hold memory.
 pub const MAX_TRACKED_SUBMISSIONS: usize = 131_072;
 
-/// Anchor id → log record of the anchors a shard logged, bounded by
+/// Anchor id → log record of the anchors a shard logged, and the same
+/// records by birth round (for `GetRange`), bounded by
 /// [`MAX_INDEXED_ANCHORS`] (oldest first out).
 #[derive(Debug, Default)]
 struct AnchorIndex {
-    records: HashMap<Hash32, u64>,
+    records: HashMap<Hash32, (u64, u64)>,
+    by_round: BTreeSet<(u64, u64)>,
     order: VecDeque<Hash32>,
 }
 
@@ -80,16 +82,34 @@ impl AnchorIndex {
             return;
         };
         let id = header.anchor_id();
-        if self.records.insert(id, seq).is_none() {
+        let round = header.header.birth_round;
+        if self.records.insert(id, (seq, round)).is_none() {
             self.order.push_back(id);
+            self.by_round.insert((round, seq));
         }
         while self.order.len() > MAX_INDEXED_ANCHORS {
             if let Some(old) = self.order.pop_front() {
-                self.records.remove(&old);
+                if let Some((seq, round)) = self.records.remove(&old) {
+                    self.by_round.remove(&(round, seq));
+                }
             }
         }
     }
 }
+
+/// Where a test may crash a node on purpose (DESIGN §10 injected points).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashSite {
+    /// An own anchor was signed; its record is not appended yet.
+    AfterSigning,
+    /// An own anchor's record was appended (not yet synced, not sent).
+    AfterPersisting,
+    /// An own anchor is durable and about to be handed to the network.
+    BeforeSending,
+}
+
+/// A crash-injection hook: called at every [`CrashSite`] with the shard.
+pub type CrashHook = Box<dyn FnMut(CrashSite, u16)>;
 
 /// What a driver counted, as sent to the control thread and reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -164,6 +184,11 @@ pub struct ShardDriver {
     /// Client micro-events taken in and not yet finalized, by id.
     submitted: HashMap<Hash32, Instant>,
     event_finality_us: Histogram<u64>,
+    /// The same since the last [`ShardDriver::take_interval_event_finality`].
+    interval_event_finality_us: Histogram<u64>,
+    /// The seat this driver signs for, if any.
+    own_seat: Option<u8>,
+    crash_hook: Option<CrashHook>,
 }
 
 /// The machine's record source: reads appended records back from the
@@ -241,6 +266,10 @@ impl ShardDriver {
         let log = Rc::new(RefCell::new(log));
         let verifier = CountingVerifier::default();
         let serves_peers = matches!(role, Role::Seat { .. });
+        let own_seat = match &role {
+            Role::Seat { seat, .. } => Some(*seat),
+            Role::Observer => None,
+        };
         let mut machine = Shard::new(genesis, shard, role, verifier.clone(), limits);
         let mut index = serves_peers.then(AnchorIndex::default);
         // Payloads of unfinalized anchors live in the log (file-backed
@@ -303,6 +332,10 @@ impl ShardDriver {
             submitted: HashMap::new(),
             event_finality_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("valid bounds"),
+            interval_event_finality_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("valid bounds"),
+            own_seat,
+            crash_hook: None,
         })
     }
 
@@ -385,8 +418,61 @@ impl ShardDriver {
     /// The encoded anchor `id` from the log, if this driver indexes its log
     /// and still names it.
     pub fn anchor_bytes(&self, id: &Hash32) -> Option<Vec<u8>> {
-        let seq = *self.index.as_ref()?.records.get(id)?;
+        let (seq, _) = *self.index.as_ref()?.records.get(id)?;
         anchor_record(&self.log.borrow(), seq)
+    }
+
+    /// Logged anchors of birth round `from_round` and above, lowest round
+    /// first, at most `max_count` of them and at most `max_bytes` in all
+    /// (at least one if any), for a peer's `GetRange`; empty if this driver
+    /// does not index its log.
+    pub fn anchors_from_round(
+        &self,
+        from_round: u64,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Vec<Vec<u8>> {
+        let Some(index) = self.index.as_ref() else {
+            return Vec::new();
+        };
+        let log = self.log.borrow();
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for &(_, seq) in index.by_round.range((from_round, 0)..) {
+            if out.len() >= max_count {
+                break;
+            }
+            let Some(body) = anchor_record(&log, seq) else {
+                continue;
+            };
+            if !out.is_empty() && bytes + body.len() > max_bytes {
+                break;
+            }
+            bytes += body.len();
+            out.push(body);
+        }
+        out
+    }
+
+    /// Installs a crash-injection hook (tests of crash recovery).
+    pub fn set_crash_hook(&mut self, hook: CrashHook) {
+        self.crash_hook = Some(hook);
+    }
+
+    /// Calls the crash hook, if any, at `site`.
+    pub fn crash_point(&mut self, site: CrashSite) {
+        let shard = self.shard;
+        if let Some(hook) = self.crash_hook.as_mut() {
+            hook(site, shard);
+        }
+    }
+
+    /// Client micro-event finality latency since the last call, µs; the
+    /// interval histogram starts over.
+    pub fn take_interval_event_finality(&mut self) -> Histogram<u64> {
+        let taken = self.interval_event_finality_us.clone();
+        self.interval_event_finality_us.reset();
+        taken
     }
 
     /// The machine (read-only: state, consensus, sync statistics).
@@ -425,6 +511,15 @@ impl ShardDriver {
     /// Appends pending records and accounts finalized rounds.
     fn drain(&mut self) -> Result<(), EngineError> {
         while let Some(record) = self.machine.poll_persist() {
+            let own = self.crash_hook.is_some()
+                && record.kind == LogRecordKind::AnchorAccepted
+                && self.own_seat.is_some_and(|seat| {
+                    SignedAnchorHeader::decode(&mut Reader::new(&record.body))
+                        .is_ok_and(|h| h.header.creator == seat)
+                });
+            if own {
+                self.crash_point(CrashSite::AfterSigning);
+            }
             let seq = self
                 .log
                 .borrow_mut()
@@ -439,6 +534,9 @@ impl ShardDriver {
                 if record.kind == LogRecordKind::AnchorAccepted {
                     index.insert(seq, &record.body);
                 }
+            }
+            if own {
+                self.crash_point(CrashSite::AfterPersisting);
             }
         }
         let appended = self.log.borrow().next_seq();
@@ -455,6 +553,8 @@ impl ShardDriver {
                     if let Some(submitted) = self.submitted.remove(id) {
                         let micros = now.duration_since(submitted).as_micros() as u64;
                         self.event_finality_us.saturating_record(micros.max(1));
+                        self.interval_event_finality_us
+                            .saturating_record(micros.max(1));
                     }
                 }
             }

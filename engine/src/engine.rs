@@ -129,12 +129,28 @@ pub const MAX_RECORD_BYTES: u32 = (1 << 20) + 4096;
 /// Writes the genesis copy and `engine.toml` into a fresh data dir, or
 /// checks that an existing data dir belongs to the same genesis.
 fn prepare_data_dir(config: &EngineConfig) -> Result<Genesis, EngineError> {
-    let source = config.workload.genesis_path();
-    let loaded = genesis_file::load(&source)?;
+    prepare_data_dir_for(
+        &config.data_dir,
+        &config.workload.genesis_path(),
+        config.segment_bytes,
+        config.fsync,
+    )
+}
+
+/// Copies the genesis at `source` into `data_dir` (or checks that the copy
+/// already there is the same file) and writes `engine.toml` with the log
+/// settings replay reads back; prints the `genesis_loaded` line.
+pub fn prepare_data_dir_for(
+    data_dir: &std::path::Path,
+    source: &std::path::Path,
+    segment_bytes: u64,
+    fsync: Durability,
+) -> Result<Genesis, EngineError> {
+    let loaded = genesis_file::load(source)?;
     eprintln!("{}", loaded.loaded_line());
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| EngineError::io(&config.data_dir, e))?;
-    let copy = config.data_dir.join("genesis.toml");
-    let text = std::fs::read(&source).map_err(|e| EngineError::io(&source, e))?;
+    std::fs::create_dir_all(data_dir).map_err(|e| EngineError::io(data_dir, e))?;
+    let copy = data_dir.join("genesis.toml");
+    let text = std::fs::read(source).map_err(|e| EngineError::io(source, e))?;
     match std::fs::read(&copy) {
         Ok(existing) if existing == text => {}
         Ok(_) => {
@@ -150,12 +166,14 @@ fn prepare_data_dir(config: &EngineConfig) -> Result<Genesis, EngineError> {
             std::fs::rename(&tmp, &copy).map_err(|e| EngineError::io(&copy, e))?;
         }
     }
-    let engine_file = config.data_dir.join(ENGINE_FILE);
+    let engine_file = data_dir.join(ENGINE_FILE);
     let settings = format!(
         "# written by phantom-engine; read by replay\n[storage]\nsegment_bytes = {}\nmax_record_bytes = {MAX_RECORD_BYTES}\nfsync = \"{}\"\n",
-        config.segment_bytes, config.fsync
+        segment_bytes, fsync
     );
-    std::fs::write(&engine_file, settings).map_err(|e| EngineError::io(&engine_file, e))?;
+    let tmp = engine_file.with_extension("tmp");
+    std::fs::write(&tmp, settings).map_err(|e| EngineError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &engine_file).map_err(|e| EngineError::io(&engine_file, e))?;
     Ok(loaded.genesis)
 }
 

@@ -12,10 +12,12 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod client;
 pub mod driver;
 pub mod engine;
 pub mod genesis_file;
 pub mod host;
+pub mod node;
 pub mod node_config;
 pub mod replay;
 pub mod tune;

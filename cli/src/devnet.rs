@@ -1,0 +1,682 @@
+//! `phantom-engine devnet`: a local network on loopback. It writes a dev
+//! genesis and keys into a data dir, starts the nodes as separate
+//! `phantom-engine node` processes, drives transfer load from the funded
+//! client keys over QUIC, prints each second the finalized events/s per
+//! shard and the finality latency, stops the nodes with SIGTERM and checks
+//! their logs: every node finalized at least `--min-rounds` rounds, and all
+//! logged the same anchors count, state root and payout root for every
+//! round all of them finalized; then `replay` of each node's data dir must
+//! reproduce that node's last logged round. It prints `AGREE` or exits
+//! non-zero naming the divergence, and leaves the data dirs for `replay`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pc_codec::genesis::{
+    ConsensusParams, Genesis, GenesisAllocation, GenesisValidator, SeatAssignment,
+};
+use pc_codec::ids::shard_of;
+use pc_codec::wire::{Decode, Reader};
+use pc_codec::{to_hex, Encode, LogRecordKind, MicroEvent, RoundFinalized, SigningKey};
+use pc_engine::client::{self, LoadStats};
+use pc_engine::driver::{log_records, shard_log_dir};
+use pc_engine::genesis_file;
+use pc_storage::{Durability, Log, LogConfig};
+
+use crate::error::CliError;
+use crate::key_file;
+
+/// Marker file of a devnet data dir (a dir holding it may be reused).
+const MARKER: &str = "devnet.toml";
+/// Units of each genesis output.
+const OUTPUT_UNITS: u64 = 1_000_000;
+/// Units each load transfer pays back to its owner (the rest is its fee).
+const PAYS_UNITS: u64 = 999_000;
+
+/// Flags of `devnet`.
+#[derive(clap::Args)]
+pub struct DevnetArgs {
+    /// Nodes (each holds one seat of every shard).
+    #[arg(long, default_value_t = 4)]
+    pub nodes: u8,
+    /// Shards.
+    #[arg(long, default_value_t = 2)]
+    pub shards: u16,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 30.0)]
+    pub seconds: f64,
+    /// Transfers per second submitted, over all shards.
+    #[arg(long, default_value_t = 1000.0)]
+    pub load: f64,
+    /// Every node must finalize at least this many rounds per shard.
+    #[arg(long, default_value_t = 5)]
+    pub min_rounds: u64,
+    /// The data dir (default: ./phantom-devnet). An existing devnet dir
+    /// there is replaced; any other existing dir is refused.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// UDP port of node 0's core 0; node n uses base + 10 n.
+    #[arg(long, default_value_t = 7100)]
+    pub base_port: u16,
+    /// Log durability of the nodes.
+    #[arg(long, default_value = "batch")]
+    pub fsync: Durability,
+}
+
+/// A node process and what its status lines said.
+struct NodeProc {
+    child: Child,
+    dir: PathBuf,
+    status: Arc<Mutex<NodeStatus>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct ShardStatus {
+    finalized_events: u64,
+    last_round: i64,
+    peers: u64,
+    p50_us: u64,
+    p99_us: u64,
+    samples: u64,
+}
+
+#[derive(Debug, Default)]
+struct NodeStatus {
+    shards: BTreeMap<u16, ShardStatus>,
+    final_p50_us: BTreeMap<u16, (u64, u64, u64)>,
+}
+
+fn usage(message: String) -> CliError {
+    CliError::Usage(message)
+}
+
+/// Runs the devnet; `Err` on any divergence or failure.
+pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
+    if args.nodes == 0 || args.nodes > 64 {
+        return Err(usage(format!("--nodes {} is outside 1..=64", args.nodes)));
+    }
+    if args.shards == 0 {
+        return Err(usage("--shards must be at least 1".into()));
+    }
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        return Err(usage(format!(
+            "--seconds {} must be positive",
+            args.seconds
+        )));
+    }
+    if !(args.load >= 0.0 && args.load.is_finite()) {
+        return Err(usage(format!("--load {} must be at least 0", args.load)));
+    }
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("phantom-devnet"));
+    prepare_dir(&dir)?;
+    let (genesis, clients) = write_genesis(&dir, &args)?;
+    let genesis_path = dir.join("genesis.toml");
+    let exe = std::env::current_exe().map_err(|e| usage(format!("cannot find own binary: {e}")))?;
+    let cpus = pc_engine::host::usable_cpus();
+
+    // Start the nodes.
+    let node_addr = |n: u8| -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], args.base_port + 10 * u16::from(n)))
+    };
+    let mut nodes = Vec::new();
+    for n in 0..args.nodes {
+        let node_dir = dir.join(format!("node-{n}"));
+        std::fs::create_dir_all(&node_dir)
+            .map_err(|e| CliError::io(&node_dir, "create directory", e))?;
+        let peers: Vec<String> = (0..args.nodes)
+            .filter(|m| *m != n)
+            .map(|m| format!("\"{}\"", node_addr(m)))
+            .collect();
+        let config = format!(
+            "# devnet node {n}\n[node]\ndata_dir = \"{}\"\nkey = \"{}\"\n\n[engine]\ncores = [{}]\nio_memory_bytes = {}\n\n[storage]\nfsync = \"{}\"\nsegment_bytes = {}\n\n[net]\nlisten = \"127.0.0.1\"\nbase_port = {}\npeers = [{}]\n",
+            node_dir.display(),
+            dir.join("keys").join(format!("validator-{n:02}.key")).display(),
+            cpus[usize::from(n) % cpus.len()],
+            512 << 10,
+            args.fsync,
+            16 << 20,
+            node_addr(n).port(),
+            peers.join(", ")
+        );
+        let config_path = node_dir.join("node.toml");
+        std::fs::write(&config_path, config)
+            .map_err(|e| CliError::io(&config_path, "write node config", e))?;
+        nodes.push(start_node(&exe, &config_path, &genesis_path, &node_dir)?);
+    }
+    eprintln!(
+        "devnet: {} nodes, {} shards, k = {}, data dir {}",
+        args.nodes,
+        args.shards,
+        args.nodes,
+        dir.display()
+    );
+
+    let outcome = run_network(&args, &genesis, &clients, &mut nodes, node_addr);
+    // Stop the nodes (also after a failure: never leave them running).
+    for node in nodes.iter_mut() {
+        // SAFETY: kill only sends a signal to a child we started.
+        unsafe {
+            libc::kill(node.child.id() as i32, libc::SIGTERM);
+        }
+    }
+    let mut exits = Vec::new();
+    for (n, node) in nodes.iter_mut().enumerate() {
+        exits.push((n, wait_exit(&mut node.child, Duration::from_secs(30))));
+        if let Some(reader) = node.reader.take() {
+            let _ = reader.join();
+        }
+    }
+    outcome?;
+    for (n, exit) in &exits {
+        match exit {
+            Some(0) => {}
+            other => {
+                return Err(usage(format!(
+                    "node {n} exited with {other:?}; see {}",
+                    nodes[*n].dir.join("node.log").display()
+                )))
+            }
+        }
+    }
+    for (n, node) in nodes.iter().enumerate() {
+        let status = node.status.lock().expect("status lock");
+        for (shard, (p50, p99, samples)) in &status.final_p50_us {
+            println!(
+                "node {n} shard {shard}: submit-to-final latency p50 {:.1} ms, p99 {:.1} ms over {samples} transfers",
+                *p50 as f64 / 1000.0,
+                *p99 as f64 / 1000.0
+            );
+        }
+    }
+    check_agreement(&dir, &nodes, args.shards, args.min_rounds)
+}
+
+/// Submits load and prints progress until `--seconds` passed.
+fn run_network(
+    args: &DevnetArgs,
+    genesis: &Genesis,
+    clients: &[SigningKey],
+    nodes: &mut [NodeProc],
+    node_addr: impl Fn(u8) -> SocketAddr,
+) -> Result<(), CliError> {
+    // Wait until every node sees every other on every shard (or 20 s).
+    let want_peers = u64::from(args.nodes) - 1;
+    let waited = Instant::now();
+    loop {
+        for (n, node) in nodes.iter_mut().enumerate() {
+            if let Ok(Some(status)) = node.child.try_wait() {
+                return Err(usage(format!(
+                    "node {n} exited early ({status}); see {}",
+                    node.dir.join("node.log").display()
+                )));
+            }
+        }
+        let ready = nodes.iter().all(|node| {
+            let status = node.status.lock().expect("status lock");
+            status.shards.len() == usize::from(args.shards)
+                && status.shards.values().all(|s| s.peers >= want_peers)
+        });
+        if ready {
+            break;
+        }
+        if waited.elapsed() > Duration::from_secs(20) {
+            eprintln!("devnet: not every node connected to every other within 20 s; starting the load anyway");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Signed transfers per shard, made by one thread ahead of the load.
+    let network = genesis.network();
+    let per_shard_needed =
+        ((args.load * args.seconds) / f64::from(args.shards)).ceil() as usize + 256;
+    let mut sources = Vec::new();
+    let mut signers = Vec::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    for shard in 0..args.shards {
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(4096);
+        sources.push(rx);
+        let mut outputs = Vec::new();
+        for (index, allocation) in genesis.allocations.iter().enumerate() {
+            if shard_of(&allocation.owner, args.shards) != shard {
+                continue;
+            }
+            let key = clients
+                .iter()
+                .find(|k| k.public_key() == allocation.owner)
+                .expect("every allocation is a client's")
+                .clone();
+            for output in 0..allocation.outputs {
+                outputs.push((key.clone(), index as u32, output as u16));
+            }
+        }
+        let stop = stop.clone();
+        signers.push(std::thread::spawn(move || {
+            // Interleave the clients so consecutive transfers of a batch
+            // come from different owners.
+            outputs.sort_by_key(|(_, index, output)| (*output, *index));
+            for (count, (key, index, output)) in outputs.into_iter().enumerate() {
+                if count >= per_shard_needed || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let out_point = Genesis::allocation_out_point(&network, index, output);
+                let aux = blake3::hash(&[&index.to_le_bytes()[..], &output.to_le_bytes()].concat());
+                let transfer = pc_codec::TransferBuilder::new()
+                    .input(out_point)
+                    .output(PAYS_UNITS, key.public_key())
+                    .sign(&network, &key, aux.as_bytes())
+                    .expect("one input, one output");
+                if tx.send(MicroEvent::Transfer(transfer).to_bytes()).is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    let targets: Vec<Vec<SocketAddr>> = (0..args.shards)
+        .map(|_| (0..args.nodes).map(&node_addr).collect())
+        .collect();
+    let stats = Arc::new(LoadStats::default());
+    let load = {
+        let stats = stats.clone();
+        let stop = stop.clone();
+        let rate = args.load;
+        let duration = Duration::from_secs_f64(args.seconds);
+        std::thread::spawn(move || client::run_load(targets, sources, rate, duration, stop, stats))
+    };
+
+    // Progress, once a second.
+    let started = Instant::now();
+    let mut last: Vec<u64> = vec![0; usize::from(args.shards)];
+    let mut second = 0u64;
+    println!(
+        "   t  shard  events/s  finality_p50_ms  finality_p99_ms  last_round  accepted  rejected"
+    );
+    while started.elapsed() < Duration::from_secs_f64(args.seconds) + Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_secs(1));
+        second += 1;
+        for (n, node) in nodes.iter_mut().enumerate() {
+            if let Ok(Some(status)) = node.child.try_wait() {
+                stop.store(true, Ordering::Relaxed);
+                return Err(usage(format!(
+                    "node {n} exited during the run ({status}); see {}",
+                    node.dir.join("node.log").display()
+                )));
+            }
+        }
+        for shard in 0..args.shards {
+            // Node 0's view of the shard; latency over every node's
+            // submissions (the median p50, the highest p99).
+            let views: Vec<ShardStatus> = nodes
+                .iter()
+                .filter_map(|n| n.status.lock().expect("lock").shards.get(&shard).cloned())
+                .collect();
+            let Some(first) = views.first() else { continue };
+            let finalized = first.finalized_events;
+            let rate = finalized.saturating_sub(last[usize::from(shard)]);
+            last[usize::from(shard)] = finalized;
+            let mut p50s: Vec<u64> = views
+                .iter()
+                .filter(|v| v.samples > 0)
+                .map(|v| v.p50_us)
+                .collect();
+            p50s.sort_unstable();
+            let p50 = p50s.get(p50s.len() / 2).copied().unwrap_or(0);
+            let p99 = views.iter().map(|v| v.p99_us).max().unwrap_or(0);
+            println!(
+                "{second:>4}  {shard:>5}  {rate:>8}  {:>15.1}  {:>15.1}  {:>10}  {:>8}  {:>8}",
+                p50 as f64 / 1000.0,
+                p99 as f64 / 1000.0,
+                first.last_round,
+                stats.accepted.load(Ordering::Relaxed),
+                stats.rejected.load(Ordering::Relaxed)
+            );
+        }
+        let _ = std::io::stdout().flush();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let load_result = load
+        .join()
+        .map_err(|_| usage("the load thread panicked".into()))?;
+    for signer in signers {
+        let _ = signer.join();
+    }
+    load_result.map_err(usage)?;
+    println!(
+        "load: {} transfers submitted, {} accepted, {} rejected, {} not sent",
+        stats.submitted.load(Ordering::Relaxed),
+        stats.accepted.load(Ordering::Relaxed),
+        stats.rejected.load(Ordering::Relaxed),
+        stats.unsent.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+/// Refuses a dir that is not a devnet's; clears one that is.
+fn prepare_dir(dir: &Path) -> Result<(), CliError> {
+    if dir.exists() {
+        let is_devnet = dir.join(MARKER).exists();
+        let is_empty = std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if !is_devnet && !is_empty {
+            return Err(usage(format!(
+                "{}: exists and is not a devnet data dir (no {MARKER}); choose another --data-dir",
+                dir.display()
+            )));
+        }
+        std::fs::remove_dir_all(dir).map_err(|e| CliError::io(dir, "remove old devnet", e))?;
+    }
+    std::fs::create_dir_all(dir.join("keys"))
+        .map_err(|e| CliError::io(dir, "create directory", e))?;
+    let marker = dir.join(MARKER);
+    std::fs::write(
+        &marker,
+        "# a phantom-engine devnet data dir; devnet replaces it\n",
+    )
+    .map_err(|e| CliError::io(&marker, "write", e))
+}
+
+/// Writes the dev genesis (validator n holds seat n of every shard; at
+/// least two funded clients per shard with enough outputs for the load)
+/// and the keys.
+fn write_genesis(dir: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<SigningKey>), CliError> {
+    let params = ConsensusParams::v0(args.nodes, args.shards);
+    let keys_dir = dir.join("keys");
+    let mut rng = rand::rng();
+    let mut validators = Vec::new();
+    for seat in 0..args.nodes {
+        let key = SigningKey::generate(&mut rng);
+        key_file::write(
+            &keys_dir.join(format!("validator-{seat:02}.key")),
+            &key,
+            "validator",
+        )?;
+        validators.push(GenesisValidator {
+            key: key.public_key(),
+            bond: 10_000 * pc_codec::genesis::UNITS_PER_PC,
+            seats: (0..args.shards)
+                .map(|shard| SeatAssignment { shard, seat })
+                .collect(),
+        });
+    }
+    const CLIENTS_PER_SHARD: usize = 2;
+    let per_shard = ((args.load * args.seconds) / f64::from(args.shards)).ceil() as u64 + 512;
+    let outputs_per_client = per_shard
+        .div_ceil(CLIENTS_PER_SHARD as u64)
+        .clamp(1, u64::from(pc_codec::genesis::MAX_OUTPUTS_PER_ALLOCATION))
+        as u32;
+    let mut by_shard: Vec<usize> = vec![0; usize::from(args.shards)];
+    let mut clients = Vec::new();
+    let mut allocations = Vec::new();
+    while by_shard.iter().any(|n| *n < CLIENTS_PER_SHARD) {
+        let key = SigningKey::generate(&mut rng);
+        let shard = usize::from(shard_of(&key.public_key(), args.shards));
+        if by_shard[shard] >= CLIENTS_PER_SHARD {
+            continue;
+        }
+        by_shard[shard] += 1;
+        key_file::write(
+            &keys_dir.join(format!("client-{:02}.key", clients.len())),
+            &key,
+            "client",
+        )?;
+        allocations.push(GenesisAllocation {
+            owner: key.public_key(),
+            amount: OUTPUT_UNITS,
+            outputs: outputs_per_client,
+        });
+        clients.push(key);
+    }
+    let mut note = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rng, &mut note);
+    let genesis = Genesis {
+        params,
+        note_commitment: *blake3::hash(&note).as_bytes(),
+        validators,
+        allocations,
+    };
+    genesis.validate().map_err(|e| usage(e.to_string()))?;
+    let path = dir.join("genesis.toml");
+    std::fs::write(&path, genesis_file::render(&genesis, &note))
+        .map_err(|e| CliError::io(&path, "write genesis", e))?;
+    Ok((genesis, clients))
+}
+
+/// Starts one node; its stderr goes to `node.log` and its status lines
+/// into the shared status.
+fn start_node(exe: &Path, config: &Path, genesis: &Path, dir: &Path) -> Result<NodeProc, CliError> {
+    let mut child = Command::new(exe)
+        .arg("node")
+        .arg("--config")
+        .arg(config)
+        .arg("--genesis")
+        .arg(genesis)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::io(exe, "start a node", e))?;
+    let status = Arc::new(Mutex::new(NodeStatus::default()));
+    let stderr = child.stderr.take().expect("piped");
+    let log_path = dir.join("node.log");
+    let mut log = std::fs::File::create(&log_path)
+        .map_err(|e| CliError::io(&log_path, "create node log", e))?;
+    let shared = status.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = writeln!(log, "{line}");
+            parse_status_line(&line, &shared);
+        }
+    });
+    Ok(NodeProc {
+        child,
+        dir: dir.to_path_buf(),
+        status,
+        reader: Some(reader),
+    })
+}
+
+fn parse_status_line(line: &str, status: &Mutex<NodeStatus>) {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+        return;
+    };
+    let get = |key: &str| {
+        value
+            .get(key)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    match value.get("type").and_then(serde_json::Value::as_str) {
+        Some("status") => {
+            let shard = get("shard") as u16;
+            let mut status = status.lock().expect("status lock");
+            status.shards.insert(
+                shard,
+                ShardStatus {
+                    finalized_events: get("finalized_events"),
+                    last_round: value
+                        .get("last_round")
+                        .and_then(serde_json::Value::as_i64)
+                        .unwrap_or(-1),
+                    peers: get("peers"),
+                    p50_us: get("finality_p50_us"),
+                    p99_us: get("finality_p99_us"),
+                    samples: get("finality_samples"),
+                },
+            );
+        }
+        Some("shard_stopped") => {
+            let shard = get("shard") as u16;
+            status.lock().expect("status lock").final_p50_us.insert(
+                shard,
+                (
+                    get("event_finality_p50_us"),
+                    get("event_finality_p99_us"),
+                    get("event_finality_samples"),
+                ),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Waits for `child` to exit, killing it after `timeout`; its exit code.
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.code(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                return child.wait().ok().and_then(|s| s.code());
+            }
+        }
+    }
+}
+
+/// The `RoundFinalized` records of one shard log, by round.
+pub fn logged_rounds(
+    data_dir: &Path,
+    shard: u16,
+) -> Result<BTreeMap<u64, RoundFinalized>, CliError> {
+    let dir = shard_log_dir(data_dir, shard);
+    let config = LogConfig {
+        durability: Durability::Never,
+        max_record_bytes: pc_engine::engine::MAX_RECORD_BYTES,
+        segment_bytes: 16 << 20,
+    };
+    let (log, _) = Log::open(&dir, config).map_err(|e| usage(format!("{}: {e}", dir.display())))?;
+    let mut rounds = BTreeMap::new();
+    for (kind, body) in log_records(&log)? {
+        if kind == LogRecordKind::RoundFinalized {
+            let record = RoundFinalized::decode(&mut Reader::new(body))
+                .map_err(|e| usage(format!("{}: round record: {e}", dir.display())))?;
+            rounds.insert(record.round, record);
+        }
+    }
+    Ok(rounds)
+}
+
+/// Compares every node's logged rounds and replays each data dir.
+fn check_agreement(
+    dir: &Path,
+    nodes: &[NodeProc],
+    shards: u16,
+    min_rounds: u64,
+) -> Result<(), CliError> {
+    let mut divergences = Vec::new();
+    for shard in 0..shards {
+        let logs: Vec<BTreeMap<u64, RoundFinalized>> = nodes
+            .iter()
+            .map(|node| logged_rounds(&node.dir, shard))
+            .collect::<Result<_, _>>()?;
+        for (n, rounds) in logs.iter().enumerate() {
+            if (rounds.len() as u64) < min_rounds {
+                divergences.push(format!(
+                    "node {n} shard {shard}: finalized {} rounds, fewer than --min-rounds {min_rounds}",
+                    rounds.len()
+                ));
+            }
+        }
+        let common = logs
+            .iter()
+            .map(|r| r.keys().next_back().copied().unwrap_or(0))
+            .min()
+            .unwrap_or(0);
+        let reference = &logs[0];
+        for (n, rounds) in logs.iter().enumerate().skip(1) {
+            for (round, record) in reference.range(..=common) {
+                match rounds.get(round) {
+                    Some(other) if other == record => {}
+                    Some(other) => {
+                        divergences.push(format!(
+                            "shard {shard} round {round}: node 0 logged {} anchors from {} with state root {}, node {n} {} anchors from {} with state root {}",
+                            record.anchor_count,
+                            record.first_global_index,
+                            to_hex(&record.state_root),
+                            other.anchor_count,
+                            other.first_global_index,
+                            to_hex(&other.state_root)
+                        ));
+                        break;
+                    }
+                    None => {
+                        divergences.push(format!(
+                            "shard {shard} round {round}: finalized by node 0, missing from node {n}'s log"
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(record) = reference.get(&common) {
+            println!(
+                "shard {shard}: all {} nodes agree on rounds 0..={common}: {} anchors finalized, state root {}",
+                nodes.len(),
+                record.first_global_index + record.anchor_count,
+                to_hex(&record.state_root)
+            );
+        }
+    }
+    // Replay every node's data dir: it must reproduce the last logged round.
+    for (n, node) in nodes.iter().enumerate() {
+        let replayed = pc_engine::replay::replay(&node.dir, None)
+            .map_err(|e| usage(format!("replay of node {n} ({}): {e}", node.dir.display())))?;
+        for shard in &replayed {
+            let rounds = logged_rounds(&node.dir, shard.shard)?;
+            let last = rounds.values().next_back();
+            let logged_root = last.map(|r| to_hex(&r.state_root));
+            let logged_anchors = last.map_or(0, |r| r.first_global_index + r.anchor_count);
+            if shard.rounds != rounds.len() as u64
+                || shard.finalized_anchors != logged_anchors
+                || (last.is_some() && Some(&shard.state_root) != logged_root.as_ref())
+            {
+                divergences.push(format!(
+                    "node {n} shard {}: replay derived {} rounds, {} anchors, root {}; the log says {} rounds, {} anchors, root {:?}",
+                    shard.shard,
+                    shard.rounds,
+                    shard.finalized_anchors,
+                    shard.state_root,
+                    rounds.len(),
+                    logged_anchors,
+                    logged_root
+                ));
+            } else {
+                println!(
+                    "node {n} shard {}: replay reproduces {} rounds, {} finalized events, state root {}",
+                    shard.shard, shard.rounds, shard.finalized_events, shard.state_root
+                );
+            }
+        }
+    }
+    if divergences.is_empty() {
+        println!("AGREE");
+        eprintln!(
+            "devnet: data dirs kept in {}; replay one with: phantom-engine replay --data-dir {}",
+            dir.display(),
+            dir.join("node-0").display()
+        );
+        Ok(())
+    } else {
+        for line in &divergences {
+            println!("DIVERGE: {line}");
+        }
+        Err(usage(format!(
+            "devnet: {} divergence(s); the first: {}",
+            divergences.len(),
+            divergences[0]
+        )))
+    }
+}

@@ -1,0 +1,389 @@
+//! `phantom-engine node` (the validator) and `phantom-engine tx` (a minimal
+//! client: sign and submit a transfer, query a balance).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pc_codec::genesis::Genesis;
+use pc_codec::ids::shard_of;
+use pc_codec::{to_hex, Encode, MicroEvent, OutPoint, TransferBuilder};
+use pc_engine::node::{CrashPlan, NodeOptions};
+use pc_engine::{genesis_file, host, node_config};
+use pc_net::frame::EventOutcome;
+use pc_net::NetMessage;
+use pc_storage::Durability;
+
+use crate::error::CliError;
+use crate::key_file;
+
+/// Flags of `node`; the seed's spellings are aliases (DESIGN §1).
+#[derive(clap::Args)]
+pub struct NodeArgs {
+    /// The node config TOML (DESIGN §9); flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The genesis TOML.
+    #[arg(long)]
+    pub genesis: PathBuf,
+    /// Data dir (logs, peer book); alias `--store_dir`.
+    #[arg(long, visible_alias = "store-dir", alias = "store_dir")]
+    pub data_dir: Option<PathBuf>,
+    /// The validator key file (none: an observer).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Listen address of core 0 as IP:PORT (core c listens on PORT + c).
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+    /// A peer to dial (its core 0's address); repeatable.
+    #[arg(long = "peer")]
+    pub peers: Vec<SocketAddr>,
+    /// Log durability: always, batch or never (the seed's true = always,
+    /// false = never).
+    #[arg(long)]
+    pub fsync: Option<String>,
+    /// Write this node's TLS certificate (DER) here at start-up; alias
+    /// `--cert_out`.
+    #[arg(long, alias = "cert_out")]
+    pub cert_out: Option<PathBuf>,
+    /// Header cache capacity per shard; alias `--cache_hdr_cap`.
+    #[arg(long, alias = "cache_hdr_cap")]
+    pub cache_hdr_cap: Option<usize>,
+    /// Payload cache capacity per shard; alias `--cache_pl_cap`.
+    #[arg(long, alias = "cache_pl_cap")]
+    pub cache_pl_cap: Option<usize>,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Seconds between status lines.
+    #[arg(long, default_value_t = 1.0)]
+    pub status_interval: f64,
+    /// Crash on purpose at an injected point (tests): after-signing:N,
+    /// after-persisting:N or before-sending:N.
+    #[arg(long, hide = true)]
+    pub crash_at: Option<CrashPlan>,
+}
+
+fn parse_fsync(text: &str) -> Result<Durability, CliError> {
+    match text {
+        "true" => Ok(Durability::Always),
+        "false" => Ok(Durability::Never),
+        other => other.parse().map_err(|_| {
+            CliError::Usage(format!(
+                "--fsync {other}: expected always, batch, never, true or false"
+            ))
+        }),
+    }
+}
+
+fn positive_seconds(flag: &str, seconds: f64) -> Result<Duration, CliError> {
+    if seconds > 0.0 && seconds.is_finite() {
+        Ok(Duration::from_secs_f64(seconds))
+    } else {
+        Err(CliError::Usage(format!(
+            "{flag} {seconds} must be positive"
+        )))
+    }
+}
+
+/// Runs the validator until a signal (or `--seconds`).
+pub fn node(args: NodeArgs) -> Result<(), CliError> {
+    let config = match &args.config {
+        Some(path) => Some(node_config::load(path).map_err(CliError::Usage)?),
+        None => None,
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| config.as_ref().map(|c| c.data_dir.clone()))
+        .ok_or_else(|| {
+            CliError::Usage("node: give --config (with [node] data_dir) or --data-dir".into())
+        })?;
+    let key_path = args
+        .key
+        .clone()
+        .or_else(|| config.as_ref().and_then(|c| c.key.clone()));
+    let key = match &key_path {
+        Some(path) => Some(key_file::read(path)?),
+        None => None,
+    };
+    let fsync = match &args.fsync {
+        Some(text) => parse_fsync(text)?,
+        None => config.as_ref().map_or(Durability::Batch, |c| c.fsync),
+    };
+    let cpus = config
+        .as_ref()
+        .and_then(|c| c.cores.clone())
+        .unwrap_or_else(host::usable_cpus);
+    let (listen, base_port) = match args.addr {
+        Some(addr) => (addr.ip(), addr.port()),
+        None => config.as_ref().map_or(
+            (
+                "127.0.0.1".parse().expect("an address"),
+                node_config::DEFAULT_BASE_PORT,
+            ),
+            |c| (c.listen, c.base_port),
+        ),
+    };
+    let mut peers = config.as_ref().map_or_else(Vec::new, |c| c.peers.clone());
+    peers.extend(args.peers.iter().copied());
+    if let Some(expected) = config.as_ref().and_then(|c| c.shards) {
+        let genesis = genesis_file::load(&args.genesis)?.genesis;
+        if genesis.params.shards != expected {
+            return Err(CliError::Usage(format!(
+                "[engine] shards = {expected}, but {} has {} shards",
+                args.genesis.display(),
+                genesis.params.shards
+            )));
+        }
+    }
+    let _ = (args.cache_hdr_cap, args.cache_pl_cap);
+    let options = NodeOptions {
+        data_dir,
+        genesis_path: args.genesis.clone(),
+        key,
+        cpus,
+        placement: config.as_ref().and_then(|c| c.placement.clone()),
+        fsync,
+        segment_bytes: config
+            .as_ref()
+            .map_or(node_config::DEFAULT_SEGMENT_BYTES, |c| c.segment_bytes),
+        listen,
+        base_port,
+        peers,
+        io_memory_bytes: config
+            .as_ref()
+            .and_then(|c| c.io_memory_bytes)
+            .map(|b| b as usize),
+        status_interval: positive_seconds("--status-interval", args.status_interval)?,
+        max_run: args
+            .seconds
+            .map(|s| positive_seconds("--seconds", s))
+            .transpose()?,
+        crash: args.crash_at,
+        cert_out: args.cert_out.clone(),
+    };
+    pc_engine::node::run(options)?;
+    Ok(())
+}
+
+/// `tx` subcommands.
+#[derive(clap::Subcommand)]
+pub enum TxCommand {
+    /// Build, sign and submit a transfer; print the receipt.
+    Send {
+        /// The genesis TOML (network id, shards, genesis outputs).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// The key file that owns the input.
+        #[arg(long)]
+        key: PathBuf,
+        /// A node's address (its core 0, or the core of the shard).
+        #[arg(long, default_value = "127.0.0.1:7100")]
+        node: SocketAddr,
+        /// Recipient public key (hex, x-only).
+        #[arg(long)]
+        to: String,
+        /// Units to pay.
+        #[arg(long)]
+        amount: u64,
+        /// Spend output N of the key's genesis allocation.
+        #[arg(long, default_value_t = 0, conflicts_with = "input")]
+        genesis_output: u32,
+        /// Spend this output instead, as TXID:INDEX (needs --input-amount).
+        #[arg(long, requires = "input_amount")]
+        input: Option<String>,
+        /// Units held by --input.
+        #[arg(long)]
+        input_amount: Option<u64>,
+        /// Fee in units (the rest of the input comes back as change).
+        #[arg(long, default_value_t = 0)]
+        fee: u64,
+    },
+    /// Query the finalized balance of a key.
+    Balance {
+        /// The genesis TOML (for the shard count).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// A node's address.
+        #[arg(long, default_value = "127.0.0.1:7100")]
+        node: SocketAddr,
+        /// The owner's public key (hex).
+        #[arg(long, conflicts_with = "key")]
+        owner: Option<String>,
+        /// Or the owner's key file.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+}
+
+const TX_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn hex32(text: &str, flag: &str) -> Result<[u8; 32], CliError> {
+    genesis_file::hex_array(text, flag).map_err(CliError::Usage)
+}
+
+fn genesis_input(
+    genesis: &Genesis,
+    owner: &[u8; 32],
+    output: u32,
+) -> Result<(OutPoint, u64), CliError> {
+    let (index, allocation) = genesis
+        .allocations
+        .iter()
+        .enumerate()
+        .find(|(_, a)| &a.owner == owner)
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "key {} has no genesis allocation; give --input TXID:INDEX and --input-amount",
+                to_hex(owner)
+            ))
+        })?;
+    if output >= allocation.outputs {
+        return Err(CliError::Usage(format!(
+            "--genesis-output {output}: the allocation has {} outputs",
+            allocation.outputs
+        )));
+    }
+    Ok((
+        Genesis::allocation_out_point(&genesis.network(), index as u32, output as u16),
+        allocation.amount,
+    ))
+}
+
+/// Runs a `tx` subcommand.
+pub fn tx(command: TxCommand) -> Result<(), CliError> {
+    match command {
+        TxCommand::Send {
+            genesis,
+            key,
+            node,
+            to,
+            amount,
+            genesis_output,
+            input,
+            input_amount,
+            fee,
+        } => {
+            let genesis = genesis_file::load(&genesis)?.genesis;
+            let key = key_file::read(&key)?;
+            let owner = key.public_key();
+            let recipient = hex32(&to, "--to")?;
+            let (out_point, held) = match input {
+                Some(text) => {
+                    let (tx, index) = text.split_once(':').ok_or_else(|| {
+                        CliError::Usage(format!("--input {text}: expected TXID:INDEX"))
+                    })?;
+                    let index: u16 = index.parse().map_err(|_| {
+                        CliError::Usage(format!("--input {text}: index is not a number"))
+                    })?;
+                    (
+                        OutPoint {
+                            tx_id: hex32(tx, "--input")?,
+                            index,
+                        },
+                        input_amount.expect("clap requires it"),
+                    )
+                }
+                None => genesis_input(&genesis, &owner, genesis_output)?,
+            };
+            let change = held
+                .checked_sub(amount)
+                .and_then(|rest| rest.checked_sub(fee))
+                .ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "the input holds {held} units, less than --amount {amount} plus --fee {fee}"
+                    ))
+                })?;
+            let network = genesis.network();
+            let mut builder = TransferBuilder::new()
+                .input(out_point)
+                .output(amount, recipient);
+            if change > 0 {
+                builder = builder.output(change, owner);
+            }
+            let aux: [u8; 32] = rand::random();
+            let transfer = builder
+                .sign(&network, &key, &aux)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let tx_id = transfer.tx_id(&network);
+            let event = MicroEvent::Transfer(transfer);
+            let shard = shard_of(&owner, genesis.params.shards);
+            let answer = pc_engine::client::request(
+                node,
+                NetMessage::SubmitMicroEvents {
+                    request: 1,
+                    shard,
+                    events: vec![event.to_bytes()],
+                },
+                TX_TIMEOUT,
+                |m| matches!(m, NetMessage::Receipt { request: 1, .. }),
+            )
+            .map_err(CliError::Usage)?;
+            let NetMessage::Receipt { results, .. } = answer else {
+                unreachable!("filtered to receipts")
+            };
+            let receipt = results
+                .first()
+                .ok_or_else(|| CliError::Usage(format!("{node}: an empty receipt")))?;
+            let (outcome, reason) = match &receipt.outcome {
+                EventOutcome::Accepted => ("accepted", String::new()),
+                EventOutcome::Rejected { reason, detail } => {
+                    ("rejected", format!("{reason:?}: {detail}"))
+                }
+            };
+            println!(
+                r#"{{"type":"receipt","node":"{node}","shard":{shard},"event_id":"{}","tx_id":"{}","outcome":"{outcome}","reason":{},"payment":"{}:0","change":{}}}"#,
+                to_hex(&receipt.event_id),
+                to_hex(&tx_id),
+                serde_json::to_string(&reason).expect("a string"),
+                to_hex(&tx_id),
+                if change > 0 {
+                    format!("\"{}:1\"", to_hex(&tx_id))
+                } else {
+                    "null".into()
+                }
+            );
+            if outcome == "rejected" {
+                return Err(CliError::Usage(format!(
+                    "{node}: transfer rejected: {reason}"
+                )));
+            }
+            Ok(())
+        }
+        TxCommand::Balance {
+            genesis,
+            node,
+            owner,
+            key,
+        } => {
+            let genesis = genesis_file::load(&genesis)?.genesis;
+            let owner = match (owner, key) {
+                (Some(hex), _) => hex32(&hex, "--owner")?,
+                (None, Some(path)) => key_file::read(&path)?.public_key(),
+                (None, None) => return Err(CliError::Usage("give --owner or --key".into())),
+            };
+            let answer = pc_engine::client::request(
+                node,
+                NetMessage::BalanceQuery { request: 1, owner },
+                TX_TIMEOUT,
+                |m| matches!(m, NetMessage::Balance { request: 1, .. }),
+            )
+            .map_err(CliError::Usage)?;
+            let NetMessage::Balance {
+                amount,
+                finalized_round,
+                ..
+            } = answer
+            else {
+                unreachable!("filtered to balances")
+            };
+            println!(
+                r#"{{"type":"balance","owner":"{}","shard":{},"amount":{amount},"finalized_round":{finalized_round}}}"#,
+                to_hex(&owner),
+                shard_of(&owner, genesis.params.shards)
+            );
+            Ok(())
+        }
+    }
+}

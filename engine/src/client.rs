@@ -1,0 +1,268 @@
+//! A client of the node's wire protocol over QUIC: one request and its
+//! answer (`tx send`, `tx balance`), and the paced submission load of
+//! `devnet`. A client connects without a certificate and without a
+//! `Hello`; the node's `Hello` (it sends one on every connection) is read
+//! and ignored. Each runs on its own small glommio executor.
+
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use glommio::channels::local_channel::{self, LocalReceiver};
+use glommio::net::UdpSocket;
+use glommio::timer::Timer;
+use glommio::{LocalExecutorBuilder, Placement};
+use pc_net::driver::{Driver, DriverHandle};
+use pc_net::endpoint::NORMAL_CLOSE_CODE;
+use pc_net::frame::{EventOutcome, MAX_SUBMITTED_EVENTS};
+use pc_net::tls::CERTIFICATE_NAME;
+use pc_net::{ConnId, NetConfig, NetEndpoint, NetEvent, NetMessage};
+
+/// glommio registered memory of a client's executor.
+const CLIENT_IO_MEMORY: usize = 256 << 10;
+
+/// `future`'s output, or `None` once `timeout` passed.
+async fn within<T>(timeout: Duration, future: impl Future<Output = T>) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    let mut timer = Timer::new(timeout);
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if Pin::new(&mut timer).poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Runs `job` on a fresh small executor thread and returns its output.
+fn on_executor<T, F, Fut>(name: &str, job: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .name(name)
+        .io_memory(CLIENT_IO_MEMORY)
+        .ring_depth(32)
+        .spawn(move || async move { job().await })
+        .map_err(|e| format!("cannot start the client executor: {e}"))?
+        .join()
+        .map_err(|e| format!("client executor failed: {e}"))
+}
+
+/// A client endpoint on an ephemeral UDP port, its events in a channel.
+fn start_endpoint() -> Result<(Driver, DriverHandle, LocalReceiver<NetEvent>), String> {
+    let endpoint = NetEndpoint::new(NetConfig::default(), None)
+        .map_err(|e| format!("QUIC client endpoint: {e}"))?;
+    let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("bind a UDP port: {e}"))?;
+    let (sender, events) = local_channel::new_unbounded();
+    let driver = Driver::spawn(socket, endpoint, move |event| {
+        let _ = sender.try_send(event);
+    });
+    let handle = driver.handle();
+    Ok((driver, handle, events))
+}
+
+/// Connects to `node`, sends `message`, and returns the first answer that
+/// `is_answer` accepts, within `timeout`.
+pub fn request(
+    node: SocketAddr,
+    message: NetMessage,
+    timeout: Duration,
+    is_answer: fn(&NetMessage) -> bool,
+) -> Result<NetMessage, String> {
+    on_executor("pc-client", move || async move {
+        let (driver, handle, events) = start_endpoint()?;
+        let conn = handle
+            .connect(node, CERTIFICATE_NAME)
+            .map_err(|e| format!("{node}: {e}"))?;
+        let answer = within(timeout, async {
+            while let Some(event) = events.recv().await {
+                match event {
+                    NetEvent::Connected { conn: c, .. } if c == conn => {
+                        handle
+                            .send_frame(conn, &message)
+                            .map_err(|e| format!("{node}: {e}"))?;
+                    }
+                    NetEvent::Frame { conn: c, message } if c == conn && is_answer(&message) => {
+                        return Ok(message);
+                    }
+                    NetEvent::Closed {
+                        conn: c, reason, ..
+                    } if c == conn => {
+                        return Err(format!("{node}: connection closed: {reason}"));
+                    }
+                    _ => {}
+                }
+            }
+            Err(format!("{node}: the client endpoint stopped"))
+        })
+        .await
+        .unwrap_or_else(|| Err(format!("{node}: no answer within {timeout:?}")));
+        let _ = driver
+            .shutdown(NORMAL_CLOSE_CODE, "done", Duration::from_millis(200))
+            .await;
+        answer
+    })?
+}
+
+/// What a load run counted (shared with the thread that prints progress).
+#[derive(Debug, Default)]
+pub struct LoadStats {
+    /// Micro-events submitted.
+    pub submitted: AtomicU64,
+    /// Accepted by a node.
+    pub accepted: AtomicU64,
+    /// Rejected by a node.
+    pub rejected: AtomicU64,
+    /// Submissions that could not be queued (connection down or full).
+    pub unsent: AtomicU64,
+}
+
+/// One shard's source of signed micro-events to submit.
+pub type EventSource = crossbeam_channel::Receiver<Vec<u8>>;
+
+/// Submits micro-events at `rate_per_s` in total, for `duration` or until
+/// `stop`, spreading each shard's events over `nodes[shard]` (the address
+/// of the core that owns the shard on each node) round-robin, in batches
+/// every 10 ms. Returns when done; `stats` counts as it goes.
+pub fn run_load(
+    nodes: Vec<Vec<SocketAddr>>,
+    sources: Vec<EventSource>,
+    rate_per_s: f64,
+    duration: Duration,
+    stop: Arc<AtomicBool>,
+    stats: Arc<LoadStats>,
+) -> Result<(), String> {
+    on_executor("pc-load", move || async move {
+        let (driver, handle, events) = start_endpoint()?;
+        // One connection per distinct address.
+        let mut addrs: Vec<SocketAddr> = nodes.iter().flatten().copied().collect();
+        addrs.sort();
+        addrs.dedup();
+        let mut conns: Vec<(SocketAddr, Option<ConnId>)> =
+            addrs.iter().map(|a| (*a, None)).collect();
+        for entry in conns.iter_mut() {
+            entry.1 = handle.connect(entry.0, CERTIFICATE_NAME).ok();
+        }
+        let stats_for_events = stats.clone();
+        let connected = std::rc::Rc::new(std::cell::RefCell::new(std::collections::BTreeMap::<
+            ConnId,
+            bool,
+        >::new()));
+        let events_task = {
+            let connected = connected.clone();
+            glommio::spawn_local(async move {
+                while let Some(event) = events.recv().await {
+                    match event {
+                        NetEvent::Connected { conn, .. } => {
+                            connected.borrow_mut().insert(conn, true);
+                        }
+                        NetEvent::Closed { conn, .. } => {
+                            connected.borrow_mut().insert(conn, false);
+                        }
+                        NetEvent::Frame {
+                            message: NetMessage::Receipt { results, .. },
+                            ..
+                        } => {
+                            for receipt in results {
+                                match receipt.outcome {
+                                    EventOutcome::Accepted => {
+                                        stats_for_events.accepted.fetch_add(1, Ordering::Relaxed)
+                                    }
+                                    EventOutcome::Rejected { .. } => {
+                                        stats_for_events.rejected.fetch_add(1, Ordering::Relaxed)
+                                    }
+                                };
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            })
+        };
+        let start = Instant::now();
+        let period = Duration::from_millis(10);
+        let mut due = 0.0f64;
+        let mut request = 0u64;
+        let mut next_node = vec![0usize; nodes.len()];
+        let mut next_shard = 0usize;
+        let mut exhausted = vec![false; sources.len()];
+        while start.elapsed() < duration && !stop.load(Ordering::Relaxed) {
+            glommio::timer::sleep(period).await;
+            // Behind schedule by at most a second's worth (a slow source
+            // does not turn into a burst).
+            due = (due + rate_per_s * period.as_secs_f64()).min(rate_per_s.max(1.0));
+            // Redial lost connections.
+            for entry in conns.iter_mut() {
+                let up = entry
+                    .1
+                    .and_then(|c| connected.borrow().get(&c).copied())
+                    .unwrap_or(true);
+                if !up {
+                    entry.1 = handle.connect(entry.0, CERTIFICATE_NAME).ok();
+                }
+            }
+            let mut batches: Vec<Vec<Vec<u8>>> = vec![Vec::new(); sources.len()];
+            while due >= 1.0 && !exhausted.iter().all(|e| *e) {
+                let shard = next_shard % sources.len();
+                next_shard += 1;
+                if exhausted[shard] {
+                    continue;
+                }
+                match sources[shard].try_recv() {
+                    Ok(event) => {
+                        batches[shard].push(event);
+                        due -= 1.0;
+                    }
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => exhausted[shard] = true,
+                }
+            }
+            for (shard, batch) in batches.into_iter().enumerate() {
+                for chunk in batch.chunks(MAX_SUBMITTED_EVENTS) {
+                    let targets = &nodes[shard];
+                    if targets.is_empty() {
+                        continue;
+                    }
+                    let addr = targets[next_node[shard] % targets.len()];
+                    next_node[shard] += 1;
+                    let conn = conns.iter().find(|e| e.0 == addr).and_then(|e| e.1);
+                    let up = conn.is_some_and(|c| connected.borrow().get(&c) == Some(&true));
+                    request += 1;
+                    let message = NetMessage::SubmitMicroEvents {
+                        request,
+                        shard: shard as u16,
+                        events: chunk.to_vec(),
+                    };
+                    let sent =
+                        up && conn.is_some_and(|conn| handle.send_frame(conn, &message).is_ok());
+                    let counter = if sent {
+                        &stats.submitted
+                    } else {
+                        &stats.unsent
+                    };
+                    counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+            }
+            if exhausted.iter().all(|e| *e) {
+                break;
+            }
+        }
+        // Let the last receipts arrive.
+        glommio::timer::sleep(Duration::from_millis(300)).await;
+        let _ = driver
+            .shutdown(NORMAL_CLOSE_CODE, "load done", Duration::from_millis(200))
+            .await;
+        events_task.cancel().await;
+        Ok(())
+    })?
+}
