@@ -22,12 +22,10 @@ use pc_codec::genesis::{
     ConsensusParams, Genesis, GenesisAllocation, GenesisValidator, SeatAssignment,
 };
 use pc_codec::ids::shard_of;
-use pc_codec::wire::{Decode, Reader};
-use pc_codec::{to_hex, Encode, LogRecordKind, MicroEvent, RoundFinalized, SigningKey};
+use pc_codec::{to_hex, Encode, MicroEvent, SigningKey};
 use pc_engine::client::{self, LoadStats};
-use pc_engine::driver::{log_records, shard_log_dir};
-use pc_engine::genesis_file;
-use pc_storage::{Durability, Log, LogConfig};
+use pc_engine::{agreement, genesis_file};
+use pc_storage::Durability;
 
 use crate::error::CliError;
 use crate::key_file;
@@ -67,14 +65,32 @@ pub struct DevnetArgs {
     /// Log durability of the nodes.
     #[arg(long, default_value = "batch")]
     pub fsync: Durability,
+    /// The node the fault flags below act on (default: the last).
+    #[arg(long)]
+    pub victim: Option<u8>,
+    /// Start the victim with an injected crash (after-signing:N,
+    /// after-persisting:N, before-sending:N); restart it on its data dir
+    /// when it dies.
+    #[arg(long)]
+    pub crash_at: Option<pc_engine::node::CrashPlan>,
+    /// SIGKILL the victim this many seconds into the load, then restart it
+    /// on its data dir.
+    #[arg(long)]
+    pub kill_after: Option<f64>,
+    /// Start the victim this many seconds after the load (empty data dir):
+    /// it catches up from far behind.
+    #[arg(long)]
+    pub late_by: Option<f64>,
 }
 
 /// A node process and what its status lines said.
 struct NodeProc {
-    child: Child,
+    child: Option<Child>,
     dir: PathBuf,
+    config: PathBuf,
     status: Arc<Mutex<NodeStatus>>,
-    reader: Option<std::thread::JoinHandle<()>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    restarts: u32,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -91,6 +107,8 @@ struct ShardStatus {
 struct NodeStatus {
     shards: BTreeMap<u16, ShardStatus>,
     final_p50_us: BTreeMap<u16, (u64, u64, u64)>,
+    /// Latest anonymous RSS the node reported, KiB.
+    anon_rss_kib: u64,
 }
 
 fn usage(message: String) -> CliError {
@@ -123,6 +141,13 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
     let genesis_path = dir.join("genesis.toml");
     let exe = std::env::current_exe().map_err(|e| usage(format!("cannot find own binary: {e}")))?;
     let cpus = pc_engine::host::usable_cpus();
+    let victim = args.victim.unwrap_or(args.nodes - 1);
+    if victim >= args.nodes {
+        return Err(usage(format!(
+            "--victim {victim}: there are {} nodes",
+            args.nodes
+        )));
+    }
 
     // Start the nodes.
     let node_addr = |n: u8| -> SocketAddr {
@@ -151,7 +176,20 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
         let config_path = node_dir.join("node.toml");
         std::fs::write(&config_path, config)
             .map_err(|e| CliError::io(&config_path, "write node config", e))?;
-        nodes.push(start_node(&exe, &config_path, &genesis_path, &node_dir)?);
+        let mut node = NodeProc {
+            child: None,
+            dir: node_dir,
+            config: config_path,
+            status: Arc::new(Mutex::new(NodeStatus::default())),
+            readers: Vec::new(),
+            restarts: 0,
+        };
+        let late = n == victim && args.late_by.is_some();
+        if !late {
+            let crash = if n == victim { args.crash_at } else { None };
+            start_node(&exe, &genesis_path, &mut node, crash)?;
+        }
+        nodes.push(node);
     }
     eprintln!(
         "devnet: {} nodes, {} shards, k = {}, data dir {}",
@@ -161,18 +199,30 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
         dir.display()
     );
 
-    let outcome = run_network(&args, &genesis, &clients, &mut nodes, node_addr);
+    let faults = Faults {
+        victim: usize::from(victim),
+        exe: exe.clone(),
+        genesis_path: genesis_path.clone(),
+        restart_on_exit: args.crash_at.is_some() || args.kill_after.is_some(),
+    };
+    let outcome = run_network(&args, &genesis, &clients, &mut nodes, node_addr, &faults);
     // Stop the nodes (also after a failure: never leave them running).
     for node in nodes.iter_mut() {
-        // SAFETY: kill only sends a signal to a child we started.
-        unsafe {
-            libc::kill(node.child.id() as i32, libc::SIGTERM);
+        if let Some(child) = &node.child {
+            // SAFETY: kill only sends a signal to a child we started.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
         }
     }
     let mut exits = Vec::new();
     for (n, node) in nodes.iter_mut().enumerate() {
-        exits.push((n, wait_exit(&mut node.child, Duration::from_secs(30))));
-        if let Some(reader) = node.reader.take() {
+        let code = node
+            .child
+            .as_mut()
+            .map(|child| wait_exit(child, Duration::from_secs(30)));
+        exits.push((n, code.flatten()));
+        for reader in node.readers.drain(..) {
             let _ = reader.join();
         }
     }
@@ -198,7 +248,23 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             );
         }
     }
+    for (n, node) in nodes.iter().enumerate() {
+        if node.restarts > 0 {
+            println!(
+                "node {n}: restarted {} time(s) on its data dir",
+                node.restarts
+            );
+        }
+    }
     check_agreement(&dir, &nodes, args.shards, args.min_rounds)
+}
+
+/// The fault plan of a run.
+struct Faults {
+    victim: usize,
+    exe: PathBuf,
+    genesis_path: PathBuf,
+    restart_on_exit: bool,
 }
 
 /// Submits load and prints progress until `--seconds` passed.
@@ -208,20 +274,23 @@ fn run_network(
     clients: &[SigningKey],
     nodes: &mut [NodeProc],
     node_addr: impl Fn(u8) -> SocketAddr,
+    faults: &Faults,
 ) -> Result<(), CliError> {
-    // Wait until every node sees every other on every shard (or 20 s).
-    let want_peers = u64::from(args.nodes) - 1;
+    // Wait until every running node sees every other running one on every
+    // shard (or 20 s).
+    let running = nodes.iter().filter(|n| n.child.is_some()).count() as u64;
+    let want_peers = running.saturating_sub(1);
     let waited = Instant::now();
     loop {
         for (n, node) in nodes.iter_mut().enumerate() {
-            if let Ok(Some(status)) = node.child.try_wait() {
+            if let Some(Ok(Some(status))) = node.child.as_mut().map(Child::try_wait) {
                 return Err(usage(format!(
                     "node {n} exited early ({status}); see {}",
                     node.dir.join("node.log").display()
                 )));
             }
         }
-        let ready = nodes.iter().all(|node| {
+        let ready = nodes.iter().filter(|n| n.child.is_some()).all(|node| {
             let status = node.status.lock().expect("status lock");
             status.shards.len() == usize::from(args.shards)
                 && status.shards.values().all(|s| s.peers >= want_peers)
@@ -301,17 +370,64 @@ fn run_network(
     println!(
         "   t  shard  events/s  finality_p50_ms  finality_p99_ms  last_round  accepted  rejected"
     );
+    let mut killed = false;
+    let mut peer_rss_before: u64 = 0;
+    let mut peer_rss_during: u64 = 0;
     while started.elapsed() < Duration::from_secs_f64(args.seconds) + Duration::from_secs(2) {
-        std::thread::sleep(Duration::from_secs(1));
-        second += 1;
-        for (n, node) in nodes.iter_mut().enumerate() {
-            if let Ok(Some(status)) = node.child.try_wait() {
+        // Faults come due between progress lines.
+        let tick_end = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < tick_end {
+            std::thread::sleep(Duration::from_millis(20));
+            let elapsed = started.elapsed().as_secs_f64();
+            let victim = &mut nodes[faults.victim];
+            if let Some(late_by) = args.late_by {
+                if victim.child.is_none() && victim.restarts == 0 && elapsed >= late_by {
+                    println!("devnet: starting node {} {late_by} s late", faults.victim);
+                    start_node(&faults.exe, &faults.genesis_path, victim, None)?;
+                    victim.restarts = 0;
+                }
+            }
+            if let Some(kill_after) = args.kill_after {
+                if !killed && elapsed >= kill_after {
+                    if let Some(child) = victim.child.as_mut() {
+                        println!("devnet: SIGKILL node {} at {elapsed:.2} s", faults.victim);
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                    killed = true;
+                }
+            }
+            for (n, node) in nodes.iter_mut().enumerate() {
+                let Some(Ok(Some(status))) = node.child.as_mut().map(Child::try_wait) else {
+                    continue;
+                };
+                if n == faults.victim && faults.restart_on_exit && node.restarts < 3 {
+                    println!("devnet: node {n} died ({status}); restarting it on its data dir");
+                    start_node(&faults.exe, &faults.genesis_path, node, None)?;
+                    node.restarts += 1;
+                    continue;
+                }
                 stop.store(true, Ordering::Relaxed);
                 return Err(usage(format!(
                     "node {n} exited during the run ({status}); see {}",
                     node.dir.join("node.log").display()
                 )));
             }
+        }
+        second += 1;
+        let peers_rss = nodes
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| *n != faults.victim)
+            .map(|(_, node)| node.status.lock().expect("lock").anon_rss_kib)
+            .max()
+            .unwrap_or(0);
+        match args.late_by {
+            Some(late_by) if (second as f64) <= late_by => {
+                peer_rss_before = peer_rss_before.max(peers_rss)
+            }
+            Some(_) => peer_rss_during = peer_rss_during.max(peers_rss),
+            None => {}
         }
         for shard in 0..args.shards {
             // Node 0's view of the shard; latency over every node's
@@ -452,39 +568,47 @@ fn write_genesis(dir: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<SigningK
     Ok((genesis, clients))
 }
 
-/// Starts one node; its stderr goes to `node.log` and its status lines
-/// into the shared status.
-fn start_node(exe: &Path, config: &Path, genesis: &Path, dir: &Path) -> Result<NodeProc, CliError> {
-    let mut child = Command::new(exe)
+/// Starts (or restarts) a node; its stderr is appended to `node.log` and
+/// its status lines go into the shared status.
+fn start_node(
+    exe: &Path,
+    genesis: &Path,
+    node: &mut NodeProc,
+    crash: Option<pc_engine::node::CrashPlan>,
+) -> Result<(), CliError> {
+    let mut command = Command::new(exe);
+    command
         .arg("node")
         .arg("--config")
-        .arg(config)
+        .arg(&node.config)
         .arg("--genesis")
         .arg(genesis)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(plan) = crash {
+        command.arg("--crash-at").arg(plan.to_string());
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| CliError::io(exe, "start a node", e))?;
-    let status = Arc::new(Mutex::new(NodeStatus::default()));
     let stderr = child.stderr.take().expect("piped");
-    let log_path = dir.join("node.log");
-    let mut log = std::fs::File::create(&log_path)
-        .map_err(|e| CliError::io(&log_path, "create node log", e))?;
-    let shared = status.clone();
-    let reader = std::thread::spawn(move || {
+    let log_path = node.dir.join("node.log");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| CliError::io(&log_path, "open node log", e))?;
+    let shared = node.status.clone();
+    node.readers.push(std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             let _ = writeln!(log, "{line}");
             parse_status_line(&line, &shared);
         }
-    });
-    Ok(NodeProc {
-        child,
-        dir: dir.to_path_buf(),
-        status,
-        reader: Some(reader),
-    })
+    }));
+    node.child = Some(child);
+    Ok(())
 }
 
 fn parse_status_line(line: &str, status: &Mutex<NodeStatus>) {
@@ -515,6 +639,7 @@ fn parse_status_line(line: &str, status: &Mutex<NodeStatus>) {
                     samples: get("finality_samples"),
                 },
             );
+            status.anon_rss_kib = get("anon_rss_kib");
         }
         Some("shard_stopped") => {
             let shard = get("shard") as u16;
@@ -546,88 +671,47 @@ fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
     }
 }
 
-/// The `RoundFinalized` records of one shard log, by round.
-pub fn logged_rounds(
-    data_dir: &Path,
-    shard: u16,
-) -> Result<BTreeMap<u64, RoundFinalized>, CliError> {
-    let dir = shard_log_dir(data_dir, shard);
-    let config = LogConfig {
-        durability: Durability::Never,
-        max_record_bytes: pc_engine::engine::MAX_RECORD_BYTES,
-        segment_bytes: 16 << 20,
-    };
-    let (log, _) = Log::open(&dir, config).map_err(|e| usage(format!("{}: {e}", dir.display())))?;
-    let mut rounds = BTreeMap::new();
-    for (kind, body) in log_records(&log)? {
-        if kind == LogRecordKind::RoundFinalized {
-            let record = RoundFinalized::decode(&mut Reader::new(body))
-                .map_err(|e| usage(format!("{}: round record: {e}", dir.display())))?;
-            rounds.insert(record.round, record);
-        }
-    }
-    Ok(rounds)
-}
-
-/// Compares every node's logged rounds and replays each data dir.
+/// Compares every node's logged rounds, scans for equivocations and
+/// replays each data dir.
 fn check_agreement(
     dir: &Path,
     nodes: &[NodeProc],
     shards: u16,
     min_rounds: u64,
 ) -> Result<(), CliError> {
+    let dirs: Vec<PathBuf> = nodes.iter().map(|n| n.dir.clone()).collect();
     let mut divergences = Vec::new();
     for shard in 0..shards {
-        let logs: Vec<BTreeMap<u64, RoundFinalized>> = nodes
-            .iter()
-            .map(|node| logged_rounds(&node.dir, shard))
-            .collect::<Result<_, _>>()?;
-        for (n, rounds) in logs.iter().enumerate() {
-            if (rounds.len() as u64) < min_rounds {
-                divergences.push(format!(
-                    "node {n} shard {shard}: finalized {} rounds, fewer than --min-rounds {min_rounds}",
-                    rounds.len()
-                ));
-            }
-        }
-        let common = logs
-            .iter()
-            .map(|r| r.keys().next_back().copied().unwrap_or(0))
-            .min()
-            .unwrap_or(0);
-        let reference = &logs[0];
-        for (n, rounds) in logs.iter().enumerate().skip(1) {
-            for (round, record) in reference.range(..=common) {
-                match rounds.get(round) {
-                    Some(other) if other == record => {}
-                    Some(other) => {
+        match agreement::compare_shard(&dirs, shard) {
+            Ok(agreed) => {
+                let most = agreed.rounds_per_node.iter().copied().max().unwrap_or(0);
+                for (n, rounds) in agreed.rounds_per_node.iter().enumerate() {
+                    if *rounds < min_rounds {
                         divergences.push(format!(
-                            "shard {shard} round {round}: node 0 logged {} anchors from {} with state root {}, node {n} {} anchors from {} with state root {}",
-                            record.anchor_count,
-                            record.first_global_index,
-                            to_hex(&record.state_root),
-                            other.anchor_count,
-                            other.first_global_index,
-                            to_hex(&other.state_root)
+                            "node {n} shard {shard}: finalized {rounds} rounds, fewer than --min-rounds {min_rounds}"
                         ));
-                        break;
-                    }
-                    None => {
+                    } else if rounds + (most / 10).max(50) < most {
                         divergences.push(format!(
-                            "shard {shard} round {round}: finalized by node 0, missing from node {n}'s log"
+                            "node {n} shard {shard}: finalized {rounds} rounds, the most ahead {most}: it did not catch up"
                         ));
-                        break;
                     }
                 }
+                if let Some(round) = agreed.common_round {
+                    println!(
+                        "shard {shard}: all {} nodes agree on rounds 0..={round}: {} anchors finalized, state root {}",
+                        nodes.len(),
+                        agreed.finalized_anchors,
+                        to_hex(&agreed.state_root)
+                    );
+                }
             }
+            Err(divergence) => divergences.push(divergence),
         }
-        if let Some(record) = reference.get(&common) {
-            println!(
-                "shard {shard}: all {} nodes agree on rounds 0..={common}: {} anchors finalized, state root {}",
-                nodes.len(),
-                record.first_global_index + record.anchor_count,
-                to_hex(&record.state_root)
-            );
+        match agreement::scan_for_equivocation(&dirs, shard) {
+            Ok(anchors) => println!(
+                "shard {shard}: {anchors} logged anchors scanned, no seat signed two anchors at one seq"
+            ),
+            Err(equivocation) => divergences.push(format!("equivocation: {equivocation}")),
         }
     }
     // Replay every node's data dir: it must reproduce the last logged round.
@@ -635,7 +719,7 @@ fn check_agreement(
         let replayed = pc_engine::replay::replay(&node.dir, None)
             .map_err(|e| usage(format!("replay of node {n} ({}): {e}", node.dir.display())))?;
         for shard in &replayed {
-            let rounds = logged_rounds(&node.dir, shard.shard)?;
+            let rounds = agreement::logged_rounds(&node.dir, shard.shard)?;
             let last = rounds.values().next_back();
             let logged_root = last.map(|r| to_hex(&r.state_root));
             let logged_anchors = last.map_or(0, |r| r.first_global_index + r.anchor_count);

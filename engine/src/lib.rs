@@ -11,6 +11,7 @@
 //! the shard machine's job.
 #![warn(missing_docs)]
 
+pub mod agreement;
 pub mod bench;
 pub mod client;
 pub mod driver;

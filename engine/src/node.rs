@@ -57,7 +57,7 @@ use pc_net::peer_book::{PeerBook, PeerEvent};
 use pc_net::tls::CERTIFICATE_NAME;
 use pc_net::{
     Committee, ConnId, Hello, NetConfig, NetEndpoint, NetEvent, NetMessage, SendError, ShardPort,
-    Source, TlsIdentity,
+    Source, TlsIdentity, ViolationReason,
 };
 use pc_shard::machine::{
     AnchorStatus, Destination, PeerId, Role, ShardLimits, ShardMessage, SubmitRejected,
@@ -92,6 +92,10 @@ pub const MAX_DIAL_BACKOFF: Duration = Duration::from_secs(4);
 pub const BOOK_SAVE_INTERVAL: Duration = Duration::from_secs(10);
 /// How long shutdown waits for connections to acknowledge their close.
 pub const SHUTDOWN_LINGER: Duration = Duration::from_millis(300);
+/// Datagrams for no connection from one address per recorded violation.
+pub const UNROUTABLE_PER_VIOLATION: u32 = 16;
+/// Source addresses whose unroutable datagrams are counted at once.
+const MAX_TRACKED_SOURCES: usize = 4096;
 /// Most log lines about misbehaving peers per status interval.
 const MAX_PEER_LOG_LINES: u32 = 20;
 
@@ -131,6 +135,17 @@ impl std::str::FromStr for CrashPlan {
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("crash point count {nth:?}: expected a positive integer"))?;
         Ok(CrashPlan { site, nth })
+    }
+}
+
+impl std::fmt::Display for CrashPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let site = match self.site {
+            CrashSite::AfterSigning => "after-signing",
+            CrashSite::AfterPersisting => "after-persisting",
+            CrashSite::BeforeSending => "before-sending",
+        };
+        write!(f, "{site}:{}", self.nth)
     }
 }
 
@@ -519,6 +534,9 @@ struct Link {
     remote: SocketAddr,
     /// This core dialed it.
     outgoing: bool,
+    /// When a frame last arrived on it (a link to a peer's previous run
+    /// hears nothing: the live one is preferred).
+    last_heard: Instant,
     /// The peer's verified Hello and its validator index.
     peer: Option<(PeerId, Hello)>,
 }
@@ -566,6 +584,8 @@ struct Core {
     violations: u64,
     refused_hellos: u64,
     peer_log_lines: u32,
+    /// Unroutable datagrams per source address.
+    unroutable: BTreeMap<SocketAddr, u32>,
 }
 
 async fn run_core(setup: CoreSetup) -> Result<Vec<ShardReport>, EngineError> {
@@ -652,7 +672,19 @@ async fn run_core(setup: CoreSetup) -> Result<Vec<ShardReport>, EngineError> {
         })
         .collect();
 
-    let endpoint = NetEndpoint::new(NetConfig::default(), Some(&identity))
+    // Stateless resets with a key that survives restarts (derived from the
+    // validator key and the core): peers of a restarted node drop their
+    // connections to its previous run at the first packet.
+    let reset_key = key.as_ref().map(|key| {
+        let mut material = key.secret_bytes().to_vec();
+        material.extend_from_slice(&(core as u64).to_le_bytes());
+        blake3::derive_key("phantom-engine v0 QUIC stateless reset key", &material)
+    });
+    let net_config = NetConfig {
+        reset_key,
+        ..NetConfig::default()
+    };
+    let endpoint = NetEndpoint::new(net_config, Some(&identity))
         .map_err(|e| EngineError::Config(format!("QUIC endpoint: {e}")))?;
     let socket = UdpSocket::bind(bind)
         .map_err(|e| EngineError::Config(format!("[net] cannot bind {bind}: {e}")))?;
@@ -709,6 +741,7 @@ async fn run_core(setup: CoreSetup) -> Result<Vec<ShardReport>, EngineError> {
         violations: 0,
         refused_hellos: 0,
         peer_log_lines: 0,
+        unroutable: BTreeMap::new(),
     };
     for addr in peers {
         core_state.add_target(addr, now);
@@ -901,6 +934,7 @@ impl Core {
                     Link {
                         remote,
                         outgoing,
+                        last_heard: Instant::now(),
                         peer: None,
                     },
                 );
@@ -916,6 +950,21 @@ impl Core {
                     Source::Connection { conn, remote } => (remote, Some(conn)),
                     Source::Address(remote) => (remote, None),
                 };
+                if matches!(reason, ViolationReason::UnroutableDatagram { .. }) {
+                    // Late packets of connections gone (a peer that
+                    // restarted, a close still in flight) look the same as
+                    // garbage: only every UNROUTABLE_PER_VIOLATION-th
+                    // counts, so honest stragglers cost nothing and a
+                    // flood is banned within a few hundred datagrams.
+                    if self.unroutable.len() >= MAX_TRACKED_SOURCES {
+                        self.unroutable.clear();
+                    }
+                    let count = self.unroutable.entry(remote).or_insert(0);
+                    *count += 1;
+                    if *count % UNROUTABLE_PER_VIOLATION != 0 {
+                        return Ok(());
+                    }
+                }
                 self.violation(remote, conn, &reason.to_string());
                 Ok(())
             }
@@ -960,9 +1009,10 @@ impl Core {
     }
 
     fn handle_frame(&mut self, conn: ConnId, message: NetMessage) -> Result<(), EngineError> {
-        let Some(link) = self.links.get(&conn) else {
+        let Some(link) = self.links.get_mut(&conn) else {
             return Ok(());
         };
+        link.last_heard = Instant::now();
         let remote = link.remote;
         let outgoing = link.outgoing;
         let peer = link.peer.as_ref().map(|(peer, _)| *peer);
@@ -1324,7 +1374,7 @@ impl Core {
     /// outgoing one to the port the peer's Hello gives for the shard, else
     /// any verified one (outgoing first).
     fn link_for(&self, peer: PeerId, shard: u16) -> Option<ConnId> {
-        let mut best: Option<(u8, ConnId)> = None;
+        let mut best: Option<((u8, std::cmp::Reverse<Instant>), ConnId)> = None;
         for (conn, link) in &self.links {
             let Some((index, hello)) = &link.peer else {
                 continue;
@@ -1333,12 +1383,19 @@ impl Core {
                 continue;
             }
             let right_port = hello.port_of(shard) == Some(link.remote.port());
-            let rank = match (link.outgoing, right_port) {
+            let rank = match (right_port, link.outgoing) {
                 (true, true) => 0,
-                (false, true) => 1,
-                (true, false) => 2,
+                (true, false) => 1,
+                (false, true) => 2,
                 (false, false) => 3,
             };
+            // A link silent for longer than a keep-alive period is ranked
+            // below every live one: its peer may have restarted.
+            let silent = link.last_heard.elapsed() > Duration::from_secs(6);
+            let rank = (
+                rank + if silent { 4 } else { 0 },
+                std::cmp::Reverse(link.last_heard),
+            );
             if best.is_none_or(|(r, _)| rank < r) {
                 best = Some((rank, *conn));
             }
@@ -1555,6 +1612,8 @@ mod tests {
             "before-sending".parse::<CrashPlan>().unwrap().site,
             CrashSite::BeforeSending
         );
+        let plan: CrashPlan = "after-persisting:7".parse().unwrap();
+        assert_eq!(plan.to_string().parse::<CrashPlan>().unwrap(), plan);
         assert!("sideways:1"
             .parse::<CrashPlan>()
             .unwrap_err()

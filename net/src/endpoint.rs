@@ -81,6 +81,12 @@ pub struct NetConfig {
     /// Seed of quinn's connection-id and reset randomness; `None` draws it
     /// from the OS. (TLS draws its own randomness from ring either way.)
     pub rng_seed: Option<[u8; 32]>,
+    /// Key of the stateless resets (HMAC-SHA256 over connection ids);
+    /// `None` draws one at random. A node derives it from its validator
+    /// key, so that after a restart it answers packets of its previous
+    /// run's connections with resets their peers accept, and they drop
+    /// those connections at once instead of at the idle timeout.
+    pub reset_key: Option<[u8; 32]>,
 }
 
 impl Default for NetConfig {
@@ -91,6 +97,7 @@ impl Default for NetConfig {
             idle_timeout: Duration::from_secs(30),
             keep_alive: Some(Duration::from_secs(5)),
             rng_seed: None,
+            reset_key: None,
         }
     }
 }
@@ -477,8 +484,14 @@ impl NetEndpoint {
             }
             None => None,
         };
+        let endpoint_config = match &config.reset_key {
+            Some(key) => {
+                EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key)))
+            }
+            None => EndpointConfig::default(),
+        };
         let endpoint = Endpoint::new(
-            Arc::new(EndpointConfig::default()),
+            Arc::new(endpoint_config),
             server_config,
             true,
             config.rng_seed,
