@@ -459,6 +459,14 @@ fn run_network(
         }
         let _ = std::io::stdout().flush();
     }
+    if args.late_by.is_some() {
+        println!(
+            "late node {}: the other nodes' peak anonymous RSS was {:.1} MB before it started and {:.1} MB while it caught up",
+            faults.victim,
+            peer_rss_before as f64 / 1024.0,
+            peer_rss_during as f64 / 1024.0
+        );
+    }
     stop.store(true, Ordering::Relaxed);
     let load_result = load
         .join()

@@ -961,7 +961,7 @@ impl Core {
                     }
                     let count = self.unroutable.entry(remote).or_insert(0);
                     *count += 1;
-                    if *count % UNROUTABLE_PER_VIOLATION != 0 {
+                    if !(*count).is_multiple_of(UNROUTABLE_PER_VIOLATION) {
                         return Ok(());
                     }
                 }
@@ -1407,11 +1407,8 @@ impl Core {
     fn route_transmits(&mut self) {
         let shards: Vec<u16> = self.drivers.keys().copied().collect();
         for shard in shards {
-            loop {
-                let Some(transmit) = self.drivers.get_mut(&shard).and_then(|d| d.poll_transmit())
-                else {
-                    break;
-                };
+            while let Some(transmit) = self.drivers.get_mut(&shard).and_then(|d| d.poll_transmit())
+            {
                 let messages: Vec<NetMessage> = match transmit.message {
                     ShardMessage::Anchor(bytes) => {
                         if self

@@ -416,6 +416,12 @@ impl DriverHandle {
         self.with_endpoint(|endpoint| endpoint.send_frame(Instant::now(), conn, message))
     }
 
+    /// Queues raw bytes on the connection's stream (see
+    /// [`NetEndpoint::send_unframed`]; hostile-peer tools only).
+    pub fn send_unframed(&self, conn: ConnId, bytes: Vec<u8>) -> Result<(), SendError> {
+        self.with_endpoint(|endpoint| endpoint.send_unframed(Instant::now(), conn, bytes))
+    }
+
     /// Closes a connection (see [`NetEndpoint::close`]).
     pub fn close(&self, conn: ConnId, code: u32, reason: &str) {
         self.with_endpoint(|endpoint| endpoint.close(Instant::now(), conn, code, reason));

@@ -748,6 +748,18 @@ impl NetEndpoint {
         self.buf.clear();
     }
 
+    /// Queues `bytes` on the connection's stream as they are, without a
+    /// frame around them: for tools and tests that play a hostile peer
+    /// (a node never sends anything but frames).
+    pub fn send_unframed(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        bytes: Vec<u8>,
+    ) -> Result<(), SendError> {
+        self.queue_bytes(now, conn, bytes)
+    }
+
     fn queue_bytes(&mut self, now: Instant, conn: ConnId, bytes: Vec<u8>) -> Result<(), SendError> {
         let handle = *self
             .handles

@@ -1,0 +1,711 @@
+//! The validator network as real processes on loopback over real QUIC:
+//!
+//! * `devnet`: 4 nodes with 2 shards finalize identical sequences under
+//!   load (`AGREE`), and `replay` of a node's data dir reproduces its root;
+//! * crashes: a node aborted at each injected point (after signing, after
+//!   persisting, before sending) and SIGKILLed at a random moment restarts
+//!   on its data dir, catches up and agrees, and a scan of every log finds
+//!   no seat with two anchors at one seq;
+//! * a node started late catches up from far behind while the others'
+//!   memory stays flat;
+//! * a node whose key is not in the genesis committee is refused;
+//! * hostile traffic (random datagrams, length prefixes of 4 GiB, oversized
+//!   and malformed frames, consensus messages before a Hello) is scored and
+//!   banned while the network keeps finalizing;
+//! * `tx send` / `tx balance` against a one-seat network.
+//!
+//! Each test uses its own port range; the network tests run one at a time
+//! (a lock), since each starts several processes on this 2-core machine.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// One network test at a time.
+static NETWORK: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    NETWORK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn engine() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_phantom-engine"))
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs `devnet` with `extra` flags; returns its stdout, failing the test
+/// (with the nodes' logs' tails) unless it printed AGREE and exited 0.
+fn devnet(dir: &Path, base_port: u16, extra: &[&str]) -> String {
+    let output = engine()
+        .args([
+            "devnet",
+            "--nodes",
+            "4",
+            "--shards",
+            "2",
+            "--min-rounds",
+            "5",
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--base-port", &base_port.to_string()])
+        .args(extra)
+        .output()
+        .expect("devnet runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() || !stdout.lines().any(|l| l == "AGREE") {
+        let mut logs = String::new();
+        for n in 0..4 {
+            let log =
+                std::fs::read_to_string(dir.join(format!("node-{n}/node.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(12).collect();
+            logs += &format!("--- node {n} log tail\n{}\n", tail.join("\n"));
+        }
+        panic!("devnet did not agree:\n{}\n{logs}", text(&output));
+    }
+    stdout
+}
+
+/// The `(shard, state root)` pairs devnet printed for node `n`'s replay.
+fn replayed_roots(stdout: &str, n: usize) -> Vec<(u16, String)> {
+    let prefix = format!("node {n} shard ");
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .filter(|rest| rest.contains("replay reproduces"))
+        .map(|rest| {
+            let shard = rest.split(':').next().unwrap().parse().unwrap();
+            let root = rest.rsplit(' ').next().unwrap().to_string();
+            (shard, root)
+        })
+        .collect()
+}
+
+#[test]
+fn devnet_of_four_nodes_and_two_shards_agrees_under_load_and_replays() {
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("devnet");
+    let stdout = devnet(&dir, 17100, &["--seconds", "8", "--load", "400"]);
+    // Load went through: transfers were accepted and finalized.
+    let load = stdout
+        .lines()
+        .find(|l| l.starts_with("load: "))
+        .expect("a load line");
+    let accepted: u64 = load
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" accepted"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(accepted > 1000, "{load}");
+    for shard in 0..2 {
+        assert!(
+            stdout.contains(&format!("shard {shard}: all 4 nodes agree on rounds 0..=")),
+            "{stdout}"
+        );
+    }
+    // Every node's replay reproduced the same roots, and the replay
+    // command over node 2's data dir prints them too.
+    let roots = replayed_roots(&stdout, 0);
+    assert_eq!(roots.len(), 2, "{stdout}");
+    for n in 1..4 {
+        assert_eq!(replayed_roots(&stdout, n), roots, "{stdout}");
+    }
+    let replay = engine()
+        .args(["replay", "--json", "--data-dir"])
+        .arg(dir.join("node-2"))
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{}", text(&replay));
+    let json: Value = serde_json::from_slice(&replay.stdout).unwrap();
+    let shards = json["shards"].as_array().expect("shards");
+    for (shard, root) in &roots {
+        let entry = shards
+            .iter()
+            .find(|s| s["shard"] == *shard)
+            .expect("each shard");
+        assert_eq!(entry["state_root"].as_str().unwrap(), root);
+        assert!(entry["finalized_events"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn nodes_crashed_at_injected_points_restart_catch_up_and_never_equivocate() {
+    let _guard = lock();
+    for (index, site) in [
+        "after-signing:25",
+        "after-persisting:25",
+        "before-sending:25",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("devnet");
+        let stdout = devnet(
+            &dir,
+            17200 + 100 * index as u16,
+            &["--seconds", "6", "--load", "300", "--crash-at", site],
+        );
+        assert!(
+            stdout.contains("node 3: restarted 1 time(s) on its data dir"),
+            "{site}: the victim never crashed\n{stdout}"
+        );
+        let log = std::fs::read_to_string(dir.join("node-3/node.log")).unwrap();
+        assert!(log.contains("\"type\":\"crash_injected\""), "{site}");
+        assert_eq!(
+            stdout
+                .matches("no seat signed two anchors at one seq")
+                .count(),
+            2,
+            "{site}: both shards' logs scanned\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_node_killed_at_a_random_moment_restarts_catches_up_and_agrees() {
+    let _guard = lock();
+    // A random moment, printed so that a failure can be replayed.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let kill_after = 1.0 + f64::from(nanos % 3000) / 1000.0;
+    eprintln!("SIGKILL after {kill_after:.3} s of load");
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("devnet");
+    let stdout = devnet(
+        &dir,
+        17500,
+        &[
+            "--seconds",
+            "7",
+            "--load",
+            "300",
+            "--victim",
+            "1",
+            "--kill-after",
+            &format!("{kill_after:.3}"),
+        ],
+    );
+    assert!(stdout.contains("SIGKILL node 1"), "{stdout}");
+    assert!(
+        stdout.contains("node 1: restarted 1 time(s) on its data dir"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .matches("no seat signed two anchors at one seq")
+            .count(),
+        2,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_late_node_catches_up_from_far_behind_while_peer_memory_stays_flat() {
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("devnet");
+    let stdout = devnet(
+        &dir,
+        17600,
+        &["--seconds", "12", "--load", "300", "--late-by", "6"],
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("late node 3: "))
+        .expect("a late-node memory line");
+    let numbers: Vec<f64> = line
+        .split(' ')
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    let (before, during) = (numbers[numbers.len() - 2], numbers[numbers.len() - 1]);
+    assert!(before > 0.0 && during > 0.0, "{line}");
+    assert!(
+        during <= before * 1.5 + 16.0,
+        "serving a catch-up grew a peer's memory: {line}"
+    );
+    // The late node asked for ranges and finalized every round with the others.
+    let log = std::fs::read_to_string(dir.join("node-3/node.log")).unwrap();
+    let asked = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "status")
+        .filter_map(|v| v["catch_up_requests"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(asked > 0, "the late node never sent a GetRange");
+}
+
+/// A node process whose stderr lines are collected by a thread.
+struct Node {
+    child: Child,
+    lines: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+impl Node {
+    fn start(args: &[&str]) -> Node {
+        let mut child = engine()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node starts");
+        let stderr = child.stderr.take().unwrap();
+        let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Node { child, lines }
+    }
+
+    /// Waits up to `limit` for a line containing every one of `needles`.
+    fn wait_for(&self, needles: &[&str], limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return Some(line.clone());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, then the exit code (SIGKILL after 20 s).
+    fn stop(mut self) -> Option<i32> {
+        // SAFETY: signals a child this test started.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `genesis new` into `dir`.
+fn new_genesis(dir: &Path, k: &str, shards: &str) -> PathBuf {
+    let output = engine()
+        .args([
+            "genesis",
+            "new",
+            "--k",
+            k,
+            "--shards",
+            shards,
+            "--clients",
+            "4",
+        ])
+        .args(["--outputs-per-client", "16", "--out"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    dir.join("genesis.toml")
+}
+
+fn node_args<'a>(
+    genesis: &'a str,
+    data_dir: &'a str,
+    key: &'a str,
+    addr: &'a str,
+    peer: Option<&'a str>,
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "node",
+        "--genesis",
+        genesis,
+        "--data-dir",
+        data_dir,
+        "--key",
+        key,
+        "--addr",
+        addr,
+    ];
+    if let Some(peer) = peer {
+        args.extend(["--peer", peer]);
+    }
+    args
+}
+
+#[test]
+fn a_node_whose_key_is_not_in_the_committee_is_refused() {
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let genesis = new_genesis(&temp.path().join("net"), "4", "1");
+    let outsider_key = temp.path().join("outsider.key");
+    let keygen = engine()
+        .args(["keygen", "--out"])
+        .arg(&outsider_key)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", text(&keygen));
+    let outsider_hex = String::from_utf8_lossy(&keygen.stdout).trim().to_string();
+    let g = genesis.to_str().unwrap();
+    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+    let (a_dir, b_dir) = (a_dir.to_str().unwrap(), b_dir.to_str().unwrap());
+    let member_key = temp.path().join("net/keys/validator-00.key");
+    let member = Node::start(&node_args(
+        g,
+        a_dir,
+        member_key.to_str().unwrap(),
+        "127.0.0.1:17700",
+        None,
+    ));
+    member
+        .wait_for(&["core_started"], Duration::from_secs(20))
+        .expect("the member starts");
+    let outsider = Node::start(&node_args(
+        g,
+        b_dir,
+        outsider_key.to_str().unwrap(),
+        "127.0.0.1:17710",
+        Some("127.0.0.1:17700"),
+    ));
+    let refused = member.wait_for(
+        &[
+            "peer_refused",
+            &outsider_hex,
+            "not in the genesis committee",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(
+        refused.is_some(),
+        "the member never refused the outsider\n{}",
+        member.log()
+    );
+    assert!(outsider
+        .wait_for(
+            &["seats\":0", "not in the genesis committee"],
+            Duration::from_secs(5)
+        )
+        .is_some());
+    assert!(
+        !member.log().contains("\"type\":\"peer_connected\""),
+        "the outsider was admitted\n{}",
+        member.log()
+    );
+    assert_eq!(outsider.stop(), Some(0));
+    assert_eq!(member.stop(), Some(0));
+}
+
+#[test]
+fn tx_send_moves_value_and_tx_balance_reads_it_from_a_one_seat_network() {
+    use pc_codec::ids::shard_of;
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let net = temp.path().join("net");
+    let genesis = new_genesis(&net, "1", "2");
+    let g = genesis.to_str().unwrap();
+    let data = temp.path().join("data");
+    let key = net.join("keys/validator-00.key");
+    let node = Node::start(&node_args(
+        g,
+        data.to_str().unwrap(),
+        key.to_str().unwrap(),
+        "127.0.0.1:17800",
+        None,
+    ));
+    node.wait_for(&["core_started"], Duration::from_secs(20))
+        .expect("the node starts");
+    let client = net.join("keys/client-00.key");
+    let balance = |owner: &str| -> (u64, u64) {
+        let output = engine()
+            .args(["tx", "balance", "--genesis", g, "--node", "127.0.0.1:17800"])
+            .args(["--owner", owner])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+        (
+            json["amount"].as_u64().unwrap(),
+            json["finalized_round"].as_u64().unwrap(),
+        )
+    };
+    let client_hex = std::fs::read_to_string(&client)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("public_key = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    let client_public: [u8; 32] = hex::decode(&client_hex).unwrap().try_into().unwrap();
+    let (start, _) = balance(&client_hex);
+    assert!(start > 0, "the client is funded in genesis");
+    // A recipient on the client's shard (cross-shard imports are not in v0).
+    let recipient = (1u8..)
+        .map(|seed| pc_codec::SigningKey::from_secret_bytes(&[seed; 32]).unwrap())
+        .find(|k| shard_of(&k.public_key(), 2) == shard_of(&client_public, 2))
+        .unwrap()
+        .public_key();
+    let recipient_hex = hex::encode(recipient);
+    let send = engine()
+        .args(["tx", "send", "--genesis", g, "--node", "127.0.0.1:17800"])
+        .arg("--key")
+        .arg(&client)
+        .args(["--to", &recipient_hex, "--amount", "5000", "--fee", "7"])
+        .output()
+        .unwrap();
+    assert!(send.status.success(), "{}", text(&send));
+    let receipt: Value = serde_json::from_slice(&send.stdout).unwrap();
+    assert_eq!(receipt["outcome"], "accepted", "{receipt}");
+    // Final within a few seconds: the recipient holds 5000, the client 5007 less.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (got, _) = balance(&recipient_hex);
+        if got == 5000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the transfer never finalized\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(balance(&client_hex).0, start - 5007);
+    // The same input again is accepted into the pool but never applies.
+    let again = engine()
+        .args(["tx", "send", "--genesis", g, "--node", "127.0.0.1:17800"])
+        .arg("--key")
+        .arg(&client)
+        .args(["--to", &recipient_hex, "--amount", "1000"])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(balance(&recipient_hex).0, 5000, "a double spend applied");
+    assert_eq!(node.stop(), Some(0));
+}
+
+/// Sends hostile traffic to `target` for about `seconds`: random datagrams
+/// from one UDP socket, and QUIC connections (from another) that send a
+/// 4 GiB length prefix, an oversized frame, a malformed frame, random
+/// stream bytes and a `Get` before any Hello. Returns the two source
+/// addresses.
+fn hostile_traffic(target: SocketAddr, seconds: u64) -> (SocketAddr, SocketAddr) {
+    let datagram_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let datagram_source = datagram_socket.local_addr().unwrap();
+    let quic_port = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let quic_source = quic_port.local_addr().unwrap();
+    drop(quic_port);
+    let flooder = std::thread::spawn(move || {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let end = Instant::now() + Duration::from_secs(seconds);
+        let mut buf = vec![0u8; 1500];
+        while Instant::now() < end {
+            for byte in buf.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *byte = state as u8;
+            }
+            let len = 1 + (state as usize % 1400);
+            let _ = datagram_socket.send_to(&buf[..len], target);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    let quic = std::thread::spawn(move || {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(256 << 10)
+            .ring_depth(32)
+            .spawn(move || async move { hostile_quic(target, quic_source, seconds).await })
+            .unwrap()
+            .join()
+            .unwrap()
+    });
+    flooder.join().unwrap();
+    quic.join().unwrap();
+    (datagram_source, quic_source)
+}
+
+async fn hostile_quic(target: SocketAddr, source: SocketAddr, seconds: u64) {
+    use pc_net::driver::Driver;
+    use pc_net::frame::MAX_FRAME_BYTES;
+    use pc_net::{NetConfig, NetEndpoint, NetEvent, NetMessage};
+    let endpoint = NetEndpoint::new(NetConfig::default(), None).unwrap();
+    let socket = glommio::net::UdpSocket::bind(source).unwrap();
+    let (sender, events) = glommio::channels::local_channel::new_unbounded();
+    let driver = Driver::spawn(socket, endpoint, move |event| {
+        let _ = sender.try_send(event);
+    });
+    let handle = driver.handle();
+    let oversized = (MAX_FRAME_BYTES as u32 + 1).to_le_bytes().to_vec();
+    let get_before_hello = {
+        let mut bytes = Vec::new();
+        pc_net::encode_frame(
+            &NetMessage::Get {
+                shard: 0,
+                ids: vec![[7; 32]],
+            },
+            &mut bytes,
+        )
+        .unwrap();
+        bytes
+    };
+    let payloads: Vec<Vec<u8>> = vec![
+        vec![0xff; 4],           // a 4 GiB length prefix
+        oversized,               // one byte over the frame cap
+        vec![2, 0, 0, 0, 99, 0], // a frame with an unknown tag
+        (0..65536u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect(), // garbage
+        get_before_hello,        // consensus traffic without a Hello
+    ];
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut round = 0usize;
+    while Instant::now() < end {
+        let Ok(conn) = handle.connect(target, pc_net::tls::CERTIFICATE_NAME) else {
+            break;
+        };
+        let payload = payloads[round % payloads.len()].clone();
+        round += 1;
+        // Wait for the handshake (or a refusal), send the payload, wait for
+        // the close.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut sent = false;
+        while Instant::now() < deadline {
+            let event = glommio::timer::timeout(Duration::from_millis(200), async {
+                Ok::<_, glommio::GlommioError<()>>(events.recv().await)
+            })
+            .await;
+            match event {
+                Ok(Some(NetEvent::Connected { conn: c, .. })) if c == conn && !sent => {
+                    let _ = handle.send_unframed(conn, payload.clone());
+                    sent = true;
+                }
+                Ok(Some(NetEvent::Closed { conn: c, .. })) if c == conn => break,
+                _ => {}
+            }
+        }
+        handle.close(conn, 0, "next");
+    }
+    let _ = driver.stop().await;
+}
+
+#[test]
+fn hostile_traffic_is_scored_and_banned_while_the_network_keeps_finalizing() {
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("devnet");
+    let base_port = 17900u16;
+    let mut devnet = engine()
+        .args(["devnet", "--nodes", "4", "--shards", "2", "--seconds", "14"])
+        .args(["--load", "300", "--min-rounds", "5", "--data-dir"])
+        .arg(&dir)
+        .args(["--base-port", &base_port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = devnet.stdout.take().unwrap();
+    // Wait for the load to run (the third progress line), then attack node 0.
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while seen.lines().filter(|l| l.starts_with("   3 ")).count() == 0 {
+        let read = stdout.read(&mut buf).unwrap();
+        assert!(read > 0, "devnet ended early:\n{seen}");
+        seen += &String::from_utf8_lossy(&buf[..read]);
+    }
+    let target = SocketAddr::from(([127, 0, 0, 1], base_port));
+    let (datagram_source, quic_source) = hostile_traffic(target, 6);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut stderr = String::new();
+    devnet
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = devnet.wait().unwrap();
+    seen += &rest;
+    assert!(
+        status.success() && seen.lines().any(|l| l == "AGREE"),
+        "the network did not keep agreeing under attack:\n{seen}\n{stderr}"
+    );
+    let log = std::fs::read_to_string(dir.join("node-0/node.log")).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for source in [datagram_source, quic_source] {
+        assert!(
+            lines.iter().any(|v| v["type"] == "peer_violation"
+                && v["remote"] == source.to_string()
+                && v["banned"] == true),
+            "{source} was never banned"
+        );
+    }
+    // The attacks were seen as what they are.
+    for reason in [
+        "4294967295",
+        "exceeds",
+        "datagram for no connection",
+        "malformed frame",
+        "before a verified Hello",
+    ] {
+        assert!(
+            lines.iter().any(|v| v["type"] == "peer_violation"
+                && v["reason"].as_str().unwrap_or("").contains(reason)),
+            "no violation naming {reason:?}"
+        );
+    }
+    // Node 0 kept finalizing through the attack and its memory stayed bounded.
+    let statuses: Vec<&Value> = lines.iter().filter(|v| v["type"] == "status").collect();
+    let peak_rss_kib = statuses
+        .iter()
+        .filter_map(|v| v["anon_rss_kib"].as_u64())
+        .max()
+        .unwrap();
+    assert!(
+        peak_rss_kib < 512 * 1024,
+        "node 0 peaked at {peak_rss_kib} KiB"
+    );
+    let book = std::fs::read_to_string(dir.join("node-0/peers-core-0.book")).unwrap();
+    assert!(
+        book.contains(&datagram_source.to_string()),
+        "the peer book does not name the flooder"
+    );
+}
