@@ -117,6 +117,13 @@ struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// `quic`: run the workload in process, then again fed over loopback
+    /// QUIC to one endpoint per core, and report the ratio.
+    #[arg(long, default_value = "in-process")]
+    network: pc_engine::bench::BenchNetwork,
+    /// First port of the engine's QUIC endpoints (core c: port + c).
+    #[arg(long, default_value_t = 7400)]
+    quic_port: u16,
 }
 
 #[derive(Subcommand)]
@@ -247,6 +254,8 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
     options.events_per_shard = args.events_per_shard;
     options.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     options.start_delay = std::time::Duration::from_millis(args.start_delay_ms);
+    options.network = args.network;
+    options.quic_port = args.quic_port;
     if args.single_intake {
         options.intake = pc_engine::engine::Intake::FirstCore;
     }
@@ -255,6 +264,11 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
         println!("{}", bench::render_json(&result));
     } else {
         print!("{}", bench::render_table(&result));
+    }
+    if result.quic.as_ref().is_some_and(|q| !q.same_state) {
+        return Err(CliError::Usage(
+            "the QUIC run finalized a different count or state root than the in-process run of the same workload".to_string(),
+        ));
     }
     Ok(())
 }

@@ -709,3 +709,59 @@ fn hostile_traffic_is_scored_and_banned_while_the_network_keeps_finalizing() {
         "the peer book does not name the flooder"
     );
 }
+
+/// `bench --network quic` feeds the bench workload over loopback QUIC and
+/// ends with exactly the finalized counts and state roots of the same
+/// workload run in process (the bench itself exits non-zero otherwise).
+#[test]
+fn bench_over_quic_finalizes_what_the_in_process_run_finalizes() {
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let output = engine()
+        .env("PHANTOM_BENCH_CACHE", temp.path().join("cache"))
+        .args([
+            "bench",
+            "--network",
+            "quic",
+            "--quic-port",
+            "18000",
+            "--shards",
+            "2",
+            "--committee",
+            "4",
+            "--tx-per-anchor",
+            "8",
+            "--events-per-shard",
+            "2048",
+            "--seconds",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let result: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(result["network"], "quic", "{stdout}");
+    let quic = &result["quic"];
+    assert_eq!(quic["same_state"], true, "{stdout}");
+    // 2 shards x 2048 transfers at 8 per anchor, plus the rounds' filler.
+    assert!(
+        quic["anchors_sent"].as_u64().unwrap() >= 2 * 2048 / 8,
+        "{stdout}"
+    );
+    assert!(quic["datagrams_sent"].as_u64().unwrap() > 0, "{stdout}");
+    assert!(quic["ratio"].as_f64().unwrap() > 0.0, "{stdout}");
+    let shards = result["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 2);
+    for shard in shards {
+        assert!(
+            shard["finalized_events"].as_u64().unwrap() >= 2048,
+            "{stdout}"
+        );
+        assert!(
+            shard["in_process_events_per_s"].as_f64().unwrap() > 0.0,
+            "{stdout}"
+        );
+    }
+}

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::engine::{self, EngineConfig, EngineReport, Intake};
 use crate::host::{usable_cpus, VerifySamples, CALIBRATION_SAMPLES};
-use crate::workload::{load_or_generate, WorkloadParams};
+use crate::workload::{load_or_generate, Workload, WorkloadParams};
 use crate::EngineError;
 
 /// Workload sizes are rounded up to this many transfers per shard, so that
@@ -50,6 +50,36 @@ pub struct BenchOptions {
     pub intake: Intake,
     /// Pause before the first anchor (for supervisors and tests).
     pub start_delay: Duration,
+    /// How the workload reaches the engine.
+    pub network: BenchNetwork,
+    /// First port of the engine's endpoints with [`BenchNetwork::Quic`]
+    /// (core `c` listens on `127.0.0.1:quic_port + c`).
+    pub quic_port: u16,
+}
+
+/// How `bench` feeds the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BenchNetwork {
+    /// Straight from the mapped workload files (see [`Intake`]).
+    #[default]
+    InProcess,
+    /// First in process, then the same workload again over loopback QUIC
+    /// from a feeder thread ([`crate::quic_intake`]); the result is the
+    /// QUIC run's, with the in-process figures and the ratio beside it.
+    Quic,
+}
+
+impl std::str::FromStr for BenchNetwork {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "none" | "in-process" => Ok(BenchNetwork::InProcess),
+            "quic" => Ok(BenchNetwork::Quic),
+            other => Err(format!(
+                "unknown network {other:?} (expected quic or in-process)"
+            )),
+        }
+    }
 }
 
 impl BenchOptions {
@@ -70,6 +100,8 @@ impl BenchOptions {
             segment_bytes: 64 << 20,
             intake: Intake::PerCore,
             start_delay: Duration::ZERO,
+            network: BenchNetwork::InProcess,
+            quic_port: 7400,
         }
     }
 }
@@ -114,6 +146,10 @@ pub struct BenchShard {
     pub finalized_events: u64,
     /// State root after the last round, hex.
     pub state_root: String,
+    /// With `--network quic`: this shard's events/s of the in-process run
+    /// of the same workload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_process_events_per_s: Option<f64>,
 }
 
 /// The bench result (`--json` prints exactly this object).
@@ -131,6 +167,33 @@ pub struct BenchResult {
     pub peak_anon_rss_mb: f64,
     /// The data dir.
     pub data_dir: String,
+    /// `in-process` or `quic`.
+    pub network: String,
+    /// With `--network quic`: the comparison with the in-process run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quic: Option<QuicComparison>,
+}
+
+/// `--network quic` beside the in-process run of the same workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuicComparison {
+    /// Mean per-shard events/s, in process.
+    pub in_process_events_per_s: f64,
+    /// Mean per-shard events/s over QUIC.
+    pub quic_events_per_s: f64,
+    /// QUIC / in process (target >= 0.8).
+    pub ratio: f64,
+    /// Both runs ended with the same finalized count and state root in
+    /// every shard.
+    pub same_state: bool,
+    /// Anchors and stream bytes the feeder sent.
+    pub anchors_sent: u64,
+    /// Frame payload bytes sent.
+    pub bytes_sent: u64,
+    /// Datagrams the feeder's socket sent.
+    pub datagrams_sent: u64,
+    /// The in-process run's data dir.
+    pub in_process_data_dir: String,
 }
 
 fn round1(value: f64) -> f64 {
@@ -188,8 +251,85 @@ pub fn run(options: &BenchOptions) -> Result<BenchResult, EngineError> {
     unsafe {
         libc::malloc_trim(0);
     }
+    match options.network {
+        BenchNetwork::InProcess => {
+            let (report, data_dir) = run_once(options, &workload, options.intake, "")?;
+            Ok(summarize(&report, &data_dir, "in-process"))
+        }
+        BenchNetwork::Quic => run_quic(options, &workload),
+    }
+}
+
+/// The in-process run, then the QUIC run of the same workload.
+fn run_quic(options: &BenchOptions, workload: &Workload) -> Result<BenchResult, EngineError> {
+    if options.progress {
+        eprintln!("in-process run");
+    }
+    let (reference, reference_dir) = run_once(options, workload, Intake::PerCore, "in-process")?;
+    let reference = summarize(&reference, &reference_dir, "in-process");
+    if options.progress {
+        eprintln!("QUIC run: feeder -> 127.0.0.1:{}+core", options.quic_port);
+    }
+    let cpus = usable_cpus();
+    let shards = workload.params.shards;
+    let cores = cpus.len().min(usize::from(shards));
+    let feeder = crate::quic_intake::spawn_feeder(
+        workload.clone(),
+        engine::round_robin(shards, cores),
+        options.quic_port,
+    )?;
+    let engine_run = run_once(
+        options,
+        workload,
+        Intake::Quic {
+            base_port: options.quic_port,
+        },
+        "quic",
+    );
+    let fed = feeder
+        .join()
+        .map_err(|e| EngineError::Config(format!("bench feeder failed: {e}")))?;
+    let (report, data_dir) = engine_run?;
+    let fed = fed.map_err(|e| EngineError::Config(format!("bench feeder: {e}")))?;
+    let mut result = summarize(&report, &data_dir, "quic");
+    for (shard, reference) in result.shards.iter_mut().zip(&reference.shards) {
+        shard.in_process_events_per_s = Some(reference.events_per_s);
+    }
+    let mean = |r: &BenchResult| r.total_events_per_s / r.shards.len().max(1) as f64;
+    let same_state =
+        result.shards.len() == reference.shards.len()
+            && result.shards.iter().zip(&reference.shards).all(|(a, b)| {
+                a.finalized_events == b.finalized_events && a.state_root == b.state_root
+            });
+    let (quic_mean, reference_mean) = (mean(&result), mean(&reference));
+    result.quic = Some(QuicComparison {
+        in_process_events_per_s: round1(reference_mean),
+        quic_events_per_s: round1(quic_mean),
+        ratio: if reference_mean > 0.0 {
+            round3(quic_mean / reference_mean)
+        } else {
+            0.0
+        },
+        same_state,
+        anchors_sent: fed.anchors,
+        bytes_sent: fed.bytes,
+        datagrams_sent: fed.datagrams_sent,
+        in_process_data_dir: reference.data_dir.clone(),
+    });
+    Ok(result)
+}
+
+/// One engine run over `workload` in a fresh data dir (`options.data_dir`,
+/// or under it in `label` when the bench makes two runs).
+fn run_once(
+    options: &BenchOptions,
+    workload: &Workload,
+    intake: Intake,
+    label: &str,
+) -> Result<(EngineReport, PathBuf), EngineError> {
     let (data_dir, temp) = match &options.data_dir {
-        Some(dir) => (dir.clone(), None),
+        Some(dir) if label.is_empty() => (dir.clone(), None),
+        Some(dir) => (dir.join(label), None),
         None => {
             let temp = tempfile::Builder::new()
                 .prefix("phantom-bench-")
@@ -198,6 +338,8 @@ pub fn run(options: &BenchOptions) -> Result<BenchResult, EngineError> {
             (temp.path().to_path_buf(), Some(temp))
         }
     };
+    let cpus = usable_cpus();
+    let shards = workload.params.shards;
     let cores = cpus.len().min(usize::from(shards));
     let config = EngineConfig {
         data_dir: data_dir.clone(),
@@ -206,8 +348,8 @@ pub fn run(options: &BenchOptions) -> Result<BenchResult, EngineError> {
         fsync: options.fsync,
         segment_bytes: options.segment_bytes,
         ring_capacity: 64,
-        workload,
-        intake: options.intake,
+        workload: workload.clone(),
+        intake,
         max_run: Some(Duration::from_secs_f64(options.seconds * 3.0 + 10.0)),
         verify_calibration: Some(options.calibration),
         snapshot_interval: Duration::from_millis(100),
@@ -216,16 +358,15 @@ pub fn run(options: &BenchOptions) -> Result<BenchResult, EngineError> {
         start_delay: options.start_delay,
     };
     let report = engine::run(config)?;
-    let result = summarize(&report, &data_dir);
     if let Some(temp) = temp {
         if options.keep {
             let _ = temp.keep();
         }
     }
-    Ok(result)
+    Ok((report, data_dir))
 }
 
-fn summarize(report: &EngineReport, data_dir: &Path) -> BenchResult {
+fn summarize(report: &EngineReport, data_dir: &Path, network: &str) -> BenchResult {
     let shards: Vec<BenchShard> = report
         .shards
         .iter()
@@ -245,6 +386,7 @@ fn summarize(report: &EngineReport, data_dir: &Path) -> BenchResult {
                 log_mb_per_s: round3(c.log_bytes as f64 / seconds / 1e6),
                 finalized_events: c.finalized_events,
                 state_root: pc_codec::to_hex(&s.state_root),
+                in_process_events_per_s: None,
             }
         })
         .collect();
@@ -261,6 +403,8 @@ fn summarize(report: &EngineReport, data_dir: &Path) -> BenchResult {
         },
         peak_anon_rss_mb: round1(report.peak_anon_rss_kib as f64 / 1024.0),
         data_dir: data_dir.display().to_string(),
+        network: network.to_string(),
+        quic: None,
         shards,
     }
 }
@@ -306,6 +450,33 @@ pub fn render_table(result: &BenchResult) -> String {
         result.peak_anon_rss_mb,
         result.data_dir
     );
+    if let Some(quic) = &result.quic {
+        for s in &result.shards {
+            if let Some(reference) = s.in_process_events_per_s {
+                out += &format!(
+                    "shard {}: {:.1} events/s over QUIC, {:.1} in process, ratio {:.3}\n",
+                    s.shard,
+                    s.events_per_s,
+                    reference,
+                    if reference > 0.0 {
+                        s.events_per_s / reference
+                    } else {
+                        0.0
+                    }
+                );
+            }
+        }
+        out += &format!(
+            "network quic: {:.1} events/s per shard over loopback QUIC vs {:.1} in process: ratio {:.3} (target >= 0.8); same finalized counts and state roots: {}; feeder sent {} anchors, {:.1} MB in {} datagrams\n",
+            quic.quic_events_per_s,
+            quic.in_process_events_per_s,
+            quic.ratio,
+            if quic.same_state { "yes" } else { "NO" },
+            quic.anchors_sent,
+            quic.bytes_sent as f64 / 1e6,
+            quic.datagrams_sent
+        );
+    }
     out
 }
 

@@ -13,7 +13,6 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel::{self, LocalReceiver};
-use glommio::net::UdpSocket;
 use glommio::timer::Timer;
 use glommio::{LocalExecutorBuilder, Placement};
 use pc_net::driver::{Driver, DriverHandle};
@@ -26,7 +25,7 @@ use pc_net::{ConnId, NetConfig, NetEndpoint, NetEvent, NetMessage};
 const CLIENT_IO_MEMORY: usize = 256 << 10;
 
 /// `future`'s output, or `None` once `timeout` passed.
-async fn within<T>(timeout: Duration, future: impl Future<Output = T>) -> Option<T> {
+pub(crate) async fn within<T>(timeout: Duration, future: impl Future<Output = T>) -> Option<T> {
     let mut future = std::pin::pin!(future);
     let mut timer = Timer::new(timeout);
     poll_fn(|cx| {
@@ -62,7 +61,8 @@ where
 fn start_endpoint() -> Result<(Driver, DriverHandle, LocalReceiver<NetEvent>), String> {
     let endpoint = NetEndpoint::new(NetConfig::default(), None)
         .map_err(|e| format!("QUIC client endpoint: {e}"))?;
-    let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("bind a UDP port: {e}"))?;
+    let socket = pc_net::driver::bind_udp(SocketAddr::from(([0, 0, 0, 0], 0)))
+        .map_err(|e| format!("bind a UDP port: {e}"))?;
     let (sender, events) = local_channel::new_unbounded();
     let driver = Driver::spawn(socket, endpoint, move |event| {
         let _ = sender.try_send(event);

@@ -37,6 +37,14 @@ pub enum Intake {
     /// shards on other cores over the SPSC rings (as a single network
     /// endpoint would).
     FirstCore,
+    /// Each core opens a QUIC endpoint on `127.0.0.1:base_port + core`
+    /// and takes its shards' anchors from there (`bench --network quic`,
+    /// see [`crate::quic_intake`]); a shard's input ends when its feeder
+    /// closes the connection.
+    Quic {
+        /// Port of the first core.
+        base_port: u16,
+    },
 }
 
 /// Engine configuration.
@@ -485,6 +493,23 @@ impl CoreTile {
                 }
             }
         }
+        let mut quic = None;
+        if init_error.is_none() {
+            if let Intake::Quic { base_port } = self.intake {
+                let bind = u16::try_from(usize::from(base_port) + self.core)
+                    .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+                    .map_err(|_| {
+                        EngineError::Config(format!(
+                            "port {base_port} + core {} is out of range",
+                            self.core
+                        ))
+                    });
+                match bind.and_then(|bind| crate::quic_intake::start(bind, &self.shards)) {
+                    Ok(intake) => quic = Some(intake),
+                    Err(error) => init_error = Some(error),
+                }
+            }
+        }
         // Always reach the barriers, so that one failed core cannot hang the others.
         self.barrier.wait();
         let rate = self.calibration.map(|duration| {
@@ -505,10 +530,19 @@ impl CoreTile {
         let snapshots = Rc::new(self.snapshots);
         let mut tasks = Vec::new();
         let mut handoff_in = self.handoff_in.into_iter();
+        let mut net_in = quic
+            .as_mut()
+            .map(|q| std::mem::take(&mut q.receivers))
+            .unwrap_or_default()
+            .into_iter();
         for driver in drivers {
             let ring = handoff_in.next().flatten();
             let input = match ring {
                 Some(receiver) => Input::Ring(receiver.connect().await),
+                None if matches!(self.intake, Intake::Quic { .. }) => Input::Net {
+                    receiver: net_in.next().expect("one queue per local shard"),
+                    handle: quic.as_ref().expect("started above").handle.clone(),
+                },
                 None if self.intake == Intake::PerCore || self.core == 0 => {
                     let file = WorkloadFile::open(&self.workload.shard_path(driver.shard()))?;
                     Input::File {
@@ -583,6 +617,16 @@ impl CoreTile {
         for intake in intakes {
             intake.await;
         }
+        if let Some(quic) = quic {
+            let _ = quic
+                .driver
+                .shutdown(
+                    pc_net::endpoint::NORMAL_CLOSE_CODE,
+                    "bench done",
+                    Duration::from_millis(200),
+                )
+                .await;
+        }
         // The rate is measured again after the run and the two averaged,
         // so a host whose speed drifts (a shared VM) is compared with what
         // it did around the run, not only before it. No barrier here: a
@@ -605,6 +649,12 @@ enum Input {
     File { file: Rc<WorkloadFile>, next: usize },
     /// The ring from the intake core.
     Ring(ConnectedReceiver<Handoff>),
+    /// The queue from this core's QUIC endpoint; every anchor taken is
+    /// answered with an `Announce` of its id (the feeder's credit).
+    Net {
+        receiver: glommio::channels::local_channel::LocalReceiver<crate::quic_intake::NetAnchor>,
+        handle: pc_net::driver::DriverHandle,
+    },
 }
 
 /// Anchors processed between checks of the command ring and the clock.
@@ -651,6 +701,39 @@ async fn drive(
                 }
                 None => break,
             },
+            Input::Net { receiver, handle } => {
+                // Wakes now and then to see a stop while no input comes.
+                let Some(next) =
+                    crate::client::within(Duration::from_millis(100), receiver.recv()).await
+                else {
+                    continue;
+                };
+                let Some(anchor) = next else { break };
+                let header = <pc_codec::SignedAnchorHeader as pc_codec::Decode>::decode(
+                    &mut pc_codec::Reader::new(&anchor.bytes),
+                );
+                let id = match header {
+                    Ok(header) => {
+                        let id = header.anchor_id();
+                        driver.handle_anchor(&anchor.bytes, id, header.header.birth_round)?;
+                        id
+                    }
+                    // Not an anchor: the machine refuses and counts it.
+                    Err(_) => {
+                        driver.handle_anchor(&anchor.bytes, [0; 32], 0)?;
+                        [0; 32]
+                    }
+                };
+                let _ = handle.send_frame(
+                    anchor.conn,
+                    &pc_net::NetMessage::Announce {
+                        shard: driver.shard(),
+                        ids: vec![id],
+                    },
+                );
+                // Lets the endpoint send the credit and read what came.
+                glommio::yield_if_needed().await;
+            }
         }
         driver.after_input().await?;
         // An observer's pulls and announces have no one to go to.

@@ -20,6 +20,7 @@ pub mod genesis_file;
 pub mod host;
 pub mod node;
 pub mod node_config;
+pub mod quic_intake;
 pub mod replay;
 pub mod tune;
 pub mod workload;

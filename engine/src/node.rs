@@ -40,7 +40,6 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
-use glommio::net::UdpSocket;
 use glommio::timer::Timer;
 use glommio::{LocalExecutorBuilder, Placement};
 use pc_codec::genesis::Genesis;
@@ -686,7 +685,7 @@ async fn run_core(setup: CoreSetup) -> Result<Vec<ShardReport>, EngineError> {
     };
     let endpoint = NetEndpoint::new(net_config, Some(&identity))
         .map_err(|e| EngineError::Config(format!("QUIC endpoint: {e}")))?;
-    let socket = UdpSocket::bind(bind)
+    let socket = pc_net::driver::bind_udp(bind)
         .map_err(|e| EngineError::Config(format!("[net] cannot bind {bind}: {e}")))?;
     let inbox = Rc::new(Inbox::default());
     let driver = {

@@ -49,6 +49,31 @@ use crate::frame::NetMessage;
 /// Size of the one receive buffer of a driver: any UDP datagram fits.
 pub const RECEIVE_BUFFER_BYTES: usize = 64 << 10;
 
+/// Receive and send buffer asked of the kernel for a driver's socket
+/// (capped by `net.core.rmem_max` / `wmem_max`). A core is busy with one
+/// shard's input for milliseconds at a time and reads its socket only in
+/// between: the kernel holds what arrives meanwhile, and the default
+/// ~200 KiB is a handful of anchors, after which QUIC sees loss.
+pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
+/// A UDP socket bound to `addr` for a driver: large kernel buffers (best
+/// effort), and no `SO_REUSEPORT` — a second process on the same port is
+/// an error, not a silent split of the traffic.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: an unprivileged process gets at most the sysctl caps.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.bind(&addr.into())?;
+    Ok(UdpSocket::from(socket))
+}
+
 /// The caller's event callback.
 type EventSink = Box<dyn FnMut(NetEvent)>;
 
