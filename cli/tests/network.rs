@@ -765,3 +765,96 @@ fn bench_over_quic_finalizes_what_the_in_process_run_finalizes() {
         );
     }
 }
+
+/// The Python interpreter that has aioquic: `$PC_INTEROP_PYTHON`, else
+/// the venv `.ci/run` makes in `target/interop-venv`, else `python3`; or
+/// `None` to skip. With `PC_INTEROP=require` (as `.ci/run` sets once it
+/// installed aioquic) a missing one fails the test instead.
+fn interop_python() -> Option<String> {
+    let venv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/interop-venv/bin/python"
+    );
+    let python = std::env::var("PC_INTEROP_PYTHON").unwrap_or_else(|_| {
+        if Path::new(venv).exists() {
+            venv.to_string()
+        } else {
+            "python3".to_string()
+        }
+    });
+    let has_aioquic = Command::new(&python)
+        .args(["-c", "import aioquic"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_aioquic {
+        return Some(python);
+    }
+    assert!(
+        std::env::var("PC_INTEROP").as_deref() != Ok("require"),
+        "PC_INTEROP=require but {python} cannot import aioquic"
+    );
+    eprintln!("skipped: {python} has no aioquic (pip install aioquic, or set PC_INTEROP_PYTHON)");
+    None
+}
+
+/// Runs the aioquic probe against `port` offering `alpn`.
+fn aioquic_probe(python: &str, port: u16, alpn: &str) -> Value {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/aioquic_client.py"
+    );
+    let output = Command::new(python)
+        .args([script, "127.0.0.1", &port.to_string(), alpn])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)))
+}
+
+/// RFC 9000 interop: aioquic (another QUIC and TLS 1.3 implementation)
+/// completes a handshake with ALPN `phantom/0` and reads the node's first
+/// frame; offering `h3` it is refused with CRYPTO_ERROR 0x178, the TLS
+/// alert no_application_protocol (120).
+#[test]
+fn a_client_of_another_quic_implementation_handshakes_and_a_wrong_alpn_is_refused() {
+    let Some(python) = interop_python() else {
+        return;
+    };
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let net = temp.path().join("net");
+    let genesis = new_genesis(&net, "1", "1");
+    let data = temp.path().join("data");
+    let key = net.join("keys/validator-00.key");
+    let node = Node::start(&node_args(
+        genesis.to_str().unwrap(),
+        data.to_str().unwrap(),
+        key.to_str().unwrap(),
+        "127.0.0.1:18100",
+        None,
+    ));
+    node.wait_for(&["core_started"], Duration::from_secs(20))
+        .expect("the node starts");
+
+    let accepted = aioquic_probe(&python, 18100, "phantom/0");
+    assert_eq!(accepted["handshake_completed"], true, "{accepted}");
+    assert_eq!(accepted["alpn"], "phantom/0", "{accepted}");
+    // The node's Hello, a whole frame, on the stream it opened.
+    assert_eq!(accepted["first_frame_complete"], true, "{accepted}");
+    let length = accepted["first_frame_length"].as_u64().unwrap();
+    assert!(
+        length > 0 && length <= pc_net::MAX_FRAME_BYTES as u64,
+        "{accepted}"
+    );
+
+    let refused = aioquic_probe(&python, 18100, "h3");
+    assert_eq!(refused["handshake_completed"], false, "{refused}");
+    assert_eq!(refused["error_code"], 0x178, "{refused}");
+    assert!(
+        node.wait_for(&["connection_refused", "0x178"], Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        node.log()
+    );
+    assert_eq!(node.stop(), Some(0));
+}
