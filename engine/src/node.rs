@@ -1226,10 +1226,45 @@ impl Core {
                     self.log_peer(line);
                 }
             }
-            NetMessage::CheckpointSig(_) | NetMessage::Evidence { .. } => {
-                // Checkpoints and relayed evidence are not part of v0's
-                // node yet: taken (the peer is entitled to send them) and
-                // dropped.
+            NetMessage::CheckpointSig(_) => {
+                // Checkpoints serve cross-shard imports, which v0's node
+                // does not do yet: taken (the peer is entitled to send
+                // them) and dropped.
+            }
+            NetMessage::Evidence { bytes, .. } => {
+                // Relayed equivocation evidence: queued for this seat's next
+                // own anchor (once per accused seat). Evidence that does not
+                // decode as evidence or does not verify is the sender's
+                // fault; a duplicate or a node without a seat is not.
+                let mut reader = Reader::new(&bytes);
+                let decoded = MicroEvent::decode(&mut reader).and_then(|e| {
+                    reader.finish()?;
+                    Ok(e)
+                });
+                let refused = match decoded {
+                    Ok(event @ MicroEvent::Evidence(_)) => {
+                        let driver = self.drivers.get_mut(&shard).expect("local");
+                        match driver.submit_micro_event(event)? {
+                            Err(SubmitRejected::Invalid(reason))
+                                if !reason.contains("already queued") =>
+                            {
+                                Some(reason)
+                            }
+                            _ => None,
+                        }
+                    }
+                    Ok(_) => Some("an Evidence message that holds another micro-event".to_string()),
+                    Err(error) => Some(error.to_string()),
+                };
+                if let Some(reason) = refused {
+                    self.record(remote, PeerEvent::InvalidMessage);
+                    let line = format!(
+                        r#"{{"type":"evidence_refused","core":{},"shard":{shard},"remote":"{remote}","reason":{}}}"#,
+                        self.core,
+                        json_str(&reason)
+                    );
+                    self.log_peer(line);
+                }
             }
             NetMessage::SubmitMicroEvents {
                 request, events, ..

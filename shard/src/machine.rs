@@ -538,8 +538,26 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 max: self.limits.max_mempool_events,
             });
         }
+        // Evidence against a seat goes into an anchor once, whether this
+        // machine found the fork itself or a peer relayed it.
+        let accused = match &event {
+            MicroEvent::Evidence(evidence) => {
+                let bit = 1u64.checked_shl(u32::from(evidence.first.header.creator));
+                if bit.is_some_and(|bit| self.evidence_queued & bit != 0) {
+                    return Err(SubmitRejected::Invalid(format!(
+                        "evidence against seat {} is already queued",
+                        evidence.first.header.creator
+                    )));
+                }
+                bit
+            }
+            _ => None,
+        };
         validate_micro_event(&self.context, &self.verifier, &event)
             .map_err(|e| SubmitRejected::Invalid(e.to_string()))?;
+        if let Some(bit) = accused {
+            self.evidence_queued |= bit;
+        }
         self.mempool.push_back(event);
         self.after_input();
         Ok(())

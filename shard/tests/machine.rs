@@ -218,3 +218,53 @@ fn spilled_payloads_read_back_from_the_log_give_the_same_rounds() {
     );
     assert_eq!(spilling.state().state_root(), plain.state().state_root());
 }
+
+/// A fork of seat `creator` at seq 0: two headers claiming different
+/// rounds, signed with the seat's (fast) key, or `forged` with another.
+fn fork_evidence(genesis: &Genesis, creator: u8, forged: bool) -> pc_codec::Evidence {
+    use pc_codec::{AnchorBuilder, SigningKey};
+    use pc_shard::sim_crypto::FastSigner;
+    let header = |round: u64, signer: u8| {
+        let unsigned = AnchorBuilder::new(genesis.network(), 0, creator, 0)
+            .birth_round(round)
+            .sign(&SigningKey::from_secret_bytes(&[1; 32]).unwrap(), &[0; 32])
+            .unwrap()
+            .header
+            .header;
+        FastSigner.sign_header(&public(10 + signer), unsigned)
+    };
+    pc_codec::Evidence {
+        first: header(0, creator),
+        second: header(1, if forged { creator + 1 } else { creator }),
+    }
+}
+
+#[test]
+fn relayed_evidence_is_queued_once_per_accused_seat_and_forgeries_are_refused() {
+    use pc_codec::MicroEvent;
+    use pc_shard::machine::SubmitRejected;
+    let genesis = genesis();
+    let mut network = Network::new(&genesis);
+    let seat = &mut network.nodes[0].machine;
+    let evidence = |creator, forged| MicroEvent::Evidence(fork_evidence(&genesis, creator, forged));
+    assert_eq!(seat.handle_micro_event(evidence(2, false)), Ok(()));
+    match seat.handle_micro_event(evidence(2, false)) {
+        Err(SubmitRejected::Invalid(reason)) => {
+            assert!(reason.contains("already queued"), "{reason}")
+        }
+        other => panic!("a second evidence against seat 2 was {other:?}"),
+    }
+    match seat.handle_micro_event(evidence(1, true)) {
+        Err(SubmitRejected::Invalid(reason)) => {
+            assert!(!reason.contains("already queued"), "{reason}")
+        }
+        other => panic!("forged evidence was {other:?}"),
+    }
+    // A forgery does not use up the seat's slot: real evidence still goes in.
+    assert_eq!(seat.handle_micro_event(evidence(1, false)), Ok(()));
+    let observer = &mut network.nodes[SEATS].machine;
+    assert_eq!(
+        observer.handle_micro_event(evidence(3, false)),
+        Err(SubmitRejected::NotASeat)
+    );
+}
