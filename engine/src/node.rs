@@ -95,6 +95,14 @@ pub const SHUTDOWN_LINGER: Duration = Duration::from_millis(300);
 pub const UNROUTABLE_PER_VIOLATION: u32 = 16;
 /// Source addresses whose unroutable datagrams are counted at once.
 const MAX_TRACKED_SOURCES: usize = 4096;
+/// Anchors this core serves one peer per shard per second for its `Get`s
+/// and `GetRange`s (catch-up asks for 256 every 200 ms), with a burst of
+/// as many; a request past the budget is answered in part.
+pub const SERVE_ANCHORS_PER_S: u32 = 4096;
+/// Micro-events one source address may submit per second (each costs a
+/// signature check before the mempool takes it), with a burst of as many;
+/// past it they are refused as overloaded, unchecked.
+pub const SUBMIT_EVENTS_PER_S: u32 = 8192;
 /// Most log lines about misbehaving peers per status interval.
 const MAX_PEER_LOG_LINES: u32 = 20;
 
@@ -549,6 +557,32 @@ struct DialTarget {
     backoff: Duration,
 }
 
+/// A token bucket: `rate` tokens per second, at most `rate` banked.
+#[derive(Debug, Clone, Copy)]
+struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn full(rate: u32, now: Instant) -> TokenBucket {
+        TokenBucket {
+            tokens: f64::from(rate),
+            last: now,
+        }
+    }
+
+    /// Takes up to `wanted` tokens and returns how many it took.
+    fn take(&mut self, rate: u32, wanted: usize, now: Instant) -> usize {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * f64::from(rate)).min(f64::from(rate));
+        self.last = self.last.max(now);
+        let taken = (wanted as f64).min(self.tokens.floor()).max(0.0);
+        self.tokens -= taken;
+        taken as usize
+    }
+}
+
 /// Catch-up bookkeeping of a shard.
 #[derive(Debug, Default)]
 struct CatchUp {
@@ -585,6 +619,12 @@ struct Core {
     peer_log_lines: u32,
     /// Unroutable datagrams per source address.
     unroutable: BTreeMap<SocketAddr, u32>,
+    /// Anchors left to serve per (peer, shard).
+    serve_budget: BTreeMap<(PeerId, u16), TokenBucket>,
+    /// Micro-events left to take per source address.
+    submit_budget: BTreeMap<IpAddr, TokenBucket>,
+    /// Anchors not served and micro-events not taken for a budget.
+    throttled: u64,
 }
 
 async fn run_core(setup: CoreSetup) -> Result<Vec<ShardReport>, EngineError> {
@@ -741,6 +781,9 @@ async fn run_core(setup: CoreSetup) -> Result<Vec<ShardReport>, EngineError> {
         refused_hellos: 0,
         peer_log_lines: 0,
         unroutable: BTreeMap::new(),
+        serve_budget: BTreeMap::new(),
+        submit_budget: BTreeMap::new(),
+        throttled: 0,
     };
     for addr in peers {
         core_state.add_target(addr, now);
@@ -1180,10 +1223,11 @@ impl Core {
                 driver.handle_announce(peer.expect("checked"), &ids)?;
             }
             NetMessage::Get { ids, .. } => {
+                let allowed = self.serve_allowance(peer.expect("checked"), shard, ids.len());
                 let driver = &self.drivers[&shard];
                 let anchors: Vec<Vec<u8>> = ids
                     .iter()
-                    .take(MAX_REPLY_ANCHORS)
+                    .take(MAX_REPLY_ANCHORS.min(allowed))
                     .filter_map(|id| driver.anchor_bytes(id))
                     .collect();
                 self.reply_anchors(origin, shard, anchors);
@@ -1193,7 +1237,11 @@ impl Core {
                 max_count,
                 ..
             } => {
-                let count = (max_count as usize).min(MAX_REPLY_ANCHORS);
+                let wanted = (max_count as usize).min(MAX_REPLY_ANCHORS);
+                let count = self.serve_allowance(peer.expect("checked"), shard, wanted);
+                if count == 0 {
+                    return Ok(());
+                }
                 let anchors = self.drivers[&shard].anchors_from_round(
                     from_round,
                     count,
@@ -1269,7 +1317,23 @@ impl Core {
             NetMessage::SubmitMicroEvents {
                 request, events, ..
             } => {
-                let results = self.submit(shard, &events)?;
+                let allowed = self.submit_allowance(remote, events.len());
+                let mut results = self.submit(shard, &events[..allowed])?;
+                for bytes in &events[allowed..] {
+                    let mut reader = Reader::new(bytes);
+                    let event_id = MicroEvent::decode(&mut reader)
+                        .map_or_else(|_| undecoded_id(bytes), |event| event.id());
+                    results.push(EventReceipt {
+                        event_id,
+                        outcome: EventOutcome::rejected(
+                            RejectReason::Overloaded,
+                            &format!(
+                                "more than {SUBMIT_EVENTS_PER_S} micro-events per second from {}",
+                                remote.ip()
+                            ),
+                        ),
+                    });
+                }
                 self.record(remote, PeerEvent::MicroEventBatch);
                 self.reply(
                     origin,
@@ -1346,6 +1410,35 @@ impl Core {
             results.push(EventReceipt { event_id, outcome });
         }
         Ok(results)
+    }
+
+    /// How many of `wanted` anchors `peer` may be served in `shard` now.
+    fn serve_allowance(&mut self, peer: PeerId, shard: u16, wanted: usize) -> usize {
+        let now = Instant::now();
+        let allowed = self
+            .serve_budget
+            .entry((peer, shard))
+            .or_insert_with(|| TokenBucket::full(SERVE_ANCHORS_PER_S, now))
+            .take(SERVE_ANCHORS_PER_S, wanted, now);
+        self.throttled += (wanted - allowed) as u64;
+        allowed
+    }
+
+    /// How many of `wanted` micro-events from `remote` are taken now.
+    fn submit_allowance(&mut self, remote: SocketAddr, wanted: usize) -> usize {
+        let now = Instant::now();
+        if self.submit_budget.len() >= MAX_TRACKED_SOURCES
+            && !self.submit_budget.contains_key(&remote.ip())
+        {
+            self.submit_budget.clear();
+        }
+        let allowed = self
+            .submit_budget
+            .entry(remote.ip())
+            .or_insert_with(|| TokenBucket::full(SUBMIT_EVENTS_PER_S, now))
+            .take(SUBMIT_EVENTS_PER_S, wanted, now);
+        self.throttled += (wanted - allowed) as u64;
+        allowed
     }
 
     fn reply_anchors(&mut self, origin: Origin, shard: u16, anchors: Vec<Vec<u8>>) {
@@ -1587,7 +1680,7 @@ impl Core {
             let machine = driver.machine();
             let catch_up = self.catch_up.get(shard).map_or(0, |c| c.requests);
             eprintln!(
-                r#"{{"type":"status","t_ms":{elapsed_ms},"core":{},"shard":{shard},"anchors":{},"rounds":{},"last_round":{},"finalized_events":{},"applied_events":{},"pending":{},"mempool":{},"peers":{},"links":{},"finality_p50_us":{},"finality_p99_us":{},"finality_samples":{},"catch_up_requests":{catch_up},"violations":{},"refused_hellos":{},"dropped_sends":{},"dropped_inbox":{inbox_dropped},"dropped_ring":{},"anon_rss_kib":{rss_kib},"state_root":"{}"}}"#,
+                r#"{{"type":"status","t_ms":{elapsed_ms},"core":{},"shard":{shard},"anchors":{},"rounds":{},"last_round":{},"finalized_events":{},"applied_events":{},"pending":{},"mempool":{},"peers":{},"links":{},"finality_p50_us":{},"finality_p99_us":{},"finality_samples":{},"catch_up_requests":{catch_up},"violations":{},"refused_hellos":{},"dropped_sends":{},"dropped_inbox":{inbox_dropped},"dropped_ring":{},"throttled":{},"anon_rss_kib":{rss_kib},"state_root":"{}"}}"#,
                 self.core,
                 c.anchors,
                 c.rounds,
@@ -1605,6 +1698,7 @@ impl Core {
                 self.refused_hellos,
                 self.dropped_sends,
                 self.dropped_ring,
+                self.throttled,
                 to_hex(&machine.state().state_root()),
             );
         }
@@ -1629,6 +1723,29 @@ fn undecoded_id(bytes: &[u8]) -> pc_codec::Hash32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_buckets_give_a_burst_then_the_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::full(100, start);
+        assert_eq!(bucket.take(100, 60, start), 60);
+        assert_eq!(bucket.take(100, 60, start), 40, "the rest of the burst");
+        assert_eq!(bucket.take(100, 10, start), 0, "empty");
+        let later = start + Duration::from_millis(250);
+        assert_eq!(
+            bucket.take(100, 60, later),
+            25,
+            "a quarter second refills 25"
+        );
+        let much_later = later + Duration::from_secs(60);
+        assert_eq!(
+            bucket.take(100, 1000, much_later),
+            100,
+            "never more than a burst"
+        );
+        // A clock that goes backwards refills nothing.
+        assert_eq!(bucket.take(100, 1, start), 0);
+    }
 
     #[test]
     fn crash_plans_parse_and_bad_ones_name_the_problem() {
