@@ -2,7 +2,7 @@
 //!
 //! * `devnet`: 4 nodes with 2 shards finalize identical sequences under
 //!   load (`AGREE`), and `replay` of a node's data dir reproduces its root;
-//! * crashes: a node aborted at each injected point (after signing, after
+//! * crashes: a node SIGKILLed at each injected point (after signing, after
 //!   persisting, before sending) and SIGKILLed at a random moment restarts
 //!   on its data dir, catches up and agrees, and a scan of every log finds
 //!   no seat with two anchors at one seq;
@@ -166,6 +166,10 @@ fn nodes_crashed_at_injected_points_restart_catch_up_and_never_equivocate() {
         assert!(
             stdout.contains("node 3: restarted 1 time(s) on its data dir"),
             "{site}: the victim never crashed\n{stdout}"
+        );
+        assert!(
+            stdout.contains("node 3 died (signal: 9"),
+            "{site}: the victim did not die of SIGKILL\n{stdout}"
         );
         let log = std::fs::read_to_string(dir.join("node-3/node.log")).unwrap();
         assert!(log.contains("\"type\":\"crash_injected\""), "{site}");

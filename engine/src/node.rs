@@ -111,7 +111,7 @@ const MAX_PEER_LOG_LINES: u32 = 20;
 const _: () = assert!(MAX_REPLY_ANCHORS <= MAX_RANGE_ANCHORS as usize);
 const _: () = assert!(CATCH_UP_ANCHORS <= MAX_RANGE_ANCHORS);
 
-/// Where a test crashes the node on purpose: abort at the `nth` (from 1)
+/// Where a test crashes the node on purpose: SIGKILL at the `nth` (from 1)
 /// occurrence of `site`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CrashPlan {
@@ -690,6 +690,13 @@ async fn run_core(setup: CoreSetup) -> Result<Vec<ShardReport>, EngineError> {
                             r#"{{"type":"crash_injected","site":"{site:?}","shard":{shard},"occurrence":{}}}"#,
                             seen.get()
                         );
+                        // SIGKILL, as an operator's `kill -9` or the OOM
+                        // killer would: no destructor, no flush, no sync.
+                        // SAFETY: kill(2) on this process with a signal
+                        // number; nothing else is touched.
+                        unsafe {
+                            libc::kill(libc::getpid(), libc::SIGKILL);
+                        }
                         std::process::abort();
                     }
                 }
