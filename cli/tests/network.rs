@@ -862,3 +862,73 @@ fn a_client_of_another_quic_implementation_handshakes_and_a_wrong_alpn_is_refuse
     );
     assert_eq!(node.stop(), Some(0));
 }
+
+/// The peer book outlives the process: a node restarted without any
+/// `--peer` dials the validators it met before, and the book on disk names
+/// the peer with its proved validator key.
+#[test]
+fn a_restarted_node_without_configured_peers_redials_from_its_peer_book() {
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let net = temp.path().join("net");
+    let genesis = new_genesis(&net, "2", "1");
+    let g = genesis.to_str().unwrap();
+    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+    let (a_dir, b_dir) = (a_dir.to_str().unwrap(), b_dir.to_str().unwrap());
+    let a_key = net.join("keys/validator-00.key");
+    let b_key = net.join("keys/validator-01.key");
+    let a = Node::start(&node_args(
+        g,
+        a_dir,
+        a_key.to_str().unwrap(),
+        "127.0.0.1:18200",
+        None,
+    ));
+    a.wait_for(&["core_started"], Duration::from_secs(20))
+        .expect("node a starts");
+    let b = Node::start(&node_args(
+        g,
+        b_dir,
+        b_key.to_str().unwrap(),
+        "127.0.0.1:18210",
+        Some("127.0.0.1:18200"),
+    ));
+    b.wait_for(
+        &["peer_connected", "\"outgoing\":true"],
+        Duration::from_secs(20),
+    )
+    .unwrap_or_else(|| panic!("b never reached a\n{}", b.log()));
+    assert_eq!(b.stop(), Some(0));
+    let book = std::fs::read_to_string(Path::new(b_dir).join("peers-core-0.book")).unwrap();
+    let a_hex = std::fs::read_to_string(&a_key)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("public_key = \"")
+                .map(|k| k.trim_end_matches('"').to_string())
+        })
+        .unwrap();
+    assert!(book.contains("127.0.0.1:18200"), "{book}");
+    assert!(
+        book.contains(&a_hex),
+        "the book keeps a's proved key\n{book}"
+    );
+
+    // No --peer this time.
+    let b = Node::start(&node_args(
+        g,
+        b_dir,
+        b_key.to_str().unwrap(),
+        "127.0.0.1:18210",
+        None,
+    ));
+    let line = b
+        .wait_for(
+            &["peer_connected", "\"outgoing\":true"],
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|| panic!("the restarted b never redialled a\n{}", b.log()));
+    assert!(line.contains(&a_hex), "{line}");
+    assert_eq!(b.stop(), Some(0));
+    assert_eq!(a.stop(), Some(0));
+}

@@ -795,6 +795,24 @@ async fn run_core(setup: CoreSetup) -> Result<Vec<ShardReport>, EngineError> {
     for addr in peers {
         core_state.add_target(addr, now);
     }
+    // Then the validators this core met before (the peer book's dial order:
+    // unbanned, scoring well, best first), so a restarted node finds its
+    // peers without a configured address.
+    let known: Vec<SocketAddr> = core_state
+        .book
+        .dial_order(unix_now())
+        .into_iter()
+        .filter(|addr| {
+            core_state
+                .book
+                .get(*addr)
+                .and_then(|entry| entry.validator_key)
+                .is_some_and(|key| core_state.committee.contains(&key))
+        })
+        .collect();
+    for addr in known {
+        core_state.add_target(addr, now);
+    }
     eprintln!(
         r#"{{"type":"core_started","core":{core},"listen":"{bind}","shards":{local_shards:?}}}"#
     );
