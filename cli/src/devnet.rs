@@ -689,9 +689,11 @@ fn check_agreement(
 ) -> Result<(), CliError> {
     let dirs: Vec<PathBuf> = nodes.iter().map(|n| n.dir.clone()).collect();
     let mut divergences = Vec::new();
+    let mut common_rounds: Vec<Option<u64>> = vec![None; usize::from(shards)];
     for shard in 0..shards {
         match agreement::compare_shard(&dirs, shard) {
             Ok(agreed) => {
+                common_rounds[usize::from(shard)] = agreed.common_round;
                 let most = agreed.rounds_per_node.iter().copied().max().unwrap_or(0);
                 for (n, rounds) in agreed.rounds_per_node.iter().enumerate() {
                     if *rounds < min_rounds {
@@ -722,11 +724,30 @@ fn check_agreement(
             Err(equivocation) => divergences.push(format!("equivocation: {equivocation}")),
         }
     }
-    // Replay every node's data dir: it must reproduce the last logged round.
+    // Replay every node's data dir: it must reproduce the last logged
+    // round, and every node the same anchor order through the common round.
+    let mut orders: Vec<Vec<(usize, String)>> = vec![Vec::new(); usize::from(shards)];
     for (n, node) in nodes.iter().enumerate() {
-        let replayed = pc_engine::replay::replay(&node.dir, None)
-            .map_err(|e| usage(format!("replay of node {n} ({}): {e}", node.dir.display())))?;
+        let mut replayed = Vec::new();
+        for shard in 0..shards {
+            let through = common_rounds[usize::from(shard)];
+            replayed.extend(
+                pc_engine::replay::replay_through(&node.dir, Some(shard), through).map_err(
+                    |e| usage(format!("replay of node {n} ({}): {e}", node.dir.display())),
+                )?,
+            );
+        }
         for shard in &replayed {
+            if let Some(through) = common_rounds[usize::from(shard.shard)] {
+                if shard.order_digest_round == Some(through) {
+                    orders[usize::from(shard.shard)].push((n, shard.order_digest.clone()));
+                } else {
+                    divergences.push(format!(
+                        "node {n} shard {}: replay did not reach the common round {through}",
+                        shard.shard
+                    ));
+                }
+            }
             let rounds = agreement::logged_rounds(&node.dir, shard.shard)?;
             let last = rounds.values().next_back();
             let logged_root = last.map(|r| to_hex(&r.state_root));
@@ -751,6 +772,23 @@ fn check_agreement(
                     shard.shard, shard.rounds, shard.finalized_events, shard.state_root
                 );
             }
+        }
+    }
+    for (shard, digests) in orders.iter().enumerate() {
+        let Some((_, reference)) = digests.first() else {
+            continue;
+        };
+        match digests.iter().find(|(_, digest)| digest != reference) {
+            Some((n, digest)) => divergences.push(format!(
+                "shard {shard}: node {n} finalized another anchor order through round {} (order digest {digest}, node 0 {reference})",
+                common_rounds[shard].unwrap_or(0)
+            )),
+            None if digests.len() == nodes.len() => println!(
+                "shard {shard}: all {} nodes finalized the same anchors in the same order through round {} (order digest {reference})",
+                nodes.len(),
+                common_rounds[shard].unwrap_or(0)
+            ),
+            None => {}
         }
     }
     if divergences.is_empty() {

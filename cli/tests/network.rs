@@ -119,6 +119,12 @@ fn devnet_of_four_nodes_and_two_shards_agrees_under_load_and_replays() {
             stdout.contains(&format!("shard {shard}: all 4 nodes agree on rounds 0..=")),
             "{stdout}"
         );
+        assert!(
+            stdout.contains(&format!(
+                "shard {shard}: all 4 nodes finalized the same anchors in the same order"
+            )),
+            "{stdout}"
+        );
     }
     // Every node's replay reproduced the same roots, and the replay
     // command over node 2's data dir prints them too.

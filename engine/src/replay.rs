@@ -33,6 +33,12 @@ pub struct ReplayedShard {
     pub finalized_events: u64,
     /// State root after the last round, hex.
     pub state_root: String,
+    /// The finalized order, hex: `d = blake3(d || blake3(round (u64 LE) ||
+    /// the round's anchor ids in order))` over the rounds folded, from 32
+    /// zero bytes. Equal digests mean the same anchors in the same order.
+    pub order_digest: String,
+    /// The last round folded into `order_digest` (`None`: none yet).
+    pub order_digest_round: Option<u64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -177,6 +183,17 @@ fn corrupt(path: &Path, offset: usize, reason: CorruptReason) -> EngineError {
 
 /// Replays `shard` (or every shard) of `data_dir`.
 pub fn replay(data_dir: &Path, shard: Option<u16>) -> Result<Vec<ReplayedShard>, EngineError> {
+    replay_through(data_dir, shard, None)
+}
+
+/// [`replay`], with the order digest taken over the rounds up to and
+/// including `order_through` only (to compare nodes that finalized
+/// different numbers of rounds).
+pub fn replay_through(
+    data_dir: &Path,
+    shard: Option<u16>,
+    order_through: Option<u64>,
+) -> Result<Vec<ReplayedShard>, EngineError> {
     let genesis = genesis_file::load(&data_dir.join("genesis.toml"))?.genesis;
     let shards = genesis.params.shards;
     let selected: Vec<u16> = match shard {
@@ -196,7 +213,7 @@ pub fn replay(data_dir: &Path, shard: Option<u16>) -> Result<Vec<ReplayedShard>,
             .into_iter()
             .map(|shard| {
                 let genesis = &genesis;
-                scope.spawn(move || replay_shard(genesis, data_dir, shard, config))
+                scope.spawn(move || replay_shard(genesis, data_dir, shard, config, order_through))
             })
             .collect();
         handles
@@ -211,6 +228,7 @@ fn replay_shard(
     data_dir: &Path,
     shard: u16,
     config: LogConfig,
+    order_through: Option<u64>,
 ) -> Result<ReplayedShard, EngineError> {
     let dir = shard_log_dir(data_dir, shard);
     if !dir.is_dir() {
@@ -234,7 +252,10 @@ fn replay_shard(
         finalized_anchors: 0,
         finalized_events: 0,
         state_root: String::new(),
+        order_digest: String::new(),
+        order_digest_round: None,
     };
+    let mut order = [0u8; 32];
     // Records the machine emitted that the log has not shown yet.
     let mut derived = std::collections::VecDeque::new();
     for record in log.records()? {
@@ -261,9 +282,16 @@ fn replay_shard(
             }
             let mut reports = std::collections::VecDeque::new();
             while let Some(report) = machine.poll_finalized() {
+                let mut ids = blake3::Hasher::new();
+                ids.update(&report.round.round.to_le_bytes());
+                for anchor in &report.round.anchors {
+                    ids.update(&anchor.id);
+                }
                 reports.push_back((
                     report.round.anchors.len() as u64,
                     report.outcome.outcomes.len() as u64,
+                    report.round.round,
+                    ids,
                 ));
             }
             while let Some(persist) = machine.poll_persist() {
@@ -281,13 +309,21 @@ fn replay_shard(
         }
         // Counted once the log shows the round: a round derived after the
         // log's last record (a cut tail) does not count.
-        if let Some((anchors, events)) = counts {
+        if let Some((anchors, events, round, ids)) = counts {
             result.rounds += 1;
             result.finalized_anchors += anchors;
             result.finalized_events += events;
+            if order_through.is_none_or(|through| round <= through) {
+                let mut chained = blake3::Hasher::new();
+                chained.update(&order);
+                chained.update(ids.finalize().as_bytes());
+                order = *chained.finalize().as_bytes();
+                result.order_digest_round = Some(round);
+            }
         }
     }
     result.state_root = pc_codec::to_hex(&machine.state().state_root());
+    result.order_digest = pc_codec::to_hex(&order);
     Ok(result)
 }
 
