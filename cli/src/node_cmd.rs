@@ -46,10 +46,12 @@ pub struct NodeArgs {
     /// `--cert_out`.
     #[arg(long, alias = "cert_out")]
     pub cert_out: Option<PathBuf>,
-    /// Header cache capacity per shard; alias `--cache_hdr_cap`.
+    /// Header cache capacity per shard; alias `--cache_hdr_cap`. Accepted
+    /// for the seed's spelling, without effect (noted at start-up).
     #[arg(long, alias = "cache_hdr_cap")]
     pub cache_hdr_cap: Option<usize>,
-    /// Payload cache capacity per shard; alias `--cache_pl_cap`.
+    /// Payload cache capacity per shard; alias `--cache_pl_cap`. Accepted
+    /// for the seed's spelling, without effect (noted at start-up).
     #[arg(long, alias = "cache_pl_cap")]
     pub cache_pl_cap: Option<usize>,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
@@ -137,7 +139,20 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
             )));
         }
     }
-    let _ = (args.cache_hdr_cap, args.cache_pl_cap);
+    // The seed's header and payload caches have no counterpart here: the
+    // DAG holds the window's headers, pulls are served from the log index,
+    // spilled payloads are read back from the log. Say so instead of
+    // silently taking the value.
+    for (key, value) in [
+        ("cache_hdr_cap", args.cache_hdr_cap),
+        ("cache_pl_cap", args.cache_pl_cap),
+    ] {
+        if let Some(value) = value {
+            eprintln!(
+                r#"{{"type":"config_note","key":"{key}","value":{value},"note":"accepted for the seed's spelling; this node keeps no separate header or payload cache (the DAG window and the log index serve), so it has no effect"}}"#
+            );
+        }
+    }
     let options = NodeOptions {
         data_dir,
         genesis_path: args.genesis.clone(),
