@@ -231,13 +231,28 @@ fn a_node_killed_at_a_random_moment_restarts_catches_up_and_agrees() {
 
 #[test]
 fn a_late_node_catches_up_from_far_behind_while_peer_memory_stays_flat() {
+    // NET_SOAK=<seconds> starts the late node that many seconds late
+    // instead (the load runs 30 s longer than that).
+    let late_by: u64 = std::env::var("NET_SOAK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let seconds = if late_by > 6 { late_by + 30 } else { 12 };
     let _guard = lock();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("devnet");
+    let (seconds, late_by) = (seconds.to_string(), late_by.to_string());
     let stdout = devnet(
         &dir,
         17600,
-        &["--seconds", "12", "--load", "300", "--late-by", "6"],
+        &[
+            "--seconds",
+            &seconds,
+            "--load",
+            "300",
+            "--late-by",
+            &late_by,
+        ],
     );
     let line = stdout
         .lines()
