@@ -1392,6 +1392,25 @@ impl Core {
     fn submit(&mut self, shard: u16, events: &[Vec<u8>]) -> Result<Vec<EventReceipt>, EngineError> {
         let driver = self.drivers.get_mut(&shard).expect("local");
         let mut results = Vec::with_capacity(events.len());
+        // A shard that is catching up would judge transfers against a state
+        // seconds or minutes old and hold them until it is live again: the
+        // client is better served by another node.
+        let waiting = driver.machine().pending_anchors();
+        if waiting >= CATCH_UP_PENDING {
+            let detail = format!(
+                "shard {shard} is catching up ({waiting} anchors wait for their parents); submit to another node"
+            );
+            for bytes in events {
+                let mut reader = Reader::new(bytes);
+                let event_id = MicroEvent::decode(&mut reader)
+                    .map_or_else(|_| undecoded_id(bytes), |event| event.id());
+                results.push(EventReceipt {
+                    event_id,
+                    outcome: EventOutcome::rejected(RejectReason::Overloaded, &detail),
+                });
+            }
+            return Ok(results);
+        }
         for bytes in events {
             let mut reader = Reader::new(bytes);
             let event = match MicroEvent::decode(&mut reader).and_then(|e| {
