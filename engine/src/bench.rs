@@ -186,9 +186,9 @@ pub struct QuicComparison {
     /// Both runs ended with the same finalized count and state root in
     /// every shard.
     pub same_state: bool,
-    /// Anchors and stream bytes the feeder sent.
+    /// Anchors the feeder sent.
     pub anchors_sent: u64,
-    /// Frame payload bytes sent.
+    /// Encoded anchor bytes the feeder sent.
     pub bytes_sent: u64,
     /// Datagrams the feeder's socket sent.
     pub datagrams_sent: u64,

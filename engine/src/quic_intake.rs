@@ -130,7 +130,7 @@ pub(crate) fn start(bind: SocketAddr, shards: &[u16]) -> Result<QuicIntake, Engi
 pub struct FeedStats {
     /// Anchors sent.
     pub anchors: u64,
-    /// Frame bytes queued (payload of the QUIC streams).
+    /// Encoded anchor bytes sent (frame prefixes and QUIC overhead aside).
     pub bytes: u64,
     /// Datagrams sent and received by the feeder's socket.
     pub datagrams_sent: u64,
