@@ -775,12 +775,12 @@ fn check_agreement(
         }
     }
     for (shard, digests) in orders.iter().enumerate() {
-        let Some((_, reference)) = digests.first() else {
+        let Some((first, reference)) = digests.first() else {
             continue;
         };
         match digests.iter().find(|(_, digest)| digest != reference) {
             Some((n, digest)) => divergences.push(format!(
-                "shard {shard}: node {n} finalized another anchor order through round {} (order digest {digest}, node 0 {reference})",
+                "shard {shard}: node {n} finalized another anchor order through round {} (order digest {digest}, node {first} {reference})",
                 common_rounds[shard].unwrap_or(0)
             )),
             None if digests.len() == nodes.len() => println!(

@@ -45,7 +45,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use pc_codec::genesis::Genesis;
 use pc_codec::ids::{context, derive, shard_of};
 use pc_codec::wire::{Decode, Reader};
-use pc_codec::{to_hex, Bip340, MicroEvent, SigningKey};
+use pc_codec::{to_hex, Bip340, MicroEvent, SignedAnchorHeader, SigningKey};
 use pc_net::driver::{Driver, DriverHandle};
 use pc_net::endpoint::{NORMAL_CLOSE_CODE, PROTOCOL_VIOLATION_CODE};
 use pc_net::frame::{
@@ -81,6 +81,9 @@ pub const MAX_REPLY_FRAME_BYTES: usize = 3 << 20;
 /// Pending anchors (waiting for parents) above which a shard asks a peer
 /// for a range of rounds instead of pulling parents one by one.
 pub const CATCH_UP_PENDING: usize = 64;
+/// Rounds behind its peers past which a shard counts as catching up and
+/// refuses client submissions.
+pub const CATCH_UP_LAG_ROUNDS: u64 = 50;
 /// Least time between two `GetRange`s of one shard.
 pub const CATCH_UP_INTERVAL: Duration = Duration::from_millis(200);
 /// Anchors asked for by one `GetRange`.
@@ -99,9 +102,10 @@ const MAX_TRACKED_SOURCES: usize = 4096;
 /// and `GetRange`s (catch-up asks for 256 every 200 ms), with a burst of
 /// as many; a request past the budget is answered in part.
 pub const SERVE_ANCHORS_PER_S: u32 = 4096;
-/// Micro-events one source address may submit per second (each costs a
-/// signature check before the mempool takes it), with a burst of as many;
-/// past it they are refused as overloaded, unchecked.
+/// Micro-events one source (IPv4 address, IPv6 /64) may submit to one core
+/// per second (each costs a signature check before the mempool takes it),
+/// with a burst of as many; past it they are refused as overloaded,
+/// unchecked.
 pub const SUBMIT_EVENTS_PER_S: u32 = 8192;
 /// Most log lines about misbehaving peers per status interval.
 const MAX_PEER_LOG_LINES: u32 = 20;
@@ -581,6 +585,11 @@ impl TokenBucket {
         self.tokens -= taken;
         taken as usize
     }
+
+    /// Gives back `unused` tokens (never above the burst).
+    fn refund(&mut self, rate: u32, unused: usize) {
+        self.tokens = (self.tokens + unused as f64).min(f64::from(rate));
+    }
 }
 
 /// Catch-up bookkeeping of a shard.
@@ -625,6 +634,9 @@ struct Core {
     submit_budget: BTreeMap<IpAddr, TokenBucket>,
     /// Anchors not served and micro-events not taken for a budget.
     throttled: u64,
+    /// Per local shard, per seat: the highest birth round of a validated
+    /// anchor of that seat (see [`Core::round_lag`]).
+    seat_rounds: BTreeMap<u16, Vec<u64>>,
 }
 
 async fn run_core(setup: CoreSetup) -> Result<Vec<ShardReport>, EngineError> {
@@ -791,6 +803,7 @@ async fn run_core(setup: CoreSetup) -> Result<Vec<ShardReport>, EngineError> {
         serve_budget: BTreeMap::new(),
         submit_budget: BTreeMap::new(),
         throttled: 0,
+        seat_rounds: BTreeMap::new(),
     };
     for addr in peers {
         core_state.add_target(addr, now);
@@ -1248,13 +1261,15 @@ impl Core {
                 driver.handle_announce(peer.expect("checked"), &ids)?;
             }
             NetMessage::Get { ids, .. } => {
-                let allowed = self.serve_allowance(peer.expect("checked"), shard, ids.len());
+                let peer = peer.expect("checked");
+                let allowed = self.serve_allowance(peer, shard, ids.len());
                 let driver = &self.drivers[&shard];
                 let anchors: Vec<Vec<u8>> = ids
                     .iter()
-                    .take(MAX_REPLY_ANCHORS.min(allowed))
+                    .take(allowed)
                     .filter_map(|id| driver.anchor_bytes(id))
                     .collect();
+                self.serve_refund(peer, shard, allowed - anchors.len());
                 self.reply_anchors(origin, shard, anchors);
             }
             NetMessage::GetRange {
@@ -1262,8 +1277,8 @@ impl Core {
                 max_count,
                 ..
             } => {
-                let wanted = (max_count as usize).min(MAX_REPLY_ANCHORS);
-                let count = self.serve_allowance(peer.expect("checked"), shard, wanted);
+                let peer = peer.expect("checked");
+                let count = self.serve_allowance(peer, shard, max_count as usize);
                 if count == 0 {
                     return Ok(());
                 }
@@ -1272,6 +1287,7 @@ impl Core {
                     count,
                     4 * MAX_REPLY_FRAME_BYTES,
                 );
+                self.serve_refund(peer, shard, count.saturating_sub(anchors.len()));
                 self.reply_anchors(origin, shard, anchors);
             }
             NetMessage::Anchors { anchors, .. } => {
@@ -1279,9 +1295,24 @@ impl Core {
                 let mut valid = 0;
                 let mut invalid = None;
                 let driver = self.drivers.get_mut(&shard).expect("local");
+                let seats = usize::from(self.genesis.params.k);
+                let seat_rounds = self
+                    .seat_rounds
+                    .entry(shard)
+                    .or_insert_with(|| vec![0; seats]);
                 for bytes in &anchors {
                     match driver.handle_peer_anchor(peer, bytes)? {
-                        Ok(AnchorStatus::Inserted | AnchorStatus::Pending) => valid += 1,
+                        Ok(AnchorStatus::Inserted | AnchorStatus::Pending) => {
+                            valid += 1;
+                            // The machine checked the creator's signature.
+                            if let Ok(header) = SignedAnchorHeader::decode(&mut Reader::new(bytes))
+                            {
+                                let creator = usize::from(header.header.creator);
+                                if let Some(round) = seat_rounds.get_mut(creator) {
+                                    *round = (*round).max(header.header.birth_round);
+                                }
+                            }
+                        }
                         Ok(AnchorStatus::Duplicate | AnchorStatus::Ancient) => {}
                         Err(rejected) => invalid = Some(rejected.to_string()),
                     }
@@ -1308,7 +1339,8 @@ impl Core {
                 // Relayed equivocation evidence: queued for this seat's next
                 // own anchor (once per accused seat). Evidence that does not
                 // decode as evidence or does not verify is the sender's
-                // fault; a duplicate or a node without a seat is not.
+                // fault; a duplicate is not. A node without a seat, or with
+                // a full mempool, drops it unchecked.
                 let mut reader = Reader::new(&bytes);
                 let decoded = MicroEvent::decode(&mut reader).and_then(|e| {
                     reader.finish()?;
@@ -1318,11 +1350,9 @@ impl Core {
                     Ok(event @ MicroEvent::Evidence(_)) => {
                         let driver = self.drivers.get_mut(&shard).expect("local");
                         match driver.submit_micro_event(event)? {
-                            Err(SubmitRejected::Invalid(reason))
-                                if !reason.contains("already queued") =>
-                            {
-                                Some(reason)
-                            }
+                            Err(SubmitRejected::Invalid(reason)) => Some(reason),
+                            // Taken, a duplicate, no seat, or a full mempool
+                            // (then unchecked): not the sender's fault.
                             _ => None,
                         }
                     }
@@ -1388,17 +1418,33 @@ impl Core {
         Ok(())
     }
 
+    /// Rounds this node's finalization of `shard` trails its peers: the
+    /// (f+1)-th highest birth round among the seats' validated anchors (so
+    /// at least one honest seat reached it, whatever f Byzantine seats
+    /// claim) minus the last finalized round.
+    fn round_lag(&self, shard: u16) -> u64 {
+        let Some(rounds) = self.seat_rounds.get(&shard) else {
+            return 0;
+        };
+        let mut rounds = rounds.clone();
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        let f = (rounds.len().saturating_sub(1)) / 3;
+        let reached = rounds.get(f).copied().unwrap_or(0);
+        let finalized = self.drivers[&shard].counters().last_round.unwrap_or(0);
+        reached.saturating_sub(finalized)
+    }
+
     /// Takes a client's micro-events into the shard's mempool.
     fn submit(&mut self, shard: u16, events: &[Vec<u8>]) -> Result<Vec<EventReceipt>, EngineError> {
+        let lag = self.round_lag(shard);
         let driver = self.drivers.get_mut(&shard).expect("local");
         let mut results = Vec::with_capacity(events.len());
         // A shard that is catching up would judge transfers against a state
         // seconds or minutes old and hold them until it is live again: the
         // client is better served by another node.
-        let waiting = driver.machine().pending_anchors();
-        if waiting >= CATCH_UP_PENDING {
+        if lag > CATCH_UP_LAG_ROUNDS {
             let detail = format!(
-                "shard {shard} is catching up ({waiting} anchors wait for their parents); submit to another node"
+                "shard {shard} is catching up ({lag} rounds behind its peers); submit to another node"
             );
             for bytes in events {
                 let mut reader = Reader::new(bytes);
@@ -1440,6 +1486,9 @@ impl Core {
                     RejectReason::Overloaded,
                     &format!("mempool full ({max} micro-events)"),
                 ),
+                Err(rejected @ SubmitRejected::EvidenceQueued { .. }) => {
+                    EventOutcome::rejected(RejectReason::Duplicate, &rejected.to_string())
+                }
                 Err(SubmitRejected::Invalid(reason)) => {
                     let class = if reason.contains("signature") {
                         RejectReason::BadSignature
@@ -1456,8 +1505,11 @@ impl Core {
         Ok(results)
     }
 
-    /// How many of `wanted` anchors `peer` may be served in `shard` now.
+    /// How many of `wanted` anchors `peer` may be served in `shard` now
+    /// (at most [`MAX_REPLY_ANCHORS`]); what is then not served goes back
+    /// with [`Self::serve_refund`].
     fn serve_allowance(&mut self, peer: PeerId, shard: u16, wanted: usize) -> usize {
+        let wanted = wanted.min(MAX_REPLY_ANCHORS);
         let now = Instant::now();
         let allowed = self
             .serve_budget
@@ -1468,17 +1520,43 @@ impl Core {
         allowed
     }
 
-    /// How many of `wanted` micro-events from `remote` are taken now.
+    /// Returns `unused` tokens of an allowance: anchors asked for that this
+    /// node does not have (or a range that ended early) cost nothing.
+    fn serve_refund(&mut self, peer: PeerId, shard: u16, unused: usize) {
+        if let Some(bucket) = self.serve_budget.get_mut(&(peer, shard)) {
+            bucket.refund(SERVE_ANCHORS_PER_S, unused);
+        }
+    }
+
+    /// How many of `wanted` micro-events from `remote` are taken now. The
+    /// budget is per IPv4 address or IPv6 /64 (one host's share of
+    /// addresses), on this core; when [`MAX_TRACKED_SOURCES`] are tracked a
+    /// new source evicts the one idle longest, never resetting the others.
     fn submit_allowance(&mut self, remote: SocketAddr, wanted: usize) -> usize {
         let now = Instant::now();
+        let source = match remote.ip() {
+            IpAddr::V6(ip) => {
+                let mut octets = ip.octets();
+                octets[8..].fill(0);
+                IpAddr::from(octets)
+            }
+            ip => ip,
+        };
         if self.submit_budget.len() >= MAX_TRACKED_SOURCES
-            && !self.submit_budget.contains_key(&remote.ip())
+            && !self.submit_budget.contains_key(&source)
         {
-            self.submit_budget.clear();
+            let idle = self
+                .submit_budget
+                .iter()
+                .min_by_key(|(ip, bucket)| (bucket.last, **ip))
+                .map(|(ip, _)| *ip);
+            if let Some(ip) = idle {
+                self.submit_budget.remove(&ip);
+            }
         }
         let allowed = self
             .submit_budget
-            .entry(remote.ip())
+            .entry(source)
             .or_insert_with(|| TokenBucket::full(SUBMIT_EVENTS_PER_S, now))
             .take(SUBMIT_EVENTS_PER_S, wanted, now);
         self.throttled += (wanted - allowed) as u64;

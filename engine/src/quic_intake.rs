@@ -11,7 +11,9 @@
 //! [`QUEUE_ANCHORS`]; a feeder that overruns it is cut off with a protocol
 //! violation, so memory stays bounded whatever arrives. The feeder closes
 //! its connection when every anchor was taken; that ends the input of the
-//! shards it fed.
+//! shards it fed, and once no feeder connection is left, of every shard of
+//! the core. (A core the feeder never reaches ends at the engine's
+//! `max_run`.)
 //!
 //! This intake does not check `Hello`s: it is a benchmark harness bound to
 //! loopback, measuring what the network path costs, not admission.
@@ -79,6 +81,7 @@ pub(crate) fn start(bind: SocketAddr, shards: &[u16]) -> Result<QuicIntake, Engi
     // The callback may not call the handle before it exists.
     let handle_slot: Rc<RefCell<Option<DriverHandle>>> = Rc::new(RefCell::new(None));
     let fed: Rc<RefCell<BTreeMap<ConnId, BTreeSet<u16>>>> = Rc::default();
+    let mut connected: BTreeSet<ConnId> = BTreeSet::new();
     let driver = {
         let handle_slot = handle_slot.clone();
         Driver::spawn(socket, endpoint, move |event| match event {
@@ -103,14 +106,20 @@ pub(crate) fn start(bind: SocketAddr, shards: &[u16]) -> Result<QuicIntake, Engi
                     }
                 }
             }
+            NetEvent::Connected { conn, .. } => {
+                connected.insert(conn);
+            }
             NetEvent::Closed { conn, .. } => {
-                // The end of the feeder's input for the shards it fed.
+                // The end of the feeder's input for the shards it fed; once
+                // no feeder connection is left, the end of every shard's
+                // (one the feeder never reached, or had nothing for).
                 if let Some(shards) = fed.borrow_mut().remove(&conn) {
                     for shard in shards {
-                        if let Some(sender) = senders.remove(&shard) {
-                            drop(sender);
-                        }
+                        senders.remove(&shard);
                     }
+                }
+                if connected.remove(&conn) && connected.is_empty() {
+                    senders.clear();
                 }
             }
             _ => {}
@@ -132,7 +141,7 @@ pub struct FeedStats {
     pub anchors: u64,
     /// Encoded anchor bytes sent (frame prefixes and QUIC overhead aside).
     pub bytes: u64,
-    /// Datagrams sent and received by the feeder's socket.
+    /// Datagrams the feeder's socket sent.
     pub datagrams_sent: u64,
     /// Datagrams received.
     pub datagrams_received: u64,

@@ -218,6 +218,12 @@ pub enum SubmitRejected {
     /// The micro-event is not valid for this shard.
     #[error("invalid micro-event: {0}")]
     Invalid(String),
+    /// Valid evidence against a seat that already has evidence queued.
+    #[error("evidence against seat {seat} is already queued")]
+    EvidenceQueued {
+        /// The accused seat.
+        seat: u8,
+    },
 }
 
 /// A restart that found the log inconsistent with what the machine derives.
@@ -538,25 +544,19 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 max: self.limits.max_mempool_events,
             });
         }
-        // Evidence against a seat goes into an anchor once, whether this
-        // machine found the fork itself or a peer relayed it.
-        let accused = match &event {
-            MicroEvent::Evidence(evidence) => {
-                let bit = 1u64.checked_shl(u32::from(evidence.first.header.creator));
-                if bit.is_some_and(|bit| self.evidence_queued & bit != 0) {
-                    return Err(SubmitRejected::Invalid(format!(
-                        "evidence against seat {} is already queued",
-                        evidence.first.header.creator
-                    )));
-                }
-                bit
-            }
-            _ => None,
-        };
         validate_micro_event(&self.context, &self.verifier, &event)
             .map_err(|e| SubmitRejected::Invalid(e.to_string()))?;
-        if let Some(bit) = accused {
-            self.evidence_queued |= bit;
+        // Evidence against a seat goes into an anchor once, whether this
+        // machine found the fork itself or a peer relayed it. Checked after
+        // validation, so a forgery is always reported as one.
+        if let MicroEvent::Evidence(evidence) = &event {
+            let seat = evidence.first.header.creator;
+            if let Some(bit) = 1u64.checked_shl(u32::from(seat)) {
+                if self.evidence_queued & bit != 0 {
+                    return Err(SubmitRejected::EvidenceQueued { seat });
+                }
+                self.evidence_queued |= bit;
+            }
         }
         self.mempool.push_back(event);
         self.after_input();
