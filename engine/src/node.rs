@@ -561,6 +561,17 @@ struct DialTarget {
     backoff: Duration,
 }
 
+/// Rounds `finalized` trails the (f+1)-th highest of `seat_rounds` (one
+/// entry per seat, f = (k - 1) / 3): a round at least one honest seat
+/// reached, however high f Byzantine seats claim theirs are.
+fn round_lag(seat_rounds: &[u64], finalized: Option<u64>) -> u64 {
+    let mut rounds = seat_rounds.to_vec();
+    rounds.sort_unstable_by(|a, b| b.cmp(a));
+    let f = rounds.len().saturating_sub(1) / 3;
+    let reached = rounds.get(f).copied().unwrap_or(0);
+    reached.saturating_sub(finalized.unwrap_or(0))
+}
+
 /// A token bucket: `rate` tokens per second, at most `rate` banked.
 #[derive(Debug, Clone, Copy)]
 struct TokenBucket {
@@ -1426,12 +1437,7 @@ impl Core {
         let Some(rounds) = self.seat_rounds.get(&shard) else {
             return 0;
         };
-        let mut rounds = rounds.clone();
-        rounds.sort_unstable_by(|a, b| b.cmp(a));
-        let f = (rounds.len().saturating_sub(1)) / 3;
-        let reached = rounds.get(f).copied().unwrap_or(0);
-        let finalized = self.drivers[&shard].counters().last_round.unwrap_or(0);
-        reached.saturating_sub(finalized)
+        round_lag(rounds, self.drivers[&shard].counters().last_round)
     }
 
     /// Takes a client's micro-events into the shard's mempool.
@@ -1845,6 +1851,27 @@ fn undecoded_id(bytes: &[u8]) -> pc_codec::Hash32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_lag_ignores_what_f_byzantine_seats_claim() {
+        // k = 4, f = 1: one seat claiming round 10^9 moves nothing.
+        assert_eq!(round_lag(&[1_000_000_000, 120, 118, 0], Some(110)), 10);
+        // Two seats that far ahead include an honest one: far behind.
+        assert_eq!(
+            round_lag(&[5_000, 4_990, 118, 0], Some(110)),
+            4_880,
+            "a late node"
+        );
+        // Live, or ahead of what peers sent: no lag.
+        assert_eq!(round_lag(&[100, 100, 100, 100], Some(100)), 0);
+        assert_eq!(round_lag(&[3, 2, 1, 0], Some(50)), 0);
+        // Nothing finalized yet counts from round 0.
+        assert_eq!(round_lag(&[70, 60, 0, 0], None), 60);
+        // k = 1: the only seat is this node's own.
+        assert_eq!(round_lag(&[0], Some(9)), 0);
+        // k = 7, f = 2: the third highest.
+        assert_eq!(round_lag(&[900, 900, 40, 40, 40, 40, 40], Some(30)), 10);
+    }
 
     #[test]
     fn token_buckets_give_a_burst_then_the_rate() {
