@@ -284,9 +284,24 @@ fn run_network(
     loop {
         for (n, node) in nodes.iter_mut().enumerate() {
             if let Some(Ok(Some(status))) = node.child.as_mut().map(Child::try_wait) {
+                // The node's own one-line error says what went wrong.
+                let log = node.dir.join("node.log");
+                let cause = std::fs::read_to_string(&log)
+                    .ok()
+                    .and_then(|text| {
+                        text.lines()
+                            .rev()
+                            .find_map(|l| l.strip_prefix("error: ").map(str::to_string))
+                    })
+                    .map_or_else(String::new, |line| format!(": {line}"));
+                let hint = if cause.contains("cannot bind") {
+                    " (another process holds the port: pick others with --base-port)"
+                } else {
+                    ""
+                };
                 return Err(usage(format!(
-                    "node {n} exited early ({status}); see {}",
-                    node.dir.join("node.log").display()
+                    "node {n} exited early ({status}){cause}{hint}; see {}",
+                    log.display()
                 )));
             }
         }
