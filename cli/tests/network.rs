@@ -393,6 +393,36 @@ fn node_args<'a>(
     args
 }
 
+/// A one-validator network (`shards` shards, k = 1) in `temp`, its node
+/// started on `addr` and up; the network dir (genesis and keys) beside it.
+fn start_one_seat_node(temp: &Path, shards: &str, addr: &str) -> (Node, PathBuf) {
+    let net = temp.join("net");
+    let genesis = new_genesis(&net, "1", shards);
+    let data = temp.join("data");
+    let key = net.join("keys/validator-00.key");
+    let node = Node::start(&node_args(
+        genesis.to_str().unwrap(),
+        data.to_str().unwrap(),
+        key.to_str().unwrap(),
+        addr,
+        None,
+    ));
+    node.wait_for(&["core_started"], Duration::from_secs(20))
+        .expect("the node starts");
+    (node, net)
+}
+
+/// The hex public key a key file names.
+fn public_key_hex(key_file: &Path) -> String {
+    std::fs::read_to_string(key_file)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("public_key = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string()
+}
+
 #[test]
 fn a_node_whose_key_is_not_in_the_committee_is_refused() {
     let _guard = lock();
@@ -460,20 +490,9 @@ fn tx_send_moves_value_and_tx_balance_reads_it_from_a_one_seat_network() {
     use pc_codec::ids::shard_of;
     let _guard = lock();
     let temp = tempfile::tempdir().unwrap();
-    let net = temp.path().join("net");
-    let genesis = new_genesis(&net, "1", "2");
+    let (node, net) = start_one_seat_node(temp.path(), "2", "127.0.0.1:17800");
+    let genesis = net.join("genesis.toml");
     let g = genesis.to_str().unwrap();
-    let data = temp.path().join("data");
-    let key = net.join("keys/validator-00.key");
-    let node = Node::start(&node_args(
-        g,
-        data.to_str().unwrap(),
-        key.to_str().unwrap(),
-        "127.0.0.1:17800",
-        None,
-    ));
-    node.wait_for(&["core_started"], Duration::from_secs(20))
-        .expect("the node starts");
     let client = net.join("keys/client-00.key");
     let balance = |owner: &str| -> (u64, u64) {
         let output = engine()
@@ -488,13 +507,7 @@ fn tx_send_moves_value_and_tx_balance_reads_it_from_a_one_seat_network() {
             json["finalized_round"].as_u64().unwrap(),
         )
     };
-    let client_hex = std::fs::read_to_string(&client)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("public_key = \""))
-        .unwrap()
-        .trim_end_matches('"')
-        .to_string();
+    let client_hex = public_key_hex(&client);
     let client_public: [u8; 32] = hex::decode(&client_hex).unwrap().try_into().unwrap();
     let (start, _) = balance(&client_hex);
     assert!(start > 0, "the client is funded in genesis");
@@ -847,19 +860,7 @@ fn a_client_of_another_quic_implementation_handshakes_and_a_wrong_alpn_is_refuse
     };
     let _guard = lock();
     let temp = tempfile::tempdir().unwrap();
-    let net = temp.path().join("net");
-    let genesis = new_genesis(&net, "1", "1");
-    let data = temp.path().join("data");
-    let key = net.join("keys/validator-00.key");
-    let node = Node::start(&node_args(
-        genesis.to_str().unwrap(),
-        data.to_str().unwrap(),
-        key.to_str().unwrap(),
-        "127.0.0.1:18100",
-        None,
-    ));
-    node.wait_for(&["core_started"], Duration::from_secs(20))
-        .expect("the node starts");
+    let (node, _net) = start_one_seat_node(temp.path(), "1", "127.0.0.1:18100");
 
     let accepted = aioquic_probe(&python, 18100, "phantom/0");
     assert_eq!(accepted["handshake_completed"], true, "{accepted}");
@@ -921,14 +922,7 @@ fn a_restarted_node_without_configured_peers_redials_from_its_peer_book() {
     .unwrap_or_else(|| panic!("b never reached a\n{}", b.log()));
     assert_eq!(b.stop(), Some(0));
     let book = std::fs::read_to_string(Path::new(b_dir).join("peers-core-0.book")).unwrap();
-    let a_hex = std::fs::read_to_string(&a_key)
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("public_key = \"")
-                .map(|k| k.trim_end_matches('"').to_string())
-        })
-        .unwrap();
+    let a_hex = public_key_hex(&a_key);
     assert!(book.contains("127.0.0.1:18200"), "{book}");
     assert!(
         book.contains(&a_hex),

@@ -270,14 +270,8 @@ fn run_quic(options: &BenchOptions, workload: &Workload) -> Result<BenchResult, 
     if options.progress {
         eprintln!("QUIC run: feeder -> 127.0.0.1:{}+core", options.quic_port);
     }
-    let cpus = usable_cpus();
-    let shards = workload.params.shards;
-    let cores = cpus.len().min(usize::from(shards));
-    let feeder = crate::quic_intake::spawn_feeder(
-        workload.clone(),
-        engine::round_robin(shards, cores),
-        options.quic_port,
-    )?;
+    let (_, placement) = cores_and_placement(workload);
+    let feeder = crate::quic_intake::spawn_feeder(workload.clone(), placement, options.quic_port)?;
     let engine_run = run_once(
         options,
         workload,
@@ -319,6 +313,15 @@ fn run_quic(options: &BenchOptions, workload: &Workload) -> Result<BenchResult, 
     Ok(result)
 }
 
+/// The bench's CPUs (one per shard, at most every usable one) and its
+/// shard placement on them, round-robin; the QUIC feeder dials by it.
+fn cores_and_placement(workload: &Workload) -> (Vec<usize>, Vec<usize>) {
+    let cpus = usable_cpus();
+    let shards = workload.params.shards;
+    let cores = cpus.len().min(usize::from(shards));
+    (cpus[..cores].to_vec(), engine::round_robin(shards, cores))
+}
+
 /// One engine run over `workload` in a fresh data dir (`options.data_dir`,
 /// or under it in `label` when the bench makes two runs).
 fn run_once(
@@ -338,13 +341,11 @@ fn run_once(
             (temp.path().to_path_buf(), Some(temp))
         }
     };
-    let cpus = usable_cpus();
-    let shards = workload.params.shards;
-    let cores = cpus.len().min(usize::from(shards));
+    let (cpus, placement) = cores_and_placement(workload);
     let config = EngineConfig {
         data_dir: data_dir.clone(),
-        cpus: cpus[..cores].to_vec(),
-        placement: engine::round_robin(shards, cores),
+        cpus,
+        placement,
         fsync: options.fsync,
         segment_bytes: options.segment_bytes,
         ring_capacity: 64,

@@ -57,11 +57,14 @@ where
         .map_err(|e| format!("client executor failed: {e}"))
 }
 
-/// A client endpoint on an ephemeral UDP port, its events in a channel.
-fn start_endpoint() -> Result<(Driver, DriverHandle, LocalReceiver<NetEvent>), String> {
+/// A client endpoint on an ephemeral UDP port of `ip`, its events in a
+/// channel.
+pub(crate) fn start_endpoint(
+    ip: [u8; 4],
+) -> Result<(Driver, DriverHandle, LocalReceiver<NetEvent>), String> {
     let endpoint = NetEndpoint::new(NetConfig::default(), None)
         .map_err(|e| format!("QUIC client endpoint: {e}"))?;
-    let socket = pc_net::driver::bind_udp(SocketAddr::from(([0, 0, 0, 0], 0)))
+    let socket = pc_net::driver::bind_udp(SocketAddr::from((ip, 0)))
         .map_err(|e| format!("bind a UDP port: {e}"))?;
     let (sender, events) = local_channel::new_unbounded();
     let driver = Driver::spawn(socket, endpoint, move |event| {
@@ -80,7 +83,7 @@ pub fn request(
     is_answer: fn(&NetMessage) -> bool,
 ) -> Result<NetMessage, String> {
     on_executor("pc-client", move || async move {
-        let (driver, handle, events) = start_endpoint()?;
+        let (driver, handle, events) = start_endpoint([0, 0, 0, 0])?;
         let conn = handle
             .connect(node, CERTIFICATE_NAME)
             .map_err(|e| format!("{node}: {e}"))?;
@@ -143,7 +146,7 @@ pub fn run_load(
     stats: Arc<LoadStats>,
 ) -> Result<(), String> {
     on_executor("pc-load", move || async move {
-        let (driver, handle, events) = start_endpoint()?;
+        let (driver, handle, events) = start_endpoint([0, 0, 0, 0])?;
         // One connection per distinct address.
         let mut addrs: Vec<SocketAddr> = nodes.iter().flatten().copied().collect();
         addrs.sort();

@@ -1352,12 +1352,7 @@ impl Core {
                 // decode as evidence or does not verify is the sender's
                 // fault; a duplicate is not. A node without a seat, or with
                 // a full mempool, drops it unchecked.
-                let mut reader = Reader::new(&bytes);
-                let decoded = MicroEvent::decode(&mut reader).and_then(|e| {
-                    reader.finish()?;
-                    Ok(e)
-                });
-                let refused = match decoded {
+                let refused = match decode_event(&bytes) {
                     Ok(event @ MicroEvent::Evidence(_)) => {
                         let driver = self.drivers.get_mut(&shard).expect("local");
                         match driver.submit_micro_event(event)? {
@@ -1386,11 +1381,8 @@ impl Core {
                 let allowed = self.submit_allowance(remote, events.len());
                 let mut results = self.submit(shard, &events[..allowed])?;
                 for bytes in &events[allowed..] {
-                    let mut reader = Reader::new(bytes);
-                    let event_id = MicroEvent::decode(&mut reader)
-                        .map_or_else(|_| undecoded_id(bytes), |event| event.id());
                     results.push(EventReceipt {
-                        event_id,
+                        event_id: event_id_of(bytes),
                         outcome: EventOutcome::rejected(
                             RejectReason::Overloaded,
                             &format!(
@@ -1453,22 +1445,15 @@ impl Core {
                 "shard {shard} is catching up ({lag} rounds behind its peers); submit to another node"
             );
             for bytes in events {
-                let mut reader = Reader::new(bytes);
-                let event_id = MicroEvent::decode(&mut reader)
-                    .map_or_else(|_| undecoded_id(bytes), |event| event.id());
                 results.push(EventReceipt {
-                    event_id,
+                    event_id: event_id_of(bytes),
                     outcome: EventOutcome::rejected(RejectReason::Overloaded, &detail),
                 });
             }
             return Ok(results);
         }
         for bytes in events {
-            let mut reader = Reader::new(bytes);
-            let event = match MicroEvent::decode(&mut reader).and_then(|e| {
-                reader.finish()?;
-                Ok(e)
-            }) {
+            let event = match decode_event(bytes) {
                 Ok(event) => event,
                 Err(error) => {
                     results.push(EventReceipt {
@@ -1846,6 +1831,20 @@ enum Origin {
 /// bytes under the micro-event context.
 fn undecoded_id(bytes: &[u8]) -> pc_codec::Hash32 {
     derive(context::MICRO_EVENT, &[bytes])
+}
+
+/// One micro-event, the whole of `bytes`.
+fn decode_event(bytes: &[u8]) -> Result<MicroEvent, pc_codec::DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let event = MicroEvent::decode(&mut reader)?;
+    reader.finish()?;
+    Ok(event)
+}
+
+/// The id a receipt names for `bytes`: the event's, or that of the bytes
+/// when they do not decode.
+fn event_id_of(bytes: &[u8]) -> pc_codec::Hash32 {
+    decode_event(bytes).map_or_else(|_| undecoded_id(bytes), |event| event.id())
 }
 
 #[cfg(test)]

@@ -177,15 +177,7 @@ async fn feed(
     placement: Vec<usize>,
     base_port: u16,
 ) -> Result<FeedStats, String> {
-    let endpoint = NetEndpoint::new(NetConfig::default(), None)
-        .map_err(|e| format!("QUIC client endpoint: {e}"))?;
-    let socket = bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .map_err(|e| format!("bind a UDP port: {e}"))?;
-    let (sender, events) = local_channel::new_unbounded();
-    let driver = Driver::spawn(socket, endpoint, move |event| {
-        let _ = sender.try_send(event);
-    });
-    let handle = driver.handle();
+    let (driver, handle, events) = crate::client::start_endpoint([127, 0, 0, 1])?;
     let result = feed_all(&workload, &placement, base_port, &handle, &events).await;
     let stats = driver.handle().stats();
     let _ = driver
