@@ -9,6 +9,7 @@
 //! reproduce that node's last logged round. It prints `AGREE` or exits
 //! non-zero naming the divergence, and leaves the data dirs for `replay`.
 
+use pc_node::telemetry::Event;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -635,43 +636,29 @@ fn start_node(
 }
 
 fn parse_status_line(line: &str, status: &Mutex<NodeStatus>) {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
-        return;
-    };
-    let get = |key: &str| {
-        value
-            .get(key)
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0)
-    };
-    match value.get("type").and_then(serde_json::Value::as_str) {
-        Some("status") => {
-            let shard = get("shard") as u16;
+    match Event::parse(line) {
+        Some(Event::Status(line)) => {
             let mut status = status.lock().expect("status lock");
             status.shards.insert(
-                shard,
+                line.shard,
                 ShardStatus {
-                    finalized_events: get("finalized_events"),
-                    last_round: value
-                        .get("last_round")
-                        .and_then(serde_json::Value::as_i64)
-                        .unwrap_or(-1),
-                    peers: get("peers"),
-                    p50_us: get("finality_p50_us"),
-                    p99_us: get("finality_p99_us"),
-                    samples: get("finality_samples"),
+                    finalized_events: line.finalized_events,
+                    last_round: line.last_round,
+                    peers: line.peers as u64,
+                    p50_us: line.finality_p50_us,
+                    p99_us: line.finality_p99_us,
+                    samples: line.finality_samples,
                 },
             );
-            status.anon_rss_kib = get("anon_rss_kib");
+            status.anon_rss_kib = line.anon_rss_kib;
         }
-        Some("shard_stopped") => {
-            let shard = get("shard") as u16;
+        Some(Event::ShardStopped(line)) => {
             status.lock().expect("status lock").final_p50_us.insert(
-                shard,
+                line.shard,
                 (
-                    get("event_finality_p50_us"),
-                    get("event_finality_p99_us"),
-                    get("event_finality_samples"),
+                    line.event_finality_p50_us,
+                    line.event_finality_p99_us,
+                    line.event_finality_samples,
                 ),
             );
         }

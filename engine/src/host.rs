@@ -146,6 +146,20 @@ impl VerifySamples {
     }
 }
 
+/// After a core applied finalized rounds: applying a round frees a round's
+/// worth of decoded payloads, and glibc keeps freed pages of its arenas
+/// resident until trimmed, which would let anonymous RSS drift above the
+/// live heap; it is also when a shard's memory peaks, so the peak is
+/// sampled here too, not only on the control thread's period.
+pub fn after_rounds_applied() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free arena pages to the OS.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    sample_peak_anon_rss();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,9 @@ pub enum EngineError {
         /// The error.
         reason: String,
     },
+    /// A core's node logic stopped (its log failed).
+    #[error(transparent)]
+    Node(#[from] pc_node::NodeError),
     /// A bad setting.
     #[error("{0}")]
     Config(String),

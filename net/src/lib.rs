@@ -24,6 +24,7 @@
 //! into peer-book events.
 #![warn(missing_docs)]
 
+#[cfg(feature = "glommio")]
 pub mod driver;
 pub mod endpoint;
 pub mod frame;

@@ -322,6 +322,16 @@ impl PeerBook {
         write_atomically(&self.path, self.to_text().as_bytes())
     }
 
+    /// What [`PeerBook::save`] would write, to be written elsewhere (a
+    /// node's cores hand it to a writer thread with [`BookSave::write`],
+    /// so no core waits for a disk).
+    pub fn snapshot(&self) -> BookSave {
+        BookSave {
+            path: self.path.clone(),
+            text: self.to_text().into_bytes(),
+        }
+    }
+
     /// Records `event` about `addr` at `now_unix_s`, creating the entry if
     /// the address is new (see the module doc for eviction when full).
     /// Events about a banned address count like any other.
@@ -615,6 +625,22 @@ fn temp_path_of(path: &Path) -> PathBuf {
         .to_os_string();
     name.push(".tmp");
     path.with_file_name(name)
+}
+
+/// A peer book's saved form and its file, taken by [`PeerBook::snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookSave {
+    /// The book's file.
+    pub path: PathBuf,
+    /// Its contents.
+    pub text: Vec<u8>,
+}
+
+impl BookSave {
+    /// Writes the book to its file atomically, as [`PeerBook::save`] does.
+    pub fn write(&self) -> Result<(), PeerBookError> {
+        write_atomically(&self.path, &self.text)
+    }
 }
 
 /// Replaces `path` by `bytes`: write and fsync a temporary file beside it,

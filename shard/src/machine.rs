@@ -217,7 +217,7 @@ pub enum SubmitRejected {
     },
     /// The micro-event is not valid for this shard.
     #[error("invalid micro-event: {0}")]
-    Invalid(String),
+    Invalid(#[from] crate::validate::MicroEventError),
     /// Valid evidence against a seat that already has evidence queued.
     #[error("evidence against seat {seat} is already queued")]
     EvidenceQueued {
@@ -545,7 +545,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             });
         }
         validate_micro_event(&self.context, &self.verifier, &event)
-            .map_err(|e| SubmitRejected::Invalid(e.to_string()))?;
+            .map_err(SubmitRejected::Invalid)?;
         // Evidence against a seat goes into an anchor once, whether this
         // machine found the fork itself or a peer relayed it. Checked after
         // validation, so a forgery is always reported as one.
@@ -618,6 +618,14 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 );
             }
         }
+    }
+
+    /// Moves logical time forward to `now` without a tick's work, so that
+    /// what the next input records (when a pull was asked, when the last
+    /// acknowledgement-only anchor was made) carries the time it happened
+    /// at, however rarely the driver ticks.
+    pub fn advance_time(&mut self, now: u64) {
+        self.now = self.now.max(now);
     }
 
     /// Advances logical time: unanswered pulls are asked of every peer

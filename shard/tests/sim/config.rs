@@ -12,11 +12,36 @@ use crate::sim::node::Durability;
 use crate::sim::rng::Rng;
 
 /// Committee sizes a default run mixes, chosen by `seed % 16`: every size
-/// in every block of sixteen seeds, k = 21 once. A k = 21 seed costs ~10x a
-/// k = 7 seed in the dev profile, and up to ~50x when a fork lands in the
-/// first rounds (the library's slow path for forked seats); `SIM_SEATS=21`
-/// runs k = 21 only.
-pub const SEAT_MIX: [usize; 16] = [1, 4, 7, 4, 1, 7, 4, 21, 1, 4, 7, 4, 1, 7, 4, 7];
+/// in every block of sixteen seeds. `SIM_SEATS` overrides it.
+pub const SEAT_MIX: [usize; 16] = [1, 4, 7, 4, 1, 7, 4, 4, 1, 4, 7, 4, 1, 7, 4, 7];
+
+/// The production committee size, which a default run mixes in at
+/// `seed % 64 == 7` (in place of a k = 4 seed of [`SEAT_MIX`]). Seeds of a
+/// committee larger than 7 are *long*: they run until pruning and coin
+/// rounds happen (at least [`LONG_MIN_ROUNDS`] rounds), which costs about
+/// as much as 30 k = 7 seeds in the dev profile (~1 ms of machine time per
+/// anchor over the 22 nodes, ~120 anchors a round), so a default run of
+/// 200 seeds holds four of them.
+pub const PRODUCTION_SEATS: usize = 21;
+
+/// The fewest rounds a long seed (k > 7) finalizes: enough for pruning
+/// with the short window (rounds below `last decided - 3G - 2`, so from
+/// round 15 with `G = 4`) and for many coin rounds with `C = 3`.
+pub const LONG_MIN_ROUNDS: u64 = 40;
+
+/// The committee size of `seed` in a default run.
+pub fn seats_of(seed: u64) -> usize {
+    if seed % 64 == 7 {
+        PRODUCTION_SEATS
+    } else {
+        SEAT_MIX[(seed % 16) as usize]
+    }
+}
+
+/// Whether seeds of `k` seats are long (see [`PRODUCTION_SEATS`]).
+pub fn is_long(k: usize) -> bool {
+    k > 7
+}
 
 /// Steps of each phase of a seed: faults on, then healed with clients still
 /// submitting, then drained with no new input until everything in flight
@@ -32,23 +57,32 @@ pub struct Phases {
     /// every accepted transfer and every exposed fork's evidence is
     /// finalized within them.
     pub drain_max_steps: u64,
+    /// The fewest rounds the seed must finalize: clients keep submitting
+    /// past the heal phase until it has (bounded by the drain's steps), and
+    /// a seed that finalized fewer failed (measured minimums with margin
+    /// for short seeds: fewer means lost liveness).
+    pub min_rounds: u64,
 }
 
 impl Phases {
-    /// The per-k run size: larger committees cost far more per step (k + 1
-    /// machines, k-way broadcasts, about 22 anchors per seat per round at
-    /// k = 21), so they run fewer steps.
+    /// The per-k run size: larger committees cost more per round (k + 1
+    /// machines, k-way broadcasts), so they run fewer steps, except that a
+    /// long seed (k > 7) runs at least [`LONG_MIN_ROUNDS`] rounds: its seats
+    /// pace their acknowledgement-only anchors (see [`SeedConfig::new`]),
+    /// so that a round takes ~35 steps (and ~6 anchors per seat), and its
+    /// faults cover about the first half of the run.
     pub fn for_seats(k: usize) -> Phases {
-        let (fault_steps, heal_steps) = match k {
-            1 => (300, 150),
-            2..=4 => (160, 80),
-            5..=7 => (120, 60),
-            _ => (20, 15),
+        let (fault_steps, heal_steps, min_rounds) = match k {
+            1 => (300, 150, 50),
+            2..=4 => (160, 80, 4),
+            5..=7 => (120, 60, 4),
+            _ => (700, 700, LONG_MIN_ROUNDS),
         };
         Phases {
             fault_steps,
             heal_steps,
             drain_max_steps: 2_000,
+            min_rounds,
         }
     }
 
@@ -153,10 +187,17 @@ impl SeedConfig {
     /// The configuration of `seed`; `seats` overrides the committee size.
     pub fn new(seed: u64, seats: Option<usize>) -> SeedConfig {
         let mut rng = Rng::new(seed, 0xc0f1);
-        let k = seats.unwrap_or(SEAT_MIX[(seed % 16) as usize]);
+        let k = seats.unwrap_or_else(|| seats_of(seed));
+        let long = is_long(k);
         // One block of sixteen consecutive seeds (every k of the mix) in
-        // every 160 runs real BIP-340.
-        let bip340 = (seed / 16) % 10 == 9;
+        // every 160 runs real BIP-340; of the long seeds, one in twenty (two
+        // of any forty, with `SIM_SEATS=21`; the k = 21 seed 71 of a default
+        // run).
+        let bip340 = if long {
+            seed % 20 == 11
+        } else {
+            (seed / 16) % 10 == 9
+        };
         let calm = rng.chance(100);
         let phases = Phases::for_seats(k);
         let blocked = Blocked::from_env();
@@ -175,11 +216,11 @@ impl SeedConfig {
                 cascade_within_step: k <= 7 && rng.chance(150),
                 partial_sync_per_mille: partial_syncs(&mut rng, blocked.partial_syncs),
             },
-            limits: limits(&mut rng, blocked),
-            submit_per_mille: rng.between(250, 700) as u32,
+            limits: limits(&mut rng, blocked, long),
+            submit_per_mille: client_load(&mut rng, long),
             byzantine: Vec::new(),
             fork_per_mille: rng.between(150, 500) as u32,
-            max_forks_per_seat: if k > 7 { 1 } else { 8 },
+            max_forks_per_seat: if long { 1 } else { 8 },
             bad_signature_per_mille: rng.between(150, 500) as u32,
             flood_per_mille: rng.between(50, 300) as u32,
             flood_burst_max: 1,
@@ -262,12 +303,18 @@ fn network_config(rng: &mut Rng, calm: bool) -> NetworkConfig {
 
 /// The default bounds, or tight ones that make a full mempool and quick
 /// pull retries happen (tight pull and pending bounds are blocked classes,
-/// see `sim::blocked`).
-fn limits(rng: &mut Rng, blocked: Blocked) -> ShardLimits {
-    let default = ShardLimits {
+/// see `sim::blocked`). Seats of a long seed pace acknowledgement-only
+/// anchors at 4..=8 ticks, about the network's latency (the engine paces at
+/// 20 ms): at one tick, a k = 21 seat makes ~20 anchors a round instead of
+/// ~6, and each costs every node an insertion.
+fn limits(rng: &mut Rng, blocked: Blocked, long: bool) -> ShardLimits {
+    let mut default = ShardLimits {
         ack_interval_ticks: 1,
         ..ShardLimits::default()
     };
+    if long {
+        default.ack_interval_ticks = rng.between(4, 8);
+    }
     if rng.coin() {
         return default;
     }
@@ -285,8 +332,24 @@ fn limits(rng: &mut Rng, blocked: Blocked) -> ShardLimits {
         },
         max_mempool_events: rng.between(4, 64) as usize,
         pull_retry_ticks: rng.between(4, 20),
-        ack_interval_ticks: rng.between(1, 3),
+        ack_interval_ticks: if long {
+            default.ack_interval_ticks
+        } else {
+            rng.between(1, 3)
+        },
         ..default
+    }
+}
+
+/// Client batches per step, per mille: a long seed's rounds take ~35 steps
+/// instead of ~5, so its clients submit less often per step (still a few
+/// batches a round; an anchor carrying micro-events is never paced).
+fn client_load(rng: &mut Rng, long: bool) -> u32 {
+    let per_mille = rng.between(250, 700) as u32;
+    if long {
+        per_mille / 5
+    } else {
+        per_mille
     }
 }
 

@@ -42,16 +42,6 @@ const SETTLE_CHECK_EVERY_STEPS: u64 = 10;
 /// Recent log entries a far-future flood takes real parents from.
 const RECENT_PARENTS: usize = 16;
 
-/// The fewest rounds a seed of `k` seats must finalize (measured minimums
-/// with margin; a seed finalizing fewer has lost liveness).
-pub fn min_rounds(k: usize) -> u64 {
-    match k {
-        1 => 50,
-        2..=7 => 4,
-        _ => 2,
-    }
-}
-
 /// Two anchors of one seat at one seq, made by an equivocating seat.
 struct Fork {
     seat: u8,
@@ -255,7 +245,7 @@ impl<C: SimCrypto> Simulation<C> {
     /// step limit bounds the wait).
     fn clients_active(&self) -> bool {
         self.now < self.config.phases.clients_stop_step()
-            || self.checker.rounds() < min_rounds(self.config.k)
+            || self.checker.rounds() < self.config.phases.min_rounds
     }
 
     fn in_fault_phase(&self) -> bool {
@@ -986,11 +976,10 @@ impl<C: SimCrypto> Simulation<C> {
         self.counters.coin_round_votes = coin.coin_round_votes;
         self.counters.coin_flips = coin.coin_flips;
         let rounds = self.checker.rounds();
-        if rounds < min_rounds(self.config.k) {
+        if rounds < self.config.phases.min_rounds {
             return Err(format!(
                 "only {rounds} rounds finalized, at least {} expected for k = {}",
-                min_rounds(self.config.k),
-                self.config.k
+                self.config.phases.min_rounds, self.config.k
             ));
         }
         Ok(())

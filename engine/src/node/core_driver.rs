@@ -1,0 +1,270 @@
+//! The thin driver of one core of a node: a glommio task that owns the
+//! core's endpoint driver, its shards' logs and their syncs, and the rings;
+//! feeds the core's [`NodeCore`] with the time, carries out what it asks
+//! ([`NodeIo`]), writes its events as JSON lines, hands peer-book saves to
+//! the writer thread, and sleeps until the core's next timeout or input
+//! (never longer than [`MAX_WAIT`]). All node logic is in pc-node.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use glommio::channels::shared_channel::{ConnectedSender, SharedReceiver, SharedSender};
+use pc_net::driver::{Driver, DriverHandle};
+use pc_net::endpoint::NORMAL_CLOSE_CODE;
+use pc_net::tls::CERTIFICATE_NAME;
+use pc_net::{ConnId, NetMessage, SendError};
+use pc_node::{CoreMsg, HostStats, NodeCore, NodeIo, Now, ShardHost, ShardReport};
+use pc_storage::{Durability, Log};
+
+use super::book_writer::BookWriter;
+use super::inbox::{CoreInput, Inbox};
+use super::watchdog::{Heartbeat, Waiting};
+use crate::driver::LogSync;
+use crate::EngineError;
+
+/// Longest sleep of a core loop, whatever its next timeout.
+pub const MAX_WAIT: Duration = Duration::from_millis(100);
+/// Inputs handled per turn before timers and syncs get their turn.
+pub const INPUTS_PER_TURN: usize = 256;
+/// How long shutdown waits for connections to acknowledge their close.
+pub const SHUTDOWN_LINGER: Duration = Duration::from_millis(300);
+
+/// What a core's driver runs with (built by `node::run`).
+pub(crate) struct CoreRun {
+    pub core: NodeCore,
+    pub logs: BTreeMap<u16, Rc<RefCell<Log>>>,
+    pub driver: Driver,
+    pub inbox: Rc<Inbox>,
+    pub rings_in: Vec<SharedReceiver<CoreMsg>>,
+    pub rings_out: Vec<Option<SharedSender<CoreMsg>>>,
+    pub peers: Vec<SocketAddr>,
+    pub stop: Arc<AtomicBool>,
+    pub heartbeat: Arc<Heartbeat>,
+    pub books: BookWriter,
+    pub started: Instant,
+}
+
+/// The time now, as the node core takes it.
+fn now(started: Instant) -> Now {
+    Now {
+        mono_us: started.elapsed().as_micros() as u64,
+        unix_s: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    }
+}
+
+/// The node core's outputs carried out on the endpoint and the rings.
+struct CoreIo<'a> {
+    net: &'a DriverHandle,
+    rings: &'a [Option<ConnectedSender<CoreMsg>>],
+}
+
+impl NodeIo for CoreIo<'_> {
+    fn send_frame(&mut self, conn: ConnId, message: &NetMessage) -> Result<(), SendError> {
+        self.net.send_frame(conn, message)
+    }
+    fn close(&mut self, conn: ConnId, code: u32, reason: &str) {
+        self.net.close(conn, code, reason);
+    }
+    fn connect(&mut self, addr: SocketAddr) -> Result<ConnId, String> {
+        self.net
+            .connect(addr, CERTIFICATE_NAME)
+            .map_err(|e| e.to_string())
+    }
+    fn forward(&mut self, core: usize, message: CoreMsg) -> bool {
+        self.rings
+            .get(core)
+            .and_then(Option::as_ref)
+            .is_some_and(|ring| ring.try_send(message).is_ok())
+    }
+}
+
+/// Runs one core until the stop flag; its shards' reports.
+pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineError> {
+    let CoreRun {
+        mut core,
+        logs,
+        driver,
+        inbox,
+        rings_in,
+        rings_out,
+        peers,
+        stop,
+        heartbeat,
+        books,
+        started,
+    } = run;
+    let mut ring_tasks = Vec::new();
+    for receiver in rings_in {
+        let inbox = inbox.clone();
+        ring_tasks.push(glommio::spawn_local(async move {
+            let receiver = receiver.connect().await;
+            while let Some(message) = receiver.recv().await {
+                inbox.push(CoreInput::Ring(message));
+            }
+        }));
+    }
+    let mut rings = Vec::new();
+    for sender in rings_out {
+        rings.push(match sender {
+            Some(sender) => Some(sender.connect().await),
+            None => None,
+        });
+    }
+    let waker = inbox.clone();
+    let on_done: Rc<dyn Fn()> = Rc::new(move || waker.wake());
+    let mut syncs: BTreeMap<u16, LogSync> = logs
+        .into_iter()
+        .map(|(shard, log)| (shard, LogSync::new(shard, log, Some(on_done.clone()))))
+        .collect();
+    core.add_peers(&peers, now(started));
+    let net = driver.handle();
+    let mut result = Ok(());
+    let mut rounds = core.rounds_finalized();
+    while !stop.load(Ordering::Relaxed) && result.is_ok() {
+        let mut io = CoreIo {
+            net: &net,
+            rings: &rings,
+        };
+        result = turn(&mut core, &mut syncs, &mut io, &inbox, &heartbeat, started).await;
+        emit(&mut core, &books, now(started));
+        if core.rounds_finalized() != rounds {
+            rounds = core.rounds_finalized();
+            crate::host::after_rounds_applied();
+        }
+        heartbeat.turn(Waiting::Yield);
+        glommio::yield_if_needed().await;
+    }
+    // Shutdown: intake stops, logs are made durable, what became durable
+    // is sent, the book is saved, connections close.
+    heartbeat.turn(Waiting::Shutdown);
+    let mut io = CoreIo {
+        net: &net,
+        rings: &rings,
+    };
+    for (shard, sync) in syncs.iter_mut() {
+        let mut durable = None;
+        let synced = sync.sync_all(|seq| durable = Some(seq)).await;
+        result = result.and(synced);
+        if let Some(seq) = durable {
+            result = result.and(
+                core.handle_durable(&mut io, *shard, seq, now(started))
+                    .map_err(Into::into),
+            );
+        }
+    }
+    emit(&mut core, &books, now(started));
+    if let Some(save) = core.take_book_save() {
+        let index = core.index();
+        if let Err(error) = save.write() {
+            let line = pc_node::telemetry::PeerBookError {
+                core: index,
+                error: error.to_string(),
+            };
+            eprintln!(
+                "{}",
+                pc_node::telemetry::Event::PeerBookError(line).to_line()
+            );
+        }
+    }
+    let stats = driver
+        .shutdown(NORMAL_CLOSE_CODE, "shutting down", SHUTDOWN_LINGER)
+        .await;
+    for task in ring_tasks {
+        task.cancel().await;
+    }
+    if let Ok(stats) = stats {
+        let stopped = pc_node::telemetry::CoreStopped {
+            core: core.index(),
+            datagrams_received: stats.datagrams_received,
+            datagrams_sent: stats.datagrams_sent,
+        };
+        eprintln!(
+            "{}",
+            pc_node::telemetry::Event::CoreStopped(stopped).to_line()
+        );
+    }
+    result?;
+    Ok(core
+        .into_shards()
+        .into_iter()
+        .map(ShardHost::report)
+        .collect())
+}
+
+/// One turn: wait for inputs or the next timeout, handle what came, the
+/// timers that are due and the syncs that completed, start the syncs the
+/// fsync policy asks for.
+async fn turn(
+    core: &mut NodeCore,
+    syncs: &mut BTreeMap<u16, LogSync>,
+    io: &mut CoreIo<'_>,
+    inbox: &Inbox,
+    heartbeat: &Heartbeat,
+    started: Instant,
+) -> Result<(), EngineError> {
+    let wait_us = core.poll_timeout().saturating_sub(now(started).mono_us);
+    heartbeat.turn(Waiting::Inbox);
+    inbox
+        .wait(Duration::from_micros(wait_us).min(MAX_WAIT))
+        .await;
+    heartbeat.turn(Waiting::Working);
+    for _ in 0..INPUTS_PER_TURN {
+        let Some(input) = inbox.pop() else { break };
+        match input {
+            CoreInput::Net(event) => core.handle_net(io, event, now(started))?,
+            CoreInput::Ring(message) => core.handle_ring(io, message, now(started))?,
+        }
+    }
+    for (shard, sync) in syncs.iter_mut() {
+        if let Some(seq) = sync.poll()? {
+            core.handle_durable(io, *shard, seq, now(started))?;
+        }
+    }
+    let now_t = now(started);
+    if now_t.mono_us >= core.poll_timeout() {
+        core.set_host_stats(HostStats {
+            inbox_dropped: inbox.dropped(),
+            inbox_frames: inbox.len() as u64,
+            anon_rss_kib: crate::host::proc_status_kib("RssAnon").unwrap_or(0),
+        });
+        core.handle_timeout(io, now_t)?;
+    }
+    for (shard, sync) in syncs.iter_mut() {
+        match sync.durability() {
+            Durability::Always => {
+                heartbeat.turn(Waiting::LogSync);
+                let mut durable = None;
+                sync.sync_all(|seq| durable = Some(seq)).await?;
+                if let Some(seq) = durable {
+                    core.handle_durable(io, *shard, seq, now(started))?;
+                }
+            }
+            Durability::Batch => {
+                heartbeat.turn(Waiting::OpenFile);
+                sync.start().await?;
+            }
+            Durability::Never => {}
+        }
+    }
+    Ok(())
+}
+
+/// Writes the core's events, one JSON line each, and hands a due peer-book
+/// save to the writer (kept for the next interval if the writer is behind).
+fn emit(core: &mut NodeCore, books: &BookWriter, now: Now) {
+    while let Some(event) = core.poll_event() {
+        eprintln!("{}", event.to_line());
+    }
+    if let Some(save) = core.poll_book_save(now) {
+        if !books.submit(core.index(), save) {
+            core.book_save_refused();
+        }
+    }
+}

@@ -1,0 +1,623 @@
+//! [`NodeCore`]: one core of a validator node as a deterministic state
+//! machine. Inputs are `handle_*` calls — network events of the core's
+//! endpoint, messages from other cores' rings, durability of log records,
+//! timer expiry — each with the time as a [`Now`]. Outputs are the calls it
+//! makes on the driver's [`NodeIo`] (frames, dials, closes, ring messages:
+//! the endpoint and the ring decide synchronously whether they take one,
+//! and a reply stops at the first refusal) and `#[must_use] poll_*` values:
+//! telemetry events, peer-book saves, the next timeout. It never reads a
+//! clock, never touches a file or socket and never prints.
+//!
+//! The jobs live in files named after them: `admission` (connections,
+//! `Hello`s, dialing, violations and bans), `gossip` (what the shard
+//! machines send, to which connection; catch-up by `GetRange`), `serving`
+//! (`Get`/`GetRange` answers within per-peer budgets), `intake` (client
+//! submissions, balance queries, relayed evidence), `forward` (messages
+//! for shards of other cores and their answers).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use pc_codec::genesis::Genesis;
+use pc_codec::to_hex;
+use pc_net::frame::MAX_RANGE_ANCHORS;
+use pc_net::peer_book::{BookSave, PeerBook, PeerEvent};
+use pc_net::{Committee, ConnId, Hello, NetEvent, NetMessage, SendError};
+use pc_shard::machine::{PeerId, ShardLimits};
+
+use crate::budget::TokenBucket;
+use crate::forward::CoreMsg;
+use crate::shard_host::{CrashSite, ShardHost};
+use crate::telemetry::{Event, Status};
+use crate::NodeError;
+
+/// The time of an input: microseconds on the driver's monotonic clock
+/// (since its start) and seconds of wall-clock time (the peer book's bans
+/// and scores only; never consensus).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Now {
+    /// Monotonic microseconds.
+    pub mono_us: u64,
+    /// Seconds since the Unix epoch.
+    pub unix_s: u64,
+}
+
+impl Now {
+    /// Milliseconds of the monotonic clock: the shard machines' tick.
+    pub fn ms(&self) -> u64 {
+        self.mono_us / 1000
+    }
+}
+
+/// What the node core asks of its driver, answered at once.
+pub trait NodeIo {
+    /// Queues a frame on `conn`.
+    fn send_frame(&mut self, conn: ConnId, message: &NetMessage) -> Result<(), SendError>;
+    /// Closes `conn` with an application error code.
+    fn close(&mut self, conn: ConnId, code: u32, reason: &str);
+    /// Starts a connection to `addr`.
+    fn connect(&mut self, addr: SocketAddr) -> Result<ConnId, String>;
+    /// Puts a message on the ring to core `core`; false if it is full.
+    fn forward(&mut self, core: usize, message: CoreMsg) -> bool;
+}
+
+/// The shard machines of a node tick in milliseconds.
+pub const SHARD_TICK_US: u64 = 1000;
+/// Least time between two acknowledgement-only own anchors.
+pub const ACK_INTERVAL_MS: u64 = 20;
+/// Time before an unanswered pull is asked of every peer.
+pub const PULL_RETRY_MS: u64 = 200;
+/// Most anchors sent in answer to one `Get` or `GetRange`.
+pub const MAX_REPLY_ANCHORS: usize = 256;
+/// Most anchor bytes in one `Anchors` frame of a reply (under the frame cap).
+pub const MAX_REPLY_FRAME_BYTES: usize = 3 << 20;
+/// Pending anchors (waiting for parents) above which a shard asks a peer
+/// for a range of rounds instead of pulling parents one by one.
+pub const CATCH_UP_PENDING: usize = 64;
+/// Rounds behind its peers past which a shard counts as catching up and
+/// refuses client submissions.
+pub const CATCH_UP_LAG_ROUNDS: u64 = 50;
+/// Least time between two `GetRange`s of one shard.
+pub const CATCH_UP_INTERVAL_US: u64 = 200_000;
+/// Anchors asked for by one `GetRange`.
+pub const CATCH_UP_ANCHORS: u32 = 256;
+/// First wait before redialing an address.
+pub const MIN_DIAL_BACKOFF_US: u64 = 100_000;
+/// Longest wait between two dial attempts of one address.
+pub const MAX_DIAL_BACKOFF_US: u64 = 4_000_000;
+/// How often the peer book is handed to the writer (when it changed).
+pub const BOOK_SAVE_INTERVAL_US: u64 = 10_000_000;
+/// A link silent this long ranks below every live one (its peer may have
+/// restarted).
+pub const SILENT_LINK_US: u64 = 6_000_000;
+/// Datagrams for no connection from one address per recorded violation.
+pub const UNROUTABLE_PER_VIOLATION: u32 = 16;
+/// Source addresses whose unroutable datagrams (or submissions) are
+/// counted at once.
+pub const MAX_TRACKED_SOURCES: usize = 4096;
+/// Anchors this core serves one peer per shard per second for its `Get`s
+/// and `GetRange`s (catch-up asks for 256 every 200 ms), with a burst of
+/// as many; a request past the budget is answered in part.
+pub const SERVE_ANCHORS_PER_S: u32 = 4096;
+/// Micro-events one source (IPv4 address, IPv6 /64) may submit to one core
+/// per second (each costs a signature check before the mempool takes it),
+/// with a burst of as many; past it they are refused as overloaded,
+/// unchecked.
+pub const SUBMIT_EVENTS_PER_S: u32 = 8192;
+/// Most log lines about misbehaving peers per status interval.
+pub const MAX_PEER_LOG_LINES: u32 = 20;
+
+// A reply never asks for more than a GetRange allows.
+const _: () = assert!(MAX_REPLY_ANCHORS <= MAX_RANGE_ANCHORS as usize);
+const _: () = assert!(CATCH_UP_ANCHORS <= MAX_RANGE_ANCHORS);
+
+/// The shard limits of a node's machines: ticks are milliseconds, so the
+/// acknowledgement interval is [`ACK_INTERVAL_MS`] and the pull retry
+/// [`PULL_RETRY_MS`].
+pub fn node_shard_limits() -> ShardLimits {
+    ShardLimits {
+        ack_interval_ticks: ACK_INTERVAL_MS * 1000 / SHARD_TICK_US,
+        pull_retry_ticks: PULL_RETRY_MS * 1000 / SHARD_TICK_US,
+        ..ShardLimits::default()
+    }
+}
+
+/// Where a test crashes the node on purpose: at the `nth` (from 1)
+/// occurrence of `site`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashPlan {
+    /// The injected point.
+    pub site: CrashSite,
+    /// Which occurrence.
+    pub nth: u64,
+}
+
+impl std::str::FromStr for CrashPlan {
+    type Err = String;
+    /// `after-signing:N`, `after-persisting:N` or `before-sending:N`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (site, nth) = text.split_once(':').unwrap_or((text, "1"));
+        let site = match site {
+            "after-signing" => CrashSite::AfterSigning,
+            "after-persisting" => CrashSite::AfterPersisting,
+            "before-sending" => CrashSite::BeforeSending,
+            other => {
+                return Err(format!(
+                "crash point {other:?}: expected after-signing, after-persisting or before-sending"
+            ))
+            }
+        };
+        let nth = nth
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("crash point count {nth:?}: expected a positive integer"))?;
+        Ok(CrashPlan { site, nth })
+    }
+}
+
+impl std::fmt::Display for CrashPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let site = match self.site {
+            CrashSite::AfterSigning => "after-signing",
+            CrashSite::AfterPersisting => "after-persisting",
+            CrashSite::BeforeSending => "before-sending",
+        };
+        write!(f, "{site}:{}", self.nth)
+    }
+}
+
+/// What a core starts with.
+pub struct CoreConfig {
+    /// This core's index.
+    pub core: usize,
+    /// The genesis.
+    pub genesis: Arc<Genesis>,
+    /// Every shard's core.
+    pub placement: Vec<usize>,
+    /// This node's Hello (`None`: an observer that sends none).
+    pub hello: Option<Hello>,
+    /// This node's validator index, if it is in the committee.
+    pub own_index: Option<PeerId>,
+    /// The addresses of this node's own endpoints (never dialed).
+    pub own_addrs: Vec<SocketAddr>,
+    /// The peer book, as loaded.
+    pub book: PeerBook,
+    /// Interval of the status events.
+    pub status_interval_us: u64,
+    /// Injected crash point (tests).
+    pub crash: Option<CrashPlan>,
+}
+
+/// A connection as the core sees it.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) remote: SocketAddr,
+    /// This core dialed it.
+    pub(crate) outgoing: bool,
+    /// When a frame last arrived on it (a link to a peer's previous run
+    /// hears nothing: the live one is preferred).
+    pub(crate) last_heard_us: u64,
+    /// The SPKI the peer proved in the handshake.
+    pub(crate) peer_spki: Option<Vec<u8>>,
+    /// The peer's verified Hello and its validator index.
+    pub(crate) peer: Option<(PeerId, Hello)>,
+}
+
+/// An address this core dials.
+#[derive(Debug)]
+pub(crate) struct DialTarget {
+    pub(crate) addr: SocketAddr,
+    pub(crate) conn: Option<ConnId>,
+    pub(crate) next_attempt_us: u64,
+    pub(crate) backoff_us: u64,
+}
+
+/// Catch-up bookkeeping of a shard.
+#[derive(Debug, Default)]
+pub(crate) struct CatchUp {
+    pub(crate) last_sent_us: Option<u64>,
+    pub(crate) next_peer: usize,
+    pub(crate) requests: u64,
+}
+
+/// Counters of a core, for its status events.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CoreCounters {
+    /// Frames a connection's send queue refused.
+    pub dropped_sends: u64,
+    /// Messages a full ring refused.
+    pub dropped_ring: u64,
+    /// Protocol violations.
+    pub violations: u64,
+    /// Hellos refused.
+    pub refused_hellos: u64,
+    /// Anchors not served and micro-events not taken for a budget.
+    pub throttled: u64,
+    /// Frames taken before a verified Hello were refused (admission).
+    pub early_frames_refused: u64,
+    /// Bans this core imposed.
+    pub bans: u64,
+}
+
+/// What the driver knows about its host, for the status events.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HostStats {
+    /// Frames the inbox dropped.
+    pub inbox_dropped: u64,
+    /// Frames waiting in the inbox.
+    pub inbox_frames: u64,
+    /// Anonymous RSS, KiB.
+    pub anon_rss_kib: u64,
+}
+
+/// One core of a node.
+pub struct NodeCore {
+    pub(crate) core: usize,
+    pub(crate) genesis: Arc<Genesis>,
+    pub(crate) committee: Committee,
+    pub(crate) own_index: Option<PeerId>,
+    pub(crate) placement: Vec<usize>,
+    pub(crate) shards: BTreeMap<u16, ShardHost>,
+    /// Per shard: validator indices holding a seat in it (not this node).
+    pub(crate) shard_peers: Vec<Vec<PeerId>>,
+    pub(crate) hello: Option<Hello>,
+    pub(crate) links: BTreeMap<ConnId, Link>,
+    pub(crate) targets: Vec<DialTarget>,
+    pub(crate) own_addrs: BTreeSet<SocketAddr>,
+    pub(crate) book: PeerBook,
+    pub(crate) book_dirty: bool,
+    pub(crate) catch_up: BTreeMap<u16, CatchUp>,
+    pub(crate) crash: Option<CrashPlan>,
+    pub(crate) counters: CoreCounters,
+    pub(crate) peer_log_lines: u32,
+    /// Unroutable datagrams per source address.
+    pub(crate) unroutable: BTreeMap<SocketAddr, u32>,
+    /// Anchors left to serve per (peer, shard).
+    pub(crate) serve_budget: BTreeMap<(PeerId, u16), TokenBucket>,
+    /// Micro-events left to take per source address.
+    pub(crate) submit_budget: BTreeMap<IpAddr, TokenBucket>,
+    /// Per local shard, per seat: the highest birth round of a validated
+    /// anchor of that seat (see [`NodeCore::round_lag`]).
+    pub(crate) seat_rounds: BTreeMap<u16, Vec<u64>>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) host: HostStats,
+    pub(crate) status_interval_us: u64,
+    pub(crate) next_status_us: u64,
+    pub(crate) next_book_save_us: u64,
+    /// The last time a timeout was handled (the next is never at or before).
+    pub(crate) last_timeout_us: Option<u64>,
+}
+
+impl NodeCore {
+    /// A core holding `shards` (restored by the driver from their logs).
+    pub fn new(config: CoreConfig, shards: Vec<ShardHost>, now: Now) -> NodeCore {
+        let genesis = config.genesis;
+        let own_index = config.own_index;
+        let shard_peers = (0..genesis.params.shards)
+            .map(|shard| {
+                genesis
+                    .validators
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, v)| {
+                        Some(*i as PeerId) != own_index && v.seats.iter().any(|s| s.shard == shard)
+                    })
+                    .map(|(i, _)| i as PeerId)
+                    .collect()
+            })
+            .collect();
+        NodeCore {
+            core: config.core,
+            committee: Committee::from_genesis(&genesis),
+            genesis,
+            own_index,
+            placement: config.placement,
+            shards: shards.into_iter().map(|s| (s.shard(), s)).collect(),
+            shard_peers,
+            hello: config.hello,
+            links: BTreeMap::new(),
+            targets: Vec::new(),
+            own_addrs: config.own_addrs.into_iter().collect(),
+            book: config.book,
+            book_dirty: false,
+            catch_up: BTreeMap::new(),
+            crash: config.crash,
+            counters: CoreCounters::default(),
+            peer_log_lines: 0,
+            unroutable: BTreeMap::new(),
+            serve_budget: BTreeMap::new(),
+            submit_budget: BTreeMap::new(),
+            seat_rounds: BTreeMap::new(),
+            events: VecDeque::new(),
+            host: HostStats::default(),
+            status_interval_us: config.status_interval_us.max(1),
+            next_status_us: now.mono_us + config.status_interval_us.max(1),
+            next_book_save_us: now.mono_us + BOOK_SAVE_INTERVAL_US,
+            last_timeout_us: None,
+        }
+    }
+
+    /// Dials `peers` (configured), then the committee validators this core
+    /// met before (the peer book's dial order: unbanned, scoring well, best
+    /// first), so a restarted node finds its peers without a configured
+    /// address.
+    pub fn add_peers(&mut self, peers: &[SocketAddr], now: Now) {
+        for addr in peers {
+            self.add_target(*addr, now);
+        }
+        let known: Vec<SocketAddr> = self
+            .book
+            .dial_order(now.unix_s)
+            .into_iter()
+            .filter(|addr| {
+                self.book
+                    .get(*addr)
+                    .and_then(|entry| entry.validator_key)
+                    .is_some_and(|key| self.committee.contains(&key))
+            })
+            .collect();
+        for addr in known {
+            self.add_target(addr, now);
+        }
+    }
+
+    /// An event of the core's endpoint.
+    pub fn handle_net(
+        &mut self,
+        io: &mut dyn NodeIo,
+        event: NetEvent,
+        now: Now,
+    ) -> Result<(), NodeError> {
+        self.advance_shards(now);
+        self.admit(io, event, now)?;
+        self.route_transmits(io, now);
+        Ok(())
+    }
+
+    /// A message from another core's ring.
+    pub fn handle_ring(
+        &mut self,
+        io: &mut dyn NodeIo,
+        message: CoreMsg,
+        now: Now,
+    ) -> Result<(), NodeError> {
+        self.advance_shards(now);
+        self.handle_forwarded(io, message, now)?;
+        self.route_transmits(io, now);
+        Ok(())
+    }
+
+    /// Records of `shard` up to and including `seq` are durable: own
+    /// anchors among them may be sent now.
+    pub fn handle_durable(
+        &mut self,
+        io: &mut dyn NodeIo,
+        shard: u16,
+        seq: u64,
+        now: Now,
+    ) -> Result<(), NodeError> {
+        if let Some(host) = self.shards.get_mut(&shard) {
+            host.advance_time(now.ms());
+            host.handle_durable(seq, now.mono_us)?;
+        }
+        self.route_transmits(io, now);
+        Ok(())
+    }
+
+    /// Timers: the shard machines' ticks, dials, catch-up, status events
+    /// and peer-book saves that are due at `now`.
+    pub fn handle_timeout(&mut self, io: &mut dyn NodeIo, now: Now) -> Result<(), NodeError> {
+        self.last_timeout_us = Some(now.mono_us);
+        for host in self.shards.values_mut() {
+            if host.poll_timeout().is_some_and(|at| at <= now.ms()) {
+                host.handle_tick(now.ms(), now.mono_us)?;
+            }
+        }
+        self.dial_due(io, now);
+        self.catch_up_due(io, now);
+        self.route_transmits(io, now);
+        if now.mono_us >= self.next_status_us {
+            self.status(now);
+            self.next_status_us = now.mono_us + self.status_interval_us;
+        }
+        Ok(())
+    }
+
+    /// When [`NodeCore::handle_timeout`] has work next, in monotonic µs
+    /// (always after the last timeout handled, so a driver never spins).
+    #[must_use]
+    pub fn poll_timeout(&self) -> u64 {
+        let shards = self
+            .shards
+            .values()
+            .filter_map(ShardHost::poll_timeout)
+            .map(|ms| ms.saturating_mul(SHARD_TICK_US));
+        let dials = self
+            .targets
+            .iter()
+            .filter(|t| t.conn.is_none())
+            .map(|t| t.next_attempt_us);
+        let catch_up = self
+            .shards
+            .iter()
+            .filter(|(_, host)| host.machine().pending_anchors() >= CATCH_UP_PENDING)
+            .map(|(shard, _)| {
+                self.catch_up
+                    .get(shard)
+                    .and_then(|c| c.last_sent_us)
+                    .map_or(0, |at| at + CATCH_UP_INTERVAL_US)
+            });
+        let next = shards
+            .chain(dials)
+            .chain(catch_up)
+            .chain([self.next_status_us, self.next_book_save_us])
+            .min()
+            .unwrap_or(self.next_status_us);
+        match self.last_timeout_us {
+            Some(last) => next.max(last + 1),
+            None => next,
+        }
+    }
+
+    /// The next telemetry event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The peer book to write, when it changed and a save is due at `now`
+    /// (the driver hands it to a writer off the core).
+    #[must_use]
+    pub fn poll_book_save(&mut self, now: Now) -> Option<BookSave> {
+        if now.mono_us < self.next_book_save_us {
+            return None;
+        }
+        self.next_book_save_us = now.mono_us + BOOK_SAVE_INTERVAL_US;
+        self.take_book_save()
+    }
+
+    /// The peer book to write now if it changed (at shutdown).
+    #[must_use]
+    pub fn take_book_save(&mut self) -> Option<BookSave> {
+        if !self.book_dirty {
+            return None;
+        }
+        self.book_dirty = false;
+        Some(self.book.snapshot())
+    }
+
+    /// The writer could not take the last save: the book stays dirty for
+    /// the next interval.
+    pub fn book_save_refused(&mut self) {
+        self.book_dirty = true;
+    }
+
+    /// This core's index.
+    pub fn index(&self) -> usize {
+        self.core
+    }
+
+    /// What the driver knows of its host, for the next status events.
+    pub fn set_host_stats(&mut self, stats: HostStats) {
+        self.host = stats;
+    }
+
+    /// The core's shards.
+    pub fn shards(&self) -> impl Iterator<Item = &ShardHost> {
+        self.shards.values()
+    }
+
+    /// A local shard.
+    pub fn shard(&self, shard: u16) -> Option<&ShardHost> {
+        self.shards.get(&shard)
+    }
+
+    /// A local shard, mutably (the driver's crash hooks).
+    pub fn shard_mut(&mut self, shard: u16) -> Option<&mut ShardHost> {
+        self.shards.get_mut(&shard)
+    }
+
+    /// The core's counters.
+    pub fn counters(&self) -> CoreCounters {
+        self.counters
+    }
+
+    /// The peer book.
+    pub fn book(&self) -> &PeerBook {
+        &self.book
+    }
+
+    /// Verified peers connected (distinct validator indices).
+    pub fn verified_peers(&self) -> BTreeSet<PeerId> {
+        self.links
+            .values()
+            .filter_map(|l| l.peer.as_ref().map(|(p, _)| *p))
+            .collect()
+    }
+
+    /// The shards, for their final reports.
+    pub fn into_shards(self) -> Vec<ShardHost> {
+        self.shards.into_values().collect()
+    }
+
+    /// Rounds finalized over every local shard (the driver trims the
+    /// allocator when it grows).
+    pub fn rounds_finalized(&self) -> u64 {
+        self.shards.values().map(|s| s.counters().rounds).sum()
+    }
+
+    /// Sets every local machine's logical time (before an input).
+    fn advance_shards(&mut self, now: Now) {
+        for host in self.shards.values_mut() {
+            host.advance_time(now.ms());
+        }
+    }
+
+    pub(crate) fn record(&mut self, addr: SocketAddr, event: PeerEvent, now: Now) {
+        self.book.record(addr, event, now.unix_s);
+        self.book_dirty = true;
+    }
+
+    /// Queues a line about a misbehaving peer (at most
+    /// [`MAX_PEER_LOG_LINES`] per status interval).
+    pub(crate) fn log_peer(&mut self, event: Event) {
+        if self.peer_log_lines < MAX_PEER_LOG_LINES {
+            self.peer_log_lines += 1;
+            self.events.push_back(event);
+        }
+    }
+
+    /// Queues a frame on `conn`; false (counted) if it was not queued.
+    pub(crate) fn send(&mut self, io: &mut dyn NodeIo, conn: ConnId, message: &NetMessage) -> bool {
+        match io.send_frame(conn, message) {
+            Ok(()) => true,
+            Err(SendError::QueueFull { .. }) | Err(SendError::TooLarge(_)) => {
+                self.counters.dropped_sends += 1;
+                false
+            }
+            Err(SendError::UnknownConnection { .. }) | Err(SendError::Closed { .. }) => false,
+        }
+    }
+
+    /// One status event per local shard.
+    fn status(&mut self, now: Now) {
+        self.peer_log_lines = 0;
+        let peers = self.verified_peers().len();
+        let links = self.links.len();
+        for (shard, host) in self.shards.iter_mut() {
+            let interval = host.take_interval_event_finality();
+            let c = host.counters().clone();
+            let machine = host.machine();
+            let catch_up_requests = self.catch_up.get(shard).map_or(0, |c| c.requests);
+            self.events.push_back(Event::Status(Box::new(Status {
+                t_ms: now.ms(),
+                core: self.core,
+                shard: *shard,
+                anchors: c.anchors,
+                rounds: c.rounds,
+                last_round: c.last_round.map_or(-1, |r| r as i64),
+                finalized_events: c.finalized_events,
+                applied_events: c.applied_events,
+                pending: machine.pending_anchors(),
+                mempool: machine.mempool_len(),
+                peers,
+                links,
+                finality_p50_us: interval.value_at_quantile(0.5),
+                finality_p99_us: interval.value_at_quantile(0.99),
+                finality_samples: interval.len(),
+                catch_up_requests,
+                violations: self.counters.violations,
+                refused_hellos: self.counters.refused_hellos,
+                dropped_sends: self.counters.dropped_sends,
+                dropped_inbox: self.host.inbox_dropped,
+                dropped_ring: self.counters.dropped_ring,
+                inbox_frames: self.host.inbox_frames,
+                throttled: self.counters.throttled,
+                anon_rss_kib: self.host.anon_rss_kib,
+                state_root: to_hex(&machine.state().state_root()),
+            })));
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Gossip and pulls: anchors from peers into the shard machines, what the
+//! machines want sent (own anchors to the shard's committee, `Get`s and
+//! `Announce`s) onto the best connection to each peer, and catch-up: a
+//! shard holding [`CATCH_UP_PENDING`] or more anchors whose parents it
+//! lacks asks one peer at a time for a range of rounds
+//! ([`CATCH_UP_ANCHORS`] every [`CATCH_UP_INTERVAL_US`]) from where its
+//! slowest seat's chain ends.
+
+use std::net::SocketAddr;
+
+use pc_codec::wire::{Decode, Reader};
+use pc_codec::SignedAnchorHeader;
+use pc_net::frame::MAX_IDS_PER_MESSAGE;
+use pc_net::peer_book::PeerEvent;
+use pc_net::{ConnId, NetMessage};
+use pc_shard::machine::{AnchorStatus, Destination, PeerId, ShardMessage};
+
+use crate::core::{
+    NodeCore, NodeIo, Now, CATCH_UP_ANCHORS, CATCH_UP_INTERVAL_US, CATCH_UP_PENDING, SILENT_LINK_US,
+};
+use crate::shard_host::CrashSite;
+use crate::telemetry::{AnchorRefused, Event};
+use crate::NodeError;
+
+impl NodeCore {
+    /// Anchors a verified peer sent (gossip or an answer to a pull).
+    pub(crate) fn take_anchors(
+        &mut self,
+        peer: PeerId,
+        remote: SocketAddr,
+        shard: u16,
+        anchors: &[Vec<u8>],
+        now: Now,
+    ) -> Result<(), NodeError> {
+        let mut valid = 0;
+        let mut invalid = None;
+        let host = self.shards.get_mut(&shard).expect("local");
+        let seats = usize::from(self.genesis.params.k);
+        let seat_rounds = self
+            .seat_rounds
+            .entry(shard)
+            .or_insert_with(|| vec![0; seats]);
+        for bytes in anchors {
+            match host.handle_anchor(Some(peer), bytes, None, now.mono_us)? {
+                Ok(AnchorStatus::Inserted | AnchorStatus::Pending) => {
+                    valid += 1;
+                    // The machine checked the creator's signature.
+                    if let Ok(header) = SignedAnchorHeader::decode(&mut Reader::new(bytes)) {
+                        let creator = usize::from(header.header.creator);
+                        if let Some(round) = seat_rounds.get_mut(creator) {
+                            *round = (*round).max(header.header.birth_round);
+                        }
+                    }
+                }
+                Ok(AnchorStatus::Duplicate | AnchorStatus::Ancient) => {}
+                Err(rejected) => invalid = Some(rejected.to_string()),
+            }
+        }
+        for _ in 0..valid.min(8) {
+            self.record(remote, PeerEvent::ValidAnchor, now);
+        }
+        if let Some(reason) = invalid {
+            self.record(remote, PeerEvent::InvalidMessage, now);
+            self.log_peer(Event::AnchorRefused(AnchorRefused {
+                core: self.core,
+                shard,
+                peer,
+                remote: remote.to_string(),
+                reason,
+            }));
+        }
+        Ok(())
+    }
+
+    /// The connection to send `shard`'s traffic for `peer` on: a verified
+    /// outgoing one to the port the peer's Hello gives for the shard, else
+    /// any verified one (outgoing first); a link silent for longer than
+    /// [`SILENT_LINK_US`] ranks below every live one.
+    pub(crate) fn link_for(&self, peer: PeerId, shard: u16, now: Now) -> Option<ConnId> {
+        let mut best: Option<((u8, std::cmp::Reverse<u64>), ConnId)> = None;
+        for (conn, link) in &self.links {
+            let Some((index, hello)) = &link.peer else {
+                continue;
+            };
+            if *index != peer {
+                continue;
+            }
+            let right_port = hello.port_of(shard) == Some(link.remote.port());
+            let rank = match (right_port, link.outgoing) {
+                (true, true) => 0,
+                (true, false) => 1,
+                (false, true) => 2,
+                (false, false) => 3,
+            };
+            let silent = now.mono_us.saturating_sub(link.last_heard_us) > SILENT_LINK_US;
+            let rank = (
+                rank + if silent { 4 } else { 0 },
+                std::cmp::Reverse(link.last_heard_us),
+            );
+            if best.is_none_or(|(r, _)| rank < r) {
+                best = Some((rank, *conn));
+            }
+        }
+        best.map(|(_, conn)| conn)
+    }
+
+    /// Sends what the shard machines want sent.
+    pub(crate) fn route_transmits(&mut self, io: &mut dyn NodeIo, now: Now) {
+        let shards: Vec<u16> = self.shards.keys().copied().collect();
+        for shard in shards {
+            while let Some(transmit) = self.shards.get_mut(&shard).and_then(|d| d.poll_transmit()) {
+                let messages: Vec<NetMessage> = match transmit.message {
+                    ShardMessage::Anchor(bytes) => {
+                        if self
+                            .crash
+                            .is_some_and(|c| c.site == CrashSite::BeforeSending)
+                        {
+                            if let Some(host) = self.shards.get_mut(&shard) {
+                                host.crash_point(CrashSite::BeforeSending);
+                            }
+                        }
+                        vec![NetMessage::Anchors {
+                            shard,
+                            anchors: vec![bytes],
+                        }]
+                    }
+                    ShardMessage::Get(ids) => ids
+                        .chunks(MAX_IDS_PER_MESSAGE)
+                        .map(|ids| NetMessage::Get {
+                            shard,
+                            ids: ids.to_vec(),
+                        })
+                        .collect(),
+                    ShardMessage::Announce(ids) => ids
+                        .chunks(MAX_IDS_PER_MESSAGE)
+                        .map(|ids| NetMessage::Announce {
+                            shard,
+                            ids: ids.to_vec(),
+                        })
+                        .collect(),
+                };
+                let peers: Vec<PeerId> = match transmit.destination {
+                    Destination::Broadcast => self.shard_peers[usize::from(shard)].clone(),
+                    Destination::Peer(peer) => vec![peer],
+                };
+                for peer in peers {
+                    if let Some(conn) = self.link_for(peer, shard, now) {
+                        for message in &messages {
+                            self.send(io, conn, message);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Catch-up: asks one peer (round-robin) for the rounds from where the
+    /// shard's slowest seat's chain ends, for each shard far behind.
+    pub(crate) fn catch_up_due(&mut self, io: &mut dyn NodeIo, now: Now) {
+        let shards: Vec<u16> = self.shards.keys().copied().collect();
+        for shard in shards {
+            let host = &self.shards[&shard];
+            if host.machine().pending_anchors() < CATCH_UP_PENDING {
+                continue;
+            }
+            let (last_sent, next_peer) = {
+                let state = self.catch_up.entry(shard).or_default();
+                (state.last_sent_us, state.next_peer)
+            };
+            if last_sent.is_some_and(|at| now.mono_us.saturating_sub(at) < CATCH_UP_INTERVAL_US) {
+                continue;
+            }
+            let consensus = host.machine().consensus();
+            let from_round = consensus
+                .tips()
+                .iter()
+                .filter_map(|id| consensus.round(id))
+                .min()
+                .unwrap_or(0)
+                .max(consensus.next_undecided_round().saturating_sub(1));
+            let peers = &self.shard_peers[usize::from(shard)];
+            if peers.is_empty() {
+                continue;
+            }
+            let mut sent = false;
+            let mut advanced = next_peer;
+            for attempt in 0..peers.len() {
+                let peer = peers[(next_peer + attempt) % peers.len()];
+                if let Some(conn) = self.link_for(peer, shard, now) {
+                    advanced = (next_peer + attempt + 1) % peers.len();
+                    let message = NetMessage::GetRange {
+                        shard,
+                        from_round,
+                        max_count: CATCH_UP_ANCHORS,
+                    };
+                    sent = io.send_frame(conn, &message).is_ok();
+                    break;
+                }
+            }
+            let state = self.catch_up.entry(shard).or_default();
+            state.last_sent_us = Some(now.mono_us);
+            state.next_peer = advanced;
+            if sent {
+                state.requests += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Intake: client submissions (within a budget per source address, refused
+//! as overloaded while the shard catches up), balance queries against the
+//! finalized state, and evidence relayed by peers.
+
+use std::net::{IpAddr, SocketAddr};
+
+use pc_codec::ids::{context, derive};
+use pc_codec::wire::{Decode, Reader};
+use pc_codec::{Hash32, MicroEvent, PublicKeyBytes};
+use pc_net::frame::{EventOutcome, EventReceipt, RejectReason};
+use pc_net::peer_book::PeerEvent;
+use pc_net::NetMessage;
+use pc_shard::machine::SubmitRejected;
+use pc_shard::validate::MicroEventError;
+
+use crate::budget::TokenBucket;
+use crate::core::{
+    NodeCore, NodeIo, Now, CATCH_UP_LAG_ROUNDS, MAX_TRACKED_SOURCES, SUBMIT_EVENTS_PER_S,
+};
+use crate::forward::Origin;
+use crate::telemetry::{Event, EvidenceRefused};
+use crate::NodeError;
+
+/// The id a receipt names for bytes that do not decode: the BLAKE3 of the
+/// bytes under the micro-event context.
+pub fn undecoded_id(bytes: &[u8]) -> Hash32 {
+    derive(context::MICRO_EVENT, &[bytes])
+}
+
+/// One micro-event, the whole of `bytes`.
+pub fn decode_event(bytes: &[u8]) -> Result<MicroEvent, pc_codec::DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let event = MicroEvent::decode(&mut reader)?;
+    reader.finish()?;
+    Ok(event)
+}
+
+/// The id a receipt names for `bytes`: the event's, or that of the bytes
+/// when they do not decode.
+pub fn event_id_of(bytes: &[u8]) -> Hash32 {
+    decode_event(bytes).map_or_else(|_| undecoded_id(bytes), |event| event.id())
+}
+
+/// The receipt class of an invalid micro-event.
+fn reject_class(error: &MicroEventError) -> RejectReason {
+    match error {
+        MicroEventError::TransferBadSignature
+        | MicroEventError::ClaimBadSignature
+        | MicroEventError::EvidenceBadSignature { .. } => RejectReason::BadSignature,
+        MicroEventError::TransferForeignOwner { .. }
+        | MicroEventError::ClaimForeignOwner { .. } => RejectReason::WrongShard,
+        _ => RejectReason::Invalid,
+    }
+}
+
+/// Rounds `finalized` trails the (f+1)-th highest of `seat_rounds` (one
+/// entry per seat, f = (k - 1) / 3): a round at least one honest seat
+/// reached, however high f Byzantine seats claim theirs are.
+pub fn round_lag(seat_rounds: &[u64], finalized: Option<u64>) -> u64 {
+    let mut rounds = seat_rounds.to_vec();
+    rounds.sort_unstable_by(|a, b| b.cmp(a));
+    let f = rounds.len().saturating_sub(1) / 3;
+    let reached = rounds.get(f).copied().unwrap_or(0);
+    reached.saturating_sub(finalized.unwrap_or(0))
+}
+
+impl NodeCore {
+    /// A client's `SubmitMicroEvents`: a receipt for every event.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn take_submission(
+        &mut self,
+        io: &mut dyn NodeIo,
+        origin: Origin,
+        remote: SocketAddr,
+        shard: u16,
+        request: u64,
+        events: &[Vec<u8>],
+        now: Now,
+    ) -> Result<(), NodeError> {
+        let allowed = self.submit_allowance(remote, events.len(), now);
+        let mut results = self.submit(shard, &events[..allowed], now)?;
+        for bytes in &events[allowed..] {
+            results.push(EventReceipt {
+                event_id: event_id_of(bytes),
+                outcome: EventOutcome::rejected(
+                    RejectReason::Overloaded,
+                    &format!(
+                        "more than {SUBMIT_EVENTS_PER_S} micro-events per second from {}",
+                        remote.ip()
+                    ),
+                ),
+            });
+        }
+        self.record(remote, PeerEvent::MicroEventBatch, now);
+        let receipt = NetMessage::Receipt {
+            request,
+            shard,
+            results,
+        };
+        self.reply(io, origin, receipt);
+        Ok(())
+    }
+
+    /// A balance query, answered from the finalized state.
+    pub(crate) fn answer_balance(
+        &mut self,
+        io: &mut dyn NodeIo,
+        origin: Origin,
+        shard: u16,
+        request: u64,
+        owner: PublicKeyBytes,
+    ) {
+        let host = &self.shards[&shard];
+        let amount = host.machine().state().balance_of(&owner);
+        let finalized_round = host.counters().last_round.unwrap_or(0);
+        let balance = NetMessage::Balance {
+            request,
+            owner,
+            amount,
+            finalized_round,
+        };
+        self.reply(io, origin, balance);
+    }
+
+    /// Relayed equivocation evidence: queued for this seat's next own
+    /// anchor (once per accused seat). Evidence that does not decode as
+    /// evidence or does not verify is the sender's fault; a duplicate is
+    /// not. A node without a seat, or with a full mempool, drops it
+    /// unchecked.
+    pub(crate) fn take_evidence(
+        &mut self,
+        remote: SocketAddr,
+        shard: u16,
+        bytes: &[u8],
+        now: Now,
+    ) -> Result<(), NodeError> {
+        let refused = match decode_event(bytes) {
+            Ok(event @ MicroEvent::Evidence(_)) => {
+                let host = self.shards.get_mut(&shard).expect("local");
+                match host.submit_micro_event(event, now.mono_us)? {
+                    Err(SubmitRejected::Invalid(reason)) => Some(reason.to_string()),
+                    // Taken, a duplicate, no seat, or a full mempool (then
+                    // unchecked): not the sender's fault.
+                    _ => None,
+                }
+            }
+            Ok(_) => Some("an Evidence message that holds another micro-event".to_string()),
+            Err(error) => Some(error.to_string()),
+        };
+        if let Some(reason) = refused {
+            self.record(remote, PeerEvent::InvalidMessage, now);
+            self.log_peer(Event::EvidenceRefused(EvidenceRefused {
+                core: self.core,
+                shard,
+                remote: remote.to_string(),
+                reason,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Rounds this node's finalization of `shard` trails its peers: the
+    /// (f+1)-th highest birth round among the seats' validated anchors (so
+    /// at least one honest seat reached it, whatever f Byzantine seats
+    /// claim) minus the last finalized round.
+    pub fn round_lag(&self, shard: u16) -> u64 {
+        let (Some(rounds), Some(host)) = (self.seat_rounds.get(&shard), self.shards.get(&shard))
+        else {
+            return 0;
+        };
+        round_lag(rounds, host.counters().last_round)
+    }
+
+    /// Takes a client's micro-events into the shard's mempool.
+    fn submit(
+        &mut self,
+        shard: u16,
+        events: &[Vec<u8>],
+        now: Now,
+    ) -> Result<Vec<EventReceipt>, NodeError> {
+        let lag = self.round_lag(shard);
+        let host = self.shards.get_mut(&shard).expect("local");
+        let mut results = Vec::with_capacity(events.len());
+        // A shard that is catching up would judge transfers against a state
+        // seconds or minutes old and hold them until it is live again: the
+        // client is better served by another node.
+        if lag > CATCH_UP_LAG_ROUNDS {
+            let detail = format!(
+                "shard {shard} is catching up ({lag} rounds behind its peers); submit to another node"
+            );
+            for bytes in events {
+                results.push(EventReceipt {
+                    event_id: event_id_of(bytes),
+                    outcome: EventOutcome::rejected(RejectReason::Overloaded, &detail),
+                });
+            }
+            return Ok(results);
+        }
+        for bytes in events {
+            let event = match decode_event(bytes) {
+                Ok(event) => event,
+                Err(error) => {
+                    results.push(EventReceipt {
+                        event_id: undecoded_id(bytes),
+                        outcome: EventOutcome::rejected(
+                            RejectReason::Malformed,
+                            &error.to_string(),
+                        ),
+                    });
+                    continue;
+                }
+            };
+            let event_id = event.id();
+            let outcome = match host.submit_micro_event(event, now.mono_us)? {
+                Ok(()) => EventOutcome::Accepted,
+                Err(SubmitRejected::NotASeat) => EventOutcome::rejected(
+                    RejectReason::Invalid,
+                    &format!("this node holds no seat in shard {shard}"),
+                ),
+                Err(SubmitRejected::MempoolFull { max }) => EventOutcome::rejected(
+                    RejectReason::Overloaded,
+                    &format!("mempool full ({max} micro-events)"),
+                ),
+                Err(rejected @ SubmitRejected::EvidenceQueued { .. }) => {
+                    EventOutcome::rejected(RejectReason::Duplicate, &rejected.to_string())
+                }
+                Err(SubmitRejected::Invalid(error)) => {
+                    EventOutcome::rejected(reject_class(&error), &error.to_string())
+                }
+            };
+            results.push(EventReceipt { event_id, outcome });
+        }
+        Ok(results)
+    }
+
+    /// How many of `wanted` micro-events from `remote` are taken now. The
+    /// budget is per IPv4 address or IPv6 /64 (one host's share of
+    /// addresses), on this core; when [`MAX_TRACKED_SOURCES`] are tracked a
+    /// new source evicts the one idle longest, never resetting the others.
+    fn submit_allowance(&mut self, remote: SocketAddr, wanted: usize, now: Now) -> usize {
+        let source = match remote.ip() {
+            IpAddr::V6(ip) => {
+                let mut octets = ip.octets();
+                octets[8..].fill(0);
+                IpAddr::from(octets)
+            }
+            ip => ip,
+        };
+        if self.submit_budget.len() >= MAX_TRACKED_SOURCES
+            && !self.submit_budget.contains_key(&source)
+        {
+            let idle = self
+                .submit_budget
+                .iter()
+                .min_by_key(|(ip, bucket)| (bucket.last_us(), **ip))
+                .map(|(ip, _)| *ip);
+            if let Some(ip) = idle {
+                self.submit_budget.remove(&ip);
+            }
+        }
+        let allowed = self
+            .submit_budget
+            .entry(source)
+            .or_insert_with(|| TokenBucket::full(SUBMIT_EVENTS_PER_S, now.mono_us))
+            .take(SUBMIT_EVENTS_PER_S, wanted, now.mono_us);
+        self.counters.throttled += (wanted - allowed) as u64;
+        allowed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_lag_ignores_what_f_byzantine_seats_claim() {
+        // k = 4, f = 1: one seat claiming round 10^9 moves nothing.
+        assert_eq!(round_lag(&[1_000_000_000, 120, 118, 0], Some(110)), 10);
+        // Two seats that far ahead include an honest one: far behind.
+        assert_eq!(
+            round_lag(&[5_000, 4_990, 118, 0], Some(110)),
+            4_880,
+            "a late node"
+        );
+        // Live, or ahead of what peers sent: no lag.
+        assert_eq!(round_lag(&[100, 100, 100, 100], Some(100)), 0);
+        assert_eq!(round_lag(&[3, 2, 1, 0], Some(50)), 0);
+        // Nothing finalized yet counts from round 0.
+        assert_eq!(round_lag(&[70, 60, 0, 0], None), 60);
+        // k = 1: the only seat is this node's own.
+        assert_eq!(round_lag(&[0], Some(9)), 0);
+        // k = 7, f = 2: the third highest.
+        assert_eq!(round_lag(&[900, 900, 40, 40, 40, 40, 40], Some(30)), 10);
+    }
+}

@@ -1,0 +1,559 @@
+//! One shard of a core as the node core holds it: the sans-IO
+//! `pc_shard::Shard` machine, the [`ShardStore`] its records go to, an
+//! index of the anchors in that store (to serve peers' `Get`s and
+//! `GetRange`s), counters and finality histograms. Time comes in as
+//! microseconds since the driver's start (`now_us`); durability comes in
+//! as [`ShardHost::handle_durable`]. The bench and replay run it as an
+//! observer through the engine's `ShardDriver`; the node core as a seat.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use pc_codec::genesis::Genesis;
+use pc_codec::wire::{Decode, Reader};
+use pc_codec::{
+    Bip340, Hash32, LogRecordKind, MicroEvent, PublicKeyBytes, SignatureBytes, SignatureVerifier,
+    SignedAnchorHeader, SigningKey,
+};
+use pc_shard::machine::{
+    AnchorRejected, AnchorStatus, PeerId, RecordSource, Role, Shard, ShardLimits, SubmitRejected,
+    Transmit,
+};
+use pc_shard::state::Outcome;
+
+use crate::store::ShardStore;
+use crate::NodeError;
+
+/// The product's verifier, counting every verification it performs.
+#[derive(Debug, Clone, Default)]
+pub struct CountingVerifier {
+    count: Rc<Cell<u64>>,
+}
+
+impl CountingVerifier {
+    /// Verifications so far.
+    pub fn count(&self) -> u64 {
+        self.count.get()
+    }
+}
+
+impl SignatureVerifier for CountingVerifier {
+    fn verify(&self, key: &PublicKeyBytes, message: &[u8], signature: &SignatureBytes) -> bool {
+        self.count.set(self.count.get() + 1);
+        Bip340.verify(key, message, signature)
+    }
+}
+
+/// The product's shard machine: BIP-340 verification, BIP-340 signing when
+/// it holds a seat.
+pub type ProductShard = Shard<CountingVerifier, SigningKey>;
+
+/// Most anchors the index of a node's shard names (40 bytes each, some
+/// 10 MiB): far more than the non-ancient window of a k = 64 committee, so
+/// every anchor a peer may still pull is served; the oldest are forgotten
+/// first.
+pub const MAX_INDEXED_ANCHORS: usize = 262_144;
+
+/// Most client submissions whose finality latency is tracked (the
+/// machine's mempool bound, twice): past it the tracked ones are all
+/// forgotten (their latencies go unrecorded), so events that never
+/// finalize cannot hold memory.
+pub const MAX_TRACKED_SUBMISSIONS: usize = 131_072;
+
+/// Anchor id → store record of the anchors a shard stored, and the same
+/// records by birth round (for `GetRange`), bounded by
+/// [`MAX_INDEXED_ANCHORS`] (oldest first out).
+#[derive(Debug, Default)]
+struct AnchorIndex {
+    records: HashMap<Hash32, (u64, u64)>,
+    by_round: BTreeSet<(u64, u64)>,
+    order: VecDeque<Hash32>,
+}
+
+impl AnchorIndex {
+    /// Notes record `seq` if its body is an anchor (a body that does not
+    /// decode is never the machine's: it wrote it).
+    fn insert(&mut self, seq: u64, body: &[u8]) {
+        let Ok(header) = SignedAnchorHeader::decode(&mut Reader::new(body)) else {
+            return;
+        };
+        let id = header.anchor_id();
+        let round = header.header.birth_round;
+        if self.records.insert(id, (seq, round)).is_none() {
+            self.order.push_back(id);
+            self.by_round.insert((round, seq));
+        }
+        while self.order.len() > MAX_INDEXED_ANCHORS {
+            if let Some(old) = self.order.pop_front() {
+                if let Some((seq, round)) = self.records.remove(&old) {
+                    self.by_round.remove(&(round, seq));
+                }
+            }
+        }
+    }
+}
+
+/// Where a test may crash a node on purpose (DESIGN §10 injected points).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashSite {
+    /// An own anchor was signed; its record is not appended yet.
+    AfterSigning,
+    /// An own anchor's record was appended (not yet synced, not sent).
+    AfterPersisting,
+    /// An own anchor is durable and about to be handed to the network.
+    BeforeSending,
+}
+
+/// A crash-injection hook: called at every [`CrashSite`] with the shard.
+pub type CrashHook = Box<dyn FnMut(CrashSite, u16)>;
+
+/// What a shard counted, as reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardCounters {
+    /// Anchors taken in since start (inserted or pending).
+    pub anchors: u64,
+    /// Anchors restored from the log at start-up.
+    pub restored_anchors: u64,
+    /// Rounds finalized since start.
+    pub rounds: u64,
+    /// Micro-events finalized since start.
+    pub finalized_events: u64,
+    /// Finalized micro-events that applied (moved value).
+    pub applied_events: u64,
+    /// BIP-340 verifications performed.
+    pub signature_verifies: u64,
+    /// Log bytes appended (frames).
+    pub log_bytes: u64,
+    /// Highest log seq known durable, if any.
+    pub durable_seq: Option<u64>,
+    /// Log records in the log.
+    pub log_records: u64,
+    /// Anchors refused by the machine.
+    pub refused_anchors: u64,
+    /// Last finalized round, if any.
+    pub last_round: Option<u64>,
+}
+
+/// A shard's final report.
+#[derive(Debug, Clone)]
+pub struct ShardReport {
+    /// The shard.
+    pub shard: u16,
+    /// The core it ran on.
+    pub core: usize,
+    /// Counters.
+    pub counters: ShardCounters,
+    /// From the first anchor taken in to the last one processed.
+    pub busy: Duration,
+    /// Finality latency of finalized anchors, µs.
+    pub finality_us: Histogram<u64>,
+    /// Finality in rounds (finalized round − birth round).
+    pub finality_rounds: Histogram<u64>,
+    /// Client submission to finality of its micro-event, µs (seats only).
+    pub event_finality_us: Histogram<u64>,
+    /// State root after the last finalized round.
+    pub state_root: Hash32,
+}
+
+/// The machine's record source: reads appended records back from the
+/// shard's store.
+struct StoreSource(Rc<RefCell<dyn ShardStore>>);
+
+impl RecordSource for StoreSource {
+    fn record_body(&self, token: u64) -> Option<Vec<u8>> {
+        self.0.borrow().anchor_body(token)
+    }
+}
+
+/// What a restore found, for the `shard_restored` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    /// Records in the store.
+    pub records: u64,
+    /// Of them, accepted anchors.
+    pub anchors: u64,
+}
+
+/// One shard of a core.
+pub struct ShardHost {
+    shard: u16,
+    core: usize,
+    machine: ProductShard,
+    verifier: CountingVerifier,
+    /// Shared with the machine's record source, which reads spilled
+    /// payloads back; never borrowed across a machine call.
+    store: Rc<RefCell<dyn ShardStore>>,
+    arrivals: HashMap<Hash32, (u64, u64)>,
+    counters: ShardCounters,
+    first_input_us: Option<u64>,
+    last_input_us: Option<u64>,
+    finality_us: Histogram<u64>,
+    finality_rounds: Histogram<u64>,
+    /// Anchors in the store by id, when the host serves peers.
+    index: Option<AnchorIndex>,
+    /// Client micro-events taken in and not yet finalized, by id.
+    submitted: HashMap<Hash32, u64>,
+    event_finality_us: Histogram<u64>,
+    /// The same since the last [`ShardHost::take_interval_event_finality`].
+    interval_event_finality_us: Histogram<u64>,
+    /// The seat this host signs for, if any.
+    own_seat: Option<u8>,
+    crash_hook: Option<CrashHook>,
+}
+
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+}
+
+impl ShardHost {
+    /// A machine of `role` for `shard`, restored from `records` (the whole
+    /// store, in order; what `store` holds). A seat's host also indexes the
+    /// store's anchors so that it can serve peers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore<'a>(
+        genesis: &Genesis,
+        shard: u16,
+        core: usize,
+        role: Role<SigningKey>,
+        limits: ShardLimits,
+        store: Rc<RefCell<dyn ShardStore>>,
+        records: impl IntoIterator<Item = (LogRecordKind, &'a [u8])>,
+    ) -> Result<(ShardHost, Restored), NodeError> {
+        let verifier = CountingVerifier::default();
+        let own_seat = match &role {
+            Role::Seat { seat, .. } => Some(*seat),
+            Role::Observer => None,
+        };
+        let mut machine = Shard::new(genesis, shard, role, verifier.clone(), limits);
+        let mut index = own_seat.is_some().then(AnchorIndex::default);
+        // Payloads of unfinalized anchors live in the store (file-backed
+        // pages in the product), not on the heap, once appended.
+        machine.set_record_source(Box::new(StoreSource(store.clone())));
+        let records: Vec<(LogRecordKind, &[u8])> = records.into_iter().collect();
+        if let Some(index) = index.as_mut() {
+            for (seq, (kind, body)) in records.iter().enumerate() {
+                if *kind == LogRecordKind::AnchorAccepted {
+                    index.insert(seq as u64, body);
+                }
+            }
+        }
+        let anchors = records
+            .iter()
+            .filter(|(kind, _)| *kind == LogRecordKind::AnchorAccepted)
+            .count() as u64;
+        machine
+            .restore(records)
+            .map_err(|error| NodeError::Restore {
+                shard,
+                reason: error.to_string(),
+            })?;
+        let next_seq = store.borrow().next_seq();
+        machine.handle_appended(next_seq);
+        let counters = ShardCounters {
+            restored_anchors: anchors,
+            last_round: machine.consensus().next_undecided_round().checked_sub(1),
+            log_records: next_seq,
+            ..ShardCounters::default()
+        };
+        let host = ShardHost {
+            shard,
+            core,
+            machine,
+            verifier,
+            store,
+            arrivals: HashMap::new(),
+            counters,
+            first_input_us: None,
+            last_input_us: None,
+            finality_us: latency_histogram(),
+            finality_rounds: Histogram::new_with_bounds(1, 1_000_000, 3).expect("valid bounds"),
+            index,
+            submitted: HashMap::new(),
+            event_finality_us: latency_histogram(),
+            interval_event_finality_us: latency_histogram(),
+            own_seat,
+            crash_hook: None,
+        };
+        Ok((
+            host,
+            Restored {
+                records: next_seq,
+                anchors,
+            },
+        ))
+    }
+
+    /// Takes in an anchor from peer `from` (`None`: the bench's feed) and
+    /// says what became of it; `timed` (its id and birth round) measures
+    /// its finality latency from `now_us`. Only a failing store is an
+    /// error.
+    pub fn handle_anchor(
+        &mut self,
+        from: Option<PeerId>,
+        bytes: &[u8],
+        timed: Option<(Hash32, u64)>,
+        now_us: u64,
+    ) -> Result<Result<AnchorStatus, AnchorRejected>, NodeError> {
+        self.first_input_us.get_or_insert(now_us);
+        let status = self.machine.handle_anchor(from, bytes);
+        match &status {
+            Ok(AnchorStatus::Duplicate) => {}
+            Ok(_) => {
+                self.counters.anchors += 1;
+                if let Some((anchor_id, birth_round)) = timed {
+                    self.arrivals.insert(anchor_id, (now_us, birth_round));
+                }
+            }
+            Err(_) => self.counters.refused_anchors += 1,
+        }
+        self.drain(now_us)?;
+        self.last_input_us = Some(now_us);
+        self.counters.signature_verifies = self.verifier.count();
+        Ok(status)
+    }
+
+    /// Queues a client's micro-event for the seat's next own anchor and
+    /// says whether the machine took it; its finality latency is measured
+    /// from `now_us`. Only a failing store is an error.
+    pub fn submit_micro_event(
+        &mut self,
+        event: MicroEvent,
+        now_us: u64,
+    ) -> Result<Result<(), SubmitRejected>, NodeError> {
+        let id = event.id();
+        let status = self.machine.handle_micro_event(event);
+        if status.is_ok() {
+            if self.submitted.len() >= MAX_TRACKED_SUBMISSIONS {
+                self.submitted.clear();
+            }
+            self.submitted.insert(id, now_us);
+        }
+        self.drain(now_us)?;
+        self.counters.signature_verifies = self.verifier.count();
+        Ok(status)
+    }
+
+    /// A peer's tips (an `Announce`).
+    pub fn handle_announce(
+        &mut self,
+        from: PeerId,
+        tips: &[Hash32],
+        now_us: u64,
+    ) -> Result<(), NodeError> {
+        self.machine.handle_announce(Some(from), tips);
+        self.drain(now_us)
+    }
+
+    /// Advances the machine's logical time, in the machine's ticks (pull
+    /// retries, announces, paced acknowledgements).
+    pub fn handle_tick(&mut self, now_ticks: u64, now_us: u64) -> Result<(), NodeError> {
+        self.machine.handle_tick(now_ticks);
+        self.drain(now_us)
+    }
+
+    /// Moves the machine's logical time to `now_ticks` (before an input).
+    pub fn advance_time(&mut self, now_ticks: u64) {
+        self.machine.advance_time(now_ticks);
+    }
+
+    /// The machine's next timer, in its ticks.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.machine.poll_timeout()
+    }
+
+    /// Records up to and including `seq` are durable.
+    pub fn handle_durable(&mut self, seq: u64, now_us: u64) -> Result<(), NodeError> {
+        self.machine.handle_durable(seq);
+        self.counters.durable_seq = Some(self.counters.durable_seq.map_or(seq, |d| d.max(seq)));
+        self.drain(now_us)
+    }
+
+    /// The next message the machine wants sent.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.machine.poll_transmit()
+    }
+
+    /// The encoded anchor `id` from the store, if this host indexes it.
+    pub fn anchor_bytes(&self, id: &Hash32) -> Option<Vec<u8>> {
+        let (seq, _) = *self.index.as_ref()?.records.get(id)?;
+        self.store.borrow().anchor_body(seq)
+    }
+
+    /// Stored anchors of birth round `from_round` and above, lowest round
+    /// first, at most `max_count` of them and at most `max_bytes` in all
+    /// (at least one if any), for a peer's `GetRange`; empty if this host
+    /// does not index its store.
+    pub fn anchors_from_round(
+        &self,
+        from_round: u64,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Vec<Vec<u8>> {
+        let Some(index) = self.index.as_ref() else {
+            return Vec::new();
+        };
+        let store = self.store.borrow();
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for &(_, seq) in index.by_round.range((from_round, 0)..) {
+            if out.len() >= max_count {
+                break;
+            }
+            let Some(body) = store.anchor_body(seq) else {
+                continue;
+            };
+            if !out.is_empty() && bytes + body.len() > max_bytes {
+                break;
+            }
+            bytes += body.len();
+            out.push(body);
+        }
+        out
+    }
+
+    /// Installs a crash-injection hook (tests of crash recovery).
+    pub fn set_crash_hook(&mut self, hook: CrashHook) {
+        self.crash_hook = Some(hook);
+    }
+
+    /// Calls the crash hook, if any, at `site`.
+    pub fn crash_point(&mut self, site: CrashSite) {
+        let shard = self.shard;
+        if let Some(hook) = self.crash_hook.as_mut() {
+            hook(site, shard);
+        }
+    }
+
+    /// Client micro-event finality latency since the last call, µs; the
+    /// interval histogram starts over.
+    pub fn take_interval_event_finality(&mut self) -> Histogram<u64> {
+        let taken = self.interval_event_finality_us.clone();
+        self.interval_event_finality_us.reset();
+        taken
+    }
+
+    /// The machine (read-only: state, consensus, sync statistics).
+    pub fn machine(&self) -> &ProductShard {
+        &self.machine
+    }
+
+    /// Client micro-event finality latency so far, µs.
+    pub fn event_finality_us(&self) -> &Histogram<u64> {
+        &self.event_finality_us
+    }
+
+    /// The shard.
+    pub fn shard(&self) -> u16 {
+        self.shard
+    }
+
+    /// The seat this host signs for, if any.
+    pub fn own_seat(&self) -> Option<u8> {
+        self.own_seat
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> &ShardCounters {
+        &self.counters
+    }
+
+    /// Appends pending records and accounts finalized rounds.
+    fn drain(&mut self, now_us: u64) -> Result<(), NodeError> {
+        while let Some(record) = self.machine.poll_persist() {
+            let own = self.crash_hook.is_some()
+                && record.kind == LogRecordKind::AnchorAccepted
+                && self.own_seat.is_some_and(|seat| {
+                    SignedAnchorHeader::decode(&mut Reader::new(&record.body))
+                        .is_ok_and(|h| h.header.creator == seat)
+                });
+            if own {
+                self.crash_point(CrashSite::AfterSigning);
+            }
+            let seq = self
+                .store
+                .borrow_mut()
+                .append(record.kind, &record.body)
+                .map_err(|reason| NodeError::Append {
+                    shard: self.shard,
+                    reason,
+                })?;
+            assert_eq!(
+                seq, record.token,
+                "shard {}: the store and the machine's record stream agree",
+                self.shard
+            );
+            self.counters.log_bytes += pc_storage::frame::frame_bytes(record.body.len() as u32);
+            if let Some(index) = self.index.as_mut() {
+                if record.kind == LogRecordKind::AnchorAccepted {
+                    index.insert(seq, &record.body);
+                }
+            }
+            if own {
+                self.crash_point(CrashSite::AfterPersisting);
+            }
+        }
+        let appended = self.store.borrow().next_seq();
+        self.counters.log_records = appended;
+        self.machine.handle_appended(appended);
+        // The planted bug of the simulator's self-check: records count as
+        // durable once appended, so an own anchor leaves before its sync.
+        #[cfg(feature = "planted-bug-send-before-durable")]
+        if appended > 0 {
+            self.machine.handle_durable(appended - 1);
+        }
+        while let Some(report) = self.machine.poll_finalized() {
+            self.counters.rounds += 1;
+            self.counters.last_round = Some(report.round.round);
+            if !self.submitted.is_empty() {
+                for (id, _) in &report.outcome.outcomes {
+                    if let Some(submitted_us) = self.submitted.remove(id) {
+                        let micros = now_us.saturating_sub(submitted_us).max(1);
+                        self.event_finality_us.saturating_record(micros);
+                        self.interval_event_finality_us.saturating_record(micros);
+                    }
+                }
+            }
+            self.counters.finalized_events += report.outcome.outcomes.len() as u64;
+            self.counters.applied_events += report
+                .outcome
+                .outcomes
+                .iter()
+                .filter(|(_, outcome)| *outcome == Outcome::Applied)
+                .count() as u64;
+            for anchor in &report.round.anchors {
+                if let Some((arrival_us, birth_round)) = self.arrivals.remove(&anchor.id) {
+                    let micros = now_us.saturating_sub(arrival_us).max(1);
+                    self.finality_us.saturating_record(micros);
+                    self.finality_rounds
+                        .saturating_record(report.round.round.saturating_sub(birth_round).max(1));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The final report (after the driver made the store durable and said
+    /// so with [`ShardHost::handle_durable`]).
+    pub fn report(self) -> ShardReport {
+        let busy = match (self.first_input_us, self.last_input_us) {
+            (Some(first), Some(last)) => Duration::from_micros(last.saturating_sub(first)),
+            _ => Duration::ZERO,
+        };
+        let mut counters = self.counters;
+        counters.signature_verifies = self.verifier.count();
+        counters.log_records = self.store.borrow().next_seq();
+        ShardReport {
+            shard: self.shard,
+            core: self.core,
+            counters,
+            busy,
+            finality_us: self.finality_us,
+            finality_rounds: self.finality_rounds,
+            event_finality_us: self.event_finality_us,
+            state_root: self.machine.state().state_root(),
+        }
+    }
+}

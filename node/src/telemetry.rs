@@ -1,0 +1,336 @@
+//! What a node tells its operator: one struct per kind of event, written
+//! one JSON object per line (`{"type":"status",...}`) by the driver and
+//! read back with the same types by the devnet and the tests
+//! ([`Event::parse`]). The node core queues them (`NodeCore::poll_event`);
+//! it never prints.
+
+use serde::{Deserialize, Serialize};
+
+/// Every event of a node, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The validator key the node runs with.
+    NodeIdentity(NodeIdentity),
+    /// A shard's machine was restored from its log.
+    ShardRestored(ShardRestored),
+    /// A core is up and listening.
+    CoreStarted(CoreStarted),
+    /// Once per status interval per local shard.
+    Status(Box<Status>),
+    /// A peer's Hello verified.
+    PeerConnected(PeerConnected),
+    /// A verified peer's connection closed.
+    PeerDisconnected(PeerDisconnected),
+    /// A peer's Hello did not verify.
+    PeerRefused(PeerRefused),
+    /// A peer or source address broke the protocol.
+    PeerViolation(PeerViolation),
+    /// An incoming connection was refused before it became one.
+    ConnectionRefused(ConnectionRefused),
+    /// A peer sent an anchor the machine refused.
+    AnchorRefused(AnchorRefused),
+    /// A peer relayed evidence that did not verify.
+    EvidenceRefused(EvidenceRefused),
+    /// The peer book could not be written.
+    PeerBookError(PeerBookError),
+    /// A core loop has not turned for a while (the watchdog).
+    CoreStalled(CoreStalled),
+    /// An injected crash point fired (tests).
+    CrashInjected(CrashInjected),
+    /// A core stopped.
+    CoreStopped(CoreStopped),
+    /// A shard stopped (its final report).
+    ShardStopped(Box<ShardStopped>),
+}
+
+impl Event {
+    /// The event as one JSON line (no newline).
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("events serialize")
+    }
+
+    /// An event read back from one line; `None` for any other line.
+    pub fn parse(line: &str) -> Option<Event> {
+        serde_json::from_str(line).ok()
+    }
+}
+
+/// The validator key the node runs with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeIdentity {
+    /// The key, hex.
+    pub validator_key: String,
+    /// Seats it holds in the genesis committee.
+    pub seats: usize,
+    /// Why it runs as an observer, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// A shard's machine was restored from its log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardRestored {
+    /// The shard.
+    pub shard: u16,
+    /// Records in its log.
+    pub records: u64,
+    /// Of them, anchors.
+    pub anchors: u64,
+    /// Records durable.
+    pub durable_records: u64,
+}
+
+/// A core is up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoreStarted {
+    /// The core.
+    pub core: usize,
+    /// Its endpoint's address.
+    pub listen: String,
+    /// Its shards.
+    pub shards: Vec<u16>,
+}
+
+/// One status line of one local shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Milliseconds since the node started.
+    pub t_ms: u64,
+    /// The core.
+    pub core: usize,
+    /// The shard.
+    pub shard: u16,
+    /// Anchors taken in since start.
+    pub anchors: u64,
+    /// Rounds finalized since start.
+    pub rounds: u64,
+    /// Last finalized round (-1: none).
+    pub last_round: i64,
+    /// Micro-events finalized since start.
+    pub finalized_events: u64,
+    /// Of them, applied.
+    pub applied_events: u64,
+    /// Anchors waiting for parents.
+    pub pending: usize,
+    /// Micro-events waiting for an own anchor.
+    pub mempool: usize,
+    /// Distinct verified peers connected.
+    pub peers: usize,
+    /// Connections.
+    pub links: usize,
+    /// Client finality p50 of this interval, µs.
+    pub finality_p50_us: u64,
+    /// Client finality p99 of this interval, µs.
+    pub finality_p99_us: u64,
+    /// Client finalities measured this interval.
+    pub finality_samples: u64,
+    /// `GetRange` requests sent.
+    pub catch_up_requests: u64,
+    /// Protocol violations seen.
+    pub violations: u64,
+    /// Hellos refused.
+    pub refused_hellos: u64,
+    /// Frames a connection's send queue refused.
+    pub dropped_sends: u64,
+    /// Frames the inbox dropped.
+    pub dropped_inbox: u64,
+    /// Messages a full ring dropped.
+    pub dropped_ring: u64,
+    /// Frames waiting in the core's inbox.
+    #[serde(default)]
+    pub inbox_frames: u64,
+    /// Anchors not served and micro-events not taken for a budget.
+    pub throttled: u64,
+    /// Anonymous RSS of the process, KiB.
+    pub anon_rss_kib: u64,
+    /// State root after the last finalized round, hex.
+    pub state_root: String,
+}
+
+/// A peer's Hello verified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerConnected {
+    /// The core.
+    pub core: usize,
+    /// Its validator index.
+    pub peer: u32,
+    /// Its validator key, hex.
+    pub validator_key: String,
+    /// Its address.
+    pub remote: String,
+    /// This core dialed it.
+    pub outgoing: bool,
+}
+
+/// A verified peer's connection closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerDisconnected {
+    /// The core.
+    pub core: usize,
+    /// Its validator index.
+    pub peer: u32,
+    /// Its address.
+    pub remote: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A peer's Hello did not verify.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerRefused {
+    /// The core.
+    pub core: usize,
+    /// Its address.
+    pub remote: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A protocol violation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerViolation {
+    /// The core.
+    pub core: usize,
+    /// The address.
+    pub remote: String,
+    /// What it did.
+    pub reason: String,
+    /// Whether the address is banned now.
+    pub banned: bool,
+}
+
+/// An incoming connection was refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionRefused {
+    /// The core.
+    pub core: usize,
+    /// The address.
+    pub remote: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A peer sent an anchor the machine refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnchorRefused {
+    /// The core.
+    pub core: usize,
+    /// The shard.
+    pub shard: u16,
+    /// The peer's validator index.
+    pub peer: u32,
+    /// Its address.
+    pub remote: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A peer relayed evidence that did not verify.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceRefused {
+    /// The core.
+    pub core: usize,
+    /// The shard.
+    pub shard: u16,
+    /// The address.
+    pub remote: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The peer book could not be written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerBookError {
+    /// The core whose book it is.
+    pub core: usize,
+    /// The error (names the file).
+    pub error: String,
+}
+
+/// A core loop that has not turned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoreStalled {
+    /// The core.
+    pub core: usize,
+    /// Milliseconds since its loop last turned.
+    pub stalled_ms: u64,
+    /// What it was waiting on then.
+    pub waiting_on: String,
+}
+
+/// An injected crash point fired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrashInjected {
+    /// The site.
+    pub site: String,
+    /// The shard.
+    pub shard: u16,
+    /// Which occurrence.
+    pub occurrence: u64,
+}
+
+/// A core stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoreStopped {
+    /// The core.
+    pub core: usize,
+    /// UDP datagrams received.
+    pub datagrams_received: u64,
+    /// UDP datagrams sent.
+    pub datagrams_sent: u64,
+}
+
+/// A shard's final report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardStopped {
+    /// The shard.
+    pub shard: u16,
+    /// Anchors restored from the log at start-up.
+    pub restored_anchors: u64,
+    /// Anchors taken in.
+    pub anchors: u64,
+    /// Rounds finalized.
+    pub rounds: u64,
+    /// Last finalized round (-1: none).
+    pub last_round: i64,
+    /// Micro-events finalized.
+    pub finalized_events: u64,
+    /// Of them, applied.
+    pub applied_events: u64,
+    /// Records in the log.
+    pub log_records: u64,
+    /// Of them, durable.
+    pub durable_records: u64,
+    /// Client finality p50 over the run, µs.
+    pub event_finality_p50_us: u64,
+    /// Client finality p99 over the run, µs.
+    pub event_finality_p99_us: u64,
+    /// Client finalities measured.
+    pub event_finality_samples: u64,
+    /// Final state root, hex.
+    pub state_root: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_read_back_as_themselves_with_the_type_tag() {
+        let event = Event::PeerViolation(PeerViolation {
+            core: 1,
+            remote: "127.0.0.1:9".into(),
+            reason: "Anchors before a verified Hello".into(),
+            banned: true,
+        });
+        let line = event.to_line();
+        assert!(
+            line.starts_with(r#"{"type":"peer_violation","core":1"#),
+            "{line}"
+        );
+        assert_eq!(Event::parse(&line), Some(event));
+        assert_eq!(Event::parse("not json"), None);
+        assert_eq!(Event::parse(r#"{"type":"unknown_kind"}"#), None);
+    }
+}
