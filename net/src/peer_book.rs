@@ -286,6 +286,14 @@ pub struct PeerBook {
 }
 
 impl PeerBook {
+    /// An empty book that will be saved at `path` (nothing is read).
+    pub fn empty(path: impl AsRef<Path>) -> PeerBook {
+        PeerBook {
+            path: path.as_ref().to_path_buf(),
+            entries: BTreeMap::new(),
+        }
+    }
+
     /// Reads the book saved at `path`; a missing file is an empty book.
     pub fn load(path: impl AsRef<Path>) -> Result<PeerBook, PeerBookError> {
         let path = path.as_ref().to_path_buf();

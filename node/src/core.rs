@@ -519,6 +519,11 @@ impl NodeCore {
         self.shards.get_mut(&shard)
     }
 
+    /// `GetRange` requests sent, over every local shard.
+    pub fn catch_up_requests(&self) -> u64 {
+        self.catch_up.values().map(|c| c.requests).sum()
+    }
+
     /// The core's counters.
     pub fn counters(&self) -> CoreCounters {
         self.counters

@@ -27,8 +27,8 @@ pub use crate::core::{
 };
 pub use crate::forward::CoreMsg;
 pub use crate::shard_host::{
-    CountingVerifier, CrashHook, CrashSite, ProductShard, Restored, ShardCounters, ShardHost,
-    ShardReport,
+    CountingVerifier, CrashHook, CrashSite, FinalizedHook, ProductShard, Restored, ShardCounters,
+    ShardHost, ShardReport,
 };
 pub use crate::store::{MemStore, ShardStore};
 

@@ -19,8 +19,8 @@ use pc_codec::{
     SignedAnchorHeader, SigningKey,
 };
 use pc_shard::machine::{
-    AnchorRejected, AnchorStatus, PeerId, RecordSource, Role, Shard, ShardLimits, SubmitRejected,
-    Transmit,
+    AnchorRejected, AnchorStatus, FinalizedReport, PeerId, RecordSource, Role, Shard, ShardLimits,
+    SubmitRejected, Transmit,
 };
 use pc_shard::state::Outcome;
 
@@ -109,6 +109,9 @@ pub enum CrashSite {
 
 /// A crash-injection hook: called at every [`CrashSite`] with the shard.
 pub type CrashHook = Box<dyn FnMut(CrashSite, u16)>;
+
+/// Hears every finalized round of a shard (the simulator's checks).
+pub type FinalizedHook = Box<dyn FnMut(&FinalizedReport, u64)>;
 
 /// What a shard counted, as reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -202,6 +205,7 @@ pub struct ShardHost {
     /// The seat this host signs for, if any.
     own_seat: Option<u8>,
     crash_hook: Option<CrashHook>,
+    finalized_hook: Option<FinalizedHook>,
 }
 
 fn latency_histogram() -> Histogram<u64> {
@@ -276,6 +280,7 @@ impl ShardHost {
             interval_event_finality_us: latency_histogram(),
             own_seat,
             crash_hook: None,
+            finalized_hook: None,
         };
         Ok((
             host,
@@ -379,7 +384,20 @@ impl ShardHost {
     /// The encoded anchor `id` from the store, if this host indexes it.
     pub fn anchor_bytes(&self, id: &Hash32) -> Option<Vec<u8>> {
         let (seq, _) = *self.index.as_ref()?.records.get(id)?;
+        if !self.is_durable(seq) {
+            return None;
+        }
         self.store.borrow().anchor_body(seq)
+    }
+
+    /// Whether record `seq` is durable. Only durable records are served:
+    /// an own anchor must never leave before its record is durable (a
+    /// crash would let the seat sign its seq again), and a `GetRange`
+    /// reaches the newest records.
+    fn is_durable(&self, seq: u64) -> bool {
+        self.counters
+            .durable_seq
+            .is_some_and(|durable| seq <= durable)
     }
 
     /// Stored anchors of birth round `from_round` and above, lowest round
@@ -402,6 +420,9 @@ impl ShardHost {
             if out.len() >= max_count {
                 break;
             }
+            if !self.is_durable(seq) {
+                continue;
+            }
             let Some(body) = store.anchor_body(seq) else {
                 continue;
             };
@@ -417,6 +438,12 @@ impl ShardHost {
     /// Installs a crash-injection hook (tests of crash recovery).
     pub fn set_crash_hook(&mut self, hook: CrashHook) {
         self.crash_hook = Some(hook);
+    }
+
+    /// Installs a hook that hears every finalized round with the time
+    /// (`now_us`) it finalized at.
+    pub fn set_finalized_hook(&mut self, hook: FinalizedHook) {
+        self.finalized_hook = Some(hook);
     }
 
     /// Calls the crash hook, if any, at `site`.
@@ -505,6 +532,9 @@ impl ShardHost {
             self.machine.handle_durable(appended - 1);
         }
         while let Some(report) = self.machine.poll_finalized() {
+            if let Some(hook) = self.finalized_hook.as_mut() {
+                hook(&report, now_us);
+            }
             self.counters.rounds += 1;
             self.counters.last_round = Some(report.round.round);
             if !self.submitted.is_empty() {

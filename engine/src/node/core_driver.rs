@@ -246,11 +246,14 @@ async fn turn(
                     core.handle_durable(io, *shard, seq, now(started))?;
                 }
             }
-            Durability::Batch => {
+            // `never` leaves writeback of other records to the OS, but a
+            // seat's own anchor is sent only once durable (and only durable
+            // records are served): the node syncs in the background as
+            // under `batch`, never waiting for it.
+            Durability::Batch | Durability::Never => {
                 heartbeat.turn(Waiting::OpenFile);
                 sync.start().await?;
             }
-            Durability::Never => {}
         }
     }
     Ok(())

@@ -1,0 +1,367 @@
+//! The whole-node simulator: seeds, their configuration, coverage
+//! counters and the checks of one seed (see `node_simulation.rs`).
+
+pub mod net;
+pub mod world;
+
+use std::collections::BTreeMap;
+
+use pc_node::CoreCounters;
+
+use world::World;
+
+/// SplitMix64: the seed's only source of randomness.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5eed_0f_0de5_1a11)
+    }
+
+    /// The next draw.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A draw in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// What one seed runs.
+#[derive(Debug, Clone)]
+pub struct SeedConfig {
+    pub seed: u64,
+    pub seats: usize,
+    pub clients: usize,
+    /// One-way latency and its jitter, µs.
+    pub latency_us: u64,
+    pub jitter_us: u64,
+    pub loss_per_mille: u64,
+    pub dup_per_mille: u64,
+    /// Extra time a log sync takes, µs (on top of 0.5 ms).
+    pub fsync_us: u64,
+    pub crashes: usize,
+    pub partitions: usize,
+    pub late_node: Option<usize>,
+    pub late_start_us: u64,
+    pub slow_node: Option<usize>,
+    pub hostile: bool,
+    pub transfers_per_tick: usize,
+    pub submit_every_us: u64,
+    pub double_spend_pct: u64,
+    /// Faults happen before this; then the network heals.
+    pub fault_end_us: u64,
+    pub load_end_us: u64,
+    /// The run ends (drain included) by this.
+    pub end_us: u64,
+    pub min_rounds: u64,
+    /// The genesis' ancient window `G` and coin-round period `C` (the v0
+    /// values, or short ones so that pruning and coin rounds come early).
+    pub ancient_window_rounds: u8,
+    pub coin_round_period: u8,
+}
+
+impl SeedConfig {
+    /// The configuration of `seed` with `seats` seats (`None`: 4, or 7 for
+    /// one seed in four).
+    pub fn for_seed(seed: u64, seats: Option<usize>) -> SeedConfig {
+        let mut rng = Rng::new(seed.wrapping_mul(31));
+        let seats = seats.unwrap_or(if seed % 4 == 3 { 7 } else { 4 });
+        let big = seats > 7;
+        SeedConfig {
+            seed,
+            seats,
+            clients: 8,
+            latency_us: 2_000 + rng.below(20_000),
+            jitter_us: 1_000 + rng.below(10_000),
+            loss_per_mille: rng.below(20),
+            dup_per_mille: 5 + rng.below(20),
+            fsync_us: 500 + rng.below(4_000),
+            crashes: if big { 2 } else { 1 + rng.below(3) as usize },
+            partitions: 1 + rng.below(2) as usize,
+            late_node: Some(1 + rng.below(seats as u64 - 1) as usize),
+            late_start_us: 2_000_000 + rng.below(2_000_000),
+            slow_node: (rng.below(2) == 0).then(|| rng.below(seats as u64) as usize),
+            hostile: true,
+            transfers_per_tick: if big { 4 } else { 2 + rng.below(4) as usize },
+            submit_every_us: 20_000,
+            double_spend_pct: 10,
+            fault_end_us: 8_000_000,
+            load_end_us: 14_000_000,
+            end_us: 20_000_000,
+            min_rounds: 40,
+            ancient_window_rounds: if seed % 2 == 0 { 8 } else { 26 },
+            coin_round_period: if seed % 3 == 1 { 3 } else { 10 },
+        }
+    }
+}
+
+/// What a run exercised; each counter the faults drive must end above zero.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub seeds: u64,
+    pub rounds_min: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub partitions_healed: u64,
+    pub partitioned_frames: u64,
+    pub losses: u64,
+    pub duplicates: u64,
+    pub malformed_frames: u64,
+    pub double_spends: u64,
+    pub accepted: u64,
+    pub refused_submissions: u64,
+    pub finalized_submissions: u64,
+    pub catch_ups: u64,
+    pub bans: u64,
+    pub early_frames_refused: u64,
+    pub refused_hellos: u64,
+    pub seeds_pruned: u64,
+    pub seeds_coin_rounds: u64,
+    /// Per node: the last core counters seen (a restarted core counts
+    /// from zero again).
+    last: BTreeMap<usize, (CoreCounters, u64)>,
+}
+
+impl Counters {
+    /// Accumulates what a node's core counted since it was last seen.
+    pub fn note_core(&mut self, node: usize, c: &CoreCounters) {
+        self.note_core_with(node, c, None);
+    }
+
+    /// The same, with its catch-up requests.
+    pub fn note_core_with(&mut self, node: usize, c: &CoreCounters, catch_ups: Option<u64>) {
+        let (last, last_catch) = self.last.entry(node).or_default();
+        let delta = |new: u64, old: u64| new.checked_sub(old).unwrap_or(new);
+        self.bans += delta(c.bans, last.bans);
+        self.early_frames_refused += delta(c.early_frames_refused, last.early_frames_refused);
+        self.refused_hellos += delta(c.refused_hellos, last.refused_hellos);
+        if let Some(catch_ups) = catch_ups {
+            self.catch_ups += delta(catch_ups, *last_catch);
+            *last_catch = catch_ups;
+        }
+        *last = *c;
+    }
+
+    /// Adds another run's totals.
+    pub fn add(&mut self, other: &Counters) {
+        self.seeds += other.seeds;
+        self.rounds_min = if self.seeds == other.seeds {
+            other.rounds_min
+        } else {
+            self.rounds_min.min(other.rounds_min)
+        };
+        self.crashes += other.crashes;
+        self.restarts += other.restarts;
+        self.partitions_healed += other.partitions_healed;
+        self.partitioned_frames += other.partitioned_frames;
+        self.losses += other.losses;
+        self.duplicates += other.duplicates;
+        self.malformed_frames += other.malformed_frames;
+        self.double_spends += other.double_spends;
+        self.accepted += other.accepted;
+        self.refused_submissions += other.refused_submissions;
+        self.finalized_submissions += other.finalized_submissions;
+        self.catch_ups += other.catch_ups;
+        self.bans += other.bans;
+        self.early_frames_refused += other.early_frames_refused;
+        self.refused_hellos += other.refused_hellos;
+        self.seeds_pruned += other.seeds_pruned;
+        self.seeds_coin_rounds += other.seeds_coin_rounds;
+    }
+
+    /// The counters the faults drive that stayed at zero.
+    pub fn zeros(&self) -> Vec<&'static str> {
+        let all = [
+            ("crash_restarts", self.restarts),
+            ("partitions_healed", self.partitions_healed),
+            ("partitioned_frames", self.partitioned_frames),
+            ("losses", self.losses),
+            ("duplicates", self.duplicates),
+            ("malformed_frames_decoded", self.malformed_frames),
+            ("double_spends", self.double_spends),
+            ("accepted", self.accepted),
+            ("finalized_submissions", self.finalized_submissions),
+            ("catch_ups", self.catch_ups),
+            ("bans", self.bans),
+            ("early_frames_refused", self.early_frames_refused),
+            ("refused_hellos", self.refused_hellos),
+            ("seeds_pruned", self.seeds_pruned),
+            ("seeds_coin_rounds", self.seeds_coin_rounds),
+        ];
+        all.iter()
+            .filter(|(_, v)| *v == 0)
+            .map(|(name, _)| *name)
+            .collect()
+    }
+}
+
+/// What a seed measured.
+#[derive(Debug, Clone, Default)]
+pub struct SeedReport {
+    pub counters: Counters,
+    /// Submission to finality at the accepting node, simulated µs.
+    pub finality_us: Vec<u64>,
+}
+
+/// Runs one seed and checks it; a failure panics with the reason.
+pub fn run_seed(cfg: SeedConfig) -> SeedReport {
+    let end = cfg.end_us;
+    let fault_end = cfg.fault_end_us;
+    let mut world = World::new(cfg.clone());
+    let trace = std::env::var("NODESIM_TRACE").is_ok();
+    if trace {
+        println!("{cfg:?}");
+    }
+    let mut at = 0;
+    while at < end {
+        // Faults end at `fault_end_us` (crashed nodes restart on
+        // schedule); the rest is the drain.
+        at = (at + 1_000_000).min(end);
+        world.run_until(at);
+        if trace {
+            let rounds: Vec<String> = world
+                .nodes
+                .iter()
+                .map(|n| {
+                    n.core.as_ref().map_or("down".to_string(), |c| {
+                        let host = c.shards().next().expect("one shard");
+                        format!(
+                            "{}r/{}p/{}m",
+                            host.counters().last_round.map_or(-1, |r| r as i64),
+                            host.machine().pending_anchors(),
+                            host.machine().mempool_len()
+                        )
+                    })
+                })
+                .collect();
+            println!("t={} ms: {}", at / 1000, rounds.join(" "));
+        }
+    }
+    let _ = fault_end;
+    check(&mut world)
+}
+
+fn check(world: &mut World) -> SeedReport {
+    let cfg = world.cfg.clone();
+    assert!(
+        world.equivocations.is_empty(),
+        "equivocation: {}",
+        world.equivocations.join("; ")
+    );
+    // Every node's finalized rounds agree with every other's where both
+    // have them (so each sequence is a prefix of the longest), and each
+    // node's rounds are contiguous from 0.
+    let logged: Vec<BTreeMap<u64, (u64, u64, [u8; 32])>> =
+        (0..cfg.seats).map(|n| world.logged_rounds(n)).collect();
+    let mut canonical: BTreeMap<u64, (u64, u64, [u8; 32])> = BTreeMap::new();
+    for (node, rounds) in logged.iter().enumerate() {
+        for (index, (round, value)) in rounds.iter().enumerate() {
+            assert_eq!(
+                *round, index as u64,
+                "node {node}: finalized rounds are not contiguous at {round}"
+            );
+            match canonical.get(round) {
+                Some(known) => assert_eq!(
+                    known, value,
+                    "node {node} round {round}: (first index, anchors, state root) differ from another node's"
+                ),
+                None => {
+                    canonical.insert(*round, *value);
+                }
+            }
+        }
+    }
+    let most = logged.iter().map(BTreeMap::len).max().unwrap_or(0) as u64;
+    let least = logged.iter().map(BTreeMap::len).min().unwrap_or(0) as u64;
+    assert!(
+        least >= cfg.min_rounds,
+        "a node finalized only {least} rounds (the most: {most}), fewer than {}",
+        cfg.min_rounds
+    );
+    assert!(
+        least + 20 >= most,
+        "a node is {} rounds behind after the drain: it did not catch up",
+        most - least
+    );
+    // Every submission a node accepted finalized, unless the node that took
+    // it crashed before it could be carried in an anchor.
+    let finalized: BTreeMap<[u8; 32], u64> = world
+        .nodes
+        .iter()
+        .flat_map(|n| n.finalized_events.borrow().clone())
+        .collect();
+    let mut latencies = Vec::new();
+    let mut lost = 0;
+    for (id, sub) in &world.submissions {
+        if sub.accepted != Some(true) {
+            continue;
+        }
+        match finalized.get(id) {
+            Some(at) => {
+                world.counters.finalized_submissions += 1;
+                latencies.push(at.saturating_sub(sub.at_us));
+            }
+            None => {
+                let crashed_later = world.nodes[sub.node]
+                    .crashed_at_us
+                    .iter()
+                    .any(|at| *at >= sub.at_us);
+                assert!(
+                    crashed_later,
+                    "an accepted transfer ({}, taken by node {} at {} µs) never finalized",
+                    pc_codec::to_hex(id),
+                    sub.node,
+                    sub.at_us
+                );
+                lost += 1;
+            }
+        }
+    }
+    let _ = lost;
+    // The hostile peer is banned by every node it reached.
+    for (node, n) in world.nodes.iter().enumerate() {
+        let book = n.core.as_ref().map(|c| c.book()).unwrap_or(&n.book);
+        if book.get(world.hostile_addr).is_some() {
+            assert!(
+                book.is_banned(world.hostile_addr, 1_800_000_000 + world.now_us / 1_000_000),
+                "node {node} did not ban the hostile peer"
+            );
+        }
+    }
+    let mut counters = std::mem::take(&mut world.counters);
+    for (node, n) in world.nodes.iter().enumerate() {
+        if let Some(core) = &n.core {
+            counters.note_core_with(node, &core.counters(), Some(core.catch_up_requests()));
+        }
+    }
+    counters.seeds = 1;
+    counters.rounds_min = least;
+    // Pruning and coin rounds as the machines report them.
+    let machines = world
+        .nodes
+        .iter()
+        .filter_map(|n| n.core.as_ref())
+        .flat_map(|core| core.shards());
+    for host in machines {
+        let consensus = host.machine().consensus();
+        if consensus.floor() > 0 {
+            counters.seeds_pruned = 1;
+        }
+        if consensus.coin_stats().coin_round_votes > 0 {
+            counters.seeds_coin_rounds = 1;
+        }
+    }
+    SeedReport {
+        counters,
+        finality_us: latencies,
+    }
+}
