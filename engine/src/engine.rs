@@ -683,7 +683,7 @@ async fn drive(
                 });
                 last_snapshot = Instant::now();
             }
-            glommio::yield_if_needed().await;
+            pc_net::driver::yield_if_needed().await;
         }
         taken += 1;
         match &mut input {
@@ -732,7 +732,7 @@ async fn drive(
                     },
                 );
                 // Lets the endpoint send the credit and read what came.
-                glommio::yield_if_needed().await;
+                pc_net::driver::yield_if_needed().await;
             }
         }
         driver.after_input().await?;

@@ -133,7 +133,7 @@ async fn probe_logs(dir: &Path, duration: Duration) -> Result<Vec<AppendRate>, E
                 }
                 Durability::Never => {}
             }
-            glommio::yield_if_needed().await;
+            pc_net::driver::yield_if_needed().await;
         }
         while let Some(slot) = &in_flight {
             let finished = slot.borrow_mut().take();

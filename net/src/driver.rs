@@ -248,7 +248,7 @@ async fn receive_loop(shared: Rc<Shared>) -> io::Result<()> {
                 }
             }
         }
-        glommio::yield_if_needed().await;
+        yield_if_needed().await;
     }
 }
 
@@ -290,7 +290,7 @@ async fn timer_loop(shared: Rc<Shared>) {
         if timeout.is_some_and(|at| at <= now) {
             shared.endpoint.borrow_mut().handle_timeout(now);
         }
-        glommio::yield_if_needed().await;
+        yield_if_needed().await;
     }
 }
 
@@ -469,5 +469,17 @@ impl DriverHandle {
     /// failed; [`Driver::stop`] then returns the error).
     pub fn is_stopped(&self) -> bool {
         self.shared.stopping.get()
+    }
+}
+
+/// Yields to the executor's other tasks when the task has run past its
+/// preemption slice, by a one-microsecond timer: the task is polled again
+/// through the reactor's timers, not by waking itself. (With glommio's
+/// `yield_if_needed`, and with a self-wake, a core loop of a node was seen
+/// not polled again for seconds at k = 21 on this 2-core host; the node's
+/// watchdog names such a stall.)
+pub async fn yield_if_needed() {
+    if glommio::executor().need_preempt() {
+        glommio::timer::sleep(std::time::Duration::from_micros(1)).await;
     }
 }

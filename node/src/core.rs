@@ -426,7 +426,8 @@ impl NodeCore {
     }
 
     /// When [`NodeCore::handle_timeout`] has work next, in monotonic µs
-    /// (always after the last timeout handled, so a driver never spins).
+    /// (at least a machine tick after the last timeout handled, so a
+    /// driver never spins).
     #[must_use]
     pub fn poll_timeout(&self) -> u64 {
         let shards = self
@@ -455,8 +456,10 @@ impl NodeCore {
             .chain([self.next_status_us, self.next_book_save_us])
             .min()
             .unwrap_or(self.next_status_us);
+        // The machines tick in milliseconds: never sooner than one after
+        // the last timeout.
         match self.last_timeout_us {
-            Some(last) => next.max(last + 1),
+            Some(last) => next.max(last + SHARD_TICK_US),
             None => next,
         }
     }

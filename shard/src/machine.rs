@@ -1419,10 +1419,16 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             || !self.pending_by_id.is_empty()
             || !self.refetch.is_empty())
         .then_some(self.now + retry_after);
-        let deferred = self.ack_deferred.then(|| {
-            self.last_ack_only
-                .map_or(self.now, |last| last + self.limits.ack_interval_ticks)
-        });
+        // A deferred acknowledgement whose interval has passed waits for
+        // an input (its record's durability, new parents), not for time:
+        // no timer, or a driver that sleeps until this would spin.
+        let deferred = self
+            .ack_deferred
+            .then(|| {
+                self.last_ack_only
+                    .map_or(self.now, |last| last + self.limits.ack_interval_ticks)
+            })
+            .filter(|at| *at > self.now);
         next_retry
             .into_iter()
             .chain(unasked)

@@ -28,8 +28,13 @@
 //!
 //! Environment: `NODESIM_SEED` (first seed, default 0), `NODESIM_RUNS`
 //! (seeds, default [`DEFAULT_RUNS`]), `NODESIM_SEATS` (k for every seed;
-//! default 4, and 7 for one seed in four). With `NODESIM_SEATS=21` the run
-//! prints the submit-to-final latency figure in simulated milliseconds.
+//! default 4, and 7 for one seed in four), `NODESIM_LOAD` (client
+//! transfers per second; default 100-250, 200 at k > 7) and
+//! `NODESIM_TRACE` (every node's round, pending anchors and mempool once
+//! per simulated second). Every run prints the submit-to-final latency in
+//! simulated milliseconds under the seed's latency model (2-22 ms one-way
+//! plus 1-11 ms jitter, up to 2 % of frames retransmitted after 200-400 ms)
+//! and CPU model ([`nodesim::world::VERIFY_US`] per verification).
 //! Replay one seed with
 //! `NODESIM_SEED=<seed> NODESIM_RUNS=1 cargo test -p pc-tests --test node_simulation -- --nocapture`.
 

@@ -139,7 +139,7 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
             crate::host::after_rounds_applied();
         }
         heartbeat.turn(Waiting::Yield);
-        glommio::yield_if_needed().await;
+        pc_net::driver::yield_if_needed().await;
     }
     // Shutdown: intake stops, logs are made durable, what became durable
     // is sent, the book is saved, connections close.

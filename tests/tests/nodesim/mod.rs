@@ -17,7 +17,7 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5eed_0f_0de5_1a11)
+        Rng(seed ^ 0x005e_ed0f_0de5_1a11)
     }
 
     /// The next draw.
@@ -80,7 +80,10 @@ impl SeedConfig {
             seed,
             seats,
             clients: 8,
-            latency_us: 2_000 + rng.below(20_000),
+            latency_us: std::env::var("NODESIM_LATENCY_US")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2_000 + rng.below(20_000)),
             jitter_us: 1_000 + rng.below(10_000),
             loss_per_mille: rng.below(20),
             dup_per_mille: 5 + rng.below(20),
@@ -91,14 +94,22 @@ impl SeedConfig {
             late_start_us: 2_000_000 + rng.below(2_000_000),
             slow_node: (rng.below(2) == 0).then(|| rng.below(seats as u64) as usize),
             hostile: true,
-            transfers_per_tick: if big { 4 } else { 2 + rng.below(4) as usize },
+            transfers_per_tick: match std::env::var("NODESIM_LOAD")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                // Transfers per second, in 20 ms ticks.
+                Some(per_s) => (per_s / 50).max(1) as usize,
+                None if big => 4,
+                None => 2 + rng.below(4) as usize,
+            },
             submit_every_us: 20_000,
             double_spend_pct: 10,
             fault_end_us: 8_000_000,
             load_end_us: 14_000_000,
             end_us: 20_000_000,
             min_rounds: 40,
-            ancient_window_rounds: if seed % 2 == 0 { 8 } else { 26 },
+            ancient_window_rounds: if seed.is_multiple_of(2) { 8 } else { 26 },
             coin_round_period: if seed % 3 == 1 { 3 } else { 10 },
         }
     }
@@ -250,6 +261,9 @@ pub fn run_seed(cfg: SeedConfig) -> SeedReport {
     check(&mut world)
 }
 
+/// Round → (first global index, anchors, state root), as a node logged it.
+type LoggedRounds = BTreeMap<u64, (u64, u64, [u8; 32])>;
+
 fn check(world: &mut World) -> SeedReport {
     let cfg = world.cfg.clone();
     assert!(
@@ -260,9 +274,8 @@ fn check(world: &mut World) -> SeedReport {
     // Every node's finalized rounds agree with every other's where both
     // have them (so each sequence is a prefix of the longest), and each
     // node's rounds are contiguous from 0.
-    let logged: Vec<BTreeMap<u64, (u64, u64, [u8; 32])>> =
-        (0..cfg.seats).map(|n| world.logged_rounds(n)).collect();
-    let mut canonical: BTreeMap<u64, (u64, u64, [u8; 32])> = BTreeMap::new();
+    let logged: Vec<LoggedRounds> = (0..cfg.seats).map(|n| world.logged_rounds(n)).collect();
+    let mut canonical = LoggedRounds::new();
     for (node, rounds) in logged.iter().enumerate() {
         for (index, (round, value)) in rounds.iter().enumerate() {
             assert_eq!(

@@ -220,7 +220,11 @@ impl World {
                 core: None,
                 stores: BTreeMap::from([(0, Rc::new(RefCell::new(MemStore::default())))]),
                 busy_until_us: 0,
-                slowness_pct: if cfg.slow_node == Some(i) { 200 } else { 100 },
+                slowness_pct: if cfg.slow_node == Some(i) { 2 } else { 1 }
+                    * std::env::var("NODESIM_SLOWNESS")
+                        .ok()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(100),
                 timer_generation: 0,
                 epoch: 0,
                 syncing: BTreeSet::new(),
