@@ -629,3 +629,29 @@ impl NodeCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_machines_limits_take_the_durations_their_names_give() {
+        // The node's machines tick in milliseconds: a machine tick is
+        // SHARD_TICK_US and the limits count ticks.
+        let limits = node_shard_limits();
+        assert_eq!(
+            limits.ack_interval_ticks * SHARD_TICK_US,
+            ACK_INTERVAL_MS * 1000
+        );
+        assert_eq!(
+            limits.pull_retry_ticks * SHARD_TICK_US,
+            PULL_RETRY_MS * 1000
+        );
+        assert_eq!((ACK_INTERVAL_MS, PULL_RETRY_MS), (20, 200));
+        let now = Now {
+            mono_us: 1_234_567,
+            unix_s: 0,
+        };
+        assert_eq!(now.ms(), 1_234, "the tick handed to the machines");
+    }
+}

@@ -137,6 +137,7 @@ pub struct Counters {
     pub refused_hellos: u64,
     pub seeds_pruned: u64,
     pub seeds_coin_rounds: u64,
+    pub acks_paced: u64,
     /// Per node: the last core counters seen (a restarted core counts
     /// from zero again).
     last: BTreeMap<usize, (CoreCounters, u64)>,
@@ -187,6 +188,7 @@ impl Counters {
         self.refused_hellos += other.refused_hellos;
         self.seeds_pruned += other.seeds_pruned;
         self.seeds_coin_rounds += other.seeds_coin_rounds;
+        self.acks_paced += other.acks_paced;
     }
 
     /// The counters the faults drive that stayed at zero.
@@ -207,6 +209,7 @@ impl Counters {
             ("refused_hellos", self.refused_hellos),
             ("seeds_pruned", self.seeds_pruned),
             ("seeds_coin_rounds", self.seeds_coin_rounds),
+            ("acks_paced", self.acks_paced),
         ];
         all.iter()
             .filter(|(_, v)| *v == 0)

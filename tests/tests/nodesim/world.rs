@@ -149,6 +149,8 @@ pub struct World {
     pub max_dag: usize,
     pub window_rounds: u64,
     pub max_queue_events: usize,
+    /// Per node: the seq and time of its last acknowledgement-only anchor.
+    last_ack: BTreeMap<usize, (u64, u64)>,
 }
 
 fn addr_of(index: usize) -> SocketAddr {
@@ -251,6 +253,7 @@ impl World {
             max_dag: 64 * k * (3 * g + 8),
             window_rounds: 3 * g as u64 + 2,
             max_queue_events: 0,
+            last_ack: BTreeMap::new(),
             cfg,
             now_us: 0,
             queue: BTreeMap::new(),
@@ -728,6 +731,7 @@ impl World {
         input: impl FnOnce(&mut NodeCore, &mut SimIo<'_>, Now) -> Result<(), pc_node::NodeError>,
     ) {
         let start = self.now_us.max(self.nodes[node].busy_until_us);
+        let appended_before = self.nodes[node].stores[&0].borrow().next_seq();
         let now = Now {
             mono_us: start,
             ..self.now()
@@ -758,6 +762,7 @@ impl World {
         n.applied_seen = applied;
         n.busy_until_us = start + cost * n.slowness_pct / 100;
         let done = n.busy_until_us;
+        self.check_ack_pacing(node, appended_before, start);
         self.check_bounds(node, &core);
         let timeout = core.poll_timeout().max(done);
         self.nodes[node].core = Some(core);
@@ -793,6 +798,40 @@ impl World {
                     epoch,
                 },
             );
+        }
+    }
+
+    /// Acknowledgement-only own anchors (no micro-events) are made at most
+    /// one per `ACK_INTERVAL_MS` (the machines tick in milliseconds, so
+    /// the spacing is checked to the millisecond).
+    fn check_ack_pacing(&mut self, node: usize, appended_before: u64, made_at_us: u64) {
+        let store = self.nodes[node].stores[&0].borrow();
+        let mut acks = Vec::new();
+        for (kind, body) in &store.records()[appended_before as usize..] {
+            if *kind != LogRecordKind::AnchorAccepted {
+                continue;
+            }
+            let Ok(header) = SignedAnchorHeader::decode(&mut Reader::new(body)) else {
+                continue;
+            };
+            if usize::from(header.header.creator) == node && header.header.payload_count == 0 {
+                acks.push(header.header.seq);
+            }
+        }
+        drop(store);
+        for seq in acks {
+            let interval_us = pc_node::core::ACK_INTERVAL_MS * 1000;
+            if let Some((last_seq, last_us)) = self.last_ack.get(&node) {
+                // A restart forgets the last one: count only within a run.
+                if seq > *last_seq && made_at_us / 1000 < *last_us / 1000 + interval_us / 1000 {
+                    panic!(
+                        "node {node}: acknowledgement-only anchors at seqs {last_seq} and {seq} are {} µs apart, under the {interval_us} µs interval",
+                        made_at_us - last_us
+                    );
+                }
+            }
+            self.last_ack.insert(node, (seq, made_at_us));
+            self.counters.acks_paced += 1;
         }
     }
 
@@ -970,6 +1009,7 @@ impl World {
         self.nodes[node].book = core.book().clone();
         drop(core);
         self.counters.crashes += 1;
+        self.last_ack.remove(&node);
         let n = &mut self.nodes[node];
         n.epoch += 1;
         n.crashed_at_us.push(self.now_us);
