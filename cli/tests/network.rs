@@ -170,7 +170,7 @@ fn twenty_one_nodes_agree_and_every_node_finalizes_to_the_end() {
     let dir = temp.path().join("devnet");
     let output = engine()
         .args(["devnet", "--nodes", "21", "--shards", "1", "--load", "50"])
-        .args(["--seconds", "60", "--min-rounds", "20"])
+        .args(["--seconds", "60", "--min-rounds", "5"])
         .arg("--data-dir")
         .arg(&dir)
         .args(["--base-port", "17600"])

@@ -248,7 +248,7 @@ async fn receive_loop(shared: Rc<Shared>) -> io::Result<()> {
                 }
             }
         }
-        yield_if_needed().await;
+        glommio::yield_if_needed().await;
     }
 }
 
@@ -290,7 +290,7 @@ async fn timer_loop(shared: Rc<Shared>) {
         if timeout.is_some_and(|at| at <= now) {
             shared.endpoint.borrow_mut().handle_timeout(now);
         }
-        yield_if_needed().await;
+        glommio::yield_if_needed().await;
     }
 }
 
@@ -473,13 +473,25 @@ impl DriverHandle {
 }
 
 /// Yields to the executor's other tasks when the task has run past its
-/// preemption slice, by a one-microsecond timer: the task is polled again
-/// through the reactor's timers, not by waking itself. (With glommio's
-/// `yield_if_needed`, and with a self-wake, a core loop of a node was seen
-/// not polled again for seconds at k = 21 on this 2-core host; the node's
-/// watchdog names such a stall.)
+/// preemption slice: the task wakes itself and returns pending once.
+/// The node's core loop and the engine's loops yield this way; with
+/// glommio's own `yield_if_needed` (which also marks the whole task queue
+/// as yielded) a node's core loop was seen not polled again for seconds at
+/// k = 21 on a 2-core host (the node's watchdog names such a stall). The
+/// endpoint driver's own tasks keep glommio's: with this one there, the
+/// same devnet stalled more often.
 pub async fn yield_if_needed() {
-    if glommio::executor().need_preempt() {
-        glommio::timer::sleep(std::time::Duration::from_micros(1)).await;
+    if !glommio::executor().need_preempt() {
+        return;
     }
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
 }
