@@ -64,10 +64,16 @@ pub trait NodeIo {
 
 /// The shard machines of a node tick in milliseconds.
 pub const SHARD_TICK_US: u64 = 1000;
-/// Least time between two acknowledgement-only own anchors.
-pub const ACK_INTERVAL_MS: u64 = 20;
-/// Time before an unanswered pull is asked of every peer.
-pub const PULL_RETRY_MS: u64 = 200;
+/// Least time between two acknowledgement-only own anchors. (The old
+/// loop's comment said 20 ms but, ticking its machines in milliseconds
+/// against limits counted in 2 ms ticks, paced them at 10 ms; measured side
+/// by side, 20 ms raised the 4-node devnet's finality p50 from 41 to 57 ms,
+/// so the node keeps the 10 ms it ran with, now named. The overload work
+/// tunes it.)
+pub const ACK_INTERVAL_MS: u64 = 10;
+/// Time before an unanswered pull is asked of every peer (the old loop's
+/// effective 100 ms, for the same reason).
+pub const PULL_RETRY_MS: u64 = 100;
 /// Most anchors sent in answer to one `Get` or `GetRange`.
 pub const MAX_REPLY_ANCHORS: usize = 256;
 /// Most anchor bytes in one `Anchors` frame of a reply (under the frame cap).
@@ -647,7 +653,7 @@ mod tests {
             limits.pull_retry_ticks * SHARD_TICK_US,
             PULL_RETRY_MS * 1000
         );
-        assert_eq!((ACK_INTERVAL_MS, PULL_RETRY_MS), (20, 200));
+        assert_eq!((ACK_INTERVAL_MS, PULL_RETRY_MS), (10, 100));
         let now = Now {
             mono_us: 1_234_567,
             unix_s: 0,

@@ -32,11 +32,6 @@ use crate::sim::rng::Rng;
 const OUTPUTS_PER_CLIENT: u32 = 512;
 /// Units per genesis output.
 const GENESIS_OUTPUT_UNITS: u64 = 1_000_000;
-/// While the network is whole, at least `q` honest seats run and clients
-/// submit, every running honest seat finalizes a new round within this
-/// many steps (of the seat coming up, the network healing, or its last
-/// round).
-pub const PROGRESS_WINDOW_STEPS: u64 = 250;
 /// During the drain, how often the simulator checks whether it is over.
 const SETTLE_CHECK_EVERY_STEPS: u64 = 10;
 /// Recent log entries a far-future flood takes real parents from.
@@ -806,8 +801,8 @@ impl<C: SimCrypto> Simulation<C> {
     // ----- per-step checks ------------------------------------------------
 
     /// Memory: every bounded queue within its bound; the DAG within the
-    /// anchors made so far (pruning is not implemented yet, so the DAG
-    /// grows with the run: the bound is every valid anchor created).
+    /// anchors made so far and, once the node prunes, within the rounds
+    /// it must still hold.
     fn check_bounds(&mut self) -> Result<(), String> {
         let limits = self.config.limits;
         for id in 0..self.nodes.len() {
@@ -870,8 +865,8 @@ impl<C: SimCrypto> Simulation<C> {
 
     /// Liveness: while the network is whole, at least q honest seats run and
     /// clients submit, every running honest seat finalizes a round within
-    /// [`PROGRESS_WINDOW_STEPS`]. (The observer holds no seat and may lag:
-    /// it is held to catching up by the end of the drain.)
+    /// the seed's `progress_window_steps`. (The observer holds no seat and
+    /// may lag: it is held to catching up by the end of the drain.)
     fn check_progress(&mut self) -> Result<(), String> {
         let healthy = !self.network.is_partitioned()
             && self.honest_seats_up() >= self.q
@@ -887,7 +882,7 @@ impl<C: SimCrypto> Simulation<C> {
             let since = self.healthy_since.max(node.last_progress_step);
             let gap = self.now - since;
             self.counters.max_progress_gap_steps = self.counters.max_progress_gap_steps.max(gap);
-            if gap > PROGRESS_WINDOW_STEPS {
+            if gap > self.config.phases.progress_window_steps {
                 return Err(format!(
                     "node {} finalized no round for {gap} steps (healthy since step {}, last round {} at step {})",
                     node.id,
