@@ -148,7 +148,11 @@ fn four_seat_drivers_finalize_the_same_transfers_and_serve_pulls_from_their_logs
                 u64::from(TRANSFERS),
                 "each seat timed its own transfers"
             );
-            // Every anchor a seat made is in its log and served by id.
+            // Every anchor a seat made is in its log and, once durable (a
+            // node serves durable records only), served by id.
+            for driver in &mut drivers {
+                driver.sync_all().await.unwrap();
+            }
             let tips = drivers[1].machine().consensus().tips();
             assert!(!tips.is_empty());
             for tip in tips {
@@ -160,9 +164,6 @@ fn four_seat_drivers_finalize_the_same_transfers_and_serve_pulls_from_their_logs
             }
             assert!(pulls_served > 0, "the lost pushes were pulled");
             eprintln!("finalized after {pass} passes, {pulls_served} pulls served");
-            for driver in &mut drivers {
-                driver.sync_all().await.unwrap();
-            }
         })
         .unwrap()
         .join()

@@ -18,6 +18,7 @@ use pc_net::driver::{Driver, DriverHandle};
 use pc_net::endpoint::NORMAL_CLOSE_CODE;
 use pc_net::tls::CERTIFICATE_NAME;
 use pc_net::{ConnId, NetMessage, SendError};
+use pc_node::telemetry::{CoreStopped, Event, PeerBookError};
 use pc_node::{CoreMsg, HostStats, NodeCore, NodeIo, Now, ShardHost, ShardReport};
 use pc_storage::{Durability, Log};
 
@@ -100,23 +101,7 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
         books,
         started,
     } = run;
-    let mut ring_tasks = Vec::new();
-    for receiver in rings_in {
-        let inbox = inbox.clone();
-        ring_tasks.push(glommio::spawn_local(async move {
-            let receiver = receiver.connect().await;
-            while let Some(message) = receiver.recv().await {
-                inbox.push(CoreInput::Ring(message));
-            }
-        }));
-    }
-    let mut rings = Vec::new();
-    for sender in rings_out {
-        rings.push(match sender {
-            Some(sender) => Some(sender.connect().await),
-            None => None,
-        });
-    }
+    let (ring_tasks, rings) = connect_rings(rings_in, rings_out, &inbox).await;
     let waker = inbox.clone();
     let on_done: Rc<dyn Fn()> = Rc::new(move || waker.wake());
     let mut syncs: BTreeMap<u16, LogSync> = logs
@@ -148,31 +133,29 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
         net: &net,
         rings: &rings,
     };
-    for (shard, sync) in syncs.iter_mut() {
-        let mut durable = None;
-        let synced = sync.sync_all(|seq| durable = Some(seq)).await;
-        result = result.and(synced);
-        if let Some(seq) = durable {
-            result = result.and(
-                core.handle_durable(&mut io, *shard, seq, now(started))
-                    .map_err(Into::into),
-            );
-        }
-    }
+    result = result.and(sync_at_stop(&mut core, &mut syncs, &mut io, started).await);
     emit(&mut core, &books, now(started));
     if let Some(save) = core.take_book_save() {
-        let index = core.index();
         if let Err(error) = save.write() {
-            let line = pc_node::telemetry::PeerBookError {
-                core: index,
+            let line = PeerBookError {
+                core: core.index(),
                 error: error.to_string(),
             };
-            eprintln!(
-                "{}",
-                pc_node::telemetry::Event::PeerBookError(line).to_line()
-            );
+            eprintln!("{}", Event::PeerBookError(line).to_line());
         }
     }
+    stop_endpoint(driver, ring_tasks, core.index()).await;
+    result?;
+    Ok(core
+        .into_shards()
+        .into_iter()
+        .map(ShardHost::report)
+        .collect())
+}
+
+/// Closes the core's connections (waiting [`SHUTDOWN_LINGER`] for their
+/// acknowledgement), ends the ring tasks, prints the `core_stopped` line.
+async fn stop_endpoint(driver: Driver, ring_tasks: Vec<glommio::Task<()>>, core: usize) {
     let stats = driver
         .shutdown(NORMAL_CLOSE_CODE, "shutting down", SHUTDOWN_LINGER)
         .await;
@@ -180,22 +163,65 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
         task.cancel().await;
     }
     if let Ok(stats) = stats {
-        let stopped = pc_node::telemetry::CoreStopped {
-            core: core.index(),
+        let stopped = CoreStopped {
+            core,
             datagrams_received: stats.datagrams_received,
             datagrams_sent: stats.datagrams_sent,
         };
-        eprintln!(
-            "{}",
-            pc_node::telemetry::Event::CoreStopped(stopped).to_line()
-        );
+        eprintln!("{}", Event::CoreStopped(stopped).to_line());
     }
-    result?;
-    Ok(core
-        .into_shards()
-        .into_iter()
-        .map(ShardHost::report)
-        .collect())
+}
+
+/// The ring tasks feeding `inbox` from the other cores, and the connected
+/// senders to them.
+async fn connect_rings(
+    rings_in: Vec<SharedReceiver<CoreMsg>>,
+    rings_out: Vec<Option<SharedSender<CoreMsg>>>,
+    inbox: &Rc<Inbox>,
+) -> (
+    Vec<glommio::Task<()>>,
+    Vec<Option<ConnectedSender<CoreMsg>>>,
+) {
+    let mut tasks = Vec::new();
+    for receiver in rings_in {
+        let inbox = inbox.clone();
+        tasks.push(glommio::spawn_local(async move {
+            let receiver = receiver.connect().await;
+            while let Some(message) = receiver.recv().await {
+                inbox.push(CoreInput::Ring(message));
+            }
+        }));
+    }
+    let mut rings = Vec::new();
+    for sender in rings_out {
+        rings.push(match sender {
+            Some(sender) => Some(sender.connect().await),
+            None => None,
+        });
+    }
+    (tasks, rings)
+}
+
+/// Syncs every log until nothing is dirty and tells the core what became
+/// durable (its own anchors among it leave now).
+async fn sync_at_stop(
+    core: &mut NodeCore,
+    syncs: &mut BTreeMap<u16, LogSync>,
+    io: &mut CoreIo<'_>,
+    started: Instant,
+) -> Result<(), EngineError> {
+    let mut result = Ok(());
+    for (shard, sync) in syncs.iter_mut() {
+        let mut durable = None;
+        result = result.and(sync.sync_all(|seq| durable = Some(seq)).await);
+        if let Some(seq) = durable {
+            result = result.and(
+                core.handle_durable(io, *shard, seq, now(started))
+                    .map_err(Into::into),
+            );
+        }
+    }
+    result
 }
 
 /// One turn: wait for inputs or the next timeout, handle what came, the
