@@ -24,7 +24,7 @@ use pc_shard::machine::{
 use pc_storage::{Durability, Log, LogConfig};
 
 pub use pc_node::shard_host::MAX_INDEXED_ANCHORS;
-pub use pc_node::{CountingVerifier, CrashHook, CrashSite, ShardCounters, ShardReport};
+pub use pc_node::{CountingVerifier, CrashSite, ShardCounters, ShardReport};
 
 use crate::EngineError;
 
@@ -329,28 +329,6 @@ impl ShardDriver {
     /// The encoded anchor `id` from the log, if this driver indexes it.
     pub fn anchor_bytes(&self, id: &Hash32) -> Option<Vec<u8>> {
         self.host.anchor_bytes(id)
-    }
-
-    /// Logged anchors of birth round `from_round` and above (see
-    /// [`ShardHost::anchors_from_round`]).
-    pub fn anchors_from_round(
-        &self,
-        from_round: u64,
-        max_count: usize,
-        max_bytes: usize,
-    ) -> Vec<Vec<u8>> {
-        self.host
-            .anchors_from_round(from_round, max_count, max_bytes)
-    }
-
-    /// Installs a crash-injection hook (tests of crash recovery).
-    pub fn set_crash_hook(&mut self, hook: CrashHook) {
-        self.host.set_crash_hook(hook);
-    }
-
-    /// Client micro-event finality latency since the last call, µs.
-    pub fn take_interval_event_finality(&mut self) -> Histogram<u64> {
-        self.host.take_interval_event_finality()
     }
 
     /// The machine (read-only: state, consensus, sync statistics).

@@ -331,11 +331,7 @@ async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
         status_interval_us: options.status_interval.as_micros() as u64,
         crash: options.crash,
     };
-    let now = pc_node::Now {
-        mono_us: started.elapsed().as_micros() as u64,
-        unix_s: unix_now(),
-    };
-    let node_core = NodeCore::new(config, hosts, now);
+    let node_core = NodeCore::new(config, hosts, core_driver::now(started));
     let started_line = CoreStarted {
         core,
         listen: bind.to_string(),

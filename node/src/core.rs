@@ -424,7 +424,7 @@ impl NodeCore {
         self.dial_due(io, now);
         self.catch_up_due(io, now);
         self.route_transmits(io, now);
-        if now.mono_us >= self.next_status_us {
+        if self.status_due(now) {
             self.status(now);
             self.next_status_us = now.mono_us + self.status_interval_us;
         }
@@ -506,6 +506,12 @@ impl NodeCore {
     /// This core's index.
     pub fn index(&self) -> usize {
         self.core
+    }
+
+    /// Whether [`NodeCore::handle_timeout`] at `now` writes the status
+    /// events (the driver samples its host only then).
+    pub fn status_due(&self, now: Now) -> bool {
+        now.mono_us >= self.next_status_us
     }
 
     /// What the driver knows of its host, for the next status events.

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use glommio::channels::shared_channel::{ConnectedSender, SharedReceiver, SharedSender};
 use pc_net::driver::{Driver, DriverHandle};
@@ -51,12 +51,10 @@ pub(crate) struct CoreRun {
 }
 
 /// The time now, as the node core takes it.
-fn now(started: Instant) -> Now {
+pub(super) fn now(started: Instant) -> Now {
     Now {
         mono_us: started.elapsed().as_micros() as u64,
-        unix_s: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        unix_s: super::unix_now(),
     }
 }
 
@@ -255,11 +253,14 @@ async fn turn(
     }
     let now_t = now(started);
     if now_t.mono_us >= core.poll_timeout() {
-        core.set_host_stats(HostStats {
-            inbox_dropped: inbox.dropped(),
-            inbox_frames: inbox.len() as u64,
-            anon_rss_kib: crate::host::proc_status_kib("RssAnon").unwrap_or(0),
-        });
+        // /proc is read once per status interval, not per timeout.
+        if core.status_due(now_t) {
+            core.set_host_stats(HostStats {
+                inbox_dropped: inbox.dropped(),
+                inbox_frames: inbox.len() as u64,
+                anon_rss_kib: crate::host::proc_status_kib("RssAnon").unwrap_or(0),
+            });
+        }
         core.handle_timeout(io, now_t)?;
     }
     for (shard, sync) in syncs.iter_mut() {

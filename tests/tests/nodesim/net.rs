@@ -39,6 +39,19 @@ pub struct End {
     pub open: bool,
 }
 
+impl End {
+    /// A fresh end towards `peer` at `remote`, its handshake pending.
+    pub fn new(peer: (Party, ConnId), remote: SocketAddr) -> End {
+        End {
+            peer,
+            remote,
+            queued_bytes: 0,
+            last_arrival_us: 0,
+            open: false,
+        }
+    }
+}
+
 /// What a party asked of the network while it was handled.
 #[derive(Debug)]
 pub enum Out {

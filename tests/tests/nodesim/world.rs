@@ -604,16 +604,9 @@ impl World {
             // Nobody listens: the dial times out.
             let remote = addr;
             let epoch = self.party_epoch(from);
-            self.links.ends.insert(
-                (from, conn),
-                End {
-                    peer: (to, ConnId(0)),
-                    remote,
-                    queued_bytes: 0,
-                    last_arrival_us: 0,
-                    open: false,
-                },
-            );
+            self.links
+                .ends
+                .insert((from, conn), End::new((to, ConnId(0)), remote));
             self.schedule(
                 at_us + 1_000_000,
                 Ev::Closed {
@@ -627,26 +620,12 @@ impl World {
         }
         let to_conn = self.links.new_conn(to);
         let from_addr = self.address_of(from);
-        self.links.ends.insert(
-            (from, conn),
-            End {
-                peer: (to, to_conn),
-                remote: addr,
-                queued_bytes: 0,
-                last_arrival_us: 0,
-                open: false,
-            },
-        );
-        self.links.ends.insert(
-            (to, to_conn),
-            End {
-                peer: (from, conn),
-                remote: from_addr,
-                queued_bytes: 0,
-                last_arrival_us: 0,
-                open: false,
-            },
-        );
+        self.links
+            .ends
+            .insert((from, conn), End::new((to, to_conn), addr));
+        self.links
+            .ends
+            .insert((to, to_conn), End::new((from, conn), from_addr));
         let rtt = 2 * self.cfg.latency_us;
         let (e_from, e_to) = (self.party_epoch(from), self.party_epoch(to));
         let (spki_from, spki_to) = (self.spki_of(from), self.spki_of(to));
