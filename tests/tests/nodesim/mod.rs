@@ -106,10 +106,10 @@ impl SeedConfig {
             submit_every_us: 20_000,
             double_spend_pct: 10,
             fault_end_us: 8_000_000,
-            // A k = 21 round takes longer: its seeds run longer to reach
-            // `min_rounds`.
-            load_end_us: if big { 22_000_000 } else { 14_000_000 },
-            end_us: if big { 28_000_000 } else { 20_000_000 },
+            // Rounds of larger committees take longer: their seeds run
+            // longer to reach `min_rounds`.
+            load_end_us: if seats > 4 { 22_000_000 } else { 14_000_000 },
+            end_us: if seats > 4 { 28_000_000 } else { 20_000_000 },
             min_rounds: 40,
             ancient_window_rounds: if seed.is_multiple_of(2) { 8 } else { 26 },
             coin_round_period: if seed % 3 == 1 { 3 } else { 10 },
