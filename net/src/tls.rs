@@ -1,6 +1,6 @@
 //! TLS 1.3 for QUIC: rustls with the `ring` provider, ALPN [`ALPN`], a
-//! self-signed certificate per node, and verifiers that take any
-//! certificate but still check every handshake signature.
+//! self-signed certificate per node, and one verifier for both sides that
+//! takes any certificate but still checks every handshake signature.
 //!
 //! Peers do not authenticate by a certificate authority: a validator binds
 //! its TLS key to its genesis key with the `Hello` (`crate::identity`).
@@ -200,9 +200,7 @@ fn pem_section(label: &str, der: &[u8]) -> String {
 /// certificates asked for but optional, no session resumption.
 pub fn server_config(identity: &TlsIdentity) -> Result<rustls::ServerConfig, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(AnyClientCertificate {
-        algorithms: provider.signature_verification_algorithms,
-    });
+    let verifier = AnyCertificate::new(&provider);
     let mut config = rustls::ServerConfig::builder_with_details(provider, Arc::new(NoClock))
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -222,9 +220,7 @@ pub fn server_config(identity: &TlsIdentity) -> Result<rustls::ServerConfig, Tls
 /// (plain clients).
 pub fn client_config(identity: Option<&TlsIdentity>) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(AnyServerCertificate {
-        algorithms: provider.signature_verification_algorithms,
-    });
+    let verifier = AnyCertificate::new(&provider);
     let builder = rustls::ClientConfig::builder_with_details(provider, Arc::new(NoClock))
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -255,14 +251,55 @@ impl TimeProvider for NoClock {
     }
 }
 
-/// Accepts any well-formed server certificate; checks the handshake
-/// signature with the provider's algorithms.
+/// The one certificate verifier of both sides: it accepts any well-formed
+/// certificate (peers authenticate by the `Hello`, not by a certificate
+/// authority) and checks the handshake signature made with its key. As a
+/// server's client-certificate verifier it asks for a certificate without
+/// requiring one.
 #[derive(Debug)]
-struct AnyServerCertificate {
+struct AnyCertificate {
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for AnyServerCertificate {
+impl AnyCertificate {
+    /// A verifier with `provider`'s signature algorithms.
+    fn new(provider: &CryptoProvider) -> Arc<AnyCertificate> {
+        Arc::new(AnyCertificate {
+            algorithms: provider.signature_verification_algorithms,
+        })
+    }
+}
+
+/// The handshake-signature methods, which `ServerCertVerifier` and
+/// `ClientCertVerifier` declare alike: TLS 1.2 refused, TLS 1.3 checked
+/// with the provider's algorithms.
+macro_rules! handshake_signature_checks {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            _message: &[u8],
+            _cert: &CertificateDer<'_>,
+            _dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Err(tls12_refused())
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algorithms.supported_schemes()
+        }
+    };
+}
+
+impl ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -275,37 +312,10 @@ impl ServerCertVerifier for AnyServerCertificate {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(tls12_refused())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    handshake_signature_checks!();
 }
 
-/// Offers client authentication without requiring it; accepts any
-/// well-formed client certificate and checks its handshake signature.
-#[derive(Debug)]
-struct AnyClientCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ClientCertVerifier for AnyClientCertificate {
+impl ClientCertVerifier for AnyCertificate {
     fn offer_client_auth(&self) -> bool {
         true
     }
@@ -328,27 +338,7 @@ impl ClientCertVerifier for AnyClientCertificate {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(tls12_refused())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    handshake_signature_checks!();
 }
 
 /// TLS 1.2 is not enabled; a TLS 1.2 signature can never be asked for.
@@ -545,6 +535,36 @@ mod tests {
                 what: "CERTIFICATE"
             })
         ));
+    }
+
+    #[test]
+    fn the_verifier_takes_a_generated_certificate_and_refuses_garbage_on_both_sides() {
+        let verifier = AnyCertificate::new(&provider());
+        let identity = TlsIdentity::generate().unwrap();
+        let name = ServerName::try_from(CERTIFICATE_NAME).unwrap();
+        let now = UnixTime::since_unix_epoch(Duration::ZERO);
+        let good = identity.certificate_der();
+        let garbage = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+        assert!(verifier
+            .verify_server_cert(good, &[], &name, &[], now)
+            .is_ok());
+        assert!(verifier.verify_client_cert(good, &[], now).is_ok());
+        let bad = rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding);
+        assert_eq!(
+            verifier
+                .verify_server_cert(&garbage, &[], &name, &[], now)
+                .unwrap_err(),
+            bad
+        );
+        assert_eq!(
+            verifier.verify_client_cert(&garbage, &[], now).unwrap_err(),
+            bad
+        );
+        assert!(verifier.offer_client_auth() && !verifier.client_auth_mandatory());
+        assert_eq!(
+            ServerCertVerifier::supported_verify_schemes(&*verifier),
+            ClientCertVerifier::supported_verify_schemes(&*verifier)
+        );
     }
 
     #[test]
