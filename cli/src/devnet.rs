@@ -19,22 +19,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pc_codec::genesis::{
-    ConsensusParams, Genesis, GenesisAllocation, GenesisValidator, SeatAssignment,
-};
+use pc_codec::genesis::{ConsensusParams, Genesis};
 use pc_codec::ids::shard_of;
 use pc_codec::{to_hex, Encode, MicroEvent, SigningKey};
+use pc_engine::agreement;
 use pc_engine::client::{self, LoadStats};
-use pc_engine::{agreement, genesis_file};
 use pc_storage::Durability;
 
+use crate::dev_genesis::{self, DevClients, DevGenesis};
 use crate::error::CliError;
-use crate::key_file;
 
 /// Marker file of a devnet data dir (a dir holding it may be reused).
 const MARKER: &str = "devnet.toml";
 /// Units of each genesis output.
 const OUTPUT_UNITS: u64 = 1_000_000;
+/// Funded clients of every shard.
+const CLIENTS_PER_SHARD: u16 = 2;
 /// Units each load transfer pays back to its owner (the rest is its fee).
 const PAYS_UNITS: u64 = 999_000;
 
@@ -526,70 +526,26 @@ fn prepare_dir(dir: &Path) -> Result<(), CliError> {
     .map_err(|e| CliError::io(&marker, "write", e))
 }
 
-/// Writes the dev genesis (validator n holds seat n of every shard; at
-/// least two funded clients per shard with enough outputs for the load)
-/// and the keys.
+/// Writes the dev genesis (validator n holds seat n of every shard;
+/// [`CLIENTS_PER_SHARD`] funded clients per shard with enough outputs for
+/// the load) and its keys.
 fn write_genesis(dir: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<SigningKey>), CliError> {
-    let params = ConsensusParams::v0(args.nodes, args.shards);
-    let keys_dir = dir.join("keys");
-    let mut rng = rand::rng();
-    let mut validators = Vec::new();
-    for seat in 0..args.nodes {
-        let key = SigningKey::generate(&mut rng);
-        key_file::write(
-            &keys_dir.join(format!("validator-{seat:02}.key")),
-            &key,
-            "validator",
-        )?;
-        validators.push(GenesisValidator {
-            key: key.public_key(),
-            bond: 10_000 * pc_codec::genesis::UNITS_PER_PC,
-            seats: (0..args.shards)
-                .map(|shard| SeatAssignment { shard, seat })
-                .collect(),
-        });
-    }
-    const CLIENTS_PER_SHARD: usize = 2;
     let per_shard = ((args.load * args.seconds) / f64::from(args.shards)).ceil() as u64 + 512;
     let outputs_per_client = per_shard
-        .div_ceil(CLIENTS_PER_SHARD as u64)
+        .div_ceil(u64::from(CLIENTS_PER_SHARD))
         .clamp(1, u64::from(pc_codec::genesis::MAX_OUTPUTS_PER_ALLOCATION))
         as u32;
-    let mut by_shard: Vec<usize> = vec![0; usize::from(args.shards)];
-    let mut clients = Vec::new();
-    let mut allocations = Vec::new();
-    while by_shard.iter().any(|n| *n < CLIENTS_PER_SHARD) {
-        let key = SigningKey::generate(&mut rng);
-        let shard = usize::from(shard_of(&key.public_key(), args.shards));
-        if by_shard[shard] >= CLIENTS_PER_SHARD {
-            continue;
-        }
-        by_shard[shard] += 1;
-        key_file::write(
-            &keys_dir.join(format!("client-{:02}.key", clients.len())),
-            &key,
-            "client",
-        )?;
-        allocations.push(GenesisAllocation {
-            owner: key.public_key(),
-            amount: OUTPUT_UNITS,
-            outputs: outputs_per_client,
-        });
-        clients.push(key);
-    }
-    let mut note = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rng, &mut note);
-    let genesis = Genesis {
-        params,
-        note_commitment: *blake3::hash(&note).as_bytes(),
-        validators,
-        allocations,
-    };
-    genesis.validate().map_err(|e| usage(e.to_string()))?;
-    let path = dir.join("genesis.toml");
-    std::fs::write(&path, genesis_file::render(&genesis, &note))
-        .map_err(|e| CliError::io(&path, "write genesis", e))?;
-    Ok((genesis, clients))
+    let written = dev_genesis::write(
+        dir,
+        &DevGenesis {
+            params: ConsensusParams::v0(args.nodes, args.shards),
+            bond: 10_000 * pc_codec::genesis::UNITS_PER_PC,
+            clients: DevClients::PerShard(CLIENTS_PER_SHARD),
+            outputs_per_client,
+            units_per_output: OUTPUT_UNITS,
+        },
+    )?;
+    Ok((written.loaded.genesis, written.clients))
 }
 
 /// Starts (or restarts) a node; its stderr is appended to `node.log` and

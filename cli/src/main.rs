@@ -4,6 +4,7 @@
 //! operator; the protocol lives in `pc-codec`, the log in `pc-storage`.
 #![warn(missing_docs)]
 
+mod dev_genesis;
 mod devnet;
 mod error;
 mod key_file;
@@ -13,13 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pc_codec::genesis::{
-    ConsensusParams, Genesis, GenesisAllocation, GenesisValidator, SeatAssignment, UNITS_PER_PC,
-};
+use pc_codec::genesis::{ConsensusParams, Genesis, UNITS_PER_PC};
 use pc_codec::{to_hex, SigningKey};
 
 use pc_engine::genesis_file;
 
+use crate::dev_genesis::{DevClients, DevGenesis};
 use crate::error::CliError;
 
 /// The Phantom-Coin validator node.
@@ -224,12 +224,12 @@ fn run(command: Command) -> Result<(), CliError> {
                 },
         } => genesis_new(
             &out,
-            ConsensusParams::v0(k, shards),
-            NewGenesisFunds {
-                clients,
+            &DevGenesis {
+                params: ConsensusParams::v0(k, shards),
+                bond,
+                clients: DevClients::Total(clients),
                 outputs_per_client,
                 units_per_output,
-                bond,
             },
         ),
     }
@@ -309,21 +309,10 @@ fn print_seats(genesis: &Genesis, key_path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-struct NewGenesisFunds {
-    clients: u16,
-    outputs_per_client: u32,
-    units_per_output: u64,
-    bond: u64,
-}
-
-/// Writes `out/genesis.toml`, `out/keys/validator-NN.key` (validator `i`
-/// holds seat `i` of every shard) and `out/keys/client-NN.key`, then loads
-/// the written genesis back through the same checks `verify` runs.
-fn genesis_new(
-    out: &Path,
-    params: ConsensusParams,
-    funds: NewGenesisFunds,
-) -> Result<(), CliError> {
+/// Writes `out/genesis.toml` and the keys of a new dev genesis
+/// ([`dev_genesis::write`]) and prints its `genesis_loaded` line.
+fn genesis_new(out: &Path, spec: &DevGenesis) -> Result<(), CliError> {
+    let params = spec.params;
     if params.k == 0 || params.k > 64 {
         return Err(CliError::Usage(format!(
             "--k {} is outside 1..=64",
@@ -333,73 +322,15 @@ fn genesis_new(
     if params.shards == 0 {
         return Err(CliError::Usage("--shards must be at least 1".to_string()));
     }
-    let keys_dir = out.join("keys");
-    std::fs::create_dir_all(&keys_dir)
-        .map_err(|e| CliError::io(&keys_dir, "create directory", e))?;
-    let genesis_path = out.join("genesis.toml");
-    if genesis_path.exists() {
-        return Err(CliError::Usage(format!(
-            "{} already exists; refusing to overwrite",
-            genesis_path.display()
-        )));
-    }
-    let mut rng = rand::rng();
-    let mut validators = Vec::with_capacity(usize::from(params.k));
-    for seat in 0..params.k {
-        let key = SigningKey::generate(&mut rng);
-        key_file::write(
-            &keys_dir.join(format!("validator-{seat:02}.key")),
-            &key,
-            "validator",
-        )?;
-        validators.push(GenesisValidator {
-            key: key.public_key(),
-            bond: funds.bond,
-            seats: (0..params.shards)
-                .map(|shard| SeatAssignment { shard, seat })
-                .collect(),
-        });
-    }
-    let mut allocations = Vec::with_capacity(usize::from(funds.clients));
-    for client in 0..funds.clients {
-        let key = SigningKey::generate(&mut rng);
-        key_file::write(
-            &keys_dir.join(format!("client-{client:02}.key")),
-            &key,
-            "client",
-        )?;
-        allocations.push(GenesisAllocation {
-            owner: key.public_key(),
-            amount: funds.units_per_output,
-            outputs: funds.outputs_per_client,
-        });
-    }
-    let mut note = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rng, &mut note);
-    let genesis = Genesis {
-        params,
-        note_commitment: *blake3::hash(&note).as_bytes(),
-        validators,
-        allocations,
-    };
-    genesis
-        .validate()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    std::fs::write(&genesis_path, genesis_file::render(&genesis, &note))
-        .map_err(|e| CliError::io(&genesis_path, "write genesis", e))?;
-    let loaded = genesis_file::load(&genesis_path)?;
-    assert_eq!(
-        loaded.genesis, genesis,
-        "a written genesis must read back identically"
-    );
-    println!("{}", loaded.loaded_line());
+    let written = dev_genesis::write(out, spec)?;
+    println!("{}", written.loaded.loaded_line());
     eprintln!(
         "wrote {} (network {}), {} validator and {} client keys in {}",
-        genesis_path.display(),
-        to_hex(&genesis.network()),
+        written.path.display(),
+        to_hex(&written.loaded.genesis.network()),
         params.k,
-        funds.clients,
-        keys_dir.display()
+        written.clients.len(),
+        written.keys_dir.display()
     );
     Ok(())
 }
