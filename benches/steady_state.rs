@@ -14,9 +14,11 @@
 //!   finalized round of the workload (throughput in transfers), plus ns per
 //!   transfer printed to stderr.
 //!
-//! The workload is generated once, outside every timed region, by 21
-//! in-memory seat machines (see `pc_benches::workload`), and cached in the
-//! temporary directory (generation takes minutes).
+//! The workload is generated once, outside every timed region, by the
+//! bench's own DAG generator with 21 in-memory seat machines and the fast
+//! signature scheme (see `pc_benches::workload`), and cached in the bench's
+//! workload cache (`$PHANTOM_BENCH_CACHE`, else `~/.cache/phantom-engine/bench`;
+//! generation takes minutes).
 //!
 //! Run: `cargo bench -p pc-benches --bench steady_state`
 //! (`STEADY_ANCHORS=n` for another workload length).
@@ -26,8 +28,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use pc_benches::workload::{self, NoSignatureCheck, Workload, TX_PER_ANCHOR};
+use pc_benches::workload::{self, Workload, TX_PER_ANCHOR};
+use pc_codec::genesis::Genesis;
 use pc_codec::{Decode, EventDigest, Hash32, MicroEvent, SignatureVerifier, SignedAnchor};
+use pc_engine::workload::Unchecked;
 use pc_shard::consensus::{Consensus, ConsensusConfig};
 use pc_shard::machine::{AnchorStatus, FastSeatKey, FinalizedReport, Role, Shard, ShardLimits};
 use pc_shard::sim_crypto::FastVerifier;
@@ -46,14 +50,8 @@ const MIN_STEADY: usize = 4_000;
 
 type Observer<V> = Shard<V, FastSeatKey>;
 
-fn observer<V: SignatureVerifier>(workload: &Workload, verifier: V) -> Observer<V> {
-    Shard::new(
-        &workload.genesis,
-        0,
-        Role::Observer,
-        verifier,
-        ShardLimits::default(),
-    )
+fn observer<V: SignatureVerifier>(genesis: &Genesis, verifier: V) -> Observer<V> {
+    Shard::new(genesis, 0, Role::Observer, verifier, ShardLimits::default())
 }
 
 /// One anchor through the observer, with everything the driver would drain.
@@ -87,8 +85,10 @@ struct ApplyRound {
     ufw_creators: Vec<u8>,
 }
 
-struct Prepared {
-    workload: Workload,
+struct Prepared<'a> {
+    genesis: &'a Genesis,
+    /// The workload's anchors, in order.
+    anchors: Vec<&'a [u8]>,
     /// Consensus' view of every anchor, with its claimed birth round.
     vertices: Vec<(VertexSpec, u64)>,
     rounds: Vec<ApplyRound>,
@@ -101,36 +101,43 @@ struct Prepared {
     genesis_state: ShardState,
 }
 
-/// Generates the workload and checks, untimed, that it is what the bench
-/// claims: every anchor valid (real fast-scheme signature checks) and
-/// inserted, rounds finalized, the DAG pruned to a bounded size.
-fn prepare() -> Prepared {
+/// Loads (or generates) the workload of `STEADY_ANCHORS` (default
+/// [`ANCHORS`]) anchors.
+fn load_workload() -> Workload {
     let started = Instant::now();
     let anchors = std::env::var("STEADY_ANCHORS")
         .ok()
         .map_or(ANCHORS, |n| n.parse().expect("STEADY_ANCHORS is a number"));
-    let workload = workload::load_or_generate(anchors);
+    let workload = workload::load_or_generate(&pc_engine::bench::default_cache_dir(), anchors)
+        .unwrap_or_else(|error| panic!("the steady-state workload: {error}"));
     eprintln!(
         "workload: {} anchors ({} with {TX_PER_ANCHOR} transfers), {} transfers, \
-         {} applied by the generator's observer, {} waves, generated in {:.1?}",
-        workload.anchors.len(),
-        workload.full_anchors,
-        workload.transfers,
-        workload.applied,
-        workload.waves,
+         loaded or generated in {:.1?}",
+        workload.file.len(),
+        workload.full_anchors(),
+        workload.file.total_events(),
         started.elapsed()
     );
-    assert!(workload.anchors.len() >= 10_000);
+    workload
+}
+
+/// Checks, untimed, that the workload is what the bench claims: every
+/// anchor valid (real fast-scheme signature checks) and inserted, rounds
+/// finalized, the DAG pruned to a bounded size; prepares the inputs of the
+/// consensus and apply benches.
+fn prepare(workload: &Workload) -> Prepared<'_> {
+    let anchors = workload.anchors();
+    assert!(anchors.len() >= 10_000);
     assert!(
-        workload.full_anchors * 100 >= workload.anchors.len() * 95,
+        workload.full_anchors() * 100 >= anchors.len() * 95,
         "fewer than 95 % of the anchors carry {TX_PER_ANCHOR} transfers"
     );
 
-    let mut machine = observer(&workload, FastVerifier);
+    let mut machine = observer(&workload.genesis, FastVerifier);
     let mut reports = Vec::new();
     let (mut max_len, mut max_len_steady) = (0, 0);
     let (mut steady_start, mut len_at_steady_start) = (None, 0);
-    for (index, bytes) in workload.anchors.iter().enumerate() {
+    for (index, bytes) in anchors.iter().enumerate() {
         let status = feed(&mut machine, bytes, &mut reports);
         assert_eq!(status, AnchorStatus::Inserted, "anchor {index}");
         let len = machine.consensus().len();
@@ -166,13 +173,13 @@ fn prepare() -> Prepared {
         consensus.len(),
         consensus.stale_count(),
         steady_start - 1,
-        workload.anchors.len() - steady_start
+        anchors.len() - steady_start
     );
     assert_eq!(rejected, 0, "every workload transfer applies");
     assert!(reports.len() >= 100, "too few rounds finalized");
     assert!(consensus.floor() > 0, "nothing was pruned");
     assert!(
-        workload.anchors.len() - steady_start >= MIN_STEADY,
+        anchors.len() - steady_start >= MIN_STEADY,
         "too few steady-state anchors"
     );
     // Bounded: in the steady state the DAG stays about the size it had
@@ -183,15 +190,14 @@ fn prepare() -> Prepared {
          pruning started"
     );
     assert!(
-        consensus.len() + MIN_STEADY <= workload.anchors.len(),
+        consensus.len() + MIN_STEADY <= anchors.len(),
         "the DAG is not pruned: {} of {} anchors held",
         consensus.len(),
-        workload.anchors.len()
+        anchors.len()
     );
-    assert!(finalized_anchors * 10 >= workload.anchors.len() * 9);
+    assert!(finalized_anchors * 10 >= anchors.len() * 9);
 
-    let anchors: HashMap<Hash32, SignedAnchor> = workload
-        .anchors
+    let decoded: HashMap<Hash32, SignedAnchor> = anchors
         .iter()
         .map(|bytes| {
             let anchor = SignedAnchor::from_bytes(bytes).expect("a workload anchor decodes");
@@ -199,8 +205,7 @@ fn prepare() -> Prepared {
         })
         .collect();
     let window = consensus.window();
-    let vertices = workload
-        .anchors
+    let vertices = anchors
         .iter()
         .map(|bytes| {
             let anchor = SignedAnchor::from_bytes(bytes).expect("a workload anchor decodes");
@@ -231,7 +236,7 @@ fn prepare() -> Prepared {
                 .anchors
                 .iter()
                 .map(|finalized| {
-                    let anchor = &anchors[&finalized.id];
+                    let anchor = &decoded[&finalized.id];
                     let network = workload.genesis.network();
                     (
                         anchor.header.header.creator,
@@ -250,7 +255,7 @@ fn prepare() -> Prepared {
                 .round
                 .unique_famous_witnesses
                 .iter()
-                .map(|id| anchors[id].header.header.creator)
+                .map(|id| decoded[id].header.header.creator)
                 .collect(),
         })
         .collect();
@@ -258,7 +263,8 @@ fn prepare() -> Prepared {
     drop(machine);
     let prepared = Prepared {
         genesis_state: ShardState::from_genesis(&workload.genesis, 0),
-        workload,
+        genesis: &workload.genesis,
+        anchors,
         vertices,
         rounds,
         steady_start,
@@ -292,8 +298,8 @@ fn apply_all(state: &mut ShardState, rounds: &[ApplyRound]) {
 
 /// Per-anchor times (ns) of one pass of the observer, after warm-up.
 fn observer_pass<V: SignatureVerifier>(prepared: &Prepared, verifier: V) -> Vec<u64> {
-    let anchors = &prepared.workload.anchors;
-    let mut machine = observer(&prepared.workload, verifier);
+    let anchors = &prepared.anchors;
+    let mut machine = observer(prepared.genesis, verifier);
     let mut reports = Vec::new();
     for bytes in &anchors[..prepared.steady_start] {
         feed(&mut machine, bytes, &mut reports);
@@ -325,7 +331,7 @@ fn consensus_pass(prepared: &Prepared) -> Vec<u64> {
 }
 
 fn new_consensus(prepared: &Prepared) -> Consensus {
-    let params = &prepared.workload.genesis.params;
+    let params = &prepared.genesis.params;
     Consensus::new(ConsensusConfig {
         k: usize::from(params.k),
         coin_round_period: u64::from(params.coin_round_period),
@@ -392,12 +398,13 @@ fn timed_steps<S, T>(
 }
 
 fn steady_state(c: &mut Criterion) {
-    let prepared = prepare();
+    let workload = load_workload();
+    let prepared = prepare(&workload);
 
     for pass in 1..=2 {
         summary(
             &format!("observer_anchor per anchor, no signature checks (pass {pass})"),
-            observer_pass(&prepared, NoSignatureCheck),
+            observer_pass(&prepared, Unchecked),
         );
     }
     summary(
@@ -423,7 +430,7 @@ fn steady_state(c: &mut Criterion) {
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(1));
-    let anchors = &prepared.workload.anchors;
+    let anchors = &prepared.anchors;
     let mut subject = None;
     group.bench_function("observer_anchor", |b| {
         b.iter_custom(|iters| {
@@ -432,8 +439,8 @@ fn steady_state(c: &mut Criterion) {
                 anchors,
                 prepared.steady_start,
                 &mut subject,
-                &mut || observer(&prepared.workload, NoSignatureCheck),
-                &mut |machine, bytes: &Vec<u8>| {
+                &mut || observer(prepared.genesis, Unchecked),
+                &mut |machine, bytes: &&[u8]| {
                     let mut reports = Vec::new();
                     black_box(feed(machine, bytes, &mut reports));
                     black_box(reports);

@@ -7,8 +7,10 @@
 //! real committee produces) that hand every anchor to each other in one
 //! global order; that order is the workload order. The seats skip signature
 //! checks ([`Unchecked`]) because they check their own freshly signed
-//! objects; every signature is real BIP-340 and the node under test checks
-//! them all.
+//! objects. For `bench` every signature is real BIP-340 ([`Bip340Signing`])
+//! and the node under test checks them all; the criterion benches, which
+//! measure ordering with signature checks aside, run this same generator
+//! with a [`WorkloadSigning`] of the simulator's fast scheme.
 //!
 //! Every seat spends from its own queue of outputs: its share of the
 //! genesis outputs first, then the outputs of transfers it put in its own
@@ -35,10 +37,10 @@ use pc_codec::genesis::{
 };
 use pc_codec::ids::shard_of;
 use pc_codec::{
-    Hash32, MicroEvent, PublicKeyBytes, SignatureBytes, SignatureVerifier, SignedAnchor,
-    SigningKey, TransferBuilder,
+    Hash32, MicroEvent, OutPoint, PublicKeyBytes, SignatureBytes, SignatureVerifier, SignedAnchor,
+    SigningKey, Transfer, TxOut,
 };
-use pc_shard::machine::{Role, Shard, ShardLimits, ShardMessage};
+use pc_shard::machine::{AnchorSigner, Role, Shard, ShardLimits, ShardMessage};
 
 use crate::genesis_file;
 
@@ -86,13 +88,50 @@ impl WorkloadParams {
 }
 
 /// A verifier that accepts everything: only for the generator's seats,
-/// which see nothing but objects the generator itself just signed.
+/// which see nothing but objects the generator itself just signed, and for
+/// benches that measure a machine with its signature checks taken out.
+/// Never the product's verifier.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unchecked;
 
 impl SignatureVerifier for Unchecked {
     fn verify(&self, _: &PublicKeyBytes, _: &[u8], _: &SignatureBytes) -> bool {
         true
+    }
+}
+
+/// How the generator signs its seats' anchors and its transfers. The keys
+/// are always [`bench_key`]s (the bench genesis names them); the scheme is
+/// the implementor's.
+pub trait WorkloadSigning: Sync {
+    /// A seat's anchor signer.
+    type Seat: AnchorSigner;
+    /// Appended to [`WorkloadParams::cache_name`] for this scheme's cache
+    /// directory (empty for BIP-340, the bench's own).
+    const CACHE_SUFFIX: &'static str;
+    /// The anchor signer of the seat whose bench key is `key`.
+    fn seat(&self, key: SigningKey) -> Self::Seat;
+    /// `client`'s signature of transfer number `number` (from 0, in
+    /// signing order), whose id is `tx_id`.
+    fn sign_transfer(&self, client: &SigningKey, tx_id: &Hash32, number: u64) -> SignatureBytes;
+}
+
+/// BIP-340 for everything: the workload of `phantom-engine bench`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bip340Signing;
+
+impl WorkloadSigning for Bip340Signing {
+    type Seat = SigningKey;
+    const CACHE_SUFFIX: &'static str = "";
+
+    fn seat(&self, key: SigningKey) -> SigningKey {
+        key
+    }
+
+    /// Auxiliary randomness derived from `number`, so the workload is a
+    /// function of its parameters.
+    fn sign_transfer(&self, client: &SigningKey, tx_id: &Hash32, number: u64) -> SignatureBytes {
+        client.sign(tx_id, blake3::hash(&number.to_le_bytes()).as_bytes())
     }
 }
 
@@ -159,7 +198,7 @@ pub fn bench_genesis(params: &WorkloadParams) -> (Genesis, Vec<u8>) {
 }
 
 /// The genesis out points owned by `shard`'s client, in allocation order.
-fn shard_out_points(genesis: &Genesis, shard: u16) -> Vec<pc_codec::OutPoint> {
+fn shard_out_points(genesis: &Genesis, shard: u16) -> Vec<OutPoint> {
     let network = genesis.network();
     let mut points = Vec::new();
     for (index, allocation) in genesis.allocations.iter().enumerate() {
@@ -245,8 +284,6 @@ fn item_of(anchor_bytes: Vec<u8>) -> WorkloadItem {
     }
 }
 
-type GeneratorSeat = Shard<Unchecked, SigningKey>;
-
 /// Whether seat `creator` sends nothing in `wave` (about half the seats
 /// each wave, pseudo-randomly): seats of a real committee do not all make
 /// their anchors in lock step.
@@ -270,14 +307,14 @@ fn delay_waves(item: usize, receiver: usize) -> u64 {
 
 /// One generator seat with the records it emitted but was not yet told
 /// are durable (which holds back its next anchor: one in flight at a time).
-struct WaveSeat {
-    machine: GeneratorSeat,
+struct WaveSeat<S> {
+    machine: Shard<Unchecked, S>,
     unacknowledged_token: Option<u64>,
     /// Anchors of other seats with the wave they arrive in.
     inbox: Vec<(u64, std::rc::Rc<Vec<u8>>)>,
 }
 
-impl WaveSeat {
+impl<S: AnchorSigner> WaveSeat<S> {
     /// Takes the records and finalized rounds it emitted.
     fn collect(&mut self) {
         while let Some(record) = self.machine.poll_persist() {
@@ -291,13 +328,15 @@ impl WaveSeat {
 /// takes the anchors that reached it (one or two waves after they were
 /// sent) and its share of transfers, and about half the seats send their
 /// next anchor (a seat's durability is acknowledged at most once per wave,
-/// which holds back its next anchor). Calls `progress(transfers_signed, total)` now and then; returns
-/// the anchors in delivery order.
-pub fn generate_shard(
+/// which holds back its next anchor). Signs with `signing`; calls
+/// `progress(transfers_signed, total)` now and then; returns the anchors in
+/// delivery order.
+pub fn generate_shard<W: WorkloadSigning>(
     genesis: &Genesis,
     shard: u16,
     tx_per_anchor: u16,
     events: u64,
+    signing: &W,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Vec<WorkloadItem>, WorkloadError> {
     let network = genesis.network();
@@ -306,7 +345,7 @@ pub fn generate_shard(
     // Per seat, the outputs it may spend: its round-robin share of the
     // genesis outputs, then (pushed as it signs them) the outputs of its own
     // transfers, each exactly once.
-    let mut spendable: Vec<std::collections::VecDeque<pc_codec::OutPoint>> =
+    let mut spendable: Vec<std::collections::VecDeque<OutPoint>> =
         vec![std::collections::VecDeque::new(); usize::from(k)];
     for (index, out_point) in shard_out_points(genesis, shard).into_iter().enumerate() {
         spendable[index % usize::from(k)].push_back(out_point);
@@ -314,14 +353,15 @@ pub fn generate_shard(
     // Event ids of every signed transfer not yet finalized.
     let mut in_flight: std::collections::HashSet<Hash32> = std::collections::HashSet::new();
     let mut signed = 0u64;
-    let mut seats: Vec<WaveSeat> = (0..k)
+    let owner = client.public_key();
+    let mut seats: Vec<WaveSeat<W::Seat>> = (0..k)
         .map(|seat| WaveSeat {
             machine: Shard::new(
                 genesis,
                 shard,
                 Role::Seat {
                     seat,
-                    signer: bench_key("seat", u32::from(seat)),
+                    signer: signing.seat(bench_key("seat", u32::from(seat))),
                 },
                 Unchecked,
                 ShardLimits::default(),
@@ -332,7 +372,7 @@ pub fn generate_shard(
         .collect();
     // Generation ends when an observer of exactly the workload's anchors
     // has finalized every transfer (a seat's own view runs ahead of it).
-    let mut observer: GeneratorSeat = Shard::new(
+    let mut observer: Shard<Unchecked, W::Seat> = Shard::new(
         genesis,
         shard,
         Role::Observer,
@@ -351,19 +391,24 @@ pub fn generate_shard(
                 .min(usize::from(tx_per_anchor))
                 .min(spendable.len());
             if take > 0 && seat.machine.mempool_len() == 0 {
-                let spent: Vec<pc_codec::OutPoint> = spendable.drain(..take).collect();
+                let spent: Vec<OutPoint> = spendable.drain(..take).collect();
                 for out_point in spent {
-                    let aux = blake3::hash(&signed.to_le_bytes());
+                    let mut transfer = Transfer {
+                        inputs: vec![out_point],
+                        outputs: vec![TxOut {
+                            amount: TRANSFER_PAYS_UNITS,
+                            owner,
+                        }],
+                        owner,
+                        signature: [0; 64],
+                    };
+                    transfer.signature =
+                        signing.sign_transfer(&client, &transfer.tx_id(&network), signed);
                     signed += 1;
-                    let transfer = TransferBuilder::new()
-                        .input(out_point)
-                        .output(TRANSFER_PAYS_UNITS, client.public_key())
-                        .sign(&network, &client, aux.as_bytes())
-                        .expect("one input, one output");
                     // Spent by a later anchor of this seat (the queue is
                     // first in, first out; an empty mempool means the
                     // earlier transfers are in an own anchor already).
-                    spendable.push_back(pc_codec::OutPoint {
+                    spendable.push_back(OutPoint {
                         tx_id: transfer.tx_id(&network),
                         index: 0,
                     });
@@ -591,15 +636,27 @@ impl Workload {
     }
 }
 
-/// The workload of `params` in `cache_dir`, generated (shards in parallel
-/// threads, progress on stderr) unless a complete copy is already there.
+/// The BIP-340 workload of `params` in `cache_dir` (the bench's), generated
+/// unless a complete copy is already there: [`load_or_generate_with`].
 pub fn load_or_generate(
     cache_dir: &Path,
     params: WorkloadParams,
     show_progress: bool,
 ) -> Result<Workload, WorkloadError> {
+    load_or_generate_with(cache_dir, params, &Bip340Signing, show_progress)
+}
+
+/// The workload of `params` signed by `signing`, in `cache_dir`, generated
+/// (shards in parallel threads, progress on stderr) unless a complete copy
+/// is already there.
+pub fn load_or_generate_with<W: WorkloadSigning>(
+    cache_dir: &Path,
+    params: WorkloadParams,
+    signing: &W,
+    show_progress: bool,
+) -> Result<Workload, WorkloadError> {
     let workload = Workload {
-        dir: cache_dir.join(params.cache_name()),
+        dir: cache_dir.join(format!("{}{}", params.cache_name(), W::CACHE_SUFFIX)),
         params,
     };
     let complete = workload.dir.join("COMPLETE");
@@ -628,6 +685,7 @@ pub fn load_or_generate(
                             shard,
                             params.tx_per_anchor,
                             u64::from(params.events_per_shard),
+                            signing,
                             |done, total| {
                                 if !show_progress || done % 4096 > u64::from(params.tx_per_anchor) {
                                     return;
@@ -677,7 +735,7 @@ mod tests {
     fn generated_dag_finalizes_every_transfer_and_spends_each_output_once() {
         for committee in [1, 4] {
             let (genesis, _) = bench_genesis(&small(committee, 256));
-            let items = generate_shard(&genesis, 0, 16, 256, |_, _| {}).unwrap();
+            let items = generate_shard(&genesis, 0, 16, 256, &Bip340Signing, |_, _| {}).unwrap();
             let events: u64 = items.iter().map(|i| u64::from(i.events)).sum();
             assert_eq!(events, 256, "k={committee}");
             assert!(items.iter().all(|i| i.events <= 16));
@@ -690,7 +748,7 @@ mod tests {
         use pc_shard::state::Outcome;
         let (genesis, _) = bench_genesis(&small(4, 64));
         assert_eq!(shard_out_points(&genesis, 0).len(), 64);
-        let items = generate_shard(&genesis, 0, 16, 256, |_, _| {}).unwrap();
+        let items = generate_shard(&genesis, 0, 16, 256, &Bip340Signing, |_, _| {}).unwrap();
         let genesis_points: std::collections::HashSet<_> =
             shard_out_points(&genesis, 0).into_iter().collect();
         let mut observer: Shard<pc_codec::Bip340, SigningKey> = Shard::new(
@@ -700,7 +758,7 @@ mod tests {
             pc_codec::Bip340,
             ShardLimits::default(),
         );
-        let mut spent = std::collections::HashSet::<pc_codec::OutPoint>::new();
+        let mut spent = std::collections::HashSet::<OutPoint>::new();
         let mut applied = 0;
         for item in &items {
             let anchor = SignedAnchor::from_bytes(&item.bytes).unwrap();
