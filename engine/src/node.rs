@@ -290,6 +290,7 @@ async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
         books,
         started,
     } = start;
+    pc_net::driver::spawn_park_guard();
     let (hosts, logs) = open_core_shards(core, &setup, &options)?;
     let genesis = &setup.genesis;
     let key = options.key.as_ref();
