@@ -99,9 +99,7 @@ pub fn write(out: &Path, spec: &DevGenesis) -> Result<WrittenGenesis, CliError> 
         validators,
         allocations,
     };
-    genesis
-        .validate()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    genesis.validate()?;
     std::fs::write(&path, genesis_file::render(&genesis, &note))
         .map_err(|e| CliError::io(&path, "write genesis", e))?;
     let loaded = genesis_file::load(&path)?;

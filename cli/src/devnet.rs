@@ -490,7 +490,7 @@ fn run_network(
     for signer in signers {
         let _ = signer.join();
     }
-    load_result.map_err(usage)?;
+    load_result?;
     println!(
         "load: {} transfers submitted, {} accepted, {} rejected, {} not sent",
         stats.submitted.load(Ordering::Relaxed),
@@ -673,7 +673,7 @@ fn check_agreement(
                     );
                 }
             }
-            Err(divergence) => divergences.push(divergence),
+            Err(divergence) => divergences.push(divergence.to_string()),
         }
         match agreement::scan_for_equivocation(&dirs, shard) {
             Ok(anchors) => println!(

@@ -26,30 +26,36 @@ pub enum CliError {
     },
     /// The engine, bench or replay failed.
     #[error(transparent)]
-    Engine(pc_engine::EngineError),
+    Engine(#[from] pc_engine::EngineError),
+    /// A genesis file that cannot be used.
+    #[error(transparent)]
+    Genesis(#[from] pc_engine::genesis_file::GenesisFileError),
+    /// A node config file, or a setting it contradicts.
+    #[error(transparent)]
+    Config(#[from] pc_engine::node_config::ConfigError),
+    /// A hex value of a flag.
+    #[error(transparent)]
+    Hex(#[from] pc_engine::genesis_file::HexError),
+    /// A request to a node failed.
+    #[error(transparent)]
+    Client(#[from] pc_engine::client::ClientError),
+    /// A genesis that breaks a rule of DESIGN §9.
+    #[error(transparent)]
+    InvalidGenesis(#[from] pc_codec::genesis::GenesisError),
+    /// A key file that cannot be used.
+    #[error("{file}: {error}")]
+    KeyFile {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        error: crate::key_file::KeyFileError,
+    },
+    /// A transfer the builder refuses.
+    #[error(transparent)]
+    Transfer(#[from] pc_codec::BuildError),
     /// A bad command-line argument.
     #[error("{0}")]
     Usage(String),
-}
-
-impl From<pc_engine::genesis_file::GenesisFileError> for CliError {
-    fn from(error: pc_engine::genesis_file::GenesisFileError) -> Self {
-        use pc_engine::genesis_file::GenesisFileError;
-        match error {
-            GenesisFileError::Io { file, source } => CliError::Io {
-                file,
-                action: "read genesis",
-                source,
-            },
-            GenesisFileError::Input { file, message } => CliError::Input { file, message },
-        }
-    }
-}
-
-impl From<pc_engine::EngineError> for CliError {
-    fn from(error: pc_engine::EngineError) -> Self {
-        CliError::Engine(error)
-    }
 }
 
 impl CliError {

@@ -8,9 +8,33 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use pc_codec::{to_hex, SigningKey};
+use pc_engine::genesis_file::{hex_array, HexError, TomlError};
 use serde::Deserialize;
 
 use crate::error::CliError;
+
+/// A key file that cannot be used; its `Display` follows the file's name.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// Others may read the secret.
+    #[error("key file is accessible by group or others (mode {mode:o}); run chmod 600")]
+    Permissions {
+        /// The file's permission bits.
+        mode: u32,
+    },
+    /// Not TOML of a key file's shape.
+    #[error(transparent)]
+    Toml(#[from] TomlError),
+    /// A key that is not 32 bytes of hex.
+    #[error(transparent)]
+    Hex(#[from] HexError),
+    /// Bytes that are no secp256k1 secret key.
+    #[error("secret_key: {0}")]
+    Secret(pc_codec::crypto::InvalidKey),
+    /// A public key of another secret.
+    #[error("public_key does not belong to secret_key")]
+    Mismatch,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,28 +67,25 @@ pub fn write(path: &Path, key: &SigningKey, role: &str) -> Result<(), CliError> 
 /// Reads a key file, refusing one that others can read or whose public key
 /// does not match its secret key.
 pub fn read(path: &Path) -> Result<SigningKey, CliError> {
-    let bad = |message: String| CliError::Input {
-        file: path.display().to_string(),
-        message,
-    };
     let metadata = std::fs::metadata(path).map_err(|e| CliError::io(path, "read key file", e))?;
-    if metadata.permissions().mode() & 0o077 != 0 {
-        return Err(bad(format!(
-            "key file is accessible by group or others (mode {:o}); run chmod 600",
-            metadata.permissions().mode() & 0o777
-        )));
-    }
     let text = std::fs::read_to_string(path).map_err(|e| CliError::io(path, "read key file", e))?;
-    let parsed: KeyFileToml = toml::from_str(&text)
-        .map_err(|e| bad(pc_engine::genesis_file::one_line_toml_error(&text, &e)))?;
-    let secret: [u8; 32] =
-        pc_engine::genesis_file::hex_array(&parsed.secret_key, "secret_key").map_err(bad)?;
-    let public: [u8; 32] =
-        pc_engine::genesis_file::hex_array(&parsed.public_key, "public_key").map_err(bad)?;
-    let key =
-        SigningKey::from_secret_bytes(&secret).map_err(|e| bad(format!("secret_key: {e}")))?;
+    parse(metadata.permissions().mode(), &text).map_err(|error| CliError::KeyFile {
+        file: path.display().to_string(),
+        error,
+    })
+}
+
+/// The key in a key file's `text`, whose permission bits are `mode`.
+fn parse(mode: u32, text: &str) -> Result<SigningKey, KeyFileError> {
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::Permissions { mode: mode & 0o777 });
+    }
+    let parsed: KeyFileToml = toml::from_str(text).map_err(|e| TomlError::new(text, &e))?;
+    let secret: [u8; 32] = hex_array(&parsed.secret_key, "secret_key")?;
+    let public: [u8; 32] = hex_array(&parsed.public_key, "public_key")?;
+    let key = SigningKey::from_secret_bytes(&secret).map_err(KeyFileError::Secret)?;
     if key.public_key() != public {
-        return Err(bad("public_key does not belong to secret_key".to_string()));
+        return Err(KeyFileError::Mismatch);
     }
     Ok(key)
 }

@@ -248,7 +248,7 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
     options.committee = args.committee;
     options.seconds = args.seconds;
     options.tx_per_anchor = args.tx_per_anchor;
-    options.fsync = args.fsync;
+    options.storage.fsync = args.fsync;
     options.data_dir = args.data_dir;
     options.keep = args.keep;
     options.events_per_shard = args.events_per_shard;

@@ -1,7 +1,7 @@
 //! `phantom-engine node` (the validator) and `phantom-engine tx` (a minimal
 //! client: sign and submit a transfer, query a balance).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,7 +9,8 @@ use pc_codec::genesis::Genesis;
 use pc_codec::ids::shard_of;
 use pc_codec::{to_hex, Encode, MicroEvent, OutPoint, TransferBuilder};
 use pc_engine::node::{CrashPlan, NodeOptions};
-use pc_engine::{genesis_file, host, node_config};
+use pc_engine::node_config::{self, NodeConfig};
+use pc_engine::{genesis_file, host};
 use pc_net::frame::EventOutcome;
 use pc_net::NetMessage;
 use pc_storage::Durability;
@@ -88,56 +89,47 @@ fn positive_seconds(flag: &str, seconds: f64) -> Result<Duration, CliError> {
     }
 }
 
+/// The node's settings: the config file's (or, without one, the defaults
+/// on loopback), with the flags over them.
+fn settings(args: &NodeArgs) -> Result<NodeConfig, CliError> {
+    let mut config = match (&args.config, &args.data_dir) {
+        (Some(path), _) => node_config::load(path)?,
+        (None, Some(data_dir)) => NodeConfig {
+            listen: Ipv4Addr::LOCALHOST.into(),
+            ..NodeConfig::defaults(data_dir.clone())
+        },
+        (None, None) => {
+            return Err(CliError::Usage(
+                "node: give --config (with [node] data_dir) or --data-dir".into(),
+            ))
+        }
+    };
+    if let Some(data_dir) = &args.data_dir {
+        config.data_dir = data_dir.clone();
+    }
+    if let Some(key) = &args.key {
+        config.key = Some(key.clone());
+    }
+    if let Some(fsync) = &args.fsync {
+        config.storage.fsync = parse_fsync(fsync)?;
+    }
+    if let Some(addr) = args.addr {
+        (config.listen, config.base_port) = (addr.ip(), addr.port());
+    }
+    config.peers.extend(args.peers.iter().copied());
+    Ok(config)
+}
+
 /// Runs the validator until a signal (or `--seconds`).
 pub fn node(args: NodeArgs) -> Result<(), CliError> {
-    let config = match &args.config {
-        Some(path) => Some(node_config::load(path).map_err(CliError::Usage)?),
-        None => None,
-    };
-    let data_dir = args
-        .data_dir
-        .clone()
-        .or_else(|| config.as_ref().map(|c| c.data_dir.clone()))
-        .ok_or_else(|| {
-            CliError::Usage("node: give --config (with [node] data_dir) or --data-dir".into())
-        })?;
-    let key_path = args
-        .key
-        .clone()
-        .or_else(|| config.as_ref().and_then(|c| c.key.clone()));
-    let key = match &key_path {
+    let config = settings(&args)?;
+    let key = match &config.key {
         Some(path) => Some(key_file::read(path)?),
         None => None,
     };
-    let fsync = match &args.fsync {
-        Some(text) => parse_fsync(text)?,
-        None => config.as_ref().map_or(Durability::Batch, |c| c.fsync),
-    };
-    let cpus = config
-        .as_ref()
-        .and_then(|c| c.cores.clone())
-        .unwrap_or_else(host::usable_cpus);
-    let (listen, base_port) = match args.addr {
-        Some(addr) => (addr.ip(), addr.port()),
-        None => config.as_ref().map_or(
-            (
-                "127.0.0.1".parse().expect("an address"),
-                node_config::DEFAULT_BASE_PORT,
-            ),
-            |c| (c.listen, c.base_port),
-        ),
-    };
-    let mut peers = config.as_ref().map_or_else(Vec::new, |c| c.peers.clone());
-    peers.extend(args.peers.iter().copied());
-    if let Some(expected) = config.as_ref().and_then(|c| c.shards) {
+    if config.shards.is_some() {
         let genesis = genesis_file::load(&args.genesis)?.genesis;
-        if genesis.params.shards != expected {
-            return Err(CliError::Usage(format!(
-                "[engine] shards = {expected}, but {} has {} shards",
-                args.genesis.display(),
-                genesis.params.shards
-            )));
-        }
+        config.check_genesis_shards(&args.genesis, genesis.params.shards)?;
     }
     // The seed's header and payload caches have no counterpart here: the
     // DAG holds the window's headers, pulls are served from the log index,
@@ -153,23 +145,19 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
             );
         }
     }
+    let runtime = config.runtime(host::usable_cpus);
     let options = NodeOptions {
-        data_dir,
+        data_dir: runtime.data_dir,
         genesis_path: args.genesis.clone(),
         key,
-        cpus,
-        placement: config.as_ref().and_then(|c| c.placement.clone()),
-        fsync,
-        segment_bytes: config
-            .as_ref()
-            .map_or(node_config::DEFAULT_SEGMENT_BYTES, |c| c.segment_bytes),
-        listen,
-        base_port,
-        peers,
-        io_memory_bytes: config
-            .as_ref()
-            .and_then(|c| c.io_memory_bytes)
-            .map(|b| b as usize),
+        cpus: runtime.cpus,
+        placement: runtime.placement,
+        fsync: runtime.storage.fsync,
+        segment_bytes: runtime.storage.segment_bytes,
+        listen: config.listen,
+        base_port: config.base_port,
+        peers: config.peers,
+        io_memory_bytes: runtime.io_memory_bytes.map(|bytes| bytes as usize),
         status_interval: positive_seconds("--status-interval", args.status_interval)?,
         max_run: args
             .seconds
@@ -235,7 +223,7 @@ pub enum TxCommand {
 const TX_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn hex32(text: &str, flag: &str) -> Result<[u8; 32], CliError> {
-    genesis_file::hex_array(text, flag).map_err(CliError::Usage)
+    Ok(genesis_file::hex_array(text, flag)?)
 }
 
 fn genesis_input(
@@ -318,9 +306,7 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
                 builder = builder.output(change, owner);
             }
             let aux: [u8; 32] = rand::random();
-            let transfer = builder
-                .sign(&network, &key, &aux)
-                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let transfer = builder.sign(&network, &key, &aux)?;
             let tx_id = transfer.tx_id(&network);
             let event = MicroEvent::Transfer(transfer);
             let shard = shard_of(&owner, genesis.params.shards);
@@ -333,8 +319,7 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
                 },
                 TX_TIMEOUT,
                 |m| matches!(m, NetMessage::Receipt { request: 1, .. }),
-            )
-            .map_err(CliError::Usage)?;
+            )?;
             let NetMessage::Receipt { results, .. } = answer else {
                 unreachable!("filtered to receipts")
             };
@@ -383,8 +368,7 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
                 NetMessage::BalanceQuery { request: 1, owner },
                 TX_TIMEOUT,
                 |m| matches!(m, NetMessage::Balance { request: 1, .. }),
-            )
-            .map_err(CliError::Usage)?;
+            )?;
             let NetMessage::Balance {
                 amount,
                 finalized_round,

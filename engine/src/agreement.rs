@@ -7,19 +7,87 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pc_codec::wire::{Decode, Reader};
-use pc_codec::{to_hex, Hash32, LogRecordKind, RoundFinalized, SignedAnchorHeader};
-use pc_storage::{Durability, Log, LogConfig};
+use pc_codec::{to_hex, DecodeError, Hash32, LogRecordKind, RoundFinalized, SignedAnchorHeader};
+use pc_storage::Log;
 
 use crate::driver::{log_records, shard_log_dir};
+use crate::engine::read_log_config;
 use crate::EngineError;
 
-/// Opens the log of `shard` in `data_dir` for reading.
+/// What the nodes' logs disagree on, or why they could not be compared;
+/// `Display` is one line naming the shard, round or seat and the nodes.
+#[derive(Debug, thiserror::Error)]
+pub enum Divergence {
+    /// A log could not be read.
+    #[error("node {node}: {source}")]
+    Unreadable {
+        /// The node (its index in the data dirs).
+        node: usize,
+        /// Why.
+        source: Box<EngineError>,
+    },
+    /// Two nodes logged different records for one round.
+    #[error("shard {shard} round {round}: node 0 logged {} anchors from index {} with state root {}, node {node} logged {} anchors from index {} with state root {}", .first.anchor_count, .first.first_global_index, to_hex(&.first.state_root), .other.anchor_count, .other.first_global_index, to_hex(&.other.state_root))]
+    Round {
+        /// The shard.
+        shard: u16,
+        /// The round.
+        round: u64,
+        /// Node 0's record.
+        first: Box<RoundFinalized>,
+        /// The other node.
+        node: usize,
+        /// Its record.
+        other: Box<RoundFinalized>,
+    },
+    /// A round within every node's range that one node did not log.
+    #[error(
+        "shard {shard} round {round}: finalized by node {by}, missing from node {missing}'s log"
+    )]
+    MissingRound {
+        /// The shard.
+        shard: u16,
+        /// The round.
+        round: u64,
+        /// A node that logged it.
+        by: usize,
+        /// The node that did not.
+        missing: usize,
+    },
+    /// A logged anchor header that does not decode.
+    #[error("node {node} shard {shard}: logged anchor: {source}")]
+    BadAnchor {
+        /// The node.
+        node: usize,
+        /// The shard.
+        shard: u16,
+        /// The decoder's reason.
+        source: DecodeError,
+    },
+    /// One seat signed two anchors at one seq.
+    #[error("shard {shard} seat {seat} seq {seq}: anchor {} in node {first_node}'s log, anchor {} in node {second_node}'s", to_hex(.first), to_hex(.second))]
+    Equivocation {
+        /// The shard.
+        shard: u16,
+        /// The seat.
+        seat: u8,
+        /// The seq.
+        seq: u64,
+        /// The first anchor seen.
+        first: Hash32,
+        /// The node that logged it.
+        first_node: usize,
+        /// The other anchor.
+        second: Hash32,
+        /// The node that logged it.
+        second_node: usize,
+    },
+}
+
+/// Opens the log of `shard` in `data_dir` for reading, with the settings
+/// of the data dir's `engine.toml`.
 fn open_log(data_dir: &Path, shard: u16) -> Result<Log, EngineError> {
-    let config = LogConfig {
-        durability: Durability::Never,
-        max_record_bytes: crate::engine::MAX_RECORD_BYTES,
-        ..LogConfig::default()
-    };
+    let config = read_log_config(data_dir)?;
     let (log, _) = Log::open(&shard_log_dir(data_dir, shard), config)?;
     Ok(log)
 }
@@ -33,11 +101,11 @@ pub fn logged_rounds(
     let mut rounds = BTreeMap::new();
     for (kind, body) in log_records(&log)? {
         if kind == LogRecordKind::RoundFinalized {
-            let record = RoundFinalized::decode(&mut Reader::new(body)).map_err(|e| {
-                EngineError::Config(format!(
-                    "{}: round record: {e}",
-                    shard_log_dir(data_dir, shard).display()
-                ))
+            let record = RoundFinalized::decode(&mut Reader::new(body)).map_err(|source| {
+                EngineError::RoundRecord {
+                    dir: shard_log_dir(data_dir, shard),
+                    source,
+                }
             })?;
             rounds.insert(record.round, record);
         }
@@ -64,10 +132,11 @@ pub struct ShardAgreement {
 /// all of them finalized must carry the same record (first anchor index,
 /// anchor count, state root, payout root). `Err` names the first round
 /// that differs and the nodes.
-pub fn compare_shard(data_dirs: &[PathBuf], shard: u16) -> Result<ShardAgreement, String> {
+pub fn compare_shard(data_dirs: &[PathBuf], shard: u16) -> Result<ShardAgreement, Divergence> {
     let logs: Vec<BTreeMap<u64, RoundFinalized>> = data_dirs
         .iter()
-        .map(|dir| logged_rounds(dir, shard).map_err(|e| e.to_string()))
+        .enumerate()
+        .map(|(node, dir)| logged_rounds(dir, shard).map_err(|e| unreadable(node, e)))
         .collect::<Result<_, _>>()?;
     let common = logs
         .iter()
@@ -90,20 +159,21 @@ pub fn compare_shard(data_dirs: &[PathBuf], shard: u16) -> Result<ShardAgreement
             match rounds.get(round) {
                 Some(other) if other == record => {}
                 Some(other) => {
-                    return Err(format!(
-                        "shard {shard} round {round}: node 0 logged {} anchors from index {} with state root {}, node {n} logged {} anchors from index {} with state root {}",
-                        record.anchor_count,
-                        record.first_global_index,
-                        to_hex(&record.state_root),
-                        other.anchor_count,
-                        other.first_global_index,
-                        to_hex(&other.state_root)
-                    ))
+                    return Err(Divergence::Round {
+                        shard,
+                        round: *round,
+                        first: Box::new(*record),
+                        node: n,
+                        other: Box::new(*other),
+                    })
                 }
                 None => {
-                    return Err(format!(
-                        "shard {shard} round {round}: finalized by node 0, missing from node {n}'s log"
-                    ))
+                    return Err(Divergence::MissingRound {
+                        shard,
+                        round: *round,
+                        by: 0,
+                        missing: n,
+                    })
                 }
             }
         }
@@ -112,9 +182,12 @@ pub fn compare_shard(data_dirs: &[PathBuf], shard: u16) -> Result<ShardAgreement
             .map(|(r, _)| *r)
             .find(|r| !reference.contains_key(r))
         {
-            return Err(format!(
-                "shard {shard} round {round}: finalized by node {n}, missing from node 0's log"
-            ));
+            return Err(Divergence::MissingRound {
+                shard,
+                round,
+                by: n,
+                missing: 0,
+            });
         }
     }
     let last = &reference[&common];
@@ -130,29 +203,36 @@ pub fn compare_shard(data_dirs: &[PathBuf], shard: u16) -> Result<ShardAgreement
 /// Scans every anchor logged in `data_dirs` for `shard`: two different
 /// anchors of one seat at one `seq` (an equivocation) is an `Err` naming
 /// the seat, the seq and both ids. Returns the anchors seen.
-pub fn scan_for_equivocation(data_dirs: &[PathBuf], shard: u16) -> Result<u64, String> {
+pub fn scan_for_equivocation(data_dirs: &[PathBuf], shard: u16) -> Result<u64, Divergence> {
     let mut seen: BTreeMap<(u8, u64), (Hash32, usize)> = BTreeMap::new();
     let mut anchors = 0;
     for (n, dir) in data_dirs.iter().enumerate() {
-        let log = open_log(dir, shard).map_err(|e| e.to_string())?;
-        for (kind, body) in log_records(&log).map_err(|e| e.to_string())? {
+        let log = open_log(dir, shard).map_err(|e| unreadable(n, e))?;
+        for (kind, body) in log_records(&log).map_err(|e| unreadable(n, e))? {
             if kind != LogRecordKind::AnchorAccepted {
                 continue;
             }
-            let header = SignedAnchorHeader::decode(&mut Reader::new(body))
-                .map_err(|e| format!("node {n} shard {shard}: logged anchor: {e}"))?;
+            let header = SignedAnchorHeader::decode(&mut Reader::new(body)).map_err(|source| {
+                Divergence::BadAnchor {
+                    node: n,
+                    shard,
+                    source,
+                }
+            })?;
             anchors += 1;
             let key = (header.header.creator, header.header.seq);
             let id = header.anchor_id();
             match seen.get(&key) {
                 Some((other, m)) if *other != id => {
-                    return Err(format!(
-                        "shard {shard} seat {} seq {}: anchor {} in node {m}'s log, anchor {} in node {n}'s",
-                        key.0,
-                        key.1,
-                        to_hex(other),
-                        to_hex(&id)
-                    ))
+                    return Err(Divergence::Equivocation {
+                        shard,
+                        seat: key.0,
+                        seq: key.1,
+                        first: *other,
+                        first_node: *m,
+                        second: id,
+                        second_node: n,
+                    })
                 }
                 Some(_) => {}
                 None => {
@@ -162,4 +242,11 @@ pub fn scan_for_equivocation(data_dirs: &[PathBuf], shard: u16) -> Result<u64, S
         }
     }
     Ok(anchors)
+}
+
+fn unreadable(node: usize, error: EngineError) -> Divergence {
+    Divergence::Unreadable {
+        node,
+        source: Box::new(error),
+    }
 }

@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pc_storage::Durability;
 use serde::Serialize;
 
 use crate::engine::{self, EngineConfig, EngineReport, Intake};
 use crate::host::{usable_cpus, VerifySamples, CALIBRATION_SAMPLES};
+use crate::node_config::{ConfigError, RuntimeConfig, StorageConfig};
 use crate::workload::{load_or_generate, Workload, WorkloadParams};
 use crate::EngineError;
 
@@ -30,8 +30,8 @@ pub struct BenchOptions {
     pub seconds: f64,
     /// Transfers per anchor.
     pub tx_per_anchor: u16,
-    /// Log durability.
-    pub fsync: Durability,
+    /// Log durability and segment size.
+    pub storage: StorageConfig,
     /// Data dir (default: a temporary dir).
     pub data_dir: Option<PathBuf>,
     /// Keep a temporary data dir.
@@ -44,8 +44,6 @@ pub struct BenchOptions {
     pub progress: bool,
     /// Duration of the verify-limit measurement on all cores at once.
     pub calibration: Duration,
-    /// Log segment size.
-    pub segment_bytes: u64,
     /// Where input enters.
     pub intake: Intake,
     /// Pause before the first anchor (for supervisors and tests).
@@ -90,14 +88,13 @@ impl BenchOptions {
             committee: 21,
             seconds: 10.0,
             tx_per_anchor: 256,
-            fsync: Durability::Batch,
+            storage: StorageConfig::default(),
             data_dir: None,
             keep: false,
             events_per_shard: None,
             cache_dir,
             progress: false,
             calibration: Duration::from_secs(1),
-            segment_bytes: 64 << 20,
             intake: Intake::PerCore,
             start_delay: Duration::ZERO,
             network: BenchNetwork::InProcess,
@@ -215,19 +212,19 @@ pub fn events_for(seconds: f64, verify_rate_per_s: f64) -> u32 {
 pub fn run(options: &BenchOptions) -> Result<BenchResult, EngineError> {
     let cpus = usable_cpus();
     let shards = options.shards.unwrap_or(cpus.len() as u16);
-    if shards == 0 || options.committee == 0 || options.committee > 64 {
-        return Err(EngineError::Config(
-            "--shards must be at least 1 and --committee within 1..=64".to_string(),
-        ));
-    }
-    if options.tx_per_anchor == 0
-        || usize::from(options.tx_per_anchor) > pc_codec::MAX_PAYLOAD_EVENTS
-    {
-        return Err(EngineError::Config(format!(
-            "--tx-per-anchor {} is outside 1..={}",
-            options.tx_per_anchor,
-            pc_codec::MAX_PAYLOAD_EVENTS
-        )));
+    let max_events = pc_codec::MAX_PAYLOAD_EVENTS as u64;
+    for (flag, value, range) in [
+        ("--shards", u64::from(shards), 1..=u64::from(u16::MAX)),
+        ("--committee", u64::from(options.committee), 1..=64),
+        (
+            "--tx-per-anchor",
+            u64::from(options.tx_per_anchor),
+            1..=max_events,
+        ),
+    ] {
+        if !range.contains(&value) {
+            return Err(ConfigError::OutOfRange { flag, value, range }.into());
+        }
     }
     let events_per_shard = match options.events_per_shard {
         Some(events) => events,
@@ -282,9 +279,9 @@ fn run_quic(options: &BenchOptions, workload: &Workload) -> Result<BenchResult, 
     );
     let fed = feeder
         .join()
-        .map_err(|e| EngineError::Config(format!("bench feeder failed: {e}")))?;
+        .map_err(|e| crate::quic_intake::FeedError::Executor(e.into()))?;
     let (report, data_dir) = engine_run?;
-    let fed = fed.map_err(|e| EngineError::Config(format!("bench feeder: {e}")))?;
+    let fed = fed?;
     let mut result = summarize(&report, &data_dir, "quic");
     for (shard, reference) in result.shards.iter_mut().zip(&reference.shards) {
         shard.in_process_events_per_s = Some(reference.events_per_s);
@@ -343,11 +340,13 @@ fn run_once(
     };
     let (cpus, placement) = cores_and_placement(workload);
     let config = EngineConfig {
-        data_dir: data_dir.clone(),
-        cpus,
-        placement,
-        fsync: options.fsync,
-        segment_bytes: options.segment_bytes,
+        runtime: RuntimeConfig {
+            data_dir: data_dir.clone(),
+            cpus,
+            placement: Some(placement),
+            storage: options.storage,
+            io_memory_bytes: None,
+        },
         ring_capacity: 64,
         workload: workload.clone(),
         intake,

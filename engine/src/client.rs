@@ -19,10 +19,65 @@ use pc_net::driver::{Driver, DriverHandle};
 use pc_net::endpoint::NORMAL_CLOSE_CODE;
 use pc_net::frame::{EventOutcome, MAX_SUBMITTED_EVENTS};
 use pc_net::tls::CERTIFICATE_NAME;
-use pc_net::{ConnId, NetConfig, NetEndpoint, NetEvent, NetMessage};
+use pc_net::{
+    CloseReason, ConnId, NetConfig, NetEndpoint, NetError, NetEvent, NetMessage, SendError,
+};
 
 /// glommio registered memory of a client's executor.
 const CLIENT_IO_MEMORY: usize = 256 << 10;
+
+/// Why a client request or load run failed; `Display` is one line naming
+/// the node.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The client's executor did not start or failed.
+    #[error("client executor: {0}")]
+    Executor(std::io::Error),
+    /// The client's QUIC endpoint could not be made.
+    #[error("QUIC client endpoint: {0}")]
+    Endpoint(NetError),
+    /// No UDP port to bind.
+    #[error("bind a UDP port: {0}")]
+    Bind(std::io::Error),
+    /// The connection could not be started.
+    #[error("{node}: {source}")]
+    Connect {
+        /// The node dialed.
+        node: SocketAddr,
+        /// Why.
+        source: NetError,
+    },
+    /// The request could not be queued.
+    #[error("{node}: {source}")]
+    Send {
+        /// The node.
+        node: SocketAddr,
+        /// Why.
+        source: SendError,
+    },
+    /// The node closed the connection before answering.
+    #[error("{node}: connection closed: {reason}")]
+    Closed {
+        /// The node.
+        node: SocketAddr,
+        /// Its reason.
+        reason: CloseReason,
+    },
+    /// The client's own endpoint stopped.
+    #[error("{node}: the client endpoint stopped")]
+    EndpointStopped {
+        /// The node.
+        node: SocketAddr,
+    },
+    /// No answer in time.
+    #[error("{node}: no answer within {timeout:?}")]
+    Timeout {
+        /// The node.
+        node: SocketAddr,
+        /// The limit.
+        timeout: Duration,
+    },
+}
 
 /// `future`'s output, or `None` once `timeout` passed.
 pub(crate) async fn within<T>(timeout: Duration, future: impl Future<Output = T>) -> Option<T> {
@@ -41,7 +96,7 @@ pub(crate) async fn within<T>(timeout: Duration, future: impl Future<Output = T>
 }
 
 /// Runs `job` on a fresh small executor thread and returns its output.
-fn on_executor<T, F, Fut>(name: &str, job: F) -> Result<T, String>
+fn on_executor<T, F, Fut>(name: &str, job: F) -> Result<T, ClientError>
 where
     T: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
@@ -52,20 +107,18 @@ where
         .io_memory(CLIENT_IO_MEMORY)
         .ring_depth(32)
         .spawn(move || async move { job().await })
-        .map_err(|e| format!("cannot start the client executor: {e}"))?
+        .map_err(|e| ClientError::Executor(e.into()))?
         .join()
-        .map_err(|e| format!("client executor failed: {e}"))
+        .map_err(|e| ClientError::Executor(e.into()))
 }
 
 /// A client endpoint on an ephemeral UDP port of `ip`, its events in a
 /// channel.
 pub(crate) fn start_endpoint(
     ip: [u8; 4],
-) -> Result<(Driver, DriverHandle, LocalReceiver<NetEvent>), String> {
-    let endpoint = NetEndpoint::new(NetConfig::default(), None)
-        .map_err(|e| format!("QUIC client endpoint: {e}"))?;
-    let socket = pc_net::driver::bind_udp(SocketAddr::from((ip, 0)))
-        .map_err(|e| format!("bind a UDP port: {e}"))?;
+) -> Result<(Driver, DriverHandle, LocalReceiver<NetEvent>), ClientError> {
+    let endpoint = NetEndpoint::new(NetConfig::default(), None).map_err(ClientError::Endpoint)?;
+    let socket = pc_net::driver::bind_udp(SocketAddr::from((ip, 0))).map_err(ClientError::Bind)?;
     let (sender, events) = local_channel::new_unbounded();
     let driver = Driver::spawn(socket, endpoint, move |event| {
         let _ = sender.try_send(event);
@@ -81,19 +134,19 @@ pub fn request(
     message: NetMessage,
     timeout: Duration,
     is_answer: fn(&NetMessage) -> bool,
-) -> Result<NetMessage, String> {
+) -> Result<NetMessage, ClientError> {
     on_executor("pc-client", move || async move {
         let (driver, handle, events) = start_endpoint([0, 0, 0, 0])?;
         let conn = handle
             .connect(node, CERTIFICATE_NAME)
-            .map_err(|e| format!("{node}: {e}"))?;
+            .map_err(|source| ClientError::Connect { node, source })?;
         let answer = within(timeout, async {
             while let Some(event) = events.recv().await {
                 match event {
                     NetEvent::Connected { conn: c, .. } if c == conn => {
                         handle
                             .send_frame(conn, &message)
-                            .map_err(|e| format!("{node}: {e}"))?;
+                            .map_err(|source| ClientError::Send { node, source })?;
                     }
                     NetEvent::Frame { conn: c, message } if c == conn && is_answer(&message) => {
                         return Ok(message);
@@ -101,15 +154,15 @@ pub fn request(
                     NetEvent::Closed {
                         conn: c, reason, ..
                     } if c == conn => {
-                        return Err(format!("{node}: connection closed: {reason}"));
+                        return Err(ClientError::Closed { node, reason });
                     }
                     _ => {}
                 }
             }
-            Err(format!("{node}: the client endpoint stopped"))
+            Err(ClientError::EndpointStopped { node })
         })
         .await
-        .unwrap_or_else(|| Err(format!("{node}: no answer within {timeout:?}")));
+        .unwrap_or(Err(ClientError::Timeout { node, timeout }));
         let _ = driver
             .shutdown(NORMAL_CLOSE_CODE, "done", Duration::from_millis(200))
             .await;
@@ -144,7 +197,7 @@ pub fn run_load(
     duration: Duration,
     stop: Arc<AtomicBool>,
     stats: Arc<LoadStats>,
-) -> Result<(), String> {
+) -> Result<(), ClientError> {
     on_executor("pc-load", move || async move {
         let (driver, handle, events) = start_endpoint([0, 0, 0, 0])?;
         // One connection per distinct address.

@@ -8,7 +8,7 @@
 //! snapshots) → stop (intake stopped by the control thread or input
 //! exhausted; logs made durable) → final report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -20,11 +20,12 @@ use glommio::{LocalExecutorBuilder, Placement};
 use pc_codec::genesis::Genesis;
 use pc_codec::Hash32;
 use pc_storage::{Durability, LogConfig};
+use serde::{Deserialize, Serialize};
 
 use crate::driver::{ShardCounters, ShardDriver, ShardReport};
-use crate::host::{
-    executor_sizing, memlock_limit_bytes, sample_peak_anon_rss, VerifySamples, CALIBRATION_SAMPLES,
-};
+use crate::genesis_file::TomlError;
+use crate::host::{sample_peak_anon_rss, VerifySamples, CALIBRATION_SAMPLES};
+use crate::node_config::{ConfigError, RuntimeConfig};
 use crate::workload::{Workload, WorkloadFile};
 use crate::{genesis_file, EngineError};
 
@@ -47,19 +48,11 @@ pub enum Intake {
     },
 }
 
-/// Engine configuration.
+/// Engine configuration: the runtime's, and how the bench feeds it.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Holds `genesis.toml`, `engine.toml` and one log directory per shard.
-    pub data_dir: PathBuf,
-    /// CPUs to run executors on (one executor each).
-    pub cpus: Vec<usize>,
-    /// Index into `cpus` of every shard's core.
-    pub placement: Vec<usize>,
-    /// Log durability policy.
-    pub fsync: Durability,
-    /// Log segment size.
-    pub segment_bytes: u64,
+    /// Data dir, cores, placement (`None`: round-robin), storage.
+    pub runtime: RuntimeConfig,
     /// Capacity of every cross-core ring, in messages.
     pub ring_capacity: usize,
     /// Input.
@@ -134,23 +127,26 @@ pub const ENGINE_FILE: &str = "engine.toml";
 /// the record's own framing.
 pub const MAX_RECORD_BYTES: u32 = (1 << 20) + 4096;
 
-/// Writes the genesis copy and `engine.toml` into a fresh data dir, or
-/// checks that an existing data dir belongs to the same genesis.
-fn prepare_data_dir(config: &EngineConfig) -> Result<Genesis, EngineError> {
-    prepare_data_dir_for(
-        &config.data_dir,
-        &config.workload.genesis_path(),
-        config.segment_bytes,
-        config.fsync,
-    )
+/// `engine.toml`: the log settings a data dir's logs were written with,
+/// written by [`prepare_data_dir_for`] and read back by replay.
+#[derive(Serialize, Deserialize)]
+struct EngineFile {
+    storage: EngineFileStorage,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EngineFileStorage {
+    segment_bytes: u64,
+    max_record_bytes: u32,
+    fsync: String,
 }
 
 /// Copies the genesis at `source` into `data_dir` (or checks that the copy
 /// already there is the same file) and writes `engine.toml` with the log
 /// settings replay reads back; prints the `genesis_loaded` line.
 pub fn prepare_data_dir_for(
-    data_dir: &std::path::Path,
-    source: &std::path::Path,
+    data_dir: &Path,
+    source: &Path,
     segment_bytes: u64,
     fsync: Durability,
 ) -> Result<Genesis, EngineError> {
@@ -162,54 +158,70 @@ pub fn prepare_data_dir_for(
     match std::fs::read(&copy) {
         Ok(existing) if existing == text => {}
         Ok(_) => {
-            return Err(EngineError::Config(format!(
-                "{}: belongs to another genesis than {}",
-                copy.display(),
-                source.display()
-            )))
+            return Err(EngineError::OtherGenesis {
+                copy,
+                genesis: source.to_path_buf(),
+            })
         }
-        Err(_) => {
-            let tmp = copy.with_extension("tmp");
-            std::fs::write(&tmp, &text).map_err(|e| EngineError::io(&tmp, e))?;
-            std::fs::rename(&tmp, &copy).map_err(|e| EngineError::io(&copy, e))?;
-        }
+        Err(_) => write_atomically(&copy, &text)?,
     }
-    let engine_file = data_dir.join(ENGINE_FILE);
-    let settings = format!(
-        "# written by phantom-engine; read by replay\n[storage]\nsegment_bytes = {}\nmax_record_bytes = {MAX_RECORD_BYTES}\nfsync = \"{}\"\n",
-        segment_bytes, fsync
-    );
-    let tmp = engine_file.with_extension("tmp");
-    std::fs::write(&tmp, settings).map_err(|e| EngineError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &engine_file).map_err(|e| EngineError::io(&engine_file, e))?;
+    let settings = EngineFile {
+        storage: EngineFileStorage {
+            segment_bytes,
+            max_record_bytes: MAX_RECORD_BYTES,
+            fsync: fsync.to_string(),
+        },
+    };
+    let settings = toml::to_string(&settings).expect("plain settings serialize");
+    write_atomically(
+        &data_dir.join(ENGINE_FILE),
+        format!("# written by phantom-engine; read by replay\n{settings}").as_bytes(),
+    )?;
     Ok(loaded.genesis)
+}
+
+/// The log configuration `data_dir`'s `engine.toml` names, read-only
+/// (durability `never`); a data dir without one has the defaults.
+pub fn read_log_config(data_dir: &Path) -> Result<LogConfig, EngineError> {
+    let path = data_dir.join(ENGINE_FILE);
+    let mut config = LogConfig {
+        durability: Durability::Never,
+        max_record_bytes: MAX_RECORD_BYTES,
+        ..LogConfig::default()
+    };
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let parsed: EngineFile = toml::from_str(&text).map_err(|e| ConfigError::InFile {
+            path: path.clone(),
+            error: Box::new(TomlError::new(&text, &e).into()),
+        })?;
+        config.segment_bytes = parsed.storage.segment_bytes;
+        config.max_record_bytes = parsed.storage.max_record_bytes;
+    }
+    Ok(config)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| EngineError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))
 }
 
 /// Runs the engine until its input ends, `max_run` passes or a signal
 /// arrives; returns every shard's report. Exits cleanly in every case.
 pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
-    let genesis = prepare_data_dir(&config)?;
+    let runtime = &config.runtime;
+    let genesis = prepare_data_dir_for(
+        &runtime.data_dir,
+        &config.workload.genesis_path(),
+        runtime.storage.segment_bytes,
+        runtime.storage.fsync,
+    )?;
     let shards = genesis.params.shards;
-    if config.placement.len() != usize::from(shards) {
-        return Err(EngineError::Config(format!(
-            "placement names {} shards but the genesis has {shards}",
-            config.placement.len()
-        )));
-    }
-    if let Some(bad) = config.placement.iter().find(|c| **c >= config.cpus.len()) {
-        return Err(EngineError::Config(format!(
-            "placement names core {bad} but only {} are configured",
-            config.cpus.len()
-        )));
-    }
-    let cores = config.cpus.len();
-    let sizing = executor_sizing(memlock_limit_bytes(), cores);
-    let log_config = LogConfig {
-        segment_bytes: config.segment_bytes,
-        durability: config.fsync,
-        max_record_bytes: MAX_RECORD_BYTES,
-    };
-    log_config.validate()?;
+    let placement = runtime.placement(shards)?;
+    let log_config = runtime.storage.log_config()?;
+    let cores = runtime.cpus.len();
+    let sizing = runtime.executor_sizing();
 
     // Every ring is built here, before any executor starts.
     let mut command_tx: Vec<Sender<Command>> = Vec::new();
@@ -229,7 +241,7 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
     let mut handoff_rx: Vec<Option<SharedReceiver<Handoff>>> = (0..shards).map(|_| None).collect();
     if config.intake == Intake::FirstCore {
         for shard in 0..usize::from(shards) {
-            if config.placement[shard] != 0 {
+            if placement[shard] != 0 {
                 let (tx, rx) = shared_channel::new_bounded(config.ring_capacity);
                 handoff_tx[shard] = Some(tx);
                 handoff_rx[shard] = Some(rx);
@@ -242,7 +254,7 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
     if config.handle_signals {
         for number in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
             let id = signal_hook::flag::register(number, signal.clone())
-                .map_err(|e| EngineError::Config(format!("cannot handle signal {number}: {e}")))?;
+                .map_err(|source| EngineError::Signal { number, source })?;
             signal_ids.push(id);
         }
     }
@@ -251,16 +263,16 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
     let samples = Arc::new(VerifySamples::new(CALIBRATION_SAMPLES));
     let genesis = Arc::new(genesis);
     let mut handles = Vec::new();
-    for (core, cpu) in config.cpus.iter().copied().enumerate() {
+    for (core, cpu) in runtime.cpus.iter().copied().enumerate() {
         let local_shards: Vec<u16> = (0..shards)
-            .filter(|s| config.placement[usize::from(*s)] == core)
+            .filter(|s| placement[usize::from(*s)] == core)
             .collect();
         let tile = CoreTile {
             core,
             cpu,
             shards: local_shards.clone(),
             genesis: genesis.clone(),
-            data_dir: config.data_dir.clone(),
+            data_dir: runtime.data_dir.clone(),
             log_config,
             workload: config.workload.clone(),
             intake: config.intake,
@@ -289,18 +301,28 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
             .ring_depth(sizing.ring_depth)
             .preempt_timer(Duration::from_millis(10))
             .spawn(move || async move { tile.run().await })
-            .map_err(|e| EngineError::Config(format!("cannot start executor on cpu {cpu}: {e}")))?;
+            .map_err(|e| EngineError::Executor {
+                cpu,
+                source: e.into(),
+            })?;
         handles.push(handle);
     }
     drop(handoff_tx);
 
     // Control thread (this one): waits for the cores, forwards stop
     // commands, reads snapshots, samples memory.
-    let control = control_loop(&config, &barrier, &signal, &command_tx, &snapshot_rx, cores);
+    let control = control_loop(
+        &config,
+        shards,
+        &barrier,
+        &signal,
+        &command_tx,
+        &snapshot_rx,
+    );
     let mut reports = Vec::new();
     let mut rates = Vec::new();
     let mut first_error = None;
-    for handle in handles {
+    for (core, handle) in handles.into_iter().enumerate() {
         match handle.join() {
             Ok(Ok((core_reports, rate))) => {
                 reports.extend(core_reports);
@@ -310,7 +332,10 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
                 first_error.get_or_insert(error);
             }
             Err(error) => {
-                first_error.get_or_insert(EngineError::Config(format!("core failed: {error}")));
+                first_error.get_or_insert(EngineError::CoreFailed {
+                    core,
+                    source: error.into(),
+                });
             }
         }
     }
@@ -353,12 +378,13 @@ struct ControlOutcome {
 
 fn control_loop(
     config: &EngineConfig,
+    shards: u16,
     barrier: &Barrier,
     signal: &AtomicBool,
     commands: &[Sender<Command>],
     snapshots: &[Receiver<Snapshot>],
-    cores: usize,
 ) -> Result<ControlOutcome, EngineError> {
+    let cores = snapshots.len();
     // Start-up barrier, then the calibration barrier if any.
     barrier.wait();
     if config.verify_calibration.is_some() {
@@ -366,16 +392,15 @@ fn control_loop(
     }
     let started = Instant::now();
     eprintln!(
-        r#"{{"type":"engine_started","shards":{},"cores":{cores},"fsync":"{}"}}"#,
-        config.placement.len(),
-        config.fsync
+        r#"{{"type":"engine_started","shards":{shards},"cores":{cores},"fsync":"{}"}}"#,
+        config.runtime.storage.fsync
     );
     let mut outcome = ControlOutcome {
         peak_anon_rss_kib: 0,
         stopped_by_signal: false,
         snapshots: 0,
     };
-    let shards_total = config.placement.len();
+    let shards_total = usize::from(shards);
     let mut done = vec![false; shards_total];
     let mut latest = vec![ShardCounters::default(); shards_total];
     let mut last_progress = Instant::now();
@@ -498,11 +523,9 @@ impl CoreTile {
             if let Intake::Quic { base_port } = self.intake {
                 let bind = u16::try_from(usize::from(base_port) + self.core)
                     .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-                    .map_err(|_| {
-                        EngineError::Config(format!(
-                            "port {base_port} + core {} is out of range",
-                            self.core
-                        ))
+                    .map_err(|_| EngineError::PortRange {
+                        base_port,
+                        core: self.core,
                     });
                 match bind.and_then(|bind| crate::quic_intake::start(bind, &self.shards)) {
                     Ok(intake) => quic = Some(intake),

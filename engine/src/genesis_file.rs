@@ -2,10 +2,10 @@
 //! the seed's commitment check of the genesis note, validation, and writing
 //! a fresh genesis for `genesis new`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pc_codec::genesis::{
-    ConsensusParams, Genesis, GenesisAllocation, GenesisValidator, SeatAssignment,
+    ConsensusParams, Genesis, GenesisAllocation, GenesisError, GenesisValidator, SeatAssignment,
 };
 use pc_codec::{to_hex, Hash32};
 use serde::Deserialize;
@@ -86,99 +86,170 @@ impl LoadedGenesis {
     }
 }
 
-/// Decodes a hex string into exactly `N` bytes, naming `key` on failure.
-pub fn hex_array<const N: usize>(text: &str, key: &str) -> Result<[u8; N], String> {
-    let bytes = hex::decode(text).map_err(|e| format!("{key}: bad hex ({e})"))?;
-    let len = bytes.len();
-    bytes
-        .try_into()
-        .map_err(|_| format!("{key}: expected {N} bytes of hex, found {len}"))
+/// A hex value that is not the bytes its key needs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HexError {
+    /// Not hex at all.
+    #[error("{key}: bad hex ({source})")]
+    Bad {
+        /// The key (or flag) holding it.
+        key: String,
+        /// The decoder's reason.
+        source: hex::FromHexError,
+    },
+    /// Hex of another length.
+    #[error("{key}: expected {expected} bytes of hex, found {found}")]
+    Length {
+        /// The key (or flag) holding it.
+        key: String,
+        /// Bytes needed.
+        expected: usize,
+        /// Bytes given.
+        found: usize,
+    },
 }
 
-/// One line for a TOML error: `line L, column C: message`.
-pub fn one_line_toml_error(text: &str, error: &toml::de::Error) -> String {
-    let message = error.message().replace('\n', " ");
-    match error.span() {
-        Some(span) => {
+/// Decodes a hex string into exactly `N` bytes, naming `key` on failure.
+pub fn hex_array<const N: usize>(text: &str, key: &str) -> Result<[u8; N], HexError> {
+    let bytes = hex::decode(text).map_err(|source| HexError::Bad {
+        key: key.to_string(),
+        source,
+    })?;
+    let found = bytes.len();
+    bytes.try_into().map_err(|_| HexError::Length {
+        key: key.to_string(),
+        expected: N,
+        found,
+    })
+}
+
+/// A TOML text that does not parse into the expected tables; `Display` is
+/// `line L, column C: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", at.map_or_else(String::new, |(line, column)| format!("line {line}, column {column}: ")))]
+pub struct TomlError {
+    /// Line and column (from 1) of the fault, where the parser names one.
+    pub at: Option<(usize, usize)>,
+    /// The parser's message, on one line.
+    pub message: String,
+}
+
+impl TomlError {
+    /// The error `error` of parsing `text`, located in it.
+    pub fn new(text: &str, error: &toml::de::Error) -> TomlError {
+        let at = error.span().map(|span| {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
             let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {message}")
+            (line, column)
+        });
+        TomlError {
+            at,
+            message: error.message().replace('\n', " "),
         }
-        None => message,
     }
+}
+
+/// Why a genesis text is refused; `Display` is one line naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisTextError {
+    /// Not TOML of the genesis' shape.
+    #[error(transparent)]
+    Toml(#[from] TomlError),
+    /// A required section is missing.
+    #[error("missing section {0}")]
+    MissingSection(&'static str),
+    /// `consensus.k` outside 1..=64.
+    #[error("consensus.k = {0} is outside 1..=64")]
+    Committee(u64),
+    /// `consensus.shards` outside 1..=65535.
+    #[error("consensus.shards = {0} is outside 1..=65535")]
+    Shards(u64),
+    /// A hex value.
+    #[error(transparent)]
+    Hex(#[from] HexError),
+    /// An empty or too long note.
+    #[error("consensus.genesis_note: must be 1..={MAX_NOTE_BYTES} bytes")]
+    NoteLength,
+    /// The commitment is not the note's hash.
+    #[error("consensus.commitment {} does not match blake3(genesis_note) = {}", to_hex(.claimed), to_hex(.computed))]
+    Commitment {
+        /// What the file says.
+        claimed: Hash32,
+        /// What the note hashes to.
+        computed: Hash32,
+    },
+    /// A rule of DESIGN §9.
+    #[error(transparent)]
+    Invalid(#[from] GenesisError),
 }
 
 /// A genesis file that cannot be used; `Display` is one line naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum GenesisFileError {
     /// The file cannot be read.
-    #[error("{file}: cannot read genesis: {source}")]
+    #[error("{}: cannot read genesis: {source}", .path.display())]
     Io {
         /// The file.
-        file: String,
+        path: PathBuf,
         /// The OS error.
         source: std::io::Error,
     },
     /// The file's content is wrong.
-    #[error("{file}: {message}")]
+    #[error("{}: {error}", .path.display())]
     Input {
         /// The file.
-        file: String,
+        path: PathBuf,
         /// What is wrong, naming the key.
-        message: String,
+        error: GenesisTextError,
     },
 }
 
 /// Reads, checks and validates the genesis file at `path`.
 pub fn load(path: &Path) -> Result<LoadedGenesis, GenesisFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| GenesisFileError::Io {
-        file: path.display().to_string(),
+        path: path.to_path_buf(),
         source,
     })?;
-    parse(&text).map_err(|message| GenesisFileError::Input {
-        file: path.display().to_string(),
-        message,
+    parse(&text).map_err(|error| GenesisFileError::Input {
+        path: path.to_path_buf(),
+        error,
     })
 }
 
 /// Parses and validates genesis TOML text; errors are one line naming the key.
-pub fn parse(text: &str) -> Result<LoadedGenesis, String> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| one_line_toml_error(text, &e))?;
+pub fn parse(text: &str) -> Result<LoadedGenesis, GenesisTextError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| TomlError::new(text, &e))?;
     for (section, shown) in [
         ("consensus", "[consensus]"),
         ("validators", "[[validators]]"),
     ] {
         if !table.contains_key(section) {
-            return Err(format!("missing section {shown}"));
+            return Err(GenesisTextError::MissingSection(shown));
         }
     }
-    let parsed: GenesisToml = toml::from_str(text).map_err(|e| one_line_toml_error(text, &e))?;
+    let parsed: GenesisToml = toml::from_str(text).map_err(|e| TomlError::new(text, &e))?;
     let consensus = &parsed.consensus;
     if consensus.k == 0 || consensus.k > 64 {
-        return Err(format!("consensus.k = {} is outside 1..=64", consensus.k));
+        return Err(GenesisTextError::Committee(consensus.k));
     }
     if consensus.shards == 0 || consensus.shards > u64::from(u16::MAX) {
-        return Err(format!(
-            "consensus.shards = {} is outside 1..=65535",
-            consensus.shards
-        ));
+        return Err(GenesisTextError::Shards(consensus.shards));
     }
-    let note = hex::decode(&consensus.genesis_note)
-        .map_err(|e| format!("consensus.genesis_note: bad hex ({e})"))?;
+    let note = hex::decode(&consensus.genesis_note).map_err(|source| HexError::Bad {
+        key: "consensus.genesis_note".to_string(),
+        source,
+    })?;
     if note.is_empty() || note.len() > MAX_NOTE_BYTES {
-        return Err(format!(
-            "consensus.genesis_note: must be 1..={MAX_NOTE_BYTES} bytes"
-        ));
+        return Err(GenesisTextError::NoteLength);
     }
     let commitment: Hash32 = hex_array(&consensus.commitment, "consensus.commitment")?;
     let computed = *blake3::hash(&note).as_bytes();
     if computed != commitment {
-        return Err(format!(
-            "consensus.commitment {} does not match blake3(genesis_note) = {}",
-            to_hex(&commitment),
-            to_hex(&computed)
-        ));
+        return Err(GenesisTextError::Commitment {
+            claimed: commitment,
+            computed,
+        });
     }
     let genesis = Genesis {
         params: params(consensus),
@@ -186,7 +257,7 @@ pub fn parse(text: &str) -> Result<LoadedGenesis, String> {
         validators: validators(&parsed.validators)?,
         allocations: allocations(&parsed.allocations)?,
     };
-    genesis.validate().map_err(|e| e.to_string())?;
+    genesis.validate()?;
     Ok(LoadedGenesis {
         genesis,
         commitment,
@@ -217,7 +288,7 @@ fn params(consensus: &ConsensusToml) -> ConsensusParams {
     }
 }
 
-fn validators(list: &[ValidatorToml]) -> Result<Vec<GenesisValidator>, String> {
+fn validators(list: &[ValidatorToml]) -> Result<Vec<GenesisValidator>, HexError> {
     list.iter()
         .enumerate()
         .map(|(index, v)| {
@@ -237,7 +308,7 @@ fn validators(list: &[ValidatorToml]) -> Result<Vec<GenesisValidator>, String> {
         .collect()
 }
 
-fn allocations(list: &[AllocationToml]) -> Result<Vec<GenesisAllocation>, String> {
+fn allocations(list: &[AllocationToml]) -> Result<Vec<GenesisAllocation>, HexError> {
     list.iter()
         .enumerate()
         .map(|(index, a)| {

@@ -25,6 +25,7 @@ pub mod replay;
 pub mod tune;
 pub mod workload;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// An error of the engine; `Display` is one line naming the file, shard,
@@ -79,9 +80,92 @@ pub enum EngineError {
     /// A core's node logic stopped (its log failed).
     #[error(transparent)]
     Node(#[from] pc_node::NodeError),
-    /// A bad setting.
+    /// A bad setting (config file, flag, or one the genesis contradicts),
+    /// naming its key.
+    #[error(transparent)]
+    Setting(#[from] node_config::ConfigError),
+    /// The data dir holds a copy of another genesis.
+    #[error("{}: belongs to another genesis than {}", .copy.display(), .genesis.display())]
+    OtherGenesis {
+        /// The data dir's copy.
+        copy: PathBuf,
+        /// The genesis given.
+        genesis: PathBuf,
+    },
+    /// A signal handler could not be installed.
+    #[error("cannot handle signal {number}: {source}")]
+    Signal {
+        /// The signal.
+        number: i32,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A core's executor did not start.
+    #[error("cannot start executor on cpu {cpu}: {source}")]
+    Executor {
+        /// The CPU it was pinned to.
+        cpu: usize,
+        /// glommio's error.
+        source: std::io::Error,
+    },
+    /// A core's executor thread failed (it panicked).
+    #[error("core {core} failed: {source}")]
+    CoreFailed {
+        /// The core.
+        core: usize,
+        /// glommio's error.
+        source: std::io::Error,
+    },
+    /// An endpoint port past 65535.
+    #[error("port {base_port} + core {core} is out of range")]
+    PortRange {
+        /// Port of the first core.
+        base_port: u16,
+        /// The core.
+        core: usize,
+    },
+    /// The TLS identity could not be made.
+    #[error("TLS identity: {0}")]
+    Tls(#[from] pc_net::TlsError),
+    /// The QUIC endpoint could not be made.
+    #[error("QUIC endpoint: {0}")]
+    Endpoint(#[from] pc_net::NetError),
+    /// A UDP socket did not bind.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A core's peer book does not load.
+    #[error(transparent)]
+    PeerBook(#[from] pc_net::peer_book::PeerBookError),
+    /// The bench's QUIC feeder failed.
+    #[error("bench feeder: {0}")]
+    Feeder(#[from] quic_intake::FeedError),
+    /// Replay found the log and the machine disagree, or could not start.
+    #[error(transparent)]
+    Replay(Box<replay::ReplayError>),
+    /// A logged `RoundFinalized` record does not decode.
+    #[error("{}: round record: {source}", .dir.display())]
+    RoundRecord {
+        /// The shard's log directory.
+        dir: PathBuf,
+        /// The decoder's reason.
+        source: pc_codec::DecodeError,
+    },
+    /// A bad setting of the node's own set-up, in words: what `node.rs`
+    /// still reports this way (issue 12 moves it to the typed variants
+    /// above).
     #[error("{0}")]
     Config(String),
+}
+
+impl From<replay::ReplayError> for EngineError {
+    fn from(error: replay::ReplayError) -> Self {
+        EngineError::Replay(Box::new(error))
+    }
 }
 
 impl EngineError {

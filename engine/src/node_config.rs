@@ -1,19 +1,27 @@
-//! The node config file (DESIGN §9): `[node]` data dir and validator key,
+//! The one configuration of the node and the engine. [`RuntimeConfig`] is
+//! what every runtime entry point (`node`, `bench`) runs with: the data
+//! dir, the cores, the shards' places on them ([`RuntimeConfig::placement`]
+//! checks them against the genesis), the logs' [`StorageConfig`] and the
+//! executors' registered memory. The node config file (DESIGN §9) fills it
+//! and the node's own keys: `[node]` data dir and validator key,
 //! `[node.cache]`, `[engine]` cores and placement, `[storage]` fsync and
 //! segment size, `[net]` listen address, base port and peers, `[metrics]`
 //! address. Every key but `[node] data_dir` has a default; an unknown key
-//! or a bad value is refused with one line naming the key, so an operator's
-//! typo never starts a node with a setting it did not ask for. `tune`
-//! prints a file of this format, and `tuning/*.toml` are examples of it.
+//! or a bad value is refused with one line naming the key
+//! ([`ConfigError`]), so an operator's typo never starts a node with a
+//! setting it did not ask for. `tune` prints a file of this format, and
+//! `tuning/*.toml` are examples of it.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use pc_storage::{Durability, LogConfig};
+use pc_storage::{Durability, LogConfig, LogError, ParseDurabilityError};
 use serde::Deserialize;
 
-use crate::genesis_file::one_line_toml_error;
+use crate::engine::{round_robin, MAX_RECORD_BYTES};
+use crate::genesis_file::TomlError;
+use crate::host::{executor_sizing, memlock_limit_bytes, ExecutorSizing};
 
 /// Port of the first core's QUIC endpoint unless `[net] base_port` says
 /// otherwise; core `i` listens on `base_port + i`.
@@ -23,9 +31,247 @@ pub const DEFAULT_METRICS_ADDRESS: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9100);
 /// Default `[storage] segment_bytes` (DESIGN §6).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// Default `[node.cache] header_cap`.
+pub const DEFAULT_HEADER_CACHE_CAP: usize = 65_536;
+/// Default `[node.cache] payload_cap`.
+pub const DEFAULT_PAYLOAD_CACHE_CAP: usize = 4_096;
 /// Most peers a config may list (the committee of a shard is at most 64
 /// seats; a few more leave room for observers).
 pub const MAX_PEERS: usize = 256;
+
+/// A setting that cannot be used; `Display` is one line naming the file,
+/// section and key (or flag) and the value at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A bad setting in a config file.
+    #[error("{path}: {error}")]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// The setting.
+        error: Box<ConfigError>,
+    },
+    /// Text that is not TOML of the expected shape.
+    #[error(transparent)]
+    Toml(#[from] TomlError),
+    /// `[engine] cores = []`.
+    #[error("[engine] cores: lists no core")]
+    NoCores,
+    /// A core listed twice.
+    #[error("[engine] cores: core {core} is listed twice")]
+    CoreTwice {
+        /// The core.
+        core: usize,
+    },
+    /// A shard placed on a core that is not listed.
+    #[error("[engine] placement[{shard}] = {core}: only {cores} cores are listed")]
+    PlacementCore {
+        /// The shard.
+        shard: usize,
+        /// Its core.
+        core: usize,
+        /// Cores listed.
+        cores: usize,
+    },
+    /// A placement of another number of shards.
+    #[error("[engine] placement: places {placed} shards but {of} has {shards}")]
+    PlacementShards {
+        /// Shards placed.
+        placed: usize,
+        /// Shards expected.
+        shards: u16,
+        /// Who expects them: `[engine] shards` or the genesis.
+        of: &'static str,
+    },
+    /// `[engine] shards` and the genesis disagree.
+    #[error("[engine] shards = {expected}, but {genesis} has {shards} shards")]
+    GenesisShards {
+        /// The config's count.
+        expected: u16,
+        /// The genesis file.
+        genesis: PathBuf,
+        /// The genesis' count.
+        shards: u16,
+    },
+    /// `[storage] fsync` is not a policy.
+    #[error("[storage] fsync: {0}")]
+    Fsync(#[from] ParseDurabilityError),
+    /// Segments that cannot hold the largest record.
+    #[error("[storage] segment_bytes = {segment_bytes}: {source}")]
+    SegmentBytes {
+        /// The setting.
+        segment_bytes: u64,
+        /// What the log says of it.
+        source: LogError,
+    },
+    /// `[net] listen` is not an IP address.
+    #[error("[net] listen = {0:?}: not an IP address")]
+    Listen(String),
+    /// Not enough ports from the base port for every core.
+    #[error("[net] base_port = {base_port}: needs {cores} ports from it, each in 1..=65535")]
+    BasePort {
+        /// The setting.
+        base_port: u16,
+        /// Cores, one endpoint each.
+        cores: usize,
+    },
+    /// Too many peers.
+    #[error("[net] peers: {0} listed, at most {MAX_PEERS}")]
+    TooManyPeers(usize),
+    /// A peer that is not an address.
+    #[error("[net] peers[{index}] = {text:?}: not an address like 127.0.0.1:7100")]
+    Peer {
+        /// Its index in the list.
+        index: usize,
+        /// What was given.
+        text: String,
+    },
+    /// `[metrics] address` is not an address.
+    #[error("[metrics] address = {0:?}: not an address like 127.0.0.1:9100")]
+    MetricsAddress(String),
+    /// A command-line value outside its range.
+    #[error("{flag} {value} is outside {}..={}", .range.start(), .range.end())]
+    OutOfRange {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: u64,
+        /// What is accepted.
+        range: std::ops::RangeInclusive<u64>,
+    },
+}
+
+/// `[storage]`: how the shard logs sync and how large their segments are.
+/// The same settings go into the data dir's `engine.toml` for replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// Log durability policy.
+    pub fsync: Durability,
+    /// Log segment size.
+    pub segment_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            fsync: Durability::Batch,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The configuration of every shard log, checked.
+    pub fn log_config(&self) -> Result<LogConfig, ConfigError> {
+        let config = LogConfig {
+            segment_bytes: self.segment_bytes,
+            durability: self.fsync,
+            max_record_bytes: MAX_RECORD_BYTES,
+        };
+        config
+            .validate()
+            .map_err(|source| ConfigError::SegmentBytes {
+                segment_bytes: self.segment_bytes,
+                source,
+            })?;
+        Ok(config)
+    }
+}
+
+/// What a runtime entry point (`node`, `bench`) runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Holds `genesis.toml`, `engine.toml`, the shard logs and the peer books.
+    pub data_dir: PathBuf,
+    /// CPUs to run executors on, one per core.
+    pub cpus: Vec<usize>,
+    /// Index into `cpus` of every shard's core (`None`: round-robin).
+    pub placement: Option<Vec<usize>>,
+    /// The shard logs.
+    pub storage: StorageConfig,
+    /// glommio registered memory per core (`None`: sized to the memlock limit).
+    pub io_memory_bytes: Option<u64>,
+}
+
+impl RuntimeConfig {
+    /// The core of every one of `shards` shards: the configured placement,
+    /// checked, or round-robin.
+    pub fn placement(&self, shards: u16) -> Result<Vec<usize>, ConfigError> {
+        if self.cpus.is_empty() {
+            return Err(ConfigError::NoCores);
+        }
+        match &self.placement {
+            Some(placement) => {
+                check_placement(
+                    placement,
+                    Some(self.cpus.len()),
+                    Some((shards, "the genesis")),
+                )?;
+                Ok(placement.clone())
+            }
+            None => Ok(round_robin(shards, self.cpus.len())),
+        }
+    }
+
+    /// glommio's registered memory and ring depth per executor: sized to
+    /// the memlock limit unless `io_memory_bytes` says.
+    pub fn executor_sizing(&self) -> ExecutorSizing {
+        let mut sizing = executor_sizing(memlock_limit_bytes(), self.cpus.len());
+        if let Some(bytes) = self.io_memory_bytes {
+            sizing.io_memory_bytes = bytes as usize;
+            sizing.ring_depth = if bytes < (1 << 20) { 32 } else { 128 };
+        }
+        sizing
+    }
+}
+
+/// Checks that `placement` names only listed cores (if `cores` is known)
+/// and places `shards.0` shards (if known; `shards.1` names who says so).
+fn check_placement(
+    placement: &[usize],
+    cores: Option<usize>,
+    shards: Option<(u16, &'static str)>,
+) -> Result<(), ConfigError> {
+    if let Some(cores) = cores {
+        if let Some((shard, core)) = placement
+            .iter()
+            .enumerate()
+            .find(|(_, core)| **core >= cores)
+        {
+            return Err(ConfigError::PlacementCore {
+                shard,
+                core: *core,
+                cores,
+            });
+        }
+    }
+    match shards {
+        Some((shards, of)) if placement.len() != usize::from(shards) => {
+            Err(ConfigError::PlacementShards {
+                placed: placement.len(),
+                shards,
+                of,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks that `cores` endpoints from `base_port` on all have ports.
+pub fn check_base_port(base_port: u16, cores: usize) -> Result<(), ConfigError> {
+    if base_port == 0 || usize::from(base_port) + cores.max(1) - 1 > usize::from(u16::MAX) {
+        return Err(ConfigError::BasePort { base_port, cores });
+    }
+    Ok(())
+}
 
 /// A node's settings, every default filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +288,8 @@ pub struct NodeConfig {
     pub placement: Option<Vec<usize>>,
     /// glommio registered memory per core (`None`: sized to the memlock limit).
     pub io_memory_bytes: Option<u64>,
-    /// Log durability policy.
-    pub fsync: Durability,
-    /// Log segment size.
-    pub segment_bytes: u64,
+    /// The shard logs.
+    pub storage: StorageConfig,
     /// Header cache capacity per shard (0 = off).
     pub header_cache_cap: usize,
     /// Payload cache capacity per shard (0 = off).
@@ -60,14 +304,64 @@ pub struct NodeConfig {
     pub metrics_address: SocketAddr,
 }
 
+impl NodeConfig {
+    /// The settings of a node without a config file: every default, in
+    /// `data_dir`.
+    pub fn defaults(data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            data_dir,
+            key: None,
+            cores: None,
+            shards: None,
+            placement: None,
+            io_memory_bytes: None,
+            storage: StorageConfig::default(),
+            header_cache_cap: DEFAULT_HEADER_CACHE_CAP,
+            payload_cache_cap: DEFAULT_PAYLOAD_CACHE_CAP,
+            listen: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            base_port: DEFAULT_BASE_PORT,
+            peers: Vec::new(),
+            metrics_address: DEFAULT_METRICS_ADDRESS,
+        }
+    }
+
+    /// The runtime part, on `usable_cpus` unless `[engine] cores` lists
+    /// some.
+    pub fn runtime(&self, usable_cpus: impl FnOnce() -> Vec<usize>) -> RuntimeConfig {
+        RuntimeConfig {
+            data_dir: self.data_dir.clone(),
+            cpus: self.cores.clone().unwrap_or_else(usable_cpus),
+            placement: self.placement.clone(),
+            storage: self.storage,
+            io_memory_bytes: self.io_memory_bytes,
+        }
+    }
+
+    /// Checks `[engine] shards` against the genesis at `path` with `shards`.
+    pub fn check_genesis_shards(&self, path: &Path, shards: u16) -> Result<(), ConfigError> {
+        match self.shards {
+            Some(expected) if expected != shards => Err(ConfigError::GenesisShards {
+                expected,
+                genesis: path.to_path_buf(),
+                shards,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileToml {
     node: NodeToml,
-    engine: Option<EngineToml>,
-    storage: Option<StorageToml>,
-    net: Option<NetToml>,
-    metrics: Option<MetricsToml>,
+    #[serde(default)]
+    engine: EngineToml,
+    #[serde(default)]
+    storage: StorageToml,
+    #[serde(default)]
+    net: NetToml,
+    #[serde(default)]
+    metrics: MetricsToml,
 }
 
 #[derive(Deserialize)]
@@ -75,17 +369,18 @@ struct FileToml {
 struct NodeToml {
     data_dir: PathBuf,
     key: Option<PathBuf>,
-    cache: Option<CacheToml>,
+    #[serde(default)]
+    cache: CacheToml,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct CacheToml {
     header_cap: Option<usize>,
     payload_cap: Option<usize>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct EngineToml {
     cores: Option<Vec<usize>>,
@@ -94,14 +389,14 @@ struct EngineToml {
     io_memory_bytes: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct StorageToml {
     fsync: Option<String>,
     segment_bytes: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct NetToml {
     listen: Option<String>,
@@ -109,7 +404,7 @@ struct NetToml {
     peers: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct MetricsToml {
     address: Option<String>,
@@ -117,130 +412,92 @@ struct MetricsToml {
 
 /// Reads and checks a node config file; the error is one line naming the
 /// file and the key.
-pub fn load(path: &Path) -> Result<NodeConfig, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| format!("{}: cannot read: {error}", path.display()))?;
-    parse(&text).map_err(|message| format!("{}: {message}", path.display()))
+pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text).map_err(|error| ConfigError::InFile {
+        path: path.to_path_buf(),
+        error: Box::new(error),
+    })
 }
 
 /// Parses and checks the text of a node config; the error is one line
 /// naming the key (or the line and column of a TOML error).
-pub fn parse(text: &str) -> Result<NodeConfig, String> {
-    let file: FileToml = toml::from_str(text).map_err(|e| one_line_toml_error(text, &e))?;
-    let engine = file.engine.unwrap_or(EngineToml {
-        cores: None,
-        shards: None,
-        placement: None,
-        io_memory_bytes: None,
-    });
+pub fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+    let file: FileToml = toml::from_str(text).map_err(|e| TomlError::new(text, &e))?;
+    let engine = file.engine;
     if let Some(cores) = &engine.cores {
         if cores.is_empty() {
-            return Err("[engine] cores: lists no core".to_string());
+            return Err(ConfigError::NoCores);
         }
         let mut seen = BTreeSet::new();
         if let Some(twice) = cores.iter().find(|core| !seen.insert(**core)) {
-            return Err(format!("[engine] cores: core {twice} is listed twice"));
+            return Err(ConfigError::CoreTwice { core: *twice });
         }
     }
     if let Some(placement) = &engine.placement {
-        if let Some(cores) = &engine.cores {
-            if let Some((shard, core)) = placement
-                .iter()
-                .enumerate()
-                .find(|(_, core)| **core >= cores.len())
-            {
-                return Err(format!(
-                    "[engine] placement[{shard}] = {core}: only {} cores are listed",
-                    cores.len()
-                ));
-            }
-        }
-        if let Some(shards) = engine.shards {
-            if placement.len() != usize::from(shards) {
-                return Err(format!(
-                    "[engine] placement: places {} shards but shards = {shards}",
-                    placement.len()
-                ));
-            }
-        }
+        check_placement(
+            placement,
+            engine.cores.as_ref().map(Vec::len),
+            engine.shards.map(|shards| (shards, "[engine] shards")),
+        )?;
     }
-    let storage = file.storage.unwrap_or(StorageToml {
-        fsync: None,
-        segment_bytes: None,
-    });
-    let fsync = match &storage.fsync {
-        Some(text) => text
-            .parse::<Durability>()
-            .map_err(|error| format!("[storage] fsync: {error}"))?,
-        None => Durability::Batch,
+    let defaults = NodeConfig::defaults(file.node.data_dir);
+    let storage = StorageConfig {
+        fsync: match &file.storage.fsync {
+            Some(text) => text.parse::<Durability>()?,
+            None => defaults.storage.fsync,
+        },
+        segment_bytes: file
+            .storage
+            .segment_bytes
+            .unwrap_or(defaults.storage.segment_bytes),
     };
-    let segment_bytes = storage.segment_bytes.unwrap_or(DEFAULT_SEGMENT_BYTES);
-    LogConfig {
-        segment_bytes,
-        durability: fsync,
-        max_record_bytes: crate::engine::MAX_RECORD_BYTES,
-    }
-    .validate()
-    .map_err(|error| format!("[storage] segment_bytes = {segment_bytes}: {error}"))?;
-    let cache = file.node.cache.unwrap_or(CacheToml {
-        header_cap: None,
-        payload_cap: None,
-    });
-    let net = file.net.unwrap_or(NetToml {
-        listen: None,
-        base_port: None,
-        peers: None,
-    });
+    storage.log_config()?;
+    let net = file.net;
     let listen = match &net.listen {
         Some(text) => text
             .parse::<IpAddr>()
-            .map_err(|_| format!("[net] listen = {text:?}: not an IP address"))?,
-        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            .map_err(|_| ConfigError::Listen(text.clone()))?,
+        None => defaults.listen,
     };
-    let base_port = net.base_port.unwrap_or(DEFAULT_BASE_PORT);
-    let cores_count = engine.cores.as_ref().map_or(1, Vec::len);
-    if base_port == 0 || usize::from(base_port) + cores_count - 1 > usize::from(u16::MAX) {
-        return Err(format!(
-            "[net] base_port = {base_port}: needs {cores_count} ports from it, each in 1..=65535"
-        ));
-    }
+    let base_port = net.base_port.unwrap_or(defaults.base_port);
+    check_base_port(base_port, engine.cores.as_ref().map_or(1, Vec::len))?;
     let peer_texts = net.peers.unwrap_or_default();
     if peer_texts.len() > MAX_PEERS {
-        return Err(format!(
-            "[net] peers: {} listed, at most {MAX_PEERS}",
-            peer_texts.len()
-        ));
+        return Err(ConfigError::TooManyPeers(peer_texts.len()));
     }
     let peers = peer_texts
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(index, text)| {
-            text.parse::<SocketAddr>().map_err(|_| {
-                format!("[net] peers[{index}] = {text:?}: not an address like 127.0.0.1:7100")
-            })
+            text.parse::<SocketAddr>()
+                .map_err(|_| ConfigError::Peer { index, text })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let metrics_address = match file.metrics.and_then(|m| m.address) {
-        Some(text) => text.parse::<SocketAddr>().map_err(|_| {
-            format!("[metrics] address = {text:?}: not an address like 127.0.0.1:9100")
-        })?,
-        None => DEFAULT_METRICS_ADDRESS,
+    let metrics_address = match file.metrics.address {
+        Some(text) => text
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::MetricsAddress(text))?,
+        None => defaults.metrics_address,
     };
+    let cache = file.node.cache;
     Ok(NodeConfig {
-        data_dir: file.node.data_dir,
         key: file.node.key,
         cores: engine.cores,
         shards: engine.shards,
         placement: engine.placement,
         io_memory_bytes: engine.io_memory_bytes,
-        fsync,
-        segment_bytes,
-        header_cache_cap: cache.header_cap.unwrap_or(65_536),
-        payload_cache_cap: cache.payload_cap.unwrap_or(4_096),
+        storage,
+        header_cache_cap: cache.header_cap.unwrap_or(defaults.header_cache_cap),
+        payload_cache_cap: cache.payload_cap.unwrap_or(defaults.payload_cache_cap),
         listen,
         base_port,
         peers,
         metrics_address,
+        ..defaults
     })
 }
 
@@ -252,15 +509,15 @@ mod tests {
     fn minimal_config_takes_every_default() {
         let config = parse("[node]\ndata_dir = \"d\"\n").unwrap();
         assert_eq!(config.data_dir, PathBuf::from("d"));
-        assert_eq!(config.fsync, Durability::Batch);
-        assert_eq!(config.segment_bytes, DEFAULT_SEGMENT_BYTES);
+        assert_eq!(config.storage, StorageConfig::default());
+        assert_eq!(config, NodeConfig::defaults(PathBuf::from("d")));
         assert_eq!(config.base_port, DEFAULT_BASE_PORT);
         assert_eq!(config.metrics_address, DEFAULT_METRICS_ADDRESS);
         assert!(config.peers.is_empty() && config.key.is_none() && config.cores.is_none());
     }
 
     #[test]
-    fn the_shipped_profiles_and_the_tune_recommendation_parse() {
+    fn the_shipped_profiles_parse() {
         for (name, text) in [
             ("pi5.toml", include_str!("../../tuning/pi5.toml")),
             ("i9.toml", include_str!("../../tuning/i9.toml")),
@@ -272,19 +529,6 @@ mod tests {
                 "{name}"
             );
         }
-        let probe = crate::tune::Probe {
-            cpus: vec![0, 1],
-            memlock_bytes: Some(8 << 20),
-            io_memory_bytes: 1 << 20,
-            io_uring_usable: Ok(()),
-            verify_one_core_per_s: 20_000.0,
-            verify_all_cores_per_s: 19_000.0,
-            append: Vec::new(),
-        };
-        let config = parse(&crate::tune::recommend(&probe)).unwrap();
-        assert_eq!(config.cores, Some(vec![0, 1]));
-        assert_eq!(config.placement, Some(vec![0, 1]));
-        assert_eq!(config.fsync, Durability::Never);
     }
 
     #[test]
@@ -300,8 +544,8 @@ mod tests {
         assert_eq!(config.key, Some(PathBuf::from("v.key")));
         assert_eq!((config.header_cache_cap, config.payload_cache_cap), (7, 0));
         assert_eq!(config.placement, Some(vec![0, 1, 0]));
-        assert_eq!(config.fsync, Durability::Always);
-        assert_eq!(config.segment_bytes, 8 << 20);
+        assert_eq!(config.storage.fsync, Durability::Always);
+        assert_eq!(config.storage.segment_bytes, 8 << 20);
         assert_eq!(config.listen, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(config.base_port, 7200);
         assert_eq!(config.peers.len(), 2);
@@ -336,12 +580,13 @@ mod tests {
             ("[metrics]\naddress = \"9100\"\n", "[metrics] address"),
             ("[net]\nport = 1\n", "unknown field `port`"),
         ] {
-            let error = parse(&format!("{base}{extra}")).unwrap_err();
+            let error = parse(&format!("{base}{extra}")).unwrap_err().to_string();
             assert!(error.contains(names), "{extra:?} gave {error:?}");
             assert!(!error.contains('\n'), "one line: {error:?}");
         }
         assert!(parse("[engine]\ncores = [0]\n")
             .unwrap_err()
+            .to_string()
             .contains("missing field `node`"));
     }
 }

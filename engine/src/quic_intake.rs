@@ -29,10 +29,12 @@ use glommio::{LocalExecutorBuilder, Placement};
 use pc_net::driver::{bind_udp, Driver, DriverHandle};
 use pc_net::endpoint::{NORMAL_CLOSE_CODE, PROTOCOL_VIOLATION_CODE};
 use pc_net::tls::CERTIFICATE_NAME;
-use pc_net::{ConnId, NetConfig, NetEndpoint, NetEvent, NetMessage, TlsIdentity};
+use pc_net::{
+    CloseReason, ConnId, NetConfig, NetEndpoint, NetEvent, NetMessage, SendError, TlsIdentity,
+};
 
-use crate::client::within;
-use crate::workload::{Workload, WorkloadFile};
+use crate::client::{within, ClientError};
+use crate::workload::{Workload, WorkloadError, WorkloadFile};
 use crate::EngineError;
 
 /// Anchors per shard the feeder may have sent and not yet seen taken.
@@ -43,6 +45,56 @@ pub const QUEUE_ANCHORS: usize = 4 * WINDOW_ANCHORS;
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(60);
 /// glommio registered memory of the feeder's executor.
 const FEEDER_IO_MEMORY: usize = 256 << 10;
+
+/// Why the bench's feeder stopped before every anchor was taken.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The feeder's executor did not start or failed.
+    #[error("its executor: {0}")]
+    Executor(std::io::Error),
+    /// Its client endpoint.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A shard's workload file.
+    #[error(transparent)]
+    Workload(#[from] WorkloadError),
+    /// An engine core whose port is past 65535.
+    #[error("port {base_port} + core {core} is out of range")]
+    PortRange {
+        /// Port of the first core.
+        base_port: u16,
+        /// The core.
+        core: usize,
+    },
+    /// A dial that did not start.
+    #[error("{addr}: {source}")]
+    Connect {
+        /// The engine core's address.
+        addr: SocketAddr,
+        /// Why.
+        source: pc_net::NetError,
+    },
+    /// An engine core that did not answer the handshake in time.
+    #[error("{addr}: no QUIC handshake within {CONNECT_DEADLINE:?}")]
+    NoHandshake {
+        /// The engine core's address.
+        addr: SocketAddr,
+    },
+    /// A frame the endpoint refused.
+    #[error("shard {shard}: {source}")]
+    Send {
+        /// The shard fed.
+        shard: u16,
+        /// Why.
+        source: SendError,
+    },
+    /// The feeder's own endpoint stopped.
+    #[error("the feeder's endpoint stopped")]
+    EndpointStopped,
+    /// The engine closed a feeding connection.
+    #[error("the engine closed the connection: {0}")]
+    Closed(CloseReason),
+}
 
 /// One anchor as it arrived, and the connection to credit.
 pub(crate) struct NetAnchor {
@@ -61,16 +113,13 @@ pub(crate) struct QuicIntake {
 /// Starts the endpoint of one engine core on `bind` (on the current
 /// executor), with one queue per shard of `shards`.
 pub(crate) fn start(bind: SocketAddr, shards: &[u16]) -> Result<QuicIntake, EngineError> {
-    let identity =
-        TlsIdentity::generate().map_err(|e| EngineError::Config(format!("TLS identity: {e}")))?;
+    let identity = TlsIdentity::generate()?;
     let config = NetConfig {
         max_connections: 16,
         ..NetConfig::default()
     };
-    let endpoint = NetEndpoint::new(config, Some(&identity))
-        .map_err(|e| EngineError::Config(format!("QUIC endpoint: {e}")))?;
-    let socket = bind_udp(bind)
-        .map_err(|e| EngineError::Config(format!("[bench] cannot bind {bind}: {e}")))?;
+    let endpoint = NetEndpoint::new(config, Some(&identity))?;
+    let socket = bind_udp(bind).map_err(|source| EngineError::Bind { addr: bind, source })?;
     let mut senders: BTreeMap<u16, LocalSender<NetAnchor>> = BTreeMap::new();
     let mut receivers = Vec::new();
     for shard in shards {
@@ -163,20 +212,20 @@ pub fn spawn_feeder(
     workload: Workload,
     placement: Vec<usize>,
     base_port: u16,
-) -> Result<glommio::ExecutorJoinHandle<Result<FeedStats, String>>, EngineError> {
+) -> Result<glommio::ExecutorJoinHandle<Result<FeedStats, FeedError>>, FeedError> {
     LocalExecutorBuilder::new(Placement::Unbound)
         .name("pc-bench-feeder")
         .io_memory(FEEDER_IO_MEMORY)
         .ring_depth(64)
         .spawn(move || async move { feed(workload, placement, base_port).await })
-        .map_err(|e| EngineError::Config(format!("cannot start the bench feeder: {e}")))
+        .map_err(|e| FeedError::Executor(e.into()))
 }
 
 async fn feed(
     workload: Workload,
     placement: Vec<usize>,
     base_port: u16,
-) -> Result<FeedStats, String> {
+) -> Result<FeedStats, FeedError> {
     let (driver, handle, events) = crate::client::start_endpoint([127, 0, 0, 1])?;
     let result = feed_all(&workload, &placement, base_port, &handle, &events).await;
     let stats = driver.handle().stats();
@@ -200,12 +249,12 @@ async fn connect(
     addr: SocketAddr,
     handle: &DriverHandle,
     events: &LocalReceiver<NetEvent>,
-) -> Result<ConnId, String> {
+) -> Result<ConnId, FeedError> {
     let deadline = Instant::now() + CONNECT_DEADLINE;
     loop {
         let conn = handle
             .connect(addr, CERTIFICATE_NAME)
-            .map_err(|e| format!("{addr}: {e}"))?;
+            .map_err(|source| FeedError::Connect { addr, source })?;
         let outcome = within(Duration::from_millis(500), async {
             while let Some(event) = events.recv().await {
                 match event {
@@ -222,9 +271,7 @@ async fn connect(
         }
         handle.close(conn, NORMAL_CLOSE_CODE, "retrying");
         if Instant::now() >= deadline {
-            return Err(format!(
-                "{addr}: no QUIC handshake within {CONNECT_DEADLINE:?}"
-            ));
+            return Err(FeedError::NoHandshake { addr });
         }
         glommio::timer::sleep(Duration::from_millis(200)).await;
     }
@@ -236,17 +283,21 @@ async fn feed_all(
     base_port: u16,
     handle: &DriverHandle,
     events: &LocalReceiver<NetEvent>,
-) -> Result<FeedStats, String> {
+) -> Result<FeedStats, FeedError> {
     let mut conns: BTreeMap<usize, ConnId> = BTreeMap::new();
     let mut feeds = Vec::new();
     for (shard, core) in placement.iter().enumerate() {
         let shard = shard as u16;
-        let file = WorkloadFile::open(&workload.shard_path(shard)).map_err(|e| e.to_string())?;
+        let file = WorkloadFile::open(&workload.shard_path(shard))?;
         let conn = match conns.get(core) {
             Some(conn) => *conn,
             None => {
-                let port = u16::try_from(usize::from(base_port) + core)
-                    .map_err(|_| format!("port {base_port} + core {core} is out of range"))?;
+                let port = u16::try_from(usize::from(base_port) + core).map_err(|_| {
+                    FeedError::PortRange {
+                        base_port,
+                        core: *core,
+                    }
+                })?;
                 let conn =
                     connect(SocketAddr::from(([127, 0, 0, 1], port)), handle, events).await?;
                 conns.insert(*core, conn);
@@ -280,7 +331,12 @@ async fn feed_all(
                     }
                     // The connection's send buffer is full: wait for credit.
                     Err(pc_net::SendError::QueueFull { .. }) => break,
-                    Err(error) => return Err(format!("shard {}: {error}", feed.shard)),
+                    Err(source) => {
+                        return Err(FeedError::Send {
+                            shard: feed.shard,
+                            source,
+                        })
+                    }
                 }
             }
         }
@@ -291,7 +347,7 @@ async fn feed_all(
             break;
         }
         let Some(event) = events.recv().await else {
-            return Err("the feeder's endpoint stopped".to_string());
+            return Err(FeedError::EndpointStopped);
         };
         match event {
             NetEvent::Frame {
@@ -306,7 +362,7 @@ async fn feed_all(
                 }
             }
             NetEvent::Closed { conn, reason, .. } if conns.values().any(|c| *c == conn) => {
-                return Err(format!("the engine closed the connection: {reason}"));
+                return Err(FeedError::Closed(reason));
             }
             _ => {}
         }

@@ -8,15 +8,115 @@
 use std::path::{Path, PathBuf};
 
 use pc_codec::{Bip340, Decode, LogRecordKind, RoundFinalized};
+use pc_shard::machine::AnchorRejected;
 use pc_shard::machine::{AnchorStatus, Role, Shard, ShardLimits};
 use pc_storage::frame::{decode_frame, FrameStatus};
 use pc_storage::header::{read_header, HEADER_BYTES};
-use pc_storage::{CorruptReason, Durability, LogConfig, LogError};
+use pc_storage::{CorruptReason, LogConfig, LogError};
 use serde::Serialize;
 
 use crate::driver::shard_log_dir;
-use crate::engine::ENGINE_FILE;
+use crate::engine::read_log_config;
 use crate::{genesis_file, EngineError};
+
+/// Why a replay stopped; `Display` is one line naming the shard and the
+/// segment and offset (or round) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// `--shard` past the genesis' shards.
+    #[error("--shard {shard}: the genesis of {} has {shards} shards", .data_dir.display())]
+    NoSuchShard {
+        /// The shard asked for.
+        shard: u16,
+        /// The data dir.
+        data_dir: PathBuf,
+        /// Shards of its genesis.
+        shards: u16,
+    },
+    /// A shard without a log directory.
+    #[error("shard {shard}: no log at {}", .dir.display())]
+    NoLog {
+        /// The shard.
+        shard: u16,
+        /// Where its log should be.
+        dir: PathBuf,
+    },
+    /// A record of a kind the engine never writes.
+    #[error("corrupt log segment {} at offset {offset}: unknown record kind {kind}", .path.display())]
+    UnknownKind {
+        /// The segment file.
+        path: PathBuf,
+        /// Offset of the record's frame.
+        offset: u64,
+        /// The kind byte.
+        kind: u8,
+    },
+    /// A logged anchor the replaying machine takes otherwise than as new.
+    #[error("corrupt log segment {} at offset {offset}: shard {shard}: logged anchor is {status:?} on replay", .path.display())]
+    AnchorStatus {
+        /// The segment file.
+        path: PathBuf,
+        /// Offset of the record's frame.
+        offset: u64,
+        /// The shard.
+        shard: u16,
+        /// How the machine took it.
+        status: AnchorStatus,
+    },
+    /// A logged anchor the replaying machine refuses.
+    #[error("corrupt log segment {} at offset {offset}: shard {shard}: logged anchor refused: {source}", .path.display())]
+    AnchorRefused {
+        /// The segment file.
+        path: PathBuf,
+        /// Offset of the record's frame.
+        offset: u64,
+        /// The shard.
+        shard: u16,
+        /// Why.
+        source: AnchorRejected,
+    },
+    /// The machine re-derived another record than the log holds.
+    #[error("shard {shard}: round {}: replay mismatch: logged {logged} but re-derived {}", .round.map_or_else(|| "?".to_string(), |r| r.to_string()), .derived.as_ref().map_or_else(|| "nothing".to_string(), ToString::to_string))]
+    Mismatch {
+        /// The shard.
+        shard: u16,
+        /// The round concerned, where a record names it.
+        round: Option<u64>,
+        /// What the log holds.
+        logged: RecordSummary,
+        /// What the machine emitted (`None`: nothing).
+        derived: Option<RecordSummary>,
+    },
+}
+
+/// A log record as a mismatch names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordSummary {
+    /// A `RoundFinalized` record.
+    Round(RoundFinalized),
+    /// An `AnchorAccepted` record.
+    Anchor,
+    /// A record that is neither (or does not decode as its kind).
+    Other,
+}
+
+impl std::fmt::Display for RecordSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordSummary::Round(round) => write!(
+                f,
+                "round {} (first index {}, {} anchors, state root {}, payout root {})",
+                round.round,
+                round.first_global_index,
+                round.anchor_count,
+                pc_codec::to_hex(&round.state_root),
+                pc_codec::to_hex(&round.payout_root)
+            ),
+            RecordSummary::Anchor => f.write_str("an anchor"),
+            RecordSummary::Other => f.write_str("another record"),
+        }
+    }
+}
 
 /// What replay derived for one shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,39 +139,6 @@ pub struct ReplayedShard {
     pub order_digest: String,
     /// The last round folded into `order_digest` (`None`: none yet).
     pub order_digest_round: Option<u64>,
-}
-
-#[derive(serde::Deserialize)]
-struct EngineFile {
-    storage: StorageSection,
-}
-
-#[derive(serde::Deserialize)]
-struct StorageSection {
-    segment_bytes: u64,
-    max_record_bytes: u32,
-}
-
-/// The log configuration a data dir was written with.
-fn log_config(data_dir: &Path) -> Result<LogConfig, EngineError> {
-    let path = data_dir.join(ENGINE_FILE);
-    let mut config = LogConfig {
-        durability: Durability::Never,
-        max_record_bytes: crate::engine::MAX_RECORD_BYTES,
-        ..LogConfig::default()
-    };
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let parsed: EngineFile = toml::from_str(&text).map_err(|e| {
-            EngineError::Config(format!(
-                "{}: {}",
-                path.display(),
-                genesis_file::one_line_toml_error(&text, &e)
-            ))
-        })?;
-        config.segment_bytes = parsed.storage.segment_bytes;
-        config.max_record_bytes = parsed.storage.max_record_bytes;
-    }
-    Ok(config)
 }
 
 /// A shard's log, read without opening it for writing: replay never
@@ -198,15 +265,17 @@ pub fn replay_through(
     let shards = genesis.params.shards;
     let selected: Vec<u16> = match shard {
         Some(shard) if shard >= shards => {
-            return Err(EngineError::Config(format!(
-                "--shard {shard}: the genesis of {} has {shards} shards",
-                data_dir.display()
-            )))
+            return Err(ReplayError::NoSuchShard {
+                shard,
+                data_dir: data_dir.to_path_buf(),
+                shards,
+            }
+            .into())
         }
         Some(shard) => vec![shard],
         None => (0..shards).collect(),
     };
-    let config = log_config(data_dir)?;
+    let config = read_log_config(data_dir)?;
     // Shards are independent: one thread each (results in shard order).
     std::thread::scope(|scope| {
         let handles: Vec<_> = selected
@@ -232,10 +301,7 @@ fn replay_shard(
 ) -> Result<ReplayedShard, EngineError> {
     let dir = shard_log_dir(data_dir, shard);
     if !dir.is_dir() {
-        return Err(EngineError::Config(format!(
-            "shard {shard}: no log at {}",
-            dir.display()
-        )));
+        return Err(ReplayError::NoLog { shard, dir }.into());
     }
     let log = ReadOnlyLog::open(&dir, config.max_record_bytes)?;
     let mut machine: Shard<Bip340, pc_codec::SigningKey> = Shard::new(
@@ -259,25 +325,32 @@ fn replay_shard(
     // Records the machine emitted that the log has not shown yet.
     let mut derived = std::collections::VecDeque::new();
     for record in log.records()? {
-        let bad = |reason: String| EngineError::BadRecord {
-            path: record.path.clone(),
-            offset: record.offset,
-            reason,
-        };
-        let kind = LogRecordKind::from_u8(record.kind)
-            .ok_or_else(|| bad(format!("unknown record kind {}", record.kind)))?;
+        let (path, offset) = (record.path.clone(), record.offset);
+        let kind = LogRecordKind::from_u8(record.kind).ok_or(ReplayError::UnknownKind {
+            path: path.clone(),
+            offset,
+            kind: record.kind,
+        })?;
         if kind == LogRecordKind::AnchorAccepted && derived.is_empty() {
             match machine.handle_anchor(None, &record.body) {
                 Ok(AnchorStatus::Inserted) => result.anchors += 1,
                 Ok(status) => {
-                    return Err(bad(format!(
-                        "shard {shard}: logged anchor is {status:?} on replay"
-                    )))
+                    return Err(ReplayError::AnchorStatus {
+                        path,
+                        offset,
+                        shard,
+                        status,
+                    }
+                    .into())
                 }
-                Err(error) => {
-                    return Err(bad(format!(
-                        "shard {shard}: logged anchor refused: {error}"
-                    )))
+                Err(source) => {
+                    return Err(ReplayError::AnchorRefused {
+                        path,
+                        offset,
+                        shard,
+                        source,
+                    }
+                    .into())
                 }
             }
             let mut reports = std::collections::VecDeque::new();
@@ -328,34 +401,29 @@ fn replay_shard(
 }
 
 fn mismatch(shard: u16, kind: LogRecordKind, logged: &[u8], derived: Option<&[u8]>) -> EngineError {
-    let describe = |body: &[u8]| match RoundFinalized::from_bytes(body) {
-        Ok(round) => format!(
-            "round {} (first index {}, {} anchors, state root {}, payout root {})",
-            round.round,
-            round.first_global_index,
-            round.anchor_count,
-            pc_codec::to_hex(&round.state_root),
-            pc_codec::to_hex(&round.payout_root)
-        ),
-        Err(_) => "another record".to_string(),
+    let summary = |body: &[u8]| match RoundFinalized::from_bytes(body) {
+        Ok(round) => RecordSummary::Round(round),
+        Err(_) => RecordSummary::Other,
     };
-    let round = match kind {
-        LogRecordKind::RoundFinalized => RoundFinalized::from_bytes(logged)
-            .map(|r| r.round.to_string())
-            .unwrap_or_else(|_| "?".to_string()),
-        LogRecordKind::AnchorAccepted => derived
-            .and_then(|body| RoundFinalized::from_bytes(body).ok())
-            .map_or_else(|| "?".to_string(), |r| r.round.to_string()),
+    let logged = match kind {
+        LogRecordKind::RoundFinalized => summary(logged),
+        LogRecordKind::AnchorAccepted => RecordSummary::Anchor,
     };
-    EngineError::Config(format!(
-        "shard {shard}: round {round}: replay mismatch: logged {} but re-derived {}",
-        if kind == LogRecordKind::RoundFinalized {
-            describe(logged)
-        } else {
-            "an anchor".to_string()
-        },
-        derived.map_or_else(|| "nothing".to_string(), describe)
-    ))
+    let derived = derived.map(summary);
+    let round = [Some(&logged), derived.as_ref()]
+        .into_iter()
+        .flatten()
+        .find_map(|record| match record {
+            RecordSummary::Round(round) => Some(round.round),
+            _ => None,
+        });
+    ReplayError::Mismatch {
+        shard,
+        round,
+        logged,
+        derived,
+    }
+    .into()
 }
 
 /// Replay output, one line per shard, identical on every run.

@@ -15,6 +15,9 @@ use crate::engine::MAX_RECORD_BYTES;
 use crate::host::{
     executor_sizing, memlock_limit_bytes, usable_cpus, VerifySamples, CALIBRATION_SAMPLES,
 };
+use crate::node_config::{
+    DEFAULT_HEADER_CACHE_CAP, DEFAULT_PAYLOAD_CACHE_CAP, DEFAULT_SEGMENT_BYTES,
+};
 use crate::EngineError;
 
 /// Bytes of one appended record in the log probe: about a full anchor of
@@ -117,7 +120,7 @@ async fn probe_logs(dir: &Path, duration: Duration) -> Result<Vec<AppendRate>, E
             records += 1;
             match fsync {
                 Durability::Always => {
-                    if let Some(upto) = sync_ranges(&log).await.map_err(EngineError::Config)? {
+                    if let Some(upto) = sync_ranges(&log).await? {
                         log.mark_durable(upto);
                     }
                 }
@@ -125,7 +128,7 @@ async fn probe_logs(dir: &Path, duration: Duration) -> Result<Vec<AppendRate>, E
                     let finished = in_flight.as_ref().and_then(|slot| slot.borrow_mut().take());
                     if let Some(result) = finished {
                         in_flight = None;
-                        log.mark_durable(result.map_err(EngineError::Config)?);
+                        log.mark_durable(result?);
                     }
                     if in_flight.is_none() {
                         in_flight = spawn_sync(&log);
@@ -139,13 +142,13 @@ async fn probe_logs(dir: &Path, duration: Duration) -> Result<Vec<AppendRate>, E
             let finished = slot.borrow_mut().take();
             match finished {
                 Some(result) => {
-                    log.mark_durable(result.map_err(EngineError::Config)?);
+                    log.mark_durable(result?);
                     in_flight = None;
                 }
                 None => glommio::timer::sleep(Duration::from_micros(100)).await,
             }
         }
-        if let Some(upto) = sync_ranges(&log).await.map_err(EngineError::Config)? {
+        if let Some(upto) = sync_ranges(&log).await? {
             log.mark_durable(upto);
         }
         let seconds = start.elapsed().as_secs_f64();
@@ -161,22 +164,30 @@ async fn probe_logs(dir: &Path, duration: Duration) -> Result<Vec<AppendRate>, E
 }
 
 /// The outcome of one background sync: the seq made durable.
-type SyncSlot = std::rc::Rc<std::cell::RefCell<Option<Result<u64, String>>>>;
+type SyncSlot = std::rc::Rc<std::cell::RefCell<Option<Result<u64, EngineError>>>>;
 
 /// fdatasyncs every dirty range of `log` through io_uring; returns the seq
 /// then durable.
-async fn sync_ranges(log: &Log) -> Result<Option<u64>, String> {
+async fn sync_ranges(log: &Log) -> Result<Option<u64>, EngineError> {
     let ranges = log.dirty();
     let mut upto = None;
     for range in ranges {
-        let file = BufferedFile::open(&range.path)
-            .await
-            .map_err(|e| e.to_string())?;
-        file.fdatasync().await.map_err(|e| e.to_string())?;
-        file.close().await.map_err(|e| e.to_string())?;
+        sync_file(&range.path).await?;
         upto = upto.max(Some(range.upto_seq));
     }
     Ok(upto)
+}
+
+/// One io_uring fdatasync of `path`.
+async fn sync_file(path: &Path) -> Result<(), EngineError> {
+    let synced = async {
+        let file = BufferedFile::open(path).await?;
+        file.fdatasync().await?;
+        file.close().await
+    };
+    synced
+        .await
+        .map_err(|error| EngineError::io(path, error.into()))
 }
 
 /// Starts a background io_uring sync of every dirty range of `log`.
@@ -189,13 +200,8 @@ fn spawn_sync(log: &Log) -> Option<SyncSlot> {
     glommio::spawn_local(async move {
         let mut result = Ok(upto);
         for path in paths {
-            let synced = async {
-                let file = BufferedFile::open(&path).await?;
-                file.fdatasync().await?;
-                file.close().await
-            };
-            if let Err(error) = synced.await {
-                result = Err(error.to_string());
+            if let Err(error) = sync_file(&path).await {
+                result = Err(error);
                 break;
             }
         }
@@ -235,15 +241,15 @@ pub fn recommend(probe: &Probe) -> String {
          segment_bytes = {}\n\
          \n\
          [node.cache]\n\
-         header_cap = 65536\n\
-         payload_cap = 4096\n",
+         header_cap = {DEFAULT_HEADER_CACHE_CAP}\n\
+         payload_cap = {DEFAULT_PAYLOAD_CACHE_CAP}\n",
         cpus.join(", "),
         placement.join(", "),
         probe.io_memory_bytes,
         probe
             .memlock_bytes
             .map_or("unlimited".to_string(), |b| format!("{} KiB", b / 1024)),
-        64u64 << 20,
+        DEFAULT_SEGMENT_BYTES,
     )
 }
 
@@ -317,6 +323,20 @@ mod tests {
             parsed["storage"]["segment_bytes"].as_integer(),
             Some(64 << 20)
         );
+    }
+
+    #[test]
+    fn the_recommendation_is_a_node_config_of_every_core() {
+        let config = crate::node_config::parse(&recommend(&probe_with(200.0))).unwrap();
+        assert_eq!(config.cores, Some(vec![0, 1]));
+        assert_eq!(config.placement, Some(vec![0, 1]));
+        assert_eq!(config.storage.fsync, Durability::Batch);
+        let no_disk = Probe {
+            append: Vec::new(),
+            ..probe_with(0.0)
+        };
+        let config = crate::node_config::parse(&recommend(&no_disk)).unwrap();
+        assert_eq!(config.storage.fsync, Durability::Never);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use pc_codec::{Decode, Encode, LogRecordKind, RoundFinalized};
 use pc_engine::engine::{self, EngineConfig, Intake};
 use pc_engine::host::usable_cpus;
+use pc_engine::node_config::{RuntimeConfig, StorageConfig};
 use pc_engine::replay::{render_text, replay};
 use pc_engine::workload::{load_or_generate, WorkloadParams};
 use pc_storage::frame::{encode_frame, frame_bytes};
@@ -32,11 +33,16 @@ fn run_engine(root: &Path, data_dir: &Path) -> (String, u64) {
     )
     .unwrap();
     let report = engine::run(EngineConfig {
-        data_dir: data_dir.to_path_buf(),
-        cpus: usable_cpus()[..1].to_vec(),
-        placement: vec![0],
-        fsync: Durability::Batch,
-        segment_bytes: SEGMENT_BYTES,
+        runtime: RuntimeConfig {
+            data_dir: data_dir.to_path_buf(),
+            cpus: usable_cpus()[..1].to_vec(),
+            placement: Some(vec![0]),
+            storage: StorageConfig {
+                fsync: Durability::Batch,
+                segment_bytes: SEGMENT_BYTES,
+            },
+            io_memory_bytes: None,
+        },
         ring_capacity: 4,
         workload,
         intake: Intake::PerCore,
