@@ -113,9 +113,9 @@ fn load_workload() -> Workload {
     eprintln!(
         "workload: {} anchors ({} with {TX_PER_ANCHOR} transfers), {} transfers, \
          loaded or generated in {:.1?}",
-        workload.file.len(),
+        workload.anchors().len(),
         workload.full_anchors(),
-        workload.file.total_events(),
+        workload.transfers(),
         started.elapsed()
     );
     workload
