@@ -12,7 +12,7 @@
 use pc_node::telemetry::Event;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +24,7 @@ use pc_codec::ids::shard_of;
 use pc_codec::{to_hex, Encode, MicroEvent, SigningKey};
 use pc_engine::agreement;
 use pc_engine::client::{self, LoadStats};
+use pc_engine::node_config::{NodeConfig, StorageConfig};
 use pc_storage::Durability;
 
 use crate::dev_genesis::{self, DevClients, DevGenesis};
@@ -159,21 +160,23 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
         let node_dir = dir.join(format!("node-{n}"));
         std::fs::create_dir_all(&node_dir)
             .map_err(|e| CliError::io(&node_dir, "create directory", e))?;
-        let peers: Vec<String> = (0..args.nodes)
-            .filter(|m| *m != n)
-            .map(|m| format!("\"{}\"", node_addr(m)))
-            .collect();
-        let config = format!(
-            "# devnet node {n}\n[node]\ndata_dir = \"{}\"\nkey = \"{}\"\n\n[engine]\ncores = [{}]\nio_memory_bytes = {}\n\n[storage]\nfsync = \"{}\"\nsegment_bytes = {}\n\n[net]\nlisten = \"127.0.0.1\"\nbase_port = {}\npeers = [{}]\n",
-            node_dir.display(),
-            dir.join("keys").join(format!("validator-{n:02}.key")).display(),
-            cpus[usize::from(n) % cpus.len()],
-            512 << 10,
-            args.fsync,
-            16 << 20,
-            node_addr(n).port(),
-            peers.join(", ")
-        );
+        let config = NodeConfig {
+            key: Some(dir.join("keys").join(format!("validator-{n:02}.key"))),
+            cores: Some(vec![cpus[usize::from(n) % cpus.len()]]),
+            io_memory_bytes: Some(512 << 10),
+            storage: StorageConfig {
+                fsync: args.fsync,
+                segment_bytes: 16 << 20,
+            },
+            listen: Ipv4Addr::LOCALHOST.into(),
+            base_port: node_addr(n).port(),
+            peers: (0..args.nodes)
+                .filter(|m| *m != n)
+                .map(&node_addr)
+                .collect(),
+            ..NodeConfig::defaults(node_dir.clone())
+        };
+        let config = format!("# devnet node {n}\n{}", config.to_toml());
         let config_path = node_dir.join("node.toml");
         std::fs::write(&config_path, config)
             .map_err(|e| CliError::io(&config_path, "write node config", e))?;

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use pc_storage::{Durability, LogConfig, LogError, ParseDurabilityError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{round_robin, MAX_RECORD_BYTES};
 use crate::genesis_file::TomlError;
@@ -350,7 +350,9 @@ impl NodeConfig {
     }
 }
 
-#[derive(Deserialize)]
+/// The file format, both ways: [`parse`] reads it, [`NodeConfig::to_toml`]
+/// writes it (keys without a value are left out).
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct FileToml {
     node: NodeToml,
@@ -364,39 +366,44 @@ struct FileToml {
     metrics: MetricsToml,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct NodeToml {
     data_dir: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<PathBuf>,
     #[serde(default)]
     cache: CacheToml,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 struct CacheToml {
     header_cap: Option<usize>,
     payload_cap: Option<usize>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 struct EngineToml {
+    #[serde(skip_serializing_if = "Option::is_none")]
     cores: Option<Vec<usize>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     shards: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     placement: Option<Vec<usize>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     io_memory_bytes: Option<u64>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 struct StorageToml {
     fsync: Option<String>,
     segment_bytes: Option<u64>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 struct NetToml {
     listen: Option<String>,
@@ -404,10 +411,45 @@ struct NetToml {
     peers: Option<Vec<String>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 struct MetricsToml {
     address: Option<String>,
+}
+
+impl NodeConfig {
+    /// The config as a file [`parse`] reads back to the same settings.
+    pub fn to_toml(&self) -> String {
+        let file = FileToml {
+            node: NodeToml {
+                data_dir: self.data_dir.clone(),
+                key: self.key.clone(),
+                cache: CacheToml {
+                    header_cap: Some(self.header_cache_cap),
+                    payload_cap: Some(self.payload_cache_cap),
+                },
+            },
+            engine: EngineToml {
+                cores: self.cores.clone(),
+                shards: self.shards,
+                placement: self.placement.clone(),
+                io_memory_bytes: self.io_memory_bytes,
+            },
+            storage: StorageToml {
+                fsync: Some(self.storage.fsync.to_string()),
+                segment_bytes: Some(self.storage.segment_bytes),
+            },
+            net: NetToml {
+                listen: Some(self.listen.to_string()),
+                base_port: Some(self.base_port),
+                peers: Some(self.peers.iter().map(ToString::to_string).collect()),
+            },
+            metrics: MetricsToml {
+                address: Some(self.metrics_address.to_string()),
+            },
+        };
+        toml::to_string(&file).expect("a node config serializes (its paths are UTF-8)")
+    }
 }
 
 /// Reads and checks a node config file; the error is one line naming the
@@ -550,6 +592,32 @@ mod tests {
         assert_eq!(config.base_port, 7200);
         assert_eq!(config.peers.len(), 2);
         assert_eq!(config.metrics_address.port(), 9200);
+    }
+
+    #[test]
+    fn a_written_config_reads_back_to_the_same_settings() {
+        let minimal = NodeConfig::defaults(PathBuf::from("d"));
+        assert_eq!(parse(&minimal.to_toml()).unwrap(), minimal);
+        let full = NodeConfig {
+            key: Some(PathBuf::from("keys/v.key")),
+            cores: Some(vec![2, 3]),
+            shards: Some(3),
+            placement: Some(vec![0, 1, 0]),
+            io_memory_bytes: Some(1 << 19),
+            storage: StorageConfig {
+                fsync: Durability::Never,
+                segment_bytes: 16 << 20,
+            },
+            header_cache_cap: 0,
+            listen: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            base_port: 7200,
+            peers: vec![
+                "127.0.0.1:7300".parse().unwrap(),
+                "[::1]:7400".parse().unwrap(),
+            ],
+            ..minimal
+        };
+        assert_eq!(parse(&full.to_toml()).unwrap(), full);
     }
 
     #[test]

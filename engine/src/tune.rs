@@ -4,7 +4,7 @@
 //! through the engine's own path (pc-storage appends, io_uring
 //! `fdatasync`) — and recommends a node config.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use glommio::io::BufferedFile;
@@ -15,9 +15,7 @@ use crate::engine::MAX_RECORD_BYTES;
 use crate::host::{
     executor_sizing, memlock_limit_bytes, usable_cpus, VerifySamples, CALIBRATION_SAMPLES,
 };
-use crate::node_config::{
-    DEFAULT_HEADER_CACHE_CAP, DEFAULT_PAYLOAD_CACHE_CAP, DEFAULT_SEGMENT_BYTES,
-};
+use crate::node_config::{NodeConfig, StorageConfig, DEFAULT_SEGMENT_BYTES};
 use crate::EngineError;
 
 /// Bytes of one appended record in the log probe: about a full anchor of
@@ -211,7 +209,8 @@ fn spawn_sync(log: &Log) -> Option<SyncSlot> {
     Some(slot)
 }
 
-/// The recommended node config for what `probe` found.
+/// The recommended node config for what `probe` found: every core, one
+/// shard per core.
 pub fn recommend(probe: &Probe) -> String {
     let cores = probe.cpus.len();
     let batch = probe.append.iter().find(|r| r.fsync == Durability::Batch);
@@ -219,37 +218,32 @@ pub fn recommend(probe: &Probe) -> String {
     // One shard's log needs about (verify rate / 256) full anchors/s.
     let anchors_needed_per_s = probe.verify_all_cores_per_s / 256.0 * cores as f64;
     let fsync = match (always, batch) {
-        (Some(always), _) if always.records_per_s >= anchors_needed_per_s * 2.0 => "always",
-        (_, Some(_)) => "batch",
-        _ => "never",
+        (Some(always), _) if always.records_per_s >= anchors_needed_per_s * 2.0 => {
+            Durability::Always
+        }
+        (_, Some(_)) => Durability::Batch,
+        _ => Durability::Never,
     };
-    let cpus: Vec<String> = probe.cpus.iter().map(|c| c.to_string()).collect();
-    let placement: Vec<String> = (0..cores).map(|c| c.to_string()).collect();
+    let config = NodeConfig {
+        cores: Some(probe.cpus.clone()),
+        shards: Some(cores as u16),
+        placement: Some((0..cores).collect()),
+        io_memory_bytes: Some(probe.io_memory_bytes as u64),
+        storage: StorageConfig {
+            fsync,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+        },
+        ..NodeConfig::defaults(PathBuf::from("./pc-data"))
+    };
     format!(
-        "# phantom-engine node config recommended by `phantom-engine tune`\n\
-         [node]\n\
-         data_dir = \"./pc-data\"\n\
-         \n\
-         [engine]\n\
-         cores = [{}]            # one pinned executor per core\n\
-         shards = {cores}               # one shard per core: verification is the per-core limit\n\
-         placement = [{}]        # shard i on core placement[i] (round-robin)\n\
-         io_memory_bytes = {}    # glommio registered memory per core, fits memlock {}\n\
-         \n\
-         [storage]\n\
-         fsync = \"{fsync}\"\n\
-         segment_bytes = {}\n\
-         \n\
-         [node.cache]\n\
-         header_cap = {DEFAULT_HEADER_CACHE_CAP}\n\
-         payload_cap = {DEFAULT_PAYLOAD_CACHE_CAP}\n",
-        cpus.join(", "),
-        placement.join(", "),
-        probe.io_memory_bytes,
+        "# phantom-engine node config recommended by `phantom-engine tune`:\n\
+         # one pinned executor per core and one shard per core (verification is\n\
+         # the per-core limit), shard i on core placement[i]; io_memory_bytes is\n\
+         # glommio's registered memory per core, within memlock {}.\n{}",
         probe
             .memlock_bytes
             .map_or("unlimited".to_string(), |b| format!("{} KiB", b / 1024)),
-        DEFAULT_SEGMENT_BYTES,
+        config.to_toml()
     )
 }
 
