@@ -132,6 +132,10 @@ fn four_seat_drivers_finalize_the_same_transfers_and_serve_pulls_from_their_logs
                             ShardMessage::Announce(ids) => {
                                 drivers[target].handle_announce(from as u32, ids).unwrap();
                             }
+                            // These drivers serve pulls by id only; a
+                            // catch-up range goes unanswered (pulls still
+                            // bring every anchor).
+                            ShardMessage::GetRange { .. } => {}
                         }
                     }
                 }

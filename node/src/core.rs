@@ -10,7 +10,8 @@
 //!
 //! The jobs live in files named after them: `admission` (connections,
 //! `Hello`s, dialing, violations and bans), `gossip` (what the shard
-//! machines send, to which connection; catch-up by `GetRange`), `serving`
+//! machines send, to which connection, their catch-up `GetRange`s
+//! included), `serving`
 //! (`Get`/`GetRange` answers within per-peer budgets), `intake` (client
 //! submissions, balance queries, relayed evidence), `forward` (messages
 //! for shards of other cores and their answers).
@@ -78,14 +79,19 @@ pub const PULL_RETRY_MS: u64 = 100;
 pub const MAX_REPLY_ANCHORS: usize = 256;
 /// Most anchor bytes in one `Anchors` frame of a reply (under the frame cap).
 pub const MAX_REPLY_FRAME_BYTES: usize = 3 << 20;
-/// Pending anchors (waiting for parents) above which a shard asks a peer
-/// for a range of rounds instead of pulling parents one by one.
+/// Rounds a shard's DAG may end below its committee's before its machine
+/// asks one peer at a time for ranges of rounds (`GetRange`) instead of
+/// pulling parents one by one (the machine decides; see
+/// [`ShardLimits::catch_up_lag_rounds`]).
+pub const CATCH_UP_START_LAG_ROUNDS: u64 = 3;
+/// Pending anchors (waiting for parents) at which a shard's machine
+/// catches up by range however few rounds it lags.
 pub const CATCH_UP_PENDING: usize = 64;
 /// Rounds behind its peers past which a shard counts as catching up and
 /// refuses client submissions.
 pub const CATCH_UP_LAG_ROUNDS: u64 = 50;
 /// Least time between two `GetRange`s of one shard.
-pub const CATCH_UP_INTERVAL_US: u64 = 200_000;
+pub const CATCH_UP_INTERVAL_MS: u64 = 200;
 /// Anchors asked for by one `GetRange`.
 pub const CATCH_UP_ANCHORS: u32 = 256;
 /// First wait before redialing an address.
@@ -119,12 +125,16 @@ const _: () = assert!(MAX_REPLY_ANCHORS <= MAX_RANGE_ANCHORS as usize);
 const _: () = assert!(CATCH_UP_ANCHORS <= MAX_RANGE_ANCHORS);
 
 /// The shard limits of a node's machines: ticks are milliseconds, so the
-/// acknowledgement interval is [`ACK_INTERVAL_MS`] and the pull retry
-/// [`PULL_RETRY_MS`].
+/// acknowledgement interval is [`ACK_INTERVAL_MS`], the pull retry
+/// [`PULL_RETRY_MS`] and the catch-up interval [`CATCH_UP_INTERVAL_MS`].
 pub fn node_shard_limits() -> ShardLimits {
     ShardLimits {
         ack_interval_ticks: ACK_INTERVAL_MS * 1000 / SHARD_TICK_US,
         pull_retry_ticks: PULL_RETRY_MS * 1000 / SHARD_TICK_US,
+        catch_up_lag_rounds: CATCH_UP_START_LAG_ROUNDS,
+        catch_up_pending_anchors: CATCH_UP_PENDING,
+        catch_up_interval_ticks: CATCH_UP_INTERVAL_MS * 1000 / SHARD_TICK_US,
+        catch_up_anchors: CATCH_UP_ANCHORS,
         ..ShardLimits::default()
     }
 }
@@ -220,14 +230,6 @@ pub(crate) struct DialTarget {
     pub(crate) backoff_us: u64,
 }
 
-/// Catch-up bookkeeping of a shard.
-#[derive(Debug, Default)]
-pub(crate) struct CatchUp {
-    pub(crate) last_sent_us: Option<u64>,
-    pub(crate) next_peer: usize,
-    pub(crate) requests: u64,
-}
-
 /// Counters of a core, for its status events.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CoreCounters {
@@ -274,7 +276,6 @@ pub struct NodeCore {
     pub(crate) own_addrs: BTreeSet<SocketAddr>,
     pub(crate) book: PeerBook,
     pub(crate) book_dirty: bool,
-    pub(crate) catch_up: BTreeMap<u16, CatchUp>,
     pub(crate) crash: Option<CrashPlan>,
     pub(crate) counters: CoreCounters,
     pub(crate) peer_log_lines: u32,
@@ -328,7 +329,6 @@ impl NodeCore {
             own_addrs: config.own_addrs.into_iter().collect(),
             book: config.book,
             book_dirty: false,
-            catch_up: BTreeMap::new(),
             crash: config.crash,
             counters: CoreCounters::default(),
             peer_log_lines: 0,
@@ -412,8 +412,9 @@ impl NodeCore {
         Ok(())
     }
 
-    /// Timers: the shard machines' ticks, dials, catch-up, status events
-    /// and peer-book saves that are due at `now`.
+    /// Timers: the shard machines' ticks (pull retries, announces,
+    /// catch-up), dials, status events and peer-book saves that are due at
+    /// `now`.
     pub fn handle_timeout(&mut self, io: &mut dyn NodeIo, now: Now) -> Result<(), NodeError> {
         self.last_timeout_us = Some(now.mono_us);
         for host in self.shards.values_mut() {
@@ -422,7 +423,6 @@ impl NodeCore {
             }
         }
         self.dial_due(io, now);
-        self.catch_up_due(io, now);
         self.route_transmits(io, now);
         if self.status_due(now) {
             self.status(now);
@@ -446,19 +446,8 @@ impl NodeCore {
             .iter()
             .filter(|t| t.conn.is_none())
             .map(|t| t.next_attempt_us);
-        let catch_up = self
-            .shards
-            .iter()
-            .filter(|(_, host)| host.machine().pending_anchors() >= CATCH_UP_PENDING)
-            .map(|(shard, _)| {
-                self.catch_up
-                    .get(shard)
-                    .and_then(|c| c.last_sent_us)
-                    .map_or(0, |at| at + CATCH_UP_INTERVAL_US)
-            });
         let next = shards
             .chain(dials)
-            .chain(catch_up)
             .chain([self.next_status_us, self.next_book_save_us])
             .min()
             .unwrap_or(self.next_status_us);
@@ -534,9 +523,12 @@ impl NodeCore {
         self.shards.get_mut(&shard)
     }
 
-    /// `GetRange` requests sent, over every local shard.
+    /// `GetRange` requests the local shards' machines made.
     pub fn catch_up_requests(&self) -> u64 {
-        self.catch_up.values().map(|c| c.requests).sum()
+        self.shards
+            .values()
+            .map(|host| host.machine().catch_up_requests())
+            .sum()
     }
 
     /// The core's counters.
@@ -610,7 +602,7 @@ impl NodeCore {
             let interval = host.take_interval_event_finality();
             let c = host.counters().clone();
             let machine = host.machine();
-            let catch_up_requests = self.catch_up.get(shard).map_or(0, |c| c.requests);
+            let catch_up_requests = machine.catch_up_requests();
             self.events.push_back(Event::Status(Box::new(Status {
                 t_ms: now.ms(),
                 core: self.core,
@@ -659,7 +651,14 @@ mod tests {
             limits.pull_retry_ticks * SHARD_TICK_US,
             PULL_RETRY_MS * 1000
         );
-        assert_eq!((ACK_INTERVAL_MS, PULL_RETRY_MS), (10, 100));
+        assert_eq!(
+            limits.catch_up_interval_ticks * SHARD_TICK_US,
+            CATCH_UP_INTERVAL_MS * 1000
+        );
+        assert_eq!(
+            (ACK_INTERVAL_MS, PULL_RETRY_MS, CATCH_UP_INTERVAL_MS),
+            (10, 100, 200)
+        );
         let now = Now {
             mono_us: 1_234_567,
             unix_s: 0,

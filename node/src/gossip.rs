@@ -1,23 +1,19 @@
-//! Gossip and pulls: anchors from peers into the shard machines, what the
-//! machines want sent (own anchors to the shard's committee, `Get`s and
-//! `Announce`s) onto the best connection to each peer, and catch-up: a
-//! shard holding [`CATCH_UP_PENDING`] or more anchors whose parents it
-//! lacks asks one peer at a time for a range of rounds
-//! ([`CATCH_UP_ANCHORS`] every [`CATCH_UP_INTERVAL_US`]) from where its
-//! slowest seat's chain ends.
+//! Gossip and pulls: anchors from peers into the shard machines, and what
+//! the machines want sent (own anchors to the shard's committee, `Get`s,
+//! `Announce`s and catch-up `GetRange`s) onto the best connection to each
+//! peer. Which anchors to pull, when to catch up by range, from which
+//! round and from whom is the machine's decision; this file only routes.
 
 use std::net::SocketAddr;
 
 use pc_codec::wire::{Decode, Reader};
 use pc_codec::SignedAnchorHeader;
-use pc_net::frame::MAX_IDS_PER_MESSAGE;
+use pc_net::frame::{MAX_IDS_PER_MESSAGE, MAX_RANGE_ANCHORS};
 use pc_net::peer_book::PeerEvent;
 use pc_net::{ConnId, NetMessage};
 use pc_shard::machine::{AnchorStatus, Destination, PeerId, ShardMessage};
 
-use crate::core::{
-    NodeCore, NodeIo, Now, CATCH_UP_ANCHORS, CATCH_UP_INTERVAL_US, CATCH_UP_PENDING, SILENT_LINK_US,
-};
+use crate::core::{NodeCore, NodeIo, Now, SILENT_LINK_US};
 use crate::shard_host::CrashSite;
 use crate::telemetry::{AnchorRefused, Event};
 use crate::NodeError;
@@ -138,6 +134,14 @@ impl NodeCore {
                             ids: ids.to_vec(),
                         })
                         .collect(),
+                    ShardMessage::GetRange {
+                        from_round,
+                        max_count,
+                    } => vec![NetMessage::GetRange {
+                        shard,
+                        from_round,
+                        max_count: max_count.min(MAX_RANGE_ANCHORS),
+                    }],
                 };
                 let peers: Vec<PeerId> = match transmit.destination {
                     Destination::Broadcast => self.shard_peers[usize::from(shard)].clone(),
@@ -150,58 +154,6 @@ impl NodeCore {
                         }
                     }
                 }
-            }
-        }
-    }
-
-    /// Catch-up: asks one peer (round-robin) for the rounds from where the
-    /// shard's slowest seat's chain ends, for each shard far behind.
-    pub(crate) fn catch_up_due(&mut self, io: &mut dyn NodeIo, now: Now) {
-        let shards: Vec<u16> = self.shards.keys().copied().collect();
-        for shard in shards {
-            let host = &self.shards[&shard];
-            if host.machine().pending_anchors() < CATCH_UP_PENDING {
-                continue;
-            }
-            let (last_sent, next_peer) = {
-                let state = self.catch_up.entry(shard).or_default();
-                (state.last_sent_us, state.next_peer)
-            };
-            if last_sent.is_some_and(|at| now.mono_us.saturating_sub(at) < CATCH_UP_INTERVAL_US) {
-                continue;
-            }
-            let consensus = host.machine().consensus();
-            let from_round = consensus
-                .tips()
-                .iter()
-                .filter_map(|id| consensus.round(id))
-                .min()
-                .unwrap_or(0)
-                .max(consensus.next_undecided_round().saturating_sub(1));
-            let peers = &self.shard_peers[usize::from(shard)];
-            if peers.is_empty() {
-                continue;
-            }
-            let mut sent = false;
-            let mut advanced = next_peer;
-            for attempt in 0..peers.len() {
-                let peer = peers[(next_peer + attempt) % peers.len()];
-                if let Some(conn) = self.link_for(peer, shard, now) {
-                    advanced = (next_peer + attempt + 1) % peers.len();
-                    let message = NetMessage::GetRange {
-                        shard,
-                        from_round,
-                        max_count: CATCH_UP_ANCHORS,
-                    };
-                    sent = io.send_frame(conn, &message).is_ok();
-                    break;
-                }
-            }
-            let state = self.catch_up.entry(shard).or_default();
-            state.last_sent_us = Some(now.mono_us);
-            state.next_peer = advanced;
-            if sent {
-                state.requests += 1;
             }
         }
     }

@@ -125,7 +125,7 @@ pub struct Status {
     pub finality_p99_us: u64,
     /// Client finalities measured this interval.
     pub finality_samples: u64,
-    /// `GetRange` requests sent.
+    /// `GetRange` requests the shard's machine made (catch-up).
     pub catch_up_requests: u64,
     /// Protocol violations seen.
     pub violations: u64,

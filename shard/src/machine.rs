@@ -76,6 +76,19 @@ pub struct ShardLimits {
     /// Least ticks between two own anchors that carry no micro-events
     /// (`0`: no pacing; a driver that never ticks must use 0).
     pub ack_interval_ticks: u64,
+    /// Rounds the machine's DAG may end below the committee's (see
+    /// [`Shard::lag_rounds`]) before it catches up by
+    /// [`ShardMessage::GetRange`].
+    pub catch_up_lag_rounds: u64,
+    /// Pending anchors (waiting for parents) at which the machine catches
+    /// up by range however few rounds it lags: a committee that cannot
+    /// advance rounds still makes acknowledgement anchors, so a node
+    /// restarted in a stall lacks hundreds of anchors of its own rounds.
+    pub catch_up_pending_anchors: usize,
+    /// Least ticks between two `GetRange`s.
+    pub catch_up_interval_ticks: u64,
+    /// Anchors one `GetRange` asks for (`0`: the machine never asks).
+    pub catch_up_anchors: u32,
 }
 
 impl Default for ShardLimits {
@@ -87,6 +100,10 @@ impl Default for ShardLimits {
             max_mempool_events: 65_536,
             pull_retry_ticks: 10,
             ack_interval_ticks: 0,
+            catch_up_lag_rounds: 3,
+            catch_up_pending_anchors: 64,
+            catch_up_interval_ticks: 20,
+            catch_up_anchors: 256,
         }
     }
 }
@@ -100,6 +117,8 @@ pub struct SyncStats {
     pub missing_parents: usize,
     /// Evicted anchors to fetch again.
     pub refetch: usize,
+    /// `GetRange` requests made since the machine started.
+    pub catch_up_requests: u64,
 }
 
 /// A peer as the driver names it.
@@ -127,6 +146,17 @@ pub enum ShardMessage {
     /// a node that lost track of a backlog (evictions, restarts,
     /// partitions) pulls what it is missing.
     Announce(Vec<Hash32>),
+    /// Catch-up (DESIGN §7 `GetRange`): a request for up to `max_count`
+    /// anchors of birth round `from_round` and above, lowest round first
+    /// and in the server's log order within a round (parents before
+    /// children), so that they insert as they arrive instead of waiting in
+    /// the pending set. Always to one peer.
+    GetRange {
+        /// The lowest birth round wanted.
+        from_round: u64,
+        /// Most anchors wanted.
+        max_count: u32,
+    },
 }
 
 /// A message to send.
@@ -291,6 +321,39 @@ impl PullSince {
 /// Tips are announced every this many pull-retry periods.
 pub const ANNOUNCE_EVERY_RETRIES: u64 = 4;
 
+/// Most peers a machine remembers to ask for catch-up ranges (far more
+/// than a committee of 64 seats and its observers).
+pub const MAX_CATCH_UP_PEERS: usize = 256;
+
+/// Catch-up bookkeeping: the peers that sent valid anchors (asked in turn,
+/// in peer order), the last one asked and when, and requests so far.
+#[derive(Debug, Default)]
+struct CatchUp {
+    peers: BTreeSet<PeerId>,
+    last_peer: Option<PeerId>,
+    last_at: Option<u64>,
+    requests: u64,
+}
+
+impl CatchUp {
+    /// Remembers a peer that sent a valid anchor (while there is room).
+    fn note_peer(&mut self, peer: PeerId) {
+        if self.peers.len() < MAX_CATCH_UP_PEERS {
+            self.peers.insert(peer);
+        }
+    }
+
+    /// The peer after the last one asked, in peer order, wrapping around.
+    fn next_peer(&self) -> Option<PeerId> {
+        let after = self.last_peer.and_then(|last| {
+            self.peers
+                .range((std::ops::Bound::Excluded(last), std::ops::Bound::Unbounded))
+                .next()
+        });
+        after.or_else(|| self.peers.first()).copied()
+    }
+}
+
 /// Retries after which an unanswered pull is given up; the anchors waiting
 /// for it stay pending (bounded) and ask again on a later tick.
 pub const PULL_GIVE_UP_RETRIES: u64 = 8;
@@ -387,6 +450,14 @@ pub struct Shard<V, S> {
     requested: BTreeMap<Hash32, PullSince>,
     mempool: VecDeque<MicroEvent>,
     arrivals: u64,
+    /// Per seat, the highest birth round a valid anchor it signed claims
+    /// (inserted or pending).
+    seat_rounds: Vec<u64>,
+    /// The (f+1)-th highest of other seats' `seat_rounds`: a round at least
+    /// one honest seat has reached, which f Byzantine seats cannot raise.
+    committee_round: u64,
+    /// The highest birth round inserted: where this machine's DAG ends.
+    top_round: u64,
     now: u64,
     next_announce: u64,
     len_at_announce: usize,
@@ -394,6 +465,7 @@ pub struct Shard<V, S> {
     last_ack_only: Option<u64>,
     /// An acknowledgement-only anchor waits for its pacing interval.
     ack_deferred: bool,
+    catch_up: CatchUp,
     next_token: u64,
     replaying: bool,
     transmits: VecDeque<Transmit>,
@@ -478,11 +550,15 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             requested: BTreeMap::new(),
             mempool: VecDeque::new(),
             arrivals: 0,
+            seat_rounds: vec![0; k],
+            committee_round: 0,
+            top_round: 0,
             now: 0,
             next_announce: 0,
             len_at_announce: usize::MAX,
             last_ack_only: None,
             ack_deferred: false,
+            catch_up: CatchUp::default(),
             next_token: 0,
             replaying: false,
             transmits: VecDeque::new(),
@@ -510,6 +586,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             return Ok(AnchorStatus::Duplicate);
         }
         validate_decoded(&self.context, &self.verifier, &anchor)?;
+        if let Some(peer) = from {
+            self.catch_up.note_peer(peer);
+        }
+        let header = &anchor.anchor.header.header;
+        self.note_seat_round(header.creator, header.birth_round);
         self.requested.remove(&id);
         if self
             .consensus
@@ -631,9 +712,10 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     /// Advances logical time: unanswered pulls are asked of every peer
     /// again, pulls unanswered for [`PULL_GIVE_UP_RETRIES`] retries are
     /// given up (freeing their slot), pending anchors that became ancient
-    /// are dropped, and missing parents that are not yet requested (over the
+    /// are dropped, missing parents that are not yet requested (over the
     /// pull budget before, or whose pending child was evicted) are asked
-    /// for as the budget allows.
+    /// for as the budget allows, quiet nodes announce their tips, and a
+    /// machine far behind asks a peer for a range of rounds (catch-up).
     pub fn handle_tick(&mut self, now: u64) {
         self.now = now;
         if self.ack_deferred {
@@ -714,6 +796,68 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 });
             }
         }
+        self.catch_up_due(now);
+    }
+
+    /// Whether the machine is far enough behind its peers to catch up by
+    /// ranges: its DAG ends at least [`ShardLimits::catch_up_lag_rounds`]
+    /// below the committee's round or [`ShardLimits::catch_up_pending_anchors`]
+    /// anchors wait for parents, and it knows a peer to ask.
+    fn wants_catch_up(&self) -> bool {
+        let behind = self.lag_rounds() >= self.limits.catch_up_lag_rounds.max(1)
+            || self.pending_by_id.len() >= self.limits.catch_up_pending_anchors.max(1);
+        self.limits.catch_up_anchors > 0 && behind && !self.catch_up.peers.is_empty()
+    }
+
+    /// The tick at which the next `GetRange` may go.
+    fn next_catch_up_at(&self) -> u64 {
+        self.catch_up.last_at.map_or(self.now, |at| {
+            at + self.limits.catch_up_interval_ticks.max(1)
+        })
+    }
+
+    /// Catch-up: a machine far behind asks the next peer (round-robin over
+    /// the peers that sent it valid anchors) for a range of rounds, at most
+    /// once per [`ShardLimits::catch_up_interval_ticks`]. Pulls by id climb
+    /// down a backlog one round trip per anchor of a seat's chain, into a
+    /// pending set whose per-seat shares a long backlog overfills; a range
+    /// starts where the DAG ends and arrives parents first, so it inserts
+    /// as it arrives.
+    fn catch_up_due(&mut self, now: u64) {
+        if !self.wants_catch_up() || now < self.next_catch_up_at() {
+            return;
+        }
+        let peer = self.catch_up.next_peer().expect("wants_catch_up: a peer");
+        let from_round = self.catch_up_from_round();
+        self.catch_up.last_peer = Some(peer);
+        self.catch_up.last_at = Some(now);
+        self.catch_up.requests += 1;
+        self.transmits.push_back(Transmit {
+            destination: Destination::Peer(peer),
+            message: ShardMessage::GetRange {
+                from_round,
+                max_count: self.limits.catch_up_anchors,
+            },
+        });
+    }
+
+    /// Where a catch-up range starts: the highest round the DAG holds
+    /// (other seats' anchors of it may be missing), or lower where a
+    /// missing parent or an evicted anchor lies, but never below the round
+    /// before the lowest undecided one (a Byzantine anchor may claim
+    /// parents of any round; below it the DAG is decided).
+    fn catch_up_from_round(&self) -> u64 {
+        let lowest_missing = self
+            .waiting_for
+            .iter()
+            .map(|(id, children)| self.missing_rank(id, children).0)
+            .min();
+        let lowest_evicted = self.refetch.keys().next().map(|(round, _)| *round);
+        [lowest_missing, lowest_evicted]
+            .into_iter()
+            .flatten()
+            .fold(self.top_round, u64::min)
+            .max(self.consensus.next_undecided_round().saturating_sub(1))
     }
 
     /// The (birth round, seq) a pending child's header claims for its missing
@@ -1068,6 +1212,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             }
         }
         self.unfinalized_with_payload += usize::from(!anchor.digests.is_empty());
+        self.top_round = self.top_round.max(header.birth_round);
         let own = self
             .seat
             .as_ref()
@@ -1260,7 +1405,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         // After its first anchor a seat needs another seat's anchor to
         // reference when the committee has more than one seat (DESIGN §3.3).
         let can_reference = seat.next_seq == 0 || self.context.k() == 1 || !seat.latest.is_empty();
-        if !(work_waiting && can_reference) {
+        if !(work_waiting && can_reference) || self.far_behind_peers() {
             return;
         }
         // An anchor with nothing but acknowledgements is paced: at most one
@@ -1279,6 +1424,42 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         }
         self.ack_deferred = false;
         self.create_own_anchor();
+    }
+
+    /// Whether this seat is too far behind the committee to sign: its
+    /// DAG ends more than `G` rounds below the committee's round (see
+    /// [`Shard::lag_rounds`]). An own anchor made there would be born
+    /// where its peers are about to prune (at most `3G + 2` rounds below
+    /// their last decided one, and an anchor whose window reaches below
+    /// that is ancient), or be ancient on arrival, and every later own
+    /// anchor within `G + 1` rounds of it would need it as its
+    /// self-parent, so that no peer could ever insert the seat's chain
+    /// again. It catches up first (pulls and ranges), then signs at most
+    /// `G` rounds below its peers.
+    fn far_behind_peers(&self) -> bool {
+        self.lag_rounds() > self.consensus.window()
+    }
+
+    /// Takes note of a valid anchor of `creator` claiming `birth_round`.
+    fn note_seat_round(&mut self, creator: u8, birth_round: u64) {
+        let seat_round = &mut self.seat_rounds[usize::from(creator)];
+        if birth_round <= *seat_round {
+            return;
+        }
+        *seat_round = birth_round;
+        let own = self.seat.as_ref().map(|seat| usize::from(seat.seat));
+        let mut others: Vec<u64> = self
+            .seat_rounds
+            .iter()
+            .enumerate()
+            .filter(|(seat, _)| Some(*seat) != own)
+            .map(|(_, round)| *round)
+            .collect();
+        let f = (self.context.k() - 1) / 3;
+        if others.len() > f {
+            let (_, round, _) = others.select_nth_unstable_by(f, |a, b| b.cmp(a));
+            self.committee_round = *round;
+        }
     }
 
     fn create_own_anchor(&mut self) {
@@ -1429,10 +1610,14 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     .map_or(self.now, |last| last + self.limits.ack_interval_ticks)
             })
             .filter(|at| *at > self.now);
+        let catch_up = self
+            .wants_catch_up()
+            .then(|| self.next_catch_up_at().max(self.now));
         next_retry
             .into_iter()
             .chain(unasked)
             .chain(deferred)
+            .chain(catch_up)
             .chain(Some(self.next_announce.max(self.now)))
             .min()
     }
@@ -1449,7 +1634,22 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             outstanding_pulls: self.requested.len(),
             missing_parents: self.waiting_for.len(),
             refetch: self.refetch.len(),
+            catch_up_requests: self.catch_up.requests,
         }
+    }
+
+    /// `GetRange` requests made since the machine started.
+    pub fn catch_up_requests(&self) -> u64 {
+        self.catch_up.requests
+    }
+
+    /// How many rounds this machine's DAG ends below the committee: the
+    /// (f+1)-th highest birth round that other seats' valid anchors
+    /// (inserted or pending) claim, a round at least one honest seat has
+    /// reached and f Byzantine seats cannot raise, less the highest birth
+    /// round inserted here.
+    pub fn lag_rounds(&self) -> u64 {
+        self.committee_round.saturating_sub(self.top_round)
     }
 
     /// The ids pulled and not answered yet, in id order (diagnostics).

@@ -45,8 +45,7 @@
 //! `sim::config::SEAT_MIX`; `SIM_SEATS=21 SIM_RUNS=40` runs forty long
 //! seeds in a few minutes),
 //! `SIM_BLOCKED` (a subset of the fault classes that found machine bugs,
-//! see `sim::blocked`; by default every fixed one, `all` adds those still
-//! blocked on a library bug),
+//! see `sim::blocked`; by default all of them, fixed),
 //! `SIM_TRACE=<steps>` (print every node's status that often) and
 //! `SIM_ORACLE=<n>` (at the end, replay the observer's first n anchors into
 //! the library's naive oracle and compare). Replay one seed with
@@ -278,6 +277,16 @@ fn gates(total: &Counters) -> Vec<(&'static str, u64, u64)> {
         ),
         ("messages_lost", total.messages_lost, faulty),
         ("pulls_served", total.pulls_served, faulty),
+        (
+            "catch_ups_sent",
+            total.catch_ups_sent,
+            total.seeds_late_join,
+        ),
+        (
+            "range_anchors_served",
+            total.range_anchors_served,
+            total.seeds_late_join,
+        ),
     ]
 }
 

@@ -30,8 +30,9 @@
 //! (seeds, default [`DEFAULT_RUNS`]), `NODESIM_SEATS` (k for every seed;
 //! default 4, and 7 for one seed in four), `NODESIM_LOAD` (client
 //! transfers per second; default 100-250, 200 at k > 7) and
-//! `NODESIM_TRACE` (every node's round, pending anchors and mempool once
-//! per simulated second). Every run prints the submit-to-final latency in
+//! `NODESIM_TRACE` (every node's round, pending anchors, mempool, catch-up
+//! requests and lag behind its committee in rounds, once per simulated
+//! second). Every run prints the submit-to-final latency in
 //! simulated milliseconds under the seed's latency model (2-22 ms one-way
 //! plus 1-11 ms jitter, up to 2 % of frames retransmitted after 200-400 ms)
 //! and CPU model ([`nodesim::world::VERIFY_US`] per verification).

@@ -114,6 +114,30 @@ impl Network {
             })
     }
 
+    /// Anchors of birth round `from_round` and above in `server`'s log,
+    /// lowest round first, log order within a round, at most `max_count`.
+    fn logged_range(&self, server: usize, from_round: u64, max_count: u32) -> Vec<Vec<u8>> {
+        let mut anchors: Vec<(u64, Vec<u8>)> = self.nodes[server]
+            .log
+            .iter()
+            .filter(|(kind, _)| *kind == LogRecordKind::AnchorAccepted)
+            .filter_map(|(_, body)| {
+                let round = SignedAnchor::from_bytes(body)
+                    .ok()?
+                    .header
+                    .header
+                    .birth_round;
+                (round >= from_round).then(|| (round, body.clone()))
+            })
+            .collect();
+        anchors.sort_by_key(|(round, _)| *round);
+        anchors
+            .into_iter()
+            .take(max_count as usize)
+            .map(|(_, body)| body)
+            .collect()
+    }
+
     /// Submits `count` client transfers (genesis outputs `0..count`, paying
     /// back `amount`), spread round-robin over the seats.
     pub fn submit_spread(&mut self, genesis: &Genesis, count: u16, amount: u64) {
@@ -174,6 +198,19 @@ impl Network {
                 }
                 ShardMessage::Announce(ids) => {
                     self.nodes[target].machine.handle_announce(from, &ids);
+                }
+                ShardMessage::GetRange {
+                    from_round,
+                    max_count,
+                } => {
+                    let requester = from.expect("ranges come from nodes") as usize;
+                    for bytes in self.logged_range(target, from_round, max_count) {
+                        inbox.push_back((
+                            requester,
+                            Some(target as u32),
+                            ShardMessage::Anchor(bytes),
+                        ));
+                    }
                 }
             }
         }

@@ -1,10 +1,10 @@
 //! Fault classes that found bugs in the machine (described at each field).
-//! Those fixed (pulls expire and are re-asked on tick, evicted anchors are
+//! All are fixed (pulls expire and are re-asked on tick, evicted anchors are
 //! fetched again, quiet nodes announce their tips, restore logs the rounds
-//! whose records a crash cut) run by default; a class still blocked on a
-//! library bug (`small-shares`) runs only when named. `SIM_BLOCKED` (a
-//! comma-separated list of the names below, `all`, or `none`) chooses a
-//! subset, to bisect a failure or to reproduce the open bug.
+//! whose records a crash cut, a machine far behind catches up by range and
+//! a seat far behind signs nothing until it caught up) and run by default.
+//! `SIM_BLOCKED` (a comma-separated list of the names below, `all`, or
+//! `none`) chooses a subset, to bisect a failure.
 
 /// The variable that enables blocked fault classes.
 pub const BLOCKED_ENV: &str = "SIM_BLOCKED";
@@ -52,19 +52,26 @@ pub struct Blocked {
     // record by record).
     /// Durable watermarks between the records of one driver pass.
     pub partial_syncs: bool,
-    // blocked: a seat that restarts behind a backlog far larger than its
-    // per-seat share of the pending set never catches up. Tight pending
-    // bounds (256..=1024) give a k = 7 seat a share (`max_pending_anchors /
-    // k`) of 37..147 anchors, a k = 21 seat 13..49; long seeds therefore
-    // scale the tight bounds by `ceil(k / 7)`. Unscaled, a k = 21 seat
-    // that was down ~3 rounds (`SIM_BLOCKED=all SIM_SEATS=21 SIM_SEED=77797`:
-    // pending bound 395, share 19) stays with every share
-    // full (380 pending), its refetch list at its cap (`refetch_evicted`
-    // asks nothing while the set is at least half full) and inserts in
-    // bursts of 2..5 rounds per 400..600 steps while the committee
-    // finalizes a round every ~35 steps: it finalizes no round for 600
-    // steps while healthy, and after the drain is still 25 rounds behind
-    // with accepted transfers unfinalized. Name: `small-shares`.
+    // was blocked: a seat that restarts behind a backlog far larger than
+    // its per-seat share of the pending set never catches up. Tight
+    // pending bounds (256..=1024) give a k = 7 seat a share
+    // (`max_pending_anchors / k`) of 37..147 anchors, a k = 21 seat 13..49.
+    // A k = 21 seat that was down ~3 rounds (`SIM_SEATS=21 SIM_SEED=77797`:
+    // pending bound 395, share 19) stayed with every share full (380
+    // pending), its refetch list at its cap (`refetch_evicted` asks nothing
+    // while the set is at least half full), pulls climbing down one anchor
+    // of a seat's chain per round trip: it finalized no round for 600 steps
+    // while healthy. Now a machine whose DAG ends `catch_up_lag_rounds`
+    // below the committee asks one peer at a time for a range of rounds
+    // from where its DAG ends, which inserts as it arrives. The same seed
+    // then found a second bug: while far behind the seat kept signing at
+    // its old round, anchors already ancient where its peers had pruned
+    // (`G = 4`), and each later own anchor needed the one before as its
+    // self-parent, so no peer ever inserted the seat's chain again and its
+    // accepted transfers never finalized. Now a seat more than `G` rounds
+    // behind signs nothing until it caught up. Name: `small-shares` (long
+    // seeds keep the unscaled tight bounds; without it they scale them by
+    // `ceil(k / 7)`).
     /// Long seeds keep the tight pending and pull bounds of k = 7.
     pub small_shares: bool,
 }
@@ -80,10 +87,7 @@ impl Blocked {
     };
 
     /// The classes of a run without [`BLOCKED_ENV`]: every fixed one.
-    pub const FIXED: Blocked = Blocked {
-        small_shares: false,
-        ..Blocked::ALL
-    };
+    pub const FIXED: Blocked = Blocked::ALL;
 
     /// The classes named in [`BLOCKED_ENV`], else [`Blocked::FIXED`].
     ///

@@ -34,7 +34,7 @@ pub enum Mode {
 
 impl Mode {
     /// The modes a seed chooses from: RandomParents only when
-    /// `unresolvable_parents` (a blocked class, see `sim::blocked`) is on.
+    /// `unresolvable_parents` (a fault class of `sim::blocked`) is on.
     pub fn enabled(unresolvable_parents: bool) -> Vec<Mode> {
         let mut modes = vec![
             Mode::Silent,
@@ -178,7 +178,7 @@ pub fn with_random_parents<C: SimCrypto>(
 /// An anchor of `seat` claiming a birth round far ahead: with no parents
 /// (invalid on its face), with real parents `known` whose refs claim
 /// far-future rounds (refused once the parents are present), or — only
-/// with `unresolvable_parents` (a blocked class) — with non-existent
+/// with `unresolvable_parents` (a fault class of `sim::blocked`) — with non-existent
 /// parents of far-future rounds (held pending at most).
 pub fn far_future<C: SimCrypto>(
     rng: &mut Rng,

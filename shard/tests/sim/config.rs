@@ -181,7 +181,7 @@ pub struct SeedConfig {
     pub crash_beyond_budget: bool,
     /// An honest seat that starts late: (seat, step).
     pub late_join: Option<(u8, u64)>,
-    /// Fault classes blocked on library bugs that run (`SIM_BLOCKED`).
+    /// Fault classes that found machine bugs that run (`SIM_BLOCKED`).
     pub blocked: Blocked,
 }
 
@@ -314,8 +314,8 @@ fn network_config(rng: &mut Rng, calm: bool) -> NetworkConfig {
 }
 
 /// The default bounds, or tight ones that make a full mempool and quick
-/// pull retries happen (tight pull and pending bounds are blocked classes,
-/// see `sim::blocked`). Seats of a long seed pace acknowledgement-only
+/// pull retries happen (tight pull and pending bounds are fault classes
+/// that found machine bugs, see `sim::blocked`). Seats of a long seed pace acknowledgement-only
 /// anchors at 4..=8 ticks, about the network's latency (the engine paces at
 /// 20 ms): at one tick, a k = 21 seat makes ~20 anchors a round instead of
 /// ~6, and each costs every node an insertion.
@@ -332,9 +332,9 @@ fn limits(rng: &mut Rng, blocked: Blocked, k: usize) -> ShardLimits {
         return default;
     }
     // The pending set's per-seat share is `max_pending_anchors / k`: long
-    // seeds scale the tight bounds so that a seat's share stays what it is
-    // at k = 7 (unscaled: the `small-shares` class, blocked on a library
-    // bug, see `sim::blocked`).
+    // seeds keep the tight bounds of k = 7, so that a k = 21 seat's share
+    // is a third of a k = 7 seat's (the `small-shares` class, see
+    // `sim::blocked`; without it they scale the bounds by `ceil(k / 7)`).
     let scale = if long && !blocked.small_shares {
         (k as u64).div_ceil(7)
     } else {

@@ -59,6 +59,8 @@ counters! {
         pulls_served: "anchors served for Get requests",
         gets_sent: "Get requests sent",
         announces_sent: "Announce messages sent",
+        catch_ups_sent: "GetRange requests sent (catch-up)",
+        range_anchors_served: "anchors served for GetRange requests",
         messages_sent: "messages handed to the network",
         messages_lost: "messages lost",
         messages_duplicated: "messages duplicated",

@@ -23,6 +23,13 @@ pub enum Payload {
     Get(Rc<[Hash32]>),
     /// A node's tips.
     Announce(Rc<[Hash32]>),
+    /// A catch-up request: anchors of birth round `from_round` and above.
+    GetRange {
+        /// The lowest birth round wanted.
+        from_round: u64,
+        /// Most anchors wanted.
+        max_count: u32,
+    },
 }
 
 /// What an honest receiver must do with an anchor: the simulator knows how

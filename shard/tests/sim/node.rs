@@ -3,7 +3,7 @@
 //! serving pulls, and the durability model (records become durable now or
 //! a few steps later; a crash keeps only the durable prefix).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
 
 use pc_codec::genesis::Genesis;
@@ -73,6 +73,8 @@ pub struct Node<C: SimCrypto> {
     /// The log: everything persisted; after a crash, the durable prefix.
     pub log: Vec<LogRecord>,
     by_anchor_id: HashMap<Hash32, usize>,
+    /// (birth round, log index) of every logged anchor, to serve ranges.
+    by_round: BTreeSet<(u64, usize)>,
     /// Highest token reported durable in this incarnation.
     durable_token: Option<u64>,
     /// Log length covered by `durable_token`.
@@ -98,6 +100,7 @@ impl<C: SimCrypto> Node<C> {
             machine: None,
             log: Vec::new(),
             by_anchor_id: HashMap::new(),
+            by_round: BTreeSet::new(),
             durable_token: None,
             durable_len: 0,
             syncs: VecDeque::new(),
@@ -148,6 +151,7 @@ impl<C: SimCrypto> Node<C> {
         self.log.truncate(self.durable_len);
         self.by_anchor_id
             .retain(|_, index| *index < self.durable_len);
+        self.by_round.retain(|(_, index)| *index < self.durable_len);
         self.syncs.clear();
         self.durable_token = None;
     }
@@ -157,6 +161,20 @@ impl<C: SimCrypto> Node<C> {
         self.by_anchor_id
             .get(id)
             .map(|index| Rc::clone(&self.log[*index].body))
+    }
+
+    /// Logged anchors of birth round `from_round` and above, lowest round
+    /// first and in log order within a round, at most `max_count`, for a
+    /// `GetRange`. Only durable records are served: a range reaches the
+    /// newest records, and an own anchor must not leave before its record
+    /// is durable (a crash would let the seat sign its seq again).
+    pub fn logged_range(&self, from_round: u64, max_count: u32) -> Vec<Rc<[u8]>> {
+        self.by_round
+            .range((from_round, 0)..)
+            .filter(|(_, index)| *index < self.durable_len)
+            .take(max_count as usize)
+            .map(|(_, index)| Rc::clone(&self.log[*index].body))
+            .collect()
     }
 
     /// Runs the driver once at step `now`: due durability reports, then
@@ -225,6 +243,8 @@ impl<C: SimCrypto> Node<C> {
                 let header = header_of(&body);
                 let id = header.anchor_id();
                 self.by_anchor_id.insert(id, self.log.len());
+                self.by_round
+                    .insert((header.header.birth_round, self.log.len()));
                 output.inserted.push((id, header.header.creator));
             }
             self.log.push(LogRecord {

@@ -408,6 +408,10 @@ impl<C: SimCrypto> Simulation<C> {
                         machine.handle_announce(Some(envelope.from as u32), ids);
                     }
                 }
+                Payload::GetRange {
+                    from_round,
+                    max_count,
+                } => self.serve_range(envelope.to, envelope.from, *from_round, *max_count),
             }
         }
         Ok(())
@@ -479,6 +483,14 @@ impl<C: SimCrypto> Simulation<C> {
         }
     }
 
+    /// The driver of `server` answers a GetRange from its durable log.
+    fn serve_range(&mut self, server: NodeId, requester: NodeId, from_round: u64, max_count: u32) {
+        for body in self.nodes[server].logged_range(from_round, max_count) {
+            self.counters.range_anchors_served += 1;
+            self.send(server, requester, Payload::Anchor(body), Expect::Accept);
+        }
+    }
+
     /// Sends what a machine asked to send; a Byzantine seat's own anchors
     /// may be replaced on the way.
     fn route(&mut self, from: NodeId, transmit: Transmit) -> Result<(), String> {
@@ -499,6 +511,19 @@ impl<C: SimCrypto> Simulation<C> {
                 let ids: Rc<[Hash32]> = ids.into();
                 for to in targets {
                     self.send(from, to, Payload::Announce(Rc::clone(&ids)), Expect::Accept);
+                }
+            }
+            ShardMessage::GetRange {
+                from_round,
+                max_count,
+            } => {
+                self.counters.catch_ups_sent += 1;
+                for to in targets {
+                    let payload = Payload::GetRange {
+                        from_round,
+                        max_count,
+                    };
+                    self.send(from, to, payload, Expect::Accept);
                 }
             }
             ShardMessage::Anchor(bytes) => {

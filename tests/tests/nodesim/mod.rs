@@ -251,10 +251,12 @@ pub fn run_seed(cfg: SeedConfig) -> SeedReport {
                     n.core.as_ref().map_or("down".to_string(), |c| {
                         let host = c.shards().next().expect("one shard");
                         format!(
-                            "{}r/{}p/{}m",
+                            "{}r/{}p/{}m/{}c/{}l",
                             host.counters().last_round.map_or(-1, |r| r as i64),
                             host.machine().pending_anchors(),
-                            host.machine().mempool_len()
+                            host.machine().mempool_len(),
+                            host.machine().catch_up_requests(),
+                            host.machine().lag_rounds()
                         )
                     })
                 })
