@@ -147,17 +147,12 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
     }
     let runtime = config.runtime(host::usable_cpus);
     let options = NodeOptions {
-        data_dir: runtime.data_dir,
+        runtime,
         genesis_path: args.genesis.clone(),
         key,
-        cpus: runtime.cpus,
-        placement: runtime.placement,
-        fsync: runtime.storage.fsync,
-        segment_bytes: runtime.storage.segment_bytes,
         listen: config.listen,
         base_port: config.base_port,
         peers: config.peers,
-        io_memory_bytes: runtime.io_memory_bytes.map(|bytes| bytes as usize),
         status_interval: positive_seconds("--status-interval", args.status_interval)?,
         max_run: args
             .seconds

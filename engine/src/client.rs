@@ -106,7 +106,10 @@ where
         .name(name)
         .io_memory(CLIENT_IO_MEMORY)
         .ring_depth(32)
-        .spawn(move || async move { job().await })
+        .spawn(move || async move {
+            pc_net::driver::spawn_park_guard();
+            job().await
+        })
         .map_err(|e| ClientError::Executor(e.into()))?
         .join()
         .map_err(|e| ClientError::Executor(e.into()))

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
-use glommio::{LocalExecutorBuilder, Placement};
 use pc_codec::genesis::Genesis;
 use pc_codec::Hash32;
 use pc_storage::{Durability, LogConfig};
@@ -26,6 +25,7 @@ use crate::driver::{ShardCounters, ShardDriver, ShardReport};
 use crate::genesis_file::TomlError;
 use crate::host::{sample_peak_anon_rss, VerifySamples, CALIBRATION_SAMPLES};
 use crate::node_config::{ConfigError, RuntimeConfig};
+use crate::runtime::{self, StopSignals};
 use crate::workload::{Workload, WorkloadFile};
 use crate::{genesis_file, EngineError};
 
@@ -250,14 +250,11 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
     }
 
     let signal = Arc::new(AtomicBool::new(false));
-    let mut signal_ids = Vec::new();
-    if config.handle_signals {
-        for number in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            let id = signal_hook::flag::register(number, signal.clone())
-                .map_err(|source| EngineError::Signal { number, source })?;
-            signal_ids.push(id);
-        }
-    }
+    let signals = if config.handle_signals {
+        Some(StopSignals::register(&signal)?)
+    } else {
+        None
+    };
 
     let barrier = Arc::new(Barrier::new(cores + 1));
     let samples = Arc::new(VerifySamples::new(CALIBRATION_SAMPLES));
@@ -295,17 +292,13 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
             snapshot_interval: config.snapshot_interval,
             start_delay: config.start_delay,
         };
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
-            .name(&format!("pc-core-{core}"))
-            .io_memory(sizing.io_memory_bytes)
-            .ring_depth(sizing.ring_depth)
-            .preempt_timer(Duration::from_millis(10))
-            .spawn(move || async move { tile.run().await })
-            .map_err(|e| EngineError::Executor {
-                cpu,
-                source: e.into(),
-            })?;
-        handles.push(handle);
+        handles.push(runtime::spawn_core(
+            "pc-core",
+            core,
+            cpu,
+            sizing,
+            move || tile.run(),
+        )?);
     }
     drop(handoff_tx);
 
@@ -319,28 +312,13 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
         &command_tx,
         &snapshot_rx,
     );
+    let (outcomes, first_error) = runtime::join_cores(handles, || {});
+    drop(signals);
     let mut reports = Vec::new();
     let mut rates = Vec::new();
-    let mut first_error = None;
-    for (core, handle) in handles.into_iter().enumerate() {
-        match handle.join() {
-            Ok(Ok((core_reports, rate))) => {
-                reports.extend(core_reports);
-                rates.extend(rate);
-            }
-            Ok(Err(error)) => {
-                first_error.get_or_insert(error);
-            }
-            Err(error) => {
-                first_error.get_or_insert(EngineError::CoreFailed {
-                    core,
-                    source: error.into(),
-                });
-            }
-        }
-    }
-    for id in signal_ids {
-        signal_hook::low_level::unregister(id);
+    for (core_reports, rate) in outcomes {
+        reports.extend(core_reports);
+        rates.extend(rate);
     }
     if let Some(error) = first_error {
         return Err(error);

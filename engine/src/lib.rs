@@ -22,6 +22,7 @@ pub mod node;
 pub mod node_config;
 pub mod quic_intake;
 pub mod replay;
+pub mod runtime;
 pub mod tune;
 pub mod workload;
 

@@ -24,8 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 use pc_codec::genesis::Genesis;
 use pc_codec::{to_hex, SigningKey};
 use pc_net::driver::Driver;
@@ -34,7 +33,7 @@ use pc_net::{Hello, NetConfig, NetEndpoint, ShardPort, TlsIdentity};
 use pc_node::telemetry::{CoreStarted, CrashInjected, Event, NodeIdentity, ShardStopped};
 use pc_node::{node_shard_limits, CoreConfig, CoreMsg, NodeCore, ShardReport};
 use pc_shard::machine::{PeerId, Role};
-use pc_storage::{Durability, LogConfig};
+use pc_storage::LogConfig;
 
 pub use book_writer::{BookWriter, BOOK_QUEUE};
 pub use inbox::MAX_INBOX_BYTES;
@@ -42,8 +41,10 @@ pub use pc_node::CrashPlan;
 pub use watchdog::{Heartbeat, Waiting, Watchdog, STALL_AFTER};
 
 use crate::driver::open_shard;
-use crate::engine::{prepare_data_dir_for, round_robin, MAX_RECORD_BYTES};
-use crate::host::{executor_sizing, memlock_limit_bytes, sample_peak_anon_rss};
+use crate::engine::prepare_data_dir_for;
+use crate::host::sample_peak_anon_rss;
+use crate::node_config::{check_base_port, RuntimeConfig};
+use crate::runtime::{self, RingMesh, StopSignals};
 use crate::EngineError;
 
 /// Messages each cross-core ring holds.
@@ -52,29 +53,19 @@ pub const RING_CAPACITY: usize = 1024;
 /// How to run a node.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
-    /// The data dir: genesis copy, `engine.toml`, shard logs, peer books.
-    pub data_dir: PathBuf,
+    /// Data dir, cores, placement, logs, executor memory: what the bench
+    /// engine runs with too.
+    pub runtime: RuntimeConfig,
     /// The genesis file.
     pub genesis_path: PathBuf,
     /// The validator key (`None`: an observer that sends no `Hello`).
     pub key: Option<SigningKey>,
-    /// CPUs to run executors on, one per core.
-    pub cpus: Vec<usize>,
-    /// Index into `cpus` of every shard's core (`None`: round-robin).
-    pub placement: Option<Vec<usize>>,
-    /// Log durability.
-    pub fsync: Durability,
-    /// Log segment size.
-    pub segment_bytes: u64,
     /// Address the endpoints bind.
     pub listen: IpAddr,
     /// Port of core 0; core `c` listens on `base_port + c`.
     pub base_port: u16,
     /// Peer addresses to dial (their core 0).
     pub peers: Vec<SocketAddr>,
-    /// glommio registered memory per core (`None`: sized to the memlock
-    /// limit).
-    pub io_memory_bytes: Option<usize>,
     /// Interval of the status lines.
     pub status_interval: Duration,
     /// Stop after this long (`None`: on a signal only).
@@ -113,47 +104,18 @@ struct NodeSetup {
 
 /// Checks the options against the genesis; the shared set-up.
 fn set_up(options: &NodeOptions) -> Result<NodeSetup, EngineError> {
+    let runtime = &options.runtime;
     let genesis = prepare_data_dir_for(
-        &options.data_dir,
+        &runtime.data_dir,
         &options.genesis_path,
-        options.segment_bytes,
-        options.fsync,
+        runtime.storage.segment_bytes,
+        runtime.storage.fsync,
     )?;
     let shards = genesis.params.shards;
-    let cores = options.cpus.len();
-    if cores == 0 {
-        return Err(EngineError::Config("[engine] cores: at least one".into()));
-    }
-    let placement = options
-        .placement
-        .clone()
-        .unwrap_or_else(|| round_robin(shards, cores));
-    if placement.len() != usize::from(shards) {
-        return Err(EngineError::Config(format!(
-            "[engine] placement names {} shards but the genesis has {shards}",
-            placement.len()
-        )));
-    }
-    if let Some(bad) = placement.iter().find(|c| **c >= cores) {
-        return Err(EngineError::Config(format!(
-            "[engine] placement names core {bad} but only {cores} are configured"
-        )));
-    }
-    if usize::from(options.base_port) + cores > usize::from(u16::MAX) + 1 || options.base_port == 0
-    {
-        return Err(EngineError::Config(format!(
-            "[net] base_port {}: needs {cores} ports from it",
-            options.base_port
-        )));
-    }
-    let log_config = LogConfig {
-        segment_bytes: options.segment_bytes,
-        durability: options.fsync,
-        max_record_bytes: MAX_RECORD_BYTES,
-    };
-    log_config.validate()?;
-    let identity =
-        TlsIdentity::generate().map_err(|e| EngineError::Config(format!("TLS identity: {e}")))?;
+    let placement = runtime.placement(shards)?;
+    check_base_port(options.base_port, runtime.cpus.len())?;
+    let log_config = runtime.storage.log_config()?;
+    let identity = TlsIdentity::generate()?;
     if let Some(path) = &options.cert_out {
         std::fs::write(path, identity.certificate_der().as_ref())
             .map_err(|e| EngineError::io(path, e))?;
@@ -190,29 +152,6 @@ fn set_up(options: &NodeOptions) -> Result<NodeSetup, EngineError> {
         hello,
         own_index,
     })
-}
-
-/// Every ring, built before any core starts: `ring[a][b]` carries a → b.
-type RingMesh = (
-    Vec<Vec<Option<SharedSender<CoreMsg>>>>,
-    Vec<Vec<SharedReceiver<CoreMsg>>>,
-);
-
-fn ring_mesh(cores: usize) -> RingMesh {
-    let mut senders: Vec<Vec<Option<SharedSender<CoreMsg>>>> = (0..cores)
-        .map(|_| (0..cores).map(|_| None).collect())
-        .collect();
-    let mut receivers: Vec<Vec<SharedReceiver<CoreMsg>>> = (0..cores).map(|_| Vec::new()).collect();
-    for (a, row) in senders.iter_mut().enumerate() {
-        for (b, slot) in row.iter_mut().enumerate() {
-            if a != b {
-                let (tx, rx) = shared_channel::new_bounded(RING_CAPACITY);
-                *slot = Some(tx);
-                receivers[b].push(rx);
-            }
-        }
-    }
-    (senders, receivers)
 }
 
 /// What one core's executor starts from.
@@ -263,7 +202,7 @@ fn open_core_shards(
             genesis,
             shard,
             core,
-            &options.data_dir,
+            &options.runtime.data_dir,
             setup.log_config,
             role,
             node_shard_limits(),
@@ -290,7 +229,6 @@ async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
         books,
         started,
     } = start;
-    pc_net::driver::spawn_park_guard();
     let (hosts, logs) = open_core_shards(core, &setup, &options)?;
     let genesis = &setup.genesis;
     let key = options.key.as_ref();
@@ -306,11 +244,10 @@ async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
         reset_key,
         ..NetConfig::default()
     };
-    let endpoint = NetEndpoint::new(net_config, Some(&setup.identity))
-        .map_err(|e| EngineError::Config(format!("QUIC endpoint: {e}")))?;
+    let endpoint = NetEndpoint::new(net_config, Some(&setup.identity))?;
     let bind = SocketAddr::new(options.listen, options.base_port + core as u16);
     let socket = pc_net::driver::bind_udp(bind)
-        .map_err(|e| EngineError::Config(format!("[net] cannot bind {bind}: {e}")))?;
+        .map_err(|source| EngineError::Bind { addr: bind, source })?;
     let inbox = Rc::new(inbox::Inbox::default());
     let driver = {
         let inbox = inbox.clone();
@@ -318,8 +255,11 @@ async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
             inbox.push(inbox::CoreInput::Net(event))
         })
     };
-    let book_path = options.data_dir.join(format!("peers-core-{core}.book"));
-    let book = PeerBook::load(&book_path).map_err(|e| EngineError::Config(e.to_string()))?;
+    let book_path = options
+        .runtime
+        .data_dir
+        .join(format!("peers-core-{core}.book"));
+    let book = PeerBook::load(&book_path)?;
     let shards: Vec<u16> = hosts.iter().map(|h| h.shard()).collect();
     let config = CoreConfig {
         core,
@@ -384,45 +324,36 @@ fn crash_hook(plan: CrashPlan, seen: Rc<std::cell::Cell<u64>>) -> pc_node::Crash
 /// Runs a node until a signal (or `max_run`); returns its shards' reports.
 pub fn run(options: NodeOptions) -> Result<NodeReport, EngineError> {
     let setup = Arc::new(set_up(&options)?);
-    let cores = options.cpus.len();
-    let mut sizing = executor_sizing(memlock_limit_bytes(), cores);
-    if let Some(bytes) = options.io_memory_bytes {
-        sizing.io_memory_bytes = bytes;
-        sizing.ring_depth = if bytes < (1 << 20) { 32 } else { 128 };
-    }
-    let (mut senders, mut receivers) = ring_mesh(cores);
+    let cores = options.runtime.cpus.len();
+    let sizing = options.runtime.executor_sizing();
+    let mut rings = RingMesh::new(cores, RING_CAPACITY);
     let stop = Arc::new(AtomicBool::new(false));
-    let mut signal_ids = Vec::new();
-    for number in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        let id = signal_hook::flag::register(number, stop.clone())
-            .map_err(|e| EngineError::Config(format!("cannot handle signal {number}: {e}")))?;
-        signal_ids.push(id);
-    }
+    let signals = StopSignals::register(&stop)?;
     let (books, book_thread) = BookWriter::spawn_product();
     let heartbeats: Vec<Arc<Heartbeat>> = (0..cores).map(|_| Arc::default()).collect();
     let started = Instant::now();
     let options = Arc::new(options);
     let mut handles = Vec::new();
-    for (core, cpu) in options.cpus.iter().copied().enumerate() {
+    for (core, cpu) in options.runtime.cpus.iter().copied().enumerate() {
+        let (rings_out, rings_in) = rings.take(core);
         let start = CoreStart {
             core,
             setup: setup.clone(),
             options: options.clone(),
-            rings_out: std::mem::take(&mut senders[core]),
-            rings_in: std::mem::take(&mut receivers[core]),
+            rings_out,
+            rings_in,
             stop: stop.clone(),
             heartbeat: heartbeats[core].clone(),
             books: books.clone(),
             started,
         };
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
-            .name(&format!("pc-node-{core}"))
-            .io_memory(sizing.io_memory_bytes)
-            .ring_depth(sizing.ring_depth)
-            .preempt_timer(Duration::from_millis(10))
-            .spawn(move || async move { start_core(start).await })
-            .map_err(|e| EngineError::Config(format!("cannot start executor on cpu {cpu}: {e}")))?;
-        handles.push(handle);
+        handles.push(runtime::spawn_core(
+            "pc-node",
+            core,
+            cpu,
+            sizing,
+            move || start_core(start),
+        )?);
     }
     drop(books);
     let signalled = Arc::new(AtomicBool::new(false));
@@ -433,30 +364,16 @@ pub fn run(options: NodeOptions) -> Result<NodeReport, EngineError> {
         heartbeats,
         started,
     );
-    let mut reports = Vec::new();
-    let mut first_error = None;
-    for handle in handles {
-        match handle.join() {
-            Ok(Ok(core_reports)) => reports.extend(core_reports),
-            Ok(Err(error)) => {
-                stop.store(true, Ordering::Relaxed);
-                first_error.get_or_insert(error);
-            }
-            Err(error) => {
-                stop.store(true, Ordering::Relaxed);
-                first_error.get_or_insert(EngineError::Config(format!("core failed: {error}")));
-            }
-        }
-    }
+    let (core_reports, first_error) =
+        runtime::join_cores(handles, || stop.store(true, Ordering::Relaxed));
     stop.store(true, Ordering::Relaxed);
     let _ = control.join();
     let _ = book_thread.join();
-    for id in signal_ids {
-        signal_hook::low_level::unregister(id);
-    }
+    drop(signals);
     if let Some(error) = first_error {
         return Err(error);
     }
+    let mut reports: Vec<ShardReport> = core_reports.into_iter().flatten().collect();
     reports.sort_by_key(|r| r.shard);
     for report in &reports {
         eprintln!(

@@ -217,7 +217,10 @@ pub fn spawn_feeder(
         .name("pc-bench-feeder")
         .io_memory(FEEDER_IO_MEMORY)
         .ring_depth(64)
-        .spawn(move || async move { feed(workload, placement, base_port).await })
+        .spawn(move || async move {
+            pc_net::driver::spawn_park_guard();
+            feed(workload, placement, base_port).await
+        })
         .map_err(|e| FeedError::Executor(e.into()))
 }
 
