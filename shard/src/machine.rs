@@ -46,10 +46,13 @@ impl AnchorSigner for SigningKey {
     }
 }
 
-/// A seat of the simulator's fast signature scheme (never the product).
+/// A seat of the simulator's fast signature scheme (never the product;
+/// `test-support` feature).
+#[cfg(feature = "test-support")]
 #[derive(Debug, Clone, Copy)]
 pub struct FastSeatKey(pub PublicKeyBytes);
 
+#[cfg(feature = "test-support")]
 impl AnchorSigner for FastSeatKey {
     fn public_key(&self) -> PublicKeyBytes {
         self.0
