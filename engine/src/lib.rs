@@ -156,11 +156,6 @@ pub enum EngineError {
         /// The decoder's reason.
         source: pc_codec::DecodeError,
     },
-    /// A bad setting of the node's own set-up, in words: what `node.rs`
-    /// still reports this way (issue 12 moves it to the typed variants
-    /// above).
-    #[error("{0}")]
-    Config(String),
 }
 
 impl From<replay::ReplayError> for EngineError {

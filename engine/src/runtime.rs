@@ -173,13 +173,19 @@ mod tests {
         let ok = spawn_core("test", 0, 0, sizing, || async { Ok::<u8, EngineError>(7) })
             .expect("executor starts");
         let failed = spawn_core("test", 1, 0, sizing, || async {
-            Err::<u8, EngineError>(EngineError::Config("planted".into()))
+            Err::<u8, EngineError>(EngineError::PortRange {
+                base_port: 65535,
+                core: 1,
+            })
         })
         .expect("executor starts");
         let mut errors = 0;
         let (results, error) = join_cores(vec![ok, failed], || errors += 1);
         assert_eq!(results, vec![7]);
         assert_eq!(errors, 1);
-        assert_eq!(error.map(|e| e.to_string()).as_deref(), Some("planted"));
+        assert_eq!(
+            error.map(|e| e.to_string()).as_deref(),
+            Some("port 65535 + core 1 is out of range")
+        );
     }
 }
