@@ -8,7 +8,9 @@
 //! that catches up (pulls and `GetRange`), a half-speed node, a peer
 //! outside the committee (its Hello refused), a hostile peer (frames before
 //! a Hello, Get storms, malformed frames), and clients submitting
-//! transfers, one in ten a double spend sent to two nodes. Links carry
+//! transfers, one in ten a double spend sent to two nodes (past the load
+//! phase, up to a bound, while a node has finalized fewer than
+//! `min_rounds`: a seed whose network is slow still has to reach them). Links carry
 //! frame bytes through pc-net's frame codec, so hostile bytes reach the
 //! real decoder. Each node has a simulated CPU: every input costs
 //! `INPUT_US`, every signature verification `VERIFY_US` and every applied

@@ -60,6 +60,11 @@ pub struct SeedConfig {
     /// Faults happen before this; then the network heals.
     pub fault_end_us: u64,
     pub load_end_us: u64,
+    /// Clients keep submitting past `load_end_us`, until this, while a
+    /// running node has finalized fewer than `min_rounds` (a seed whose
+    /// network is slow still has to show it finalizes them; the drain
+    /// after it is what is left to `end_us`).
+    pub load_max_end_us: u64,
     /// The run ends (drain included) by this.
     pub end_us: u64,
     pub min_rounds: u64,
@@ -109,6 +114,7 @@ impl SeedConfig {
             // Rounds of larger committees take longer: their seeds run
             // longer to reach `min_rounds`.
             load_end_us: if seats > 4 { 22_000_000 } else { 14_000_000 },
+            load_max_end_us: if seats > 4 { 24_000_000 } else { 16_000_000 },
             end_us: if seats > 4 { 28_000_000 } else { 20_000_000 },
             min_rounds: 40,
             ancient_window_rounds: if seed.is_multiple_of(2) { 8 } else { 26 },

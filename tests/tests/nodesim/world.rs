@@ -1027,17 +1027,34 @@ impl World {
     }
 
     /// Clients submit a batch of transfers to random live nodes, some of
-    /// them double spends of one output sent to two nodes.
+    /// them double spends of one output sent to two nodes, until
+    /// `load_end_us`, and on to `load_max_end_us` while a running node has
+    /// finalized fewer than `min_rounds` (rounds advance only while there
+    /// is something to finalize).
     fn submit_round(&mut self) {
-        if self.now_us < self.cfg.load_end_us && !self.client_keys.is_empty() {
+        let load_on = self.now_us < self.cfg.load_end_us
+            || (self.now_us < self.cfg.load_max_end_us
+                && self.least_running_rounds() < self.cfg.min_rounds);
+        if !load_on {
+            return;
+        }
+        if !self.client_keys.is_empty() {
             for _ in 0..self.cfg.transfers_per_tick {
                 self.submit_one();
             }
         }
-        let next = self.now_us + self.cfg.submit_every_us;
-        if next < self.cfg.load_end_us {
-            self.schedule(next, Ev::Submit);
-        }
+        self.schedule(self.now_us + self.cfg.submit_every_us, Ev::Submit);
+    }
+
+    /// Rounds finalized by the running node that has finalized the fewest.
+    fn least_running_rounds(&self) -> u64 {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.core.as_ref())
+            .flat_map(|core| core.shards())
+            .map(|host| host.counters().last_round.map_or(0, |round| round + 1))
+            .min()
+            .unwrap_or(0)
     }
 
     fn submit_one(&mut self) {
