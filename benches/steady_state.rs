@@ -31,7 +31,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use pc_benches::workload::{self, Workload, TX_PER_ANCHOR};
 use pc_codec::genesis::Genesis;
 use pc_codec::{Decode, EventDigest, Hash32, MicroEvent, SignatureVerifier, SignedAnchor};
-use pc_engine::workload::Unchecked;
+use pc_engine::tools::workload::Unchecked;
 use pc_shard::consensus::{Consensus, ConsensusConfig};
 use pc_shard::machine::{AnchorStatus, FastSeatKey, FinalizedReport, Role, Shard, ShardLimits};
 use pc_shard::sim_crypto::FastVerifier;
@@ -108,8 +108,9 @@ fn load_workload() -> Workload {
     let anchors = std::env::var("STEADY_ANCHORS")
         .ok()
         .map_or(ANCHORS, |n| n.parse().expect("STEADY_ANCHORS is a number"));
-    let workload = workload::load_or_generate(&pc_engine::bench::default_cache_dir(), anchors)
-        .unwrap_or_else(|error| panic!("the steady-state workload: {error}"));
+    let workload =
+        workload::load_or_generate(&pc_engine::tools::bench::default_cache_dir(), anchors)
+            .unwrap_or_else(|error| panic!("the steady-state workload: {error}"));
     eprintln!(
         "workload: {} anchors ({} with {TX_PER_ANCHOR} transfers), {} transfers, \
          loaded or generated in {:.1?}",

@@ -1,5 +1,5 @@
 //! The steady-state workload of DESIGN §11: the DAG workload generator of
-//! `phantom-engine bench` ([`pc_engine::workload`]: a committee of
+//! `phantom-engine bench` ([`pc_engine::tools::workload`]: a committee of
 //! in-memory seat machines in jittered waves, transfers chained on the
 //! seats' own outputs so the UTXO set keeps a constant size) at k = 21 with
 //! 256 transfers per anchor, signed with the simulator's fast scheme
@@ -15,7 +15,7 @@
 
 use pc_codec::genesis::Genesis;
 use pc_codec::{Hash32, SignatureBytes, SigningKey};
-use pc_engine::workload::{
+use pc_engine::tools::workload::{
     bench_genesis, load_or_generate_with, WorkloadError, WorkloadFile, WorkloadParams,
     WorkloadSigning,
 };

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use pc_codec::genesis::{ConsensusParams, Genesis};
 use pc_codec::ids::shard_of;
 use pc_codec::{to_hex, Encode, MicroEvent, SigningKey};
-use pc_engine::agreement;
 use pc_engine::client::{self, LoadStats};
-use pc_engine::node_config::{NodeConfig, StorageConfig};
+use pc_engine::config::{NodeConfig, StorageConfig};
+use pc_engine::tools::agreement;
 use pc_storage::Durability;
 
 use crate::dev_genesis::{self, DevClients, DevGenesis};
@@ -142,7 +142,7 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
     let (genesis, clients) = write_genesis(&dir, &args)?;
     let genesis_path = dir.join("genesis.toml");
     let exe = std::env::current_exe().map_err(|e| usage(format!("cannot find own binary: {e}")))?;
-    let cpus = pc_engine::host::usable_cpus();
+    let cpus = pc_engine::runtime::host::usable_cpus();
     let victim = args.victim.unwrap_or(args.nodes - 1);
     if victim >= args.nodes {
         return Err(usage(format!(
@@ -693,7 +693,7 @@ fn check_agreement(
         for shard in 0..shards {
             let through = common_rounds[usize::from(shard)];
             replayed.extend(
-                pc_engine::replay::replay_through(&node.dir, Some(shard), through).map_err(
+                pc_engine::tools::replay::replay_through(&node.dir, Some(shard), through).map_err(
                     |e| usage(format!("replay of node {n} ({}): {e}", node.dir.display())),
                 )?,
             );

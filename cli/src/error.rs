@@ -32,7 +32,7 @@ pub enum CliError {
     Genesis(#[from] pc_engine::genesis_file::GenesisFileError),
     /// A node config file, or a setting it contradicts.
     #[error(transparent)]
-    Config(#[from] pc_engine::node_config::ConfigError),
+    Config(#[from] pc_engine::config::ConfigError),
     /// A hex value of a flag.
     #[error(transparent)]
     Hex(#[from] pc_engine::genesis_file::HexError),

@@ -120,7 +120,7 @@ struct BenchArgs {
     /// `quic`: run the workload in process, then again fed over loopback
     /// QUIC to one endpoint per core, and report the ratio.
     #[arg(long, default_value = "in-process")]
-    network: pc_engine::bench::BenchNetwork,
+    network: pc_engine::tools::bench::BenchNetwork,
     /// First port of the engine's QUIC endpoints (core c: port + c).
     #[arg(long, default_value_t = 7400)]
     quic_port: u16,
@@ -193,11 +193,11 @@ fn run(command: Command) -> Result<(), CliError> {
             shard,
             json,
         } => {
-            let shards = pc_engine::replay::replay(&data_dir, shard)?;
+            let shards = pc_engine::tools::replay::replay(&data_dir, shard)?;
             if json {
-                println!("{}", pc_engine::replay::render_json(&shards));
+                println!("{}", pc_engine::tools::replay::render_json(&shards));
             } else {
-                print!("{}", pc_engine::replay::render_text(&shards));
+                print!("{}", pc_engine::tools::replay::render_text(&shards));
             }
             Ok(())
         }
@@ -236,7 +236,7 @@ fn run(command: Command) -> Result<(), CliError> {
 }
 
 fn bench(args: BenchArgs) -> Result<(), CliError> {
-    use pc_engine::bench;
+    use pc_engine::tools::bench;
     if !(args.seconds > 0.0 && args.seconds.is_finite()) {
         return Err(CliError::Usage(format!(
             "--seconds {} must be positive",
@@ -257,7 +257,7 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
     options.network = args.network;
     options.quic_port = args.quic_port;
     if args.single_intake {
-        options.intake = pc_engine::engine::Intake::FirstCore;
+        options.intake = pc_engine::tools::engine::Intake::FirstCore;
     }
     let result = bench::run(&options)?;
     if args.json {
@@ -283,9 +283,9 @@ fn tune(seconds: f64, scratch: Option<PathBuf>) -> Result<(), CliError> {
         .prefix("phantom-tune-")
         .tempdir_in(scratch.unwrap_or_else(std::env::temp_dir))
         .map_err(|e| CliError::io(&std::env::temp_dir(), "create scratch dir", e))?;
-    let probe = pc_engine::tune::probe(temp.path(), seconds)?;
-    eprint!("{}", pc_engine::tune::render(&probe));
-    print!("{}", pc_engine::tune::recommend(&probe));
+    let probe = pc_engine::tools::tune::probe(temp.path(), seconds)?;
+    eprint!("{}", pc_engine::tools::tune::render(&probe));
+    print!("{}", pc_engine::tools::tune::recommend(&probe));
     Ok(())
 }
 

@@ -8,9 +8,10 @@ use std::time::Duration;
 use pc_codec::genesis::Genesis;
 use pc_codec::ids::shard_of;
 use pc_codec::{to_hex, Encode, MicroEvent, OutPoint, TransferBuilder};
+use pc_engine::config::{self, NodeConfig};
+use pc_engine::genesis_file;
 use pc_engine::node::{CrashPlan, NodeOptions};
-use pc_engine::node_config::{self, NodeConfig};
-use pc_engine::{genesis_file, host};
+use pc_engine::runtime::host;
 use pc_net::frame::EventOutcome;
 use pc_net::NetMessage;
 use pc_storage::Durability;
@@ -93,7 +94,7 @@ fn positive_seconds(flag: &str, seconds: f64) -> Result<Duration, CliError> {
 /// on loopback), with the flags over them.
 fn settings(args: &NodeArgs) -> Result<NodeConfig, CliError> {
     let mut config = match (&args.config, &args.data_dir) {
-        (Some(path), _) => node_config::load(path)?,
+        (Some(path), _) => config::load(path)?,
         (None, Some(data_dir)) => NodeConfig {
             listen: Ipv4Addr::LOCALHOST.into(),
             ..NodeConfig::defaults(data_dir.clone())

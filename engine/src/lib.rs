@@ -1,30 +1,31 @@
-//! `pc-engine` runs shards on a host: one pinned glommio executor per
-//! configured core, shards placed on cores, bounded SPSC rings between
-//! cores built before any shard starts, a driver per shard around the
-//! sans-IO `pc_shard::machine::Shard` and its `pc_storage::Log`, a control
-//! thread fed by per-core metric snapshots, and graceful shutdown. It also
-//! owns the genesis file format, the bench workload and replay.
+//! `pc-engine` runs shards on a host, grouped by role:
 //!
-//! It never makes a blocking sync on a core (durability is io_uring
-//! `fdatasync`), never shares mutable state between cores other than
-//! through the rings, and never decides an id, a root or an order: that is
-//! the shard machine's job.
+//! * [`runtime`] — the one runtime under the node and the bench engine:
+//!   pinned glommio executors sized to the memlock limit, the ring mesh
+//!   between cores built before any shard starts, stop signals, the join of
+//!   the cores; the shard driver around the sans-IO
+//!   `pc_shard::machine::Shard` and its `pc_storage::Log`
+//!   ([`runtime::driver`], durability through io_uring `fdatasync`); host
+//!   facts ([`runtime::host`]); the data-dir layout ([`runtime::data_dir`]).
+//! * [`node`] — the validator node: its set-up and each core's thin driver
+//!   around `pc_node::NodeCore`.
+//! * [`tools`] — the bench engine and `bench`, the DAG workload, the QUIC
+//!   intake of the bench, replay, `tune`, and the agreement check.
+//! * [`client`] — `tx send` / `tx balance` over QUIC.
+//! * [`config`] and [`genesis_file`] — the node's configuration file and
+//!   the genesis file format.
+//!
+//! It never makes a blocking sync on a core, never shares mutable state
+//! between cores other than through the rings, and never decides an id, a
+//! root or an order: that is the shard machine's job.
 #![warn(missing_docs)]
 
-pub mod agreement;
-pub mod bench;
 pub mod client;
-pub mod driver;
-pub mod engine;
+pub mod config;
 pub mod genesis_file;
-pub mod host;
 pub mod node;
-pub mod node_config;
-pub mod quic_intake;
-pub mod replay;
 pub mod runtime;
-pub mod tune;
-pub mod workload;
+pub mod tools;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,7 +42,7 @@ pub enum EngineError {
     Genesis(#[from] genesis_file::GenesisFileError),
     /// The bench workload.
     #[error(transparent)]
-    Workload(#[from] workload::WorkloadError),
+    Workload(#[from] tools::workload::WorkloadError),
     /// An I/O error on a file.
     #[error("{path}: {source}")]
     Io {
@@ -84,7 +85,7 @@ pub enum EngineError {
     /// A bad setting (config file, flag, or one the genesis contradicts),
     /// naming its key.
     #[error(transparent)]
-    Setting(#[from] node_config::ConfigError),
+    Setting(#[from] config::ConfigError),
     /// The data dir holds a copy of another genesis.
     #[error("{}: belongs to another genesis than {}", .copy.display(), .genesis.display())]
     OtherGenesis {
@@ -144,10 +145,10 @@ pub enum EngineError {
     PeerBook(#[from] pc_net::peer_book::PeerBookError),
     /// The bench's QUIC feeder failed.
     #[error("bench feeder: {0}")]
-    Feeder(#[from] quic_intake::FeedError),
+    Feeder(#[from] tools::quic_intake::FeedError),
     /// Replay found the log and the machine disagree, or could not start.
     #[error(transparent)]
-    Replay(Box<replay::ReplayError>),
+    Replay(Box<tools::replay::ReplayError>),
     /// A logged `RoundFinalized` record does not decode.
     #[error("{}: round record: {source}", .dir.display())]
     RoundRecord {
@@ -158,8 +159,8 @@ pub enum EngineError {
     },
 }
 
-impl From<replay::ReplayError> for EngineError {
-    fn from(error: replay::ReplayError) -> Self {
+impl From<tools::replay::ReplayError> for EngineError {
+    fn from(error: tools::replay::ReplayError) -> Self {
         EngineError::Replay(Box::new(error))
     }
 }

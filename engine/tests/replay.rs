@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pc_codec::{Decode, Encode, LogRecordKind, RoundFinalized};
-use pc_engine::engine::{self, EngineConfig, Intake};
-use pc_engine::host::usable_cpus;
-use pc_engine::node_config::{RuntimeConfig, StorageConfig};
-use pc_engine::replay::{render_text, replay};
-use pc_engine::workload::{load_or_generate, WorkloadParams};
+use pc_engine::config::{RuntimeConfig, StorageConfig};
+use pc_engine::runtime::host::usable_cpus;
+use pc_engine::tools::engine::{self, EngineConfig, Intake};
+use pc_engine::tools::replay::{render_text, replay};
+use pc_engine::tools::workload::{load_or_generate, WorkloadParams};
 use pc_storage::frame::{encode_frame, frame_bytes};
 use pc_storage::{Durability, Log, LogConfig};
 
@@ -77,7 +77,7 @@ fn records(data_dir: &Path) -> Vec<(LogRecordKind, u64, u64, Vec<u8>)> {
     let config = LogConfig {
         segment_bytes: SEGMENT_BYTES,
         durability: Durability::Never,
-        max_record_bytes: engine::MAX_RECORD_BYTES,
+        max_record_bytes: pc_engine::runtime::data_dir::MAX_RECORD_BYTES,
     };
     let (log, _) = Log::open(&data_dir.join("shard-000"), config).unwrap();
     log.iter_from(0)

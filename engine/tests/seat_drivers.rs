@@ -12,8 +12,8 @@ use std::time::Duration;
 use glommio::{LocalExecutorBuilder, Placement};
 use pc_codec::genesis::Genesis;
 use pc_codec::{Decode, MicroEvent, SignedAnchor, TransferBuilder};
-use pc_engine::driver::ShardDriver;
-use pc_engine::workload::{bench_genesis, bench_key, client_key, WorkloadParams};
+use pc_engine::runtime::driver::ShardDriver;
+use pc_engine::tools::workload::{bench_genesis, bench_key, client_key, WorkloadParams};
 use pc_shard::machine::{Destination, Role, ShardLimits, ShardMessage};
 use pc_storage::{Durability, LogConfig};
 
@@ -57,7 +57,7 @@ fn four_seat_drivers_finalize_the_same_transfers_and_serve_pulls_from_their_logs
             let config = LogConfig {
                 segment_bytes: 4 << 20,
                 durability: Durability::Batch,
-                max_record_bytes: pc_engine::engine::MAX_RECORD_BYTES,
+                max_record_bytes: pc_engine::runtime::data_dir::MAX_RECORD_BYTES,
             };
             let mut drivers: Vec<ShardDriver> = (0..SEATS)
                 .map(|seat| {

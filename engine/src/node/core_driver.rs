@@ -25,7 +25,7 @@ use pc_storage::{Durability, Log};
 use super::book_writer::BookWriter;
 use super::inbox::{CoreInput, Inbox};
 use super::watchdog::{Heartbeat, Waiting};
-use crate::driver::LogSync;
+use crate::runtime::driver::LogSync;
 use crate::EngineError;
 
 /// Longest sleep of a core loop, whatever its next timeout.
@@ -119,7 +119,7 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
         emit(&mut core, &books, now(started));
         if core.rounds_finalized() != rounds {
             rounds = core.rounds_finalized();
-            crate::host::after_rounds_applied();
+            crate::runtime::host::after_rounds_applied();
         }
         heartbeat.turn(Waiting::Yield);
         pc_net::driver::yield_if_needed().await;
@@ -258,7 +258,7 @@ async fn turn(
             core.set_host_stats(HostStats {
                 inbox_dropped: inbox.dropped(),
                 inbox_frames: inbox.len() as u64,
-                anon_rss_kib: crate::host::proc_status_kib("RssAnon").unwrap_or(0),
+                anon_rss_kib: crate::runtime::host::proc_status_kib("RssAnon").unwrap_or(0),
             });
         }
         core.handle_timeout(io, now_t)?;

@@ -19,9 +19,10 @@ use std::path::{Path, PathBuf};
 use pc_storage::{Durability, LogConfig, LogError, ParseDurabilityError};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{round_robin, MAX_RECORD_BYTES};
 use crate::genesis_file::TomlError;
-use crate::host::{executor_sizing, memlock_limit_bytes, ExecutorSizing};
+use crate::runtime::data_dir::MAX_RECORD_BYTES;
+use crate::runtime::host::{executor_sizing, memlock_limit_bytes, ExecutorSizing};
+use crate::runtime::round_robin;
 
 /// Port of the first core's QUIC endpoint unless `[net] base_port` says
 /// otherwise; core `i` listens on `base_port + i`.

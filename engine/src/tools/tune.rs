@@ -11,11 +11,11 @@ use glommio::io::BufferedFile;
 use glommio::{LocalExecutorBuilder, Placement};
 use pc_storage::{Durability, Log, LogConfig};
 
-use crate::engine::MAX_RECORD_BYTES;
-use crate::host::{
+use crate::config::{NodeConfig, StorageConfig, DEFAULT_SEGMENT_BYTES};
+use crate::runtime::data_dir::MAX_RECORD_BYTES;
+use crate::runtime::host::{
     executor_sizing, memlock_limit_bytes, usable_cpus, VerifySamples, CALIBRATION_SAMPLES,
 };
-use crate::node_config::{NodeConfig, StorageConfig, DEFAULT_SEGMENT_BYTES};
 use crate::EngineError;
 
 /// Bytes of one appended record in the log probe: about a full anchor of
@@ -321,7 +321,7 @@ mod tests {
 
     #[test]
     fn the_recommendation_is_a_node_config_of_every_core() {
-        let config = crate::node_config::parse(&recommend(&probe_with(200.0))).unwrap();
+        let config = crate::config::parse(&recommend(&probe_with(200.0))).unwrap();
         assert_eq!(config.cores, Some(vec![0, 1]));
         assert_eq!(config.placement, Some(vec![0, 1]));
         assert_eq!(config.storage.fsync, Durability::Batch);
@@ -329,7 +329,7 @@ mod tests {
             append: Vec::new(),
             ..probe_with(0.0)
         };
-        let config = crate::node_config::parse(&recommend(&no_disk)).unwrap();
+        let config = crate::config::parse(&recommend(&no_disk)).unwrap();
         assert_eq!(config.storage.fsync, Durability::Never);
     }
 

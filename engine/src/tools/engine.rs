@@ -8,7 +8,7 @@
 //! snapshots) → stop (intake stopped by the control thread or input
 //! exhausted; logs made durable) → final report.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -18,16 +18,15 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
 use pc_codec::genesis::Genesis;
 use pc_codec::Hash32;
-use pc_storage::{Durability, LogConfig};
-use serde::{Deserialize, Serialize};
+use pc_storage::LogConfig;
 
-use crate::driver::{ShardCounters, ShardDriver, ShardReport};
-use crate::genesis_file::TomlError;
-use crate::host::{sample_peak_anon_rss, VerifySamples, CALIBRATION_SAMPLES};
-use crate::node_config::{ConfigError, RuntimeConfig};
+use crate::config::RuntimeConfig;
+use crate::runtime::data_dir::prepare_data_dir_for;
+use crate::runtime::driver::{ShardCounters, ShardDriver, ShardReport};
+use crate::runtime::host::{sample_peak_anon_rss, VerifySamples, CALIBRATION_SAMPLES};
 use crate::runtime::{self, StopSignals};
-use crate::workload::{Workload, WorkloadFile};
-use crate::{genesis_file, EngineError};
+use crate::tools::workload::{Workload, WorkloadFile};
+use crate::EngineError;
 
 /// Where anchors enter the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +39,7 @@ pub enum Intake {
     FirstCore,
     /// Each core opens a QUIC endpoint on `127.0.0.1:base_port + core`
     /// and takes its shards' anchors from there (`bench --network quic`,
-    /// see [`crate::quic_intake`]); a shard's input ends when its feeder
+    /// see [`crate::tools::quic_intake`]); a shard's input ends when its feeder
     /// closes the connection.
     Quic {
         /// Port of the first core.
@@ -72,14 +71,6 @@ pub struct EngineConfig {
     /// Wait this long before taking in the first anchor (lets a supervisor
     /// see the engine up before input ends; 0 for the bench).
     pub start_delay: Duration,
-}
-
-/// Round-robin placement of `shards` shards on `cores` cores.
-pub fn round_robin(shards: u16, cores: usize) -> Vec<usize> {
-    assert!(cores > 0, "at least one core");
-    (0..usize::from(shards))
-        .map(|shard| shard % cores)
-        .collect()
 }
 
 /// What the engine reports when it stops.
@@ -118,93 +109,6 @@ struct Handoff {
     bytes: Vec<u8>,
     anchor_id: Hash32,
     birth_round: u64,
-}
-
-/// The settings written next to the logs, read back by replay.
-pub const ENGINE_FILE: &str = "engine.toml";
-
-/// Largest log record: the largest anchor a shard accepts, plus room for
-/// the record's own framing.
-pub const MAX_RECORD_BYTES: u32 = (1 << 20) + 4096;
-
-/// `engine.toml`: the log settings a data dir's logs were written with,
-/// written by [`prepare_data_dir_for`] and read back by replay.
-#[derive(Serialize, Deserialize)]
-struct EngineFile {
-    storage: EngineFileStorage,
-}
-
-#[derive(Serialize, Deserialize)]
-struct EngineFileStorage {
-    segment_bytes: u64,
-    max_record_bytes: u32,
-    fsync: String,
-}
-
-/// Copies the genesis at `source` into `data_dir` (or checks that the copy
-/// already there is the same file) and writes `engine.toml` with the log
-/// settings replay reads back; prints the `genesis_loaded` line.
-pub fn prepare_data_dir_for(
-    data_dir: &Path,
-    source: &Path,
-    segment_bytes: u64,
-    fsync: Durability,
-) -> Result<Genesis, EngineError> {
-    let loaded = genesis_file::load(source)?;
-    eprintln!("{}", loaded.loaded_line());
-    std::fs::create_dir_all(data_dir).map_err(|e| EngineError::io(data_dir, e))?;
-    let copy = data_dir.join("genesis.toml");
-    let text = std::fs::read(source).map_err(|e| EngineError::io(source, e))?;
-    match std::fs::read(&copy) {
-        Ok(existing) if existing == text => {}
-        Ok(_) => {
-            return Err(EngineError::OtherGenesis {
-                copy,
-                genesis: source.to_path_buf(),
-            })
-        }
-        Err(_) => write_atomically(&copy, &text)?,
-    }
-    let settings = EngineFile {
-        storage: EngineFileStorage {
-            segment_bytes,
-            max_record_bytes: MAX_RECORD_BYTES,
-            fsync: fsync.to_string(),
-        },
-    };
-    let settings = toml::to_string(&settings).expect("plain settings serialize");
-    write_atomically(
-        &data_dir.join(ENGINE_FILE),
-        format!("# written by phantom-engine; read by replay\n{settings}").as_bytes(),
-    )?;
-    Ok(loaded.genesis)
-}
-
-/// The log configuration `data_dir`'s `engine.toml` names, read-only
-/// (durability `never`); a data dir without one has the defaults.
-pub fn read_log_config(data_dir: &Path) -> Result<LogConfig, EngineError> {
-    let path = data_dir.join(ENGINE_FILE);
-    let mut config = LogConfig {
-        durability: Durability::Never,
-        max_record_bytes: MAX_RECORD_BYTES,
-        ..LogConfig::default()
-    };
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let parsed: EngineFile = toml::from_str(&text).map_err(|e| ConfigError::InFile {
-            path: path.clone(),
-            error: Box::new(TomlError::new(&text, &e).into()),
-        })?;
-        config.segment_bytes = parsed.storage.segment_bytes;
-        config.max_record_bytes = parsed.storage.max_record_bytes;
-    }
-    Ok(config)
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| EngineError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))
 }
 
 /// Runs the engine until its input ends, `max_run` passes or a signal
@@ -505,7 +409,7 @@ impl CoreTile {
                         base_port,
                         core: self.core,
                     });
-                match bind.and_then(|bind| crate::quic_intake::start(bind, &self.shards)) {
+                match bind.and_then(|bind| crate::tools::quic_intake::start(bind, &self.shards)) {
                     Ok(intake) => quic = Some(intake),
                     Err(error) => init_error = Some(error),
                 }
@@ -653,7 +557,8 @@ enum Input {
     /// The queue from this core's QUIC endpoint; every anchor taken is
     /// answered with an `Announce` of its id (the feeder's credit).
     Net {
-        receiver: glommio::channels::local_channel::LocalReceiver<crate::quic_intake::NetAnchor>,
+        receiver:
+            glommio::channels::local_channel::LocalReceiver<crate::tools::quic_intake::NetAnchor>,
         handle: pc_net::driver::DriverHandle,
     },
 }
@@ -756,16 +661,4 @@ async fn drive(
         }
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_robin_puts_one_shard_per_core_then_wraps() {
-        assert_eq!(round_robin(2, 2), vec![0, 1]);
-        assert_eq!(round_robin(5, 2), vec![0, 1, 0, 1, 0]);
-        assert_eq!(round_robin(1, 4), vec![0]);
-    }
 }

@@ -40,10 +40,10 @@ pub use inbox::MAX_INBOX_BYTES;
 pub use pc_node::CrashPlan;
 pub use watchdog::{Heartbeat, Waiting, Watchdog, STALL_AFTER};
 
-use crate::driver::open_shard;
-use crate::engine::prepare_data_dir_for;
-use crate::host::sample_peak_anon_rss;
-use crate::node_config::{check_base_port, RuntimeConfig};
+use crate::config::{check_base_port, RuntimeConfig};
+use crate::runtime::data_dir::prepare_data_dir_for;
+use crate::runtime::driver::open_shard;
+use crate::runtime::host::sample_peak_anon_rss;
 use crate::runtime::{self, RingMesh, StopSignals};
 use crate::EngineError;
 

@@ -10,8 +10,8 @@ use pc_codec::wire::{Decode, Reader};
 use pc_codec::{to_hex, DecodeError, Hash32, LogRecordKind, RoundFinalized, SignedAnchorHeader};
 use pc_storage::Log;
 
-use crate::driver::{log_records, shard_log_dir};
-use crate::engine::read_log_config;
+use crate::runtime::data_dir::read_log_config;
+use crate::runtime::driver::{log_records, shard_log_dir};
 use crate::EngineError;
 
 /// What the nodes' logs disagree on, or why they could not be compared;

@@ -366,7 +366,7 @@ impl ShardDriver {
             self.host
                 .handle_anchor(None, bytes, Some((anchor_id, birth_round)), now_us)?;
         if self.host.counters().rounds != rounds {
-            crate::host::after_rounds_applied();
+            crate::runtime::host::after_rounds_applied();
         }
         Ok(())
     }

@@ -15,8 +15,8 @@ use pc_storage::header::{read_header, HEADER_BYTES};
 use pc_storage::{CorruptReason, LogConfig, LogError};
 use serde::Serialize;
 
-use crate::driver::shard_log_dir;
-use crate::engine::read_log_config;
+use crate::runtime::data_dir::read_log_config;
+use crate::runtime::driver::shard_log_dir;
 use crate::{genesis_file, EngineError};
 
 /// Why a replay stopped; `Display` is one line naming the shard and the

@@ -2,12 +2,16 @@
 //! (`engine::run`, which `bench` and the seat tests drive): pinned
 //! executors sized to the memlock limit with the park guard, the ring mesh
 //! between cores built before any core starts, the stop signals, and the
-//! join of the cores. Replay and the data-dir layout (`engine.toml`, the
-//! genesis copy, the shard log directories) are in [`crate::engine`] and
-//! [`crate::driver`], which both entry points call.
+//! join of the cores, placement; the shard driver ([`driver`]), host
+//! facts ([`host`]) and the data-dir layout ([`data_dir`]), which both
+//! entry points and replay use.
 //!
 //! Nothing here decides anything a shard computes: it starts threads,
 //! builds channels and waits for them.
+
+pub mod data_dir;
+pub mod driver;
+pub mod host;
 
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
@@ -17,7 +21,7 @@ use std::time::Duration;
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
-use crate::host::ExecutorSizing;
+use crate::runtime::host::ExecutorSizing;
 use crate::EngineError;
 
 /// glommio's preemption slice on every core: a task that ran this long
@@ -120,6 +124,14 @@ impl<T: Send + Sized> RingMesh<T> {
     }
 }
 
+/// Round-robin placement of `shards` shards on `cores` cores.
+pub fn round_robin(shards: u16, cores: usize) -> Vec<usize> {
+    assert!(cores > 0, "at least one core");
+    (0..usize::from(shards))
+        .map(|shard| shard % cores)
+        .collect()
+}
+
 /// SIGTERM and SIGINT set a flag for as long as this lives.
 pub struct StopSignals {
     ids: Vec<signal_hook::SigId>,
@@ -149,6 +161,13 @@ impl Drop for StopSignals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_robin_puts_one_shard_per_core_then_wraps() {
+        assert_eq!(round_robin(2, 2), vec![0, 1]);
+        assert_eq!(round_robin(5, 2), vec![0, 1, 0, 1, 0]);
+        assert_eq!(round_robin(1, 4), vec![0]);
+    }
 
     #[test]
     fn a_ring_mesh_connects_every_ordered_pair_once() {

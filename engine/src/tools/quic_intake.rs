@@ -34,7 +34,7 @@ use pc_net::{
 };
 
 use crate::client::{within, ClientError};
-use crate::workload::{Workload, WorkloadError, WorkloadFile};
+use crate::tools::workload::{Workload, WorkloadError, WorkloadFile};
 use crate::EngineError;
 
 /// Anchors per shard the feeder may have sent and not yet seen taken.

@@ -116,7 +116,7 @@ impl VerifySamples {
     /// [`CALIBRATION_KEYS`] deterministic keys.
     pub fn new(count: usize) -> VerifySamples {
         let keys: Vec<_> = (0..CALIBRATION_KEYS)
-            .map(|index| crate::workload::bench_key("verify-sample", index))
+            .map(|index| crate::tools::workload::bench_key("verify-sample", index))
             .collect();
         let samples = (0..count)
             .map(|index| {

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::engine::{self, EngineConfig, EngineReport, Intake};
-use crate::host::{usable_cpus, VerifySamples, CALIBRATION_SAMPLES};
-use crate::node_config::{ConfigError, RuntimeConfig, StorageConfig};
-use crate::workload::{load_or_generate, Workload, WorkloadParams};
+use crate::config::{ConfigError, RuntimeConfig, StorageConfig};
+use crate::runtime::host::{usable_cpus, VerifySamples, CALIBRATION_SAMPLES};
+use crate::tools::engine::{self, EngineConfig, EngineReport, Intake};
+use crate::tools::workload::{load_or_generate, Workload, WorkloadParams};
 use crate::EngineError;
 
 /// Workload sizes are rounded up to this many transfers per shard, so that
@@ -62,7 +62,7 @@ pub enum BenchNetwork {
     #[default]
     InProcess,
     /// First in process, then the same workload again over loopback QUIC
-    /// from a feeder thread ([`crate::quic_intake`]); the result is the
+    /// from a feeder thread ([`crate::tools::quic_intake`]); the result is the
     /// QUIC run's, with the in-process figures and the ratio beside it.
     Quic,
 }
@@ -268,7 +268,8 @@ fn run_quic(options: &BenchOptions, workload: &Workload) -> Result<BenchResult, 
         eprintln!("QUIC run: feeder -> 127.0.0.1:{}+core", options.quic_port);
     }
     let (_, placement) = cores_and_placement(workload);
-    let feeder = crate::quic_intake::spawn_feeder(workload.clone(), placement, options.quic_port)?;
+    let feeder =
+        crate::tools::quic_intake::spawn_feeder(workload.clone(), placement, options.quic_port)?;
     let engine_run = run_once(
         options,
         workload,
@@ -279,7 +280,7 @@ fn run_quic(options: &BenchOptions, workload: &Workload) -> Result<BenchResult, 
     );
     let fed = feeder
         .join()
-        .map_err(|e| crate::quic_intake::FeedError::Executor(e.into()))?;
+        .map_err(|e| crate::tools::quic_intake::FeedError::Executor(e.into()))?;
     let (report, data_dir) = engine_run?;
     let fed = fed?;
     let mut result = summarize(&report, &data_dir, "quic");
@@ -316,7 +317,10 @@ fn cores_and_placement(workload: &Workload) -> (Vec<usize>, Vec<usize>) {
     let cpus = usable_cpus();
     let shards = workload.params.shards;
     let cores = cpus.len().min(usize::from(shards));
-    (cpus[..cores].to_vec(), engine::round_robin(shards, cores))
+    (
+        cpus[..cores].to_vec(),
+        crate::runtime::round_robin(shards, cores),
+    )
 }
 
 /// One engine run over `workload` in a fresh data dir (`options.data_dir`,

@@ -1,0 +1,12 @@
+//! The tools beside the node: the bench engine ([`engine`], what `bench`
+//! and the seat tests run) and `bench` itself, the DAG workload it feeds,
+//! the QUIC intake of `bench --network quic`, replay, `tune`, and the
+//! agreement check of devnet.
+
+pub mod agreement;
+pub mod bench;
+pub mod engine;
+pub mod quic_intake;
+pub mod replay;
+pub mod tune;
+pub mod workload;
