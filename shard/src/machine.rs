@@ -302,6 +302,10 @@ struct SeatRole<S> {
     /// Other seats with an anchor not yet referenced, with the own anchor
     /// count when they started waiting (oldest first: no seat starves).
     unacknowledged: BTreeMap<u8, u64>,
+    /// Other seats with an anchor inserted since the own last anchor: an
+    /// acknowledgement-only anchor waits until, with its own, they make a
+    /// supermajority (round progress calls for one then, not before).
+    fresh: BTreeSet<u8>,
     own_anchors: u64,
 }
 
@@ -360,6 +364,11 @@ impl CatchUp {
 /// Retries after which an unanswered pull is given up; the anchors waiting
 /// for it stay pending (bounded) and ask again on a later tick.
 pub const PULL_GIVE_UP_RETRIES: u64 = 8;
+
+/// Acknowledgement intervals a seat waits, after its last own anchor, for
+/// a supermajority of seats to move on before it makes an
+/// acknowledgement-only anchor anyway (see `Shard::after_input`).
+pub const ACK_PATIENCE_INTERVALS: u64 = 10;
 
 /// A parent whose birth round is more than `G + 1` below the child's
 /// claimed birth round: ancient relative to the child, neither required nor
@@ -466,6 +475,8 @@ pub struct Shard<V, S> {
     len_at_announce: usize,
     /// Tick of the last acknowledgement-only own anchor.
     last_ack_only: Option<u64>,
+    /// When this seat made its last own anchor.
+    last_own_at: Option<u64>,
     /// An acknowledgement-only anchor waits for its pacing interval.
     ack_deferred: bool,
     catch_up: CatchUp,
@@ -521,6 +532,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     awaiting_durable: None,
                     latest: BTreeMap::new(),
                     unacknowledged: BTreeMap::new(),
+                    fresh: BTreeSet::new(),
                     own_anchors: 0,
                 })
             }
@@ -560,6 +572,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             next_announce: 0,
             len_at_announce: usize::MAX,
             last_ack_only: None,
+            last_own_at: None,
             ack_deferred: false,
             catch_up: CatchUp::default(),
             next_token: 0,
@@ -1212,6 +1225,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 seat.unacknowledged
                     .entry(header.creator)
                     .or_insert(seat.own_anchors);
+                seat.fresh.insert(header.creator);
             }
         }
         self.unfinalized_with_payload += usize::from(!anchor.digests.is_empty());
@@ -1415,18 +1429,48 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         // per `ack_interval_ticks`, so seats that are in step do not answer
         // each other's anchors in a storm that outruns round progress (and
         // every catching-up node). Anchors with micro-events are never held.
+        // Nor, under load, is one made before a supermajority of seats
+        // (this one and the others with a new anchor since its last) has
+        // moved on, unless `ACK_PATIENCE_INTERVALS` intervals passed since
+        // the seat's last own anchor: a fast part of the committee
+        // answering itself would outrun what the slowest quorum member can
+        // verify, and its backlog would stall every round (positive
+        // feedback, no brake; 21 nodes on 2 cores finalized 4 rounds in
+        // 60 s). The patience keeps a quiet committee live: after a lull a
+        // lone payload anchor is acknowledged at once (the last own anchor
+        // is long past), and a committee in step is never held (each seat
+        // hears from the others between two of its anchors).
         let interval = self.limits.ack_interval_ticks;
         if self.mempool.is_empty() && interval > 0 {
-            if let Some(last) = self.last_ack_only {
-                if self.now < last + interval {
-                    self.ack_deferred = true;
-                    return;
-                }
+            let due = self.ack_due_at();
+            if self.now < due {
+                self.ack_deferred = true;
+                return;
             }
             self.last_ack_only = Some(self.now);
         }
         self.ack_deferred = false;
         self.create_own_anchor();
+    }
+
+    /// When the next acknowledgement-only anchor may be made: one
+    /// `ack_interval_ticks` after the last, and, while fewer than a
+    /// supermajority of seats (this one included) made an anchor since the
+    /// seat's last own one, `ACK_PATIENCE_INTERVALS` intervals after that.
+    fn ack_due_at(&self) -> u64 {
+        let interval = self.limits.ack_interval_ticks;
+        let paced = self.last_ack_only.map_or(0, |last| last + interval);
+        let k = self.context.k();
+        let q = k - (k - 1) / 3;
+        let short = self
+            .seat
+            .as_ref()
+            .is_some_and(|seat| seat.next_seq > 0 && seat.fresh.len() + 1 < q);
+        let patient = match (short, self.last_own_at) {
+            (true, Some(at)) => at + interval * ACK_PATIENCE_INTERVALS,
+            _ => 0,
+        };
+        paced.max(patient)
     }
 
     /// Whether this seat is too far behind the committee to sign: its
@@ -1566,9 +1610,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         for creator in referenced {
             seat.unacknowledged.remove(&creator);
         }
+        seat.fresh.clear();
         seat.own_anchors += 1;
         debug_assert_eq!(seat.last_own, Some(own_ref));
         seat.awaiting_durable = Some((token, bytes));
+        self.last_own_at = Some(self.now);
     }
 
     /// The next message to send.
@@ -1608,10 +1654,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         // no timer, or a driver that sleeps until this would spin.
         let deferred = self
             .ack_deferred
-            .then(|| {
-                self.last_ack_only
-                    .map_or(self.now, |last| last + self.limits.ack_interval_ticks)
-            })
+            .then(|| self.ack_due_at())
             .filter(|at| *at > self.now);
         let catch_up = self
             .wants_catch_up()
