@@ -475,9 +475,27 @@ impl DriverHandle {
 /// Period of the timer [`spawn_park_guard`] keeps armed.
 pub const PARK_GUARD_PERIOD: Duration = Duration::from_millis(5);
 
+/// Another thread's way to wake an executor's park guard (and with it the
+/// executor, through glommio's foreign wake: its eventfd).
+#[derive(Debug, Default)]
+pub struct ParkNudge {
+    waker: std::sync::Mutex<Option<Waker>>,
+}
+
+impl ParkNudge {
+    /// Wakes the guard's executor if it sleeps; cheap if it does not.
+    pub fn nudge(&self) {
+        let waker = self.waker.lock().map(|w| w.clone()).unwrap_or(None);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
 /// Keeps a timer armed on the current glommio executor (panics outside
-/// one) for as long as it runs, so the executor never sleeps longer than
-/// [`PARK_GUARD_PERIOD`] while it has runnable tasks.
+/// one) for as long as it runs, and lets another thread wake it through
+/// the returned [`ParkNudge`], so the executor does not sleep for good
+/// while it has runnable tasks.
 ///
 /// glommio 0.9.0's `run_task_queues` returns "nothing ran" when the
 /// preemption timer has already fired before it runs its first task queue
@@ -486,15 +504,34 @@ pub const PARK_GUARD_PERIOD: Duration = Duration::from_millis(5);
 /// seconds), and the executor then parks with its queues still runnable.
 /// With no I/O in flight and no timer in its wheel it sleeps in
 /// `io_uring_enter` until an outside event: a node's core loop, the
-/// endpoint's receive and timer tasks all runnable and none polled. A timer
-/// always in the wheel bounds that park (the executor installs the wheel's
-/// next expiry before it sleeps). Fixed upstream by glommio/glommio#53,
-/// not in a release yet; the test `a_runnable_executor_never_parks_for_good`
-/// shows the hang without the guard.
-pub fn spawn_park_guard() {
-    glommio::spawn_local(async {
+/// endpoint's receive and timer tasks all runnable and none polled. The
+/// guard's timer bounds that park while it is armed; but when the guard
+/// itself is among the runnable tasks no timer is left, so a thread that
+/// cannot be stuck with the executor (the node's control thread) nudges
+/// it: a foreign wake writes the executor's eventfd, the executor wakes,
+/// polls I/O (which arms a fresh preemption timer) and runs its queues.
+/// Fixed upstream by glommio/glommio#53, not in a release yet; the test
+/// `a_runnable_executor_never_parks_for_good` shows the hang without the
+/// guard.
+pub fn spawn_park_guard() -> std::sync::Arc<ParkNudge> {
+    let nudge = std::sync::Arc::new(ParkNudge::default());
+    spawn_park_guard_with(nudge.clone());
+    nudge
+}
+
+/// [`spawn_park_guard`] with a nudge made before the executor started
+/// (so the thread that starts it holds it from the start).
+pub fn spawn_park_guard_with(slot: std::sync::Arc<ParkNudge>) {
+    glommio::spawn_local(async move {
         loop {
-            glommio::timer::sleep(PARK_GUARD_PERIOD).await;
+            let mut timer = glommio::timer::Timer::new(PARK_GUARD_PERIOD);
+            poll_fn(|cx| {
+                if let Ok(mut waker) = slot.waker.lock() {
+                    *waker = Some(cx.waker().clone());
+                }
+                Pin::new(&mut timer).poll(cx).map(|_| ())
+            })
+            .await;
         }
     })
     .detach();

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 use pc_codec::genesis::Genesis;
 use pc_codec::{to_hex, SigningKey};
-use pc_net::driver::Driver;
+use pc_net::driver::{Driver, ParkNudge};
 use pc_net::peer_book::PeerBook;
 use pc_net::{Hello, NetConfig, NetEndpoint, ShardPort, TlsIdentity};
 use pc_node::telemetry::{CoreStarted, CrashInjected, Event, NodeIdentity, ShardStopped};
@@ -334,6 +334,7 @@ pub fn run(options: NodeOptions) -> Result<NodeReport, EngineError> {
     let started = Instant::now();
     let options = Arc::new(options);
     let mut handles = Vec::new();
+    let mut nudges = Vec::new();
     for (core, cpu) in options.runtime.cpus.iter().copied().enumerate() {
         let (rings_out, rings_in) = rings.take(core);
         let start = CoreStart {
@@ -347,26 +348,29 @@ pub fn run(options: NodeOptions) -> Result<NodeReport, EngineError> {
             books: books.clone(),
             started,
         };
-        handles.push(runtime::spawn_core(
-            "pc-node",
-            core,
-            cpu,
-            sizing,
-            move || start_core(start),
-        )?);
+        let (handle, nudge) =
+            runtime::spawn_core("pc-node", core, cpu, sizing, move || start_core(start))?;
+        handles.push(handle);
+        nudges.push(nudge);
     }
     drop(books);
     let signalled = Arc::new(AtomicBool::new(false));
+    let joined = Arc::new(AtomicBool::new(false));
     let control = control_thread(
-        stop.clone(),
-        signalled.clone(),
-        options.max_run,
-        heartbeats,
+        Control {
+            stop: stop.clone(),
+            signalled: signalled.clone(),
+            joined: joined.clone(),
+            max_run: options.max_run,
+            heartbeats,
+            nudges,
+        },
         started,
     );
     let (core_reports, first_error) =
         runtime::join_cores(handles, || stop.store(true, Ordering::Relaxed));
     stop.store(true, Ordering::Relaxed);
+    joined.store(true, Ordering::Relaxed);
     let _ = control.join();
     let _ = book_thread.join();
     drop(signals);
@@ -387,33 +391,57 @@ pub fn run(options: NodeOptions) -> Result<NodeReport, EngineError> {
     })
 }
 
-/// The control thread: the run limit (signals set the stop flag
-/// directly), the peak RSS, and the watchdog of the core loops.
-fn control_thread(
+/// What the control thread watches.
+struct Control {
     stop: Arc<AtomicBool>,
     signalled: Arc<AtomicBool>,
+    /// Every core was joined: the control thread ends.
+    joined: Arc<AtomicBool>,
     max_run: Option<Duration>,
     heartbeats: Vec<Arc<Heartbeat>>,
-    started: Instant,
-) -> std::thread::JoinHandle<()> {
+    nudges: Vec<Arc<ParkNudge>>,
+}
+
+/// How often the control thread turns: nudges every core's executor
+/// ([`ParkNudge`]), checks the run limit, the watchdog and the peak RSS.
+const CONTROL_EVERY: Duration = Duration::from_millis(10);
+
+/// The control thread: the run limit (signals set the stop flag
+/// directly), the peak RSS, the watchdog of the core loops, and a nudge of
+/// every core's executor each turn until the cores are joined (shutdown
+/// included), so no executor sleeps for good with runnable tasks.
+fn control_thread(control: Control, started: Instant) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut watchdog = Watchdog::new(&heartbeats, Instant::now());
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                if max_run.is_none_or(|limit| started.elapsed() < limit) {
-                    signalled.store(true, Ordering::Relaxed);
-                }
-                return;
+        let mut watchdog = Watchdog::new(&control.heartbeats, Instant::now());
+        let mut stopping = false;
+        let mut turns = 0u64;
+        while !control.joined.load(Ordering::Relaxed) {
+            for nudge in &control.nudges {
+                nudge.nudge();
             }
-            if max_run.is_some_and(|limit| started.elapsed() >= limit) {
-                stop.store(true, Ordering::Relaxed);
-                return;
+            if !stopping && control.stop.load(Ordering::Relaxed) {
+                stopping = true;
+                if control
+                    .max_run
+                    .is_none_or(|limit| started.elapsed() < limit)
+                {
+                    control.signalled.store(true, Ordering::Relaxed);
+                }
+            }
+            if control
+                .max_run
+                .is_some_and(|limit| started.elapsed() >= limit)
+            {
+                control.stop.store(true, Ordering::Relaxed);
             }
             for stall in watchdog.check(Instant::now()) {
                 eprintln!("{}", stall.to_line());
             }
-            sample_peak_anon_rss();
-            std::thread::sleep(Duration::from_millis(50));
+            if turns.is_multiple_of(5) {
+                sample_peak_anon_rss();
+            }
+            turns += 1;
+            std::thread::sleep(CONTROL_EVERY);
         }
     })
 }

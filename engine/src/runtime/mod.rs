@@ -21,6 +21,8 @@ use std::time::Duration;
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
+use pc_net::driver::ParkNudge;
+
 use crate::runtime::host::ExecutorSizing;
 use crate::EngineError;
 
@@ -30,32 +32,36 @@ pub const PREEMPT_TIMER: Duration = Duration::from_millis(10);
 
 /// Starts the executor of `core`, pinned to `cpu` and sized by `sizing`,
 /// named `{role}-{core}`, with the park guard
-/// ([`pc_net::driver::spawn_park_guard`]), running `run`.
+/// ([`pc_net::driver::spawn_park_guard`]), running `run`; the executor
+/// and the nudge of its guard (for a thread that watches it).
 pub fn spawn_core<T, F, Fut>(
     role: &str,
     core: usize,
     cpu: usize,
     sizing: ExecutorSizing,
     run: F,
-) -> Result<ExecutorJoinHandle<T>, EngineError>
+) -> Result<(ExecutorJoinHandle<T>, Arc<ParkNudge>), EngineError>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
     T: Send + 'static,
 {
-    LocalExecutorBuilder::new(Placement::Fixed(cpu))
+    let nudge = Arc::new(ParkNudge::default());
+    let guard = nudge.clone();
+    let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(&format!("{role}-{core}"))
         .io_memory(sizing.io_memory_bytes)
         .ring_depth(sizing.ring_depth)
         .preempt_timer(PREEMPT_TIMER)
         .spawn(move || async move {
-            pc_net::driver::spawn_park_guard();
+            pc_net::driver::spawn_park_guard_with(guard);
             run().await
         })
         .map_err(|e| EngineError::Executor {
             cpu,
             source: e.into(),
-        })
+        })?;
+    Ok((handle, nudge))
 }
 
 /// Joins every core in order: the results of those that ended `Ok`, and
@@ -189,9 +195,9 @@ mod tests {
             io_memory_bytes: 64 << 10,
             ring_depth: 8,
         };
-        let ok = spawn_core("test", 0, 0, sizing, || async { Ok::<u8, EngineError>(7) })
+        let (ok, _) = spawn_core("test", 0, 0, sizing, || async { Ok::<u8, EngineError>(7) })
             .expect("executor starts");
-        let failed = spawn_core("test", 1, 0, sizing, || async {
+        let (failed, _) = spawn_core("test", 1, 0, sizing, || async {
             Err::<u8, EngineError>(EngineError::PortRange {
                 base_port: 65535,
                 core: 1,
