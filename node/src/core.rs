@@ -84,9 +84,10 @@ pub const MAX_REPLY_FRAME_BYTES: usize = 3 << 20;
 /// pulling parents one by one (the machine decides; see
 /// [`ShardLimits::catch_up_lag_rounds`]).
 pub const CATCH_UP_START_LAG_ROUNDS: u64 = 3;
-/// Pending anchors (waiting for parents) at which a shard's machine
-/// catches up by range however few rounds it lags.
-pub const CATCH_UP_PENDING: usize = 64;
+/// Pending anchors (waiting for parents) per committee seat at which a
+/// shard's machine catches up by range however few rounds it lags (64 at
+/// k = 4, 336 at k = 21).
+pub const CATCH_UP_PENDING_PER_SEAT: usize = 16;
 /// Rounds behind its peers past which a shard counts as catching up and
 /// refuses client submissions.
 pub const CATCH_UP_LAG_ROUNDS: u64 = 50;
@@ -109,8 +110,9 @@ pub const UNROUTABLE_PER_VIOLATION: u32 = 16;
 /// counted at once.
 pub const MAX_TRACKED_SOURCES: usize = 4096;
 /// Anchors this core serves one peer per shard per second for its `Get`s
-/// and `GetRange`s (catch-up asks for 256 every 200 ms), with a burst of
-/// as many; a request past the budget is answered in part.
+/// and `GetRange`s (a catching-up machine asks one peer at a time, in
+/// turn, for 256 every 200 ms), with a burst of as many; a request past
+/// the budget is answered in part.
 pub const SERVE_ANCHORS_PER_S: u32 = 4096;
 /// Micro-events one source (IPv4 address, IPv6 /64) may submit to one core
 /// per second (each costs a signature check before the mempool takes it),
@@ -132,7 +134,7 @@ pub fn node_shard_limits() -> ShardLimits {
         ack_interval_ticks: ACK_INTERVAL_MS * 1000 / SHARD_TICK_US,
         pull_retry_ticks: PULL_RETRY_MS * 1000 / SHARD_TICK_US,
         catch_up_lag_rounds: CATCH_UP_START_LAG_ROUNDS,
-        catch_up_pending_anchors: CATCH_UP_PENDING,
+        catch_up_pending_per_seat: CATCH_UP_PENDING_PER_SEAT,
         catch_up_interval_ticks: CATCH_UP_INTERVAL_MS * 1000 / SHARD_TICK_US,
         catch_up_anchors: CATCH_UP_ANCHORS,
         ..ShardLimits::default()

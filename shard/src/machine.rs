@@ -83,11 +83,14 @@ pub struct ShardLimits {
     /// [`Shard::lag_rounds`]) before it catches up by
     /// [`ShardMessage::GetRange`].
     pub catch_up_lag_rounds: u64,
-    /// Pending anchors (waiting for parents) at which the machine catches
-    /// up by range however few rounds it lags: a committee that cannot
-    /// advance rounds still makes acknowledgement anchors, so a node
-    /// restarted in a stall lacks hundreds of anchors of its own rounds.
-    pub catch_up_pending_anchors: usize,
+    /// Pending anchors (waiting for parents) per committee seat, `k` times
+    /// this in all, at which the machine catches up by range however few
+    /// rounds it lags: a committee that cannot advance rounds still makes
+    /// acknowledgement anchors, so a node restarted in a stall lacks
+    /// hundreds of anchors of its own rounds. (Per seat: a round holds
+    /// anchors of every seat, and a larger committee keeps more pending in
+    /// step.)
+    pub catch_up_pending_per_seat: usize,
     /// Least ticks between two `GetRange`s.
     pub catch_up_interval_ticks: u64,
     /// Anchors one `GetRange` asks for (`0`: the machine never asks).
@@ -104,7 +107,7 @@ impl Default for ShardLimits {
             pull_retry_ticks: 10,
             ack_interval_ticks: 0,
             catch_up_lag_rounds: 3,
-            catch_up_pending_anchors: 64,
+            catch_up_pending_per_seat: 16,
             catch_up_interval_ticks: 20,
             catch_up_anchors: 256,
         }
@@ -817,11 +820,17 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
 
     /// Whether the machine is far enough behind its peers to catch up by
     /// ranges: its DAG ends at least [`ShardLimits::catch_up_lag_rounds`]
-    /// below the committee's round or [`ShardLimits::catch_up_pending_anchors`]
-    /// anchors wait for parents, and it knows a peer to ask.
+    /// below the committee's round or `k` times
+    /// [`ShardLimits::catch_up_pending_per_seat`] anchors wait for parents,
+    /// and it knows a peer to ask.
     fn wants_catch_up(&self) -> bool {
+        let pending_bound = self
+            .limits
+            .catch_up_pending_per_seat
+            .max(1)
+            .saturating_mul(self.context.k());
         let behind = self.lag_rounds() >= self.limits.catch_up_lag_rounds.max(1)
-            || self.pending_by_id.len() >= self.limits.catch_up_pending_anchors.max(1);
+            || self.pending_by_id.len() >= pending_bound;
         self.limits.catch_up_anchors > 0 && behind && !self.catch_up.peers.is_empty()
     }
 
@@ -858,21 +867,17 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     }
 
     /// Where a catch-up range starts: the highest round the DAG holds
-    /// (other seats' anchors of it may be missing), or lower where a
-    /// missing parent or an evicted anchor lies, but never below the round
-    /// before the lowest undecided one (a Byzantine anchor may claim
-    /// parents of any round; below it the DAG is decided).
+    /// (other seats' anchors of it may be missing), or lower where an
+    /// evicted anchor lies (fetched again by `Get` only while the pending
+    /// set has room), but never below the round before the lowest
+    /// undecided one (an evicted Byzantine anchor may claim any round;
+    /// below it the DAG is decided). Missing parents are known by id and
+    /// pulled by `Get`; a range from below them would mostly bring back
+    /// anchors held already.
     fn catch_up_from_round(&self) -> u64 {
-        let lowest_missing = self
-            .waiting_for
-            .iter()
-            .map(|(id, children)| self.missing_rank(id, children).0)
-            .min();
         let lowest_evicted = self.refetch.keys().next().map(|(round, _)| *round);
-        [lowest_missing, lowest_evicted]
-            .into_iter()
-            .flatten()
-            .fold(self.top_round, u64::min)
+        lowest_evicted
+            .map_or(self.top_round, |round| round.min(self.top_round))
             .max(self.consensus.next_undecided_round().saturating_sub(1))
     }
 

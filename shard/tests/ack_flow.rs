@@ -57,9 +57,9 @@ fn first_anchors() -> (Vec<Machine>, Vec<Vec<u8>>) {
     let a0 = sent_anchors(&mut seats[0]);
     assert_eq!(a0.len(), 1, "a payload anchor is made at once");
     let mut anchors = vec![a0[0].clone()];
-    for index in 1..SEATS {
-        seats[index].handle_anchor(Some(0), &a0[0]).unwrap();
-        let own = sent_anchors(&mut seats[index]);
+    for (index, machine) in seats.iter_mut().enumerate().skip(1) {
+        machine.handle_anchor(Some(0), &a0[0]).unwrap();
+        let own = sent_anchors(machine);
         assert_eq!(own.len(), 1, "seat {index}'s first anchor acknowledges a0");
         anchors.push(own[0].clone());
     }

@@ -1,9 +1,10 @@
 //! Catch-up is the machine's decision: a machine whose DAG ends rounds
-//! below its committee asks one peer at a time (round-robin over the peers
-//! that sent it valid anchors) for a range of rounds from where its DAG
-//! ends, at most once per `catch_up_interval_ticks` of the time it is
-//! given, and a seat too far behind to sign anchors its peers could still
-//! insert signs nothing until it caught up.
+//! below its committee, or that holds many anchors whose parents it lacks,
+//! asks one peer at a time (round-robin over the peers that sent it valid
+//! anchors) for a range of rounds from where its DAG ends, at most once
+//! per `catch_up_interval_ticks` of the time it is given, and a seat too
+//! far behind to sign anchors its peers could still insert signs nothing
+//! until it caught up.
 
 mod common;
 
@@ -15,9 +16,9 @@ use pc_shard::sim_crypto::FastVerifier;
 
 /// Rounds of DAG a range request may lag by (the limit under test).
 const LAG_ROUNDS: u64 = 3;
-/// Pending anchors at which a range is asked for however few rounds the
-/// machine lags (the limit under test).
-const PENDING_ANCHORS: usize = 12;
+/// Pending anchors per seat (times k in all) at which a range is asked
+/// for however few rounds the machine lags (the limit under test).
+const PENDING_PER_SEAT: usize = 3;
 /// Ticks between two range requests (the limit under test).
 const INTERVAL_TICKS: u64 = 10;
 /// Anchors one range request asks for.
@@ -53,7 +54,7 @@ fn limits() -> ShardLimits {
     ShardLimits {
         pull_retry_ticks: 1_000,
         catch_up_lag_rounds: LAG_ROUNDS,
-        catch_up_pending_anchors: PENDING_ANCHORS,
+        catch_up_pending_per_seat: PENDING_PER_SEAT,
         catch_up_interval_ticks: INTERVAL_TICKS,
         catch_up_anchors: RANGE_ANCHORS,
         ..ShardLimits::default()
@@ -232,7 +233,7 @@ fn a_few_rounds_behind(genesis: &Genesis, limits: ShardLimits) -> Machine {
 fn a_machine_a_few_rounds_behind_pulls_and_asks_no_range() {
     let genesis = genesis();
     let mut machine = a_few_rounds_behind(&genesis, limits());
-    assert!(machine.pending_anchors() < PENDING_ANCHORS);
+    assert!(machine.pending_anchors() < PENDING_PER_SEAT * usize::from(GENESIS_SEATS));
     for now in (0..200).step_by(5) {
         machine.handle_tick(now);
         assert_eq!(ranges_sent(&mut machine), vec![], "tick {now}");
@@ -240,14 +241,17 @@ fn a_machine_a_few_rounds_behind_pulls_and_asks_no_range() {
 }
 
 #[test]
-fn as_many_pending_anchors_as_the_limit_ask_for_a_range_however_few_rounds_behind() {
+fn k_times_the_pending_limit_per_seat_asks_for_a_range_however_few_rounds_behind() {
     let genesis = genesis();
+    let k = usize::from(GENESIS_SEATS);
     let pending = a_few_rounds_behind(&genesis, limits()).pending_anchors();
-    assert!(pending > 1);
+    assert!(pending >= k, "{pending} pending");
+    // `per_seat * k <= pending < (per_seat + 1) * k`.
+    let per_seat = pending / k;
     let mut machine = a_few_rounds_behind(
         &genesis,
         ShardLimits {
-            catch_up_pending_anchors: pending,
+            catch_up_pending_per_seat: per_seat,
             ..limits()
         },
     );
@@ -256,7 +260,7 @@ fn as_many_pending_anchors_as_the_limit_ask_for_a_range_however_few_rounds_behin
     let mut machine = a_few_rounds_behind(
         &genesis,
         ShardLimits {
-            catch_up_pending_anchors: pending + 1,
+            catch_up_pending_per_seat: per_seat + 1,
             ..limits()
         },
     );
