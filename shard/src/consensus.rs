@@ -1160,6 +1160,11 @@ impl Consensus {
         self.config.window
     }
 
+    /// The supermajority `q` of the committee.
+    pub fn supermajority(&self) -> usize {
+        self.config.q()
+    }
+
     /// Anchors dropped as stale: never received, and now below the drag
     /// bound (`round - 2G - 1`) of every round still to be decided, so no
     /// round can receive them any more.

@@ -1465,8 +1465,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     fn ack_due_at(&self) -> u64 {
         let interval = self.limits.ack_interval_ticks;
         let paced = self.last_ack_only.map_or(0, |last| last + interval);
-        let k = self.context.k();
-        let q = k - (k - 1) / 3;
+        let q = self.consensus.supermajority();
         let short = self
             .seat
             .as_ref()
