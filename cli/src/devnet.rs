@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use pc_codec::genesis::{ConsensusParams, Genesis};
 use pc_codec::ids::shard_of;
 use pc_codec::{to_hex, Encode, MicroEvent, SigningKey};
-use pc_engine::client::{self, LoadStats};
+use pc_engine::client::{self, LoadProfile, LoadStats};
 use pc_engine::config::{NodeConfig, StorageConfig};
 use pc_engine::tools::agreement;
 use pc_storage::Durability;
@@ -83,6 +83,15 @@ pub struct DevnetArgs {
     /// it catches up from far behind.
     #[arg(long)]
     pub late_by: Option<f64>,
+    /// Keep offering the full load whatever the nodes answer (by default
+    /// the load generator stops sending to a node that answered
+    /// `Overloaded` until its retry-after passed).
+    #[arg(long)]
+    pub no_backoff: bool,
+    /// A load that changes over time, `SECONDS:RATE,...` (transfers per
+    /// second over all shards); replaces `--load` and `--seconds`.
+    #[arg(long)]
+    pub load_profile: Option<String>,
 }
 
 /// A node process and what its status lines said.
@@ -103,6 +112,12 @@ struct ShardStatus {
     p50_us: u64,
     p99_us: u64,
     samples: u64,
+    backlog: u64,
+    backlog_bound: u64,
+    retry_after_ms: u32,
+    accepted_submissions: u64,
+    finalized_submissions: u64,
+    expired_submissions: u64,
 }
 
 #[derive(Debug, Default)]
@@ -134,15 +149,25 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
     if !(args.load >= 0.0 && args.load.is_finite()) {
         return Err(usage(format!("--load {} must be at least 0", args.load)));
     }
+    let profile = match &args.load_profile {
+        Some(text) => {
+            LoadProfile::parse(text).map_err(|e| usage(format!("--load-profile: {e}")))?
+        }
+        None => LoadProfile::constant(args.load, Duration::from_secs_f64(args.seconds)),
+    };
     let dir = args
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("phantom-devnet"));
     prepare_dir(&dir)?;
+    // The single-verify rate of this host's cores, all at once, before
+    // the nodes start and again after they stopped (as `bench` measures
+    // its limit): the ideal the devnet's throughput is compared with.
+    let cpus = pc_engine::runtime::host::usable_cpus();
+    let verify_before = verify_rate_all_cores(cpus.len());
     let (genesis, clients) = write_genesis(&dir, &args)?;
     let genesis_path = dir.join("genesis.toml");
     let exe = std::env::current_exe().map_err(|e| usage(format!("cannot find own binary: {e}")))?;
-    let cpus = pc_engine::runtime::host::usable_cpus();
     let victim = args.victim.unwrap_or(args.nodes - 1);
     if victim >= args.nodes {
         return Err(usage(format!(
@@ -209,7 +234,9 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
         genesis_path: genesis_path.clone(),
         restart_on_exit: args.crash_at.is_some() || args.kill_after.is_some(),
     };
-    let outcome = run_network(&args, &genesis, &clients, &mut nodes, node_addr, &faults);
+    let outcome = run_network(
+        &args, &profile, &genesis, &clients, &mut nodes, node_addr, &faults,
+    );
     // Stop the nodes (also after a failure: never leave them running).
     for node in nodes.iter_mut() {
         if let Some(child) = &node.child {
@@ -230,7 +257,15 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             let _ = reader.join();
         }
     }
-    outcome?;
+    let load = outcome?;
+    let verify_after = verify_rate_all_cores(cpus.len());
+    print_summary(
+        &args,
+        &profile,
+        &load,
+        &nodes,
+        (verify_before, verify_after, cpus.len()),
+    )?;
     for (n, exit) in &exits {
         match exit {
             Some(0) => {}
@@ -271,15 +306,17 @@ struct Faults {
     restart_on_exit: bool,
 }
 
-/// Submits load and prints progress until `--seconds` passed.
+/// Submits load and prints progress until the load profile ended; what
+/// the load counted, and the finalized events per shard at its end.
 fn run_network(
     args: &DevnetArgs,
+    profile: &LoadProfile,
     genesis: &Genesis,
     clients: &[SigningKey],
     nodes: &mut [NodeProc],
     node_addr: impl Fn(u8) -> SocketAddr,
     faults: &Faults,
-) -> Result<(), CliError> {
+) -> Result<LoadOutcome, CliError> {
     // Wait until every running node sees every other running one on every
     // shard (or 20 s).
     let running = nodes.iter().filter(|n| n.child.is_some()).count() as u64;
@@ -326,8 +363,7 @@ fn run_network(
 
     // Signed transfers per shard, made by one thread ahead of the load.
     let network = genesis.network();
-    let per_shard_needed =
-        ((args.load * args.seconds) / f64::from(args.shards)).ceil() as usize + 256;
+    let per_shard_needed = (profile.total() / f64::from(args.shards)).ceil() as usize + 256;
     let mut sources = Vec::new();
     let mut signers = Vec::new();
     let stop = Arc::new(AtomicBool::new(false));
@@ -377,9 +413,11 @@ fn run_network(
     let load = {
         let stats = stats.clone();
         let stop = stop.clone();
-        let rate = args.load;
-        let duration = Duration::from_secs_f64(args.seconds);
-        std::thread::spawn(move || client::run_load(targets, sources, rate, duration, stop, stats))
+        let profile = profile.clone();
+        let backoff = !args.no_backoff;
+        std::thread::spawn(move || {
+            client::run_load(targets, sources, profile, backoff, stop, stats)
+        })
     };
 
     // Progress, once a second.
@@ -387,12 +425,14 @@ fn run_network(
     let mut last: Vec<u64> = vec![0; usize::from(args.shards)];
     let mut second = 0u64;
     println!(
-        "   t  shard  events/s  finality_p50_ms  finality_p99_ms  last_round  accepted  rejected"
+        "   t  shard  events/s  finality_p50_ms  finality_p99_ms  last_round  offered/s  accepted/s  refused/s  backlog/bound  retry_ms"
     );
+    let mut last_load = (0u64, 0u64, 0u64);
     let mut killed = false;
     let mut peer_rss_before: u64 = 0;
     let mut peer_rss_during: u64 = 0;
-    while started.elapsed() < Duration::from_secs_f64(args.seconds) + Duration::from_secs(2) {
+    let load_end = profile.duration();
+    while started.elapsed() < load_end + Duration::from_secs(2) {
         // Faults come due between progress lines.
         let tick_end = Instant::now() + Duration::from_secs(1);
         while Instant::now() < tick_end {
@@ -448,6 +488,18 @@ fn run_network(
             Some(_) => peer_rss_during = peer_rss_during.max(peers_rss),
             None => {}
         }
+        // Offered, accepted and refused in this second, over all shards.
+        let now_load = (
+            stats.submitted.load(Ordering::Relaxed),
+            stats.accepted.load(Ordering::Relaxed),
+            stats.rejected.load(Ordering::Relaxed),
+        );
+        let second_load = (
+            now_load.0 - last_load.0,
+            now_load.1 - last_load.1,
+            now_load.2 - last_load.2,
+        );
+        last_load = now_load;
         for shard in 0..args.shards {
             // Node 0's view of the shard; latency over every node's
             // submissions (the median p50, the highest p99).
@@ -467,13 +519,16 @@ fn run_network(
             p50s.sort_unstable();
             let p50 = p50s.get(p50s.len() / 2).copied().unwrap_or(0);
             let p99 = views.iter().map(|v| v.p99_us).max().unwrap_or(0);
+            let backlog = format!("{}/{}", first.backlog, first.backlog_bound);
+            let retry = views.iter().map(|v| v.retry_after_ms).max().unwrap_or(0);
             println!(
-                "{second:>4}  {shard:>5}  {rate:>8}  {:>15.1}  {:>15.1}  {:>10}  {:>8}  {:>8}",
+                "{second:>4}  {shard:>5}  {rate:>8}  {:>15.1}  {:>15.1}  {:>10}  {:>9}  {:>10}  {:>9}  {backlog:>13}  {retry:>8}",
                 p50 as f64 / 1000.0,
                 p99 as f64 / 1000.0,
                 first.last_round,
-                stats.accepted.load(Ordering::Relaxed),
-                stats.rejected.load(Ordering::Relaxed)
+                second_load.0,
+                second_load.1,
+                second_load.2,
             );
         }
         let _ = std::io::stdout().flush();
@@ -494,13 +549,129 @@ fn run_network(
         let _ = signer.join();
     }
     load_result?;
-    println!(
-        "load: {} transfers submitted, {} accepted, {} rejected, {} not sent",
+    let finalized_at_load_end = finalized_per_shard(nodes, args.shards);
+    // Every accepted transfer must finalize: wait (at most 20 s) until each
+    // node has finalized every submission it accepted.
+    let waited = Instant::now();
+    while waited.elapsed() < Duration::from_secs(20) && !all_submissions_final(nodes) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(LoadOutcome {
+        stats,
+        finalized_at_load_end,
+        faults: args.crash_at.is_some() || args.kill_after.is_some() || args.late_by.is_some(),
+    })
+}
+
+/// What the load of a run did.
+struct LoadOutcome {
+    stats: Arc<LoadStats>,
+    /// Node 0's finalized events per shard when the profile ended (+2 s).
+    finalized_at_load_end: Vec<u64>,
+    /// A fault was injected (a node may lose what it accepted).
+    faults: bool,
+}
+
+/// The most finalized events any node reports per shard.
+fn finalized_per_shard(nodes: &[NodeProc], shards: u16) -> Vec<u64> {
+    (0..shards)
+        .map(|shard| {
+            nodes
+                .iter()
+                .filter_map(|n| {
+                    let status = n.status.lock().expect("lock");
+                    status.shards.get(&shard).map(|s| s.finalized_events)
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// Every running node finalized every submission it accepted.
+fn all_submissions_final(nodes: &[NodeProc]) -> bool {
+    nodes.iter().filter(|n| n.child.is_some()).all(|n| {
+        let status = n.status.lock().expect("lock");
+        status
+            .shards
+            .values()
+            .all(|s| s.finalized_submissions + s.expired_submissions >= s.accepted_submissions)
+    })
+}
+
+/// BIP-340 verifies per second of one core, measured on every core at
+/// once for a second over distinct signed messages (as `bench` does); the
+/// mean over the cores.
+fn verify_rate_all_cores(cores: usize) -> f64 {
+    let samples =
+        pc_engine::runtime::host::VerifySamples::new(pc_engine::runtime::host::CALIBRATION_SAMPLES);
+    let threads: Vec<_> = (0..cores.max(1))
+        .map(|_| {
+            let samples = samples.clone();
+            std::thread::spawn(move || samples.verify_rate_per_s(Duration::from_secs(1)))
+        })
+        .collect();
+    let rates: Vec<f64> = threads.into_iter().filter_map(|t| t.join().ok()).collect();
+    rates.iter().sum::<f64>() / rates.len().max(1) as f64
+}
+
+/// The run's summary: offered, accepted, refused and finalized per second,
+/// the ideal (cores x single-verify rate / nodes) and the ratio, and the
+/// check that every accepted transfer finalized.
+fn print_summary(
+    args: &DevnetArgs,
+    profile: &LoadProfile,
+    load: &LoadOutcome,
+    nodes: &[NodeProc],
+    (verify_before, verify_after, cores): (f64, f64, usize),
+) -> Result<(), CliError> {
+    let stats = &load.stats;
+    let seconds = profile.duration().as_secs_f64();
+    let per_s = |count: u64| count as f64 / seconds;
+    let (submitted, accepted, rejected, overloaded, held, unsent) = (
         stats.submitted.load(Ordering::Relaxed),
         stats.accepted.load(Ordering::Relaxed),
         stats.rejected.load(Ordering::Relaxed),
-        stats.unsent.load(Ordering::Relaxed)
+        stats.overloaded.load(Ordering::Relaxed),
+        stats.held_back.load(Ordering::Relaxed),
+        stats.unsent.load(Ordering::Relaxed),
     );
+    let finalized: u64 = load.finalized_at_load_end.iter().sum();
+    println!(
+        "load: offered {:.0}/s (sent {submitted}), accepted {:.0}/s ({accepted}), refused {:.0}/s ({rejected}; {overloaded} overloaded), held back by back-off {held}, not sent {unsent}; finalized {:.0}/s in total ({:.0}/s per shard) over {seconds:.0} s",
+        per_s(submitted),
+        per_s(accepted),
+        per_s(rejected),
+        per_s(finalized),
+        per_s(finalized) / f64::from(args.shards),
+    );
+    let verify = (verify_before + verify_after) / 2.0;
+    let ideal = cores as f64 * verify / f64::from(args.nodes);
+    println!(
+        "capacity: single-verify rate {verify_before:.0}/s before, {verify_after:.0}/s after; ideal {cores} cores x {verify:.0}/s / {} nodes = {ideal:.0} events/s; finalized {:.0}/s = {:.2} of it",
+        args.nodes,
+        per_s(finalized),
+        per_s(finalized) / ideal.max(1.0)
+    );
+    // Every accepted transfer finalized: the nodes' own count of the
+    // submissions they took and finalized against the load's receipts.
+    let (mut taken, mut done, mut expired) = (0u64, 0u64, 0u64);
+    for node in nodes {
+        let status = node.status.lock().expect("lock");
+        for s in status.shards.values() {
+            taken += s.accepted_submissions;
+            done += s.finalized_submissions;
+            expired += s.expired_submissions;
+        }
+    }
+    println!(
+        "accepted transfers: {accepted} receipts; the nodes took {taken} and finalized {done} of them ({expired} not finalized within 30 s)"
+    );
+    if !load.faults && (done != taken || taken != accepted) {
+        return Err(usage(format!(
+            "not every accepted transfer finalized: {accepted} accepted receipts, {taken} taken by the nodes, {done} finalized"
+        )));
+    }
     Ok(())
 }
 
@@ -607,6 +778,12 @@ fn parse_status_line(line: &str, status: &Mutex<NodeStatus>) {
                     p50_us: line.finality_p50_us,
                     p99_us: line.finality_p99_us,
                     samples: line.finality_samples,
+                    backlog: line.backlog,
+                    backlog_bound: line.backlog_bound,
+                    retry_after_ms: line.retry_after_ms,
+                    accepted_submissions: line.accepted_submissions,
+                    finalized_submissions: line.finalized_submissions,
+                    expired_submissions: line.expired_submissions,
                 },
             );
             status.anon_rss_kib = line.anon_rss_kib;

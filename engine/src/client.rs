@@ -17,7 +17,7 @@ use glommio::timer::Timer;
 use glommio::{LocalExecutorBuilder, Placement};
 use pc_net::driver::{Driver, DriverHandle};
 use pc_net::endpoint::NORMAL_CLOSE_CODE;
-use pc_net::frame::{EventOutcome, MAX_SUBMITTED_EVENTS};
+use pc_net::frame::{EventOutcome, RejectReason, MAX_SUBMITTED_EVENTS};
 use pc_net::tls::CERTIFICATE_NAME;
 use pc_net::{
     CloseReason, ConnId, NetConfig, NetEndpoint, NetError, NetEvent, NetMessage, SendError,
@@ -182,6 +182,11 @@ pub struct LoadStats {
     pub accepted: AtomicU64,
     /// Rejected by a node.
     pub rejected: AtomicU64,
+    /// Of them, refused as overloaded.
+    pub overloaded: AtomicU64,
+    /// Submissions not offered because every node of the shard had asked
+    /// the client to back off (retry-after), in micro-events.
+    pub held_back: AtomicU64,
     /// Submissions that could not be queued (connection down or full).
     pub unsent: AtomicU64,
 }
@@ -189,18 +194,91 @@ pub struct LoadStats {
 /// One shard's source of signed micro-events to submit.
 pub type EventSource = crossbeam_channel::Receiver<Vec<u8>>;
 
-/// Submits micro-events at `rate_per_s` in total, for `duration` or until
-/// `stop`, spreading each shard's events over `nodes[shard]` (the address
-/// of the core that owns the shard on each node) round-robin, in batches
-/// every 10 ms. Returns when done; `stats` counts as it goes.
+/// The offered load over time: segments of (length, micro-events per
+/// second), one after the other.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadProfile {
+    /// The segments.
+    pub segments: Vec<(Duration, f64)>,
+}
+
+impl LoadProfile {
+    /// One rate for `duration`.
+    pub fn constant(rate_per_s: f64, duration: Duration) -> LoadProfile {
+        LoadProfile {
+            segments: vec![(duration, rate_per_s)],
+        }
+    }
+
+    /// Parses `SECONDS:RATE,SECONDS:RATE,...`.
+    pub fn parse(text: &str) -> Result<LoadProfile, String> {
+        let mut segments = Vec::new();
+        for part in text.split(',') {
+            let (seconds, rate) = part
+                .split_once(':')
+                .ok_or_else(|| format!("load profile segment {part:?} is not SECONDS:RATE"))?;
+            let seconds: f64 = seconds.trim().parse().map_err(|_| {
+                format!("load profile segment {part:?}: {seconds:?} is not a number of seconds")
+            })?;
+            let rate: f64 = rate
+                .trim()
+                .parse()
+                .map_err(|_| format!("load profile segment {part:?}: {rate:?} is not a rate"))?;
+            if !(seconds > 0.0 && seconds.is_finite() && rate >= 0.0 && rate.is_finite()) {
+                return Err(format!(
+                    "load profile segment {part:?}: seconds must be positive and the rate at least 0"
+                ));
+            }
+            segments.push((Duration::from_secs_f64(seconds), rate));
+        }
+        if segments.is_empty() {
+            return Err("the load profile is empty".into());
+        }
+        Ok(LoadProfile { segments })
+    }
+
+    /// The whole length.
+    pub fn duration(&self) -> Duration {
+        self.segments.iter().map(|(d, _)| *d).sum()
+    }
+
+    /// Micro-events the whole profile offers.
+    pub fn total(&self) -> f64 {
+        self.segments
+            .iter()
+            .map(|(d, rate)| d.as_secs_f64() * rate)
+            .sum()
+    }
+
+    /// The rate `elapsed` into the profile (0 past its end).
+    pub fn rate_at(&self, elapsed: Duration) -> f64 {
+        let mut start = Duration::ZERO;
+        for (length, rate) in &self.segments {
+            if elapsed < start + *length {
+                return *rate;
+            }
+            start += *length;
+        }
+        0.0
+    }
+}
+
+/// Submits micro-events along `profile` (in total over the shards), or
+/// until `stop`, spreading each shard's events over `nodes[shard]` (the
+/// address of the core that owns the shard on each node) round-robin, in
+/// batches every 10 ms. With `backoff`, a node whose receipt asked for a
+/// retry-after gets nothing until it passed (its share goes to the shard's
+/// other nodes, or is held back); without, the full load is offered
+/// whatever the nodes answer. Returns when done; `stats` counts as it goes.
 pub fn run_load(
     nodes: Vec<Vec<SocketAddr>>,
     sources: Vec<EventSource>,
-    rate_per_s: f64,
-    duration: Duration,
+    profile: LoadProfile,
+    backoff: bool,
     stop: Arc<AtomicBool>,
     stats: Arc<LoadStats>,
 ) -> Result<(), ClientError> {
+    let duration = profile.duration();
     on_executor("pc-load", move || async move {
         let (driver, handle, events) = start_endpoint([0, 0, 0, 0])?;
         // One connection per distinct address.
@@ -217,8 +295,14 @@ pub fn run_load(
             ConnId,
             bool,
         >::new()));
+        // Per connection: no submissions before this (a retry-after).
+        let paused = std::rc::Rc::new(std::cell::RefCell::new(std::collections::BTreeMap::<
+            ConnId,
+            Instant,
+        >::new()));
         let events_task = {
             let connected = connected.clone();
+            let paused = paused.clone();
             glommio::spawn_local(async move {
                 while let Some(event) = events.recv().await {
                     match event {
@@ -229,16 +313,31 @@ pub fn run_load(
                             connected.borrow_mut().insert(conn, false);
                         }
                         NetEvent::Frame {
-                            message: NetMessage::Receipt { results, .. },
-                            ..
+                            conn,
+                            message:
+                                NetMessage::Receipt {
+                                    results,
+                                    retry_after_ms,
+                                    ..
+                                },
                         } => {
+                            if retry_after_ms > 0 {
+                                let until = Instant::now()
+                                    + Duration::from_millis(u64::from(retry_after_ms));
+                                paused.borrow_mut().insert(conn, until);
+                            }
                             for receipt in results {
                                 match receipt.outcome {
                                     EventOutcome::Accepted => {
-                                        stats_for_events.accepted.fetch_add(1, Ordering::Relaxed)
+                                        stats_for_events.accepted.fetch_add(1, Ordering::Relaxed);
                                     }
-                                    EventOutcome::Rejected { .. } => {
-                                        stats_for_events.rejected.fetch_add(1, Ordering::Relaxed)
+                                    EventOutcome::Rejected { reason, .. } => {
+                                        stats_for_events.rejected.fetch_add(1, Ordering::Relaxed);
+                                        if reason == RejectReason::Overloaded {
+                                            stats_for_events
+                                                .overloaded
+                                                .fetch_add(1, Ordering::Relaxed);
+                                        }
                                     }
                                 };
                             }
@@ -259,6 +358,7 @@ pub fn run_load(
             glommio::timer::sleep(period).await;
             // Behind schedule by at most a second's worth (a slow source
             // does not turn into a burst).
+            let rate_per_s = profile.rate_at(start.elapsed());
             due = (due + rate_per_s * period.as_secs_f64()).min(rate_per_s.max(1.0));
             // Redial lost connections.
             for entry in conns.iter_mut() {
@@ -292,9 +392,27 @@ pub fn run_load(
                     if targets.is_empty() {
                         continue;
                     }
-                    let addr = targets[next_node[shard] % targets.len()];
-                    next_node[shard] += 1;
-                    let conn = conns.iter().find(|e| e.0 == addr).and_then(|e| e.1);
+                    let conn_of =
+                        |addr: SocketAddr| conns.iter().find(|e| e.0 == addr).and_then(|e| e.1);
+                    let now = Instant::now();
+                    let is_paused = |addr: SocketAddr| {
+                        backoff
+                            && conn_of(addr).is_some_and(|c| {
+                                paused.borrow().get(&c).is_some_and(|until| *until > now)
+                            })
+                    };
+                    // The next node in turn that has not asked for a pause.
+                    let Some(turn) = (0..targets.len())
+                        .find(|i| !is_paused(targets[(next_node[shard] + i) % targets.len()]))
+                    else {
+                        stats
+                            .held_back
+                            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        continue;
+                    };
+                    let addr = targets[(next_node[shard] + turn) % targets.len()];
+                    next_node[shard] += turn + 1;
+                    let conn = conn_of(addr);
                     let up = conn.is_some_and(|c| connected.borrow().get(&c) == Some(&true));
                     request += 1;
                     let message = NetMessage::SubmitMicroEvents {

@@ -189,6 +189,10 @@ pub enum NetMessage {
         request: u64,
         /// The shard.
         shard: u16,
+        /// When any event was refused as overloaded: how long the client
+        /// should wait before it submits to this node again, ms (0: no
+        /// hint).
+        retry_after_ms: u32,
         /// One line per submitted event, `1..=MAX_SUBMITTED_EVENTS`.
         results: Vec<EventReceipt>,
     },
@@ -396,10 +400,12 @@ impl Encode for NetMessage {
             NetMessage::Receipt {
                 request,
                 shard,
+                retry_after_ms,
                 results,
             } => {
                 put_u64(out, *request);
                 put_u16(out, *shard);
+                put_u32(out, *retry_after_ms);
                 pc_codec::wire::put_list(out, results);
             }
             NetMessage::BalanceQuery { request, owner } => {
@@ -478,6 +484,7 @@ impl Decode for NetMessage {
             8 => NetMessage::Receipt {
                 request: reader.u64("request")?,
                 shard: reader.u16("shard")?,
+                retry_after_ms: reader.u32("retry after")?,
                 results: reader.list(
                     "receipt lines",
                     1,
@@ -801,6 +808,7 @@ mod tests {
         let receipt = NetMessage::Receipt {
             request: 1,
             shard: 0,
+            retry_after_ms: 0,
             results: vec![EventReceipt {
                 event_id: [0; 32],
                 outcome: EventOutcome::Rejected {
@@ -819,8 +827,9 @@ mod tests {
             Err(DecodeError::InvalidValue { .. })
         ));
         let mut unknown_reason = good;
-        // tag, request, shard, count, id: the outcome byte follows.
-        let outcome_offset = 1 + 8 + 2 + 1 + 32;
+        // tag, request, shard, retry after, count, id: the outcome byte
+        // follows.
+        let outcome_offset = 1 + 8 + 2 + 4 + 1 + 32;
         assert_eq!(
             unknown_reason[outcome_offset],
             RejectReason::BadSignature as u8

@@ -117,13 +117,17 @@ fn message() -> impl Strategy<Value = NetMessage> {
         (
             any::<u64>(),
             any::<u16>(),
+            any::<u32>(),
             prop::collection::vec(event_receipt(), 1..5)
         )
-            .prop_map(|(request, shard, results)| NetMessage::Receipt {
-                request,
-                shard,
-                results
-            }),
+            .prop_map(
+                |(request, shard, retry_after_ms, results)| NetMessage::Receipt {
+                    request,
+                    shard,
+                    retry_after_ms,
+                    results
+                }
+            ),
         (any::<u64>(), hash32())
             .prop_map(|(request, owner)| NetMessage::BalanceQuery { request, owner }),
         (any::<u64>(), hash32(), any::<u64>(), any::<u64>()).prop_map(
@@ -227,6 +231,7 @@ fn a_frame_split_at_every_byte_boundary_decodes_the_same() {
         NetMessage::Receipt {
             request: 1,
             shard: 2,
+            retry_after_ms: 3,
             results: vec![EventReceipt {
                 event_id: [3; 32],
                 outcome: EventOutcome::rejected(RejectReason::Duplicate, "seen"),
@@ -266,6 +271,7 @@ fn messages_at_their_bounds_fit_a_frame_and_round_trip() {
         NetMessage::Receipt {
             request: u64::MAX,
             shard: u16::MAX,
+            retry_after_ms: u32::MAX,
             results: vec![
                 EventReceipt {
                     event_id: [0xff; 32],

@@ -206,6 +206,10 @@ pub struct CoreConfig {
     pub status_interval_us: u64,
     /// Injected crash point (tests).
     pub crash: Option<CrashPlan>,
+    /// The single-signature BIP-340 verify rate the driver measured on
+    /// this core, per second (0: unknown): the floor of each shard's
+    /// capacity signal before anything finalized ([`crate::capacity`]).
+    pub verify_per_s: u64,
 }
 
 /// A connection as the core sees it.
@@ -323,7 +327,13 @@ impl NodeCore {
             genesis,
             own_index,
             placement: config.placement,
-            shards: shards.into_iter().map(|s| (s.shard(), s)).collect(),
+            shards: shards
+                .into_iter()
+                .map(|mut s| {
+                    s.set_verify_budget(config.verify_per_s);
+                    (s.shard(), s)
+                })
+                .collect(),
             shard_peers,
             hello: config.hello,
             links: BTreeMap::new(),
@@ -602,6 +612,8 @@ impl NodeCore {
         let links = self.links.len();
         for (shard, host) in self.shards.iter_mut() {
             let interval = host.take_interval_event_finality();
+            let capacity = host.capacity_reading(now.mono_us);
+            let (admitted, refused, retry_after_ms) = host.admission_totals();
             let c = host.counters().clone();
             let machine = host.machine();
             let catch_up_requests = machine.catch_up_requests();
@@ -629,6 +641,16 @@ impl NodeCore {
                 dropped_ring: self.counters.dropped_ring,
                 inbox_frames: self.host.inbox_frames,
                 throttled: self.counters.throttled,
+                capacity_per_s: capacity.rate_per_s,
+                backlog: capacity.backlog,
+                backlog_bound: capacity.budget,
+                oldest_accepted_ms: capacity.oldest_age_us / 1000,
+                admitted,
+                refused,
+                retry_after_ms,
+                accepted_submissions: c.accepted_submissions,
+                finalized_submissions: c.finalized_submissions,
+                expired_submissions: c.expired_submissions,
                 anon_rss_kib: self.host.anon_rss_kib,
                 state_root: to_hex(&machine.state().state_root()),
             })));
@@ -666,5 +688,68 @@ mod tests {
             unix_s: 0,
         };
         assert_eq!(now.ms(), 1_234, "the tick handed to the machines");
+    }
+
+    #[test]
+    fn an_unanswered_pull_is_asked_of_every_peer_after_the_named_retry() {
+        // An observer machine with the node's limits, ticked as the node
+        // ticks it (Now::ms): a parent announced by peer 1 is asked of peer
+        // 1 at once, and of every peer PULL_RETRY_MS later, not a tick
+        // sooner (the old loop's unit bug retried at half its named time).
+        use pc_codec::genesis::{ConsensusParams, GenesisValidator, SeatAssignment};
+        use pc_codec::{Bip340, SigningKey};
+        use pc_shard::machine::{Destination, Role, Shard, ShardMessage};
+        let keys: Vec<SigningKey> = (1..=4u8)
+            .map(|seed| SigningKey::from_secret_bytes(&[seed; 32]).unwrap())
+            .collect();
+        let genesis = Genesis {
+            params: ConsensusParams::v0(4, 1),
+            note_commitment: [2; 32],
+            validators: keys
+                .iter()
+                .enumerate()
+                .map(|(seat, key)| GenesisValidator {
+                    key: key.public_key(),
+                    bond: 10,
+                    seats: vec![SeatAssignment {
+                        shard: 0,
+                        seat: seat as u8,
+                    }],
+                })
+                .collect(),
+            allocations: Vec::new(),
+        };
+        let mut machine: Shard<Bip340, SigningKey> =
+            Shard::new(&genesis, 0, Role::Observer, Bip340, node_shard_limits());
+        let at = |ms: u64| Now {
+            mono_us: ms * 1000,
+            unix_s: 0,
+        };
+        let start = at(5_000);
+        machine.handle_tick(start.ms());
+        while machine.poll_transmit().is_some() {}
+        let missing = [7u8; 32];
+        machine.handle_announce(Some(1), &[missing]);
+        let first: Vec<_> = std::iter::from_fn(|| machine.poll_transmit()).collect();
+        assert!(
+            first.iter().any(|t| t.destination == Destination::Peer(1)
+                && t.message == ShardMessage::Get(vec![missing])),
+            "asked of the announcer at once: {first:?}"
+        );
+        let asked_again = |machine: &mut Shard<Bip340, SigningKey>| {
+            std::iter::from_fn(|| machine.poll_transmit()).any(|t| {
+                t.destination == Destination::Broadcast
+                    && matches!(&t.message, ShardMessage::Get(ids) if ids.contains(&missing))
+            })
+        };
+        for ms in (1..PULL_RETRY_MS).step_by(7) {
+            machine.handle_tick(at(5_000 + ms).ms());
+            assert!(!asked_again(&mut machine), "asked again after {ms} ms");
+        }
+        machine.handle_tick(at(5_000 + PULL_RETRY_MS).ms());
+        assert!(
+            asked_again(&mut machine),
+            "asked of every peer after {PULL_RETRY_MS} ms"
+        );
     }
 }

@@ -164,6 +164,7 @@ impl NodeCore {
                 let receipt = NetMessage::Receipt {
                     request: *request,
                     shard,
+                    retry_after_ms: 0,
                     results,
                 };
                 self.reply(io, origin, receipt);

@@ -1,6 +1,8 @@
-//! Intake: client submissions (within a budget per source address, refused
-//! as overloaded while the shard catches up), balance queries against the
-//! finalized state, and evidence relayed by peers.
+//! Intake: client submissions (admitted while the shard's capacity signal
+//! has room, within a budget per source address, refused as overloaded
+//! while the shard catches up — every refusal before any signature check,
+//! with a retry-after hint), balance queries against the finalized state,
+//! and evidence relayed by peers.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -17,6 +19,9 @@ use crate::budget::TokenBucket;
 use crate::core::{
     NodeCore, NodeIo, Now, CATCH_UP_LAG_ROUNDS, MAX_TRACKED_SOURCES, SUBMIT_EVENTS_PER_S,
 };
+
+/// The retry-after hint of a shard that is catching up.
+pub const CATCH_UP_RETRY_AFTER_MS: u32 = 2_000;
 use crate::forward::Origin;
 use crate::telemetry::{Event, EvidenceRefused};
 use crate::NodeError;
@@ -78,7 +83,11 @@ impl NodeCore {
         now: Now,
     ) -> Result<(), NodeError> {
         let allowed = self.submit_allowance(remote, events.len(), now);
-        let mut results = self.submit(shard, &events[..allowed], now)?;
+        let (mut results, mut retry_after_ms) = self.submit(shard, &events[..allowed], now)?;
+        if allowed < events.len() {
+            // The source's budget refills within a second.
+            retry_after_ms = retry_after_ms.max(1000);
+        }
         for bytes in &events[allowed..] {
             results.push(EventReceipt {
                 event_id: event_id_of(bytes),
@@ -95,6 +104,7 @@ impl NodeCore {
         let receipt = NetMessage::Receipt {
             request,
             shard,
+            retry_after_ms,
             results,
         };
         self.reply(io, origin, receipt);
@@ -171,16 +181,21 @@ impl NodeCore {
         round_lag(rounds, host.counters().last_round)
     }
 
-    /// Takes a client's micro-events into the shard's mempool.
+    /// Takes a client's micro-events into the shard's mempool: their
+    /// receipts, and a retry-after hint in ms if they were refused as
+    /// overloaded (0 otherwise).
     fn submit(
         &mut self,
         shard: u16,
         events: &[Vec<u8>],
         now: Now,
-    ) -> Result<Vec<EventReceipt>, NodeError> {
+    ) -> Result<(Vec<EventReceipt>, u32), NodeError> {
         let lag = self.round_lag(shard);
         let host = self.shards.get_mut(&shard).expect("local");
         let mut results = Vec::with_capacity(events.len());
+        if events.is_empty() {
+            return Ok((results, 0));
+        }
         // A shard that is catching up would judge transfers against a state
         // seconds or minutes old and hold them until it is live again: the
         // client is better served by another node.
@@ -194,8 +209,23 @@ impl NodeCore {
                     outcome: EventOutcome::rejected(RejectReason::Overloaded, &detail),
                 });
             }
-            return Ok(results);
+            return Ok((results, CATCH_UP_RETRY_AFTER_MS));
         }
+        // Admission control: the whole batch is taken or refused on the
+        // shard's capacity signal, before any signature check.
+        #[cfg(not(feature = "planted-bug-admit-everything"))]
+        if let Err((refusal, retry_after_ms)) = host.admit(events.len(), now.mono_us) {
+            let detail =
+                format!("shard {shard} overloaded: {refusal}; retry after {retry_after_ms} ms");
+            for bytes in events {
+                results.push(EventReceipt {
+                    event_id: event_id_of(bytes),
+                    outcome: EventOutcome::rejected(RejectReason::Overloaded, &detail),
+                });
+            }
+            return Ok((results, retry_after_ms));
+        }
+        let mut retry_after = 0;
         for bytes in events {
             let event = match decode_event(bytes) {
                 Ok(event) => event,
@@ -217,10 +247,13 @@ impl NodeCore {
                     RejectReason::Invalid,
                     &format!("this node holds no seat in shard {shard}"),
                 ),
-                Err(SubmitRejected::MempoolFull { max }) => EventOutcome::rejected(
-                    RejectReason::Overloaded,
-                    &format!("mempool full ({max} micro-events)"),
-                ),
+                Err(SubmitRejected::MempoolFull { max }) => {
+                    retry_after = retry_after.max(crate::capacity::TARGET_QUEUE_MS as u32);
+                    EventOutcome::rejected(
+                        RejectReason::Overloaded,
+                        &format!("mempool full ({max} micro-events)"),
+                    )
+                }
                 Err(rejected @ SubmitRejected::EvidenceQueued { .. }) => {
                     EventOutcome::rejected(RejectReason::Duplicate, &rejected.to_string())
                 }
@@ -230,7 +263,7 @@ impl NodeCore {
             };
             results.push(EventReceipt { event_id, outcome });
         }
-        Ok(results)
+        Ok((results, retry_after))
     }
 
     /// How many of `wanted` micro-events from `remote` are taken now. The

@@ -13,6 +13,7 @@
 
 mod admission;
 pub mod budget;
+pub mod capacity;
 pub mod core;
 pub mod forward;
 mod gossip;

@@ -24,6 +24,7 @@ use pc_shard::machine::{
 };
 use pc_shard::state::Outcome;
 
+use crate::capacity::{Capacity, Reading, Refusal};
 use crate::store::ShardStore;
 use crate::NodeError;
 
@@ -62,6 +63,10 @@ pub const MAX_INDEXED_ANCHORS: usize = 262_144;
 /// forgotten (their latencies go unrecorded), so events that never
 /// finalize cannot hold memory.
 pub const MAX_TRACKED_SUBMISSIONS: usize = 131_072;
+/// An accepted client event not finalized after this long stops being
+/// tracked (counted in [`ShardCounters::expired_submissions`]), so one
+/// that can never finalize does not hold admission shut for good.
+pub const SUBMISSION_HORIZON_US: u64 = 30_000_000;
 
 /// Anchor id → store record of the anchors a shard stored, and the same
 /// records by birth round (for `GetRange`), bounded by
@@ -138,6 +143,12 @@ pub struct ShardCounters {
     pub refused_anchors: u64,
     /// Last finalized round, if any.
     pub last_round: Option<u64>,
+    /// Client micro-events this host accepted (taken into the mempool).
+    pub accepted_submissions: u64,
+    /// Of them, finalized (applied or rejected by apply).
+    pub finalized_submissions: u64,
+    /// Of them, no longer tracked after [`SUBMISSION_HORIZON_US`].
+    pub expired_submissions: u64,
 }
 
 /// A shard's final report.
@@ -199,6 +210,10 @@ pub struct ShardHost {
     index: Option<AnchorIndex>,
     /// Client micro-events taken in and not yet finalized, by id.
     submitted: HashMap<Hash32, u64>,
+    /// The same by (time taken, id): the oldest first.
+    submitted_by_age: BTreeSet<(u64, Hash32)>,
+    /// The shard's capacity signal (admission control).
+    capacity: Capacity,
     event_finality_us: Histogram<u64>,
     /// The same since the last [`ShardHost::take_interval_event_finality`].
     interval_event_finality_us: Histogram<u64>,
@@ -276,6 +291,8 @@ impl ShardHost {
             finality_rounds: Histogram::new_with_bounds(1, 1_000_000, 3).expect("valid bounds"),
             index,
             submitted: HashMap::new(),
+            submitted_by_age: BTreeSet::new(),
+            capacity: Capacity::new(0),
             event_finality_us: latency_histogram(),
             interval_event_finality_us: latency_histogram(),
             own_seat,
@@ -332,13 +349,58 @@ impl ShardHost {
         let status = self.machine.handle_micro_event(event);
         if status.is_ok() {
             if self.submitted.len() >= MAX_TRACKED_SUBMISSIONS {
-                self.submitted.clear();
+                if let Some(oldest) = self.submitted_by_age.pop_first() {
+                    self.submitted.remove(&oldest.1);
+                    self.counters.expired_submissions += 1;
+                }
             }
-            self.submitted.insert(id, now_us);
+            if self.submitted.insert(id, now_us).is_none() {
+                self.submitted_by_age.insert((now_us, id));
+                self.counters.accepted_submissions += 1;
+            }
         }
         self.drain(now_us)?;
         self.counters.signature_verifies = self.verifier.count();
         Ok(status)
+    }
+
+    /// Sets the single-signature verify rate the driver measured on this
+    /// core: the capacity signal's floor before anything finalized.
+    pub fn set_verify_budget(&mut self, verify_per_s: u64) {
+        self.capacity = Capacity::new(verify_per_s);
+    }
+
+    /// The capacity signal at `now_us` (see [`crate::capacity`]).
+    pub fn capacity_reading(&mut self, now_us: u64) -> Reading {
+        while let Some(&(at, id)) = self.submitted_by_age.first() {
+            if at + SUBMISSION_HORIZON_US > now_us {
+                break;
+            }
+            self.submitted_by_age.pop_first();
+            self.submitted.remove(&id);
+            self.counters.expired_submissions += 1;
+        }
+        self.capacity
+            .observe(now_us, self.counters.finalized_events);
+        self.capacity.read(
+            now_us,
+            self.counters.finalized_events,
+            self.machine.backlog_events() as u64,
+            self.submitted_by_age.first().map(|(at, _)| *at),
+        )
+    }
+
+    /// Admission of `wanted` client micro-events at `now_us`: taken, or the
+    /// reason and a retry-after hint in ms (before any signature check).
+    pub fn admit(&mut self, wanted: usize, now_us: u64) -> Result<(), (Refusal, u32)> {
+        let reading = self.capacity_reading(now_us);
+        self.capacity.admit(&reading, wanted as u64)
+    }
+
+    /// Micro-events admitted and refused by admission control, and the
+    /// last retry-after hint (ms).
+    pub fn admission_totals(&self) -> (u64, u64, u32) {
+        self.capacity.totals()
     }
 
     /// A peer's tips (an `Announce`).
@@ -540,6 +602,8 @@ impl ShardHost {
             if !self.submitted.is_empty() {
                 for (id, _) in &report.outcome.outcomes {
                     if let Some(submitted_us) = self.submitted.remove(id) {
+                        self.submitted_by_age.remove(&(submitted_us, *id));
+                        self.counters.finalized_submissions += 1;
                         let micros = now_us.saturating_sub(submitted_us).max(1);
                         self.event_finality_us.saturating_record(micros);
                         self.interval_event_finality_us.saturating_record(micros);
@@ -547,6 +611,8 @@ impl ShardHost {
                 }
             }
             self.counters.finalized_events += report.outcome.outcomes.len() as u64;
+            self.capacity
+                .observe(now_us, self.counters.finalized_events);
             self.counters.applied_events += report
                 .outcome
                 .outcomes

@@ -90,6 +90,10 @@ pub struct CoreStarted {
     pub listen: String,
     /// Its shards.
     pub shards: Vec<u16>,
+    /// BIP-340 verifies per second measured at start-up (the floor of the
+    /// shards' capacity signal).
+    #[serde(default)]
+    pub verify_per_s: u64,
 }
 
 /// One status line of one local shard.
@@ -142,6 +146,37 @@ pub struct Status {
     pub inbox_frames: u64,
     /// Anchors not served and micro-events not taken for a budget.
     pub throttled: u64,
+    /// The capacity signal: finalized micro-events per second over the
+    /// last 2 s.
+    #[serde(default)]
+    pub capacity_per_s: u64,
+    /// Micro-events held: mempool, unfinalized and pending anchors.
+    #[serde(default)]
+    pub backlog: u64,
+    /// The backlog admission control admits into.
+    #[serde(default)]
+    pub backlog_bound: u64,
+    /// Age of the oldest accepted, unfinalized client micro-event, ms.
+    #[serde(default)]
+    pub oldest_accepted_ms: u64,
+    /// Client micro-events admission control let through, since start.
+    #[serde(default)]
+    pub admitted: u64,
+    /// Client micro-events admission control refused as overloaded.
+    #[serde(default)]
+    pub refused: u64,
+    /// The last retry-after hint given, ms.
+    #[serde(default)]
+    pub retry_after_ms: u32,
+    /// Client micro-events the mempool took (answered "accepted").
+    #[serde(default)]
+    pub accepted_submissions: u64,
+    /// Of them, finalized (applied or rejected by apply).
+    #[serde(default)]
+    pub finalized_submissions: u64,
+    /// Of them, no longer tracked (not finalized within 30 s).
+    #[serde(default)]
+    pub expired_submissions: u64,
     /// Anonymous RSS of the process, KiB.
     pub anon_rss_kib: u64,
     /// State root after the last finalized round, hex.

@@ -440,6 +440,8 @@ pub struct Shard<V, S> {
     resident: VecDeque<(u64, Hash32)>,
     /// How many of `unfinalized` and `spilled` carry micro-events.
     unfinalized_with_payload: usize,
+    /// Micro-events in `unfinalized` and `spilled`.
+    unfinalized_events: usize,
     /// Own unfinalized anchors whose micro-events were already put back in
     /// the mempool when a later own anchor cut the chain above them.
     reincluded: BTreeSet<Hash32>,
@@ -556,6 +558,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             record_source: None,
             resident: VecDeque::new(),
             unfinalized_with_payload: 0,
+            unfinalized_events: 0,
             first_header: HashMap::new(),
             evidence_queued: 0,
             pending: BTreeMap::new(),
@@ -1234,6 +1237,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             }
         }
         self.unfinalized_with_payload += usize::from(!anchor.digests.is_empty());
+        self.unfinalized_events += anchor.digests.len();
         self.top_round = self.top_round.max(header.birth_round);
         let own = self
             .seat
@@ -1325,6 +1329,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     }
                 };
                 self.unfinalized_with_payload -= usize::from(!digests.is_empty());
+                self.unfinalized_events -= digests.len();
                 self.state.apply_anchor(
                     &mut applying,
                     &FinalizedPayload {
@@ -1359,6 +1364,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             .retain(|_, header| header.header.birth_round >= floor);
         let own_seat = self.seat.as_ref().map(|seat| seat.seat);
         let mut dropped_with_payload = 0;
+        let mut dropped_events = 0;
         let mut own_stale: Vec<(u64, Vec<MicroEvent>)> = Vec::new();
         let reincluded = &mut self.reincluded;
         self.unfinalized.retain(|decoded_id, decoded| {
@@ -1366,6 +1372,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             let keep = anchor.header.header.birth_round >= floor;
             if !keep {
                 dropped_with_payload += usize::from(!anchor.payload.events.is_empty());
+                dropped_events += anchor.payload.events.len();
                 if Some(anchor.header.header.creator) == own_seat && !reincluded.remove(decoded_id)
                 {
                     own_stale.push((
@@ -1379,9 +1386,13 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         self.spilled.retain(|_, spilled| {
             let keep = spilled.birth_round >= floor;
             dropped_with_payload += usize::from(!keep && spilled.events > 0);
+            if !keep {
+                dropped_events += usize::from(spilled.events);
+            }
             keep
         });
         self.unfinalized_with_payload -= dropped_with_payload;
+        self.unfinalized_events -= dropped_events;
         // An own anchor that went stale was never finalized: its
         // micro-events go back to the mempool (in seq order), to be
         // included again (apply rejects any that meanwhile became invalid).
@@ -1715,6 +1726,19 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     /// Micro-events waiting for an own anchor.
     pub fn mempool_len(&self) -> usize {
         self.mempool.len()
+    }
+
+    /// The work this machine holds in micro-events: what waits in the
+    /// mempool, in inserted anchors not yet finalized (own and peers'), and
+    /// in pending anchors (verified, waiting for parents). The node's
+    /// admission control weighs it against the finalized rate.
+    pub fn backlog_events(&self) -> usize {
+        let pending: usize = self
+            .pending_by_id
+            .values()
+            .map(|p| p.anchor.digests.len())
+            .sum();
+        self.mempool.len() + self.unfinalized_events + pending
     }
 
     /// The DAG.

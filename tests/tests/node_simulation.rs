@@ -45,7 +45,7 @@ mod nodesim;
 
 use std::panic::{self, AssertUnwindSafe};
 
-use nodesim::{run_seed, Counters, SeedConfig};
+use nodesim::{run_seed, simulated_capacity_per_s, Counters, Overload, SeedConfig};
 
 /// Seeds of a default run.
 const DEFAULT_RUNS: u64 = 6;
@@ -121,4 +121,105 @@ fn whole_node_simulation() {
             first + runs
         );
     }
+}
+
+/// CPU cost of the overload seeds' nodes: 15 times the default, so that a
+/// multiple of the capacity stays within the clients' genesis outputs and
+/// a few seconds of real time (every signature is a real BIP-340 check).
+const OVERLOAD_SLOWNESS_PCT: u64 = 1_500;
+/// Decided rounds per simulated second under overload, at least this
+/// share (percent) of the unloaded rate.
+const MIN_ROUND_RATE_PCT: u64 = 20;
+/// Submit-to-final p99 of accepted transfers under overload, at most
+/// (simulated).
+const MAX_ACCEPTED_P99_US: u64 = 2_500_000;
+
+/// Runs an overload seed; (rounds per second over the loaded window,
+/// accepted transfers per second offered time, accepted p99 µs).
+fn overload_seed(seed: u64, overload: Overload) -> (f64, f64, u64) {
+    let cfg = SeedConfig::overload(seed, overload);
+    let load_s = nodesim::OVERLOAD_LOAD_END_US / 1_000_000;
+    let report = panic::catch_unwind(AssertUnwindSafe(|| run_seed(cfg))).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        panic!("overload seed {seed} {overload:?} failed: {message}\nreplay: NODESIM_OVERLOAD_SEED={seed} cargo test -p pc-tests --test node_simulation overload -- --nocapture")
+    });
+    // Rounds from the first second of load to its end.
+    let rounds = report.rounds_at_s[load_s as usize - 1] - report.rounds_at_s[0];
+    let round_rate = rounds as f64 / (load_s - 1) as f64;
+    let accepted_rate = report.counters.accepted as f64 / load_s as f64;
+    let mut latencies = report.finality_us.clone();
+    latencies.sort_unstable();
+    let p99 = latencies
+        .get((latencies.len().saturating_sub(1)) * 99 / 100)
+        .copied()
+        .unwrap_or(0);
+    println!(
+        "overload seed {seed} {overload:?}: {round_rate:.1} rounds/s, {accepted_rate:.0} accepted/s ({} refused) of {} offered/s, capacity {}/s, p99 {:.0} ms",
+        report.counters.refused_submissions,
+        (report.counters.accepted + report.counters.refused_submissions) / load_s,
+        simulated_capacity_per_s(overload.slowness_pct),
+        p99 as f64 / 1000.0
+    );
+    (round_rate, accepted_rate, p99)
+}
+
+/// Overload in the whole-node simulator: clients offering 2x and 5x what
+/// the simulated CPUs can finalize, in bursts, with and without a quorum
+/// node at half speed. Rounds keep being decided at a stated share of the
+/// unloaded rate, every accepted transfer finalizes (the seed's own
+/// check) within the stated p99, the excess is refused, and the accepted
+/// rate follows the CPU's speed. `NODESIM_OVERLOAD_SEED` picks the seed.
+#[test]
+fn overload_bends_the_network_and_does_not_break_it() {
+    let seed = env_number("NODESIM_OVERLOAD_SEED").unwrap_or(1);
+    let full = OVERLOAD_SLOWNESS_PCT;
+    let (unloaded, _, _) = overload_seed(
+        seed,
+        Overload {
+            times_capacity: 0,
+            slowness_pct: full,
+            slow_node: false,
+        },
+    );
+    let mut accepted_at_full = 0.0;
+    for (times, slow_node) in [(2, false), (5, false), (2, true), (5, true)] {
+        let (rounds, accepted, p99) = overload_seed(
+            seed,
+            Overload {
+                times_capacity: times,
+                slowness_pct: full,
+                slow_node,
+            },
+        );
+        assert!(
+            rounds * 100.0 >= unloaded * MIN_ROUND_RATE_PCT as f64,
+            "{times}x capacity (slow node: {slow_node}): {rounds:.1} rounds/s against {unloaded:.1} unloaded"
+        );
+        assert!(
+            p99 <= MAX_ACCEPTED_P99_US,
+            "{times}x capacity (slow node: {slow_node}): accepted p99 {p99} µs"
+        );
+        if times == 2 && !slow_node {
+            accepted_at_full = accepted;
+        }
+    }
+    // Half the CPU speed, the same offered load (4x the slower capacity):
+    // about half the accepted rate.
+    let (_, accepted_at_half, _) = overload_seed(
+        seed,
+        Overload {
+            times_capacity: 4,
+            slowness_pct: 2 * full,
+            slow_node: false,
+        },
+    );
+    let ratio = accepted_at_half / accepted_at_full;
+    assert!(
+        (0.3..=0.75).contains(&ratio),
+        "accepted {accepted_at_half:.0}/s at half speed against {accepted_at_full:.0}/s: ratio {ratio:.2}"
+    );
 }

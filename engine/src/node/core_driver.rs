@@ -3,14 +3,13 @@
 //! feeds the core's [`NodeCore`] with the time, carries out what it asks
 //! ([`NodeIo`]), writes its events as JSON lines, hands peer-book saves to
 //! the writer thread, and sleeps until the core's next timeout or input
-//! (never longer than [`MAX_WAIT`]). All node logic is in pc-node.
+//! (at most [`MAX_WAIT`]). All node logic is in pc-node.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{atomic::AtomicBool, atomic::Ordering, Arc};
 use std::time::{Duration, Instant};
 
 use glommio::channels::shared_channel::{ConnectedSender, SharedReceiver, SharedSender};
@@ -28,7 +27,7 @@ use super::watchdog::{Heartbeat, Waiting};
 use crate::runtime::driver::LogSync;
 use crate::EngineError;
 
-/// Longest sleep of a core loop, whatever its next timeout.
+/// Longest sleep of a core loop.
 pub const MAX_WAIT: Duration = Duration::from_millis(100);
 /// Inputs handled per turn before timers and syncs get their turn.
 pub const INPUTS_PER_TURN: usize = 256;
@@ -133,11 +132,12 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
     };
     result = result.and(sync_at_stop(&mut core, &mut syncs, &mut io, started).await);
     emit(&mut core, &books, now(started));
+    // The last save goes to the writer's kept room; it is joined after us.
     if let Some(save) = core.take_book_save() {
-        if let Err(error) = save.write() {
+        if !books.submit_final(core.index(), save) {
             let line = PeerBookError {
                 core: core.index(),
-                error: error.to_string(),
+                error: "the peer-book writer is gone; the last save is lost".to_string(),
             };
             eprintln!("{}", Event::PeerBookError(line).to_line());
         }

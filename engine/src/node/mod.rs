@@ -100,7 +100,14 @@ struct NodeSetup {
     identity: TlsIdentity,
     hello: Option<Hello>,
     own_index: Option<PeerId>,
+    /// BIP-340 verifies per second measured at start-up on this host (the
+    /// capacity signal's floor; see `pc_node::capacity`).
+    verify_per_s: u64,
 }
+
+/// Distinct signed messages and time of the start-up verify measurement.
+const VERIFY_SAMPLES: usize = 512;
+const VERIFY_MEASURE: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// Checks the options against the genesis; the shared set-up.
 fn set_up(options: &NodeOptions) -> Result<NodeSetup, EngineError> {
@@ -144,7 +151,10 @@ fn set_up(options: &NodeOptions) -> Result<NodeSetup, EngineError> {
         eprintln!("{}", Event::NodeIdentity(identity).to_line());
         index.map(|i| i as PeerId)
     });
+    let verify_per_s = crate::runtime::host::VerifySamples::new(VERIFY_SAMPLES)
+        .verify_rate_per_s(VERIFY_MEASURE) as u64;
     Ok(NodeSetup {
+        verify_per_s,
         genesis: Arc::new(genesis),
         placement,
         log_config,
@@ -216,26 +226,16 @@ fn open_core_shards(
     Ok((hosts, logs))
 }
 
-/// Opens a core's shards, endpoint and book, and runs its driver.
-async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
-    let CoreStart {
-        core,
-        setup,
-        options,
-        rings_out,
-        rings_in,
-        stop,
-        heartbeat,
-        books,
-        started,
-    } = start;
-    let (hosts, logs) = open_core_shards(core, &setup, &options)?;
-    let genesis = &setup.genesis;
-    let key = options.key.as_ref();
+/// The QUIC endpoint of `core` on its port, driven into a new inbox.
+fn open_endpoint(
+    core: usize,
+    setup: &NodeSetup,
+    options: &NodeOptions,
+) -> Result<(Driver, Rc<inbox::Inbox>, SocketAddr), EngineError> {
     // Stateless resets with a key that survives restarts (derived from the
     // validator key and the core): peers of a restarted node drop their
     // connections to its previous run at the first packet.
-    let reset_key = key.map(|key| {
+    let reset_key = options.key.as_ref().map(|key| {
         let mut material = key.secret_bytes().to_vec();
         material.extend_from_slice(&(core as u64).to_le_bytes());
         blake3::derive_key("phantom-engine v0 QUIC stateless reset key", &material)
@@ -255,6 +255,25 @@ async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
             inbox.push(inbox::CoreInput::Net(event))
         })
     };
+    Ok((driver, inbox, bind))
+}
+
+/// Opens a core's shards, endpoint and book, and runs its driver.
+async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
+    let CoreStart {
+        core,
+        setup,
+        options,
+        rings_out,
+        rings_in,
+        stop,
+        heartbeat,
+        books,
+        started,
+    } = start;
+    let (hosts, logs) = open_core_shards(core, &setup, &options)?;
+    let genesis = &setup.genesis;
+    let (driver, inbox, bind) = open_endpoint(core, &setup, &options)?;
     let book_path = options
         .runtime
         .data_dir
@@ -271,9 +290,11 @@ async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
         book,
         status_interval_us: options.status_interval.as_micros() as u64,
         crash: options.crash,
+        verify_per_s: setup.verify_per_s,
     };
     let node_core = NodeCore::new(config, hosts, core_driver::now(started));
     let started_line = CoreStarted {
+        verify_per_s: setup.verify_per_s,
         core,
         listen: bind.to_string(),
         shards,
@@ -329,7 +350,7 @@ pub fn run(options: NodeOptions) -> Result<NodeReport, EngineError> {
     let mut rings = RingMesh::new(cores, RING_CAPACITY);
     let stop = Arc::new(AtomicBool::new(false));
     let signals = StopSignals::register(&stop)?;
-    let (books, book_thread) = BookWriter::spawn_product();
+    let (books, book_thread) = BookWriter::spawn_product(cores);
     let heartbeats: Vec<Arc<Heartbeat>> = (0..cores).map(|_| Arc::default()).collect();
     let started = Instant::now();
     let options = Arc::new(options);

@@ -410,6 +410,7 @@ fn client_without_certificate_submits_and_gets_a_receipt_but_cannot_pass_a_hello
     let receipt = NetMessage::Receipt {
         request: 7,
         shard: 0,
+        retry_after_ms: 250,
         results: vec![EventReceipt {
             event_id: [0; 32],
             outcome: EventOutcome::rejected(crate::frame::RejectReason::Malformed, "3 bytes"),

@@ -72,6 +72,34 @@ pub struct SeedConfig {
     /// values, or short ones so that pruning and coin rounds come early).
     pub ancient_window_rounds: u8,
     pub coin_round_period: u8,
+    /// CPU cost of every node in percent (100: full speed; the slow node
+    /// costs twice this).
+    pub slowness_pct: u64,
+    /// Clients submit in bursts: half-second on, half-second off, twice
+    /// `transfers_per_tick` while on (the same mean).
+    pub bursty: bool,
+}
+
+/// Overload seeds submit until this simulated time.
+pub const OVERLOAD_LOAD_END_US: u64 = 6_000_000;
+
+/// What an overload seed offers and how fast its nodes are.
+#[derive(Debug, Clone, Copy)]
+pub struct Overload {
+    /// Offered load as a multiple of the simulated capacity (0: a light
+    /// load, the unloaded reference).
+    pub times_capacity: u64,
+    /// CPU cost of every node in percent.
+    pub slowness_pct: u64,
+    /// One quorum node runs at half that speed.
+    pub slow_node: bool,
+}
+
+/// Micro-events per second one node's simulated CPU verifies and applies
+/// at `slowness_pct` (every node verifies and applies every event of the
+/// shard, so this bounds the shard's throughput).
+pub fn simulated_capacity_per_s(slowness_pct: u64) -> u64 {
+    1_000_000 * 100 / ((world::VERIFY_US + world::APPLY_US) * slowness_pct.max(1))
 }
 
 impl SeedConfig {
@@ -119,7 +147,43 @@ impl SeedConfig {
             min_rounds: 40,
             ancient_window_rounds: if seed.is_multiple_of(2) { 8 } else { 26 },
             coin_round_period: if seed % 3 == 1 { 3 } else { 10 },
+            slowness_pct: std::env::var("NODESIM_SLOWNESS")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(100),
+            bursty: false,
         }
+    }
+
+    /// An overload seed: k = 4 on a clean network (no crashes, partitions,
+    /// late or hostile party: the load is the fault), clients submitting
+    /// `times_capacity` times what the simulated CPU can finalize, in
+    /// bursts, for [`OVERLOAD_LOAD_END_US`], then a 6 s drain.
+    pub fn overload(seed: u64, overload: Overload) -> SeedConfig {
+        let mut cfg = SeedConfig::for_seed(seed, Some(4));
+        cfg.slowness_pct = overload.slowness_pct;
+        let capacity = simulated_capacity_per_s(overload.slowness_pct);
+        let offered_per_s = if overload.times_capacity == 0 {
+            capacity / 10
+        } else {
+            capacity * overload.times_capacity
+        };
+        cfg.transfers_per_tick = (offered_per_s * cfg.submit_every_us / 1_000_000).max(1) as usize;
+        cfg.double_spend_pct = 2;
+        cfg.crashes = 0;
+        cfg.partitions = 0;
+        cfg.late_node = None;
+        cfg.hostile = false;
+        cfg.loss_per_mille = 0;
+        cfg.slow_node = overload.slow_node.then_some(1);
+        cfg.slowness_pct = overload.slowness_pct;
+        cfg.bursty = overload.times_capacity > 0;
+        cfg.fault_end_us = 0;
+        cfg.load_end_us = OVERLOAD_LOAD_END_US;
+        cfg.load_max_end_us = OVERLOAD_LOAD_END_US;
+        cfg.end_us = OVERLOAD_LOAD_END_US + 6_000_000;
+        cfg.min_rounds = 10;
+        cfg
     }
 }
 
@@ -229,6 +293,9 @@ impl Counters {
 /// What a seed measured.
 #[derive(Debug, Clone, Default)]
 pub struct SeedReport {
+    /// Rounds finalized by the slowest running node at each simulated
+    /// second.
+    pub rounds_at_s: Vec<u64>,
     pub counters: Counters,
     /// Submission to finality at the accepting node, simulated µs.
     pub finality_us: Vec<u64>,
@@ -244,11 +311,13 @@ pub fn run_seed(cfg: SeedConfig) -> SeedReport {
         println!("{cfg:?}");
     }
     let mut at = 0;
+    let mut rounds_at_s = Vec::new();
     while at < end {
         // Faults end at `fault_end_us` (crashed nodes restart on
         // schedule); the rest is the drain.
         at = (at + 1_000_000).min(end);
         world.run_until(at);
+        rounds_at_s.push(world.least_running_rounds());
         if trace {
             let rounds: Vec<String> = world
                 .nodes
@@ -271,7 +340,9 @@ pub fn run_seed(cfg: SeedConfig) -> SeedReport {
         }
     }
     let _ = fault_end;
-    check(&mut world)
+    let mut report = check(&mut world);
+    report.rounds_at_s = rounds_at_s;
+    report
 }
 
 /// Round → (first global index, anchors, state root), as a node logged it.
@@ -387,6 +458,7 @@ fn check(world: &mut World) -> SeedReport {
         }
     }
     SeedReport {
+        rounds_at_s: Vec::new(),
         counters,
         finality_us: latencies,
     }

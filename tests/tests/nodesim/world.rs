@@ -222,11 +222,7 @@ impl World {
                 core: None,
                 stores: BTreeMap::from([(0, Rc::new(RefCell::new(MemStore::default())))]),
                 busy_until_us: 0,
-                slowness_pct: if cfg.slow_node == Some(i) { 2 } else { 1 }
-                    * std::env::var("NODESIM_SLOWNESS")
-                        .ok()
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(100),
+                slowness_pct: if cfg.slow_node == Some(i) { 2 } else { 1 } * cfg.slowness_pct,
                 timer_generation: 0,
                 epoch: 0,
                 syncing: BTreeSet::new(),
@@ -347,6 +343,12 @@ impl World {
             self.step(ev);
         }
         self.now_us = self.now_us.max(until_us);
+    }
+
+    /// What a node's driver would measure as its single-signature verify
+    /// rate: its simulated CPU's.
+    fn verify_per_s(&self, node: usize) -> u64 {
+        1_000_000 * 100 / (VERIFY_US * self.nodes[node].slowness_pct.max(1))
     }
 
     fn now(&self) -> Now {
@@ -963,6 +965,7 @@ impl World {
             book: n.book.clone(),
             status_interval_us: 1_000_000,
             crash: None,
+            verify_per_s: self.verify_per_s(node),
         };
         let now = self.now();
         let mut core = NodeCore::new(config, hosts, now);
@@ -1039,7 +1042,13 @@ impl World {
             return;
         }
         if !self.client_keys.is_empty() {
-            for _ in 0..self.cfg.transfers_per_tick {
+            let count = match self.cfg.bursty {
+                // Half a second on at twice the rate, half a second off.
+                true if (self.now_us / 500_000) % 2 == 0 => 2 * self.cfg.transfers_per_tick,
+                true => 0,
+                false => self.cfg.transfers_per_tick,
+            };
+            for _ in 0..count {
                 self.submit_one();
             }
         }
@@ -1047,7 +1056,7 @@ impl World {
     }
 
     /// Rounds finalized by the running node that has finalized the fewest.
-    fn least_running_rounds(&self) -> u64 {
+    pub fn least_running_rounds(&self) -> u64 {
         self.nodes
             .iter()
             .filter_map(|n| n.core.as_ref())

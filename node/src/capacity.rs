@@ -1,0 +1,300 @@
+//! The capacity signal of a shard and the admission rule built on it.
+//!
+//! A shard's capacity is what its committee finalizes, and no node can know
+//! it in advance: it depends on the slowest quorum member, the other shards
+//! on the core, the load generator beside it. So the node measures it where
+//! it shows, without reference to how far other seats are ahead:
+//!
+//! * **rate**: micro-events this node saw finalized in the shard per second,
+//!   over the last [`RATE_WINDOW_US`] (every node verifies every event of
+//!   the shard, so this is the shard's throughput as this node achieves it);
+//! * **backlog**: micro-events this node holds and must still verify,
+//!   order or apply — the mempool, inserted anchors not yet finalized (own
+//!   and peers'), and pending anchors waiting for parents
+//!   ([`pc_shard::machine::Shard::backlog_events`]);
+//! * **age**: how long the oldest client event this node accepted has
+//!   waited for finality;
+//! * **verify budget**: the single-signature verify rate the driver measured
+//!   on this core at start-up, a floor under the rate while nothing has
+//!   been finalized yet (a fresh or idle shard).
+//!
+//! The rule: a batch of `n` submitted events is taken only while
+//! `backlog + n <= max(rate, verify_budget / FLOOR_DIVISOR) * TARGET_QUEUE_MS`
+//! and the oldest accepted event is younger than [`MAX_ACCEPTED_AGE_US`].
+//! By Little's law a backlog of `rate * T` events is `T` of queueing, so
+//! the first bound holds the time an accepted event waits to about
+//! [`TARGET_QUEUE_MS`] however much is offered; the second catches a stall
+//! (nothing finalizes, the rate decays to zero) before the floor's backlog
+//! ages. Past either bound the submission is refused before any signature
+//! check with `Overloaded` and a retry-after: the time the measured rate
+//! needs to work the excess off, within [`MIN_RETRY_AFTER_MS`] and
+//! [`MAX_RETRY_AFTER_MS`]. Bounds: the backlog a node admits into is at
+//! most `max(rate, floor) * TARGET_QUEUE_MS` events plus one batch, and
+//! never more than the mempool's own cap.
+
+use std::collections::VecDeque;
+
+/// Time over which the finalized rate is measured.
+pub const RATE_WINDOW_US: u64 = 2_000_000;
+/// Least spacing of the rate's samples.
+const RATE_SAMPLE_US: u64 = 100_000;
+/// Queueing an accepted event should see at most: the admitted backlog is
+/// the rate times this.
+pub const TARGET_QUEUE_MS: u64 = 750;
+/// The verify budget divided by this is the rate assumed before any
+/// finalization was measured: the core's signature checks are shared by
+/// every node's copy of every event (k nodes verify each one) and by other
+/// shards, so the single-verify rate overstates a shard's throughput.
+pub const FLOOR_DIVISOR: u64 = 8;
+/// The oldest accepted, unfinalized client event may be this old before
+/// submissions are refused whatever the backlog.
+pub const MAX_ACCEPTED_AGE_US: u64 = 1_500_000;
+/// Least retry-after hint.
+pub const MIN_RETRY_AFTER_MS: u32 = 50;
+/// Largest retry-after hint.
+pub const MAX_RETRY_AFTER_MS: u32 = 5_000;
+
+/// Why a submission was refused by admission control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The backlog is at its bound.
+    Backlog {
+        /// Events held.
+        backlog: u64,
+        /// The bound.
+        budget: u64,
+    },
+    /// The oldest accepted event waits too long.
+    Stalled {
+        /// Its age, µs.
+        age_us: u64,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Backlog { backlog, budget } => write!(
+                f,
+                "backlog of {backlog} micro-events is at the shard's capacity bound of {budget}"
+            ),
+            Refusal::Stalled { age_us } => write!(
+                f,
+                "the oldest accepted micro-event has waited {} ms for finality",
+                age_us / 1000
+            ),
+        }
+    }
+}
+
+/// The capacity signal of one shard (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct Capacity {
+    verify_per_s: u64,
+    /// (time µs, finalized events) samples, oldest first, spanning at least
+    /// the window once it has filled.
+    samples: VecDeque<(u64, u64)>,
+    accepted: u64,
+    refused: u64,
+    last_retry_after_ms: u32,
+}
+
+/// One reading of the signal, for the status line and the admission rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reading {
+    /// Finalized events per second over the window.
+    pub rate_per_s: u64,
+    /// Events held (see the module documentation).
+    pub backlog: u64,
+    /// The admitted backlog's bound.
+    pub budget: u64,
+    /// Age of the oldest accepted unfinalized event, µs (0: none).
+    pub oldest_age_us: u64,
+}
+
+impl Capacity {
+    /// A signal for a core whose single-signature verify rate is
+    /// `verify_per_s` (0 if unknown: then only a measured rate admits,
+    /// after a minimum of one full anchor's worth).
+    pub fn new(verify_per_s: u64) -> Capacity {
+        Capacity {
+            verify_per_s,
+            samples: VecDeque::new(),
+            accepted: 0,
+            refused: 0,
+            last_retry_after_ms: 0,
+        }
+    }
+
+    /// Takes note of the shard's finalized event count at `now_us`.
+    pub fn observe(&mut self, now_us: u64, finalized_events: u64) {
+        if let Some(&(last_us, _)) = self.samples.back() {
+            if now_us < last_us + RATE_SAMPLE_US {
+                return;
+            }
+        }
+        self.samples.push_back((now_us, finalized_events));
+        while self.samples.len() > 2 && self.samples[1].0 + RATE_WINDOW_US <= now_us {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Finalized events per second over the window ending at `now_us`
+    /// (counting `finalized_events` as of now).
+    pub fn rate_per_s(&self, now_us: u64, finalized_events: u64) -> u64 {
+        let Some(&(first_us, first_count)) = self.samples.front() else {
+            return 0;
+        };
+        // A window shorter than a tenth of its length says too little.
+        let span_us = now_us.saturating_sub(first_us).max(RATE_WINDOW_US / 10);
+        finalized_events.saturating_sub(first_count) * 1_000_000 / span_us
+    }
+
+    /// The rate assumed before anything was measured.
+    pub fn floor_per_s(&self) -> u64 {
+        (self.verify_per_s / FLOOR_DIVISOR).max(pc_codec::MAX_PAYLOAD_EVENTS as u64)
+    }
+
+    /// The reading at `now_us`.
+    pub fn read(
+        &self,
+        now_us: u64,
+        finalized_events: u64,
+        backlog: u64,
+        oldest_accepted_us: Option<u64>,
+    ) -> Reading {
+        let rate_per_s = self.rate_per_s(now_us, finalized_events);
+        let budget = rate_per_s.max(self.floor_per_s()) * TARGET_QUEUE_MS / 1000;
+        Reading {
+            rate_per_s,
+            backlog,
+            budget,
+            oldest_age_us: oldest_accepted_us.map_or(0, |at| now_us.saturating_sub(at)),
+        }
+    }
+
+    /// Whether `wanted` more events may be taken on `reading`; on refusal
+    /// the reason and a retry-after hint in ms.
+    pub fn admit(&mut self, reading: &Reading, wanted: u64) -> Result<(), (Refusal, u32)> {
+        let refusal = if reading.oldest_age_us > MAX_ACCEPTED_AGE_US {
+            Some(Refusal::Stalled {
+                age_us: reading.oldest_age_us,
+            })
+        } else if reading.backlog + wanted > reading.budget {
+            Some(Refusal::Backlog {
+                backlog: reading.backlog,
+                budget: reading.budget,
+            })
+        } else {
+            None
+        };
+        match refusal {
+            None => {
+                self.accepted += wanted;
+                Ok(())
+            }
+            Some(refusal) => {
+                self.refused += wanted;
+                let retry = retry_after_ms(reading, wanted, self.floor_per_s());
+                self.last_retry_after_ms = retry;
+                Err((refusal, retry))
+            }
+        }
+    }
+
+    /// Events admitted and refused so far, and the last retry-after hint.
+    pub fn totals(&self) -> (u64, u64, u32) {
+        (self.accepted, self.refused, self.last_retry_after_ms)
+    }
+}
+
+/// The time the measured rate (or the floor) needs to work off the excess
+/// over the budget, or, for a stall, a target queue's worth.
+fn retry_after_ms(reading: &Reading, wanted: u64, floor_per_s: u64) -> u32 {
+    let rate = reading.rate_per_s.max(floor_per_s).max(1);
+    let excess = (reading.backlog + wanted).saturating_sub(reading.budget);
+    let ms = if excess == 0 {
+        TARGET_QUEUE_MS
+    } else {
+        excess * 1000 / rate
+    };
+    (ms.min(u64::from(MAX_RETRY_AFTER_MS)) as u32).max(MIN_RETRY_AFTER_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_is_measured_over_the_window() {
+        let mut c = Capacity::new(16_000);
+        assert_eq!(c.rate_per_s(0, 0), 0);
+        // 3 000 events/s for 5 s, sampled every 10 ms.
+        for ms in (0..=5_000u64).step_by(10) {
+            c.observe(ms * 1000, ms * 3);
+        }
+        assert_eq!(c.rate_per_s(5_000_000, 15_000), 3_000);
+        // The window forgets: 3 s without finalization read as zero.
+        for ms in (5_000..=8_000u64).step_by(10) {
+            c.observe(ms * 1000, 15_000);
+        }
+        assert_eq!(c.rate_per_s(8_000_000, 15_000), 0);
+        assert!(c.samples.len() <= 2 + (RATE_WINDOW_US / RATE_SAMPLE_US) as usize);
+    }
+
+    #[test]
+    fn the_backlog_is_bounded_by_rate_times_target_queue() {
+        let mut c = Capacity::new(16_000);
+        for ms in (0..=2_000u64).step_by(100) {
+            c.observe(ms * 1000, ms * 4);
+        }
+        let r = c.read(2_000_000, 8_000, 2_000, Some(1_900_000));
+        assert_eq!(r.rate_per_s, 4_000);
+        assert_eq!(r.budget, 4_000 * TARGET_QUEUE_MS / 1000);
+        assert_eq!(c.admit(&r, 1_000), Ok(()));
+        let full = Reading {
+            backlog: 3_000,
+            ..r
+        };
+        let (refusal, retry) = c.admit(&full, 64).unwrap_err();
+        assert_eq!(
+            refusal,
+            Refusal::Backlog {
+                backlog: 3_000,
+                budget: 3_000
+            }
+        );
+        // 64 events over budget at 4 000/s: 16 ms, raised to the least hint.
+        assert_eq!(retry, MIN_RETRY_AFTER_MS);
+        let far = Reading {
+            backlog: 23_000,
+            ..r
+        };
+        assert_eq!(c.admit(&far, 0).unwrap_err().1, 5_000);
+        assert_eq!(c.totals(), (1_000, 64, 5_000));
+    }
+
+    #[test]
+    fn before_any_finalization_the_verify_budget_is_the_floor() {
+        let mut c = Capacity::new(16_000);
+        let r = c.read(10_000, 0, 0, None);
+        assert_eq!(r.budget, 2_000 * TARGET_QUEUE_MS / 1000);
+        assert_eq!(c.admit(&r, 1_500), Ok(()));
+        // Unknown verify rate: one full anchor's worth a second.
+        let unknown = Capacity::new(0);
+        assert_eq!(
+            unknown.read(0, 0, 0, None).budget,
+            pc_codec::MAX_PAYLOAD_EVENTS as u64 * TARGET_QUEUE_MS / 1000
+        );
+    }
+
+    #[test]
+    fn a_stall_refuses_whatever_the_backlog() {
+        let mut c = Capacity::new(16_000);
+        let r = c.read(5_000_000, 0, 10, Some(5_000_000 - MAX_ACCEPTED_AGE_US - 1));
+        let (refusal, _) = c.admit(&r, 1).unwrap_err();
+        assert!(matches!(refusal, Refusal::Stalled { .. }), "{refusal}");
+        let young = c.read(5_000_000, 0, 10, Some(5_000_000 - MAX_ACCEPTED_AGE_US));
+        assert_eq!(c.admit(&young, 1), Ok(()));
+    }
+}
