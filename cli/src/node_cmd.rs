@@ -216,6 +216,9 @@ pub enum TxCommand {
     },
 }
 
+/// Times `tx send` submits again after an `Overloaded` refusal with a
+/// retry-after hint.
+const OVERLOADED_RETRIES: u32 = 5;
 const TX_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn hex32(text: &str, flag: &str) -> Result<[u8; 32], CliError> {
@@ -306,22 +309,49 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
             let tx_id = transfer.tx_id(&network);
             let event = MicroEvent::Transfer(transfer);
             let shard = shard_of(&owner, genesis.params.shards);
-            let answer = pc_engine::client::request(
-                node,
-                NetMessage::SubmitMicroEvents {
-                    request: 1,
-                    shard,
-                    events: vec![event.to_bytes()],
-                },
-                TX_TIMEOUT,
-                |m| matches!(m, NetMessage::Receipt { request: 1, .. }),
-            )?;
-            let NetMessage::Receipt { results, .. } = answer else {
-                unreachable!("filtered to receipts")
+            // An `Overloaded` refusal with a retry-after hint is retried
+            // after the hint, at most OVERLOADED_RETRIES times.
+            let mut attempt = 0;
+            let receipt = loop {
+                let answer = pc_engine::client::request(
+                    node,
+                    NetMessage::SubmitMicroEvents {
+                        request: 1,
+                        shard,
+                        events: vec![event.to_bytes()],
+                    },
+                    TX_TIMEOUT,
+                    |m| matches!(m, NetMessage::Receipt { request: 1, .. }),
+                )?;
+                let NetMessage::Receipt {
+                    results,
+                    retry_after_ms,
+                    ..
+                } = answer
+                else {
+                    unreachable!("filtered to receipts")
+                };
+                let receipt = results
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| CliError::Usage(format!("{node}: an empty receipt")))?;
+                let overloaded = matches!(
+                    &receipt.outcome,
+                    EventOutcome::Rejected {
+                        reason: pc_net::frame::RejectReason::Overloaded,
+                        ..
+                    }
+                );
+                if !overloaded || retry_after_ms == 0 || attempt >= OVERLOADED_RETRIES {
+                    break receipt;
+                }
+                attempt += 1;
+                eprintln!(
+                    "{node}: overloaded; retrying in {retry_after_ms} ms (attempt {attempt} of {OVERLOADED_RETRIES})"
+                );
+                std::thread::sleep(Duration::from_millis(u64::from(retry_after_ms)));
             };
-            let receipt = results
-                .first()
-                .ok_or_else(|| CliError::Usage(format!("{node}: an empty receipt")))?;
+            let receipt = &receipt;
             let (outcome, reason) = match &receipt.outcome {
                 EventOutcome::Accepted => ("accepted", String::new()),
                 EventOutcome::Rejected { reason, detail } => {

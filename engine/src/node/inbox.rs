@@ -1,6 +1,11 @@
 //! The queue between a core's network driver and ring tasks and its loop,
-//! with a waker; frames past [`MAX_INBOX_BYTES`] are dropped (gossip and
-//! pulls recover them) and counted.
+//! with a waker, in two classes: consensus and control traffic (peers'
+//! anchors, pulls, announces, connection events) is always taken before
+//! client intake (submissions, balance queries), so a flood of clients
+//! never starves the verification of peers' anchors; and client frames are
+//! dropped first: past [`MAX_CLIENT_INBOX_BYTES`] of them (their clients
+//! get no receipt and retry), while other frames are dropped only past
+//! [`MAX_INBOX_BYTES`] (gossip and pulls recover them). Drops are counted.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -14,8 +19,10 @@ use glommio::timer::Timer;
 use pc_net::{NetEvent, NetMessage};
 use pc_node::CoreMsg;
 
-/// Most bytes of frames waiting in a core's inbox.
+/// Most bytes of consensus frames waiting in a core's inbox.
 pub const MAX_INBOX_BYTES: usize = 64 << 20;
+/// Most bytes of client frames waiting in a core's inbox.
+pub const MAX_CLIENT_INBOX_BYTES: usize = 8 << 20;
 
 /// Input of a core's loop.
 pub enum CoreInput {
@@ -30,6 +37,9 @@ pub enum CoreInput {
 pub struct Inbox {
     queue: RefCell<VecDeque<(CoreInput, usize)>>,
     bytes: Cell<usize>,
+    /// Client intake, taken only when `queue` is empty.
+    clients: RefCell<VecDeque<(CoreInput, usize)>>,
+    client_bytes: Cell<usize>,
     dropped: Cell<u64>,
     woken: Cell<bool>,
     waker: RefCell<Option<Waker>>,
@@ -43,12 +53,17 @@ impl Inbox {
             CoreInput::Ring(message) => message_bytes(message.message()),
             _ => 0,
         };
-        if bytes > 0 && self.bytes.get() + bytes > MAX_INBOX_BYTES {
+        let (queue, held, bound) = if is_client(&input) {
+            (&self.clients, &self.client_bytes, MAX_CLIENT_INBOX_BYTES)
+        } else {
+            (&self.queue, &self.bytes, MAX_INBOX_BYTES)
+        };
+        if bytes > 0 && held.get() + bytes > bound {
             self.dropped.set(self.dropped.get() + 1);
             return;
         }
-        self.bytes.set(self.bytes.get() + bytes);
-        self.queue.borrow_mut().push_back((input, bytes));
+        held.set(held.get() + bytes);
+        queue.borrow_mut().push_back((input, bytes));
         self.wake();
     }
 
@@ -60,16 +75,21 @@ impl Inbox {
         }
     }
 
-    /// The oldest input.
+    /// The oldest consensus or control input, else the oldest client
+    /// input.
     pub fn pop(&self) -> Option<CoreInput> {
-        let (input, bytes) = self.queue.borrow_mut().pop_front()?;
-        self.bytes.set(self.bytes.get() - bytes);
+        if let Some((input, bytes)) = self.queue.borrow_mut().pop_front() {
+            self.bytes.set(self.bytes.get() - bytes);
+            return Some(input);
+        }
+        let (input, bytes) = self.clients.borrow_mut().pop_front()?;
+        self.client_bytes.set(self.client_bytes.get() - bytes);
         Some(input)
     }
 
     /// Inputs waiting.
     pub fn len(&self) -> usize {
-        self.queue.borrow().len()
+        self.queue.borrow().len() + self.clients.borrow().len()
     }
 
     /// Frames dropped so far.
@@ -80,7 +100,7 @@ impl Inbox {
     /// Waits until something is queued, [`Inbox::wake`] is called or
     /// `timeout` passed: never longer than `timeout`.
     pub async fn wait(&self, timeout: Duration) {
-        if self.woken.replace(false) || !self.queue.borrow().is_empty() {
+        if self.woken.replace(false) || self.len() > 0 {
             return;
         }
         if timeout.is_zero() {
@@ -88,7 +108,7 @@ impl Inbox {
         }
         let mut timer = Timer::new(timeout);
         poll_fn(|cx| {
-            if self.woken.replace(false) || !self.queue.borrow().is_empty() {
+            if self.woken.replace(false) || self.len() > 0 {
                 return Poll::Ready(());
             }
             if Pin::new(&mut timer).poll(cx).is_ready() {
@@ -99,6 +119,20 @@ impl Inbox {
         })
         .await;
     }
+}
+
+/// Client intake: submissions and balance queries, from the endpoint or
+/// forwarded by another core.
+fn is_client(input: &CoreInput) -> bool {
+    let message = match input {
+        CoreInput::Net(NetEvent::Frame { message, .. }) => message,
+        CoreInput::Ring(message) => message.message(),
+        _ => return false,
+    };
+    matches!(
+        message,
+        NetMessage::SubmitMicroEvents { .. } | NetMessage::BalanceQuery { .. }
+    )
 }
 
 /// Approximate heap bytes of a message (what the inbox bound counts).
@@ -150,5 +184,61 @@ mod tests {
             Some(CoreInput::Net(NetEvent::Refused { .. }))
         ));
         assert!(inbox.pop().is_none());
+    }
+
+    #[test]
+    fn consensus_frames_go_before_client_intake_and_clients_are_dropped_first() {
+        let inbox = Inbox::default();
+        let frame = |message: NetMessage| {
+            CoreInput::Net(NetEvent::Frame {
+                conn: ConnId(1),
+                message,
+            })
+        };
+        let submit = |bytes: usize| NetMessage::SubmitMicroEvents {
+            request: 1,
+            shard: 0,
+            events: vec![vec![0u8; bytes]],
+        };
+        let anchors = NetMessage::Anchors {
+            shard: 0,
+            anchors: vec![vec![1u8; 1000]],
+        };
+        inbox.push(frame(submit(100)));
+        inbox.push(frame(anchors.clone()));
+        inbox.push(frame(NetMessage::Get {
+            shard: 0,
+            ids: vec![[2; 32]],
+        }));
+        // The anchors and the Get come out before the earlier submission.
+        assert!(matches!(
+            inbox.pop(),
+            Some(CoreInput::Net(NetEvent::Frame {
+                message: NetMessage::Anchors { .. },
+                ..
+            }))
+        ));
+        assert!(matches!(
+            inbox.pop(),
+            Some(CoreInput::Net(NetEvent::Frame {
+                message: NetMessage::Get { .. },
+                ..
+            }))
+        ));
+        assert!(matches!(
+            inbox.pop(),
+            Some(CoreInput::Net(NetEvent::Frame {
+                message: NetMessage::SubmitMicroEvents { .. },
+                ..
+            }))
+        ));
+        // A client flood fills only the client class: consensus frames
+        // still queue.
+        inbox.push(frame(submit(MAX_CLIENT_INBOX_BYTES - 64)));
+        inbox.push(frame(submit(1000)));
+        assert_eq!(inbox.dropped(), 1, "the client class is full");
+        inbox.push(frame(anchors));
+        assert_eq!(inbox.dropped(), 1, "consensus frames are not dropped");
+        assert_eq!(inbox.len(), 2);
     }
 }

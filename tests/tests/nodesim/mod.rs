@@ -182,7 +182,7 @@ impl SeedConfig {
         cfg.load_end_us = OVERLOAD_LOAD_END_US;
         cfg.load_max_end_us = OVERLOAD_LOAD_END_US;
         cfg.end_us = OVERLOAD_LOAD_END_US + 6_000_000;
-        cfg.min_rounds = 10;
+        cfg.min_rounds = 5;
         cfg
     }
 }

@@ -1044,7 +1044,9 @@ impl World {
         if !self.client_keys.is_empty() {
             let count = match self.cfg.bursty {
                 // Half a second on at twice the rate, half a second off.
-                true if (self.now_us / 500_000) % 2 == 0 => 2 * self.cfg.transfers_per_tick,
+                true if (self.now_us / 500_000).is_multiple_of(2) => {
+                    2 * self.cfg.transfers_per_tick
+                }
                 true => 0,
                 false => self.cfg.transfers_per_tick,
             };
