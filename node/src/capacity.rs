@@ -202,6 +202,11 @@ impl Capacity {
         }
     }
 
+    /// Counts `n` events refused outside the rule (stale in the inbox).
+    pub fn count_refused(&mut self, n: u64) {
+        self.refused += n;
+    }
+
     /// Events admitted and refused so far, and the last retry-after hint.
     pub fn totals(&self) -> (u64, u64, u32) {
         (self.accepted, self.refused, self.last_retry_after_ms)

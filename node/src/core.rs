@@ -119,6 +119,9 @@ pub const SERVE_ANCHORS_PER_S: u32 = 4096;
 /// with a burst of as many; past it they are refused as overloaded,
 /// unchecked.
 pub const SUBMIT_EVENTS_PER_S: u32 = 8192;
+/// Longest a client's submission may wait in the driver's inbox (behind
+/// consensus traffic) before it is refused as overloaded unchecked.
+pub const MAX_CLIENT_WAIT_US: u64 = 250_000;
 /// Most log lines about misbehaving peers per status interval.
 pub const MAX_PEER_LOG_LINES: u32 = 20;
 
@@ -291,6 +294,9 @@ pub struct NodeCore {
     pub(crate) serve_budget: BTreeMap<(PeerId, u16), TokenBucket>,
     /// Micro-events left to take per source address.
     pub(crate) submit_budget: BTreeMap<IpAddr, TokenBucket>,
+    /// How long the input being handled waited in the driver's inbox (set
+    /// by [`NodeCore::handle_net_after`] and its ring twin).
+    pub(crate) input_waited_us: u64,
     /// Per local shard, per seat: the highest birth round of a validated
     /// anchor of that seat (see [`NodeCore::round_lag`]).
     pub(crate) seat_rounds: BTreeMap<u16, Vec<u64>>,
@@ -347,6 +353,7 @@ impl NodeCore {
             unroutable: BTreeMap::new(),
             serve_budget: BTreeMap::new(),
             submit_budget: BTreeMap::new(),
+            input_waited_us: 0,
             seat_rounds: BTreeMap::new(),
             events: VecDeque::new(),
             host: HostStats::default(),
@@ -392,6 +399,39 @@ impl NodeCore {
         self.admit(io, event, now)?;
         self.route_transmits(io, now);
         Ok(())
+    }
+
+    /// [`NodeCore::handle_net`] of an input that waited `waited_us` in the
+    /// driver's inbox (client frames wait behind consensus traffic): a
+    /// submission that waited more than [`MAX_CLIENT_WAIT_US`] is refused
+    /// as overloaded unchecked (its client has waited long already, and
+    /// what the node admitted meanwhile is ahead of it).
+    pub fn handle_net_after(
+        &mut self,
+        io: &mut dyn NodeIo,
+        event: NetEvent,
+        waited_us: u64,
+        now: Now,
+    ) -> Result<(), NodeError> {
+        self.input_waited_us = waited_us;
+        let result = self.handle_net(io, event, now);
+        self.input_waited_us = 0;
+        result
+    }
+
+    /// [`NodeCore::handle_net_after`] for a message forwarded by
+    /// another core.
+    pub fn handle_ring_after(
+        &mut self,
+        io: &mut dyn NodeIo,
+        message: CoreMsg,
+        waited_us: u64,
+        now: Now,
+    ) -> Result<(), NodeError> {
+        self.input_waited_us = waited_us;
+        let result = self.handle_ring(io, message, now);
+        self.input_waited_us = 0;
+        result
     }
 
     /// A message from another core's ring.

@@ -17,7 +17,8 @@ use pc_shard::validate::MicroEventError;
 
 use crate::budget::TokenBucket;
 use crate::core::{
-    NodeCore, NodeIo, Now, CATCH_UP_LAG_ROUNDS, MAX_TRACKED_SOURCES, SUBMIT_EVENTS_PER_S,
+    NodeCore, NodeIo, Now, CATCH_UP_LAG_ROUNDS, MAX_CLIENT_WAIT_US, MAX_TRACKED_SOURCES,
+    SUBMIT_EVENTS_PER_S,
 };
 
 /// The retry-after hint of a shard that is catching up.
@@ -82,6 +83,33 @@ impl NodeCore {
         events: &[Vec<u8>],
         now: Now,
     ) -> Result<(), NodeError> {
+        // The planted bug of the simulator's self-check ignores the whole
+        // capacity signal: this wait and the rule in `submit`.
+        #[cfg(not(feature = "planted-bug-admit-everything"))]
+        if self.input_waited_us > MAX_CLIENT_WAIT_US {
+            let detail = format!(
+                "shard {shard} overloaded: the submission waited {} ms in the node's inbox",
+                self.input_waited_us / 1000
+            );
+            let results = events
+                .iter()
+                .map(|bytes| EventReceipt {
+                    event_id: event_id_of(bytes),
+                    outcome: EventOutcome::rejected(RejectReason::Overloaded, &detail),
+                })
+                .collect();
+            if let Some(host) = self.shards.get_mut(&shard) {
+                host.count_refused(events.len());
+            }
+            let receipt = NetMessage::Receipt {
+                request,
+                shard,
+                retry_after_ms: crate::capacity::TARGET_QUEUE_MS as u32,
+                results,
+            };
+            self.reply(io, origin, receipt);
+            return Ok(());
+        }
         let allowed = self.submit_allowance(remote, events.len(), now);
         let (mut results, mut retry_after_ms) = self.submit(shard, &events[..allowed], now)?;
         if allowed < events.len() {

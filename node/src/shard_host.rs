@@ -354,7 +354,10 @@ impl ShardHost {
                     self.counters.expired_submissions += 1;
                 }
             }
-            if self.submitted.insert(id, now_us).is_none() {
+            // A repeat of an event still tracked keeps its first time (the
+            // by-age index is keyed by it).
+            if let std::collections::hash_map::Entry::Vacant(entry) = self.submitted.entry(id) {
+                entry.insert(now_us);
                 self.submitted_by_age.insert((now_us, id));
                 self.counters.accepted_submissions += 1;
             }
@@ -390,11 +393,23 @@ impl ShardHost {
         )
     }
 
+    /// When the oldest accepted client micro-event not yet finalized was
+    /// taken, µs, if any.
+    pub fn oldest_accepted_us(&self) -> Option<u64> {
+        self.submitted_by_age.first().map(|(at, _)| *at)
+    }
+
     /// Admission of `wanted` client micro-events at `now_us`: taken, or the
     /// reason and a retry-after hint in ms (before any signature check).
     pub fn admit(&mut self, wanted: usize, now_us: u64) -> Result<(), (Refusal, u32)> {
         let reading = self.capacity_reading(now_us);
         self.capacity.admit(&reading, wanted as u64)
+    }
+
+    /// Counts `n` client micro-events refused as overloaded before
+    /// admission control saw them (they waited too long in the inbox).
+    pub fn count_refused(&mut self, n: usize) {
+        self.capacity.count_refused(n as u64);
     }
 
     /// Micro-events admitted and refused by admission control, and the

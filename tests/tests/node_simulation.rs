@@ -123,20 +123,17 @@ fn whole_node_simulation() {
     }
 }
 
-/// CPU cost of the overload seeds' nodes: 15 times the default, so that a
-/// multiple of the capacity stays within the clients' genesis outputs and
-/// a few seconds of real time (every signature is a real BIP-340 check).
-const OVERLOAD_SLOWNESS_PCT: u64 = 1_500;
+/// CPU cost of the overload seeds' nodes: 4 times the default, so that 5x
+/// the capacity stays within the clients' genesis outputs and a few
+/// seconds of real time (every signature is a real BIP-340 check).
+const OVERLOAD_SLOWNESS_PCT: u64 = 400;
 /// Decided rounds per simulated second under overload, at least this
-/// share (percent) of the unloaded rate. (Measured at seed 1: 12 % at 2x,
-/// 16 % at 5x, 7.6 % at 2x with a half-speed quorum node: a loaded round
-/// carries hundreds of events that every node verifies, so rounds are
-/// fewer; what must not happen is a stall.)
-const MIN_ROUND_RATE_PCT: u64 = 5;
+/// share (percent) of the unloaded rate (measured at seed 1: 64-67 % at 2x
+/// and 5x, with and without a half-speed quorum node).
+const MIN_ROUND_RATE_PCT: u64 = 50;
 /// Submit-to-final p99 of accepted transfers under overload, at most
-/// (simulated; 0.9 s at 2x, 1.4 s at 5x, 3.7 s with a half-speed quorum
-/// node at seed 1).
-const MAX_ACCEPTED_P99_US: u64 = 4_000_000;
+/// (simulated; 390-410 ms at seed 1).
+const MAX_ACCEPTED_P99_US: u64 = 1_000_000;
 
 /// Runs an overload seed; (rounds per second over the loaded window,
 /// accepted transfers per second offered time, accepted p99 µs).
@@ -162,9 +159,10 @@ fn overload_seed(seed: u64, overload: Overload) -> (f64, f64, u64) {
         .copied()
         .unwrap_or(0);
     println!(
-        "overload seed {seed} {overload:?}: {round_rate:.1} rounds/s, {accepted_rate:.0} accepted/s ({} refused) of {} offered/s, capacity {}/s, p99 {:.0} ms",
+        "overload seed {seed} {overload:?}: {round_rate:.1} rounds/s, {accepted_rate:.0} accepted/s ({} refused, {} dropped unanswered) of {} offered/s, capacity {}/s, p99 {:.0} ms",
         report.counters.refused_submissions,
-        (report.counters.accepted + report.counters.refused_submissions) / load_s,
+        report.counters.client_frames_dropped,
+        report.counters.submitted / load_s,
         simulated_capacity_per_s(overload.slowness_pct),
         p99 as f64 / 1000.0
     );
@@ -175,9 +173,8 @@ fn overload_seed(seed: u64, overload: Overload) -> (f64, f64, u64) {
 /// the simulated CPUs can finalize, in bursts, with and without a quorum
 /// node at half speed. Rounds keep being decided at a stated share of the
 /// unloaded rate, every accepted transfer finalizes (the seed's own
-/// check) within the stated p99, and the excess is refused (the accepted
-/// rate at half CPU speed is printed). `NODESIM_OVERLOAD_SEED` picks the
-/// seed.
+/// check) within the stated p99, the excess is refused, and the accepted
+/// rate follows the CPU's speed. `NODESIM_OVERLOAD_SEED` picks the seed.
 #[test]
 fn overload_bends_the_network_and_does_not_break_it() {
     let seed = env_number("NODESIM_OVERLOAD_SEED").unwrap_or(1);
@@ -191,13 +188,7 @@ fn overload_bends_the_network_and_does_not_break_it() {
         },
     );
     let mut accepted_at_full = 0.0;
-    // 5x with a half-speed quorum node still stalls (6 rounds in 12 s at
-    // seed 1): run it with NODESIM_OVERLOAD_HARD=1.
-    let mut cases = vec![(2, false), (5, false), (2, true)];
-    if std::env::var("NODESIM_OVERLOAD_HARD").is_ok() {
-        cases.push((5, true));
-    }
-    for (times, slow_node) in cases {
+    for (times, slow_node) in [(2, false), (5, false), (2, true), (5, true)] {
         let (rounds, accepted, p99) = overload_seed(
             seed,
             Overload {
@@ -218,13 +209,8 @@ fn overload_bends_the_network_and_does_not_break_it() {
             accepted_at_full = accepted;
         }
     }
-    // Half the CPU speed, the same offered load (4x the slower capacity).
-    // Not yet asserted: at seed 1 the accepted rate fell only to 0.88 of
-    // the full-speed one (240/s against 272/s), since both runs are bound
-    // by more than the verify cost (every input, refused submissions
-    // included, costs simulated CPU, and the simulator serves inputs in
-    // arrival order, not by class as the node's inbox does). Printed for
-    // the record.
+    // Half the CPU speed, the same offered load (4x the slower capacity):
+    // about half the accepted rate (0.37 at seed 1).
     let (_, accepted_at_half, _) = overload_seed(
         seed,
         Overload {
@@ -233,8 +219,12 @@ fn overload_bends_the_network_and_does_not_break_it() {
             slow_node: false,
         },
     );
+    let ratio = accepted_at_half / accepted_at_full.max(1.0);
     println!(
-        "accepted at half CPU speed: {accepted_at_half:.0}/s against {accepted_at_full:.0}/s at full speed (ratio {:.2})",
-        accepted_at_half / accepted_at_full.max(1.0)
+        "accepted at half CPU speed: {accepted_at_half:.0}/s against {accepted_at_full:.0}/s at full speed (ratio {ratio:.2})"
+    );
+    assert!(
+        (0.3..=0.75).contains(&ratio),
+        "accepted {accepted_at_half:.0}/s at half speed against {accepted_at_full:.0}/s: ratio {ratio:.2}"
     );
 }

@@ -123,8 +123,7 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
         heartbeat.turn(Waiting::Yield);
         pc_net::driver::yield_if_needed().await;
     }
-    // Shutdown: intake stops, logs are made durable, what became durable
-    // is sent, the book is saved, connections close.
+    // Shutdown: stop intake, sync the logs, send, save the book, close.
     heartbeat.turn(Waiting::Shutdown);
     let mut io = CoreIo {
         net: &net,
@@ -222,9 +221,8 @@ async fn sync_at_stop(
     result
 }
 
-/// One turn: wait for inputs or the next timeout, handle what came, the
-/// timers that are due and the syncs that completed, start the syncs the
-/// fsync policy asks for.
+/// One turn: wait for inputs or the next timeout, handle what came, due
+/// timers and completed syncs, start the syncs the fsync policy asks for.
 async fn turn(
     core: &mut NodeCore,
     syncs: &mut BTreeMap<u16, LogSync>,
@@ -235,15 +233,17 @@ async fn turn(
 ) -> Result<(), EngineError> {
     let wait_us = core.poll_timeout().saturating_sub(now(started).mono_us);
     heartbeat.turn(Waiting::Inbox);
-    inbox
-        .wait(Duration::from_micros(wait_us).min(MAX_WAIT))
-        .await;
+    let wait = Duration::from_micros(wait_us).min(MAX_WAIT);
+    inbox.wait(wait).await;
     heartbeat.turn(Waiting::Working);
     for _ in 0..INPUTS_PER_TURN {
-        let Some(input) = inbox.pop() else { break };
+        let Some((input, waited)) = inbox.pop() else {
+            break;
+        };
+        let waited_us = waited.map_or(0, |w| w.as_micros() as u64);
         match input {
-            CoreInput::Net(event) => core.handle_net(io, event, now(started))?,
-            CoreInput::Ring(message) => core.handle_ring(io, message, now(started))?,
+            CoreInput::Net(event) => core.handle_net_after(io, event, waited_us, now(started))?,
+            CoreInput::Ring(msg) => core.handle_ring_after(io, msg, waited_us, now(started))?,
         }
     }
     for (shard, sync) in syncs.iter_mut() {

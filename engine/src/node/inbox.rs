@@ -13,7 +13,7 @@ use std::future::poll_fn;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::timer::Timer;
 use pc_net::{NetEvent, NetMessage};
@@ -21,8 +21,9 @@ use pc_node::CoreMsg;
 
 /// Most bytes of consensus frames waiting in a core's inbox.
 pub const MAX_INBOX_BYTES: usize = 64 << 20;
-/// Most bytes of client frames waiting in a core's inbox.
-pub const MAX_CLIENT_INBOX_BYTES: usize = 8 << 20;
+/// Most bytes of client frames waiting in a core's inbox (a submission
+/// that waited long is refused by the node core anyway).
+pub const MAX_CLIENT_INBOX_BYTES: usize = 1 << 20;
 
 /// Input of a core's loop.
 pub enum CoreInput {
@@ -37,8 +38,8 @@ pub enum CoreInput {
 pub struct Inbox {
     queue: RefCell<VecDeque<(CoreInput, usize)>>,
     bytes: Cell<usize>,
-    /// Client intake, taken only when `queue` is empty.
-    clients: RefCell<VecDeque<(CoreInput, usize)>>,
+    /// Client intake, taken only when `queue` is empty, with when it came.
+    clients: RefCell<VecDeque<(CoreInput, usize, Instant)>>,
     client_bytes: Cell<usize>,
     dropped: Cell<u64>,
     woken: Cell<bool>,
@@ -53,17 +54,23 @@ impl Inbox {
             CoreInput::Ring(message) => message_bytes(message.message()),
             _ => 0,
         };
-        let (queue, held, bound) = if is_client(&input) {
-            (&self.clients, &self.client_bytes, MAX_CLIENT_INBOX_BYTES)
+        let client = is_client(&input);
+        let (held, bound) = if client {
+            (&self.client_bytes, MAX_CLIENT_INBOX_BYTES)
         } else {
-            (&self.queue, &self.bytes, MAX_INBOX_BYTES)
+            (&self.bytes, MAX_INBOX_BYTES)
         };
         if bytes > 0 && held.get() + bytes > bound {
             self.dropped.set(self.dropped.get() + 1);
             return;
         }
         held.set(held.get() + bytes);
-        queue.borrow_mut().push_back((input, bytes));
+        if client {
+            let arrived = Instant::now();
+            self.clients.borrow_mut().push_back((input, bytes, arrived));
+        } else {
+            self.queue.borrow_mut().push_back((input, bytes));
+        }
         self.wake();
     }
 
@@ -76,15 +83,15 @@ impl Inbox {
     }
 
     /// The oldest consensus or control input, else the oldest client
-    /// input.
-    pub fn pop(&self) -> Option<CoreInput> {
+    /// input with how long it waited.
+    pub fn pop(&self) -> Option<(CoreInput, Option<Duration>)> {
         if let Some((input, bytes)) = self.queue.borrow_mut().pop_front() {
             self.bytes.set(self.bytes.get() - bytes);
-            return Some(input);
+            return Some((input, None));
         }
-        let (input, bytes) = self.clients.borrow_mut().pop_front()?;
+        let (input, bytes, arrived) = self.clients.borrow_mut().pop_front()?;
         self.client_bytes.set(self.client_bytes.get() - bytes);
-        Some(input)
+        Some((input, Some(arrived.elapsed())))
     }
 
     /// Inputs waiting.
@@ -176,12 +183,12 @@ mod tests {
         assert_eq!(inbox.dropped(), 1, "non-frame events always queue");
         assert!(matches!(
             inbox.pop(),
-            Some(CoreInput::Net(NetEvent::Frame { .. }))
+            Some((CoreInput::Net(NetEvent::Frame { .. }), None))
         ));
         assert_eq!(inbox.bytes.get(), 0);
         assert!(matches!(
             inbox.pop(),
-            Some(CoreInput::Net(NetEvent::Refused { .. }))
+            Some((CoreInput::Net(NetEvent::Refused { .. }), None))
         ));
         assert!(inbox.pop().is_none());
     }
@@ -210,27 +217,37 @@ mod tests {
             shard: 0,
             ids: vec![[2; 32]],
         }));
-        // The anchors and the Get come out before the earlier submission.
+        // The anchors and the Get come out before the earlier submission,
+        // which comes with how long it waited.
         assert!(matches!(
             inbox.pop(),
-            Some(CoreInput::Net(NetEvent::Frame {
-                message: NetMessage::Anchors { .. },
-                ..
-            }))
+            Some((
+                CoreInput::Net(NetEvent::Frame {
+                    message: NetMessage::Anchors { .. },
+                    ..
+                }),
+                None
+            ))
         ));
         assert!(matches!(
             inbox.pop(),
-            Some(CoreInput::Net(NetEvent::Frame {
-                message: NetMessage::Get { .. },
-                ..
-            }))
+            Some((
+                CoreInput::Net(NetEvent::Frame {
+                    message: NetMessage::Get { .. },
+                    ..
+                }),
+                None
+            ))
         ));
         assert!(matches!(
             inbox.pop(),
-            Some(CoreInput::Net(NetEvent::Frame {
-                message: NetMessage::SubmitMicroEvents { .. },
-                ..
-            }))
+            Some((
+                CoreInput::Net(NetEvent::Frame {
+                    message: NetMessage::SubmitMicroEvents { .. },
+                    ..
+                }),
+                Some(_)
+            ))
         ));
         // A client flood fills only the client class: consensus frames
         // still queue.

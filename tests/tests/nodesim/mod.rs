@@ -78,6 +78,8 @@ pub struct SeedConfig {
     /// Clients submit in bursts: half-second on, half-second off, twice
     /// `transfers_per_tick` while on (the same mean).
     pub bursty: bool,
+    /// Genesis outputs of each client (each transfer spends one).
+    pub outputs_per_client: u16,
 }
 
 /// Overload seeds submit until this simulated time.
@@ -152,6 +154,7 @@ impl SeedConfig {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(100),
             bursty: false,
+            outputs_per_client: 4096,
         }
     }
 
@@ -178,6 +181,7 @@ impl SeedConfig {
         cfg.slow_node = overload.slow_node.then_some(1);
         cfg.slowness_pct = overload.slowness_pct;
         cfg.bursty = overload.times_capacity > 0;
+        cfg.outputs_per_client = u16::MAX;
         cfg.fault_end_us = 0;
         cfg.load_end_us = OVERLOAD_LOAD_END_US;
         cfg.load_max_end_us = OVERLOAD_LOAD_END_US;
@@ -210,6 +214,10 @@ pub struct Counters {
     pub seeds_pruned: u64,
     pub seeds_coin_rounds: u64,
     pub acks_paced: u64,
+    /// Client frames a node's full client queue dropped.
+    pub client_frames_dropped: u64,
+    /// Transfers the clients submitted.
+    pub submitted: u64,
     /// Per node: the last core counters seen (a restarted core counts
     /// from zero again).
     last: BTreeMap<usize, (CoreCounters, u64)>,
@@ -261,6 +269,8 @@ impl Counters {
         self.seeds_pruned += other.seeds_pruned;
         self.seeds_coin_rounds += other.seeds_coin_rounds;
         self.acks_paced += other.acks_paced;
+        self.client_frames_dropped += other.client_frames_dropped;
+        self.submitted += other.submitted;
     }
 
     /// The counters the faults drive that stayed at zero.
@@ -326,12 +336,16 @@ pub fn run_seed(cfg: SeedConfig) -> SeedReport {
                     n.core.as_ref().map_or("down".to_string(), |c| {
                         let host = c.shards().next().expect("one shard");
                         format!(
-                            "{}r/{}p/{}m/{}c/{}l",
+                            "{}r/{}p/{}m/{}c/{}l/{}b/{}a/{}f/{}o",
                             host.counters().last_round.map_or(-1, |r| r as i64),
                             host.machine().pending_anchors(),
                             host.machine().mempool_len(),
                             host.machine().catch_up_requests(),
-                            host.machine().lag_rounds()
+                            host.machine().lag_rounds(),
+                            host.machine().backlog_events(),
+                            host.counters().accepted_submissions,
+                            host.counters().finalized_submissions,
+                            host.oldest_accepted_us().map_or(0, |at| at / 1000),
                         )
                     })
                 })

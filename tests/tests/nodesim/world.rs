@@ -5,7 +5,7 @@
 //! PRNG, so a seed replays exactly.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -87,7 +87,14 @@ enum Ev {
     Submit,
     /// The hostile peer acts.
     Hostile { step: u32 },
+    /// A node's CPU may take its next queued client frame.
+    ClientTurn { node: usize, epoch: u64 },
 }
+
+/// Client frames a node's driver queues behind consensus traffic (its
+/// inbox's client class); past it they are dropped, as the inbox drops
+/// them past its client bound.
+pub const CLIENT_QUEUE_FRAMES: usize = 256;
 
 /// A node of the simulation.
 pub struct SimNode {
@@ -110,6 +117,10 @@ pub struct SimNode {
     pub finalized_events: Rc<RefCell<BTreeMap<Hash32, u64>>>,
     pub verifies_seen: u64,
     pub applied_seen: u64,
+    /// Client frames waiting for the CPU: taken only when no other input
+    /// is being handled (the driver's inbox serves consensus first).
+    pub client_queue: VecDeque<(NetEvent, u64)>,
+    pub client_turn_due: bool,
 }
 
 /// A transfer a client submitted.
@@ -151,6 +162,9 @@ pub struct World {
     pub max_queue_events: usize,
     /// Per node: the seq and time of its last acknowledgement-only anchor.
     last_ack: BTreeMap<usize, (u64, u64)>,
+    /// Refusals still to print (`NODESIM_TRACE`): the first few of a seed.
+    trace_refusals: u32,
+    next_refusal_trace_us: u64,
 }
 
 fn addr_of(index: usize) -> SocketAddr {
@@ -205,7 +219,7 @@ impl World {
                 .map(|key| GenesisAllocation {
                     owner: key.public_key(),
                     amount: OUTPUT_UNITS,
-                    outputs: 4096,
+                    outputs: u32::from(cfg.outputs_per_client),
                 })
                 .collect(),
         };
@@ -233,6 +247,8 @@ impl World {
                 finalized_events: Rc::default(),
                 verifies_seen: 0,
                 applied_seen: 0,
+                client_queue: VecDeque::new(),
+                client_turn_due: false,
             })
             .collect();
         let limits = node_shard_limits();
@@ -250,6 +266,8 @@ impl World {
             window_rounds: 3 * g as u64 + 2,
             max_queue_events: 0,
             last_ack: BTreeMap::new(),
+            trace_refusals: u32::from(std::env::var("NODESIM_TRACE").is_ok()),
+            next_refusal_trace_us: 0,
             cfg,
             now_us: 0,
             queue: BTreeMap::new(),
@@ -459,7 +477,52 @@ impl World {
             }
             Ev::Submit => self.submit_round(),
             Ev::Hostile { step } => self.hostile(step),
+            Ev::ClientTurn { node, epoch } => self.client_turn(node, epoch),
         }
+    }
+
+    /// A client frame arrives at a node: queued behind whatever the CPU
+    /// is doing (dropped past [`CLIENT_QUEUE_FRAMES`]).
+    fn queue_client(&mut self, node: usize, event: NetEvent) {
+        let n = &mut self.nodes[node];
+        if n.core.is_none() {
+            return;
+        }
+        if n.client_queue.len() >= CLIENT_QUEUE_FRAMES {
+            self.counters.client_frames_dropped += 1;
+            return;
+        }
+        n.client_queue.push_back((event, self.now_us));
+        self.schedule_client_turn(node);
+    }
+
+    fn schedule_client_turn(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        if n.client_turn_due || n.client_queue.is_empty() {
+            return;
+        }
+        n.client_turn_due = true;
+        let (at, epoch) = (self.now_us.max(n.busy_until_us), n.epoch);
+        self.schedule(at, Ev::ClientTurn { node, epoch });
+    }
+
+    /// The CPU takes the oldest client frame if nothing else holds it
+    /// (a consensus input handled meanwhile pushes the turn back).
+    fn client_turn(&mut self, node: usize, epoch: u64) {
+        let n = &mut self.nodes[node];
+        if n.epoch != epoch {
+            return;
+        }
+        n.client_turn_due = false;
+        if n.busy_until_us <= self.now_us {
+            if let Some((event, arrived_us)) = n.client_queue.pop_front() {
+                let waited_us = self.now_us - arrived_us;
+                self.handle_node(node, |core, io, now| {
+                    core.handle_net_after(io, event, waited_us, now)
+                });
+            }
+        }
+        self.schedule_client_turn(node);
     }
 
     /// Latency of one frame from `a` to `b` (on top of FIFO order): a
@@ -692,7 +755,11 @@ impl World {
                     .iter()
                     .any(|e| matches!(e, NetEvent::Violation { .. }));
                 for event in events {
-                    self.handle_node(node, |core, io, now| core.handle_net(io, event, now));
+                    if is_client_frame(&event) {
+                        self.queue_client(node, event);
+                    } else {
+                        self.handle_node(node, |core, io, now| core.handle_net(io, event, now));
+                    }
                 }
                 if broke {
                     // The endpoint closes a connection whose framing broke.
@@ -996,6 +1063,8 @@ impl World {
         n.epoch += 1;
         n.crashed_at_us.push(self.now_us);
         n.syncing.clear();
+        n.client_queue.clear();
+        n.client_turn_due = false;
         for store in n.stores.values() {
             store.borrow_mut().crash();
         }
@@ -1071,7 +1140,7 @@ impl World {
     fn submit_one(&mut self) {
         let client = self.rng.below(self.client_keys.len() as u64) as usize;
         let output = self.next_output[client];
-        if output >= 4096 {
+        if output >= u32::from(self.cfg.outputs_per_client) {
             return;
         }
         self.next_output[client] += 1;
@@ -1098,6 +1167,7 @@ impl World {
                 targets.insert(node);
                 self.counters.double_spends += 1;
             }
+            self.counters.submitted += 1;
             self.submissions.insert(
                 event.id(),
                 Submission {
@@ -1157,6 +1227,15 @@ impl World {
                             self.counters.accepted += 1;
                         } else {
                             self.counters.refused_submissions += 1;
+                            if self.trace_refusals > 0 && self.now_us >= self.next_refusal_trace_us
+                            {
+                                self.next_refusal_trace_us = self.now_us + 250_000;
+                                println!(
+                                    "t={} ms: refused: {:?}",
+                                    self.now_us / 1000,
+                                    receipt.outcome
+                                );
+                            }
                         }
                     }
                 }
@@ -1236,4 +1315,15 @@ impl World {
         }
         rounds
     }
+}
+
+/// Client intake (the driver's inbox serves it after consensus traffic).
+fn is_client_frame(event: &NetEvent) -> bool {
+    matches!(
+        event,
+        NetEvent::Frame {
+            message: NetMessage::SubmitMicroEvents { .. } | NetMessage::BalanceQuery { .. },
+            ..
+        }
+    )
 }
