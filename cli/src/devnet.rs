@@ -165,7 +165,7 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
     // its limit): the ideal the devnet's throughput is compared with.
     let cpus = pc_engine::runtime::host::usable_cpus();
     let verify_before = verify_rate_all_cores(cpus.len());
-    let (genesis, clients) = write_genesis(&dir, &args)?;
+    let (genesis, clients) = write_genesis(&dir, &args, profile.total())?;
     let genesis_path = dir.join("genesis.toml");
     let exe = std::env::current_exe().map_err(|e| usage(format!("cannot find own binary: {e}")))?;
     let victim = args.victim.unwrap_or(args.nodes - 1);
@@ -361,15 +361,18 @@ fn run_network(
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    // Signed transfers per shard, made by one thread ahead of the load.
+    // Every transfer of the load, signed before it starts (one thread per
+    // shard), so that signing takes no CPU from the nodes while they are
+    // measured.
     let network = genesis.network();
     let per_shard_needed = (profile.total() / f64::from(args.shards)).ceil() as usize + 256;
-    let mut sources = Vec::new();
+    let signing = Instant::now();
+    eprintln!(
+        "devnet: signing {} transfers ahead of the load",
+        per_shard_needed * usize::from(args.shards)
+    );
     let mut signers = Vec::new();
-    let stop = Arc::new(AtomicBool::new(false));
     for shard in 0..args.shards {
-        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(4096);
-        sources.push(rx);
         let mut outputs = Vec::new();
         for (index, allocation) in genesis.allocations.iter().enumerate() {
             if shard_of(&allocation.owner, args.shards) != shard {
@@ -384,15 +387,13 @@ fn run_network(
                 outputs.push((key.clone(), index as u32, output as u16));
             }
         }
-        let stop = stop.clone();
         signers.push(std::thread::spawn(move || {
             // Interleave the clients so consecutive transfers of a batch
             // come from different owners.
             outputs.sort_by_key(|(_, index, output)| (*output, *index));
-            for (count, (key, index, output)) in outputs.into_iter().enumerate() {
-                if count >= per_shard_needed || stop.load(Ordering::Relaxed) {
-                    break;
-                }
+            outputs.truncate(per_shard_needed);
+            let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+            for (key, index, output) in outputs {
                 let out_point = Genesis::allocation_out_point(&network, index, output);
                 let aux = blake3::hash(&[&index.to_le_bytes()[..], &output.to_le_bytes()].concat());
                 let transfer = pc_codec::TransferBuilder::new()
@@ -400,12 +401,17 @@ fn run_network(
                     .output(PAYS_UNITS, key.public_key())
                     .sign(&network, &key, aux.as_bytes())
                     .expect("one input, one output");
-                if tx.send(MicroEvent::Transfer(transfer).to_bytes()).is_err() {
-                    break;
-                }
+                let _ = tx.send(MicroEvent::Transfer(transfer).to_bytes());
             }
+            rx
         }));
     }
+    let sources: Vec<client::EventSource> = signers
+        .into_iter()
+        .map(|signer| signer.join().expect("a signing thread"))
+        .collect();
+    eprintln!("devnet: signed in {:.1} s", signing.elapsed().as_secs_f64());
+    let stop = Arc::new(AtomicBool::new(false));
     let targets: Vec<Vec<SocketAddr>> = (0..args.shards)
         .map(|_| (0..args.nodes).map(&node_addr).collect())
         .collect();
@@ -545,9 +551,6 @@ fn run_network(
     let load_result = load
         .join()
         .map_err(|_| usage("the load thread panicked".into()))?;
-    for signer in signers {
-        let _ = signer.join();
-    }
     load_result?;
     let finalized_at_load_end = finalized_per_shard(nodes, args.shards);
     // Every accepted transfer must finalize: wait (at most 20 s) until each
@@ -703,18 +706,29 @@ fn prepare_dir(dir: &Path) -> Result<(), CliError> {
 /// Writes the dev genesis (validator n holds seat n of every shard;
 /// [`CLIENTS_PER_SHARD`] funded clients per shard with enough outputs for
 /// the load) and its keys.
-fn write_genesis(dir: &Path, args: &DevnetArgs) -> Result<(Genesis, Vec<SigningKey>), CliError> {
-    let per_shard = ((args.load * args.seconds) / f64::from(args.shards)).ceil() as u64 + 512;
+/// The dev genesis with enough client outputs for `transfers` (over all
+/// shards): at least [`CLIENTS_PER_SHARD`] clients per shard, more when one
+/// allocation's outputs would not do.
+fn write_genesis(
+    dir: &Path,
+    args: &DevnetArgs,
+    transfers: f64,
+) -> Result<(Genesis, Vec<SigningKey>), CliError> {
+    let per_shard = (transfers / f64::from(args.shards)).ceil() as u64 + 512;
+    let most = u64::from(pc_codec::genesis::MAX_OUTPUTS_PER_ALLOCATION);
+    let clients_per_shard = per_shard
+        .div_ceil(most)
+        .max(u64::from(CLIENTS_PER_SHARD))
+        .min(u64::from(u16::MAX)) as u16;
     let outputs_per_client = per_shard
-        .div_ceil(u64::from(CLIENTS_PER_SHARD))
-        .clamp(1, u64::from(pc_codec::genesis::MAX_OUTPUTS_PER_ALLOCATION))
-        as u32;
+        .div_ceil(u64::from(clients_per_shard))
+        .clamp(1, most) as u32;
     let written = dev_genesis::write(
         dir,
         &DevGenesis {
             params: ConsensusParams::v0(args.nodes, args.shards),
             bond: 10_000 * pc_codec::genesis::UNITS_PER_PC,
-            clients: DevClients::PerShard(CLIENTS_PER_SHARD),
+            clients: DevClients::PerShard(clients_per_shard),
             outputs_per_client,
             units_per_output: OUTPUT_UNITS,
         },

@@ -40,7 +40,7 @@ pub const RATE_WINDOW_US: u64 = 2_000_000;
 const RATE_SAMPLE_US: u64 = 100_000;
 /// Queueing an accepted event should see at most: the admitted backlog is
 /// the rate times this.
-pub const TARGET_QUEUE_MS: u64 = 750;
+pub const TARGET_QUEUE_MS: u64 = 400;
 /// The verify budget divided by this is the rate assumed before any
 /// finalization was measured: the core's signature checks are shared by
 /// every node's copy of every event (k nodes verify each one) and by other
@@ -48,7 +48,7 @@ pub const TARGET_QUEUE_MS: u64 = 750;
 pub const FLOOR_DIVISOR: u64 = 8;
 /// The oldest accepted, unfinalized client event may be this old before
 /// submissions are refused whatever the backlog.
-pub const MAX_ACCEPTED_AGE_US: u64 = 1_500_000;
+pub const MAX_ACCEPTED_AGE_US: u64 = 1_000_000;
 /// Least retry-after hint.
 pub const MIN_RETRY_AFTER_MS: u32 = 50;
 /// Largest retry-after hint.
@@ -253,38 +253,42 @@ mod tests {
         for ms in (0..=2_000u64).step_by(100) {
             c.observe(ms * 1000, ms * 4);
         }
-        let r = c.read(2_000_000, 8_000, 2_000, Some(1_900_000));
+        let budget = 4_000 * TARGET_QUEUE_MS / 1000;
+        let r = c.read(2_000_000, 8_000, budget / 2, Some(1_900_000));
         assert_eq!(r.rate_per_s, 4_000);
-        assert_eq!(r.budget, 4_000 * TARGET_QUEUE_MS / 1000);
-        assert_eq!(c.admit(&r, 1_000), Ok(()));
+        assert_eq!(r.budget, budget);
+        assert_eq!(c.admit(&r, budget / 2), Ok(()));
         let full = Reading {
-            backlog: 3_000,
+            backlog: budget,
             ..r
         };
         let (refusal, retry) = c.admit(&full, 64).unwrap_err();
         assert_eq!(
             refusal,
             Refusal::Backlog {
-                backlog: 3_000,
-                budget: 3_000
+                backlog: budget,
+                budget
             }
         );
         // 64 events over budget at 4 000/s: 16 ms, raised to the least hint.
         assert_eq!(retry, MIN_RETRY_AFTER_MS);
+        // 20 000 over: 5 s at 4 000/s, the largest hint.
         let far = Reading {
-            backlog: 23_000,
+            backlog: budget + 20_000,
             ..r
         };
-        assert_eq!(c.admit(&far, 0).unwrap_err().1, 5_000);
-        assert_eq!(c.totals(), (1_000, 64, 5_000));
+        assert_eq!(c.admit(&far, 0).unwrap_err().1, MAX_RETRY_AFTER_MS);
+        assert_eq!(c.totals(), (budget / 2, 64, MAX_RETRY_AFTER_MS));
     }
 
     #[test]
     fn before_any_finalization_the_verify_budget_is_the_floor() {
         let mut c = Capacity::new(16_000);
         let r = c.read(10_000, 0, 0, None);
-        assert_eq!(r.budget, 2_000 * TARGET_QUEUE_MS / 1000);
-        assert_eq!(c.admit(&r, 1_500), Ok(()));
+        let floor = 16_000 / FLOOR_DIVISOR;
+        assert_eq!(r.budget, floor * TARGET_QUEUE_MS / 1000);
+        assert_eq!(c.admit(&r, r.budget), Ok(()));
+        assert!(c.admit(&r, r.budget + 1).is_err());
         // Unknown verify rate: one full anchor's worth a second.
         let unknown = Capacity::new(0);
         assert_eq!(

@@ -41,10 +41,29 @@ pub fn decode_event(bytes: &[u8]) -> Result<MicroEvent, pc_codec::DecodeError> {
     Ok(event)
 }
 
-/// The id a receipt names for `bytes`: the event's, or that of the bytes
-/// when they do not decode.
+/// The id a receipt names for `bytes`, without decoding them: the decoder
+/// takes only canonical encodings, so for bytes that decode it is the
+/// event's own id (`derive(MICRO_EVENT, encoding)`), and for bytes that do
+/// not, the id of the bytes. A refusal costs one hash per event.
 pub fn event_id_of(bytes: &[u8]) -> Hash32 {
-    decode_event(bytes).map_or_else(|_| undecoded_id(bytes), |event| event.id())
+    undecoded_id(bytes)
+}
+
+/// Receipt lines refusing every one of `events` as overloaded: the first
+/// says why, the rest only their class (a refused batch costs a hash per
+/// event and a few bytes per line, not a sentence each).
+fn refuse_all(events: &[Vec<u8>], detail: &str) -> Vec<EventReceipt> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| EventReceipt {
+            event_id: event_id_of(bytes),
+            outcome: EventOutcome::rejected(
+                RejectReason::Overloaded,
+                if i == 0 { detail } else { "" },
+            ),
+        })
+        .collect()
 }
 
 /// The receipt class of an invalid micro-event.
@@ -91,13 +110,7 @@ impl NodeCore {
                 "shard {shard} overloaded: the submission waited {} ms in the node's inbox",
                 self.input_waited_us / 1000
             );
-            let results = events
-                .iter()
-                .map(|bytes| EventReceipt {
-                    event_id: event_id_of(bytes),
-                    outcome: EventOutcome::rejected(RejectReason::Overloaded, &detail),
-                })
-                .collect();
+            let results = refuse_all(events, &detail);
             if let Some(host) = self.shards.get_mut(&shard) {
                 host.count_refused(events.len());
             }
@@ -231,13 +244,7 @@ impl NodeCore {
             let detail = format!(
                 "shard {shard} is catching up ({lag} rounds behind its peers); submit to another node"
             );
-            for bytes in events {
-                results.push(EventReceipt {
-                    event_id: event_id_of(bytes),
-                    outcome: EventOutcome::rejected(RejectReason::Overloaded, &detail),
-                });
-            }
-            return Ok((results, CATCH_UP_RETRY_AFTER_MS));
+            return Ok((refuse_all(events, &detail), CATCH_UP_RETRY_AFTER_MS));
         }
         // Admission control: the whole batch is taken or refused on the
         // shard's capacity signal, before any signature check.
@@ -245,13 +252,7 @@ impl NodeCore {
         if let Err((refusal, retry_after_ms)) = host.admit(events.len(), now.mono_us) {
             let detail =
                 format!("shard {shard} overloaded: {refusal}; retry after {retry_after_ms} ms");
-            for bytes in events {
-                results.push(EventReceipt {
-                    event_id: event_id_of(bytes),
-                    outcome: EventOutcome::rejected(RejectReason::Overloaded, &detail),
-                });
-            }
-            return Ok((results, retry_after_ms));
+            return Ok((refuse_all(events, &detail), retry_after_ms));
         }
         let mut retry_after = 0;
         for bytes in events {
@@ -332,6 +333,24 @@ impl NodeCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_id_of_the_bytes_is_the_decoded_events_id() {
+        let network = [7u8; 8];
+        let key = pc_codec::SigningKey::from_secret_bytes(&[3; 32]).unwrap();
+        let transfer = pc_codec::TransferBuilder::new()
+            .input(pc_codec::OutPoint {
+                tx_id: [1; 32],
+                index: 0,
+            })
+            .output(10, key.public_key())
+            .sign(&network, &key, &[0; 32])
+            .unwrap();
+        let event = MicroEvent::Transfer(transfer);
+        let bytes = pc_codec::Encode::to_bytes(&event);
+        assert_eq!(event_id_of(&bytes), event.id());
+        assert_eq!(decode_event(&bytes).unwrap().id(), event_id_of(&bytes));
+    }
 
     #[test]
     fn round_lag_ignores_what_f_byzantine_seats_claim() {
