@@ -16,16 +16,22 @@
 //!   waited for finality;
 //! * **verify budget**: the single-signature verify rate the driver measured
 //!   on this core at start-up, a floor under the rate while nothing has
-//!   been finalized yet (a fresh or idle shard).
+//!   been finalized yet (a fresh or idle shard);
+//! * **base latency**: the least submit-to-final latency of the client
+//!   events this node accepted, over the last [`BASE_WINDOW_US`]: what
+//!   finality costs with no queue (a few tens of ms for 4 nodes on one
+//!   host, most of a second for 21 on two cores).
 //!
 //! The rule: a batch of `n` submitted events is taken only while
-//! `backlog + n <= max(rate, verify_budget / FLOOR_DIVISOR) * TARGET_QUEUE_MS`
-//! and the oldest accepted event is younger than [`MAX_ACCEPTED_AGE_US`].
-//! By Little's law a backlog of `rate * T` events is `T` of queueing, so
-//! the first bound holds the time an accepted event waits to about
-//! [`TARGET_QUEUE_MS`] however much is offered; the second catches a stall
-//! (nothing finalizes, the rate decays to zero) before the floor's backlog
-//! ages. Past either bound the submission is refused before any signature
+//! `backlog + n <= max(rate, verify_budget / FLOOR_DIVISOR) * (base +
+//! TARGET_QUEUE_MS)` and the oldest accepted event is younger than `base +`
+//! [`MAX_ACCEPTED_AGE_US`]. By Little's law a backlog of `rate * L` events
+//! is `L` of latency, so the first bound holds the time an accepted event
+//! waits to about [`TARGET_QUEUE_MS`] of queueing on top of the base
+//! however much is offered (without the base, a committee whose unloaded
+//! finality exceeds the target would refuse load it can carry); the second
+//! catches a stall (nothing finalizes, the rate decays to zero) before the
+//! floor's backlog ages. Past either bound the submission is refused before any signature
 //! check with `Overloaded` and a retry-after: the time the measured rate
 //! needs to work the excess off, within [`MIN_RETRY_AFTER_MS`] and
 //! [`MAX_RETRY_AFTER_MS`]. Bounds: the backlog a node admits into is at
@@ -49,6 +55,10 @@ pub const FLOOR_DIVISOR: u64 = 8;
 /// The oldest accepted, unfinalized client event may be this old before
 /// submissions are refused whatever the backlog.
 pub const MAX_ACCEPTED_AGE_US: u64 = 1_000_000;
+/// Time over which the base latency is the least one seen.
+pub const BASE_WINDOW_US: u64 = 10_000_000;
+/// Buckets of the base latency's window.
+const BASE_BUCKETS: usize = 10;
 /// Least retry-after hint.
 pub const MIN_RETRY_AFTER_MS: u32 = 50;
 /// Largest retry-after hint.
@@ -97,6 +107,9 @@ pub struct Capacity {
     accepted: u64,
     refused: u64,
     last_retry_after_ms: u32,
+    /// (bucket index, least latency µs) of the last [`BASE_BUCKETS`]
+    /// buckets of `BASE_WINDOW_US / BASE_BUCKETS`.
+    base: VecDeque<(u64, u64)>,
 }
 
 /// One reading of the signal, for the status line and the admission rule.
@@ -110,6 +123,8 @@ pub struct Reading {
     pub budget: u64,
     /// Age of the oldest accepted unfinalized event, µs (0: none).
     pub oldest_age_us: u64,
+    /// The base latency, µs (0: none measured in the window).
+    pub base_latency_us: u64,
 }
 
 impl Capacity {
@@ -123,7 +138,36 @@ impl Capacity {
             accepted: 0,
             refused: 0,
             last_retry_after_ms: 0,
+            base: VecDeque::new(),
         }
+    }
+
+    /// Takes note of an accepted event that finalized `latency_us` after it
+    /// was taken, at `now_us`.
+    pub fn observe_latency(&mut self, now_us: u64, latency_us: u64) {
+        let bucket = now_us / (BASE_WINDOW_US / BASE_BUCKETS as u64);
+        match self.base.back_mut() {
+            Some((b, least)) if *b == bucket => *least = (*least).min(latency_us),
+            _ => self.base.push_back((bucket, latency_us)),
+        }
+        while self
+            .base
+            .front()
+            .is_some_and(|(b, _)| b + (BASE_BUCKETS as u64) <= bucket)
+        {
+            self.base.pop_front();
+        }
+    }
+
+    /// The least latency over the window ending at `now_us` (0: none).
+    pub fn base_latency_us(&self, now_us: u64) -> u64 {
+        let bucket = now_us / (BASE_WINDOW_US / BASE_BUCKETS as u64);
+        self.base
+            .iter()
+            .filter(|(b, _)| b + (BASE_BUCKETS as u64) > bucket)
+            .map(|(_, least)| *least)
+            .min()
+            .unwrap_or(0)
     }
 
     /// Takes note of the shard's finalized event count at `now_us`.
@@ -164,19 +208,23 @@ impl Capacity {
         oldest_accepted_us: Option<u64>,
     ) -> Reading {
         let rate_per_s = self.rate_per_s(now_us, finalized_events);
-        let budget = rate_per_s.max(self.floor_per_s()) * TARGET_QUEUE_MS / 1000;
+        let base_latency_us = self.base_latency_us(now_us);
+        let budget = rate_per_s.max(self.floor_per_s())
+            * (base_latency_us + TARGET_QUEUE_MS * 1000)
+            / 1_000_000;
         Reading {
             rate_per_s,
             backlog,
             budget,
             oldest_age_us: oldest_accepted_us.map_or(0, |at| now_us.saturating_sub(at)),
+            base_latency_us,
         }
     }
 
     /// Whether `wanted` more events may be taken on `reading`; on refusal
     /// the reason and a retry-after hint in ms.
     pub fn admit(&mut self, reading: &Reading, wanted: u64) -> Result<(), (Refusal, u32)> {
-        let refusal = if reading.oldest_age_us > MAX_ACCEPTED_AGE_US {
+        let refusal = if reading.oldest_age_us > reading.base_latency_us + MAX_ACCEPTED_AGE_US {
             Some(Refusal::Stalled {
                 age_us: reading.oldest_age_us,
             })
@@ -305,5 +353,29 @@ mod tests {
         assert!(matches!(refusal, Refusal::Stalled { .. }), "{refusal}");
         let young = c.read(5_000_000, 0, 10, Some(5_000_000 - MAX_ACCEPTED_AGE_US));
         assert_eq!(c.admit(&young, 1), Ok(()));
+    }
+
+    #[test]
+    fn the_base_latency_widens_both_bounds_and_is_forgotten() {
+        let mut c = Capacity::new(16_000);
+        for ms in (0..=2_000u64).step_by(100) {
+            c.observe(ms * 1000, ms * 4);
+        }
+        // A committee whose finality takes 800 ms with no queue.
+        c.observe_latency(1_000_000, 900_000);
+        c.observe_latency(1_500_000, 800_000);
+        let r = c.read(
+            2_000_000,
+            8_000,
+            0,
+            Some(2_000_000 - MAX_ACCEPTED_AGE_US - 500_000),
+        );
+        assert_eq!(r.base_latency_us, 800_000);
+        assert_eq!(r.budget, 4_000 * (800 + TARGET_QUEUE_MS) / 1000);
+        assert_eq!(c.admit(&r, 1), Ok(()), "1.5 s old is within base + age");
+        // Ten seconds later the window has forgotten it.
+        assert_eq!(c.base_latency_us(1_500_000 + BASE_WINDOW_US), 0);
+        c.observe_latency(12_000_000, 30_000);
+        assert_eq!(c.base_latency_us(12_000_000), 30_000);
     }
 }

@@ -685,6 +685,7 @@ impl NodeCore {
                 backlog: capacity.backlog,
                 backlog_bound: capacity.budget,
                 oldest_accepted_ms: capacity.oldest_age_us / 1000,
+                base_latency_ms: capacity.base_latency_us / 1000,
                 admitted,
                 refused,
                 retry_after_ms,

@@ -620,6 +620,7 @@ impl ShardHost {
                         self.submitted_by_age.remove(&(submitted_us, *id));
                         self.counters.finalized_submissions += 1;
                         let micros = now_us.saturating_sub(submitted_us).max(1);
+                        self.capacity.observe_latency(now_us, micros);
                         self.event_finality_us.saturating_record(micros);
                         self.interval_event_finality_us.saturating_record(micros);
                     }

@@ -159,6 +159,10 @@ pub struct Status {
     /// Age of the oldest accepted, unfinalized client micro-event, ms.
     #[serde(default)]
     pub oldest_accepted_ms: u64,
+    /// Least submit-to-final latency over the last 10 s, ms (the base
+    /// both admission bounds add to).
+    #[serde(default)]
+    pub base_latency_ms: u64,
     /// Client micro-events admission control let through, since start.
     #[serde(default)]
     pub admitted: u64,
