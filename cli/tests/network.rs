@@ -107,10 +107,13 @@ fn devnet_of_four_nodes_and_two_shards_agrees_under_load_and_replays() {
         .lines()
         .find(|l| l.starts_with("load: "))
         .expect("a load line");
+    // "load: offered R/s (sent N), accepted R/s (N), refused ..."
     let accepted: u64 = load
-        .split(", ")
-        .find_map(|part| part.strip_suffix(" accepted"))
-        .unwrap()
+        .split("accepted ")
+        .nth(1)
+        .and_then(|rest| rest.split('(').nth(1))
+        .and_then(|count| count.split(')').next())
+        .unwrap_or_else(|| panic!("no accepted count in {load}"))
         .parse()
         .unwrap();
     assert!(accepted > 1000, "{load}");
