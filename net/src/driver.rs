@@ -570,14 +570,29 @@ mod tests {
     /// Runs `yields` self-waking yields on an executor whose preemption
     /// timer (50 µs) is often already fired when the executor turns to its
     /// task queues: the glommio 0.9.0 park described at
-    /// [`spawn_park_guard`]. Whether the run ended within a minute.
+    /// [`spawn_park_guard`]. With `guard`, the executor runs the guard and
+    /// another thread nudges it every 10 ms, as the node's control thread
+    /// does (the guard's timer alone can be among the runnable tasks of a
+    /// parked executor). Whether the run ended within a minute.
     fn run_yields(guard: bool, yields: u32) -> bool {
         let (done_tx, done_rx) = mpsc::channel();
+        let nudge = std::sync::Arc::new(ParkNudge::default());
+        let slot = nudge.clone();
+        let nudging = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(guard));
+        let nudger = {
+            let nudging = nudging.clone();
+            std::thread::spawn(move || {
+                while nudging.load(std::sync::atomic::Ordering::Relaxed) {
+                    nudge.nudge();
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
         let executor = LocalExecutorBuilder::new(Placement::Unbound)
             .preempt_timer(Duration::from_micros(50))
             .spawn(move || async move {
                 if guard {
-                    spawn_park_guard();
+                    spawn_park_guard_with(slot);
                 }
                 let yielder = glommio::spawn_local(async move {
                     for _ in 0..yields {
@@ -600,6 +615,8 @@ mod tests {
             })
             .expect("executor starts");
         let done = done_rx.recv_timeout(Duration::from_secs(60)).is_ok();
+        nudging.store(false, std::sync::atomic::Ordering::Relaxed);
+        let _ = nudger.join();
         if done {
             executor.join().expect("executor ends");
         }
@@ -610,7 +627,7 @@ mod tests {
     fn a_runnable_executor_never_parks_for_good() {
         assert!(
             run_yields(true, 400_000),
-            "with the park guard, 400 000 yields did not finish within a minute"
+            "with the park guard and its nudge, 400 000 yields did not finish within a minute"
         );
     }
 
