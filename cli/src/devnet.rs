@@ -670,7 +670,10 @@ fn print_summary(
     println!(
         "accepted transfers: {accepted} receipts; the nodes took {taken} and finalized {done} of them ({expired} not finalized within 30 s)"
     );
-    if !load.faults && (done != taken || taken != accepted) {
+    // A receipt can be lost (the load generator stops listening shortly
+    // after its last send, a full send queue drops one), so the nodes may
+    // have taken more than the receipts say; never fewer.
+    if !load.faults && (done != taken || accepted > taken) {
         return Err(usage(format!(
             "not every accepted transfer finalized: {accepted} accepted receipts, {taken} taken by the nodes, {done} finalized"
         )));

@@ -18,9 +18,13 @@
 //!   on this core at start-up, a floor under the rate while nothing has
 //!   been finalized yet (a fresh or idle shard);
 //! * **base latency**: the least submit-to-final latency of the client
-//!   events this node accepted, over the last [`BASE_WINDOW_US`]: what
-//!   finality costs with no queue (a few tens of ms for 4 nodes on one
-//!   host, most of a second for 21 on two cores).
+//!   events this node accepted, over the last [`BASE_WINDOW_US`], counting
+//!   only events that finalized while the backlog was low (a quarter of its
+//!   bound): what finality costs with no queue (a few tens of ms for 4
+//!   nodes on one host, most of a second for 21 on two cores). Under
+//!   sustained overload no sample comes, the window empties, the base
+//!   falls to zero and the bound tightens until the backlog drains. It
+//!   counts at most [`MAX_BASE_LATENCY_US`].
 //!
 //! The rule: a batch of `n` submitted events is taken only while
 //! `backlog + n <= max(rate, verify_budget / FLOOR_DIVISOR) * (base +
@@ -55,6 +59,10 @@ pub const FLOOR_DIVISOR: u64 = 8;
 /// The oldest accepted, unfinalized client event may be this old before
 /// submissions are refused whatever the backlog.
 pub const MAX_ACCEPTED_AGE_US: u64 = 1_000_000;
+/// The base latency counts at most this much (µs): samples taken while a
+/// backlog drains can still hold queueing, and a base learned from them
+/// would raise the bounds it feeds.
+pub const MAX_BASE_LATENCY_US: u64 = 1_000_000;
 /// Time over which the base latency is the least one seen.
 pub const BASE_WINDOW_US: u64 = 10_000_000;
 /// Buckets of the base latency's window.
@@ -168,6 +176,7 @@ impl Capacity {
             .map(|(_, least)| *least)
             .min()
             .unwrap_or(0)
+            .min(MAX_BASE_LATENCY_US)
     }
 
     /// Takes note of the shard's finalized event count at `now_us`.

@@ -63,6 +63,9 @@ pub const MAX_INDEXED_ANCHORS: usize = 262_144;
 /// forgotten (their latencies go unrecorded), so events that never
 /// finalize cannot hold memory.
 pub const MAX_TRACKED_SUBMISSIONS: usize = 131_072;
+/// A finality latency counts towards the base latency only while the
+/// backlog is at most this fraction (1/n) of its bound.
+pub const BASE_SAMPLE_BACKLOG_SHARE: u64 = 4;
 /// An accepted client event not finalized after this long stops being
 /// tracked (counted in [`ShardCounters::expired_submissions`]), so one
 /// that can never finalize does not hold admission shut for good.
@@ -615,12 +618,24 @@ impl ShardHost {
             self.counters.rounds += 1;
             self.counters.last_round = Some(report.round.round);
             if !self.submitted.is_empty() {
+                // The base latency is finality with no queue: only what
+                // finalizes while the backlog is low says what it is (under
+                // sustained overload every latency holds queueing, and a
+                // base learned from them would raise the bounds it feeds).
+                let backlog = self.machine.backlog_events() as u64;
+                let budget = self
+                    .capacity
+                    .read(now_us, self.counters.finalized_events, backlog, None)
+                    .budget;
+                let uncongested = backlog * BASE_SAMPLE_BACKLOG_SHARE <= budget;
                 for (id, _) in &report.outcome.outcomes {
                     if let Some(submitted_us) = self.submitted.remove(id) {
                         self.submitted_by_age.remove(&(submitted_us, *id));
                         self.counters.finalized_submissions += 1;
                         let micros = now_us.saturating_sub(submitted_us).max(1);
-                        self.capacity.observe_latency(now_us, micros);
+                        if uncongested {
+                            self.capacity.observe_latency(now_us, micros);
+                        }
                         self.event_finality_us.saturating_record(micros);
                         self.interval_event_finality_us.saturating_record(micros);
                     }
