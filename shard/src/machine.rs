@@ -310,6 +310,66 @@ struct SeatRole<S> {
     /// supermajority (round progress calls for one then, not before).
     fresh: BTreeSet<u8>,
     own_anchors: u64,
+    /// The highest own seq another seat's inserted anchor names as a
+    /// parent: the committee holds the own chain up to it.
+    acked_seq: Option<u64>,
+    /// Own anchors of the current chain (since its last cut) above
+    /// `acked_seq`: seq -> birth round, one entry per birth round (the
+    /// lowest seq born there). The first is the oldest anchor no other
+    /// seat is known to hold.
+    unacked_births: BTreeMap<u64, u64>,
+}
+
+/// Most entries of [`SeatRole::unacked_births`] (distinct birth rounds of
+/// an unacknowledged own chain); past it new rounds are not recorded, so
+/// the oldest stays known and the hold errs on the safe side.
+const MAX_UNACKED_BIRTHS: usize = 4096;
+
+impl<S> SeatRole<S> {
+    /// Takes note of an inserted own anchor: a cut chain (no self-parent
+    /// held below it) starts a new unacknowledged run.
+    fn note_own(&mut self, seq: u64, birth_round: u64, cuts: bool) {
+        if self.acked_seq.is_some_and(|acked| seq <= acked) {
+            return;
+        }
+        if cuts {
+            self.unacked_births.clear();
+        }
+        let new_round = self
+            .unacked_births
+            .last_key_value()
+            .is_none_or(|(_, birth)| *birth != birth_round);
+        if new_round && self.unacked_births.len() < MAX_UNACKED_BIRTHS {
+            self.unacked_births.insert(seq, birth_round);
+        }
+    }
+
+    /// Takes note of another seat's anchor naming own seq `seq` as a parent.
+    fn note_acked(&mut self, seq: u64) {
+        if self.acked_seq.is_some_and(|acked| acked >= seq) {
+            return;
+        }
+        self.acked_seq = Some(seq);
+        // The run's entry covering seq + 1 (if any) moves up to it.
+        let above = self.unacked_births.split_off(&(seq + 1));
+        let covering = self.unacked_births.last_key_value().map(|(_, b)| *b);
+        self.unacked_births = above;
+        if let Some(birth) = covering {
+            if seq < self.next_seq.saturating_sub(1)
+                && !self.unacked_births.contains_key(&(seq + 1))
+            {
+                self.unacked_births.insert(seq + 1, birth);
+            }
+        }
+    }
+
+    /// Birth round of the oldest own anchor of the current chain that no
+    /// other seat is known to hold.
+    fn oldest_unacked_birth(&self) -> Option<u64> {
+        self.unacked_births
+            .first_key_value()
+            .map(|(_, birth)| *birth)
+    }
 }
 
 /// When an outstanding pull was first and last asked for.
@@ -367,6 +427,11 @@ impl CatchUp {
 /// Retries after which an unanswered pull is given up; the anchors waiting
 /// for it stay pending (bounded) and ask again on a later tick.
 pub const PULL_GIVE_UP_RETRIES: u64 = 8;
+
+/// Pull retries the committee's round must stand still before a seat
+/// holding its anchor for its chain's sake signs anyway (see
+/// `Shard::holds_for_chain`).
+pub const CHAIN_HOLD_PATIENCE_RETRIES: u64 = 10;
 
 /// Acknowledgement intervals a seat waits, after its last own anchor, for
 /// a supermajority of seats to move on before it makes an
@@ -484,6 +549,11 @@ pub struct Shard<V, S> {
     last_own_at: Option<u64>,
     /// An acknowledgement-only anchor waits for its pacing interval.
     ack_deferred: bool,
+    /// The seat holds its next anchor for its chain's sake (see
+    /// `Shard::holds_for_chain`).
+    chain_held: bool,
+    /// When `committee_round` last changed (ticks).
+    committee_round_at: u64,
     catch_up: CatchUp,
     next_token: u64,
     replaying: bool,
@@ -539,6 +609,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     unacknowledged: BTreeMap::new(),
                     fresh: BTreeSet::new(),
                     own_anchors: 0,
+                    acked_seq: None,
+                    unacked_births: BTreeMap::new(),
                 })
             }
         };
@@ -580,6 +652,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             last_ack_only: None,
             last_own_at: None,
             ack_deferred: false,
+            chain_held: false,
+            committee_round_at: 0,
             catch_up: CatchUp::default(),
             next_token: 0,
             replaying: false,
@@ -631,8 +705,16 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             self.after_input();
             return Ok(AnchorStatus::Inserted);
         }
+        let lowest_missing =
+            required_parents(&anchor.anchor.header.header, self.consensus.window())
+                .filter(|p| !self.consensus.contains(&p.anchor_id))
+                .map(|p| p.birth_round)
+                .min();
         if self.hold(id, anchor, bytes.to_vec(), &missing) {
             self.request(from, missing);
+            if let (Some(peer), Some(round)) = (from, lowest_missing) {
+                self.range_below_decided(peer, round);
+            }
         }
         Ok(AnchorStatus::Pending)
     }
@@ -740,7 +822,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     /// machine far behind asks a peer for a range of rounds (catch-up).
     pub fn handle_tick(&mut self, now: u64) {
         self.now = now;
-        if self.ack_deferred {
+        if self.ack_deferred || self.chain_held {
             self.after_input();
         }
         self.drop_ancient_pending();
@@ -864,6 +946,34 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             destination: Destination::Peer(peer),
             message: ShardMessage::GetRange {
                 from_round,
+                max_count: self.limits.catch_up_anchors,
+            },
+        });
+    }
+
+    /// A chain gap: a pending anchor from `peer` misses a parent of birth
+    /// `round`, below the rounds still being decided. Its creator's chain
+    /// may lack many anchors there (a seat that signed a run of anchors
+    /// no peer received, then crashed or was cut off), and pulls by id
+    /// climb down such a chain one round trip per anchor: at 20 anchors
+    /// and rounds decided every 100 ms, the chain's foot became ancient
+    /// first and the seat's chain could never be inserted again (its
+    /// later anchors all descend from it). So the peer that sent the
+    /// child, which holds its ancestry, is asked for the range from the
+    /// round below the gap at once, at most once per catch-up interval.
+    fn range_below_decided(&mut self, peer: PeerId, round: u64) {
+        if self.limits.catch_up_anchors == 0
+            || round >= self.consensus.next_undecided_round()
+            || self.now < self.next_catch_up_at()
+        {
+            return;
+        }
+        self.catch_up.last_at = Some(self.now);
+        self.catch_up.requests += 1;
+        self.transmits.push_back(Transmit {
+            destination: Destination::Peer(peer),
+            message: ShardMessage::GetRange {
+                from_round: round.saturating_sub(1),
                 max_count: self.limits.catch_up_anchors,
             },
         });
@@ -1224,10 +1334,29 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     seat.next_seq = header.seq + 1;
                     seat.last_own = Some(parent_ref);
                 }
-            } else if seat
-                .latest
-                .get(&header.creator)
-                .is_none_or(|known| known.seq < header.seq)
+                let cuts = header.seq == 0
+                    || header
+                        .parents
+                        .first()
+                        .is_some_and(|p| is_relatively_ancient(p, header.birth_round, window));
+                seat.note_own(header.seq, header.birth_round, cuts);
+            } else {
+                let own = seat.seat;
+                if let Some(named) = header
+                    .parents
+                    .iter()
+                    .filter(|p| p.creator == own)
+                    .map(|p| p.seq)
+                    .max()
+                {
+                    seat.note_acked(named);
+                }
+            }
+            if header.creator != seat.seat
+                && seat
+                    .latest
+                    .get(&header.creator)
+                    .is_none_or(|known| known.seq < header.seq)
             {
                 seat.latest.insert(header.creator, parent_ref);
                 seat.unacknowledged
@@ -1441,6 +1570,10 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         if !(work_waiting && can_reference) || self.far_behind_peers() {
             return;
         }
+        self.chain_held = self.holds_for_chain();
+        if self.chain_held {
+            return;
+        }
         // An anchor with nothing but acknowledgements is paced: at most one
         // per `ack_interval_ticks`, so seats that are in step do not answer
         // each other's anchors in a storm that outruns round progress (and
@@ -1509,6 +1642,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             return;
         }
         *seat_round = birth_round;
+        let before = self.committee_round;
         let own = self.seat.as_ref().map(|seat| usize::from(seat.seat));
         let mut others: Vec<u64> = self
             .seat_rounds
@@ -1522,22 +1656,23 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             let (_, round, _) = others.select_nth_unstable_by(f, |a, b| b.cmp(a));
             self.committee_round = *round;
         }
+        if self.committee_round != before {
+            self.committee_round_at = self.now;
+        }
     }
 
-    fn create_own_anchor(&mut self) {
+    /// The parents and birth round the seat's next own anchor would have.
+    fn next_own_parents(&mut self) -> (Vec<ParentRef>, u64) {
         let seat = self.seat.as_ref().expect("only seats create anchors");
-        let (creator, seq) = (seat.seat, seat.next_seq);
-        let last_own = seat.last_own;
         let mut parents: Vec<ParentRef> = seat.last_own.into_iter().collect();
         parents.extend(choose_other_parents(seat, &self.consensus));
-        let window = self.consensus.window();
         // Other parents are never ancient (they were pruned from `latest`);
         // the self-parent may be, after a long silence, and is then left
         // out of the DAG edges exactly as every receiver leaves it out.
         let spec = VertexSpec {
             id: [0xff; 32],
-            creator,
-            seq,
+            creator: seat.seat,
+            seq: seat.next_seq,
             parents: parents
                 .iter()
                 .filter(|p| self.consensus.contains(&p.anchor_id))
@@ -1551,6 +1686,45 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             .consensus
             .probe_round(&spec)
             .expect("own parents are inserted and follow the self-parent rule");
+        (parents, birth_round)
+    }
+
+    /// Whether the seat holds its next anchor to keep its chain
+    /// insertable. Peers refuse an anchor born `2G + 2` rounds below the
+    /// round they decide as ancient, and every own anchor within `G + 1`
+    /// rounds of its self-parent needs it. A seat back from a partition or
+    /// a crash whose last anchors no peer received, catching up and
+    /// signing as soon as it lags no more than `G` rounds, extended that
+    /// chain step by step until its foot was ancient at every peer and no
+    /// later anchor of the seat could be inserted again (its transfers
+    /// never finalized). So while the oldest own anchor no other seat has
+    /// named as a parent lies more than `G` rounds below the committee's
+    /// round, the seat signs only an anchor that cuts its chain (born more
+    /// than `G + 1` rounds above its self-parent), unless the committee's
+    /// round has not moved for [`CHAIN_HOLD_PATIENCE_RETRIES`] pull
+    /// retries: then no peer is deciding rounds (it may need this seat),
+    /// the foot does not age, and pulls and ranges fetch the chain.
+    fn holds_for_chain(&mut self) -> bool {
+        let window = self.consensus.window();
+        let Some(oldest) = self.seat.as_ref().and_then(SeatRole::oldest_unacked_birth) else {
+            return false;
+        };
+        let patience = self.limits.pull_retry_ticks.max(1) * CHAIN_HOLD_PATIENCE_RETRIES;
+        if self.committee_round <= oldest + window || self.now >= self.committee_round_at + patience
+        {
+            return false;
+        }
+        let (_, birth_round) = self.next_own_parents();
+        let last_own = self.seat.as_ref().and_then(|seat| seat.last_own);
+        !last_own.is_some_and(|own| is_relatively_ancient(&own, birth_round, window))
+    }
+
+    fn create_own_anchor(&mut self) {
+        let seat = self.seat.as_ref().expect("only seats create anchors");
+        let (creator, seq) = (seat.seat, seat.next_seq);
+        let last_own = seat.last_own;
+        let window = self.consensus.window();
+        let (parents, birth_round) = self.next_own_parents();
         debug_assert!(parents.iter().all(|p| self.consensus.contains(&p.anchor_id)
             || is_relatively_ancient(p, birth_round, window)));
         // A cut chain: the self-parent is relatively ancient, so no own
@@ -1674,8 +1848,17 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         let catch_up = self
             .wants_catch_up()
             .then(|| self.next_catch_up_at().max(self.now));
+        // A chain hold ends at the latest when its patience runs out.
+        let held = self
+            .chain_held
+            .then(|| {
+                self.committee_round_at
+                    + self.limits.pull_retry_ticks.max(1) * CHAIN_HOLD_PATIENCE_RETRIES
+            })
+            .filter(|at| *at > self.now);
         next_retry
             .into_iter()
+            .chain(held)
             .chain(unasked)
             .chain(deferred)
             .chain(catch_up)

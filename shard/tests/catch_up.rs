@@ -4,7 +4,11 @@
 //! anchors) for a range of rounds from where its DAG ends, at most once
 //! per `catch_up_interval_ticks` of the time it is given, and a seat too
 //! far behind to sign anchors its peers could still insert signs nothing
-//! until it caught up.
+//! until it caught up. A missing parent below the rounds being decided
+//! (a seat's chain that peers never received) is asked for as a range of
+//! the peer that sent its child, and a seat whose own unheard chain would
+//! turn ancient at its peers extends it no further (it signs only an
+//! anchor that cuts it) unless the committee stands still.
 
 mod common;
 
@@ -343,4 +347,220 @@ fn a_seat_more_than_the_window_behind_signs_nothing_until_it_caught_up() {
         signed[0]
     );
     assert_eq!(seat.mempool_len(), 0);
+}
+
+/// The late fifth seat's machine.
+fn late_seat(genesis: &Genesis) -> Machine {
+    let late = GENESIS_SEATS - 1;
+    Shard::new(
+        genesis,
+        0,
+        Role::Seat {
+            seat: late,
+            signer: FastSeatKey(common::public(10 + late)),
+        },
+        FastVerifier,
+        limits(),
+    )
+}
+
+/// The late seat's own anchors among its records: (seq, birth round,
+/// self-parent's birth round, bytes).
+fn own_anchors(seat: &mut Machine) -> Vec<(u64, u64, Option<u64>, Vec<u8>)> {
+    let late = GENESIS_SEATS - 1;
+    std::iter::from_fn(|| seat.poll_persist())
+        .filter(|record| record.kind == LogRecordKind::AnchorAccepted)
+        .filter_map(|record| {
+            let header = SignedAnchor::from_bytes(&record.body)
+                .unwrap()
+                .header
+                .header;
+            let self_parent = header
+                .parents
+                .first()
+                .filter(|p| p.creator == late)
+                .map(|p| p.birth_round);
+            (header.creator == late).then_some((
+                header.seq,
+                header.birth_round,
+                self_parent,
+                record.body,
+            ))
+        })
+        .collect()
+}
+
+/// Hands the machine `anchors` of birth rounds in `rounds` from peer 8.
+fn hear_rounds(
+    machine: &mut Machine,
+    anchors: &[(u8, u64, Vec<u8>)],
+    rounds: std::ops::RangeInclusive<u64>,
+) {
+    for (_, _, bytes) in anchors
+        .iter()
+        .filter(|(_, round, _)| rounds.contains(round))
+    {
+        machine.handle_anchor(Some(8), bytes).unwrap();
+    }
+}
+
+/// The late seat hears rounds up to 5 and takes a transfer; its anchors
+/// become durable (so it signs on) until the one carrying the transfer,
+/// which it keeps waiting for durability: it signs nothing more until the
+/// test says so. Returns the seat and that anchor, the foot of its chain
+/// (its self-parent, if any, is relatively ancient).
+fn late_seat_with_a_first_anchor(
+    genesis: &Genesis,
+    anchors: &[(u8, u64, Vec<u8>)],
+) -> (Machine, (u64, u64, Option<u64>, Vec<u8>)) {
+    let window = u64::from(genesis.params.ancient_window_rounds);
+    let mut seat = late_seat(genesis);
+    hear_rounds(&mut seat, anchors, 0..=5);
+    seat.handle_micro_event(common::transfer(genesis, WAVES + 1, 990))
+        .unwrap();
+    seat.handle_tick(1);
+    for _ in 0..16 {
+        for anchor in own_anchors(&mut seat) {
+            let carried = SignedAnchor::from_bytes(&anchor.3)
+                .unwrap()
+                .payload
+                .events
+                .len();
+            if carried > 0 {
+                let (_, birth, self_parent, _) = &anchor;
+                assert!(
+                    self_parent.is_none_or(|parent| parent + window + 1 < *birth),
+                    "the transfer's anchor (round {birth}) starts its chain"
+                );
+                while seat.poll_transmit().is_some() {}
+                return (seat, anchor);
+            }
+        }
+        seat.handle_durable(u64::MAX);
+    }
+    panic!("the late seat never carried its transfer");
+}
+
+#[test]
+fn a_seat_whose_unheard_chain_would_turn_ancient_signs_only_an_anchor_that_cuts_it() {
+    let genesis = genesis();
+    let window = u64::from(genesis.params.ancient_window_rounds);
+    let anchors = recorded_anchors(&genesis);
+    // Its first anchor no other seat names as a parent (a partition).
+    let (mut seat, (_, first_birth, _, _)) = late_seat_with_a_first_anchor(&genesis, &anchors);
+    // The committee moves more than G rounds past it: the DAG to round
+    // first + G + 1, the newest anchors of two seats two rounds above
+    // (pending, but they set the committee's round).
+    let top = first_birth + window + 1;
+    hear_rounds(&mut seat, &anchors, 6..=top - 1);
+    for (_, _, bytes) in anchors
+        .iter()
+        .filter(|(creator, round, _)| *round == top + 1 && *creator < 2)
+    {
+        seat.handle_anchor(Some(8), bytes).unwrap();
+    }
+    assert!(
+        seat.lag_rounds() <= window,
+        "not too far behind to sign at all"
+    );
+    seat.handle_micro_event(common::transfer(&genesis, WAVES + 2, 990))
+        .unwrap();
+    // Its first anchor becomes durable: it may sign again.
+    seat.handle_durable(u64::MAX);
+    seat.handle_tick(2);
+    // Its next anchor would be born at most G + 1 rounds above the first
+    // (so it would need it, and peers past first + 2G + 1 refuse that as
+    // ancient): it holds.
+    assert_eq!(own_anchors(&mut seat), vec![], "held");
+    assert_eq!(seat.mempool_len(), 1);
+    // Once its next anchor cuts the chain, it signs.
+    hear_rounds(&mut seat, &anchors, top..=top + 1);
+    let signed = own_anchors(&mut seat);
+    assert_eq!(signed.len(), 1);
+    let (_, birth, self_parent, _) = &signed[0];
+    assert_eq!(*self_parent, Some(first_birth));
+    assert!(
+        *birth > first_birth + window + 1,
+        "born in round {birth}: the chain is cut above {first_birth}"
+    );
+    assert_eq!(seat.mempool_len(), 0);
+}
+
+#[test]
+fn a_held_seat_signs_once_the_committee_stands_still() {
+    let genesis = genesis();
+    let window = u64::from(genesis.params.ancient_window_rounds);
+    let anchors = recorded_anchors(&genesis);
+    let (mut seat, (_, first_birth, _, _)) = late_seat_with_a_first_anchor(&genesis, &anchors);
+    let top = first_birth + window + 1;
+    hear_rounds(&mut seat, &anchors, 6..=top - 1);
+    for (_, _, bytes) in anchors
+        .iter()
+        .filter(|(creator, round, _)| *round == top + 1 && *creator < 2)
+    {
+        seat.handle_anchor(Some(8), bytes).unwrap();
+    }
+    seat.handle_micro_event(common::transfer(&genesis, WAVES + 2, 990))
+        .unwrap();
+    seat.handle_durable(u64::MAX);
+    seat.handle_tick(2);
+    assert_eq!(own_anchors(&mut seat), vec![], "held");
+    // The committee's round has not moved since tick 1 (its anchors came
+    // then): after the patience (10 pull retries) the seat signs anyway,
+    // extending its chain (no peer decides rounds, so its foot stays
+    // insertable).
+    let patience = limits().pull_retry_ticks * pc_shard::machine::CHAIN_HOLD_PATIENCE_RETRIES;
+    let due = seat.poll_timeout().expect("a held seat has a timer");
+    assert!(due <= 1 + patience, "due at {due}");
+    seat.handle_tick(1 + patience - 1);
+    assert_eq!(
+        own_anchors(&mut seat),
+        vec![],
+        "held until the patience ran out"
+    );
+    seat.handle_tick(1 + patience);
+    let signed = own_anchors(&mut seat);
+    assert_eq!(signed.len(), 1);
+    assert_eq!(signed[0].2, Some(first_birth), "the chain is extended");
+    assert!(signed[0].1 <= first_birth + window + 1);
+}
+
+#[test]
+fn a_missing_parent_below_the_decided_rounds_asks_the_sender_for_a_range_from_it() {
+    let genesis = genesis();
+    let window = u64::from(genesis.params.ancient_window_rounds);
+    let anchors = recorded_anchors(&genesis);
+    let (mut seat, (_, first_birth, _, first_bytes)) =
+        late_seat_with_a_first_anchor(&genesis, &anchors);
+    // The late seat hears up to G rounds past its first anchor and, once
+    // that is durable, signs a second on top of it (no hold: the
+    // committee is within G of it).
+    let top = first_birth + window;
+    hear_rounds(&mut seat, &anchors, 6..=top);
+    seat.handle_micro_event(common::transfer(&genesis, WAVES + 2, 990))
+        .unwrap();
+    seat.handle_durable(u64::MAX);
+    seat.handle_tick(2);
+    let second = own_anchors(&mut seat);
+    assert_eq!(second.len(), 1);
+    let (_, second_birth, self_parent, second_bytes) = second.into_iter().next().unwrap();
+    assert_eq!(self_parent, Some(first_birth));
+    // An observer in step with the committee (rounds decided past the
+    // first anchor's) gets the second one from peer 9, but never the first.
+    let mut observer = observer(&genesis, limits());
+    hear_rounds(&mut observer, &anchors, 0..=second_birth + 2);
+    assert!(observer.consensus().next_undecided_round() > first_birth);
+    while observer.poll_transmit().is_some() {}
+    observer.handle_tick(3);
+    while observer.poll_transmit().is_some() {}
+    observer.handle_anchor(Some(9), &second_bytes).unwrap();
+    // One round trip: a range from the round below the missing parent's,
+    // asked of the peer that sent the child.
+    assert_eq!(
+        ranges_sent(&mut observer),
+        vec![(9, first_birth - 1, RANGE_ANCHORS)]
+    );
+    observer.handle_anchor(Some(9), &first_bytes).unwrap();
+    assert_eq!(observer.pending_anchors(), 0, "the chain is inserted");
+    assert_eq!(observer.catch_up_requests(), 1, "one range in all");
 }

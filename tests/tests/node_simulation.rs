@@ -31,7 +31,8 @@
 //! Environment: `NODESIM_SEED` (first seed, default 0), `NODESIM_RUNS`
 //! (seeds, default [`DEFAULT_RUNS`]), `NODESIM_SEATS` (k for every seed;
 //! default 4, and 7 for one seed in four), `NODESIM_LOAD` (client
-//! transfers per second; default 100-250, 200 at k > 7) and
+//! transfers per second; default 100-250, 200 at k > 7),
+//! `NODESIM_THREADS` (seeds run at once; default: the host's cores) and
 //! `NODESIM_TRACE` (every node's round, pending anchors, mempool, catch-up
 //! requests and lag behind its committee in rounds, once per simulated
 //! second). Every run prints the submit-to-final latency in
@@ -44,8 +45,10 @@
 mod nodesim;
 
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
-use nodesim::{run_seed, simulated_capacity_per_s, Counters, Overload, SeedConfig};
+use nodesim::{run_seed, simulated_capacity_per_s, Counters, Overload, SeedConfig, SeedReport};
 
 /// Seeds of a default run.
 const DEFAULT_RUNS: u64 = 6;
@@ -68,36 +71,22 @@ fn whole_node_simulation() {
         assert!((1..=64).contains(&k), "NODESIM_SEATS={k} is outside 1..=64");
         k as usize
     });
+    let threads = env_number("NODESIM_THREADS")
+        .map(|n| n.max(1) as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let results = run_seeds(first, runs, seats, threads);
     let mut totals = Counters::default();
     let mut latencies = Vec::new();
-    for seed in first..first + runs {
-        let cfg = SeedConfig::for_seed(seed, seats);
-        let k = cfg.seats;
-        let started = std::time::Instant::now();
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_seed(cfg)));
+    for (seed, k, _, outcome) in results {
         let report = match outcome {
             Ok(report) => report,
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+            Err(message) => {
                 let seats = seats.map_or_else(String::new, |k| format!("NODESIM_SEATS={k} "));
                 panic!(
                     "seed {seed} (k = {k}) failed: {message}\nreplay: {seats}NODESIM_SEED={seed} NODESIM_RUNS=1 cargo test -p pc-tests --test node_simulation -- --nocapture"
                 );
             }
         };
-        println!(
-            "seed {seed}: k = {k}, {} rounds (least), {} accepted / {} finalized, {} catch-ups, {} bans, {:.1} s",
-            report.counters.rounds_min,
-            report.counters.accepted,
-            report.counters.finalized_submissions,
-            report.counters.catch_ups,
-            report.counters.bans,
-            started.elapsed().as_secs_f64()
-        );
         latencies.extend(report.finality_us);
         totals.add(&report.counters);
     }
@@ -123,6 +112,67 @@ fn whole_node_simulation() {
     }
 }
 
+/// One seed's outcome: (seed, k, wall seconds, report or panic message).
+type SeedOutcome = (u64, usize, f64, Result<SeedReport, String>);
+
+/// Runs seeds `first..first + runs` on `threads` threads (each seed is a
+/// deterministic world of its own, so the order they run in changes
+/// nothing), seed order in the result. After a failure no new seed starts,
+/// and the result ends at the lowest failed seed: the one reported is the
+/// same however the threads interleave.
+fn run_seeds(first: u64, runs: u64, seats: Option<usize>, threads: usize) -> Vec<SeedOutcome> {
+    let next = AtomicU64::new(first);
+    let failed = AtomicBool::new(false);
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(runs.max(1) as usize) {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= first + runs || failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let cfg = SeedConfig::for_seed(seed, seats);
+                let k = cfg.seats;
+                let started = std::time::Instant::now();
+                let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_seed(cfg)))
+                    .map_err(|panic| panic_message(&*panic));
+                if outcome.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                let elapsed = started.elapsed().as_secs_f64();
+                // Progress as seeds finish (in finishing order).
+                if let Ok(report) = &outcome {
+                    println!(
+                        "seed {seed}: k = {k}, {} rounds (least), {} accepted / {} finalized, {} catch-ups, {} bans, {elapsed:.1} s",
+                        report.counters.rounds_min,
+                        report.counters.accepted,
+                        report.counters.finalized_submissions,
+                        report.counters.catch_ups,
+                        report.counters.bans,
+                    );
+                }
+                done.lock()
+                    .expect("no seed thread panics outside catch_unwind")
+                    .push((seed, k, elapsed, outcome));
+            });
+        }
+    });
+    let mut done = done.into_inner().expect("seed threads joined");
+    done.sort_by_key(|(seed, ..)| *seed);
+    if let Some(at) = done.iter().position(|(.., outcome)| outcome.is_err()) {
+        done.truncate(at + 1);
+    }
+    done
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 /// CPU cost of the overload seeds' nodes: 4 times the default, so that 5x
 /// the capacity stays within the clients' genesis outputs and a few
 /// seconds of real time (every signature is a real BIP-340 check).
@@ -141,11 +191,7 @@ fn overload_seed(seed: u64, overload: Overload) -> (f64, f64, u64) {
     let cfg = SeedConfig::overload(seed, overload);
     let load_s = nodesim::OVERLOAD_LOAD_END_US / 1_000_000;
     let report = panic::catch_unwind(AssertUnwindSafe(|| run_seed(cfg))).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
+        let message = panic_message(&*panic);
         panic!("overload seed {seed} {overload:?} failed: {message}\nreplay: NODESIM_OVERLOAD_SEED={seed} cargo test -p pc-tests --test node_simulation overload -- --nocapture")
     });
     // Rounds from the first second of load to its end.
