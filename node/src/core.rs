@@ -684,6 +684,8 @@ impl NodeCore {
                 capacity_per_s: capacity.rate_per_s,
                 backlog: capacity.backlog,
                 backlog_bound: capacity.budget,
+                own_backlog: capacity.own,
+                own_bound: capacity.own_budget,
                 oldest_accepted_ms: capacity.oldest_age_us / 1000,
                 base_latency_ms: capacity.base_latency_us / 1000,
                 admitted,

@@ -48,7 +48,7 @@ impl NodeCore {
                         }
                     }
                 }
-                Ok(AnchorStatus::Duplicate | AnchorStatus::Ancient) => {}
+                Ok(AnchorStatus::Duplicate | AnchorStatus::Ancient | AnchorStatus::Deferred) => {}
                 Err(rejected) => invalid = Some(rejected.to_string()),
             }
         }

@@ -24,7 +24,7 @@ use pc_shard::machine::{
 };
 use pc_shard::state::Outcome;
 
-use crate::capacity::{Capacity, Reading, Refusal};
+use crate::capacity::{Capacity, Finalized, Reading, Refusal};
 use crate::store::ShardStore;
 use crate::NodeError;
 
@@ -217,6 +217,8 @@ pub struct ShardHost {
     submitted_by_age: BTreeSet<(u64, Hash32)>,
     /// The shard's capacity signal (admission control).
     capacity: Capacity,
+    /// Committee seats of the shard.
+    seats: usize,
     event_finality_us: Histogram<u64>,
     /// The same since the last [`ShardHost::take_interval_event_finality`].
     interval_event_finality_us: Histogram<u64>,
@@ -295,7 +297,8 @@ impl ShardHost {
             index,
             submitted: HashMap::new(),
             submitted_by_age: BTreeSet::new(),
-            capacity: Capacity::new(0),
+            capacity: Capacity::new(0, usize::from(genesis.params.k)),
+            seats: usize::from(genesis.params.k),
             event_finality_us: latency_histogram(),
             interval_event_finality_us: latency_histogram(),
             own_seat,
@@ -373,7 +376,15 @@ impl ShardHost {
     /// Sets the single-signature verify rate the driver measured on this
     /// core: the capacity signal's floor before anything finalized.
     pub fn set_verify_budget(&mut self, verify_per_s: u64) {
-        self.capacity = Capacity::new(verify_per_s);
+        self.capacity = Capacity::new(verify_per_s, self.seats);
+    }
+
+    /// The finalized counts the capacity signal reads.
+    fn finalized(&self) -> Finalized {
+        Finalized {
+            events: self.counters.finalized_events,
+            own: self.counters.finalized_submissions,
+        }
     }
 
     /// The capacity signal at `now_us` (see [`crate::capacity`]).
@@ -386,12 +397,14 @@ impl ShardHost {
             self.submitted.remove(&id);
             self.counters.expired_submissions += 1;
         }
-        self.capacity
-            .observe(now_us, self.counters.finalized_events);
+        self.capacity.observe(now_us, self.finalized());
         self.capacity.read(
             now_us,
-            self.counters.finalized_events,
-            self.machine.backlog_events() as u64,
+            self.finalized(),
+            (
+                self.machine.backlog_events() as u64,
+                self.submitted.len() as u64,
+            ),
             self.submitted_by_age.first().map(|(at, _)| *at),
         )
     }
@@ -625,7 +638,7 @@ impl ShardHost {
                 let backlog = self.machine.backlog_events() as u64;
                 let budget = self
                     .capacity
-                    .read(now_us, self.counters.finalized_events, backlog, None)
+                    .read(now_us, self.finalized(), (backlog, 0), None)
                     .budget;
                 let uncongested = backlog * BASE_SAMPLE_BACKLOG_SHARE <= budget;
                 for (id, _) in &report.outcome.outcomes {
@@ -642,8 +655,7 @@ impl ShardHost {
                 }
             }
             self.counters.finalized_events += report.outcome.outcomes.len() as u64;
-            self.capacity
-                .observe(now_us, self.counters.finalized_events);
+            self.capacity.observe(now_us, self.finalized());
             self.counters.applied_events += report
                 .outcome
                 .outcomes

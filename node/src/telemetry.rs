@@ -156,6 +156,12 @@ pub struct Status {
     /// The backlog admission control admits into.
     #[serde(default)]
     pub backlog_bound: u64,
+    /// Client micro-events this node accepted that are not final yet.
+    #[serde(default)]
+    pub own_backlog: u64,
+    /// This node's share of `backlog_bound` (see `capacity`).
+    #[serde(default)]
+    pub own_bound: u64,
     /// Age of the oldest accepted, unfinalized client micro-event, ms.
     #[serde(default)]
     pub oldest_accepted_ms: u64,

@@ -14,8 +14,10 @@ mod common;
 
 use common::{Machine, SEATS};
 use pc_codec::genesis::{ConsensusParams, Genesis, GenesisValidator, SeatAssignment};
-use pc_codec::{Decode, LogRecordKind, SignedAnchor};
-use pc_shard::machine::{Destination, FastSeatKey, PeerId, Role, Shard, ShardLimits, ShardMessage};
+use pc_codec::{Decode, Encode, LogRecordKind, SignedAnchor};
+use pc_shard::machine::{
+    AnchorStatus, Destination, FastSeatKey, PeerId, Role, Shard, ShardLimits, ShardMessage,
+};
 use pc_shard::sim_crypto::FastVerifier;
 
 /// Rounds of DAG a range request may lag by (the limit under test).
@@ -563,4 +565,48 @@ fn a_missing_parent_below_the_decided_rounds_asks_the_sender_for_a_range_from_it
     observer.handle_anchor(Some(9), &first_bytes).unwrap();
     assert_eq!(observer.pending_anchors(), 0, "the chain is inserted");
     assert_eq!(observer.catch_up_requests(), 1, "one range in all");
+}
+
+/// `bytes` with its signature changed: a forgery with the same id.
+fn forged(bytes: &[u8]) -> Vec<u8> {
+    let mut anchor = SignedAnchor::from_bytes(bytes).unwrap();
+    anchor.header.signature[0] ^= 1;
+    anchor.to_bytes()
+}
+
+#[test]
+fn a_full_pending_set_defers_an_anchor_ranked_above_it_unchecked() {
+    let genesis = genesis();
+    let anchors = recorded_anchors(&genesis);
+    let top = anchors.iter().map(|(_, round, _)| *round).max().unwrap();
+    let limits = ShardLimits {
+        max_pending_anchors: 10,
+        ..limits()
+    };
+    let mut machine = observer(&genesis, limits);
+    // An empty DAG: the anchors of rounds top - 3 .. top - 1 all miss
+    // parents; each of the four running seats fills its share (2 of 10).
+    hear_rounds(&mut machine, &anchors, top - 3..=top - 1);
+    assert_eq!(machine.pending_anchors(), 8);
+    // A forgery ranked above every pending anchor is not even checked
+    // (nor were the later anchors of the rounds heard).
+    let deferred = machine.sync_stats().deferred;
+    assert!(deferred > 0);
+    let (_, _, newest) = anchors
+        .iter()
+        .rev()
+        .find(|(_, round, _)| *round == top)
+        .unwrap();
+    assert_eq!(
+        machine.handle_anchor(Some(8), &forged(newest)),
+        Ok(AnchorStatus::Deferred)
+    );
+    assert_eq!(machine.sync_stats().deferred, deferred + 1);
+    // One ranked below them is checked (and refused), as is any anchor
+    // while the pending set has room.
+    let (_, _, low) = anchors.iter().find(|(_, round, _)| *round == 2).unwrap();
+    assert!(machine.handle_anchor(Some(8), &forged(low)).is_err());
+    let mut roomy = observer(&genesis, limits);
+    assert!(roomy.handle_anchor(Some(8), &forged(newest)).is_err());
+    assert_eq!(machine.sync_stats().deferred, deferred + 1);
 }
