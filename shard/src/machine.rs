@@ -1959,6 +1959,19 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         self.mempool.len()
     }
 
+    /// The micro-events queued in front of the DAG: the mempool's and those
+    /// of pending anchors (verified, waiting for parents). Unlike the
+    /// events of inserted, unfinalized anchors they are not part of what
+    /// consensus takes with no queue.
+    pub fn queued_events(&self) -> usize {
+        let pending: usize = self
+            .pending_by_id
+            .values()
+            .map(|p| p.anchor.digests.len())
+            .sum();
+        self.mempool.len() + pending
+    }
+
     /// The work this machine holds in micro-events: what waits in the
     /// mempool, in inserted anchors not yet finalized (own and peers'), and
     /// in pending anchors (verified, waiting for parents). The node's
