@@ -1977,12 +1977,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     /// in pending anchors (verified, waiting for parents). The node's
     /// admission control weighs it against the finalized rate.
     pub fn backlog_events(&self) -> usize {
-        let pending: usize = self
-            .pending_by_id
-            .values()
-            .map(|p| p.anchor.digests.len())
-            .sum();
-        self.mempool.len() + self.unfinalized_events + pending
+        self.queued_events() + self.unfinalized_events
     }
 
     /// The DAG.
