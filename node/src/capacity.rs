@@ -171,6 +171,16 @@ pub struct Reading {
     pub own_budget: u64,
 }
 
+/// What admission control took of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Events taken: the batch's first `taken`.
+    pub taken: u64,
+    /// Why the rest was refused, and the retry-after hint in ms (`None`:
+    /// the whole batch was taken).
+    pub refused: Option<(Refusal, u32)>,
+}
+
 /// The finalized counts a reading is taken at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Finalized {
@@ -298,38 +308,50 @@ impl Capacity {
         }
     }
 
-    /// Whether `wanted` more events may be taken on `reading`; on refusal
-    /// the reason and a retry-after hint in ms.
-    pub fn admit(&mut self, reading: &Reading, wanted: u64) -> Result<(), (Refusal, u32)> {
-        let refusal = if reading.oldest_age_us > reading.base_latency_us + MAX_ACCEPTED_AGE_US {
+    /// How many of `wanted` more events are taken on `reading`: the
+    /// longest prefix both bounds hold (none while the oldest accepted
+    /// event is stalled), and for the rest, the reason and a retry-after
+    /// hint in ms. Taking the prefix rather than all or nothing lets a
+    /// node fill its bound with the client's batches as they come (a
+    /// 200-event batch against a 343-event share left a third of the
+    /// share unused on average under overload).
+    pub fn admit(&mut self, reading: &Reading, wanted: u64) -> Admission {
+        let stalled = reading.oldest_age_us > reading.base_latency_us + MAX_ACCEPTED_AGE_US;
+        let backlog_room = reading.budget.saturating_sub(reading.backlog);
+        let own_room = reading.own_budget.saturating_sub(reading.own);
+        let taken = if stalled {
+            0
+        } else {
+            wanted.min(backlog_room).min(own_room)
+        };
+        // The reason named is the bound that left the least room.
+        let over_backlog = reading.backlog + wanted > reading.budget;
+        let over_share = reading.own + wanted > reading.own_budget;
+        let refusal = if stalled {
             Some(Refusal::Stalled {
                 age_us: reading.oldest_age_us,
             })
-        } else if reading.backlog + wanted > reading.budget {
-            Some(Refusal::Backlog {
-                backlog: reading.backlog,
-                budget: reading.budget,
-            })
-        } else if reading.own + wanted > reading.own_budget {
+        } else if over_share && (!over_backlog || own_room < backlog_room) {
             Some(Refusal::Share {
                 own: reading.own,
                 own_budget: reading.own_budget,
             })
+        } else if over_backlog {
+            Some(Refusal::Backlog {
+                backlog: reading.backlog,
+                budget: reading.budget,
+            })
         } else {
             None
         };
-        match refusal {
-            None => {
-                self.accepted += wanted;
-                Ok(())
-            }
-            Some(refusal) => {
-                self.refused += wanted;
-                let retry = retry_after_ms(reading, wanted, self.floor_per_s());
-                self.last_retry_after_ms = retry;
-                Err((refusal, retry))
-            }
-        }
+        self.accepted += taken;
+        let refused = refusal.map(|refusal| {
+            self.refused += wanted - taken;
+            let retry = retry_after_ms(reading, wanted, self.floor_per_s());
+            self.last_retry_after_ms = retry;
+            (refusal, retry)
+        });
+        Admission { taken, refused }
     }
 
     /// Counts `n` events refused outside the rule (stale in the inbox).
@@ -362,6 +384,22 @@ fn retry_after_ms(reading: &Reading, wanted: u64, floor_per_s: u64) -> u32 {
 mod tests {
     use super::*;
 
+    /// The whole batch taken, or the refusal of its rest (checking that
+    /// a refused batch's prefix is what the bounds leave room for).
+    fn admit(c: &mut Capacity, r: &Reading, wanted: u64) -> Result<(), (Refusal, u32)> {
+        let admission = c.admit(r, wanted);
+        match admission.refused {
+            None => {
+                assert_eq!(admission.taken, wanted);
+                Ok(())
+            }
+            Some(refused) => {
+                assert!(admission.taken < wanted || wanted == 0);
+                Err(refused)
+            }
+        }
+    }
+
     fn fin(events: u64) -> Finalized {
         Finalized { events, own: 0 }
     }
@@ -393,12 +431,12 @@ mod tests {
         let r = c.read(2_000_000, fin(8_000), (budget / 2, 0), Some(1_900_000));
         assert_eq!(r.rate_per_s, 4_000);
         assert_eq!(r.budget, budget);
-        assert_eq!(c.admit(&r, budget / 2), Ok(()));
+        assert_eq!(admit(&mut c, &r, budget / 2), Ok(()));
         let full = Reading {
             backlog: budget,
             ..r
         };
-        let (refusal, retry) = c.admit(&full, 64).unwrap_err();
+        let (refusal, retry) = admit(&mut c, &full, 64).unwrap_err();
         assert_eq!(
             refusal,
             Refusal::Backlog {
@@ -413,7 +451,7 @@ mod tests {
             backlog: budget + 20_000,
             ..r
         };
-        assert_eq!(c.admit(&far, 0).unwrap_err().1, MAX_RETRY_AFTER_MS);
+        assert_eq!(admit(&mut c, &far, 0).unwrap_err().1, MAX_RETRY_AFTER_MS);
         assert_eq!(c.totals(), (budget / 2, 64, MAX_RETRY_AFTER_MS));
     }
 
@@ -423,8 +461,8 @@ mod tests {
         let r = c.read(10_000, fin(0), (0, 0), None);
         let floor = 16_000 / FLOOR_DIVISOR;
         assert_eq!(r.budget, floor * TARGET_QUEUE_MS / 1000);
-        assert_eq!(c.admit(&r, r.budget), Ok(()));
-        assert!(c.admit(&r, r.budget + 1).is_err());
+        assert_eq!(admit(&mut c, &r, r.budget), Ok(()));
+        assert!(admit(&mut c, &r, r.budget + 1).is_err());
         // Unknown verify rate: one full anchor's worth a second.
         let unknown = Capacity::new(0, 1);
         assert_eq!(
@@ -442,7 +480,7 @@ mod tests {
             (10, 0),
             Some(5_000_000 - MAX_ACCEPTED_AGE_US - 1),
         );
-        let (refusal, _) = c.admit(&r, 1).unwrap_err();
+        let (refusal, _) = admit(&mut c, &r, 1).unwrap_err();
         assert!(matches!(refusal, Refusal::Stalled { .. }), "{refusal}");
         let young = c.read(
             5_000_000,
@@ -450,7 +488,7 @@ mod tests {
             (10, 0),
             Some(5_000_000 - MAX_ACCEPTED_AGE_US),
         );
-        assert_eq!(c.admit(&young, 1), Ok(()));
+        assert_eq!(admit(&mut c, &young, 1), Ok(()));
     }
 
     #[test]
@@ -470,7 +508,11 @@ mod tests {
         );
         assert_eq!(r.base_latency_us, 800_000);
         assert_eq!(r.budget, 4_000 * (800 + TARGET_QUEUE_MS) / 1000);
-        assert_eq!(c.admit(&r, 1), Ok(()), "1.5 s old is within base + age");
+        assert_eq!(
+            admit(&mut c, &r, 1),
+            Ok(()),
+            "1.5 s old is within base + age"
+        );
         // Ten seconds later the window has forgotten it.
         assert_eq!(c.base_latency_us(1_500_000 + BASE_WINDOW_US), 0);
         c.observe_latency(12_000_000, 30_000);
@@ -500,13 +542,13 @@ mod tests {
         assert_eq!(r.budget, budget);
         // A quarter of the rate, with the slack: 5/16 of the budget.
         assert_eq!(r.own_budget, budget * 5 / 16);
-        assert_eq!(c.admit(&r, r.own_budget), Ok(()));
+        assert_eq!(admit(&mut c, &r, r.own_budget), Ok(()));
         let full = Reading {
             own: r.own_budget,
             backlog: budget / 2,
             ..r
         };
-        let (refusal, _) = c.admit(&full, 1).unwrap_err();
+        let (refusal, _) = admit(&mut c, &full, 1).unwrap_err();
         assert_eq!(
             refusal,
             Refusal::Share {
@@ -528,5 +570,46 @@ mod tests {
         let small = Capacity::new(0, 4).read(0, Finalized::default(), (0, 0), None);
         assert!(small.budget < MIN_OWN_BUDGET);
         assert_eq!(small.own_budget, small.budget);
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_room_is_taken_in_part() {
+        let mut c = Capacity::new(16_000, 4);
+        for ms in (0..=2_000u64).step_by(100) {
+            c.observe(
+                ms * 1000,
+                Finalized {
+                    events: ms * 4,
+                    own: ms,
+                },
+            );
+        }
+        let now = Finalized {
+            events: 8_000,
+            own: 2_000,
+        };
+        let budget = 4_000 * TARGET_QUEUE_MS / 1000;
+        let own_budget = budget * 5 / 16;
+        // The share leaves 40 events of room, the backlog 100.
+        let r = c.read(2_000_000, now, (budget - 100, own_budget - 40), None);
+        let a = c.admit(&r, 200);
+        assert_eq!(a.taken, 40);
+        assert!(
+            matches!(a.refused, Some((Refusal::Share { .. }, retry)) if retry >= MIN_RETRY_AFTER_MS),
+            "{a:?}"
+        );
+        // The backlog leaves 10, the share 500: the backlog is named.
+        let r = c.read(2_000_000, now, (budget - 10, 0), None);
+        let a = c.admit(&r, 200);
+        assert_eq!(a.taken, 10);
+        assert!(
+            matches!(a.refused, Some((Refusal::Backlog { .. }, _))),
+            "{a:?}"
+        );
+        // A batch that fits is taken whole.
+        let a = c.admit(&r, 10);
+        assert_eq!((a.taken, a.refused), (10, None));
+        assert_eq!(c.totals().0, 60);
+        assert_eq!(c.totals().1, 160 + 190);
     }
 }

@@ -694,6 +694,7 @@ impl NodeCore {
                 accepted_submissions: c.accepted_submissions,
                 finalized_submissions: c.finalized_submissions,
                 expired_submissions: c.expired_submissions,
+                signature_verifies: c.signature_verifies,
                 anon_rss_kib: self.host.anon_rss_kib,
                 state_root: to_hex(&machine.state().state_root()),
             })));

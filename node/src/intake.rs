@@ -246,14 +246,17 @@ impl NodeCore {
             );
             return Ok((refuse_all(events, &detail), CATCH_UP_RETRY_AFTER_MS));
         }
-        // Admission control: the whole batch is taken or refused on the
-        // shard's capacity signal, before any signature check.
+        // Admission control: the batch's longest prefix the shard's
+        // capacity signal has room for is taken, the rest refused, before
+        // any signature check.
         #[cfg(not(feature = "planted-bug-admit-everything"))]
-        if let Err((refusal, retry_after_ms)) = host.admit(events.len(), now.mono_us) {
-            let detail =
-                format!("shard {shard} overloaded: {refusal}; retry after {retry_after_ms} ms");
-            return Ok((refuse_all(events, &detail), retry_after_ms));
-        }
+        let admission = host.admit(events.len(), now.mono_us);
+        #[cfg(feature = "planted-bug-admit-everything")]
+        let admission = crate::capacity::Admission {
+            taken: events.len() as u64,
+            refused: None,
+        };
+        let (events, rest) = events.split_at(admission.taken as usize);
         let mut retry_after = 0;
         for bytes in events {
             let event = match decode_event(bytes) {
@@ -291,6 +294,12 @@ impl NodeCore {
                 }
             };
             results.push(EventReceipt { event_id, outcome });
+        }
+        if let Some((refusal, retry_after_ms)) = admission.refused {
+            let detail =
+                format!("shard {shard} overloaded: {refusal}; retry after {retry_after_ms} ms");
+            results.extend(refuse_all(rest, &detail));
+            retry_after = retry_after.max(retry_after_ms);
         }
         Ok((results, retry_after))
     }

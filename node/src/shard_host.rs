@@ -24,7 +24,7 @@ use pc_shard::machine::{
 };
 use pc_shard::state::Outcome;
 
-use crate::capacity::{Capacity, Finalized, Reading, Refusal};
+use crate::capacity::{Admission, Capacity, Finalized, Reading};
 use crate::store::ShardStore;
 use crate::NodeError;
 
@@ -416,9 +416,10 @@ impl ShardHost {
         self.submitted_by_age.first().map(|(at, _)| *at)
     }
 
-    /// Admission of `wanted` client micro-events at `now_us`: taken, or the
-    /// reason and a retry-after hint in ms (before any signature check).
-    pub fn admit(&mut self, wanted: usize, now_us: u64) -> Result<(), (Refusal, u32)> {
+    /// Admission of `wanted` client micro-events at `now_us` (before any
+    /// signature check): how many of them, first to last, are taken, and
+    /// the reason and a retry-after hint in ms for the rest.
+    pub fn admit(&mut self, wanted: usize, now_us: u64) -> Admission {
         let reading = self.capacity_reading(now_us);
         self.capacity.admit(&reading, wanted as u64)
     }

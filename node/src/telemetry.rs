@@ -187,6 +187,10 @@ pub struct Status {
     /// Of them, no longer tracked (not finalized within 30 s).
     #[serde(default)]
     pub expired_submissions: u64,
+    /// BIP-340 verifications the shard performed since start (client
+    /// submissions, peers' anchors and their payloads).
+    #[serde(default)]
+    pub signature_verifies: u64,
     /// Anonymous RSS of the process, KiB.
     pub anon_rss_kib: u64,
     /// State root after the last finalized round, hex.
