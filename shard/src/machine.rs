@@ -325,12 +325,37 @@ struct SeatRole<S> {
     /// lowest seq born there). The first is the oldest anchor no other
     /// seat is known to hold.
     unacked_births: BTreeMap<u64, u64>,
+    /// The birth round of the last own anchor, and how many own anchors
+    /// were born there.
+    own_round: (u64, u32),
 }
 
 /// Most entries of [`SeatRole::unacked_births`] (distinct birth rounds of
 /// an unacknowledged own chain); past it new rounds are not recorded, so
 /// the oldest stays known and the hold errs on the safe side.
 const MAX_UNACKED_BIRTHS: usize = 4096;
+
+/// Own anchors with micro-events a seat makes at one birth round, at most;
+/// past it, only (paced) acknowledgement-only anchors until the round
+/// advances. A committee in step makes one or two per seat and round.
+pub const MAX_OWN_PER_ROUND: u32 = 8;
+/// The payload of a seat's third own anchor at one birth round is half the
+/// maximum, of the fourth a quarter, and so on down to this: a seat whose
+/// mempool fills faster than rounds advance does not put more into the
+/// round than its slowest quorum member must verify, and the rest waits in
+/// the mempool, where admission control counts it.
+pub const MIN_PAYLOAD_CAP: usize = 32;
+
+/// The payload cap of a seat's own anchor when `made` own anchors were
+/// already born at its birth round (none from [`MAX_OWN_PER_ROUND`] on).
+#[must_use]
+pub fn payload_cap(made: u32) -> usize {
+    if made >= MAX_OWN_PER_ROUND {
+        return 0;
+    }
+    let halvings = made.saturating_sub(1).min(8);
+    (MAX_PAYLOAD_EVENTS >> halvings).max(MIN_PAYLOAD_CAP)
+}
 
 impl<S> SeatRole<S> {
     /// Takes note of an inserted own anchor: a cut chain (no self-parent
@@ -620,6 +645,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     own_anchors: 0,
                     acked_seq: None,
                     unacked_births: BTreeMap::new(),
+                    own_round: (0, 0),
                 })
             }
         };
@@ -1609,12 +1635,21 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         }
         // A lone seat has nothing to acknowledge: it advances rounds alone.
         let can_advance = !seat.unacknowledged.is_empty() || self.context.k() == 1;
-        let work_waiting =
-            !self.mempool.is_empty() || (can_advance && self.unfinalized_with_payload > 0);
         // After its first anchor a seat needs another seat's anchor to
         // reference when the committee has more than one seat (DESIGN §3.3).
         let can_reference = seat.next_seq == 0 || self.context.k() == 1 || !seat.latest.is_empty();
-        if !(work_waiting && can_reference) || self.far_behind_peers() {
+        if !can_reference || self.far_behind_peers() {
+            return;
+        }
+        // Micro-events wait while the seat's last birth round holds its
+        // bound of payload anchors and the next would be born there too;
+        // then only an acknowledgement (which may advance the round) is
+        // made, paced as any.
+        let round_full = !self.mempool.is_empty() && self.round_full();
+        let carries = !self.mempool.is_empty() && !round_full;
+        let work_waiting = carries
+            || (can_advance && (self.unfinalized_with_payload > 0 || !self.mempool.is_empty()));
+        if !work_waiting {
             return;
         }
         self.chain_held = self.holds_for_chain();
@@ -1637,7 +1672,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         // is long past), and a committee in step is never held (each seat
         // hears from the others between two of its anchors).
         let interval = self.limits.ack_interval_ticks;
-        if self.mempool.is_empty() && interval > 0 {
+        if !carries && interval > 0 {
             let due = self.ack_due_at();
             if self.now < due {
                 self.ack_deferred = true;
@@ -1736,6 +1771,25 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         (parents, birth_round)
     }
 
+    /// Whether the seat's next own anchor carries no micro-events for the
+    /// bound on payload anchors per birth round: it made
+    /// [`MAX_OWN_PER_ROUND`] at its last birth round and the next would be
+    /// born there too. Micro-events then wait in the mempool (where
+    /// admission control counts them) until the round advances; the seat
+    /// still makes paced acknowledgement-only anchors, which is how the
+    /// round advances.
+    fn round_full(&mut self) -> bool {
+        let Some(seat) = self.seat.as_ref() else {
+            return false;
+        };
+        let (round, made) = seat.own_round;
+        if made < MAX_OWN_PER_ROUND {
+            return false;
+        }
+        let (_, birth_round) = self.next_own_parents();
+        birth_round <= round
+    }
+
     /// Whether the seat holds its next anchor to keep its chain
     /// insertable. Peers refuse an anchor born `2G + 2` rounds below the
     /// round they decide as ancient, and every own anchor within `G + 1`
@@ -1799,8 +1853,13 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 self.mempool.push_front(event);
             }
         }
-        let seat = self.seat.as_ref().expect("only seats create anchors");
-        let take = self.mempool.len().min(MAX_PAYLOAD_EVENTS);
+        let seat = self.seat.as_mut().expect("only seats create anchors");
+        let made = match seat.own_round {
+            (round, made) if round == birth_round => made,
+            _ => 0,
+        };
+        seat.own_round = (birth_round, made.saturating_add(1));
+        let take = self.mempool.len().min(payload_cap(made));
         let payload = AnchorPayload {
             events: self.mempool.drain(..take).collect(),
         };
