@@ -1,6 +1,6 @@
 //! Flow control of own anchors: micro-events go into at most
 //! `MAX_OWN_PER_ROUND` own anchors per birth round, with payloads that
-//! halve from the third on; past the bound the mempool waits for the
+//! halve from the fifth on; past the bound the mempool waits for the
 //! round to advance and the seat makes only acknowledgement-only anchors.
 
 mod common;
@@ -95,9 +95,9 @@ fn run(machine: &mut Machine) -> Vec<(Destination, Sent)> {
 }
 
 #[test]
-fn payload_caps_halve_after_the_second_anchor_of_a_round() {
-    let caps: Vec<usize> = (0..7).map(payload_cap).collect();
-    assert_eq!(caps, vec![256, 256, 128, 64, 32, 32, 32]);
+fn payload_caps_halve_after_the_fourth_anchor_of_a_round() {
+    let caps: Vec<usize> = (0..8).map(payload_cap).collect();
+    assert_eq!(caps, vec![256, 256, 256, 256, 128, 64, 32, 32]);
     assert_eq!(payload_cap(MAX_OWN_PER_ROUND - 1), MIN_PAYLOAD_CAP);
     assert_eq!(payload_cap(MAX_OWN_PER_ROUND), 0);
     assert_eq!(payload_cap(u32::MAX), 0);
