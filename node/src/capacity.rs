@@ -519,10 +519,10 @@ mod tests {
         assert_eq!(c.base_latency_us(12_000_000), 30_000);
     }
 
-    #[test]
-    fn each_node_admits_its_share_of_the_budget() {
-        // A 4-seat shard finalizing 4 000 events/s, 1 000 of them this
-        // node's clients'.
+    /// A 4-seat shard finalizing 4 000 events/s for 2 s, 1 000 of them
+    /// this node's clients': the signal, the finalized counts now, and
+    /// the budget.
+    fn quarter_share() -> (Capacity, Finalized, u64) {
         let mut c = Capacity::new(16_000, 4);
         for ms in (0..=2_000u64).step_by(100) {
             c.observe(
@@ -538,6 +538,12 @@ mod tests {
             own: 2_000,
         };
         let budget = 4_000 * TARGET_QUEUE_MS / 1000;
+        (c, now, budget)
+    }
+
+    #[test]
+    fn each_node_admits_its_share_of_the_budget() {
+        let (mut c, now, budget) = quarter_share();
         let r = c.read(2_000_000, now, (budget / 4, 0), None);
         assert_eq!(r.budget, budget);
         // A quarter of the rate, with the slack: 5/16 of the budget.
@@ -574,21 +580,7 @@ mod tests {
 
     #[test]
     fn a_batch_larger_than_the_room_is_taken_in_part() {
-        let mut c = Capacity::new(16_000, 4);
-        for ms in (0..=2_000u64).step_by(100) {
-            c.observe(
-                ms * 1000,
-                Finalized {
-                    events: ms * 4,
-                    own: ms,
-                },
-            );
-        }
-        let now = Finalized {
-            events: 8_000,
-            own: 2_000,
-        };
-        let budget = 4_000 * TARGET_QUEUE_MS / 1000;
+        let (mut c, now, budget) = quarter_share();
         let own_budget = budget * 5 / 16;
         // The share leaves 40 events of room, the backlog 100.
         let r = c.read(2_000_000, now, (budget - 100, own_budget - 40), None);

@@ -1650,10 +1650,10 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         // bound of payload anchors and the next would be born there too;
         // then only an acknowledgement (which may advance the round) is
         // made, paced as any.
-        let round_full = !self.mempool.is_empty() && self.round_full();
-        let carries = !self.mempool.is_empty() && !round_full;
-        let work_waiting = carries
-            || (can_advance && (self.unfinalized_with_payload > 0 || !self.mempool.is_empty()));
+        let has_events = !self.mempool.is_empty();
+        let carries = has_events && !self.round_full();
+        let work_waiting =
+            carries || (can_advance && (self.unfinalized_with_payload > 0 || has_events));
         if !work_waiting {
             return;
         }
