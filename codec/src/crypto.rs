@@ -7,7 +7,13 @@
 
 use std::sync::OnceLock;
 
-use secp256k1::{schnorr, Keypair, Secp256k1, SecretKey, XOnlyPublicKey};
+use std::cell::{Cell, RefCell};
+
+use k256::elliptic_curve::sec1::FromEncodedPoint;
+use k256::{AffinePoint, EncodedPoint};
+use secp256k1::{schnorr, Keypair, Parity, Secp256k1, SecretKey, XOnlyPublicKey};
+
+use crate::batch::{BatchEntry, BatchWork};
 
 /// An x-only secp256k1 public key (32 bytes), the protocol's key format.
 pub type PublicKeyBytes = [u8; 32];
@@ -18,6 +24,22 @@ pub type SignatureBytes = [u8; 64];
 pub trait SignatureVerifier {
     /// True iff `signature` is valid for `message` under `key`.
     fn verify(&self, key: &PublicKeyBytes, message: &[u8], signature: &SignatureBytes) -> bool;
+
+    /// Sets `verdicts[i]` to [`SignatureVerifier::verify`] of `entries[i]`
+    /// for every entry (the slices have one length). The default checks one
+    /// signature at a time; [`Bip340`] checks them as a batch
+    /// ([`crate::batch`]). What the call did is returned for the counters.
+    fn verify_batch(&self, entries: &[BatchEntry<'_>], verdicts: &mut [bool]) -> BatchWork {
+        assert_eq!(entries.len(), verdicts.len(), "one verdict per entry");
+        for (entry, verdict) in entries.iter().zip(verdicts.iter_mut()) {
+            *verdict = self.verify(entry.key, entry.message, entry.signature);
+        }
+        BatchWork {
+            single_verifies: entries.len() as u64,
+            cost_units: entries.len() as u64 * crate::batch::cost::SINGLE,
+            ..BatchWork::default()
+        }
+    }
 }
 
 fn context() -> &'static Secp256k1<secp256k1::All> {
@@ -31,46 +53,91 @@ pub struct Bip340;
 
 impl SignatureVerifier for Bip340 {
     fn verify(&self, key: &PublicKeyBytes, message: &[u8], signature: &SignatureBytes) -> bool {
-        let Some(key) = parse_public_key(key) else {
+        let Some(key) = lifted_key(key) else {
             return false;
         };
         let signature = schnorr::Signature::from_byte_array(*signature);
-        context().verify_schnorr(&signature, message, &key).is_ok()
+        context()
+            .verify_schnorr(&signature, message, &key.secp)
+            .is_ok()
+    }
+
+    fn verify_batch(&self, entries: &[BatchEntry<'_>], verdicts: &mut [bool]) -> BatchWork {
+        crate::batch::verify_batch(entries, verdicts)
     }
 }
 
 /// Entries of the per-thread cache of parsed public keys.
 const KEY_CACHE_ENTRIES: usize = 256;
 
-type KeyCache = [Option<(PublicKeyBytes, XOnlyPublicKey)>; KEY_CACHE_ENTRIES];
+/// A valid x-only key in the two forms the verifiers use: libsecp256k1's
+/// (single verification) and `k256`'s affine point with even y (batches).
+#[derive(Clone, Copy)]
+struct LiftedKey {
+    secp: XOnlyPublicKey,
+    point: AffinePoint,
+}
+
+type KeyCache = [Option<(PublicKeyBytes, LiftedKey)>; KEY_CACHE_ENTRIES];
 
 thread_local! {
     /// Recently parsed x-only keys of this thread, direct-mapped by the last
     /// byte of the key. Parsing (lifting x to a curve point, a field square
-    /// root) is about a tenth of a verification, and the same keys come back
+    /// root) is about a fifth of a verification, and the same keys come back
     /// again and again (a shard's seats sign every anchor; a client signs
     /// many transfers). Per thread, so no lock and no sharing between cores;
-    /// bounded (a fixed array); only valid keys are stored, and parsing is
-    /// a pure function of the bytes, so a hit returns exactly what parsing
-    /// would and the verifier's answers do not change.
-    static KEY_CACHE: std::cell::RefCell<KeyCache> =
-        const { std::cell::RefCell::new([None; KEY_CACHE_ENTRIES]) };
+    /// bounded (a fixed array of 256 entries of about 200 bytes); only valid
+    /// keys are stored, and parsing is a pure function of the bytes, so a
+    /// hit returns exactly what parsing would and the verifiers' answers do
+    /// not change.
+    static KEY_CACHE: RefCell<KeyCache> = const { RefCell::new([None; KEY_CACHE_ENTRIES]) };
+    /// Hits and misses of this thread's key cache.
+    static KEY_CACHE_COUNTS: Cell<KeyCacheCounts> = const { Cell::new(KeyCacheCounts { hits: 0, misses: 0 }) };
 }
 
-/// The parsed x-only key of `key`, through the per-thread cache; `None` if
-/// the bytes are not a valid x-only key.
-fn parse_public_key(key: &PublicKeyBytes) -> Option<XOnlyPublicKey> {
+/// Lookups of the calling thread's key cache since the thread started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyCacheCounts {
+    /// Keys found already lifted.
+    pub hits: u64,
+    /// Keys lifted (or found invalid) on this lookup.
+    pub misses: u64,
+}
+
+/// The calling thread's key-cache counts (each core has its own cache).
+pub fn key_cache_counts() -> KeyCacheCounts {
+    KEY_CACHE_COUNTS.get()
+}
+
+/// The lifted forms of `key`, through the per-thread cache; `None` if the
+/// bytes are not a valid x-only key. A miss lifts once (libsecp256k1's
+/// square root) and converts the point for `k256` without a second root.
+fn lifted_key(key: &PublicKeyBytes) -> Option<LiftedKey> {
     let slot = usize::from(key[31]) % KEY_CACHE_ENTRIES;
     KEY_CACHE.with_borrow_mut(|cache| {
-        if let Some((cached, parsed)) = &cache[slot] {
+        let mut counts = KEY_CACHE_COUNTS.get();
+        if let Some((cached, lifted)) = &cache[slot] {
             if cached == key {
-                return Some(*parsed);
+                counts.hits += 1;
+                KEY_CACHE_COUNTS.set(counts);
+                return Some(*lifted);
             }
         }
-        let parsed = XOnlyPublicKey::from_byte_array(*key).ok()?;
-        cache[slot] = Some((*key, parsed));
-        Some(parsed)
+        counts.misses += 1;
+        KEY_CACHE_COUNTS.set(counts);
+        let secp = XOnlyPublicKey::from_byte_array(*key).ok()?;
+        let full = secp.public_key(Parity::Even).serialize_uncompressed();
+        let encoded = EncodedPoint::from_bytes(full).ok()?;
+        let point = Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&encoded))?;
+        let lifted = LiftedKey { secp, point };
+        cache[slot] = Some((*key, lifted));
+        Some(lifted)
     })
+}
+
+/// `lift_x(key)` as a `k256` point with even y, for the batch verifier.
+pub(crate) fn lift_public_key(key: &PublicKeyBytes) -> Option<AffinePoint> {
+    lifted_key(key).map(|lifted| lifted.point)
 }
 
 /// A key that is not a valid secp256k1 secret or x-only public key.

@@ -10,6 +10,7 @@
 //! Decoding never panics and never allocates more than its input justifies.
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod builder;
 pub mod crypto;
 pub mod digest;
@@ -19,8 +20,12 @@ pub mod merkle;
 pub mod types;
 pub mod wire;
 
+pub use batch::{BatchEntry, BatchWork};
 pub use builder::{AnchorBuilder, BuildError, TransferBuilder};
-pub use crypto::{Bip340, PublicKeyBytes, SignatureBytes, SignatureVerifier, SigningKey};
+pub use crypto::{
+    key_cache_counts, Bip340, KeyCacheCounts, PublicKeyBytes, SignatureBytes, SignatureVerifier,
+    SigningKey,
+};
 pub use digest::{DecodedAnchor, EventDigest};
 pub use genesis::{
     ConsensusParams, Genesis, GenesisAllocation, GenesisError, GenesisValidator, SeatAssignment,

@@ -258,22 +258,32 @@ impl NodeCore {
         };
         let (events, rest) = events.split_at(admission.taken as usize);
         let mut retry_after = 0;
+        // Decode all, check the signatures of the decoded ones as one batch
+        // (the shard machine does), answer in the client's order.
+        let mut decoded = Vec::with_capacity(events.len());
+        let mut answers: Vec<Option<EventReceipt>> = Vec::with_capacity(events.len());
         for bytes in events {
-            let event = match decode_event(bytes) {
-                Ok(event) => event,
-                Err(error) => {
-                    results.push(EventReceipt {
-                        event_id: undecoded_id(bytes),
-                        outcome: EventOutcome::rejected(
-                            RejectReason::Malformed,
-                            &error.to_string(),
-                        ),
-                    });
-                    continue;
+            match decode_event(bytes) {
+                Ok(event) => {
+                    decoded.push(event);
+                    answers.push(None);
                 }
-            };
-            let event_id = event.id();
-            let outcome = match host.submit_micro_event(event, now.mono_us)? {
+                Err(error) => answers.push(Some(EventReceipt {
+                    event_id: undecoded_id(bytes),
+                    outcome: EventOutcome::rejected(RejectReason::Malformed, &error.to_string()),
+                })),
+            }
+        }
+        let ids: Vec<Hash32> = decoded.iter().map(MicroEvent::id).collect();
+        let statuses = host.submit_micro_events(decoded, now.mono_us)?;
+        let mut outcomes = ids.into_iter().zip(statuses);
+        for answer in answers {
+            if let Some(receipt) = answer {
+                results.push(receipt);
+                continue;
+            }
+            let (event_id, status) = outcomes.next().expect("one status per decoded event");
+            let outcome = match status {
                 Ok(()) => EventOutcome::Accepted,
                 Err(SubmitRejected::NotASeat) => EventOutcome::rejected(
                     RejectReason::Invalid,

@@ -15,8 +15,8 @@ use hdrhistogram::Histogram;
 use pc_codec::genesis::Genesis;
 use pc_codec::wire::{Decode, Reader};
 use pc_codec::{
-    Bip340, Hash32, LogRecordKind, MicroEvent, PublicKeyBytes, SignatureBytes, SignatureVerifier,
-    SignedAnchorHeader, SigningKey,
+    BatchEntry, BatchWork, Bip340, Hash32, LogRecordKind, MicroEvent, PublicKeyBytes,
+    SignatureBytes, SignatureVerifier, SignedAnchorHeader, SigningKey,
 };
 use pc_shard::machine::{
     AnchorRejected, AnchorStatus, FinalizedReport, PeerId, RecordSource, Role, Shard, ShardLimits,
@@ -28,23 +28,48 @@ use crate::capacity::{Admission, Capacity, Finalized, Reading};
 use crate::store::ShardStore;
 use crate::NodeError;
 
-/// The product's verifier, counting every verification it performs.
+/// The product's verifier, counting every signature it checks and what its
+/// batches did.
 #[derive(Debug, Clone, Default)]
 pub struct CountingVerifier {
     count: Rc<Cell<u64>>,
+    single: Rc<Cell<u64>>,
+    batches: Rc<Cell<BatchWork>>,
 }
 
 impl CountingVerifier {
-    /// Verifications so far.
+    /// Signatures checked so far, singly or in batches.
     pub fn count(&self) -> u64 {
         self.count.get()
+    }
+
+    /// Signatures checked one at a time so far: single calls, and inside
+    /// batch calls the small ones, bisection leaves and fallbacks.
+    pub fn single_count(&self) -> u64 {
+        self.single.get()
+    }
+
+    /// The work of every batch call so far.
+    pub fn batch_work(&self) -> BatchWork {
+        self.batches.get()
     }
 }
 
 impl SignatureVerifier for CountingVerifier {
     fn verify(&self, key: &PublicKeyBytes, message: &[u8], signature: &SignatureBytes) -> bool {
         self.count.set(self.count.get() + 1);
+        self.single.set(self.single.get() + 1);
         Bip340.verify(key, message, signature)
+    }
+
+    fn verify_batch(&self, entries: &[BatchEntry<'_>], verdicts: &mut [bool]) -> BatchWork {
+        let work = Bip340.verify_batch(entries, verdicts);
+        self.count.set(self.count.get() + entries.len() as u64);
+        self.single.set(self.single.get() + work.single_verifies);
+        let mut total = self.batches.get();
+        total.add(&work);
+        self.batches.set(total);
+        work
     }
 }
 
@@ -135,8 +160,18 @@ pub struct ShardCounters {
     pub finalized_events: u64,
     /// Finalized micro-events that applied (moved value).
     pub applied_events: u64,
-    /// BIP-340 verifications performed.
+    /// BIP-340 signatures checked (singly or in batches).
     pub signature_verifies: u64,
+    /// Batches verified with a multi-scalar multiplication.
+    pub signature_batches: u64,
+    /// Signatures in those batches.
+    pub batched_signatures: u64,
+    /// Signatures verified one at a time (single calls, small batches,
+    /// bisection leaves and fallbacks).
+    pub single_signature_verifies: u64,
+    /// Of them, those handed in as a batch (payloads, client polls) but
+    /// verified singly: batches too small to pay, bisection, fallbacks.
+    pub batch_single_verifies: u64,
     /// Log bytes appended (frames).
     pub log_bytes: u64,
     /// Highest log seq known durable, if any.
@@ -340,7 +375,7 @@ impl ShardHost {
         }
         self.drain(now_us)?;
         self.last_input_us = Some(now_us);
-        self.counters.signature_verifies = self.verifier.count();
+        self.sync_verify_counters();
         Ok(status)
     }
 
@@ -354,24 +389,57 @@ impl ShardHost {
     ) -> Result<Result<(), SubmitRejected>, NodeError> {
         let id = event.id();
         let status = self.machine.handle_micro_event(event);
-        if status.is_ok() {
-            if self.submitted.len() >= MAX_TRACKED_SUBMISSIONS {
-                if let Some(oldest) = self.submitted_by_age.pop_first() {
-                    self.submitted.remove(&oldest.1);
-                    self.counters.expired_submissions += 1;
-                }
-            }
-            // A repeat of an event still tracked keeps its first time (the
-            // by-age index is keyed by it).
-            if let std::collections::hash_map::Entry::Vacant(entry) = self.submitted.entry(id) {
-                entry.insert(now_us);
-                self.submitted_by_age.insert((now_us, id));
-                self.counters.accepted_submissions += 1;
-            }
+        self.track_submission(id, &status, now_us);
+        self.drain(now_us)?;
+        self.sync_verify_counters();
+        Ok(status)
+    }
+
+    /// [`ShardHost::submit_micro_event`] of a client's events of one poll,
+    /// their signatures checked as one batch. One result per event.
+    pub fn submit_micro_events(
+        &mut self,
+        events: Vec<MicroEvent>,
+        now_us: u64,
+    ) -> Result<Vec<Result<(), SubmitRejected>>, NodeError> {
+        let ids: Vec<Hash32> = events.iter().map(MicroEvent::id).collect();
+        let statuses = self.machine.handle_micro_events(events);
+        for (id, status) in ids.into_iter().zip(&statuses) {
+            self.track_submission(id, status, now_us);
         }
         self.drain(now_us)?;
+        self.sync_verify_counters();
+        Ok(statuses)
+    }
+
+    /// Starts the finality clock of an accepted submission.
+    fn track_submission(&mut self, id: Hash32, status: &Result<(), SubmitRejected>, now_us: u64) {
+        if status.is_err() {
+            return;
+        }
+        if self.submitted.len() >= MAX_TRACKED_SUBMISSIONS {
+            if let Some(oldest) = self.submitted_by_age.pop_first() {
+                self.submitted.remove(&oldest.1);
+                self.counters.expired_submissions += 1;
+            }
+        }
+        // A repeat of an event still tracked keeps its first time (the
+        // by-age index is keyed by it).
+        if let std::collections::hash_map::Entry::Vacant(entry) = self.submitted.entry(id) {
+            entry.insert(now_us);
+            self.submitted_by_age.insert((now_us, id));
+            self.counters.accepted_submissions += 1;
+        }
+    }
+
+    /// Copies the verifier's counts into the counters.
+    fn sync_verify_counters(&mut self) {
         self.counters.signature_verifies = self.verifier.count();
-        Ok(status)
+        let work = self.verifier.batch_work();
+        self.counters.signature_batches = work.batches;
+        self.counters.batched_signatures = work.batched_signatures;
+        self.counters.single_signature_verifies = self.verifier.single_count();
+        self.counters.batch_single_verifies = work.single_verifies;
     }
 
     /// Sets the single-signature verify rate the driver measured on this
@@ -685,13 +753,13 @@ impl ShardHost {
 
     /// The final report (after the driver made the store durable and said
     /// so with [`ShardHost::handle_durable`]).
-    pub fn report(self) -> ShardReport {
+    pub fn report(mut self) -> ShardReport {
         let busy = match (self.first_input_us, self.last_input_us) {
             (Some(first), Some(last)) => Duration::from_micros(last.saturating_sub(first)),
             _ => Duration::ZERO,
         };
+        self.sync_verify_counters();
         let mut counters = self.counters;
-        counters.signature_verifies = self.verifier.count();
         counters.log_records = self.store.borrow().next_seq();
         ShardReport {
             shard: self.shard,

@@ -23,7 +23,10 @@ use pc_codec::{
 
 use crate::consensus::{Consensus, ConsensusConfig, InsertError};
 use crate::state::{FinalizedPayload, RoundOutcome, ShardState};
-use crate::validate::{validate_decoded, validate_micro_event, AnchorError, ShardContext};
+use crate::validate::{
+    validate_decoded, validate_micro_event, validate_micro_events, AnchorError, MicroEventError,
+    ShardContext,
+};
 use crate::vertex::{FinalizedRound, VertexSpec};
 
 /// Signs a seat's anchors.
@@ -774,8 +777,54 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 max: self.limits.max_mempool_events,
             });
         }
-        validate_micro_event(&self.context, &self.verifier, &event)
-            .map_err(SubmitRejected::Invalid)?;
+        let validated = validate_micro_event(&self.context, &self.verifier, &event);
+        self.queue_validated(event, validated)
+    }
+
+    /// [`Shard::handle_micro_event`] of every event in order, their
+    /// transfers' signatures checked as one batch first (a client's
+    /// submissions of one poll). One result per event.
+    pub fn handle_micro_events(
+        &mut self,
+        events: Vec<MicroEvent>,
+    ) -> Vec<Result<(), SubmitRejected>> {
+        if self.seat.is_none() {
+            return events
+                .iter()
+                .map(|_| Err(SubmitRejected::NotASeat))
+                .collect();
+        }
+        let room = self
+            .limits
+            .max_mempool_events
+            .saturating_sub(self.mempool.len());
+        // Only what the mempool can take is verified; the rest is refused
+        // as full without a signature check.
+        let checked = events.len().min(room);
+        let validated = validate_micro_events(&self.context, &self.verifier, &events[..checked]);
+        let mut results = Vec::with_capacity(events.len());
+        let mut validated = validated.into_iter();
+        for event in events {
+            let outcome = match validated.next() {
+                Some(validated) if self.mempool.len() < self.limits.max_mempool_events => {
+                    self.queue_validated(event, validated)
+                }
+                _ => Err(SubmitRejected::MempoolFull {
+                    max: self.limits.max_mempool_events,
+                }),
+            };
+            results.push(outcome);
+        }
+        results
+    }
+
+    /// Queues a client's validated micro-event (deduplicating evidence).
+    fn queue_validated(
+        &mut self,
+        event: MicroEvent,
+        validated: Result<(), MicroEventError>,
+    ) -> Result<(), SubmitRejected> {
+        validated.map_err(SubmitRejected::Invalid)?;
         // Evidence against a seat goes into an anchor once, whether this
         // machine found the fork itself or a peer relayed it. Checked after
         // validation, so a forgery is always reported as one.

@@ -17,7 +17,7 @@
 use pc_codec::ids::shard_of;
 use pc_codec::merkle::MAX_PROOF_DEPTH;
 use pc_codec::{
-    to_hex, AnchorHeader, Claim, DecodedAnchor, Evidence, Genesis, Hash32, MicroEvent,
+    to_hex, AnchorHeader, BatchEntry, Claim, DecodedAnchor, Evidence, Genesis, Hash32, MicroEvent,
     PublicKeyBytes, SignatureVerifier, SignedAnchor, SignedAnchorHeader, Transfer, MAX_PARENTS,
     MAX_PAYLOAD_EVENTS, MAX_SEATS, MAX_TRANSFER_INPUTS, MAX_TRANSFER_OUTPUTS, PROTOCOL_VERSION,
 };
@@ -373,17 +373,29 @@ pub fn validate_decoded(
         check_micro_event(context, event)
             .map_err(|error| AnchorError::MicroEvent { index, error })?;
     }
+    // The header's signature alone first: a forged header costs one
+    // verification, never a batch and its bisection.
     verify_header_signature(context, verifier, &anchor.header, &decoded.header_id)?;
-    for (index, (event, digest)) in anchor
-        .payload
-        .events
-        .iter()
-        .zip(&decoded.digests)
-        .enumerate()
-    {
+    // Every transfer's signature in one batch (claims and evidence, rare,
+    // one at a time); the first failing event in payload order is named,
+    // as if each had been checked in turn.
+    let mut entries = Vec::with_capacity(anchor.payload.events.len());
+    for (event, digest) in anchor.payload.events.iter().zip(&decoded.digests) {
+        if let MicroEvent::Transfer(transfer) = event {
+            entries.push(BatchEntry {
+                key: &transfer.owner,
+                message: &digest.tx_id,
+                signature: &transfer.signature,
+            });
+        }
+    }
+    let mut verdicts = vec![false; entries.len()];
+    verifier.verify_batch(&entries, &mut verdicts);
+    let mut transfer_verdicts = verdicts.into_iter();
+    for (index, event) in anchor.payload.events.iter().enumerate() {
         let verified = match event {
-            MicroEvent::Transfer(transfer) => {
-                if verifier.verify(&transfer.owner, &digest.tx_id, &transfer.signature) {
+            MicroEvent::Transfer(_) => {
+                if transfer_verdicts.next() == Some(true) {
                     Ok(())
                 } else {
                     Err(MicroEventError::TransferBadSignature)
@@ -421,6 +433,53 @@ pub fn validate_micro_event(
 ) -> Result<(), MicroEventError> {
     check_micro_event(context, event)?;
     verify_micro_event(context, verifier, event)
+}
+
+/// [`validate_micro_event`] of every event, the transfers' signatures
+/// checked as one batch (a client's submissions of one poll).
+pub fn validate_micro_events(
+    context: &ShardContext,
+    verifier: &impl SignatureVerifier,
+    events: &[MicroEvent],
+) -> Vec<Result<(), MicroEventError>> {
+    let mut results: Vec<Result<(), MicroEventError>> = events
+        .iter()
+        .map(|event| check_micro_event(context, event))
+        .collect();
+    let ids: Vec<Option<Hash32>> = events
+        .iter()
+        .zip(&results)
+        .map(|(event, checked)| match (event, checked) {
+            (MicroEvent::Transfer(transfer), Ok(())) => Some(transfer.tx_id(&context.network)),
+            _ => None,
+        })
+        .collect();
+    let mut entries = Vec::new();
+    let mut positions = Vec::new();
+    for (index, (event, id)) in events.iter().zip(&ids).enumerate() {
+        if let (MicroEvent::Transfer(transfer), Some(id)) = (event, id) {
+            entries.push(BatchEntry {
+                key: &transfer.owner,
+                message: id,
+                signature: &transfer.signature,
+            });
+            positions.push(index);
+        }
+    }
+    let mut verdicts = vec![false; entries.len()];
+    verifier.verify_batch(&entries, &mut verdicts);
+    for (index, event) in events.iter().enumerate() {
+        if results[index].is_err() || matches!(event, MicroEvent::Transfer(_)) {
+            continue;
+        }
+        results[index] = verify_micro_event(context, verifier, event);
+    }
+    for (position, verdict) in positions.into_iter().zip(verdicts) {
+        if !verdict {
+            results[position] = Err(MicroEventError::TransferBadSignature);
+        }
+    }
+    results
 }
 
 /// Every structural header rule; no signature.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use pc_codec::{Bip340, PublicKeyBytes, SignatureBytes, SignatureVerifier};
+use pc_codec::{BatchEntry, Bip340, PublicKeyBytes, SignatureBytes, SignatureVerifier};
 
 /// glommio's floor for its registered I/O memory, in bytes.
 pub const MIN_IO_MEMORY_BYTES: usize = 64 << 10;
@@ -143,6 +143,63 @@ impl VerifySamples {
             verifies += self.samples.len() as u64;
         }
         verifies as f64 / start.elapsed().as_secs_f64()
+    }
+
+    /// Verifies the same samples as batches of [`CALIBRATION_BATCH`]
+    /// through [`SignatureVerifier::verify_batch`] for `duration`; returns
+    /// signatures per second.
+    pub fn batch_rate_per_s(&self, duration: Duration) -> f64 {
+        let entries: Vec<BatchEntry<'_>> = self
+            .samples
+            .iter()
+            .map(|(key, message, signature)| BatchEntry {
+                key,
+                message,
+                signature,
+            })
+            .collect();
+        let mut verdicts = vec![false; CALIBRATION_BATCH];
+        let start = Instant::now();
+        let mut verifies = 0u64;
+        while start.elapsed() < duration {
+            for batch in entries.chunks(CALIBRATION_BATCH) {
+                let verdicts = &mut verdicts[..batch.len()];
+                Bip340.verify_batch(batch, verdicts);
+                assert!(verdicts.iter().all(|v| *v), "a sample signature verifies");
+            }
+            verifies += entries.len() as u64;
+        }
+        verifies as f64 / start.elapsed().as_secs_f64()
+    }
+
+    /// Both rates, one after the other.
+    pub fn rates(&self, duration: Duration) -> VerifyRates {
+        VerifyRates {
+            single_per_s: self.verify_rate_per_s(duration),
+            batch_per_s: self.batch_rate_per_s(duration),
+        }
+    }
+}
+
+/// Signatures per calibration batch: a full anchor's payload.
+pub const CALIBRATION_BATCH: usize = 256;
+
+/// A core's BIP-340 rates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VerifyRates {
+    /// One signature at a time, per second.
+    pub single_per_s: f64,
+    /// In batches of [`CALIBRATION_BATCH`], signatures per second.
+    pub batch_per_s: f64,
+}
+
+impl VerifyRates {
+    /// The mean of two measurements.
+    pub fn mean(&self, other: &VerifyRates) -> VerifyRates {
+        VerifyRates {
+            single_per_s: (self.single_per_s + other.single_per_s) / 2.0,
+            batch_per_s: (self.batch_per_s + other.batch_per_s) / 2.0,
+        }
     }
 }
 
