@@ -50,6 +50,8 @@
 //! per-thread key cache is touched (the cache only ever returns what lifting
 //! would).
 
+use std::collections::HashMap;
+
 use k256::elliptic_curve::group::Group;
 use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::point::DecompactPoint;
@@ -160,26 +162,32 @@ pub fn verify_batch(entries: &[BatchEntry<'_>], verdicts: &mut [bool]) -> BatchW
     assert_eq!(entries.len(), verdicts.len(), "one verdict per entry");
     let mut work = BatchWork::default();
     if entries.len() < MIN_BATCH {
-        for (entry, verdict) in entries.iter().zip(verdicts.iter_mut()) {
-            *verdict = Bip340.verify(entry.key, entry.message, entry.signature);
-            work.single_verifies += 1;
-            work.cost_units += cost::SINGLE;
-        }
-        return work;
+        return verify_each(&Bip340, entries, verdicts);
     }
-    let budget = 2 * cost::SINGLE * entries.len() as u64;
+    // Entries of one key share a class (the index of its first entry):
+    // their key terms merge into one.
+    let mut first_of_key: HashMap<&PublicKeyBytes, u32> = HashMap::with_capacity(entries.len());
+    let classes: Vec<u32> = entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| *first_of_key.entry(entry.key).or_insert(index as u32))
+        .collect();
+    // A batch runs only where the cost model expects it to beat verifying
+    // one at a time (a batch of distinct keys pays from about 128
+    // signatures, one of a single key from about 32); the decision comes
+    // before any lifting, so a batch that does not pay costs nothing extra.
+    let len = entries.len() as u64;
+    let long = first_of_key.len() as u64 + 1;
+    let estimate = len * cost::PREPARE
+        + cost::multiplication(long, len, window_bits((long + len) as usize) as u64);
+    if estimate >= len * cost::SINGLE {
+        return verify_each(&Bip340, entries, verdicts);
+    }
+    let budget = 2 * cost::SINGLE * len;
     let coefficients = coefficients(entries);
     let mut prepared: Vec<Option<Prepared>> = Vec::with_capacity(entries.len());
-    let mut classes: Vec<(PublicKeyBytes, u32)> = Vec::new();
-    for (index, (entry, a)) in entries.iter().zip(&coefficients).enumerate() {
+    for ((entry, a), class) in entries.iter().zip(&coefficients).zip(classes) {
         work.cost_units += cost::PREPARE;
-        let class = match classes.iter().find(|(key, _)| key == entry.key) {
-            Some((_, class)) => *class,
-            None => {
-                classes.push((*entry.key, index as u32));
-                index as u32
-            }
-        };
         let entry = prepare(entry, a, class);
         if entry.is_none() {
             work.refused_early += 1;
@@ -207,6 +215,24 @@ pub fn verify_batch(entries: &[BatchEntry<'_>], verdicts: &mut [bool]) -> BatchW
         work.batched_signatures = entries.len() as u64;
     }
     work
+}
+
+/// Every entry through `verifier`'s single verification, one at a time
+/// (the [`SignatureVerifier::verify_batch`] default).
+pub fn verify_each(
+    verifier: &(impl SignatureVerifier + ?Sized),
+    entries: &[BatchEntry<'_>],
+    verdicts: &mut [bool],
+) -> BatchWork {
+    assert_eq!(entries.len(), verdicts.len(), "one verdict per entry");
+    for (entry, verdict) in entries.iter().zip(verdicts.iter_mut()) {
+        *verdict = verifier.verify(entry.key, entry.message, entry.signature);
+    }
+    BatchWork {
+        single_verifies: entries.len() as u64,
+        cost_units: entries.len() as u64 * cost::SINGLE,
+        ..BatchWork::default()
+    }
 }
 
 /// The coefficients `a_1 = 1, a_2..a_u`: a ChaCha20 stream seeded with a

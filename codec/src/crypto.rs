@@ -5,13 +5,11 @@
 //! BIP-340 auxiliary randomness from the caller, so this module never draws
 //! randomness of its own.
 
-use std::sync::OnceLock;
-
 use std::cell::{Cell, RefCell};
 
 use k256::elliptic_curve::sec1::FromEncodedPoint;
 use k256::{AffinePoint, EncodedPoint};
-use secp256k1::{schnorr, Keypair, Parity, Secp256k1, SecretKey, XOnlyPublicKey};
+use secp256k1::{schnorr, Keypair, Parity, SecretKey, XOnlyPublicKey};
 
 use crate::batch::{BatchEntry, BatchWork};
 
@@ -30,21 +28,8 @@ pub trait SignatureVerifier {
     /// signature at a time; [`Bip340`] checks them as a batch
     /// ([`crate::batch`]). What the call did is returned for the counters.
     fn verify_batch(&self, entries: &[BatchEntry<'_>], verdicts: &mut [bool]) -> BatchWork {
-        assert_eq!(entries.len(), verdicts.len(), "one verdict per entry");
-        for (entry, verdict) in entries.iter().zip(verdicts.iter_mut()) {
-            *verdict = self.verify(entry.key, entry.message, entry.signature);
-        }
-        BatchWork {
-            single_verifies: entries.len() as u64,
-            cost_units: entries.len() as u64 * crate::batch::cost::SINGLE,
-            ..BatchWork::default()
-        }
+        crate::batch::verify_each(self, entries, verdicts)
     }
-}
-
-fn context() -> &'static Secp256k1<secp256k1::All> {
-    static CONTEXT: OnceLock<Secp256k1<secp256k1::All>> = OnceLock::new();
-    CONTEXT.get_or_init(Secp256k1::new)
 }
 
 /// The BIP-340 verifier the product uses.
@@ -57,9 +42,7 @@ impl SignatureVerifier for Bip340 {
             return false;
         };
         let signature = schnorr::Signature::from_byte_array(*signature);
-        context()
-            .verify_schnorr(&signature, message, &key.secp)
-            .is_ok()
+        schnorr::verify(&signature, message, &key.secp).is_ok()
     }
 
     fn verify_batch(&self, entries: &[BatchEntry<'_>], verdicts: &mut [bool]) -> BatchWork {
@@ -171,9 +154,9 @@ impl SigningKey {
     /// The key with secret scalar `secret` (big-endian, `0 < secret < n`).
     pub fn from_secret_bytes(secret: &[u8; 32]) -> Result<SigningKey, InvalidKey> {
         let secret =
-            SecretKey::from_byte_array(*secret).map_err(|_| InvalidKey { what: "secret key" })?;
+            SecretKey::from_secret_bytes(*secret).map_err(|_| InvalidKey { what: "secret key" })?;
         Ok(SigningKey {
-            keypair: Keypair::from_secret_key(context(), &secret),
+            keypair: Keypair::from_secret_key(&secret),
         })
     }
 
@@ -190,19 +173,17 @@ impl SigningKey {
 
     /// The secret scalar, for writing a key file.
     pub fn secret_bytes(&self) -> [u8; 32] {
-        self.keypair.secret_bytes()
+        self.keypair.to_secret_bytes()
     }
 
     /// The x-only public key.
     pub fn public_key(&self) -> PublicKeyBytes {
-        self.keypair.x_only_public_key().0.serialize()
+        self.keypair.x_only_public_key().0.to_byte_array()
     }
 
     /// Signs `message` with the BIP-340 auxiliary randomness `aux_rand`.
     pub fn sign(&self, message: &[u8], aux_rand: &[u8; 32]) -> SignatureBytes {
-        context()
-            .sign_schnorr_with_aux_rand(message, &self.keypair, aux_rand)
-            .to_byte_array()
+        schnorr::sign_with_aux_rand(message, &self.keypair, aux_rand).to_byte_array()
     }
 
     /// Signs `message` with auxiliary randomness drawn from `rng`.

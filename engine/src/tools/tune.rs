@@ -14,7 +14,8 @@ use pc_storage::{Durability, Log, LogConfig};
 use crate::config::{NodeConfig, StorageConfig, DEFAULT_SEGMENT_BYTES};
 use crate::runtime::data_dir::MAX_RECORD_BYTES;
 use crate::runtime::host::{
-    executor_sizing, memlock_limit_bytes, usable_cpus, VerifySamples, CALIBRATION_SAMPLES,
+    executor_sizing, memlock_limit_bytes, usable_cpus, VerifyRates, VerifySamples,
+    CALIBRATION_SAMPLES,
 };
 use crate::EngineError;
 
@@ -48,6 +49,10 @@ pub struct Probe {
     pub verify_one_core_per_s: f64,
     /// Verifies/s per core with every core verifying at once.
     pub verify_all_cores_per_s: f64,
+    /// The same samples in batches of 256: signatures/s of one core alone.
+    pub batch_one_core_per_s: f64,
+    /// Batches of 256, signatures/s per core with every core at once.
+    pub batch_all_cores_per_s: f64,
     /// Log append rates, one per policy (empty if io_uring is unusable).
     pub append: Vec<AppendRate>,
 }
@@ -59,17 +64,21 @@ pub fn probe(scratch: &Path, seconds_per_probe: f64) -> Result<Probe, EngineErro
     let sizing = executor_sizing(memlock_bytes, cpus.len());
     let duration = Duration::from_secs_f64(seconds_per_probe);
     let samples = VerifySamples::new(CALIBRATION_SAMPLES);
-    let verify_one_core_per_s = samples.verify_rate_per_s(duration);
-    let verify_all_cores_per_s = std::thread::scope(|scope| {
+    let one_core = samples.rates(duration);
+    let all_cores = std::thread::scope(|scope| {
         let handles: Vec<_> = cpus
             .iter()
-            .map(|_| scope.spawn(|| samples.verify_rate_per_s(duration)))
+            .map(|_| scope.spawn(|| samples.rates(duration)))
             .collect();
-        let rates: Vec<f64> = handles
+        let rates: Vec<VerifyRates> = handles
             .into_iter()
             .map(|h| h.join().expect("verify thread"))
             .collect();
-        rates.iter().sum::<f64>() / rates.len().max(1) as f64
+        let cores = rates.len().max(1) as f64;
+        VerifyRates {
+            single_per_s: rates.iter().map(|r| r.single_per_s).sum::<f64>() / cores,
+            batch_per_s: rates.iter().map(|r| r.batch_per_s).sum::<f64>() / cores,
+        }
     });
     let dir = scratch.to_path_buf();
     let cpu = cpus[0];
@@ -90,8 +99,10 @@ pub fn probe(scratch: &Path, seconds_per_probe: f64) -> Result<Probe, EngineErro
         memlock_bytes,
         io_memory_bytes: sizing.io_memory_bytes,
         io_uring_usable,
-        verify_one_core_per_s,
-        verify_all_cores_per_s,
+        verify_one_core_per_s: one_core.single_per_s,
+        verify_all_cores_per_s: all_cores.single_per_s,
+        batch_one_core_per_s: one_core.batch_per_s,
+        batch_all_cores_per_s: all_cores.batch_per_s,
         append,
     })
 }
@@ -250,7 +261,7 @@ pub fn recommend(probe: &Probe) -> String {
 /// The probe's findings, one line each.
 pub fn render(probe: &Probe) -> String {
     let mut out = format!(
-        "cores: {} usable ({:?})\nmemlock: {}; glommio io_memory per core: {} KiB\nio_uring: {}\nverify: {:.0}/s on one core alone, {:.0}/s per core with all {} cores at once\n",
+        "cores: {} usable ({:?})\nmemlock: {}; glommio io_memory per core: {} KiB\nio_uring: {}\nverify: {:.0}/s on one core alone, {:.0}/s per core with all {} cores at once\nbatch verify (256 signatures of 16 keys per batch): {:.0}/s on one core alone, {:.0}/s per core with all cores at once\n",
         probe.cpus.len(),
         probe.cpus,
         probe
@@ -264,6 +275,8 @@ pub fn render(probe: &Probe) -> String {
         probe.verify_one_core_per_s,
         probe.verify_all_cores_per_s,
         probe.cpus.len(),
+        probe.batch_one_core_per_s,
+        probe.batch_all_cores_per_s,
     );
     for rate in &probe.append {
         out += &format!(
@@ -289,6 +302,8 @@ mod tests {
             io_uring_usable: Ok(()),
             verify_one_core_per_s: 20_000.0,
             verify_all_cores_per_s: 19_000.0,
+            batch_one_core_per_s: 50_000.0,
+            batch_all_cores_per_s: 48_000.0,
             append: [
                 (Durability::Always, always_records_per_s),
                 (Durability::Batch, 9_000.0),
