@@ -305,3 +305,31 @@ fn a_repeated_key_is_lifted_once() {
     assert!(after.misses - before.misses <= 1, "{before:?} -> {after:?}");
     assert!(after.hits - before.hits >= 63, "{before:?} -> {after:?}");
 }
+
+/// The verdicts and the work of a fixed batch (a fixed key set, three bad
+/// signatures) are constants: the coefficients, the bisection and the
+/// multiplications are pure functions of the bytes, so every machine — the
+/// README runs this file on aarch64 under qemu — must report exactly these.
+#[test]
+fn a_fixed_batch_gives_the_recorded_verdicts_and_work_on_every_machine() {
+    let mut items = valid_batch(200, 5, 7);
+    for index in [0, 77, 199] {
+        items[index].signature[45] ^= 4;
+    }
+    let (verdicts, work) = batch_verdicts(&items);
+    let bad: Vec<usize> = (0..items.len()).filter(|&i| !verdicts[i]).collect();
+    assert_eq!(bad, vec![0, 77, 199]);
+    println!("{work:?}");
+    assert_eq!(work, RECORDED_WORK);
+}
+
+/// Recorded on x86-64 (and the same under qemu-aarch64).
+const RECORDED_WORK: BatchWork = BatchWork {
+    batches: 1,
+    batched_signatures: 200,
+    multiplications: 6,
+    points: 486,
+    single_verifies: 175,
+    refused_early: 0,
+    cost_units: 54_692,
+};
