@@ -36,6 +36,8 @@ impl NodeCore {
             .seat_rounds
             .entry(shard)
             .or_insert_with(|| vec![0; seats]);
+        let items: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
+        host.preverify_anchors(&items);
         for bytes in anchors {
             match host.handle_anchor(Some(peer), bytes, None, now.mono_us)? {
                 Ok(AnchorStatus::Inserted | AnchorStatus::Pending) => {

@@ -397,6 +397,14 @@ impl ShardHost {
         Ok(status)
     }
 
+    /// Verifies the small anchors among `items` together before they are
+    /// handed to [`ShardHost::handle_anchor`] one by one
+    /// ([`Shard::preverify_anchors`]).
+    pub fn preverify_anchors(&mut self, items: &[&[u8]]) {
+        self.machine.preverify_anchors(items);
+        self.sync_verify_counters();
+    }
+
     /// Queues a client's micro-event for the seat's next own anchor and
     /// says whether the machine took it; its finality latency is measured
     /// from `now_us`. Only a failing store is an error.

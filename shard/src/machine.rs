@@ -24,8 +24,8 @@ use pc_codec::{
 use crate::consensus::{Consensus, ConsensusConfig, InsertError};
 use crate::state::{FinalizedPayload, RoundOutcome, ShardState};
 use crate::validate::{
-    validate_decoded, validate_micro_event, validate_micro_events, AnchorError, MicroEventError,
-    ShardContext,
+    preverify_anchors, validate_decoded_with, validate_micro_event, validate_micro_events,
+    AnchorError, MicroEventError, Preverified, ShardContext,
 };
 use crate::vertex::{FinalizedRound, VertexSpec};
 
@@ -342,6 +342,14 @@ const MAX_UNACKED_BIRTHS: usize = 4096;
 /// past it, only (paced) acknowledgement-only anchors until the round
 /// advances. A committee in step makes one or two per seat and round.
 pub const MAX_OWN_PER_ROUND: u32 = 8;
+
+/// Anchors of at most this many transfers are verified together with the
+/// other small anchors of a group ([`Shard::preverify_anchors`]); larger
+/// ones are a batch of their own.
+pub const JOIN_BELOW_TRANSFERS: usize = 64;
+
+/// At most this many signatures are joined into one batch.
+pub const JOIN_MAX_SIGNATURES: usize = 1024;
 /// The payload of a seat's fifth own anchor at one birth round is half the
 /// maximum, of the sixth a quarter, and so on down to this: a seat whose
 /// mempool fills faster than rounds advance does not put more into the
@@ -552,6 +560,10 @@ pub struct Shard<V, S> {
     reincluded: BTreeSet<Hash32>,
     /// First header seen per (seat, seq), for fork detection.
     first_header: HashMap<(u8, u64), SignedAnchorHeader>,
+    /// Signature verdicts of the small anchors of the last group given to
+    /// [`Shard::preverify_anchors`], by BLAKE3 of the anchor's bytes;
+    /// taken by [`Shard::handle_anchor`], dropped at the next group.
+    preverified: Vec<(Hash32, Preverified)>,
     evidence_queued: u64,
     /// (birth round, seq, arrival) -> id of the pending anchors: the
     /// lowest keys are the closest to being inserted.
@@ -675,6 +687,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             unfinalized_with_payload: 0,
             unfinalized_events: 0,
             first_header: HashMap::new(),
+            preverified: Vec::new(),
             evidence_queued: 0,
             pending: BTreeMap::new(),
             pending_per_seat: vec![BTreeMap::new(); k],
@@ -729,7 +742,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             self.deferred += 1;
             return Ok(AnchorStatus::Deferred);
         }
-        validate_decoded(&self.context, &self.verifier, &anchor)?;
+        let preverified = self.take_preverified(bytes);
+        validate_decoded_with(&self.context, &self.verifier, &anchor, preverified.as_ref())?;
         if let Some(peer) = from {
             self.catch_up.note_peer(peer);
         }
@@ -767,6 +781,74 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         Ok(AnchorStatus::Pending)
     }
 
+    /// Verifies the signatures of the small anchors among `items` (the
+    /// anchors a caller is about to hand to [`Shard::handle_anchor`] one by
+    /// one: a peer's message, a file's next few) together, as one batch:
+    /// an anchor of a few transfers would not pay for a batch of its own.
+    /// Only anchors new to the machine, of 1 to [`JOIN_BELOW_TRANSFERS`]
+    /// transfers, up to [`JOIN_MAX_SIGNATURES`] signatures in all, and only
+    /// if there are two or more; the verdicts wait for their anchor's
+    /// [`Shard::handle_anchor`] and are dropped at the next call. Nothing
+    /// else changes: the anchors are taken in only by `handle_anchor`.
+    pub fn preverify_anchors(&mut self, items: &[&[u8]]) {
+        self.preverified.clear();
+        let mut decoded = Vec::new();
+        let mut hashes = Vec::new();
+        let mut signatures = 0;
+        for bytes in items {
+            if bytes.len() > self.limits.max_anchor_bytes {
+                continue;
+            }
+            let Ok(anchor) = DecodedAnchor::from_bytes(bytes, &self.context.network) else {
+                continue;
+            };
+            let id = anchor.anchor_id;
+            if self.consensus.contains(&id)
+                || self.pending_by_id.contains_key(&id)
+                || self.defers(&id, &anchor.anchor.header.header)
+            {
+                continue;
+            }
+            let transfers = anchor
+                .anchor
+                .payload
+                .events
+                .iter()
+                .filter(|event| matches!(event, MicroEvent::Transfer(_)))
+                .count();
+            if transfers == 0
+                || transfers > JOIN_BELOW_TRANSFERS
+                || signatures + transfers > JOIN_MAX_SIGNATURES
+            {
+                continue;
+            }
+            signatures += transfers;
+            hashes.push(*blake3::hash(bytes).as_bytes());
+            decoded.push(anchor);
+        }
+        if decoded.len() < 2 {
+            return;
+        }
+        let anchors: Vec<&DecodedAnchor> = decoded.iter().collect();
+        let verdicts = preverify_anchors(&self.context, &self.verifier, &anchors);
+        for (hash, verdict) in hashes.into_iter().zip(verdicts) {
+            if let Some(verdict) = verdict {
+                self.preverified.push((hash, verdict));
+            }
+        }
+    }
+
+    /// The verdicts [`Shard::preverify_anchors`] left for exactly these
+    /// bytes, if any.
+    fn take_preverified(&mut self, bytes: &[u8]) -> Option<Preverified> {
+        if self.preverified.is_empty() {
+            return None;
+        }
+        let hash = *blake3::hash(bytes).as_bytes();
+        let at = self.preverified.iter().position(|(h, _)| *h == hash)?;
+        Some(self.preverified.swap_remove(at).1)
+    }
+
     /// Queues a client's micro-event for the next own anchor.
     pub fn handle_micro_event(&mut self, event: MicroEvent) -> Result<(), SubmitRejected> {
         if self.seat.is_none() {
@@ -778,12 +860,18 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             });
         }
         let validated = validate_micro_event(&self.context, &self.verifier, &event);
-        self.queue_validated(event, validated)
+        let queued = self.queue_validated(event, validated);
+        if queued.is_ok() {
+            self.after_input();
+        }
+        queued
     }
 
     /// [`Shard::handle_micro_event`] of every event in order, their
     /// transfers' signatures checked as one batch first (a client's
-    /// submissions of one poll). One result per event.
+    /// submissions of one poll), the seat reacting once after all of them
+    /// are queued (so one own anchor can carry them all). One result per
+    /// event.
     pub fn handle_micro_events(
         &mut self,
         events: Vec<MicroEvent>,
@@ -815,6 +903,9 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             };
             results.push(outcome);
         }
+        if results.iter().any(Result::is_ok) {
+            self.after_input();
+        }
         results
     }
 
@@ -838,7 +929,6 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             }
         }
         self.mempool.push_back(event);
-        self.after_input();
         Ok(())
     }
 

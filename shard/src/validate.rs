@@ -366,36 +366,60 @@ pub fn validate_decoded(
     verifier: &impl SignatureVerifier,
     decoded: &DecodedAnchor,
 ) -> Result<(), AnchorError> {
+    validate_decoded_with(context, verifier, decoded, None)
+}
+
+/// Signature verdicts of an anchor worked out ahead of its validation
+/// (several small anchors' transfers verified as one batch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preverified {
+    /// The header's signature verified.
+    pub header: bool,
+    /// Per transfer of the payload, in payload order, its signature's
+    /// verdict.
+    pub transfers: Vec<bool>,
+}
+
+/// [`validate_decoded`], the signature verdicts taken from `preverified`
+/// where given (they must be of this very anchor: [`preverify_anchors`]).
+pub fn validate_decoded_with(
+    context: &ShardContext,
+    verifier: &impl SignatureVerifier,
+    decoded: &DecodedAnchor,
+    preverified: Option<&Preverified>,
+) -> Result<(), AnchorError> {
+    check_decoded(context, decoded)?;
     let anchor = &decoded.anchor;
-    check_header(context, &anchor.header.header)?;
-    check_payload_commitment(decoded)?;
-    for (index, event) in anchor.payload.events.iter().enumerate() {
-        check_micro_event(context, event)
-            .map_err(|error| AnchorError::MicroEvent { index, error })?;
-    }
     // The header's signature alone first: a forged header costs one
     // verification, never a batch and its bisection.
-    verify_header_signature(context, verifier, &anchor.header, &decoded.header_id)?;
+    match preverified {
+        Some(pre) if pre.header => {}
+        Some(_) => {
+            return Err(AnchorError::BadSignature {
+                creator: anchor.header.header.creator,
+            })
+        }
+        None => verify_header_signature(context, verifier, &anchor.header, &decoded.header_id)?,
+    }
     // Every transfer's signature in one batch (claims and evidence, rare,
     // one at a time); the first failing event in payload order is named,
     // as if each had been checked in turn.
-    let mut entries = Vec::with_capacity(anchor.payload.events.len());
-    for (event, digest) in anchor.payload.events.iter().zip(&decoded.digests) {
-        if let MicroEvent::Transfer(transfer) = event {
-            entries.push(BatchEntry {
-                key: &transfer.owner,
-                message: &digest.tx_id,
-                signature: &transfer.signature,
-            });
+    let computed;
+    let verdicts = match preverified {
+        Some(pre) => &pre.transfers,
+        None => {
+            let entries = transfer_entries(decoded);
+            let mut verdicts = vec![false; entries.len()];
+            verifier.verify_batch(&entries, &mut verdicts);
+            computed = verdicts;
+            &computed
         }
-    }
-    let mut verdicts = vec![false; entries.len()];
-    verifier.verify_batch(&entries, &mut verdicts);
-    let mut transfer_verdicts = verdicts.into_iter();
+    };
+    let mut transfer_verdicts = verdicts.iter();
     for (index, event) in anchor.payload.events.iter().enumerate() {
         let verified = match event {
             MicroEvent::Transfer(_) => {
-                if transfer_verdicts.next() == Some(true) {
+                if transfer_verdicts.next() == Some(&true) {
                     Ok(())
                 } else {
                     Err(MicroEventError::TransferBadSignature)
@@ -406,6 +430,81 @@ pub fn validate_decoded(
         verified.map_err(|error| AnchorError::MicroEvent { index, error })?;
     }
     Ok(())
+}
+
+/// Every rule of [`validate_decoded`] that needs no signature.
+fn check_decoded(context: &ShardContext, decoded: &DecodedAnchor) -> Result<(), AnchorError> {
+    let anchor = &decoded.anchor;
+    check_header(context, &anchor.header.header)?;
+    check_payload_commitment(decoded)?;
+    for (index, event) in anchor.payload.events.iter().enumerate() {
+        check_micro_event(context, event)
+            .map_err(|error| AnchorError::MicroEvent { index, error })?;
+    }
+    Ok(())
+}
+
+/// The transfers' signatures of a decoded anchor, in payload order.
+fn transfer_entries(decoded: &DecodedAnchor) -> Vec<BatchEntry<'_>> {
+    let mut entries = Vec::with_capacity(decoded.anchor.payload.events.len());
+    for (event, digest) in decoded.anchor.payload.events.iter().zip(&decoded.digests) {
+        if let MicroEvent::Transfer(transfer) = event {
+            entries.push(BatchEntry {
+                key: &transfer.owner,
+                message: &digest.tx_id,
+                signature: &transfer.signature,
+            });
+        }
+    }
+    entries
+}
+
+/// Verifies the signatures of several decoded anchors together: each
+/// header alone, then the transfers of every anchor whose header and
+/// structure hold as one batch (so small anchors, which would not pay for
+/// a batch of their own, share one). One entry per anchor: `None` where
+/// the anchor breaks a rule that needs no signature (its validation will
+/// name it), else its verdicts for [`validate_decoded_with`].
+pub fn preverify_anchors(
+    context: &ShardContext,
+    verifier: &impl SignatureVerifier,
+    anchors: &[&DecodedAnchor],
+) -> Vec<Option<Preverified>> {
+    let mut out: Vec<Option<Preverified>> = anchors
+        .iter()
+        .map(|decoded| {
+            check_decoded(context, decoded).ok()?;
+            let header = verify_header_signature(
+                context,
+                verifier,
+                &decoded.anchor.header,
+                &decoded.header_id,
+            )
+            .is_ok();
+            Some(Preverified {
+                header,
+                transfers: Vec::new(),
+            })
+        })
+        .collect();
+    let mut entries = Vec::new();
+    let mut counts = Vec::with_capacity(anchors.len());
+    for (decoded, pre) in anchors.iter().zip(&out) {
+        let before = entries.len();
+        if matches!(pre, Some(pre) if pre.header) {
+            entries.extend(transfer_entries(decoded));
+        }
+        counts.push(entries.len() - before);
+    }
+    let mut verdicts = vec![false; entries.len()];
+    verifier.verify_batch(&entries, &mut verdicts);
+    let mut verdicts = verdicts.into_iter();
+    for (pre, count) in out.iter_mut().zip(counts) {
+        if let Some(pre) = pre {
+            pre.transfers = verdicts.by_ref().take(count).collect();
+        }
+    }
+    out
 }
 
 /// Checks the header rules of DESIGN §3.3 alone (for headers received before
@@ -1647,5 +1746,84 @@ mod tests {
             Err(AnchorError::BadSignature { creator: 0 })
         );
         assert_eq!(counter.0.get(), 1, "the header only");
+    }
+
+    /// Counts batch calls and their signatures, verifying with BIP-340.
+    #[derive(Default)]
+    struct BatchCalls {
+        calls: Cell<usize>,
+        signatures: Cell<usize>,
+    }
+
+    impl SignatureVerifier for BatchCalls {
+        fn verify(&self, key: &PublicKeyBytes, message: &[u8], signature: &[u8; 64]) -> bool {
+            Bip340.verify(key, message, signature)
+        }
+
+        fn verify_batch(
+            &self,
+            entries: &[BatchEntry<'_>],
+            verdicts: &mut [bool],
+        ) -> pc_codec::BatchWork {
+            self.calls.set(self.calls.get() + 1);
+            self.signatures.set(self.signatures.get() + entries.len());
+            Bip340.verify_batch(entries, verdicts)
+        }
+    }
+
+    #[test]
+    fn small_anchors_verified_together_validate_exactly_as_each_alone() {
+        let home = client(true);
+        let anchors: Vec<SignedAnchor> = (0..K)
+            .map(|seat| {
+                let mut builder = AnchorBuilder::new(NETWORK, SHARD, seat, 1)
+                    .birth_round(1)
+                    .parent_anchor(&genesis_anchor(seat))
+                    .parent_anchor(&genesis_anchor((seat + 1) % K));
+                for index in 0..6u64 {
+                    let mut transfer = TransferBuilder::new()
+                        .input(OutPoint {
+                            tx_id: [seat; 32],
+                            index: index as u16,
+                        })
+                        .output(10 + index, [6; 32])
+                        .sign(&NETWORK, &home, &[0; 32])
+                        .unwrap();
+                    if seat == 2 && index == 3 {
+                        transfer.signature[40] ^= 1;
+                    }
+                    builder = builder.event(MicroEvent::Transfer(transfer));
+                }
+                let mut anchor = builder.sign(&seat_key(seat), &[0; 32]).unwrap();
+                if seat == 4 {
+                    anchor.header.signature[40] ^= 1;
+                }
+                anchor
+            })
+            .collect();
+        let decoded: Vec<DecodedAnchor> = anchors
+            .iter()
+            .map(|anchor| DecodedAnchor::from_anchor(anchor.clone(), &NETWORK))
+            .collect();
+        let together: Vec<&DecodedAnchor> = decoded.iter().collect();
+        let verifier = BatchCalls::default();
+        let preverified = preverify_anchors(&context(), &verifier, &together);
+        // One batch: the transfers of the four anchors whose header holds.
+        assert_eq!(verifier.calls.get(), 1);
+        assert_eq!(verifier.signatures.get(), 4 * 6);
+        for (seat, (decoded, pre)) in decoded.iter().zip(&preverified).enumerate() {
+            let alone = validate_decoded(&context(), &Bip340, decoded);
+            let with = validate_decoded_with(&context(), &Bip340, decoded, pre.as_ref());
+            assert_eq!(with, alone, "seat {seat}");
+            let expected = match seat {
+                2 => Err(AnchorError::MicroEvent {
+                    index: 3,
+                    error: MicroEventError::TransferBadSignature,
+                }),
+                4 => Err(AnchorError::BadSignature { creator: 4 }),
+                _ => Ok(()),
+            };
+            assert_eq!(with, expected, "seat {seat}");
+        }
     }
 }

@@ -351,6 +351,12 @@ impl ShardDriver {
         self.host.counters()
     }
 
+    /// Verifies the small anchors among `items` together before they are
+    /// taken in one by one ([`pc_shard::machine::Shard::preverify_anchors`]).
+    pub fn preverify_anchors(&mut self, items: &[&[u8]]) {
+        self.host.preverify_anchors(items);
+    }
+
     /// Takes in one anchor (its id and birth round known to the caller for
     /// latency bookkeeping). A refused anchor is counted, not fatal.
     pub fn handle_anchor(

@@ -55,7 +55,7 @@ pub const TRANSFER_PAYS_UNITS: u64 = OUTPUT_UNITS - 1_000;
 
 /// Changes whenever the generator makes a different DAG from the same
 /// parameters, so that no stale cached workload is used.
-pub const GENERATOR_VERSION: u32 = 5;
+pub const GENERATOR_VERSION: u32 = 6;
 
 /// Genesis outputs per shard at most, after which each seat spends the
 /// outputs of its own earlier transfers. Also the most outputs the node's
@@ -392,6 +392,7 @@ pub fn generate_shard<W: WorkloadSigning>(
                 .min(spendable.len());
             if take > 0 && seat.machine.mempool_len() == 0 {
                 let spent: Vec<OutPoint> = spendable.drain(..take).collect();
+                let mut submitted = Vec::with_capacity(spent.len());
                 for out_point in spent {
                     let mut transfer = Transfer {
                         inputs: vec![out_point],
@@ -414,9 +415,12 @@ pub fn generate_shard<W: WorkloadSigning>(
                     });
                     let event = MicroEvent::Transfer(transfer);
                     in_flight.insert(event.id());
-                    seat.machine
-                        .handle_micro_event(event)
-                        .expect("a fresh transfer of an unspent output is accepted");
+                    submitted.push(event);
+                }
+                // Submitted together, as a client's poll: the seat's next
+                // own anchor carries them all.
+                for status in seat.machine.handle_micro_events(submitted) {
+                    status.expect("a fresh transfer of an unspent output is accepted");
                 }
                 progress(signed, events);
             }
