@@ -190,6 +190,11 @@ pub struct ShardCounters {
     /// Of them, those handed in as a batch (payloads, client polls) but
     /// verified singly: batches too small to pay, bisection, fallbacks.
     pub batch_single_verifies: u64,
+    /// Lookups of the parsed-key cache of this shard's core (shared by the
+    /// shards of one core) that found the key lifted already.
+    pub key_cache_hits: u64,
+    /// Lookups that lifted the key (or found it invalid).
+    pub key_cache_misses: u64,
     /// Log bytes appended (frames).
     pub log_bytes: u64,
     /// Highest log seq known durable, if any.
@@ -421,7 +426,7 @@ impl ShardHost {
         Ok(status)
     }
 
-    /// [`ShardHost::submit_micro_event`] of a client's events of one poll,
+    /// [`ShardHost::submit_micro_event`] of a client's events of one submission frame,
     /// their signatures checked as one batch. One result per event.
     pub fn submit_micro_events(
         &mut self,
@@ -466,6 +471,9 @@ impl ShardHost {
         self.counters.batched_signatures = work.batched_signatures;
         self.counters.single_signature_verifies = self.verifier.single_count();
         self.counters.batch_single_verifies = work.single_verifies;
+        let keys = pc_codec::key_cache_counts();
+        self.counters.key_cache_hits = keys.hits;
+        self.counters.key_cache_misses = keys.misses;
     }
 
     /// Sets the single-signature verify rate the driver measured on this

@@ -869,7 +869,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
 
     /// [`Shard::handle_micro_event`] of every event in order, their
     /// transfers' signatures checked as one batch first (a client's
-    /// submissions of one poll), the seat reacting once after all of them
+    /// submission frame), the seat reacting once after all of them
     /// are queued (so one own anchor can carry them all). One result per
     /// event.
     pub fn handle_micro_events(

@@ -535,7 +535,7 @@ pub fn validate_micro_event(
 }
 
 /// [`validate_micro_event`] of every event, the transfers' signatures
-/// checked as one batch (a client's submissions of one poll).
+/// checked as one batch (a client's submission frame).
 pub fn validate_micro_events(
     context: &ShardContext,
     verifier: &impl SignatureVerifier,

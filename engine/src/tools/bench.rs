@@ -138,6 +138,11 @@ pub struct BenchShard {
     /// Payload (batched) signatures verified one at a time: batches too
     /// small to pay, bisection of failing batches, budget fallbacks.
     pub payload_single_verifies: u64,
+    /// Parsed-key cache lookups of this shard's core that hit (the cache
+    /// is per core, shared by its shards).
+    pub key_cache_hits: u64,
+    /// Lookups that lifted the key.
+    pub key_cache_misses: u64,
     /// Finality latency percentiles, µs.
     pub finality_p50_us: u64,
     /// 95th percentile.
@@ -406,6 +411,8 @@ fn summarize(report: &EngineReport, data_dir: &Path, network: &str) -> BenchResu
                 },
                 single_signature_verifies: c.single_signature_verifies,
                 payload_single_verifies: c.batch_single_verifies,
+                key_cache_hits: c.key_cache_hits,
+                key_cache_misses: c.key_cache_misses,
                 finality_p50_us: s.finality_us.value_at_quantile(0.5),
                 finality_p95_us: s.finality_us.value_at_quantile(0.95),
                 finality_p99_us: s.finality_us.value_at_quantile(0.99),
@@ -490,6 +497,14 @@ pub fn render_table(result: &BenchResult) -> String {
         .iter()
         .map(|s| s.payload_single_verifies)
         .sum();
+    // The key cache is per core: each core's counts once.
+    let per_core: std::collections::BTreeMap<usize, (u64, u64)> = result
+        .shards
+        .iter()
+        .map(|s| (s.core, (s.key_cache_hits, s.key_cache_misses)))
+        .collect();
+    let key_hits: u64 = per_core.values().map(|(hits, _)| hits).sum();
+    let key_misses: u64 = per_core.values().map(|(_, misses)| misses).sum();
     let verifies: u64 = result.shards.iter().map(|s| s.signature_verifies).sum();
     let batched: f64 = result
         .shards
@@ -497,7 +512,7 @@ pub fn render_table(result: &BenchResult) -> String {
         .map(|s| s.mean_batch_size * s.signature_batches as f64)
         .sum();
     out += &format!(
-        "signatures {verifies}: {batches} batches (mean {:.1} signatures), {single} verified singly ({payload_single} of them payload signatures)\n",
+        "signatures {verifies}: {batches} batches (mean {:.1} signatures), {single} verified singly ({payload_single} of them payload signatures); key cache {key_hits} hits, {key_misses} misses\n",
         batched / batches.max(1) as f64
     );
     if let Some(quic) = &result.quic {
