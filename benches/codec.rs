@@ -1,13 +1,14 @@
 //! Codec benches: canonical encode and strict decode of a full anchor (256
 //! signed transfers), its ids and payload root, and BIP-340 verification —
 //! a single signature (one key again and again, and 1024 keys in turn) and
-//! every signature of a full anchor.
+//! every signature of a full anchor, one at a time and as the product does
+//! it (the header alone, the transfers as one batch).
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pc_benches::{full_anchor, key, NETWORK};
-use pc_codec::{Bip340, Decode, Encode, MicroEvent, SignatureVerifier, SignedAnchor};
+use pc_codec::{BatchEntry, Bip340, Decode, Encode, MicroEvent, SignatureVerifier, SignedAnchor};
 
 fn codec(c: &mut Criterion) {
     let anchor = full_anchor(256);
@@ -78,6 +79,42 @@ fn verify(c: &mut Criterion) {
                 };
                 assert!(transfer.verify_signature(&Bip340, &NETWORK));
             }
+        })
+    });
+    // The product's path: the header alone, the transfers as one batch
+    // (one client key: the bench anchor's transfers share an owner).
+    group.bench_function("verify_all_signatures_batched", |b| {
+        let seat = key(1).public_key();
+        let ids: Vec<[u8; 32]> = anchor
+            .payload
+            .events
+            .iter()
+            .map(|event| match event {
+                MicroEvent::Transfer(transfer) => transfer.tx_id(&NETWORK),
+                _ => unreachable!("bench anchor holds transfers"),
+            })
+            .collect();
+        let mut verdicts = vec![false; ids.len()];
+        b.iter(|| {
+            assert!(anchor.header.verify_signature(&Bip340, &seat));
+            let entries: Vec<BatchEntry<'_>> = anchor
+                .payload
+                .events
+                .iter()
+                .zip(&ids)
+                .map(|(event, id)| {
+                    let MicroEvent::Transfer(transfer) = event else {
+                        unreachable!("bench anchor holds transfers")
+                    };
+                    BatchEntry {
+                        key: &transfer.owner,
+                        message: id,
+                        signature: &transfer.signature,
+                    }
+                })
+                .collect();
+            Bip340.verify_batch(&entries, &mut verdicts);
+            assert!(verdicts.iter().all(|v| *v));
         })
     });
     group.finish();
