@@ -136,7 +136,7 @@ pub mod cost {
     /// per term and window, the running sums of every window, the doublings.
     pub fn multiplication(long: u64, short: u64, c: u64) -> u64 {
         let windows = 256 / c + 1;
-        let short_windows = 128 / c + 1;
+        let short_windows = super::short_windows(c as usize) as u64;
         long * windows + short * short_windows + windows * (1 << c) + 256
     }
 }
@@ -468,13 +468,16 @@ impl Msm {
     }
 
     /// `sum scalar_i * point_i`, by Pippenger's bucket method with signed
-    /// `c`-bit digits.
+    /// `c`-bit digits, `c` chosen for the number of terms.
     fn evaluate(&mut self) -> ProjectivePoint {
+        self.evaluate_with(window_bits(self.points.len()))
+    }
+
+    /// [`Msm::evaluate`] with windows of `c` bits (2 to 10).
+    fn evaluate_with(&mut self, c: usize) -> ProjectivePoint {
         let terms = self.points.len();
-        let c = window_bits(terms);
         let windows = 256 / c + 1;
-        // A short scalar (< 2^128) has signed digits only up to this window.
-        let short_windows = 128 / c + 1;
+        let short_windows = short_windows(c);
         self.digits.clear();
         self.digits.resize(terms * windows, 0);
         for (term, scalar) in self.scalars.iter().enumerate() {
@@ -553,6 +556,14 @@ fn window_bits(terms: usize) -> usize {
     }
 }
 
+/// The windows of `c` bits that can hold a nonzero signed digit of a
+/// scalar below 2^128: those of its 128 bits, and the next one for the
+/// carry of the top window (with c = 3, bits 126-128 recode to -4 and carry
+/// 1 into window 43).
+fn short_windows(c: usize) -> usize {
+    (128 / c + 2).min(256 / c + 1)
+}
+
 /// The little-endian 64-bit limbs of a scalar.
 fn limbs(scalar: &Scalar) -> [u64; 4] {
     let bytes = scalar.to_bytes();
@@ -626,6 +637,36 @@ mod tests {
                 }
                 assert_eq!(back, s, "c = {c}");
             }
+        }
+    }
+
+    /// Short scalars at the top of their range (whose signed digits carry
+    /// into the window above bit 127) and long ones near n, at every window
+    /// width the multiplication can take.
+    #[test]
+    fn scalars_at_the_top_of_their_range_sum_right_at_every_window_width() {
+        let max_short = Scalar::from(u128::MAX);
+        let shorts = [
+            max_short,
+            max_short - Scalar::from(1u64 << 40),
+            Scalar::from(3u128 << 126),
+            Scalar::from(1u128 << 127),
+        ];
+        let longs = [-Scalar::ONE, -Scalar::from(12345u64), scalar(7)];
+        for c in 2..=10 {
+            let mut msm = Msm::default();
+            let mut expected = ProjectivePoint::IDENTITY;
+            for (index, s) in longs.iter().enumerate() {
+                let point = ProjectivePoint::mul_by_generator(&scalar(100 + index as u64));
+                msm.push_long(point.to_affine(), *s);
+                expected += point * s;
+            }
+            for (index, s) in shorts.iter().enumerate() {
+                let point = ProjectivePoint::mul_by_generator(&scalar(200 + index as u64));
+                msm.push_short(point.to_affine(), *s);
+                expected += point * s;
+            }
+            assert_eq!(msm.evaluate_with(c), expected, "c = {c}");
         }
     }
 

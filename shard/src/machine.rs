@@ -799,6 +799,15 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             if bytes.len() > self.limits.max_anchor_bytes {
                 continue;
             }
+            // The header alone first: a large anchor is a batch of its own
+            // and is decoded once, by `handle_anchor`.
+            let Ok(header) = SignedAnchorHeader::decode(&mut pc_codec::Reader::new(bytes)) else {
+                continue;
+            };
+            let events = usize::from(header.header.payload_count);
+            if events == 0 || events > JOIN_BELOW_TRANSFERS {
+                continue;
+            }
             let Ok(anchor) = DecodedAnchor::from_bytes(bytes, &self.context.network) else {
                 continue;
             };
@@ -882,24 +891,18 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 .map(|_| Err(SubmitRejected::NotASeat))
                 .collect();
         }
-        let room = self
-            .limits
-            .max_mempool_events
-            .saturating_sub(self.mempool.len());
-        // Only what the mempool can take is verified; the rest is refused
-        // as full without a signature check.
-        let checked = events.len().min(room);
-        let validated = validate_micro_events(&self.context, &self.verifier, &events[..checked]);
+        // The node's admission control bounds a frame before it gets here,
+        // so all of it is verified; the mempool's own bound is checked per
+        // event (an invalid event takes no room).
+        let validated = validate_micro_events(&self.context, &self.verifier, &events);
         let mut results = Vec::with_capacity(events.len());
-        let mut validated = validated.into_iter();
-        for event in events {
-            let outcome = match validated.next() {
-                Some(validated) if self.mempool.len() < self.limits.max_mempool_events => {
-                    self.queue_validated(event, validated)
-                }
-                _ => Err(SubmitRejected::MempoolFull {
+        for (event, validated) in events.into_iter().zip(validated) {
+            let outcome = if self.mempool.len() < self.limits.max_mempool_events {
+                self.queue_validated(event, validated)
+            } else {
+                Err(SubmitRejected::MempoolFull {
                     max: self.limits.max_mempool_events,
-                }),
+                })
             };
             results.push(outcome);
         }
