@@ -320,11 +320,11 @@ struct Run<'a, 'e> {
 impl Run<'_, '_> {
     /// Resolves `set`, not known to hold an invalid signature.
     fn check(&mut self, set: &[usize]) {
-        if set.len() <= SPLIT_FLOOR || !self.affordable(set) {
+        let Some(cost) = self.affordable(set).filter(|_| set.len() > SPLIT_FLOOR) else {
             self.singly(set);
             return;
-        }
-        if self.multiply(set) {
+        };
+        if self.multiply(set, cost) {
             self.unresolved -= set.len() as u64;
         } else {
             self.split(set);
@@ -338,12 +338,12 @@ impl Run<'_, '_> {
             return;
         }
         let (left, right) = set.split_at(set.len() / 2);
-        if left.len() <= SPLIT_FLOOR || !self.affordable(left) {
+        let Some(cost) = self.affordable(left).filter(|_| left.len() > SPLIT_FLOOR) else {
             self.singly(left);
             self.check(right);
             return;
-        }
-        if self.multiply(left) {
+        };
+        if self.multiply(left, cost) {
             self.unresolved -= left.len() as u64;
             self.split(right);
         } else {
@@ -352,11 +352,12 @@ impl Run<'_, '_> {
         }
     }
 
-    /// Whether a multiplication over `set` still leaves room in the budget
-    /// to verify every unresolved signature singly afterwards.
-    fn affordable(&mut self, set: &[usize]) -> bool {
+    /// The cost of a multiplication over `set`, if it still leaves room in
+    /// the budget to verify every unresolved signature singly afterwards.
+    fn affordable(&mut self, set: &[usize]) -> Option<u64> {
         let cost = self.multiplication_cost(set);
-        self.work.cost_units + cost + self.unresolved * cost::SINGLE <= self.budget
+        (self.work.cost_units + cost + self.unresolved * cost::SINGLE <= self.budget)
+            .then_some(cost)
     }
 
     fn multiplication_cost(&mut self, set: &[usize]) -> u64 {
@@ -390,9 +391,9 @@ impl Run<'_, '_> {
         }
     }
 
-    /// Runs the batch equation over `set`; true iff it holds.
-    fn multiply(&mut self, set: &[usize]) -> bool {
-        let cost = self.multiplication_cost(set);
+    /// Runs the batch equation over `set` (charging `cost`, what
+    /// [`Run::affordable`] found); true iff it holds.
+    fn multiply(&mut self, set: &[usize], cost: u64) -> bool {
         let scratch = &mut self.scratch;
         scratch.key_terms.clear();
         scratch.class_slot.clear();

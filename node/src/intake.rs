@@ -274,9 +274,7 @@ impl NodeCore {
                 })),
             }
         }
-        let ids: Vec<Hash32> = decoded.iter().map(MicroEvent::id).collect();
-        let statuses = host.submit_micro_events(decoded, now.mono_us)?;
-        let mut outcomes = ids.into_iter().zip(statuses);
+        let mut outcomes = host.submit_micro_events(decoded, now.mono_us)?.into_iter();
         for answer in answers {
             if let Some(receipt) = answer {
                 results.push(receipt);

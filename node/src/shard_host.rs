@@ -91,6 +91,9 @@ impl SignatureVerifier for CountingVerifier {
     }
 }
 
+/// A submitted event's id and what the machine answered.
+pub type SubmitOutcome = (Hash32, Result<(), SubmitRejected>);
+
 /// The product's shard machine: BIP-340 verification, BIP-340 signing when
 /// it holds a seat.
 pub type ProductShard = Shard<CountingVerifier, SigningKey>;
@@ -427,20 +430,21 @@ impl ShardHost {
     }
 
     /// [`ShardHost::submit_micro_event`] of a client's events of one submission frame,
-    /// their signatures checked as one batch. One result per event.
+    /// their signatures checked as one batch. One (event id, result) per
+    /// event.
     pub fn submit_micro_events(
         &mut self,
         events: Vec<MicroEvent>,
         now_us: u64,
-    ) -> Result<Vec<Result<(), SubmitRejected>>, NodeError> {
+    ) -> Result<Vec<SubmitOutcome>, NodeError> {
         let ids: Vec<Hash32> = events.iter().map(MicroEvent::id).collect();
         let statuses = self.machine.handle_micro_events(events);
-        for (id, status) in ids.into_iter().zip(&statuses) {
-            self.track_submission(id, status, now_us);
+        for (id, status) in ids.iter().zip(&statuses) {
+            self.track_submission(*id, status, now_us);
         }
         self.drain(now_us)?;
         self.sync_verify_counters();
-        Ok(statuses)
+        Ok(ids.into_iter().zip(statuses).collect())
     }
 
     /// Starts the finality clock of an accepted submission.
