@@ -24,6 +24,7 @@ use pc_codec::ids::shard_of;
 use pc_codec::{to_hex, Encode, MicroEvent, SigningKey};
 use pc_engine::client::{self, LoadProfile, LoadStats};
 use pc_engine::config::{NodeConfig, StorageConfig};
+use pc_engine::metrics::scrape::Scrape;
 use pc_engine::tools::agreement;
 use pc_storage::Durability;
 
@@ -102,6 +103,8 @@ struct NodeProc {
     status: Arc<Mutex<NodeStatus>>,
     readers: Vec<std::thread::JoinHandle<()>>,
     restarts: u32,
+    /// Where it serves `/metrics`.
+    metrics: SocketAddr,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -180,6 +183,9 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
     let node_addr = |n: u8| -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], args.base_port + 10 * u16::from(n)))
     };
+    // Each node's metrics beside its ports: the last port of its ten.
+    let metrics_addr =
+        |n: u8| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], node_addr(n).port() + 9)) };
     let mut nodes = Vec::new();
     for n in 0..args.nodes {
         let node_dir = dir.join(format!("node-{n}"));
@@ -195,6 +201,7 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             },
             listen: Ipv4Addr::LOCALHOST.into(),
             base_port: node_addr(n).port(),
+            metrics_address: metrics_addr(n),
             peers: (0..args.nodes)
                 .filter(|m| *m != n)
                 .map(&node_addr)
@@ -212,6 +219,7 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             status: Arc::new(Mutex::new(NodeStatus::default())),
             readers: Vec::new(),
             restarts: 0,
+            metrics: metrics_addr(n),
         };
         let late = n == victim && args.late_by.is_some();
         if !late {
@@ -227,6 +235,12 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
         args.nodes,
         dir.display()
     );
+    for (n, node) in nodes.iter().enumerate() {
+        eprintln!(
+            "devnet: node {n} serves its metrics at http://{}/metrics",
+            node.metrics
+        );
+    }
 
     let faults = Faults {
         victim: usize::from(victim),
@@ -237,6 +251,11 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
     let outcome = run_network(
         &args, &profile, &genesis, &clients, &mut nodes, node_addr, &faults,
     );
+    // Every node's metrics at the end of the load, before they stop.
+    let scrapes: Vec<Option<Scrape>> = nodes
+        .iter()
+        .map(|node| Scrape::fetch(node.metrics).ok())
+        .collect();
     // Stop the nodes (also after a failure: never leave them running).
     for node in nodes.iter_mut() {
         if let Some(child) = &node.child {
@@ -287,6 +306,7 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             );
         }
     }
+    print_metrics(&scrapes, args.shards);
     for (n, node) in nodes.iter().enumerate() {
         if node.restarts > 0 {
             println!(
@@ -621,6 +641,48 @@ fn verify_rate_all_cores(cores: usize) -> f64 {
 /// The run's summary: offered, accepted, refused and finalized per second,
 /// the ideal (cores x single-verify rate / nodes) and the ratio, and the
 /// check that every accepted transfer finalized.
+/// One line per node from its `/metrics` at the end of the load.
+fn print_metrics(scrapes: &[Option<Scrape>], shards: u16) {
+    for (n, scrape) in scrapes.iter().enumerate() {
+        let Some(m) = scrape else {
+            println!("node {n} metrics: not scraped (the node did not answer)");
+            continue;
+        };
+        let finalized: Vec<String> = (0..shards)
+            .map(|shard| {
+                let shard = shard.to_string();
+                format!(
+                    "{:.0}",
+                    m.sum("pc_shard_finalized_events_total", &[("shard", &shard)])
+                )
+            })
+            .collect();
+        let hits = m.sum("pc_node_cache_payloads_hits_total", &[])
+            + m.sum("pc_node_cache_headers_hits_total", &[]);
+        let misses = m.sum("pc_node_cache_payloads_misses_total", &[])
+            + m.sum("pc_node_cache_headers_misses_total", &[]);
+        let hit_ratio = if hits + misses > 0.0 {
+            hits / (hits + misses)
+        } else {
+            0.0
+        };
+        println!(
+            "node {n} metrics: finalized events per shard [{}], rounds decided {:.0}, peers {:.0}, violations {:.0}, drops {:.0}, messages in/out {:.0}/{:.0}, cache hit ratio {hit_ratio:.2}, store reads {:.0}, verify share {:.2}, RSS {:.0} MiB",
+            finalized.join(", "),
+            m.sum("pc_shard_rounds_decided_total", &[]),
+            m.sum("pc_p2p_connected_peers", &[]),
+            m.sum("pc_p2p_violations_total", &[]),
+            m.sum("pc_p2p_dropped_messages_total", &[]),
+            m.sum("pc_p2p_inbound_messages_total", &[]),
+            m.sum("pc_p2p_outbound_messages_total", &[]),
+            m.sum("pc_node_store_payload_read_seconds_count", &[])
+                + m.sum("pc_node_store_header_read_seconds_count", &[]),
+            m.sum("pc_shard_verify_time_share", &[]),
+            m.sum("pc_process_resident_memory_bytes", &[]) / f64::from(1u32 << 20),
+        );
+    }
+}
+
 fn print_summary(
     args: &DevnetArgs,
     profile: &LoadProfile,

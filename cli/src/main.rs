@@ -56,8 +56,15 @@ enum Command {
         #[arg(long)]
         scratch: Option<PathBuf>,
     },
-    /// Run a validator node: every core's shards, logs and QUIC endpoint.
+    /// Run a validator node: every core's shards, logs and QUIC endpoint
+    /// (alias: the seed's `P2pQuicListen`, with its flags).
+    #[command(alias = "P2pQuicListen")]
     Node(node_cmd::NodeArgs),
+    /// Say where a data dir's running node serves its metrics (alias: the
+    /// seed's `P2pMetricsServe`). The node serves `/metrics` itself; this
+    /// prints that address and whether it answers.
+    #[command(name = "metrics-serve", alias = "P2pMetricsServe")]
+    MetricsServe(node_cmd::MetricsServeArgs),
     /// Run a local network of node processes on loopback with transfer
     /// load, then check that all nodes agree (prints AGREE).
     Devnet(devnet::DevnetArgs),
@@ -166,8 +173,24 @@ enum GenesisCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The node's output is JSON lines through `tracing`, its last error
+    // included; other commands print for a terminal.
+    let node = matches!(cli.command, Command::Node(_));
+    if !node {
+        // Tools log the node's events they cause (genesis loaded, shards
+        // restored) the same way; the node sets its own filter.
+        let _ = pc_engine::logging::init(None);
+    }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if node => {
+            pc_engine::logging::emit(&pc_node::telemetry::Event::Fatal(
+                pc_node::telemetry::Fatal {
+                    error: error.to_string(),
+                },
+            ));
+            ExitCode::FAILURE
+        }
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
@@ -185,6 +208,7 @@ fn run(command: Command) -> Result<(), CliError> {
         }
         Command::Bench(args) => bench(args),
         Command::Node(args) => node_cmd::node(args),
+        Command::MetricsServe(args) => node_cmd::metrics_serve(args),
         Command::Devnet(args) => devnet::devnet(args),
         Command::Tx { command } => node_cmd::tx(command),
         Command::Tune { seconds, scratch } => tune(seconds, scratch),

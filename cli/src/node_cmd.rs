@@ -48,14 +48,22 @@ pub struct NodeArgs {
     /// `--cert_out`.
     #[arg(long, alias = "cert_out")]
     pub cert_out: Option<PathBuf>,
-    /// Header cache capacity per shard; alias `--cache_hdr_cap`. Accepted
-    /// for the seed's spelling, without effect (noted at start-up).
+    /// Header cache capacity per shard, in headers (0: off); over
+    /// `[node.cache] header_cap`; alias `--cache_hdr_cap`.
     #[arg(long, alias = "cache_hdr_cap")]
     pub cache_hdr_cap: Option<usize>,
-    /// Payload cache capacity per shard; alias `--cache_pl_cap`. Accepted
-    /// for the seed's spelling, without effect (noted at start-up).
+    /// Payload cache capacity per shard, in payloads (0: off); over
+    /// `[node.cache] payload_cap`; alias `--cache_pl_cap`.
     #[arg(long, alias = "cache_pl_cap")]
     pub cache_pl_cap: Option<usize>,
+    /// Serve `/metrics` here (IP:PORT; port 0 picks one; `off`: not at
+    /// all); over `[metrics] address`; alias `--metrics_addr`.
+    #[arg(long, alias = "metrics_addr")]
+    pub metrics_addr: Option<String>,
+    /// Log filter: `error`, `warn`, `info`, `debug` or a `tracing`
+    /// directive (default: `RUST_LOG`, else `info`).
+    #[arg(long, alias = "log_level")]
+    pub log_level: Option<String>,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
     #[arg(long)]
     pub seconds: Option<f64>,
@@ -118,12 +126,33 @@ fn settings(args: &NodeArgs) -> Result<NodeConfig, CliError> {
         (config.listen, config.base_port) = (addr.ip(), addr.port());
     }
     config.peers.extend(args.peers.iter().copied());
+    if let Some(cap) = args.cache_hdr_cap {
+        config.header_cache_cap = cap;
+    }
+    if let Some(cap) = args.cache_pl_cap {
+        config.payload_cache_cap = cap;
+    }
     Ok(config)
+}
+
+/// `--metrics-addr`: an address, or `off`.
+fn metrics_address(flag: Option<&str>, config: SocketAddr) -> Result<Option<SocketAddr>, CliError> {
+    match flag {
+        None => Ok(Some(config)),
+        Some("off") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| {
+            CliError::Usage(format!(
+                "--metrics-addr {text}: expected IP:PORT (like 127.0.0.1:9100) or off"
+            ))
+        }),
+    }
 }
 
 /// Runs the validator until a signal (or `--seconds`).
 pub fn node(args: NodeArgs) -> Result<(), CliError> {
+    pc_engine::logging::init(args.log_level.as_deref())?;
     let config = settings(&args)?;
+    let metrics = metrics_address(args.metrics_addr.as_deref(), config.metrics_address)?;
     let key = match &config.key {
         Some(path) => Some(key_file::read(path)?),
         None => None,
@@ -131,20 +160,6 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
     if config.shards.is_some() {
         let genesis = genesis_file::load(&args.genesis)?.genesis;
         config.check_genesis_shards(&args.genesis, genesis.params.shards)?;
-    }
-    // The seed's header and payload caches have no counterpart here: the
-    // DAG holds the window's headers, pulls are served from the log index,
-    // spilled payloads are read back from the log. Say so instead of
-    // silently taking the value.
-    for (key, value) in [
-        ("cache_hdr_cap", args.cache_hdr_cap),
-        ("cache_pl_cap", args.cache_pl_cap),
-    ] {
-        if let Some(value) = value {
-            eprintln!(
-                r#"{{"type":"config_note","key":"{key}","value":{value},"note":"accepted for the seed's spelling; this node keeps no separate header or payload cache (the DAG window and the log index serve), so it has no effect"}}"#
-            );
-        }
     }
     let runtime = config.runtime(host::usable_cpus);
     let options = NodeOptions {
@@ -161,8 +176,58 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
             .transpose()?,
         crash: args.crash_at,
         cert_out: args.cert_out.clone(),
+        metrics,
+        cache: pc_node::CacheCaps {
+            header_cap: config.header_cache_cap,
+            payload_cap: config.payload_cache_cap,
+        },
     };
     pc_engine::node::run(options)?;
+    Ok(())
+}
+
+/// Flags of `metrics-serve` (the seed's `P2pMetricsServe`).
+#[derive(clap::Args)]
+pub struct MetricsServeArgs {
+    /// The running node's data dir; alias `--store_dir`.
+    #[arg(long, visible_alias = "store-dir", alias = "store_dir")]
+    pub data_dir: PathBuf,
+    /// The seed's listen address: not used (the node serves its metrics
+    /// itself).
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+}
+
+/// Says where the data dir's running node serves `/metrics` and whether
+/// it answers; exit 1 when no running node serves them.
+pub fn metrics_serve(args: MetricsServeArgs) -> Result<(), CliError> {
+    let path = args.data_dir.join(pc_engine::node::METRICS_ADDR_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        CliError::Usage(format!(
+            "{}: no running node serves metrics for this data dir (a node serves /metrics itself, at [metrics] address or --metrics-addr, default 127.0.0.1:9100, while it runs)",
+            path.display()
+        ))
+    })?;
+    let addr: SocketAddr = text.trim().parse().map_err(|_| {
+        CliError::Usage(format!(
+            "{}: {:?} is not an address",
+            path.display(),
+            text.trim()
+        ))
+    })?;
+    let live = pc_engine::metrics::scrape::get(addr, "GET", "/metrics")
+        .map(|answer| answer.status == 200)
+        .unwrap_or(false);
+    if !live {
+        return Err(CliError::Usage(format!(
+            "the node of {} noted http://{addr}/metrics but does not answer there (stopped?)",
+            args.data_dir.display()
+        )));
+    }
+    println!(
+        "the node of {} serves its metrics itself at http://{addr}/metrics (it answers); nothing else to serve",
+        args.data_dir.display()
+    );
     Ok(())
 }
 

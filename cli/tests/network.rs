@@ -449,6 +449,10 @@ fn node_args<'a>(
         key,
         "--addr",
         addr,
+        // Tests run many nodes at once: each serves its metrics on a
+        // port of its own (the data dir's metrics.addr names it).
+        "--metrics-addr",
+        "127.0.0.1:0",
     ];
     if let Some(peer) = peer {
         args.extend(["--peer", peer]);

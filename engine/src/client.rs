@@ -151,7 +151,9 @@ pub fn request(
                             .send_frame(conn, &message)
                             .map_err(|source| ClientError::Send { node, source })?;
                     }
-                    NetEvent::Frame { conn: c, message } if c == conn && is_answer(&message) => {
+                    NetEvent::Frame {
+                        conn: c, message, ..
+                    } if c == conn && is_answer(&message) => {
                         return Ok(message);
                     }
                     NetEvent::Closed {
@@ -320,6 +322,7 @@ pub fn run_load(
                                     retry_after_ms,
                                     ..
                                 },
+                            ..
                         } => {
                             if retry_after_ms > 0 {
                                 let until = Instant::now()

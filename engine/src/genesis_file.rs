@@ -76,13 +76,17 @@ pub struct LoadedGenesis {
 }
 
 impl LoadedGenesis {
-    /// The `genesis_loaded` log line of DESIGN §9.
+    /// The `genesis_loaded` event of DESIGN §9.
+    pub fn loaded_event(&self) -> pc_node::telemetry::Event {
+        pc_node::telemetry::Event::GenesisLoaded(pc_node::telemetry::GenesisLoaded {
+            k: self.genesis.params.k,
+            commitment: to_hex(&self.commitment),
+        })
+    }
+
+    /// The `genesis_loaded` log line of DESIGN §9, as the seed gives it.
     pub fn loaded_line(&self) -> String {
-        format!(
-            r#"{{"type":"genesis_loaded","k":{},"commitment":"{}"}}"#,
-            self.genesis.params.k,
-            to_hex(&self.commitment)
-        )
+        self.loaded_event().to_line()
     }
 }
 

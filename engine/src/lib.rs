@@ -23,6 +23,8 @@
 pub mod client;
 pub mod config;
 pub mod genesis_file;
+pub mod logging;
+pub mod metrics;
 pub mod node;
 pub mod runtime;
 pub mod tools;
@@ -149,6 +151,17 @@ pub enum EngineError {
     /// Replay found the log and the machine disagree, or could not start.
     #[error(transparent)]
     Replay(Box<tools::replay::ReplayError>),
+    /// A flag or setting of the operator's is not usable (names it).
+    #[error("{0}")]
+    Config(String),
+    /// The metrics endpoint did not bind.
+    #[error("[metrics] address {addr}: cannot bind: {source}")]
+    MetricsBind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A logged `RoundFinalized` record does not decode.
     #[error("{}: round record: {source}", .dir.display())]
     RoundRecord {

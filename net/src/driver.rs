@@ -437,7 +437,7 @@ impl DriverHandle {
 
     /// Queues `message` as one frame on the connection (see
     /// [`NetEndpoint::send_frame`]).
-    pub fn send_frame(&self, conn: ConnId, message: &NetMessage) -> Result<(), SendError> {
+    pub fn send_frame(&self, conn: ConnId, message: &NetMessage) -> Result<usize, SendError> {
         self.with_endpoint(|endpoint| endpoint.send_frame(Instant::now(), conn, message))
     }
 

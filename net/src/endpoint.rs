@@ -374,6 +374,8 @@ pub enum NetEvent {
         conn: ConnId,
         /// The message.
         message: NetMessage,
+        /// Its wire bytes (length prefix and body).
+        bytes: usize,
     },
     /// A peer or source address broke the protocol (the connection, if
     /// any, is being closed).
@@ -612,16 +614,17 @@ impl NetEndpoint {
     }
 
     /// Queues `message` as one frame on the connection's stream (opened
-    /// once the handshake allows it).
+    /// once the handshake allows it); its wire bytes.
     pub fn send_frame(
         &mut self,
         now: Instant,
         conn: ConnId,
         message: &NetMessage,
-    ) -> Result<(), SendError> {
+    ) -> Result<usize, SendError> {
         let mut frame = Vec::new();
         encode_frame(message, &mut frame)?;
-        self.queue_bytes(now, conn, frame)
+        let bytes = frame.len();
+        self.queue_bytes(now, conn, frame).map(|()| bytes)
     }
 
     /// Closes a connection with an application `code` and `reason`.
@@ -960,6 +963,7 @@ fn read_inbound(conn: &mut Conn, now: Instant, events: &mut VecDeque<NetEvent>) 
                         Ok(Some(message)) => events.push_back(NetEvent::Frame {
                             conn: conn.id,
                             message,
+                            bytes: inbound.decoder.last_frame_bytes(),
                         }),
                         Ok(None) => break,
                         Err(error) => violation = Some(ViolationReason::Frame(error)),

@@ -574,6 +574,8 @@ pub struct FrameDecoder {
     body_len: usize,
     body: Vec<u8>,
     failed: Option<Violation>,
+    /// Wire bytes (prefix and body) of the last frame decoded.
+    last_frame_bytes: usize,
 }
 
 impl FrameDecoder {
@@ -585,6 +587,12 @@ impl FrameDecoder {
     /// Bytes held for the frame in progress (prefix and body).
     pub fn buffered_bytes(&self) -> usize {
         self.prefix_len + self.body.len()
+    }
+
+    /// Wire bytes (length prefix and body) of the frame [`FrameDecoder::decode`]
+    /// returned last.
+    pub fn last_frame_bytes(&self) -> usize {
+        self.last_frame_bytes
     }
 
     /// True at a frame boundary: a stream may end cleanly only here.
@@ -642,6 +650,7 @@ impl FrameDecoder {
         &mut self,
         decoded: Result<NetMessage, DecodeError>,
     ) -> Result<Option<NetMessage>, Violation> {
+        self.last_frame_bytes = FRAME_PREFIX_BYTES + self.body_len;
         decoded
             .map(Some)
             .map_err(|error| self.fail(Violation::Malformed(error)))

@@ -387,6 +387,14 @@ impl PeerBook {
         self.entries.get(&canonical_addr(addr))
     }
 
+    /// Entries banned at `now_unix_s`.
+    pub fn banned_count(&self, now_unix_s: u64) -> usize {
+        self.entries
+            .values()
+            .filter(|entry| entry.is_banned(now_unix_s))
+            .count()
+    }
+
     /// Number of entries, at most [`MAX_PEER_ENTRIES`].
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -195,7 +195,8 @@ fn two_drivers_handshake_exchange_hellos_and_frames_over_udp_and_shut_down() {
                 event,
                 NetEvent::Frame {
                     conn: server_conn,
-                    message: expected.clone()
+                    message: expected.clone(),
+                    bytes: wire_bytes(expected),
                 }
             );
         }
@@ -205,7 +206,8 @@ fn two_drivers_handshake_exchange_hellos_and_frames_over_udp_and_shut_down() {
                 event,
                 NetEvent::Frame {
                     conn: client_conn,
-                    message: expected.clone()
+                    message: expected.clone(),
+                    bytes: wire_bytes(expected),
                 }
             );
         }
@@ -304,4 +306,11 @@ fn an_idle_driver_stops_at_once_and_a_dial_into_the_void_is_abandoned() {
             .unwrap();
         assert_eq!(stats, Default::default());
     });
+}
+
+/// The wire bytes of `message` as one frame.
+fn wire_bytes(message: &NetMessage) -> usize {
+    let mut frame = Vec::new();
+    pc_net::frame::encode_frame(message, &mut frame).unwrap();
+    frame.len()
 }

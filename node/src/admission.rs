@@ -142,7 +142,16 @@ impl NodeCore {
                 }
                 Ok(())
             }
-            NetEvent::Frame { conn, message } => self.handle_frame(io, conn, message, now),
+            NetEvent::Frame {
+                conn,
+                message,
+                bytes,
+            } => {
+                let kind = &mut self.p2p.inbound[usize::from(message.tag())];
+                kind.messages += 1;
+                kind.bytes += bytes as u64;
+                self.handle_frame(io, conn, message, now)
+            }
             NetEvent::Violation { source, reason } => {
                 let (remote, conn) = match source {
                     Source::Connection { conn, remote } => (remote, Some(conn)),
@@ -196,6 +205,7 @@ impl NodeCore {
                 Ok(())
             }
             NetEvent::Refused { remote, reason } => {
+                self.counters.refused_connections += 1;
                 self.log_peer(Event::ConnectionRefused(ConnectionRefused {
                     core: self.core,
                     remote: remote.to_string(),

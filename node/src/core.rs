@@ -29,6 +29,7 @@ use pc_shard::machine::{PeerId, ShardLimits};
 
 use crate::budget::TokenBucket;
 use crate::forward::CoreMsg;
+use crate::metrics::{CoreMetrics, P2pMetrics};
 use crate::shard_host::{CrashSite, ShardHost};
 use crate::telemetry::{Event, Status};
 use crate::NodeError;
@@ -53,8 +54,8 @@ impl Now {
 
 /// What the node core asks of its driver, answered at once.
 pub trait NodeIo {
-    /// Queues a frame on `conn`.
-    fn send_frame(&mut self, conn: ConnId, message: &NetMessage) -> Result<(), SendError>;
+    /// Queues a frame on `conn`; its wire bytes.
+    fn send_frame(&mut self, conn: ConnId, message: &NetMessage) -> Result<usize, SendError>;
     /// Closes `conn` with an application error code.
     fn close(&mut self, conn: ConnId, code: u32, reason: &str);
     /// Starts a connection to `addr`.
@@ -256,6 +257,10 @@ pub struct CoreCounters {
     pub early_frames_refused: u64,
     /// Bans this core imposed.
     pub bans: u64,
+    /// Incoming connections refused before they became one.
+    pub refused_connections: u64,
+    /// Frames sent to a connection that was gone or closing.
+    pub send_errors: u64,
 }
 
 /// What the driver knows about its host, for the status events.
@@ -267,6 +272,8 @@ pub struct HostStats {
     pub inbox_frames: u64,
     /// Anonymous RSS, KiB.
     pub anon_rss_kib: u64,
+    /// Of the inbox's inputs, messages of other cores (the rings' depth).
+    pub ring_depth: u64,
 }
 
 /// One core of a node.
@@ -287,6 +294,11 @@ pub struct NodeCore {
     pub(crate) book_dirty: bool,
     pub(crate) crash: Option<CrashPlan>,
     pub(crate) counters: CoreCounters,
+    /// Message traffic by kind and the inbox wait (the counters of the
+    /// `pc_p2p_*` families; gauges are filled in at each snapshot).
+    pub(crate) p2p: P2pMetrics,
+    /// The latest metrics snapshot not yet taken by the driver.
+    pub(crate) metrics: Option<CoreMetrics>,
     pub(crate) peer_log_lines: u32,
     /// Unroutable datagrams per source address.
     pub(crate) unroutable: BTreeMap<SocketAddr, u32>,
@@ -349,6 +361,8 @@ impl NodeCore {
             book_dirty: false,
             crash: config.crash,
             counters: CoreCounters::default(),
+            p2p: P2pMetrics::default(),
+            metrics: None,
             peer_log_lines: 0,
             unroutable: BTreeMap::new(),
             serve_budget: BTreeMap::new(),
@@ -414,6 +428,7 @@ impl NodeCore {
         now: Now,
     ) -> Result<(), NodeError> {
         self.input_waited_us = waited_us;
+        self.p2p.receive_wait.observe_us(waited_us);
         let result = self.handle_net(io, event, now);
         self.input_waited_us = 0;
         result
@@ -429,6 +444,7 @@ impl NodeCore {
         now: Now,
     ) -> Result<(), NodeError> {
         self.input_waited_us = waited_us;
+        self.p2p.receive_wait.observe_us(waited_us);
         let result = self.handle_ring(io, message, now);
         self.input_waited_us = 0;
         result
@@ -636,17 +652,63 @@ impl NodeCore {
     /// Queues a frame on `conn`; false (counted) if it was not queued.
     pub(crate) fn send(&mut self, io: &mut dyn NodeIo, conn: ConnId, message: &NetMessage) -> bool {
         match io.send_frame(conn, message) {
-            Ok(()) => true,
+            Ok(bytes) => {
+                let kind = &mut self.p2p.outbound[usize::from(message.tag())];
+                kind.messages += 1;
+                kind.bytes += bytes as u64;
+                true
+            }
             Err(SendError::QueueFull { .. }) | Err(SendError::TooLarge(_)) => {
                 self.counters.dropped_sends += 1;
                 false
             }
-            Err(SendError::UnknownConnection { .. }) | Err(SendError::Closed { .. }) => false,
+            Err(SendError::UnknownConnection { .. }) | Err(SendError::Closed { .. }) => {
+                self.counters.send_errors += 1;
+                false
+            }
         }
     }
 
-    /// One status event per local shard.
+    /// The latest metrics snapshot (one per status interval, taken with
+    /// the status events), if the driver has not taken it yet.
+    #[must_use]
+    pub fn poll_metrics(&mut self) -> Option<CoreMetrics> {
+        self.metrics.take()
+    }
+
+    /// The metrics snapshot at `now`: the same counters as the status
+    /// events of this moment.
+    fn snapshot_metrics(&mut self, now: Now) -> CoreMetrics {
+        let c = self.counters;
+        let mut p2p = self.p2p.clone();
+        p2p.dropped_sends = c.dropped_sends;
+        p2p.dropped_inbox = self.host.inbox_dropped;
+        p2p.dropped_ring = c.dropped_ring;
+        p2p.send_errors = c.send_errors;
+        p2p.violations = c.violations;
+        p2p.bans = c.bans;
+        p2p.handshake_failures = c.refused_hellos + c.refused_connections;
+        p2p.connected_peers = self.verified_peers().len() as u64;
+        p2p.links = self.links.len() as u64;
+        p2p.banned_peers = self.book.banned_count(now.unix_s) as u64;
+        p2p.inbox_frames = self.host.inbox_frames;
+        p2p.ring_depth = self.host.ring_depth;
+        CoreMetrics {
+            core: self.core,
+            t_us: now.mono_us,
+            p2p,
+            shards: self
+                .shards
+                .values_mut()
+                .map(|host| host.metrics(now.mono_us))
+                .collect(),
+        }
+    }
+
+    /// One status event per local shard, and the metrics snapshot of the
+    /// same moment.
     fn status(&mut self, now: Now) {
+        self.metrics = Some(self.snapshot_metrics(now));
         self.peer_log_lines = 0;
         let peers = self.verified_peers().len();
         let links = self.links.len();

@@ -13,25 +13,29 @@
 
 mod admission;
 pub mod budget;
+pub mod cache;
 pub mod capacity;
 pub mod core;
 pub mod forward;
 mod gossip;
 pub mod intake;
+pub mod metrics;
 mod serving;
 pub mod shard_host;
 pub mod store;
 pub mod telemetry;
 
+pub use crate::cache::{CacheCaps, CacheCounts, CachedStore, Stopwatch, StoreReads};
 pub use crate::core::{
     node_shard_limits, CoreConfig, CoreCounters, CrashPlan, HostStats, NodeCore, NodeIo, Now,
 };
 pub use crate::forward::CoreMsg;
+pub use crate::metrics::{CoreMetrics, P2pMetrics, SecondsHistogram, ShardMetrics};
 pub use crate::shard_host::{
     CountingVerifier, CrashHook, CrashSite, FinalizedHook, ProductShard, Restored, ShardCounters,
     ShardHost, ShardReport,
 };
-pub use crate::store::{MemStore, ShardStore};
+pub use crate::store::{AnchorPart, MemStore, ShardStore};
 
 /// What stops a core: its log failed (the shard cannot go on safely).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

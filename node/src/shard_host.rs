@@ -24,7 +24,9 @@ use pc_shard::machine::{
 };
 use pc_shard::state::Outcome;
 
+use crate::cache::{CacheCaps, CachedStore, Stopwatch};
 use crate::capacity::{Admission, Capacity, Finalized, Reading};
+use crate::metrics::{SecondsHistogram, ShardMetrics, LATENCY_BUCKETS_S};
 use crate::store::ShardStore;
 use crate::NodeError;
 
@@ -32,12 +34,25 @@ use crate::NodeError;
 /// batches did. With the environment variable `PHANTOM_SINGLE_VERIFY` set
 /// (any value) when the shard starts, batches are verified one signature at
 /// a time: the same verdicts, for comparing the two (README).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CountingVerifier {
     batch: bool,
     count: Rc<Cell<u64>>,
     single: Rc<Cell<u64>>,
     batches: Rc<Cell<BatchWork>>,
+    /// Times every call, when the driver handed in a clock.
+    stopwatch: Rc<RefCell<Option<Stopwatch>>>,
+    nanos: Rc<Cell<u64>>,
+}
+
+impl std::fmt::Debug for CountingVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CountingVerifier")
+            .field("batch", &self.batch)
+            .field("count", &self.count.get())
+            .field("nanos", &self.nanos.get())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for CountingVerifier {
@@ -47,6 +62,8 @@ impl Default for CountingVerifier {
             count: Rc::default(),
             single: Rc::default(),
             batches: Rc::default(),
+            stopwatch: Rc::default(),
+            nanos: Rc::default(),
         }
     }
 }
@@ -67,21 +84,41 @@ impl CountingVerifier {
     pub fn batch_work(&self) -> BatchWork {
         self.batches.get()
     }
+
+    /// Nanoseconds spent verifying so far (0 without a stopwatch).
+    pub fn nanos(&self) -> u64 {
+        self.nanos.get()
+    }
+
+    /// Times `f` into the verify time, if a stopwatch is set.
+    fn timed<R>(&self, f: impl FnOnce() -> R) -> R {
+        let stopwatch = self.stopwatch.borrow();
+        let Some(clock) = stopwatch.as_ref() else {
+            return f();
+        };
+        let started = clock();
+        let result = f();
+        self.nanos
+            .set(self.nanos.get() + clock().saturating_sub(started));
+        result
+    }
 }
 
 impl SignatureVerifier for CountingVerifier {
     fn verify(&self, key: &PublicKeyBytes, message: &[u8], signature: &SignatureBytes) -> bool {
         self.count.set(self.count.get() + 1);
         self.single.set(self.single.get() + 1);
-        Bip340.verify(key, message, signature)
+        self.timed(|| Bip340.verify(key, message, signature))
     }
 
     fn verify_batch(&self, entries: &[BatchEntry<'_>], verdicts: &mut [bool]) -> BatchWork {
-        let work = if self.batch {
-            Bip340.verify_batch(entries, verdicts)
-        } else {
-            pc_codec::batch::verify_each(&Bip340, entries, verdicts)
-        };
+        let work = self.timed(|| {
+            if self.batch {
+                Bip340.verify_batch(entries, verdicts)
+            } else {
+                pc_codec::batch::verify_each(&Bip340, entries, verdicts)
+            }
+        });
         self.count.set(self.count.get() + entries.len() as u64);
         self.single.set(self.single.get() + work.single_verifies);
         let mut total = self.batches.get();
@@ -208,6 +245,14 @@ pub struct ShardCounters {
     pub refused_anchors: u64,
     /// Last finalized round, if any.
     pub last_round: Option<u64>,
+    /// Anchors finalized since start.
+    pub finalized_anchors: u64,
+    /// Finalized transfers apply refused for an unknown or spent input.
+    pub rejected_double_spends: u64,
+    /// Records appended since start.
+    pub persist_ok: u64,
+    /// Appends that failed.
+    pub persist_failed: u64,
     /// Client micro-events this host accepted (taken into the mempool).
     pub accepted_submissions: u64,
     /// Of them, finalized (applied or rejected by apply).
@@ -239,11 +284,11 @@ pub struct ShardReport {
 
 /// The machine's record source: reads appended records back from the
 /// shard's store.
-struct StoreSource(Rc<RefCell<dyn ShardStore>>);
+struct StoreSource(Rc<CachedStore>);
 
 impl RecordSource for StoreSource {
     fn record_body(&self, token: u64) -> Option<Vec<u8>> {
-        self.0.borrow().anchor_body(token)
+        self.0.anchor(token)
     }
 }
 
@@ -262,9 +307,16 @@ pub struct ShardHost {
     core: usize,
     machine: ProductShard,
     verifier: CountingVerifier,
-    /// Shared with the machine's record source, which reads spilled
-    /// payloads back; never borrowed across a machine call.
+    /// Where records are appended; never borrowed across a machine call.
     store: Rc<RefCell<dyn ShardStore>>,
+    /// The same store behind the shard's header/payload cache: every read
+    /// (serving peers, the machine's record source reading spilled
+    /// payloads back) goes through it.
+    cached: Rc<CachedStore>,
+    /// Client micro-events: submission to finality, seconds buckets.
+    submit_to_final: SecondsHistogram,
+    /// Anchors: arrival to finality, seconds buckets.
+    arrival_to_final: SecondsHistogram,
     arrivals: HashMap<Hash32, (u64, u64)>,
     counters: ShardCounters,
     first_input_us: Option<u64>,
@@ -317,7 +369,8 @@ impl ShardHost {
         let mut index = own_seat.is_some().then(AnchorIndex::default);
         // Payloads of unfinalized anchors live in the store (file-backed
         // pages in the product), not on the heap, once appended.
-        machine.set_record_source(Box::new(StoreSource(store.clone())));
+        let cached = Rc::new(CachedStore::new(store.clone(), CacheCaps::default()));
+        machine.set_record_source(Box::new(StoreSource(cached.clone())));
         let records: Vec<(LogRecordKind, &[u8])> = records.into_iter().collect();
         if let Some(index) = index.as_mut() {
             for (seq, (kind, body)) in records.iter().enumerate() {
@@ -350,6 +403,9 @@ impl ShardHost {
             machine,
             verifier,
             store,
+            cached,
+            submit_to_final: SecondsHistogram::new(LATENCY_BUCKETS_S),
+            arrival_to_final: SecondsHistogram::new(LATENCY_BUCKETS_S),
             arrivals: HashMap::new(),
             counters,
             first_input_us: None,
@@ -480,6 +536,66 @@ impl ShardHost {
         self.counters.key_cache_misses = keys.misses;
     }
 
+    /// Sets the capacities of the shard's header/payload cache.
+    pub fn set_cache_caps(&mut self, caps: CacheCaps) {
+        self.cached.set_caps(caps);
+    }
+
+    /// Times signature checks and store reads with `stopwatch` (the
+    /// driver's monotonic clock, nanoseconds) from now on; they feed
+    /// metrics only, never a decision.
+    pub fn set_stopwatch(&mut self, stopwatch: Stopwatch) {
+        *self.verifier.stopwatch.borrow_mut() = Some(stopwatch.clone());
+        self.cached.set_stopwatch(stopwatch);
+    }
+
+    /// The shard's store behind its cache (the node's read path).
+    pub fn cached_store(&self) -> &Rc<CachedStore> {
+        &self.cached
+    }
+
+    /// The shard's metrics at `now_us` (see [`crate::metrics`]).
+    pub fn metrics(&mut self, now_us: u64) -> ShardMetrics {
+        self.sync_verify_counters();
+        let reading = self.capacity_reading(now_us);
+        let (admitted, refused, _) = self.admission_totals();
+        let c = &self.counters;
+        let machine = &self.machine;
+        let log_records = self.store.borrow().next_seq();
+        let durable = c.durable_seq.map_or(0, |seq| seq + 1);
+        ShardMetrics {
+            shard: self.shard,
+            anchors_accepted: c.anchors,
+            anchors_rejected: c.refused_anchors,
+            rounds_decided: c.rounds,
+            last_decided_round: c.last_round.map_or(-1, |r| r as i64),
+            finalized_anchors: c.finalized_anchors,
+            finalized_events: c.finalized_events,
+            applied_events: c.applied_events,
+            rejected_double_spends: c.rejected_double_spends,
+            submit_to_final: self.submit_to_final.clone(),
+            arrival_to_final: self.arrival_to_final.clone(),
+            pending_parents: machine.pending_anchors() as u64,
+            mempool: machine.mempool_len() as u64,
+            outstanding_pulls: machine.sync_stats().outstanding_pulls as u64,
+            catch_up_requests: machine.catch_up_requests(),
+            log_bytes: c.log_bytes,
+            log_records,
+            durable_lag_records: log_records.saturating_sub(durable),
+            persist_ok: c.persist_ok,
+            persist_failed: c.persist_failed,
+            observer_lag_rounds: machine.lag_rounds(),
+            signature_verifies: c.signature_verifies,
+            verify_ns: self.verifier.nanos(),
+            cache: self.cached.counts(),
+            store_reads: self.cached.reads(),
+            admitted,
+            refused,
+            backlog: reading.backlog,
+            backlog_bound: reading.budget,
+        }
+    }
+
     /// Sets the single-signature verify rate the driver measured on this
     /// core: the capacity signal's floor before anything finalized.
     pub fn set_verify_budget(&mut self, verify_per_s: u64) {
@@ -588,7 +704,7 @@ impl ShardHost {
         if !self.is_durable(seq) {
             return None;
         }
-        self.store.borrow().anchor_body(seq)
+        self.cached.anchor(seq)
     }
 
     /// Whether record `seq` is durable. Only durable records are served:
@@ -614,7 +730,6 @@ impl ShardHost {
         let Some(index) = self.index.as_ref() else {
             return Vec::new();
         };
-        let store = self.store.borrow();
         let mut out = Vec::new();
         let mut bytes = 0;
         for &(_, seq) in index.by_round.range((from_round, 0)..) {
@@ -624,7 +739,7 @@ impl ShardHost {
             if !self.is_durable(seq) {
                 continue;
             }
-            let Some(body) = store.anchor_body(seq) else {
+            let Some(body) = self.cached.anchor(seq) else {
                 continue;
             };
             if !out.is_empty() && bytes + body.len() > max_bytes {
@@ -700,14 +815,18 @@ impl ShardHost {
             if own {
                 self.crash_point(CrashSite::AfterSigning);
             }
-            let seq = self
-                .store
-                .borrow_mut()
-                .append(record.kind, &record.body)
-                .map_err(|reason| NodeError::Append {
-                    shard: self.shard,
-                    reason,
-                })?;
+            let appended = self.store.borrow_mut().append(record.kind, &record.body);
+            let seq = match appended {
+                Ok(seq) => seq,
+                Err(reason) => {
+                    self.counters.persist_failed += 1;
+                    return Err(NodeError::Append {
+                        shard: self.shard,
+                        reason,
+                    });
+                }
+            };
+            self.counters.persist_ok += 1;
             assert_eq!(
                 seq, record.token,
                 "shard {}: the store and the machine's record stream agree",
@@ -765,11 +884,19 @@ impl ShardHost {
                             self.capacity.observe_latency(now_us, micros);
                         }
                         self.event_finality_us.saturating_record(micros);
+                        self.submit_to_final.observe_us(micros);
                         self.interval_event_finality_us.saturating_record(micros);
                     }
                 }
             }
             self.counters.finalized_events += report.outcome.outcomes.len() as u64;
+            self.counters.finalized_anchors += report.round.anchors.len() as u64;
+            self.counters.rejected_double_spends += report
+                .outcome
+                .outcomes
+                .iter()
+                .filter(|(_, outcome)| *outcome == Outcome::UnknownOrSpentInput)
+                .count() as u64;
             self.capacity.observe(now_us, self.finalized());
             self.counters.applied_events += report
                 .outcome
@@ -781,6 +908,7 @@ impl ShardHost {
                 if let Some((arrival_us, birth_round)) = self.arrivals.remove(&anchor.id) {
                     let micros = now_us.saturating_sub(arrival_us).max(1);
                     self.finality_us.saturating_record(micros);
+                    self.arrival_to_final.observe_us(micros);
                     self.finality_rounds
                         .saturating_record(report.round.round.saturating_sub(birth_round).max(1));
                 }

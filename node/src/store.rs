@@ -5,14 +5,42 @@
 //! reports it with `NodeCore::handle_durable`); the whole-node simulator
 //! gives a [`MemStore`], whose un-synced tail a crash throws away.
 
-use pc_codec::LogRecordKind;
+use pc_codec::{Decode, LogRecordKind, Reader, SignedAnchorHeader};
 
-/// A shard's append-only record store.
+/// One part of an accepted anchor's record: its body is the signed header
+/// followed by the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnchorPart {
+    /// The signed header.
+    Header,
+    /// The payload.
+    Payload,
+}
+
+/// Where the signed header of an anchor record's `body` ends.
+pub fn header_len(body: &[u8]) -> Option<usize> {
+    let mut reader = Reader::new(body);
+    SignedAnchorHeader::decode(&mut reader).ok()?;
+    Some(reader.offset())
+}
+
+/// `part` of an anchor record's `body`, copied.
+pub fn anchor_part_of(body: &[u8], part: AnchorPart) -> Option<Vec<u8>> {
+    let split = header_len(body)?;
+    Some(match part {
+        AnchorPart::Header => body[..split].to_vec(),
+        AnchorPart::Payload => body[split..].to_vec(),
+    })
+}
+
+/// A shard's append-only record store. Reads go through the shard's
+/// [`crate::cache::CachedStore`].
 pub trait ShardStore {
     /// Appends a record and returns its seq (counting up from 0).
     fn append(&mut self, kind: LogRecordKind, body: &[u8]) -> Result<u64, String>;
-    /// The body of record `seq` if it is an accepted anchor.
-    fn anchor_body(&self, seq: u64) -> Option<Vec<u8>>;
+    /// `part` of record `seq` if it is an accepted anchor (one read of
+    /// the store).
+    fn anchor_part(&self, seq: u64, part: AnchorPart) -> Option<Vec<u8>>;
     /// The seq the next append gets.
     fn next_seq(&self) -> u64;
 }
@@ -22,9 +50,12 @@ impl ShardStore for pc_storage::Log {
         pc_storage::Log::append(self, kind as u8, body).map_err(|error| error.to_string())
     }
 
-    fn anchor_body(&self, seq: u64) -> Option<Vec<u8>> {
+    fn anchor_part(&self, seq: u64, part: AnchorPart) -> Option<Vec<u8>> {
         let record = self.read(seq).ok()??;
-        (record.kind == LogRecordKind::AnchorAccepted as u8).then(|| record.body.to_vec())
+        if record.kind != LogRecordKind::AnchorAccepted as u8 {
+            return None;
+        }
+        anchor_part_of(record.body, part)
     }
 
     fn next_seq(&self) -> u64 {
@@ -67,9 +98,12 @@ impl ShardStore for MemStore {
         Ok(self.records.len() as u64 - 1)
     }
 
-    fn anchor_body(&self, seq: u64) -> Option<Vec<u8>> {
+    fn anchor_part(&self, seq: u64, part: AnchorPart) -> Option<Vec<u8>> {
         let (kind, body) = self.records.get(usize::try_from(seq).ok()?)?;
-        (*kind == LogRecordKind::AnchorAccepted).then(|| body.clone())
+        if *kind != LogRecordKind::AnchorAccepted {
+            return None;
+        }
+        anchor_part_of(body, part)
     }
 
     fn next_seq(&self) -> u64 {
@@ -78,23 +112,50 @@ impl ShardStore for MemStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use pc_codec::{AnchorBuilder, Encode, SigningKey};
+
+    /// The record body of a signed anchor with `n` in its seq.
+    pub(crate) fn anchor_body(n: u8) -> Vec<u8> {
+        let key = SigningKey::from_secret_bytes(&[7; 32]).unwrap();
+        let anchor = AnchorBuilder::new([1; 8], 0, 0, u64::from(n))
+            .sign(&key, &[n; 32])
+            .unwrap();
+        let mut body = Vec::new();
+        anchor.encode(&mut body);
+        body
+    }
+
+    #[test]
+    fn an_anchor_record_splits_into_its_header_and_payload() {
+        let body = anchor_body(3);
+        let header = anchor_part_of(&body, AnchorPart::Header).unwrap();
+        let payload = anchor_part_of(&body, AnchorPart::Payload).unwrap();
+        assert!(!header.is_empty() && !payload.is_empty());
+        assert_eq!([header, payload].concat(), body);
+        assert_eq!(anchor_part_of(&[1, 2, 3], AnchorPart::Header), None);
+    }
 
     #[test]
     fn a_crash_keeps_exactly_the_durable_records() {
         let mut store = MemStore::default();
         for n in 0..5u8 {
             assert_eq!(
-                store.append(LogRecordKind::AnchorAccepted, &[n]).unwrap(),
+                store
+                    .append(LogRecordKind::AnchorAccepted, &anchor_body(n))
+                    .unwrap(),
                 u64::from(n)
             );
         }
         store.mark_durable(2);
         store.crash();
         assert_eq!(store.next_seq(), 3);
-        assert_eq!(store.anchor_body(2), Some(vec![2]));
-        assert_eq!(store.anchor_body(3), None);
+        assert_eq!(
+            store.anchor_part(2, AnchorPart::Payload),
+            anchor_part_of(&anchor_body(2), AnchorPart::Payload)
+        );
+        assert_eq!(store.anchor_part(3, AnchorPart::Header), None);
         store.mark_durable(100);
         assert_eq!(store.durable_len(), 3, "never past the records held");
     }

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
+    /// The genesis loaded and checked (DESIGN §9; the seed's line).
+    GenesisLoaded(GenesisLoaded),
     /// The validator key the node runs with.
     NodeIdentity(NodeIdentity),
     /// A shard's machine was restored from its log.
@@ -42,9 +44,48 @@ pub enum Event {
     CoreStopped(CoreStopped),
     /// A shard stopped (its final report).
     ShardStopped(Box<ShardStopped>),
+    /// The node serves its metrics.
+    MetricsServing(MetricsServing),
+    /// A setting was taken with a note for the operator.
+    ConfigNote(ConfigNote),
+    /// The node could not start or stopped on an error.
+    Fatal(Fatal),
+}
+
+/// How much an event matters (the log level it is written at).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The node stops or lost something.
+    Error,
+    /// A peer or the host misbehaves; the node goes on.
+    Warn,
+    /// What an operator follows.
+    Info,
 }
 
 impl Event {
+    /// The level the event is logged at.
+    pub fn severity(&self) -> Severity {
+        match self {
+            Event::PeerBookError(_) | Event::Fatal(_) => Severity::Error,
+            Event::PeerRefused(_)
+            | Event::PeerViolation(_)
+            | Event::ConnectionRefused(_)
+            | Event::AnchorRefused(_)
+            | Event::EvidenceRefused(_)
+            | Event::CoreStalled(_)
+            | Event::CrashInjected(_)
+            | Event::ConfigNote(_) => Severity::Warn,
+            _ => Severity::Info,
+        }
+    }
+
+    /// Whether the line is the seed's own, written exactly as the seed
+    /// gives it (no level or time added).
+    pub fn seed_shaped(&self) -> bool {
+        matches!(self, Event::GenesisLoaded(_))
+    }
+
     /// The event as one JSON line (no newline).
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).expect("events serialize")
@@ -54,6 +95,40 @@ impl Event {
     pub fn parse(line: &str) -> Option<Event> {
         serde_json::from_str(line).ok()
     }
+}
+
+/// The seed's `{"type":"genesis_loaded","k":..,"commitment":".."}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenesisLoaded {
+    /// Committee seats per shard.
+    pub k: u8,
+    /// `blake3_32(genesis_note)`, hex.
+    pub commitment: String,
+}
+
+/// Where the node serves `/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsServing {
+    /// The address bound.
+    pub address: String,
+    /// The URL to scrape.
+    pub url: String,
+}
+
+/// A setting taken with a note.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigNote {
+    /// The key or flag.
+    pub key: String,
+    /// The note.
+    pub note: String,
+}
+
+/// The node could not start or stopped on an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fatal {
+    /// The error (names the file, key, peer or offset).
+    pub error: String,
 }
 
 /// The validator key the node runs with.
@@ -380,6 +455,14 @@ mod tests {
         );
         assert_eq!(Event::parse(&line), Some(event));
         assert_eq!(Event::parse("not json"), None);
+        let seed = Event::GenesisLoaded(GenesisLoaded {
+            k: 21,
+            commitment: "ab".into(),
+        });
+        assert_eq!(
+            seed.to_line(),
+            r#"{"type":"genesis_loaded","k":21,"commitment":"ab"}"#
+        );
         assert_eq!(Event::parse(r#"{"type":"unknown_kind"}"#), None);
     }
 }

@@ -40,10 +40,7 @@ impl BookWriter {
             .spawn(move || {
                 for (core, save) in saves {
                     if let Err(error) = write(&save) {
-                        eprintln!(
-                            "{}",
-                            Event::PeerBookError(PeerBookError { core, error }).to_line()
-                        );
+                        crate::logging::emit(&Event::PeerBookError(PeerBookError { core, error }));
                     }
                 }
             })

@@ -18,14 +18,14 @@ use pc_net::endpoint::NORMAL_CLOSE_CODE;
 use pc_net::tls::CERTIFICATE_NAME;
 use pc_net::{ConnId, NetMessage, SendError};
 use pc_node::telemetry::{CoreStopped, Event, PeerBookError};
-use pc_node::{CoreMsg, HostStats, NodeCore, NodeIo, Now, ShardHost, ShardReport};
+use pc_node::{CoreMetrics, CoreMsg, HostStats, NodeCore, NodeIo, Now, ShardHost, ShardReport};
 use pc_storage::{Durability, Log};
 
 use super::book_writer::BookWriter;
 use super::inbox::{CoreInput, Inbox};
 use super::watchdog::{Heartbeat, Waiting};
 use crate::runtime::driver::LogSync;
-use crate::EngineError;
+use crate::{logging, EngineError};
 
 /// Longest sleep of a core loop.
 pub const MAX_WAIT: Duration = Duration::from_millis(100);
@@ -47,6 +47,14 @@ pub(crate) struct CoreRun {
     pub heartbeat: Arc<Heartbeat>,
     pub books: BookWriter,
     pub started: Instant,
+    /// The ring to the control thread's metrics board (`None`: metrics off).
+    pub metrics: Option<crossbeam_channel::Sender<CoreMetrics>>,
+}
+
+/// The core's monotonic clock in nanoseconds, for the shards' timing of
+/// signature checks and store reads (metrics only).
+pub(super) fn stopwatch(started: Instant) -> pc_node::Stopwatch {
+    Rc::new(move || started.elapsed().as_nanos() as u64)
 }
 
 /// The time now, as the node core takes it.
@@ -64,7 +72,7 @@ struct CoreIo<'a> {
 }
 
 impl NodeIo for CoreIo<'_> {
-    fn send_frame(&mut self, conn: ConnId, message: &NetMessage) -> Result<(), SendError> {
+    fn send_frame(&mut self, conn: ConnId, message: &NetMessage) -> Result<usize, SendError> {
         self.net.send_frame(conn, message)
     }
     fn close(&mut self, conn: ConnId, code: u32, reason: &str) {
@@ -97,6 +105,7 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
         heartbeat,
         books,
         started,
+        metrics,
     } = run;
     let (ring_tasks, rings) = connect_rings(rings_in, rings_out, &inbox).await;
     let waker = inbox.clone();
@@ -115,7 +124,7 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
             rings: &rings,
         };
         result = turn(&mut core, &mut syncs, &mut io, &inbox, &heartbeat, started).await;
-        emit(&mut core, &books, now(started));
+        emit(&mut core, &books, metrics.as_ref(), now(started));
         if core.rounds_finalized() != rounds {
             rounds = core.rounds_finalized();
             crate::runtime::host::after_rounds_applied();
@@ -130,7 +139,7 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
         rings: &rings,
     };
     result = result.and(sync_at_stop(&mut core, &mut syncs, &mut io, started).await);
-    emit(&mut core, &books, now(started));
+    emit(&mut core, &books, metrics.as_ref(), now(started));
     // The last save goes to the writer's kept room; it is joined after us.
     if let Some(save) = core.take_book_save() {
         if !books.submit_final(core.index(), save) {
@@ -138,7 +147,7 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
                 core: core.index(),
                 error: "the peer-book writer is gone; the last save is lost".to_string(),
             };
-            eprintln!("{}", Event::PeerBookError(line).to_line());
+            logging::emit(&Event::PeerBookError(line));
         }
     }
     stop_endpoint(driver, ring_tasks, core.index()).await;
@@ -165,7 +174,7 @@ async fn stop_endpoint(driver: Driver, ring_tasks: Vec<glommio::Task<()>>, core:
             datagrams_received: stats.datagrams_received,
             datagrams_sent: stats.datagrams_sent,
         };
-        eprintln!("{}", Event::CoreStopped(stopped).to_line());
+        logging::emit(&Event::CoreStopped(stopped));
     }
 }
 
@@ -240,7 +249,7 @@ async fn turn(
         let Some((input, waited)) = inbox.pop() else {
             break;
         };
-        let waited_us = waited.map_or(0, |w| w.as_micros() as u64);
+        let waited_us = waited.as_micros() as u64;
         match input {
             CoreInput::Net(event) => core.handle_net_after(io, event, waited_us, now(started))?,
             CoreInput::Ring(msg) => core.handle_ring_after(io, msg, waited_us, now(started))?,
@@ -258,6 +267,7 @@ async fn turn(
             core.set_host_stats(HostStats {
                 inbox_dropped: inbox.dropped(),
                 inbox_frames: inbox.len() as u64,
+                ring_depth: inbox.ring_len() as u64,
                 anon_rss_kib: crate::runtime::host::proc_status_kib("RssAnon").unwrap_or(0),
             });
         }
@@ -286,11 +296,23 @@ async fn turn(
     Ok(())
 }
 
-/// Writes the core's events, one JSON line each, and hands a due peer-book
-/// save to the writer (kept for the next interval if the writer is behind).
-fn emit(core: &mut NodeCore, books: &BookWriter, now: Now) {
+/// Logs the core's events, hands its metrics snapshot to the control
+/// thread (a full ring drops it: the next one follows an interval later)
+/// and a due peer-book save to the writer (kept for the next interval if
+/// the writer is behind).
+fn emit(
+    core: &mut NodeCore,
+    books: &BookWriter,
+    metrics: Option<&crossbeam_channel::Sender<CoreMetrics>>,
+    now: Now,
+) {
     while let Some(event) = core.poll_event() {
-        eprintln!("{}", event.to_line());
+        logging::emit(&event);
+    }
+    if let Some(snapshot) = core.poll_metrics() {
+        if let Some(ring) = metrics {
+            let _ = ring.try_send(snapshot);
+        }
     }
     if let Some(save) = core.poll_book_save(now) {
         if !books.submit(core.index(), save) {

@@ -36,7 +36,9 @@ pub enum CoreInput {
 /// A core's inbox.
 #[derive(Default)]
 pub struct Inbox {
-    queue: RefCell<VecDeque<(CoreInput, usize)>>,
+    queue: RefCell<VecDeque<(CoreInput, usize, Instant)>>,
+    /// Inputs of `queue` that came from other cores' rings.
+    rings: Cell<usize>,
     bytes: Cell<usize>,
     /// Client intake, taken only when `queue` is empty, with when it came.
     clients: RefCell<VecDeque<(CoreInput, usize, Instant)>>,
@@ -65,11 +67,14 @@ impl Inbox {
             return;
         }
         held.set(held.get() + bytes);
+        let arrived = Instant::now();
         if client {
-            let arrived = Instant::now();
             self.clients.borrow_mut().push_back((input, bytes, arrived));
         } else {
-            self.queue.borrow_mut().push_back((input, bytes));
+            if matches!(input, CoreInput::Ring(_)) {
+                self.rings.set(self.rings.get() + 1);
+            }
+            self.queue.borrow_mut().push_back((input, bytes, arrived));
         }
         self.wake();
     }
@@ -83,15 +88,23 @@ impl Inbox {
     }
 
     /// The oldest consensus or control input, else the oldest client
-    /// input with how long it waited.
-    pub fn pop(&self) -> Option<(CoreInput, Option<Duration>)> {
-        if let Some((input, bytes)) = self.queue.borrow_mut().pop_front() {
+    /// input; with how long it waited.
+    pub fn pop(&self) -> Option<(CoreInput, Duration)> {
+        if let Some((input, bytes, arrived)) = self.queue.borrow_mut().pop_front() {
             self.bytes.set(self.bytes.get() - bytes);
-            return Some((input, None));
+            if matches!(input, CoreInput::Ring(_)) {
+                self.rings.set(self.rings.get() - 1);
+            }
+            return Some((input, arrived.elapsed()));
         }
         let (input, bytes, arrived) = self.clients.borrow_mut().pop_front()?;
         self.client_bytes.set(self.client_bytes.get() - bytes);
-        Some((input, Some(arrived.elapsed())))
+        Some((input, arrived.elapsed()))
+    }
+
+    /// Messages of other cores waiting (the rings' depth).
+    pub fn ring_len(&self) -> usize {
+        self.rings.get()
     }
 
     /// Inputs waiting.
@@ -171,6 +184,7 @@ mod tests {
             CoreInput::Net(NetEvent::Frame {
                 conn: ConnId(1),
                 message: message.clone(),
+                bytes: 0,
             })
         };
         inbox.push(frame(&big));
@@ -183,12 +197,12 @@ mod tests {
         assert_eq!(inbox.dropped(), 1, "non-frame events always queue");
         assert!(matches!(
             inbox.pop(),
-            Some((CoreInput::Net(NetEvent::Frame { .. }), None))
+            Some((CoreInput::Net(NetEvent::Frame { .. }), _))
         ));
         assert_eq!(inbox.bytes.get(), 0);
         assert!(matches!(
             inbox.pop(),
-            Some((CoreInput::Net(NetEvent::Refused { .. }), None))
+            Some((CoreInput::Net(NetEvent::Refused { .. }), _))
         ));
         assert!(inbox.pop().is_none());
     }
@@ -200,6 +214,7 @@ mod tests {
             CoreInput::Net(NetEvent::Frame {
                 conn: ConnId(1),
                 message,
+                bytes: 0,
             })
         };
         let submit = |bytes: usize| NetMessage::SubmitMicroEvents {
@@ -226,7 +241,7 @@ mod tests {
                     message: NetMessage::Anchors { .. },
                     ..
                 }),
-                None
+                _
             ))
         ));
         assert!(matches!(
@@ -236,7 +251,7 @@ mod tests {
                     message: NetMessage::Get { .. },
                     ..
                 }),
-                None
+                _
             ))
         ));
         assert!(matches!(
@@ -246,7 +261,7 @@ mod tests {
                     message: NetMessage::SubmitMicroEvents { .. },
                     ..
                 }),
-                Some(_)
+                _
             ))
         ));
         // A client flood fills only the client class: consensus frames

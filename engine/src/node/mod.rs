@@ -30,8 +30,11 @@ use pc_codec::{to_hex, SigningKey};
 use pc_net::driver::{Driver, ParkNudge};
 use pc_net::peer_book::PeerBook;
 use pc_net::{Hello, NetConfig, NetEndpoint, ShardPort, TlsIdentity};
+use pc_node::telemetry::MetricsServing;
 use pc_node::telemetry::{CoreStarted, CrashInjected, Event, NodeIdentity, ShardStopped};
-use pc_node::{node_shard_limits, CoreConfig, CoreMsg, NodeCore, ShardReport};
+use pc_node::{
+    node_shard_limits, CacheCaps, CoreConfig, CoreMetrics, CoreMsg, NodeCore, ShardReport,
+};
 use pc_shard::machine::{PeerId, Role};
 use pc_storage::LogConfig;
 
@@ -41,11 +44,13 @@ pub use pc_node::CrashPlan;
 pub use watchdog::{Heartbeat, Waiting, Watchdog, STALL_AFTER};
 
 use crate::config::{check_base_port, RuntimeConfig};
+use crate::metrics::http::MetricsServer;
+use crate::metrics::{Board, BuildInfo, ProcessStats};
 use crate::runtime::data_dir::prepare_data_dir_for;
 use crate::runtime::driver::open_shard;
 use crate::runtime::host::sample_peak_anon_rss;
 use crate::runtime::{self, RingMesh, StopSignals};
-use crate::EngineError;
+use crate::{logging, EngineError};
 
 /// Messages each cross-core ring holds.
 pub const RING_CAPACITY: usize = 1024;
@@ -74,7 +79,15 @@ pub struct NodeOptions {
     pub crash: Option<CrashPlan>,
     /// Write the node's TLS certificate (DER) here at start-up.
     pub cert_out: Option<PathBuf>,
+    /// Where `/metrics` is served (`None`: not served).
+    pub metrics: Option<SocketAddr>,
+    /// The header/payload cache of every shard.
+    pub cache: CacheCaps,
 }
+
+/// The file in the data dir holding the address a running node serves
+/// its metrics at (for `P2pMetricsServe` and operators' scripts).
+pub const METRICS_ADDR_FILE: &str = "metrics.addr";
 
 /// What a node reports when it stops.
 #[derive(Debug)]
@@ -148,7 +161,7 @@ fn set_up(options: &NodeOptions) -> Result<NodeSetup, EngineError> {
                 "key is not in the genesis committee: running as an observer, peers will refuse its Hello".to_string()
             }),
         };
-        eprintln!("{}", Event::NodeIdentity(identity).to_line());
+        logging::emit(&Event::NodeIdentity(identity));
         index.map(|i| i as PeerId)
     });
     let verify_per_s = crate::runtime::host::VerifySamples::new(VERIFY_SAMPLES)
@@ -175,6 +188,7 @@ struct CoreStart {
     heartbeat: Arc<Heartbeat>,
     books: BookWriter,
     started: Instant,
+    metrics: Option<crossbeam_channel::Sender<CoreMetrics>>,
 }
 
 /// A core's shards, restored from their logs (with the crash hook of
@@ -220,6 +234,7 @@ fn open_core_shards(
         if let Some(plan) = options.crash {
             host.set_crash_hook(crash_hook(plan, crash_seen.clone()));
         }
+        host.set_cache_caps(options.cache);
         hosts.push(host);
         logs.insert(shard, log);
     }
@@ -270,8 +285,12 @@ async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
         heartbeat,
         books,
         started,
+        metrics,
     } = start;
-    let (hosts, logs) = open_core_shards(core, &setup, &options)?;
+    let (mut hosts, logs) = open_core_shards(core, &setup, &options)?;
+    for host in &mut hosts {
+        host.set_stopwatch(core_driver::stopwatch(started));
+    }
     let genesis = &setup.genesis;
     let (driver, inbox, bind) = open_endpoint(core, &setup, &options)?;
     let book_path = options
@@ -299,7 +318,7 @@ async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
         listen: bind.to_string(),
         shards,
     };
-    eprintln!("{}", Event::CoreStarted(started_line).to_line());
+    logging::emit(&Event::CoreStarted(started_line));
     core_driver::run_core(core_driver::CoreRun {
         core: node_core,
         logs,
@@ -312,6 +331,7 @@ async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
         heartbeat,
         books,
         started,
+        metrics,
     })
     .await
 }
@@ -329,7 +349,7 @@ fn crash_hook(plan: CrashPlan, seen: Rc<std::cell::Cell<u64>>) -> pc_node::Crash
                 shard,
                 occurrence: seen.get(),
             };
-            eprintln!("{}", Event::CrashInjected(line).to_line());
+            logging::emit(&Event::CrashInjected(line));
             // SIGKILL, as an operator's `kill -9` or the OOM killer would:
             // no destructor, no flush, no sync.
             // SAFETY: kill(2) on this process with a signal number; nothing
@@ -346,6 +366,11 @@ fn crash_hook(plan: CrashPlan, seen: Rc<std::cell::Cell<u64>>) -> pc_node::Crash
 pub fn run(options: NodeOptions) -> Result<NodeReport, EngineError> {
     let setup = Arc::new(set_up(&options)?);
     let cores = options.runtime.cpus.len();
+    let server = match options.metrics {
+        Some(addr) => Some(serve_metrics(addr, &options.runtime.data_dir)?),
+        None => None,
+    };
+    let (metrics_tx, metrics_rx) = crossbeam_channel::bounded(METRICS_RING * cores.max(1));
     let sizing = options.runtime.executor_sizing();
     let mut rings = RingMesh::new(cores, RING_CAPACITY);
     let stop = Arc::new(AtomicBool::new(false));
@@ -368,6 +393,7 @@ pub fn run(options: NodeOptions) -> Result<NodeReport, EngineError> {
             heartbeat: heartbeats[core].clone(),
             books: books.clone(),
             started,
+            metrics: server.is_some().then(|| metrics_tx.clone()),
         };
         let (handle, nudge) =
             runtime::spawn_core("pc-node", core, cpu, sizing, move || start_core(start))?;
@@ -385,9 +411,11 @@ pub fn run(options: NodeOptions) -> Result<NodeReport, EngineError> {
             max_run: options.max_run,
             heartbeats,
             nudges,
+            metrics: server.map(|server| (server, metrics_rx)),
         },
         started,
     );
+    drop(metrics_tx);
     let (core_reports, first_error) =
         runtime::join_cores(handles, || stop.store(true, Ordering::Relaxed));
     stop.store(true, Ordering::Relaxed);
@@ -401,11 +429,9 @@ pub fn run(options: NodeOptions) -> Result<NodeReport, EngineError> {
     let mut reports: Vec<ShardReport> = core_reports.into_iter().flatten().collect();
     reports.sort_by_key(|r| r.shard);
     for report in &reports {
-        eprintln!(
-            "{}",
-            Event::ShardStopped(Box::new(stopped(report))).to_line()
-        );
+        logging::emit(&Event::ShardStopped(Box::new(stopped(report))));
     }
+    let _ = std::fs::remove_file(options.runtime.data_dir.join(METRICS_ADDR_FILE));
     Ok(NodeReport {
         shards: reports,
         stopped_by_signal: signalled.load(Ordering::Relaxed),
@@ -421,6 +447,28 @@ struct Control {
     max_run: Option<Duration>,
     heartbeats: Vec<Arc<Heartbeat>>,
     nudges: Vec<Arc<ParkNudge>>,
+    /// The `/metrics` endpoint and the ring the cores' snapshots come on.
+    metrics: Option<(MetricsServer, crossbeam_channel::Receiver<CoreMetrics>)>,
+}
+
+/// Snapshots each core may have waiting for the control thread.
+const METRICS_RING: usize = 4;
+
+/// Binds the metrics endpoint, says where, and notes the address in the
+/// data dir.
+fn serve_metrics(
+    addr: SocketAddr,
+    data_dir: &std::path::Path,
+) -> Result<MetricsServer, EngineError> {
+    let server = MetricsServer::bind(addr)?;
+    let bound = server.local_addr();
+    let path = data_dir.join(METRICS_ADDR_FILE);
+    std::fs::write(&path, format!("{bound}\n")).map_err(|e| EngineError::io(&path, e))?;
+    logging::emit(&Event::MetricsServing(MetricsServing {
+        address: bound.to_string(),
+        url: format!("http://{bound}/metrics"),
+    }));
+    Ok(server)
 }
 
 /// How often the control thread turns: nudges every core's executor
@@ -433,6 +481,9 @@ const CONTROL_EVERY: Duration = Duration::from_millis(10);
 /// included), so no executor sleeps for good with runnable tasks.
 fn control_thread(control: Control, started: Instant) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        let mut control = control;
+        let mut board = Board::default();
+        let build = BuildInfo::current();
         let mut watchdog = Watchdog::new(&control.heartbeats, Instant::now());
         let mut stopping = false;
         let mut turns = 0u64;
@@ -456,7 +507,16 @@ fn control_thread(control: Control, started: Instant) -> std::thread::JoinHandle
                 control.stop.store(true, Ordering::Relaxed);
             }
             for stall in watchdog.check(Instant::now()) {
-                eprintln!("{}", stall.to_line());
+                logging::emit(&stall);
+            }
+            if let Some((server, snapshots)) = control.metrics.as_mut() {
+                for snapshot in snapshots.try_iter() {
+                    board.update(snapshot);
+                }
+                server.poll(Instant::now(), || {
+                    let process = ProcessStats::read(started.elapsed().as_secs_f64());
+                    crate::metrics::render(&board.view(process, &build))
+                });
             }
             if turns.is_multiple_of(5) {
                 sample_peak_anon_rss();

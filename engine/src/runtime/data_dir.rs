@@ -45,7 +45,7 @@ pub fn prepare_data_dir_for(
     fsync: Durability,
 ) -> Result<Genesis, EngineError> {
     let loaded = genesis_file::load(source)?;
-    eprintln!("{}", loaded.loaded_line());
+    crate::logging::emit(&loaded.loaded_event());
     std::fs::create_dir_all(data_dir).map_err(|e| EngineError::io(data_dir, e))?;
     let copy = data_dir.join("genesis.toml");
     let text = std::fs::read(source).map_err(|e| EngineError::io(source, e))?;

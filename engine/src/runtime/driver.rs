@@ -79,16 +79,12 @@ pub fn open_shard(
     if let Some(seq) = durable_seq {
         host.handle_durable(seq, 0)?;
     }
-    eprintln!(
-        "{}",
-        Event::ShardRestored(ShardRestored {
-            shard,
-            records: restored.records,
-            anchors: restored.anchors,
-            durable_records: durable_seq.map_or(0, |seq| seq + 1),
-        })
-        .to_line()
-    );
+    crate::logging::emit(&Event::ShardRestored(ShardRestored {
+        shard,
+        records: restored.records,
+        anchors: restored.anchors,
+        durable_records: durable_seq.map_or(0, |seq| seq + 1),
+    }));
     Ok((host, log))
 }
 

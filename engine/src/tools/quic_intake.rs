@@ -137,6 +137,7 @@ pub(crate) fn start(bind: SocketAddr, shards: &[u16]) -> Result<QuicIntake, Engi
             NetEvent::Frame {
                 conn,
                 message: NetMessage::Anchors { shard, anchors },
+                ..
             } => {
                 let Some(sender) = senders.get(&shard) else {
                     return;
@@ -326,7 +327,7 @@ async fn feed_all(
                     anchors: vec![bytes.to_vec()],
                 };
                 match handle.send_frame(feed.conn, &message) {
-                    Ok(()) => {
+                    Ok(_) => {
                         feed.next += 1;
                         feed.in_flight += 1;
                         stats.anchors += 1;
@@ -356,6 +357,7 @@ async fn feed_all(
             NetEvent::Frame {
                 conn,
                 message: NetMessage::Announce { shard, ids },
+                ..
             } => {
                 if let Some(feed) = feeds
                     .iter_mut()

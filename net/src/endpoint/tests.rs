@@ -193,7 +193,7 @@ impl Network {
             .events
             .iter()
             .filter_map(|event| match event {
-                NetEvent::Frame { conn, message } => Some((*conn, message.clone())),
+                NetEvent::Frame { conn, message, .. } => Some((*conn, message.clone())),
                 _ => None,
             })
             .collect()
@@ -770,7 +770,7 @@ fn send_queue_is_bounded_until_the_stream_drains_it() {
     let mut queued = 0;
     let error = loop {
         match net.nodes[client].endpoint.send_frame(now, conn, &big) {
-            Ok(()) => queued += 1,
+            Ok(_) => queued += 1,
             Err(error) => break error,
         }
     };

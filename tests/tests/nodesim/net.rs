@@ -93,7 +93,7 @@ pub struct SimIo<'a> {
 }
 
 impl NodeIo for SimIo<'_> {
-    fn send_frame(&mut self, conn: ConnId, message: &NetMessage) -> Result<(), SendError> {
+    fn send_frame(&mut self, conn: ConnId, message: &NetMessage) -> Result<usize, SendError> {
         let Some(end) = self.links.ends.get_mut(&(self.party, conn)) else {
             return Err(SendError::UnknownConnection { conn });
         };
@@ -111,6 +111,7 @@ impl NodeIo for SimIo<'_> {
             });
         }
         end.queued_bytes += bytes.len();
+        let frame_bytes = bytes.len();
         let anchors = match message {
             NetMessage::Anchors { anchors, .. } => anchors.clone(),
             _ => Vec::new(),
@@ -120,7 +121,7 @@ impl NodeIo for SimIo<'_> {
             bytes,
             anchors,
         });
-        Ok(())
+        Ok(frame_bytes)
     }
 
     fn close(&mut self, conn: ConnId, _code: u32, _reason: &str) {

@@ -739,7 +739,11 @@ impl World {
                 let mut events = Vec::new();
                 loop {
                     match decoder.decode(&mut input) {
-                        Ok(Some(message)) => events.push(NetEvent::Frame { conn, message }),
+                        Ok(Some(message)) => events.push(NetEvent::Frame {
+                            conn,
+                            message,
+                            bytes: decoder.last_frame_bytes(),
+                        }),
                         Ok(None) => break,
                         Err(violation) => {
                             self.counters.malformed_frames += 1;
