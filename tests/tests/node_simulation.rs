@@ -274,3 +274,69 @@ fn overload_bends_the_network_and_does_not_break_it() {
         "accepted {accepted_at_half:.0}/s at half speed against {accepted_at_full:.0}/s: ratio {ratio:.2}"
     );
 }
+
+/// The header/payload cache on the node's read path (DESIGN §6): seven
+/// seats, two of them started late one after the other, each catching up
+/// by pulls and `GetRange` from the running nodes. The same seed runs
+/// with the cache off and on: every finalized round is the same (the
+/// cache never changes what a read returns), and with it on the serving
+/// nodes answer part of the second late node's reads from memory
+/// (payload hits above zero) and read the store fewer times.
+#[test]
+fn the_cache_answers_a_second_late_node_from_memory() {
+    let seed = env_number("NODESIM_CACHE_SEED").unwrap_or(5);
+    let run = |cache: pc_node::CacheCaps| {
+        let mut cfg = SeedConfig::for_seed(seed, Some(7));
+        cfg.crashes = 0;
+        cfg.partitions = 0;
+        cfg.hostile = false;
+        cfg.slow_node = None;
+        cfg.loss_per_mille = 0;
+        cfg.late_node = Some(5);
+        cfg.late_start_us = 3_000_000;
+        cfg.second_late = Some((6, 8_000_000));
+        cfg.fault_end_us = 0;
+        cfg.load_end_us = 12_000_000;
+        cfg.load_max_end_us = 12_000_000;
+        cfg.end_us = 16_000_000;
+        cfg.min_rounds = 20;
+        cfg.cache = cache;
+        run_seed(cfg)
+    };
+    let off = run(pc_node::CacheCaps::default());
+    let on = run(pc_node::CacheCaps {
+        header_cap: 65_536,
+        payload_cap: 4_096,
+    });
+    assert_eq!(
+        off.rounds, on.rounds,
+        "the cache changed what was finalized"
+    );
+    let serving = 0..5;
+    let reads = |report: &SeedReport| -> u64 { serving.clone().map(|n| report.reads[n].2).sum() };
+    for (n, (counts, header_reads, payload_reads)) in on.reads.iter().enumerate() {
+        println!(
+            "cache on, node {n}: payload hits {} misses {}, header hits {} misses {}; store reads: {header_reads} headers, {payload_reads} payloads (cache off: {} payloads)",
+            counts.payload_hits, counts.payload_misses, counts.header_hits, counts.header_misses, off.reads[n].2
+        );
+    }
+    assert!(
+        serving.clone().any(|n| on.reads[n].0.payload_hits > 0),
+        "no serving node answered a payload from its cache"
+    );
+    assert!(
+        serving.clone().all(|n| off.reads[n].0.payload_hits == 0),
+        "hits with the cache off"
+    );
+    assert!(
+        reads(&on) < reads(&off),
+        "store payload reads with the cache on ({}) not below off ({})",
+        reads(&on),
+        reads(&off)
+    );
+    assert!(
+        on.rounds.len() as u64 >= 20,
+        "the network finalized only {} rounds",
+        on.rounds.len()
+    );
+}

@@ -52,6 +52,10 @@ pub struct SeedConfig {
     pub partitions: usize,
     pub late_node: Option<usize>,
     pub late_start_us: u64,
+    /// A second node that starts late, and when.
+    pub second_late: Option<(usize, u64)>,
+    /// The header/payload cache of every node's shards.
+    pub cache: pc_node::CacheCaps,
     pub slow_node: Option<usize>,
     pub hostile: bool,
     pub transfers_per_tick: usize,
@@ -127,6 +131,16 @@ impl SeedConfig {
             partitions: 1 + rng.below(2) as usize,
             late_node: Some(1 + rng.below(seats as u64 - 1) as usize),
             late_start_us: 2_000_000 + rng.below(2_000_000),
+            second_late: None,
+            // Odd seeds run the product's read path with the cache on.
+            cache: if seed % 2 == 1 {
+                pc_node::CacheCaps {
+                    header_cap: 1024,
+                    payload_cap: 256,
+                }
+            } else {
+                pc_node::CacheCaps::default()
+            },
             slow_node: (rng.below(2) == 0).then(|| rng.below(seats as u64) as usize),
             hostile: true,
             transfers_per_tick: match std::env::var("NODESIM_LOAD")
@@ -309,6 +323,11 @@ pub struct SeedReport {
     pub counters: Counters,
     /// Submission to finality at the accepting node, simulated µs.
     pub finality_us: Vec<u64>,
+    /// Per node at the end (over its shards): cache lookups and store
+    /// reads behind the cache (header, payload); zeros for a node down.
+    pub reads: Vec<(pc_node::CacheCounts, u64, u64)>,
+    /// Every finalized round: (first index, anchors, state root).
+    pub rounds: BTreeMap<u64, (u64, u64, [u8; 32])>,
 }
 
 /// Runs one seed and checks it; a failure panics with the reason.
@@ -448,6 +467,24 @@ fn check(world: &mut World) -> SeedReport {
             );
         }
     }
+    let reads = world
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut total = (pc_node::CacheCounts::default(), 0, 0);
+            for host in n.core.iter().flat_map(|core| core.shards()) {
+                let cached = host.cached_store();
+                let (c, r) = (cached.counts(), cached.reads());
+                total.0.header_hits += c.header_hits;
+                total.0.header_misses += c.header_misses;
+                total.0.payload_hits += c.payload_hits;
+                total.0.payload_misses += c.payload_misses;
+                total.1 += r.header.count();
+                total.2 += r.payload.count();
+            }
+            total
+        })
+        .collect();
     let mut counters = std::mem::take(&mut world.counters);
     for (node, n) in world.nodes.iter().enumerate() {
         if let Some(core) = &n.core {
@@ -475,5 +512,7 @@ fn check(world: &mut World) -> SeedReport {
         rounds_at_s: Vec::new(),
         counters,
         finality_us: latencies,
+        reads,
+        rounds: canonical,
     }
 }

@@ -291,6 +291,8 @@ impl World {
         for node in 0..k {
             let at = if world.cfg.late_node == Some(node) {
                 world.cfg.late_start_us
+            } else if let Some((_, at)) = world.cfg.second_late.filter(|(n, _)| *n == node) {
+                at
             } else {
                 world.rng.below(2_000)
             };
@@ -997,6 +999,7 @@ impl World {
                 records.iter().map(|(kind, body)| (*kind, &body[..])),
             )
             .unwrap_or_else(|e| panic!("node {node} restores from its durable log: {e}"));
+            host.set_cache_caps(self.cfg.cache);
             let durable = store.borrow().durable_len();
             if durable > 0 {
                 host.handle_durable(durable - 1, self.now_us)
