@@ -65,6 +65,11 @@ enum Command {
     /// prints that address and whether it answers.
     #[command(name = "metrics-serve", alias = "P2pMetricsServe")]
     MetricsServe(node_cmd::MetricsServeArgs),
+    /// Read a sample of a (stopped) data dir's anchors through the node's
+    /// header/payload cache and log reads; print one JSON object (alias:
+    /// the seed's `CacheBench`).
+    #[command(name = "cache-bench", alias = "CacheBench")]
+    CacheBench(CacheBenchArgs),
     /// Run a local network of node processes on loopback with transfer
     /// load, then check that all nodes agree (prints AGREE).
     Devnet(devnet::DevnetArgs),
@@ -131,6 +136,31 @@ struct BenchArgs {
     /// First port of the engine's QUIC endpoints (core c: port + c).
     #[arg(long, default_value_t = 7400)]
     quic_port: u16,
+}
+
+#[derive(clap::Args)]
+struct CacheBenchArgs {
+    /// The data dir; alias `--store_dir`.
+    #[arg(long, visible_alias = "store-dir", alias = "store_dir")]
+    data_dir: PathBuf,
+    /// The shard whose log is read.
+    #[arg(long, default_value_t = 0)]
+    shard: u16,
+    /// `headers` or `payloads`.
+    #[arg(long, default_value = "headers")]
+    mode: pc_engine::tools::cache_bench::Mode,
+    /// Anchors read per iteration, spread evenly over the log.
+    #[arg(long, default_value_t = 1000)]
+    sample: usize,
+    /// Passes over the sample.
+    #[arg(long, default_value_t = 5)]
+    iterations: usize,
+    /// Header cache capacity (0: off); alias `--cache_hdr_cap`.
+    #[arg(long, alias = "cache_hdr_cap", default_value_t = 0)]
+    cache_hdr_cap: usize,
+    /// Payload cache capacity (0: off); alias `--cache_pl_cap`.
+    #[arg(long, alias = "cache_pl_cap", default_value_t = 0)]
+    cache_pl_cap: usize,
 }
 
 #[derive(Subcommand)]
@@ -209,6 +239,25 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Bench(args) => bench(args),
         Command::Node(args) => node_cmd::node(args),
         Command::MetricsServe(args) => node_cmd::metrics_serve(args),
+        Command::CacheBench(args) => {
+            use pc_engine::tools::cache_bench;
+            let report = cache_bench::run(&cache_bench::CacheBenchOptions {
+                data_dir: args.data_dir,
+                shard: args.shard,
+                mode: args.mode,
+                sample: args.sample,
+                iterations: args.iterations,
+                caps: pc_node::CacheCaps {
+                    header_cap: args.cache_hdr_cap,
+                    payload_cap: args.cache_pl_cap,
+                },
+            })?;
+            println!(
+                "{}",
+                serde_json::to_string(&report).expect("the report serializes")
+            );
+            Ok(())
+        }
         Command::Devnet(args) => devnet::devnet(args),
         Command::Tx { command } => node_cmd::tx(command),
         Command::Tune { seconds, scratch } => tune(seconds, scratch),

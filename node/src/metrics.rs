@@ -218,6 +218,10 @@ pub struct ShardMetrics {
     pub backlog: u64,
     /// The backlog admission control admits into.
     pub backlog_bound: u64,
+    /// Seats of the shard's committee (`k`).
+    pub committee_seats: u64,
+    /// Its supermajority (`q`): a round needs this many seats.
+    pub committee_quorum: u64,
 }
 
 /// One core's snapshot.

@@ -333,6 +333,8 @@ pub struct ShardHost {
     capacity: Capacity,
     /// Committee seats of the shard.
     seats: usize,
+    /// Its supermajority `q`.
+    quorum: usize,
     event_finality_us: Histogram<u64>,
     /// The same since the last [`ShardHost::take_interval_event_finality`].
     interval_event_finality_us: Histogram<u64>,
@@ -417,6 +419,7 @@ impl ShardHost {
             submitted_by_age: BTreeSet::new(),
             capacity: Capacity::new(0, usize::from(genesis.params.k)),
             seats: usize::from(genesis.params.k),
+            quorum: genesis.params.q(),
             event_finality_us: latency_histogram(),
             interval_event_finality_us: latency_histogram(),
             own_seat,
@@ -593,6 +596,8 @@ impl ShardHost {
             refused,
             backlog: reading.backlog,
             backlog_bound: reading.budget,
+            committee_seats: self.seats as u64,
+            committee_quorum: self.quorum as u64,
         }
     }
 

@@ -674,6 +674,20 @@ impl View {
             "The backlog admission control admits into.",
             |s| s.backlog_bound as i64
         );
+        shard_gauge!(
+            e,
+            self,
+            "pc_shard_committee_seats",
+            "Seats of the shard's committee (k).",
+            |s| s.committee_seats as i64
+        );
+        shard_gauge!(
+            e,
+            self,
+            "pc_shard_committee_quorum",
+            "Seats a round needs (q); a validator needs q - 1 peers of the shard.",
+            |s| s.committee_quorum as i64
+        );
         for (name, help, submit) in [
             (
                 "pc_shard_submit_to_final_seconds",
@@ -765,6 +779,8 @@ mod tests {
             refused: 0,
             backlog: 3,
             backlog_bound: 1000,
+            committee_seats: 4,
+            committee_quorum: 3,
         }
     }
 
