@@ -136,6 +136,10 @@ struct BenchArgs {
     /// First port of the engine's QUIC endpoints (core c: port + c).
     #[arg(long, default_value_t = 7400)]
     quic_port: u16,
+    /// Collect the shards' metrics and serve them on /metrics here while
+    /// the bench runs (IP:PORT); off by default.
+    #[arg(long, alias = "metrics_addr")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -329,6 +333,7 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
     options.start_delay = std::time::Duration::from_millis(args.start_delay_ms);
     options.network = args.network;
     options.quic_port = args.quic_port;
+    options.metrics = args.metrics_addr;
     if args.single_intake {
         options.intake = pc_engine::tools::engine::Intake::FirstCore;
     }

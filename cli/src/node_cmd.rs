@@ -423,18 +423,18 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
                     ("rejected", format!("{reason:?}: {detail}"))
                 }
             };
-            println!(
-                r#"{{"type":"receipt","node":"{node}","shard":{shard},"event_id":"{}","tx_id":"{}","outcome":"{outcome}","reason":{},"payment":"{}:0","change":{}}}"#,
-                to_hex(&receipt.event_id),
-                to_hex(&tx_id),
-                serde_json::to_string(&reason).expect("a string"),
-                to_hex(&tx_id),
-                if change > 0 {
-                    format!("\"{}:1\"", to_hex(&tx_id))
-                } else {
-                    "null".into()
-                }
-            );
+            let line = serde_json::json!({
+                "type": "receipt",
+                "node": node.to_string(),
+                "shard": shard,
+                "event_id": to_hex(&receipt.event_id),
+                "tx_id": to_hex(&tx_id),
+                "outcome": outcome,
+                "reason": reason,
+                "payment": format!("{}:0", to_hex(&tx_id)),
+                "change": (change > 0).then(|| format!("{}:1", to_hex(&tx_id))),
+            });
+            println!("{line}");
             if outcome == "rejected" {
                 return Err(CliError::Usage(format!(
                     "{node}: transfer rejected: {reason}"
@@ -468,11 +468,14 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
             else {
                 unreachable!("filtered to balances")
             };
-            println!(
-                r#"{{"type":"balance","owner":"{}","shard":{},"amount":{amount},"finalized_round":{finalized_round}}}"#,
-                to_hex(&owner),
-                shard_of(&owner, genesis.params.shards)
-            );
+            let line = serde_json::json!({
+                "type": "balance",
+                "owner": to_hex(&owner),
+                "shard": shard_of(&owner, genesis.params.shards),
+                "amount": amount,
+                "finalized_round": finalized_round,
+            });
+            println!("{line}");
             Ok(())
         }
     }

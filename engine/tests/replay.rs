@@ -52,6 +52,7 @@ fn run_engine(root: &Path, data_dir: &Path) -> (String, u64) {
         handle_signals: false,
         progress: false,
         start_delay: Duration::ZERO,
+        metrics: None,
     })
     .unwrap();
     let shard = &report.shards[0];

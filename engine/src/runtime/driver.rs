@@ -347,6 +347,19 @@ impl ShardDriver {
         self.host.counters()
     }
 
+    /// Times signature checks and log reads from now on (metrics).
+    pub fn time_for_metrics(&mut self) {
+        let started = self.started;
+        self.host
+            .set_stopwatch(Rc::new(move || started.elapsed().as_nanos() as u64));
+    }
+
+    /// The shard's metrics now.
+    pub fn metrics(&mut self) -> pc_node::ShardMetrics {
+        let now_us = self.started.elapsed().as_micros() as u64;
+        self.host.metrics(now_us)
+    }
+
     /// Verifies the small anchors among `items` together before they are
     /// taken in one by one ([`pc_shard::machine::Shard::preverify_anchors`]).
     pub fn preverify_anchors(&mut self, items: &[&[u8]]) {

@@ -53,6 +53,9 @@ pub struct BenchOptions {
     /// First port of the engine's endpoints with [`BenchNetwork::Quic`]
     /// (core `c` listens on `127.0.0.1:quic_port + c`).
     pub quic_port: u16,
+    /// Collect the shards' metrics and serve them here while running
+    /// (`None`: none are collected).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// How `bench` feeds the workload.
@@ -99,6 +102,7 @@ impl BenchOptions {
             start_delay: Duration::ZERO,
             network: BenchNetwork::InProcess,
             quic_port: 7400,
+            metrics: None,
         }
     }
 }
@@ -380,6 +384,7 @@ fn run_once(
         handle_signals: true,
         progress: options.progress,
         start_delay: options.start_delay,
+        metrics: options.metrics,
     };
     let report = engine::run(config)?;
     if let Some(temp) = temp {

@@ -15,6 +15,10 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use pc_node::CoreMetrics;
+
+use crate::metrics::http::MetricsServer;
+use crate::metrics::{Board, BuildInfo, ProcessStats};
 use glommio::channels::shared_channel::{self, ConnectedReceiver, SharedReceiver, SharedSender};
 use pc_codec::genesis::Genesis;
 use pc_codec::Hash32;
@@ -71,7 +75,13 @@ pub struct EngineConfig {
     /// Wait this long before taking in the first anchor (lets a supervisor
     /// see the engine up before input ends; 0 for the bench).
     pub start_delay: Duration,
+    /// Serve the shards' metrics here while running (`None`: no metrics
+    /// are collected).
+    pub metrics: Option<std::net::SocketAddr>,
 }
+
+/// Interval of the metrics snapshots, when metrics are on.
+const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the engine reports when it stops.
 #[derive(Debug)]
@@ -105,6 +115,8 @@ struct Snapshot {
     shard: u16,
     counters: ShardCounters,
     done: bool,
+    /// The shard's metrics, once per [`METRICS_INTERVAL`] when they are on.
+    metrics: Option<Box<pc_node::ShardMetrics>>,
 }
 
 /// An anchor handed from the intake core to the shard's core.
@@ -199,6 +211,7 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
             calibration: config.verify_calibration,
             snapshot_interval: config.snapshot_interval,
             start_delay: config.start_delay,
+            metrics: config.metrics.is_some(),
         };
         // The bench's cores keep the guard's timer only: nothing on them
         // waits for the network (the QUIC intake has its own executor).
@@ -233,15 +246,16 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
     reports.sort_by_key(|r| r.shard);
     for report in &reports {
         let c = &report.counters;
-        eprintln!(
-            r#"{{"type":"shard_stopped","shard":{},"restored_anchors":{},"anchors":{},"log_records":{},"durable_records":{},"state_root":"{}"}}"#,
-            report.shard,
-            c.restored_anchors,
-            c.anchors,
-            c.log_records,
-            c.durable_seq.map_or(0, |seq| seq + 1),
-            pc_codec::to_hex(&report.state_root)
-        );
+        let line = serde_json::json!({
+            "type": "shard_stopped",
+            "shard": report.shard,
+            "restored_anchors": c.restored_anchors,
+            "anchors": c.anchors,
+            "log_records": c.log_records,
+            "durable_records": c.durable_seq.map_or(0, |seq| seq + 1),
+            "state_root": pc_codec::to_hex(&report.state_root),
+        });
+        eprintln!("{line}");
     }
     let cores = rates.len() as f64;
     let verify_limit_per_s =
@@ -279,10 +293,29 @@ fn control_loop(
         barrier.wait();
     }
     let started = Instant::now();
-    eprintln!(
-        r#"{{"type":"engine_started","shards":{shards},"cores":{cores},"fsync":"{}"}}"#,
-        config.runtime.storage.fsync
-    );
+    let line = serde_json::json!({
+        "type": "engine_started",
+        "shards": shards,
+        "cores": cores,
+        "fsync": config.runtime.storage.fsync.to_string(),
+    });
+    eprintln!("{line}");
+    let mut server = match config.metrics {
+        Some(addr) => {
+            let server = MetricsServer::bind(addr)?;
+            let bound = server.local_addr();
+            crate::logging::emit(&pc_node::telemetry::Event::MetricsServing(
+                pc_node::telemetry::MetricsServing {
+                    address: bound.to_string(),
+                    url: format!("http://{bound}/metrics"),
+                },
+            ));
+            Some(server)
+        }
+        None => None,
+    };
+    let mut board = Board::default();
+    let build = BuildInfo::current();
     let mut outcome = ControlOutcome {
         peak_anon_rss_kib: 0,
         stopped_by_signal: false,
@@ -311,6 +344,16 @@ fn control_loop(
                 match rx.try_recv() {
                     Ok(snapshot) => {
                         outcome.snapshots += 1;
+                        if let Some(metrics) = snapshot.metrics {
+                            // One board entry per shard (the bench has no
+                            // network of its own to report per core).
+                            board.update(CoreMetrics {
+                                core: usize::from(snapshot.shard),
+                                t_us: started.elapsed().as_micros() as u64,
+                                p2p: Default::default(),
+                                shards: vec![*metrics],
+                            });
+                        }
                         latest[usize::from(snapshot.shard)] = snapshot.counters;
                         if snapshot.done {
                             done[usize::from(snapshot.shard)] = true;
@@ -326,6 +369,12 @@ fn control_loop(
         }
         if disconnected == cores {
             break;
+        }
+        if let Some(server) = server.as_mut() {
+            server.poll(Instant::now(), || {
+                let process = ProcessStats::read(started.elapsed().as_secs_f64());
+                crate::metrics::render(&board.view(process, &build))
+            });
         }
         if config.progress && last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
@@ -368,6 +417,8 @@ struct CoreTile {
     calibration: Option<Duration>,
     snapshot_interval: Duration,
     start_delay: Duration,
+    /// Collect metrics (time signature checks and log reads).
+    metrics: bool,
 }
 
 /// Per-core stop flag, set from the command ring.
@@ -399,7 +450,12 @@ impl CoreTile {
                 &self.data_dir,
                 self.log_config,
             ) {
-                Ok(driver) => drivers.push(driver),
+                Ok(mut driver) => {
+                    if self.metrics {
+                        driver.time_for_metrics();
+                    }
+                    drivers.push(driver)
+                }
                 Err(error) => {
                     init_error = Some(error);
                     break;
@@ -469,6 +525,7 @@ impl CoreTile {
                 control.clone(),
                 snapshots.clone(),
                 self.snapshot_interval,
+                self.metrics,
             )));
         }
         // The first core forwards input of shards on other cores. The
@@ -582,8 +639,10 @@ async fn drive(
     control: Rc<CoreControl>,
     snapshots: Rc<Sender<Snapshot>>,
     snapshot_interval: Duration,
+    metrics: bool,
 ) -> Result<ShardReport, EngineError> {
     let mut last_snapshot = Instant::now();
+    let mut last_metrics = Instant::now();
     let mut taken = 0u64;
     loop {
         if taken.is_multiple_of(CHECK_EVERY_ANCHORS) {
@@ -591,11 +650,16 @@ async fn drive(
                 break;
             }
             if last_snapshot.elapsed() >= snapshot_interval {
+                let metrics = (metrics && last_metrics.elapsed() >= METRICS_INTERVAL).then(|| {
+                    last_metrics = Instant::now();
+                    Box::new(driver.metrics())
+                });
                 // A full ring drops the snapshot: the hot path never waits.
                 let _ = snapshots.try_send(Snapshot {
                     shard: driver.shard(),
                     counters: driver.counters().clone(),
                     done: false,
+                    metrics,
                 });
                 last_snapshot = Instant::now();
             }
@@ -669,6 +733,7 @@ async fn drive(
         shard: report.shard,
         counters: report.counters.clone(),
         done: true,
+        metrics: None,
     };
     let mut pending = Some(final_snapshot);
     while let Some(snapshot) = pending.take() {
