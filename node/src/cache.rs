@@ -7,10 +7,11 @@
 //! large.
 //!
 //! Memory is bounded by the capacities, counted in entries: an entry holds
-//! one part's bytes (a header at most [`MAX_HEADER_BYTES`], a payload at
-//! most [`MAX_PAYLOAD_BYTES`]) plus the LRU's node (about 64 bytes). The
-//! seed's `header_cap = 10000` is about 3 MiB; `payload_cap = 5000` is
-//! about 200 MiB if every payload is full.
+//! one part's bytes plus the LRU's node (about 64 bytes) — a signed header
+//! is about 300 bytes at k = 4 (its parent list grows with k: about 1 KiB
+//! at k = 21), a full payload of 256 transfers about 44 KiB. The seed's
+//! `header_cap = 10000` is at most about 10 MiB; `payload_cap = 5000` about
+//! 220 MiB if every payload is full.
 //!
 //! Every store read is timed with the stopwatch the driver hands in (none:
 //! counted with zero duration) into histograms of exactly the seed's
@@ -28,11 +29,6 @@ use crate::store::{AnchorPart, ShardStore};
 /// The seed's buckets of `pc_node_store_{header,payload}_read_seconds`
 /// (`+Inf` is implied).
 pub const STORE_READ_BUCKETS_S: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5];
-
-/// The largest signed header (a full parent list at k = 64).
-pub const MAX_HEADER_BYTES: usize = 3 * 1024;
-/// The largest payload (256 micro-events of the largest size).
-pub const MAX_PAYLOAD_BYTES: usize = 40 * 1024;
 
 /// A monotonic clock in nanoseconds, handed in by the driver (never used
 /// for a decision: only to time reads and signature checks).

@@ -54,6 +54,9 @@ pub struct SeedConfig {
     pub late_start_us: u64,
     /// A second node that starts late, and when.
     pub second_late: Option<(usize, u64)>,
+    /// Until `.2` µs, the nodes `.0` reach (and are reached by) node `.1`
+    /// only: frames between them and any other node are held until then.
+    pub only_via: Option<(Vec<usize>, usize, u64)>,
     /// The header/payload cache of every node's shards.
     pub cache: pc_node::CacheCaps,
     pub slow_node: Option<usize>,
@@ -132,6 +135,7 @@ impl SeedConfig {
             late_node: Some(1 + rng.below(seats as u64 - 1) as usize),
             late_start_us: 2_000_000 + rng.below(2_000_000),
             second_late: None,
+            only_via: None,
             // Odd seeds run the product's read path with the cache on.
             cache: if seed % 2 == 1 {
                 pc_node::CacheCaps {

@@ -535,6 +535,14 @@ impl World {
             us += 200_000 + self.rng.below(200_000);
             self.counters.losses += 1;
         }
+        if let (Some((nodes, peer, until_us)), Party::Node(a), Party::Node(b)) =
+            (&self.cfg.only_via, from, to)
+        {
+            let cut = |x: usize, y: usize| nodes.contains(&x) && y != *peer;
+            if (cut(a, b) || cut(b, a)) && self.now_us < *until_us {
+                us += until_us - self.now_us;
+            }
+        }
         if let (Some((side, heal_at_us)), Party::Node(a), Party::Node(b)) =
             (&self.partition, from, to)
         {
