@@ -90,6 +90,7 @@ const FAMILIES: &[&str] = &[
     "pc_p2p_banned_peers",
     "pc_p2p_receive_wait_seconds_bucket",
     "pc_p2p_receive_wait_seconds_count",
+    "pc_p2p_round_trip_seconds_bucket",
     "pc_node_persist_successes_total",
     "pc_node_persist_failures_total",
     "pc_node_observer_lag_rounds",

@@ -664,6 +664,16 @@ impl NetEndpoint {
         self.connections.len()
     }
 
+    /// The round-trip time QUIC estimates for every established, open
+    /// connection (a frame's send-to-acknowledgement latency).
+    pub fn round_trip_times(&self) -> Vec<std::time::Duration> {
+        self.connections
+            .values()
+            .filter(|conn| conn.connected && !conn.closed)
+            .map(|conn| conn.connection.rtt())
+            .collect()
+    }
+
     /// The remote address of a connection.
     pub fn remote_address(&self, conn: ConnId) -> Option<SocketAddr> {
         self.conn(conn).map(|c| c.remote)

@@ -264,7 +264,7 @@ pub struct CoreCounters {
 }
 
 /// What the driver knows about its host, for the status events.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct HostStats {
     /// Frames the inbox dropped.
     pub inbox_dropped: u64,
@@ -274,6 +274,8 @@ pub struct HostStats {
     pub anon_rss_kib: u64,
     /// Of the inbox's inputs, messages of other cores (the rings' depth).
     pub ring_depth: u64,
+    /// QUIC's round-trip time of every open connection, µs.
+    pub round_trips_us: Vec<u64>,
 }
 
 /// One core of a node.
@@ -573,6 +575,9 @@ impl NodeCore {
 
     /// What the driver knows of its host, for the next status events.
     pub fn set_host_stats(&mut self, stats: HostStats) {
+        for rtt in &stats.round_trips_us {
+            self.p2p.round_trip.observe_us(*rtt);
+        }
         self.host = stats;
     }
 

@@ -133,6 +133,9 @@ pub struct P2pMetrics {
     /// How long received frames and ring messages waited in the inbox
     /// before the core handled them.
     pub receive_wait: SecondsHistogram,
+    /// QUIC's round-trip time of each open connection, sampled once per
+    /// status interval (send to acknowledgement).
+    pub round_trip: SecondsHistogram,
 }
 
 impl Default for P2pMetrics {
@@ -153,6 +156,7 @@ impl Default for P2pMetrics {
             inbox_frames: 0,
             ring_depth: 0,
             receive_wait: SecondsHistogram::new(LATENCY_BUCKETS_S),
+            round_trip: SecondsHistogram::new(LATENCY_BUCKETS_S),
         }
     }
 }

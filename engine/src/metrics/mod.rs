@@ -20,7 +20,7 @@ pub mod scrape;
 use std::collections::BTreeMap;
 
 use pc_node::metrics::MESSAGE_KINDS;
-use pc_node::{CoreMetrics, SecondsHistogram};
+use pc_node::{CoreMetrics, P2pMetrics, SecondsHistogram, ShardMetrics};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -176,7 +176,10 @@ fn core_label(core: usize) -> Labels {
     vec![("core", core.to_string())]
 }
 
-fn counters(encoder: &mut DescriptorEncoder, family: Family<u64>) -> std::fmt::Result {
+fn counters<T: prometheus_client::encoding::EncodeCounterValue>(
+    encoder: &mut DescriptorEncoder,
+    family: Family<T>,
+) -> std::fmt::Result {
     let mut metric =
         encoder.encode_descriptor(family.name, family.help, None, MetricType::Counter)?;
     for (labels, value) in &family.samples {
@@ -230,67 +233,284 @@ fn histograms(
     Ok(())
 }
 
-/// A counter family per shard: `name`, `help`, the value of a shard.
-macro_rules! shard_counter {
-    ($encoder:expr, $view:expr, $name:literal, $help:literal, |$s:ident| $value:expr) => {{
-        let mut family = Family::new($name, $help);
-        for core in &$view.cores {
-            for $s in &core.shards {
-                family.add(shard_label($s.shard), $value);
-            }
-        }
-        counters($encoder, family)?;
-    }};
-}
+/// A family with one sample per shard or per core: its name, help and
+/// the value of one snapshot.
+type Of<S, T> = (&'static str, &'static str, fn(&S) -> T);
 
-/// A gauge family per shard.
-macro_rules! shard_gauge {
-    ($encoder:expr, $view:expr, $name:literal, $help:literal, |$s:ident| $value:expr) => {{
-        let mut family: Family<i64> = Family::new($name, $help);
-        for core in &$view.cores {
-            for $s in &core.shards {
-                family.add(shard_label($s.shard), $value);
-            }
-        }
-        gauges($encoder, family)?;
-    }};
-}
+/// A histogram family per shard.
+type HistogramOf = (
+    &'static str,
+    &'static str,
+    fn(&ShardMetrics) -> &SecondsHistogram,
+);
 
-/// A counter family per core.
-macro_rules! core_counter {
-    ($encoder:expr, $view:expr, $name:literal, $help:literal, |$p:ident| $value:expr) => {{
-        let mut family = Family::new($name, $help);
-        for core in &$view.cores {
-            let $p = &core.p2p;
-            family.add(core_label(core.core), $value);
-        }
-        counters($encoder, family)?;
-    }};
-}
+/// Counters per shard.
+const SHARD_COUNTERS: &[Of<ShardMetrics, u64>] = &[
+    ("pc_node_persist_successes", "Log records appended.", |s| {
+        s.persist_ok
+    }),
+    (
+        "pc_node_persist_failures",
+        "Log appends that failed (the shard stops).",
+        |s| s.persist_failed,
+    ),
+    (
+        "pc_node_cache_headers_hits",
+        "Header lookups the cache answered.",
+        |s| s.cache.header_hits,
+    ),
+    (
+        "pc_node_cache_headers_misses",
+        "Header lookups that read the log.",
+        |s| s.cache.header_misses,
+    ),
+    (
+        "pc_node_cache_payloads_hits",
+        "Payload lookups the cache answered.",
+        |s| s.cache.payload_hits,
+    ),
+    (
+        "pc_node_cache_payloads_misses",
+        "Payload lookups that read the log.",
+        |s| s.cache.payload_misses,
+    ),
+    (
+        "pc_shard_anchors_accepted",
+        "Anchors the shard took in (inserted or pending).",
+        |s| s.anchors_accepted,
+    ),
+    (
+        "pc_shard_anchors_rejected",
+        "Anchors the shard refused.",
+        |s| s.anchors_rejected,
+    ),
+    (
+        "pc_shard_rounds_decided",
+        "Rounds decided since start.",
+        |s| s.rounds_decided,
+    ),
+    ("pc_shard_finalized_anchors", "Anchors finalized.", |s| {
+        s.finalized_anchors
+    }),
+    (
+        "pc_shard_finalized_events",
+        "Micro-events finalized.",
+        |s| s.finalized_events,
+    ),
+    (
+        "pc_shard_applied_events",
+        "Finalized micro-events that applied.",
+        |s| s.applied_events,
+    ),
+    (
+        "pc_shard_rejected_double_spends",
+        "Finalized transfers refused for a spent or unknown input.",
+        |s| s.rejected_double_spends,
+    ),
+    (
+        "pc_shard_catch_up_requests",
+        "GetRange requests made to catch up.",
+        |s| s.catch_up_requests,
+    ),
+    (
+        "pc_shard_log_appended_bytes",
+        "Log bytes appended since start.",
+        |s| s.log_bytes,
+    ),
+    (
+        "pc_shard_signature_verifies",
+        "BIP-340 signatures checked.",
+        |s| s.signature_verifies,
+    ),
+    (
+        "pc_shard_admitted_events",
+        "Client micro-events admission control let through.",
+        |s| s.admitted,
+    ),
+    (
+        "pc_shard_refused_events",
+        "Client micro-events refused as overloaded.",
+        |s| s.refused,
+    ),
+];
 
-/// A gauge family per core.
-macro_rules! core_gauge {
-    ($encoder:expr, $view:expr, $name:literal, $help:literal, |$p:ident| $value:expr) => {{
-        let mut family: Family<i64> = Family::new($name, $help);
-        for core in &$view.cores {
-            let $p = &core.p2p;
-            family.add(core_label(core.core), $value);
-        }
-        gauges($encoder, family)?;
-    }};
-}
+/// Gauges per shard.
+const SHARD_GAUGES: &[Of<ShardMetrics, i64>] = &[
+    (
+        "pc_node_observer_lag_rounds",
+        "Rounds this node's DAG is below the committee's.",
+        |s| s.observer_lag_rounds as i64,
+    ),
+    (
+        "pc_shard_last_decided_round",
+        "The last decided round (-1: none).",
+        |s| s.last_decided_round,
+    ),
+    (
+        "pc_shard_state_root_round",
+        "The round of the current state root (-1: genesis).",
+        |s| s.last_decided_round,
+    ),
+    (
+        "pc_shard_pending_parents",
+        "Anchors waiting for their parents.",
+        |s| s.pending_parents as i64,
+    ),
+    (
+        "pc_shard_mempool_events",
+        "Micro-events waiting for an own anchor.",
+        |s| s.mempool as i64,
+    ),
+    (
+        "pc_shard_outstanding_pulls",
+        "Pulls sent and not answered yet.",
+        |s| s.outstanding_pulls as i64,
+    ),
+    ("pc_shard_log_records", "Records in the shard's log.", |s| {
+        s.log_records as i64
+    }),
+    (
+        "pc_shard_durable_lag_records",
+        "Log records appended but not yet durable.",
+        |s| s.durable_lag_records as i64,
+    ),
+    (
+        "pc_shard_backlog_events",
+        "Micro-events held: mempool, unfinalized and pending anchors.",
+        |s| s.backlog as i64,
+    ),
+    (
+        "pc_shard_backlog_bound_events",
+        "The backlog admission control admits into.",
+        |s| s.backlog_bound as i64,
+    ),
+    (
+        "pc_shard_committee_seats",
+        "Seats of the shard's committee (k).",
+        |s| s.committee_seats as i64,
+    ),
+    (
+        "pc_shard_committee_quorum",
+        "Seats a round needs (q); a validator needs q - 1 peers of the shard.",
+        |s| s.committee_quorum as i64,
+    ),
+];
+
+/// Histograms per shard.
+const SHARD_HISTOGRAMS: &[HistogramOf] = &[
+    (
+        "pc_node_store_header_read_seconds",
+        "Log reads of anchor headers (cache misses).",
+        |s| &s.store_reads.header,
+    ),
+    (
+        "pc_node_store_payload_read_seconds",
+        "Log reads of anchor payloads (cache misses).",
+        |s| &s.store_reads.payload,
+    ),
+    (
+        "pc_shard_submit_to_final_seconds",
+        "Client micro-events: submission to finality.",
+        |s| &s.submit_to_final,
+    ),
+    (
+        "pc_shard_arrival_to_final_seconds",
+        "Anchors: arrival to finality.",
+        |s| &s.arrival_to_final,
+    ),
+];
+
+/// Counters per core.
+const CORE_COUNTERS: &[Of<P2pMetrics, u64>] = &[
+    (
+        "pc_p2p_send_errors",
+        "Frames sent to a connection that was gone or closing.",
+        |p| p.send_errors,
+    ),
+    (
+        "pc_p2p_violations",
+        "Protocol violations by peers or source addresses.",
+        |p| p.violations,
+    ),
+    ("pc_p2p_bans", "Addresses banned (five violations).", |p| {
+        p.bans
+    }),
+    (
+        "pc_p2p_handshake_failures",
+        "Hellos refused and connections refused before they became one.",
+        |p| p.handshake_failures,
+    ),
+];
+
+/// Gauges per core.
+const CORE_GAUGES: &[Of<P2pMetrics, i64>] = &[
+    (
+        "pc_p2p_connected_peers",
+        "Distinct verified peers connected.",
+        |p| p.connected_peers as i64,
+    ),
+    ("pc_p2p_connections", "QUIC connections.", |p| {
+        p.links as i64
+    }),
+    (
+        "pc_p2p_banned_peers",
+        "Addresses the peer book holds banned.",
+        |p| p.banned_peers as i64,
+    ),
+    (
+        "pc_node_inbox_frames",
+        "Inputs waiting in the core's inbox.",
+        |p| p.inbox_frames as i64,
+    ),
+];
 
 impl Collector for View {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let e = &mut encoder;
+        let shards = || self.cores.iter().flat_map(|core| &core.shards);
+        for (name, help, value) in SHARD_COUNTERS {
+            let mut family = Family::new(name, help);
+            for s in shards() {
+                family.add(shard_label(s.shard), value(s));
+            }
+            counters(e, family)?;
+        }
+        for (name, help, value) in SHARD_GAUGES {
+            let mut family = Family::new(name, help);
+            for s in shards() {
+                family.add(shard_label(s.shard), value(s));
+            }
+            gauges(e, family)?;
+        }
+        for (name, help, value) in SHARD_HISTOGRAMS {
+            let mut family = Family::new(name, help);
+            for s in shards() {
+                family.add(shard_label(s.shard), value(s).clone());
+            }
+            histograms(e, family)?;
+        }
+        for (name, help, value) in CORE_COUNTERS {
+            let mut family = Family::new(name, help);
+            for core in &self.cores {
+                family.add(core_label(core.core), value(&core.p2p));
+            }
+            counters(e, family)?;
+        }
+        for (name, help, value) in CORE_GAUGES {
+            let mut family = Family::new(name, help);
+            for core in &self.cores {
+                family.add(core_label(core.core), value(&core.p2p));
+            }
+            gauges(e, family)?;
+        }
         self.encode_p2p(e)?;
-        self.encode_node(e)?;
         self.encode_shard(e)?;
         self.encode_process(e)
     }
 }
 
 impl View {
+    /// The `pc_p2p_*` families labelled by more than the core.
     fn encode_p2p(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
         let traffic = [
             (
@@ -338,6 +558,14 @@ impl View {
             "pc_p2p_dropped_messages",
             "Messages dropped: a full send queue, the core's inbox bound, a full ring to another core.",
         );
+        let mut wait = Family::new(
+            "pc_p2p_receive_wait_seconds",
+            "Time a received frame or ring message waited in the core's inbox before it was handled.",
+        );
+        let mut round_trip = Family::new(
+            "pc_p2p_round_trip_seconds",
+            "QUIC's round-trip time (send to acknowledgement) of each open connection, sampled once per status interval.",
+        );
         for core in &self.cores {
             for (reason, value) in [
                 ("send_queue", core.p2p.dropped_sends),
@@ -348,289 +576,29 @@ impl View {
                 labels.push(("reason", reason.to_string()));
                 drops.add(labels, value);
             }
+            wait.add(core_label(core.core), core.p2p.receive_wait.clone());
+            round_trip.add(core_label(core.core), core.p2p.round_trip.clone());
         }
         counters(e, drops)?;
-        core_counter!(
-            e,
-            self,
-            "pc_p2p_send_errors",
-            "Frames sent to a connection that was gone or closing.",
-            |p| p.send_errors
-        );
-        core_counter!(
-            e,
-            self,
-            "pc_p2p_violations",
-            "Protocol violations by peers or source addresses.",
-            |p| p.violations
-        );
-        core_counter!(
-            e,
-            self,
-            "pc_p2p_bans",
-            "Addresses banned (five violations).",
-            |p| p.bans
-        );
-        core_counter!(
-            e,
-            self,
-            "pc_p2p_handshake_failures",
-            "Hellos refused and connections refused before they became one.",
-            |p| p.handshake_failures
-        );
-        core_gauge!(
-            e,
-            self,
-            "pc_p2p_connected_peers",
-            "Distinct verified peers connected.",
-            |p| p.connected_peers as i64
-        );
-        core_gauge!(
-            e,
-            self,
-            "pc_p2p_connections",
-            "QUIC connections.",
-            |p| p.links as i64
-        );
-        core_gauge!(
-            e,
-            self,
-            "pc_p2p_banned_peers",
-            "Addresses the peer book holds banned.",
-            |p| p.banned_peers as i64
-        );
-        let mut wait = Family::new(
-            "pc_p2p_receive_wait_seconds",
-            "Time a received frame or ring message waited in the core's inbox before it was handled.",
-        );
-        for core in &self.cores {
-            wait.add(core_label(core.core), core.p2p.receive_wait.clone());
-        }
-        histograms(e, wait)
+        histograms(e, wait)?;
+        histograms(e, round_trip)
     }
 
-    fn encode_node(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
-        shard_counter!(
-            e,
-            self,
-            "pc_node_persist_successes",
-            "Log records appended.",
-            |s| s.persist_ok
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_node_persist_failures",
-            "Log appends that failed (the shard stops).",
-            |s| s.persist_failed
-        );
-        shard_gauge!(
-            e,
-            self,
-            "pc_node_observer_lag_rounds",
-            "Rounds this node's DAG is below the committee's.",
-            |s| s.observer_lag_rounds as i64
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_node_cache_headers_hits",
-            "Header lookups the cache answered.",
-            |s| s.cache.header_hits
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_node_cache_headers_misses",
-            "Header lookups that read the log.",
-            |s| s.cache.header_misses
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_node_cache_payloads_hits",
-            "Payload lookups the cache answered.",
-            |s| s.cache.payload_hits
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_node_cache_payloads_misses",
-            "Payload lookups that read the log.",
-            |s| s.cache.payload_misses
-        );
-        core_gauge!(
-            e,
-            self,
-            "pc_node_inbox_frames",
-            "Inputs waiting in the core's inbox.",
-            |p| p.inbox_frames as i64
-        );
-        for (name, help, header) in [
-            (
-                "pc_node_store_header_read_seconds",
-                "Log reads of anchor headers (cache misses).",
-                true,
-            ),
-            (
-                "pc_node_store_payload_read_seconds",
-                "Log reads of anchor payloads (cache misses).",
-                false,
-            ),
-        ] {
-            let mut family = Family::new(name, help);
-            for core in &self.cores {
-                for s in &core.shards {
-                    let reads = if header {
-                        &s.store_reads.header
-                    } else {
-                        &s.store_reads.payload
-                    };
-                    family.add(shard_label(s.shard), reads.clone());
-                }
-            }
-            histograms(e, family)?;
-        }
-        Ok(())
-    }
-
+    /// The `pc_shard_*` families that are not a plain value of a snapshot.
     fn encode_shard(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
-        shard_counter!(
-            e,
-            self,
-            "pc_shard_anchors_accepted",
-            "Anchors the shard took in (inserted or pending).",
-            |s| s.anchors_accepted
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_shard_anchors_rejected",
-            "Anchors the shard refused.",
-            |s| s.anchors_rejected
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_shard_rounds_decided",
-            "Rounds decided since start.",
-            |s| s.rounds_decided
-        );
-        shard_gauge!(
-            e,
-            self,
-            "pc_shard_last_decided_round",
-            "The last decided round (-1: none).",
-            |s| s.last_decided_round
-        );
-        shard_gauge!(
-            e,
-            self,
-            "pc_shard_state_root_round",
-            "The round of the current state root (-1: genesis).",
-            |s| s.last_decided_round
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_shard_finalized_anchors",
-            "Anchors finalized.",
-            |s| s.finalized_anchors
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_shard_finalized_events",
-            "Micro-events finalized.",
-            |s| s.finalized_events
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_shard_applied_events",
-            "Finalized micro-events that applied.",
-            |s| s.applied_events
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_shard_rejected_double_spends",
-            "Finalized transfers refused for a spent or unknown input.",
-            |s| s.rejected_double_spends
-        );
-        shard_gauge!(
-            e,
-            self,
-            "pc_shard_pending_parents",
-            "Anchors waiting for their parents.",
-            |s| s.pending_parents as i64
-        );
-        shard_gauge!(
-            e,
-            self,
-            "pc_shard_mempool_events",
-            "Micro-events waiting for an own anchor.",
-            |s| s.mempool as i64
-        );
-        shard_gauge!(
-            e,
-            self,
-            "pc_shard_outstanding_pulls",
-            "Pulls sent and not answered yet.",
-            |s| s.outstanding_pulls as i64
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_shard_catch_up_requests",
-            "GetRange requests made to catch up.",
-            |s| s.catch_up_requests
-        );
         let mut ring: Family<i64> = Family::new(
             "pc_shard_ring_depth",
             "Messages of other cores waiting in the inbox of the shard's core.",
         );
-        for core in &self.cores {
-            for s in &core.shards {
-                ring.add(shard_label(s.shard), core.p2p.ring_depth as i64);
-            }
-        }
-        gauges(e, ring)?;
-        shard_counter!(
-            e,
-            self,
-            "pc_shard_log_appended_bytes",
-            "Log bytes appended since start.",
-            |s| s.log_bytes
-        );
-        shard_gauge!(
-            e,
-            self,
-            "pc_shard_log_records",
-            "Records in the shard's log.",
-            |s| s.log_records as i64
-        );
-        shard_gauge!(
-            e,
-            self,
-            "pc_shard_durable_lag_records",
-            "Log records appended but not yet durable.",
-            |s| s.durable_lag_records as i64
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_shard_signature_verifies",
-            "BIP-340 signatures checked.",
-            |s| s.signature_verifies
-        );
-        let mut verify = Family::new("pc_shard_verify_seconds", "Time spent checking signatures.");
+        let mut verify: Family<f64> =
+            Family::new("pc_shard_verify_seconds", "Time spent checking signatures.");
         let mut share: Family<f64> = Family::new(
             "pc_shard_verify_time_share",
             "Share of the core's time spent checking signatures over the last interval (0 to 1).",
         );
         for core in &self.cores {
             for s in &core.shards {
+                ring.add(shard_label(s.shard), core.p2p.ring_depth as i64);
                 verify.add(shard_label(s.shard), s.verify_ns as f64 / 1e9);
                 share.add(
                     shard_label(s.shard),
@@ -638,82 +606,9 @@ impl View {
                 );
             }
         }
-        let mut metric =
-            e.encode_descriptor(verify.name, verify.help, None, MetricType::Counter)?;
-        for (labels, value) in &verify.samples {
-            metric
-                .encode_family(labels)?
-                .encode_counter::<NoLabelSet, _, u64>(value, None)?;
-        }
-        gauges(e, share)?;
-        shard_counter!(
-            e,
-            self,
-            "pc_shard_admitted_events",
-            "Client micro-events admission control let through.",
-            |s| s.admitted
-        );
-        shard_counter!(
-            e,
-            self,
-            "pc_shard_refused_events",
-            "Client micro-events refused as overloaded.",
-            |s| s.refused
-        );
-        shard_gauge!(
-            e,
-            self,
-            "pc_shard_backlog_events",
-            "Micro-events held: mempool, unfinalized and pending anchors.",
-            |s| s.backlog as i64
-        );
-        shard_gauge!(
-            e,
-            self,
-            "pc_shard_backlog_bound_events",
-            "The backlog admission control admits into.",
-            |s| s.backlog_bound as i64
-        );
-        shard_gauge!(
-            e,
-            self,
-            "pc_shard_committee_seats",
-            "Seats of the shard's committee (k).",
-            |s| s.committee_seats as i64
-        );
-        shard_gauge!(
-            e,
-            self,
-            "pc_shard_committee_quorum",
-            "Seats a round needs (q); a validator needs q - 1 peers of the shard.",
-            |s| s.committee_quorum as i64
-        );
-        for (name, help, submit) in [
-            (
-                "pc_shard_submit_to_final_seconds",
-                "Client micro-events: submission to finality.",
-                true,
-            ),
-            (
-                "pc_shard_arrival_to_final_seconds",
-                "Anchors: arrival to finality.",
-                false,
-            ),
-        ] {
-            let mut family = Family::new(name, help);
-            for core in &self.cores {
-                for s in &core.shards {
-                    let h = if submit {
-                        &s.submit_to_final
-                    } else {
-                        &s.arrival_to_final
-                    };
-                    family.add(shard_label(s.shard), h.clone());
-                }
-            }
-            histograms(e, family)?;
-        }
-        Ok(())
+        gauges(e, ring)?;
+        counters(e, verify)?;
+        gauges(e, share)
     }
 
     fn encode_process(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {

@@ -268,6 +268,12 @@ async fn turn(
                 inbox_dropped: inbox.dropped(),
                 inbox_frames: inbox.len() as u64,
                 ring_depth: inbox.ring_len() as u64,
+                round_trips_us: io
+                    .net
+                    .with_endpoint(|endpoint| endpoint.round_trip_times())
+                    .iter()
+                    .map(|rtt| rtt.as_micros() as u64)
+                    .collect(),
                 anon_rss_kib: crate::runtime::host::proc_status_kib("RssAnon").unwrap_or(0),
             });
         }
