@@ -6,6 +6,9 @@ use std::path::Path;
 /// An error of a `phantom-engine` command.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// `health` found the node unhealthy (its JSON line says why).
+    #[error("the node is not healthy (see the health line)")]
+    Unhealthy,
     /// An operating-system error on a file.
     #[error("{file}: cannot {action}: {source}")]
     Io {

@@ -70,6 +70,22 @@ enum Command {
     /// the seed's `CacheBench`).
     #[command(name = "cache-bench", alias = "CacheBench")]
     CacheBench(CacheBenchArgs),
+    /// Print this build: version, commit, protocol version, features (one
+    /// JSON line).
+    Version,
+    /// Ask a node whether it is healthy: its metrics answer and every
+    /// shard decided a round within --max-age seconds (one JSON line; exit
+    /// 0 when healthy, 1 otherwise).
+    Health {
+        /// The node's metrics address (`[metrics] address`, default
+        /// 127.0.0.1:9100).
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        node: std::net::SocketAddr,
+        /// Most seconds since a shard last decided a round (plus the age
+        /// of the core's metrics snapshot).
+        #[arg(long, default_value_t = 10.0)]
+        max_age: f64,
+    },
     /// Run a local network of node processes on loopback with transfer
     /// load, then check that all nodes agree (prints AGREE).
     Devnet(devnet::DevnetArgs),
@@ -243,6 +259,27 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Bench(args) => bench(args),
         Command::Node(args) => node_cmd::node(args),
         Command::MetricsServe(args) => node_cmd::metrics_serve(args),
+        Command::Version => {
+            let build = pc_engine::metrics::BuildInfo::current();
+            let line = serde_json::json!({
+                "type": "version",
+                "version": build.version,
+                "commit": build.commit,
+                "protocol_version": pc_codec::PROTOCOL_VERSION,
+                "alpn": String::from_utf8_lossy(pc_net::tls::ALPN),
+                "target": format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
+                "features": [
+                    "io_uring (glommio, fdatasync)",
+                    "quic (quinn-proto, rustls with ring)",
+                    "bip340-batch (k256 Pippenger)",
+                    "prometheus-metrics",
+                    "json-logs (tracing)",
+                ],
+            });
+            println!("{line}");
+            Ok(())
+        }
+        Command::Health { node, max_age } => node_cmd::health(node, max_age),
         Command::CacheBench(args) => {
             use pc_engine::tools::cache_bench;
             let report = cache_bench::run(&cache_bench::CacheBenchOptions {

@@ -231,6 +231,67 @@ pub fn metrics_serve(args: MetricsServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `health`: one JSON line; healthy iff the node's metrics answer and
+/// every shard decided a round within `max_age` seconds (the shard's
+/// decided age plus the age of its core's snapshot).
+pub fn health(node: SocketAddr, max_age: f64) -> Result<(), CliError> {
+    use pc_engine::metrics::scrape::Scrape;
+    let scrape = match Scrape::fetch(node) {
+        Ok(scrape) => scrape,
+        Err(error) => {
+            let line = serde_json::json!({
+                "type": "health",
+                "node": node.to_string(),
+                "healthy": false,
+                "reason": format!("no answer on http://{node}/metrics: {error}"),
+            });
+            println!("{line}");
+            return Err(CliError::Unhealthy);
+        }
+    };
+    let snapshot_age = scrape
+        .samples
+        .iter()
+        .filter(|s| s.name == "pc_node_snapshot_age_seconds")
+        .map(|s| s.value)
+        .fold(0.0, f64::max);
+    let mut shards = Vec::new();
+    let mut healthy = true;
+    for sample in scrape
+        .samples
+        .iter()
+        .filter(|s| s.name == "pc_shard_last_decided_age_seconds")
+    {
+        let shard = sample.labels.get("shard").cloned().unwrap_or_default();
+        let age = sample.value + snapshot_age;
+        let round = scrape.sum("pc_shard_last_decided_round", &[("shard", &shard)]);
+        let ok = age <= max_age;
+        healthy &= ok;
+        shards.push(serde_json::json!({
+            "shard": shard.parse::<u16>().ok(),
+            "last_decided_round": round,
+            "decided_age_s": (age * 1000.0).round() / 1000.0,
+            "healthy": ok,
+        }));
+    }
+    if shards.is_empty() {
+        healthy = false;
+    }
+    let line = serde_json::json!({
+        "type": "health",
+        "node": node.to_string(),
+        "healthy": healthy,
+        "max_age_s": max_age,
+        "shards": shards,
+    });
+    println!("{line}");
+    if healthy {
+        Ok(())
+    } else {
+        Err(CliError::Unhealthy)
+    }
+}
+
 /// `tx` subcommands.
 #[derive(clap::Subcommand)]
 pub enum TxCommand {

@@ -13,6 +13,8 @@
 //!   series that stops;
 //! * `cache-bench` on a `bench --keep` data dir: the counts the cache's
 //!   capacity implies, and one clear line for a bad data dir;
+//! * `health` passes while the shards finalize and fails once the quorum
+//!   stops;
 //! * every line the node writes is a JSON object.
 //!
 //! promtool comes from Debian's `prometheus` package (`.ci/run` installs
@@ -323,6 +325,42 @@ fn a_node_under_load_serves_every_family_and_the_counters_grow() {
             "shard {shard}: scraped {scraped} finalized events, status lines say {lines:?}"
         );
     }
+    // `health` passes while the shards finalize, and fails once the quorum
+    // stops (two of the four nodes paused with SIGSTOP).
+    let health = |max_age: &str| {
+        engine()
+            .args([
+                "health",
+                "--node",
+                &metrics.to_string(),
+                "--max-age",
+                max_age,
+            ])
+            .output()
+            .unwrap()
+    };
+    let healthy = health("5");
+    assert!(healthy.status.success(), "{}", text(&healthy));
+    let line: Value = serde_json::from_slice(&healthy.stdout).unwrap();
+    assert_eq!(line["healthy"], true, "{line}");
+    assert_eq!(line["shards"].as_array().map(Vec::len), Some(2), "{line}");
+    let signal = |signal: &str| {
+        for n in [2, 3] {
+            let pattern = dir.join(format!("node-{n}/node.toml"));
+            let _ = Command::new("pkill")
+                .arg(signal)
+                .arg("-f")
+                .arg(pattern.as_os_str())
+                .status();
+        }
+    };
+    signal("-STOP");
+    std::thread::sleep(Duration::from_secs(6));
+    let stalled = health("3");
+    signal("-CONT");
+    assert_eq!(stalled.status.code(), Some(1), "{}", text(&stalled));
+    let line: Value = serde_json::from_slice(&stalled.stdout).unwrap();
+    assert_eq!(line["healthy"], false, "{line}");
     // Only GET /metrics.
     assert_eq!(scrape::get(metrics, "GET", "/").unwrap().status, 404);
     assert_eq!(

@@ -226,6 +226,9 @@ pub struct ShardMetrics {
     pub committee_seats: u64,
     /// Its supermajority (`q`): a round needs this many seats.
     pub committee_quorum: u64,
+    /// Microseconds since this node last decided a round of the shard
+    /// (since the node started, if it decided none).
+    pub decided_age_us: u64,
 }
 
 /// One core's snapshot.

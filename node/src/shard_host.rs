@@ -335,6 +335,8 @@ pub struct ShardHost {
     seats: usize,
     /// Its supermajority `q`.
     quorum: usize,
+    /// When the last round was decided here (`now_us`), if one was.
+    last_decided_us: Option<u64>,
     event_finality_us: Histogram<u64>,
     /// The same since the last [`ShardHost::take_interval_event_finality`].
     interval_event_finality_us: Histogram<u64>,
@@ -420,6 +422,7 @@ impl ShardHost {
             capacity: Capacity::new(0, usize::from(genesis.params.k)),
             seats: usize::from(genesis.params.k),
             quorum: genesis.params.q(),
+            last_decided_us: None,
             event_finality_us: latency_histogram(),
             interval_event_finality_us: latency_histogram(),
             own_seat,
@@ -598,6 +601,7 @@ impl ShardHost {
             backlog_bound: reading.budget,
             committee_seats: self.seats as u64,
             committee_quorum: self.quorum as u64,
+            decided_age_us: now_us.saturating_sub(self.last_decided_us.unwrap_or(0)),
         }
     }
 
@@ -862,6 +866,7 @@ impl ShardHost {
             }
             self.counters.rounds += 1;
             self.counters.last_round = Some(report.round.round);
+            self.last_decided_us = Some(now_us);
             if !self.submitted.is_empty() {
                 // The base latency is finality with no queue: only what
                 // finalizes while the backlog is low says what it is (under

@@ -77,11 +77,15 @@ impl ProcessStats {
 pub struct Board {
     latest: BTreeMap<usize, CoreMetrics>,
     previous: BTreeMap<usize, CoreMetrics>,
+    /// When each core's latest snapshot arrived.
+    arrived: BTreeMap<usize, std::time::Instant>,
 }
 
 impl Board {
     /// Takes a core's new snapshot.
     pub fn update(&mut self, snapshot: CoreMetrics) {
+        self.arrived
+            .insert(snapshot.core, std::time::Instant::now());
         if let Some(old) = self.latest.insert(snapshot.core, snapshot) {
             self.previous.insert(old.core, old);
         }
@@ -112,7 +116,13 @@ impl Board {
                 verify_share.insert(shard.shard, share.min(1.0));
             }
         }
+        let snapshot_age_s = self
+            .arrived
+            .iter()
+            .map(|(core, at)| (*core, at.elapsed().as_secs_f64()))
+            .collect();
         View {
+            snapshot_age_s,
             cores: self.latest.values().cloned().collect(),
             verify_share,
             process,
@@ -133,6 +143,8 @@ pub struct View {
     pub process: ProcessStats,
     /// The build.
     pub build: BuildInfo,
+    /// Per core: seconds since its latest snapshot arrived.
+    pub snapshot_age_s: BTreeMap<usize, f64>,
 }
 
 /// The exposition of `view`.
@@ -586,6 +598,17 @@ impl View {
 
     /// The `pc_shard_*` families that are not a plain value of a snapshot.
     fn encode_shard(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let mut decided_age: Family<f64> = Family::new(
+            "pc_shard_last_decided_age_seconds",
+            "Seconds since this node last decided a round of the shard (since start, if none), as of the core's snapshot.",
+        );
+        let mut snapshot_age: Family<f64> = Family::new(
+            "pc_node_snapshot_age_seconds",
+            "Seconds since the core's latest metrics snapshot (one per status interval; a core that stops turning stops sending them).",
+        );
+        for (core, age) in &self.snapshot_age_s {
+            snapshot_age.add(core_label(*core), *age);
+        }
         let mut ring: Family<i64> = Family::new(
             "pc_shard_ring_depth",
             "Messages of other cores waiting in the inbox of the shard's core.",
@@ -599,6 +622,7 @@ impl View {
         for core in &self.cores {
             for s in &core.shards {
                 ring.add(shard_label(s.shard), core.p2p.ring_depth as i64);
+                decided_age.add(shard_label(s.shard), s.decided_age_us as f64 / 1e6);
                 verify.add(shard_label(s.shard), s.verify_ns as f64 / 1e9);
                 share.add(
                     shard_label(s.shard),
@@ -607,6 +631,8 @@ impl View {
             }
         }
         gauges(e, ring)?;
+        gauges(e, decided_age)?;
+        gauges(e, snapshot_age)?;
         counters(e, verify)?;
         gauges(e, share)
     }
@@ -676,6 +702,7 @@ mod tests {
             backlog_bound: 1000,
             committee_seats: 4,
             committee_quorum: 3,
+            decided_age_us: 250_000,
         }
     }
 
