@@ -68,6 +68,10 @@ pub struct DevnetArgs {
     /// Log durability of the nodes.
     #[arg(long, default_value = "batch")]
     pub fsync: Durability,
+    /// Bytes of each log segment of the nodes (a multiple of 4096, at
+    /// least 2 MiB).
+    #[arg(long, default_value_t = 16 << 20)]
+    pub segment_bytes: u64,
     /// The node the fault flags below act on (default: the last).
     #[arg(long)]
     pub victim: Option<u8>,
@@ -197,7 +201,7 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             io_memory_bytes: Some(512 << 10),
             storage: StorageConfig {
                 fsync: args.fsync,
-                segment_bytes: 16 << 20,
+                segment_bytes: args.segment_bytes,
             },
             listen: Ipv4Addr::LOCALHOST.into(),
             base_port: node_addr(n).port(),

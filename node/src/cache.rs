@@ -8,10 +8,9 @@
 //!
 //! Memory is bounded by the capacities, counted in entries: an entry holds
 //! one part's bytes plus the LRU's node (about 64 bytes) — a signed header
-//! is about 300 bytes at k = 4 (its parent list grows with k: about 1 KiB
-//! at k = 21), a full payload of 256 transfers about 44 KiB. The seed's
-//! `header_cap = 10000` is at most about 10 MiB; `payload_cap = 5000` about
-//! 220 MiB if every payload is full.
+//! is about 300 bytes at k = 4 (its parent list grows with k: 1.6 KiB at
+//! k = 21), a payload of 256 transfers tens of KiB. The seed's
+//! `header_cap = 10000` is at most about 17 MiB at k = 21.
 //!
 //! Every store read is timed with the stopwatch the driver hands in (none:
 //! counted with zero duration) into histograms of exactly the seed's
