@@ -234,7 +234,7 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if node => {
-            pc_engine::logging::emit(&pc_node::telemetry::Event::Fatal(
+            pc_engine::logging::emit_fatal(&pc_node::telemetry::Event::Fatal(
                 pc_node::telemetry::Fatal {
                     error: error.to_string(),
                 },

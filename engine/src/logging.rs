@@ -57,6 +57,24 @@ pub fn emit(event: &Event) {
     }
 }
 
+/// Logs the node's last error: through `tracing` when its filter lets
+/// errors through, else (no subscriber yet, `--log-level off`) as the same
+/// JSON line written directly, so that it is never lost.
+pub fn emit_fatal(event: &Event) {
+    if tracing::enabled!(tracing::Level::ERROR) {
+        emit(event);
+        return;
+    }
+    let Ok(mut object) = serde_json::from_str::<Map<String, Value>>(&event.to_line()) else {
+        return;
+    };
+    object.insert("level".into(), Value::from("error"));
+    object.insert("ts_ms".into(), Value::from(unix_ms()));
+    if let Ok(line) = serde_json::to_string(&object) {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
 /// The layer writing one JSON object per event on stderr.
 struct JsonLines;
 

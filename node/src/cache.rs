@@ -17,13 +17,12 @@
 //! buckets ([`STORE_READ_BUCKETS_S`]).
 
 use std::cell::RefCell;
-use std::num::NonZeroUsize;
 use std::rc::Rc;
 
 use lru::LruCache;
 
 use crate::metrics::SecondsHistogram;
-use crate::store::{AnchorPart, ShardStore};
+use crate::store::ShardStore;
 
 /// The seed's buckets of `pc_node_store_{header,payload}_read_seconds`
 /// (`+Inf` is implied).
@@ -73,15 +72,61 @@ impl Default for StoreReads {
     }
 }
 
-struct Inner {
-    headers: Option<LruCache<u64, Rc<[u8]>>>,
-    payloads: Option<LruCache<u64, Rc<[u8]>>>,
-    counts: CacheCounts,
-    reads: StoreReads,
+/// Bytes a cached header may average (a full parent list at k = 64 is
+/// under 3 KiB): the header cache holds at most `header_cap` times this.
+pub const HEADER_BUDGET_BYTES: usize = 4 << 10;
+/// Bytes a cached payload may average: the payload cache holds at most
+/// `payload_cap` times this (a peer's anchors of up to 1 MiB cannot make
+/// it hold `payload_cap` of them).
+pub const PAYLOAD_BUDGET_BYTES: usize = 64 << 10;
+
+/// One part's LRU, bounded in entries and in bytes.
+struct Lru {
+    entries: LruCache<u64, Rc<[u8]>>,
+    cap: usize,
+    bytes: usize,
+    budget: usize,
 }
 
-fn lru(cap: usize) -> Option<LruCache<u64, Rc<[u8]>>> {
-    NonZeroUsize::new(cap).map(LruCache::new)
+impl Lru {
+    /// `None` when `cap` is 0 (off).
+    fn new(cap: usize, per_entry: usize) -> Option<Lru> {
+        (cap > 0).then(|| Lru {
+            entries: LruCache::unbounded(),
+            cap,
+            bytes: 0,
+            budget: cap.saturating_mul(per_entry),
+        })
+    }
+
+    fn get(&mut self, seq: u64) -> Option<Rc<[u8]>> {
+        self.entries.get(&seq).cloned()
+    }
+
+    /// Keeps `bytes` unless they alone exceed the budget; evicts the least
+    /// recently used until both bounds hold.
+    fn put(&mut self, seq: u64, bytes: Rc<[u8]>) {
+        if bytes.len() > self.budget {
+            return;
+        }
+        self.bytes += bytes.len();
+        if let Some(old) = self.entries.put(seq, bytes) {
+            self.bytes -= old.len();
+        }
+        while self.entries.len() > self.cap || self.bytes > self.budget {
+            match self.entries.pop_lru() {
+                Some((_, old)) => self.bytes -= old.len(),
+                None => break,
+            }
+        }
+    }
+}
+
+struct Inner {
+    headers: Option<Lru>,
+    payloads: Option<Lru>,
+    counts: CacheCounts,
+    reads: StoreReads,
 }
 
 /// A shard's store behind its cache.
@@ -91,14 +136,17 @@ pub struct CachedStore {
     stopwatch: RefCell<Option<Stopwatch>>,
 }
 
+/// The parts one lookup returns.
+type Found = (Option<Rc<[u8]>>, Option<Rc<[u8]>>);
+
 impl CachedStore {
     /// `store` behind a cache of `caps`.
     pub fn new(store: Rc<RefCell<dyn ShardStore>>, caps: CacheCaps) -> CachedStore {
         CachedStore {
             store,
             inner: RefCell::new(Inner {
-                headers: lru(caps.header_cap),
-                payloads: lru(caps.payload_cap),
+                headers: Lru::new(caps.header_cap, HEADER_BUDGET_BYTES),
+                payloads: Lru::new(caps.payload_cap, PAYLOAD_BUDGET_BYTES),
                 counts: CacheCounts::default(),
                 reads: StoreReads::default(),
             }),
@@ -109,8 +157,8 @@ impl CachedStore {
     /// Sets the capacities (drops what was cached).
     pub fn set_caps(&self, caps: CacheCaps) {
         let mut inner = self.inner.borrow_mut();
-        inner.headers = lru(caps.header_cap);
-        inner.payloads = lru(caps.payload_cap);
+        inner.headers = Lru::new(caps.header_cap, HEADER_BUDGET_BYTES);
+        inner.payloads = Lru::new(caps.payload_cap, PAYLOAD_BUDGET_BYTES);
     }
 
     /// Times store reads with `stopwatch` from now on.
@@ -125,19 +173,19 @@ impl CachedStore {
 
     /// The signed header of the anchor record `seq`.
     pub fn header(&self, seq: u64) -> Option<Rc<[u8]>> {
-        self.part(seq, AnchorPart::Header)
+        self.parts(seq, true, false)?.0
     }
 
     /// The payload of the anchor record `seq`.
     pub fn payload(&self, seq: u64) -> Option<Rc<[u8]>> {
-        self.part(seq, AnchorPart::Payload)
+        self.parts(seq, false, true)?.1
     }
 
     /// The whole anchor of record `seq` (its record body): header, then
-    /// payload.
+    /// payload; one store read for what the cache does not hold.
     pub fn anchor(&self, seq: u64) -> Option<Vec<u8>> {
-        let header = self.header(seq)?;
-        let payload = self.payload(seq)?;
+        let (header, payload) = self.parts(seq, true, true)?;
+        let (header, payload) = (header?, payload?);
         let mut body = Vec::with_capacity(header.len() + payload.len());
         body.extend_from_slice(&header);
         body.extend_from_slice(&payload);
@@ -154,41 +202,66 @@ impl CachedStore {
         self.inner.borrow().reads.clone()
     }
 
-    fn part(&self, seq: u64, part: AnchorPart) -> Option<Rc<[u8]>> {
+    /// The parts asked for: from the cache where it holds them, the rest
+    /// in one store read (timed into the histogram of each part it read).
+    fn parts(&self, seq: u64, want_header: bool, want_payload: bool) -> Option<Found> {
         let mut inner = self.inner.borrow_mut();
         let inner = &mut *inner;
-        let (cache, hits, misses, reads) = match part {
-            AnchorPart::Header => (
-                &mut inner.headers,
-                &mut inner.counts.header_hits,
-                &mut inner.counts.header_misses,
-                &mut inner.reads.header,
-            ),
-            AnchorPart::Payload => (
-                &mut inner.payloads,
-                &mut inner.counts.payload_hits,
-                &mut inner.counts.payload_misses,
-                &mut inner.reads.payload,
-            ),
-        };
-        if let Some(bytes) = cache.as_mut().and_then(|c| c.get(&seq)) {
-            *hits += 1;
-            return Some(bytes.clone());
+        let mut header = None;
+        let mut payload = None;
+        if want_header {
+            header = inner.headers.as_mut().and_then(|c| c.get(seq));
+            match header {
+                Some(_) => inner.counts.header_hits += 1,
+                None => inner.counts.header_misses += 1,
+            }
         }
-        *misses += 1;
+        if want_payload {
+            payload = inner.payloads.as_mut().and_then(|c| c.get(seq));
+            match payload {
+                Some(_) => inner.counts.payload_hits += 1,
+                None => inner.counts.payload_misses += 1,
+            }
+        }
+        let (read_header, read_payload) = (
+            want_header && header.is_none(),
+            want_payload && payload.is_none(),
+        );
+        if !read_header && !read_payload {
+            return Some((header, payload));
+        }
         let stopwatch = self.stopwatch.borrow();
         let started = stopwatch.as_ref().map(|clock| clock());
-        let read = self.store.borrow().anchor_part(seq, part);
+        let read = self
+            .store
+            .borrow()
+            .anchor_parts(seq, read_header, read_payload);
         let elapsed_ns = match (stopwatch.as_ref(), started) {
             (Some(clock), Some(started)) => clock().saturating_sub(started),
             _ => 0,
         };
-        reads.observe_ns(elapsed_ns);
-        let bytes: Rc<[u8]> = read?.into();
-        if let Some(cache) = cache.as_mut() {
-            cache.put(seq, bytes.clone());
+        if read_header {
+            inner.reads.header.observe_ns(elapsed_ns);
         }
-        Some(bytes)
+        if read_payload {
+            inner.reads.payload.observe_ns(elapsed_ns);
+        }
+        let (read_h, read_p) = read?;
+        if read_header {
+            let bytes: Rc<[u8]> = read_h?.into();
+            if let Some(cache) = inner.headers.as_mut() {
+                cache.put(seq, bytes.clone());
+            }
+            header = Some(bytes);
+        }
+        if read_payload {
+            let bytes: Rc<[u8]> = read_p?.into();
+            if let Some(cache) = inner.payloads.as_mut() {
+                cache.put(seq, bytes.clone());
+            }
+            payload = Some(bytes);
+        }
+        Some((header, payload))
     }
 }
 
@@ -228,6 +301,7 @@ mod tests {
         assert_eq!((counts.header_misses, counts.header_hits), (8, 16));
         assert_eq!((counts.payload_misses, counts.payload_hits), (8, 16));
         assert_eq!(cache.reads().payload.count(), 8, "one store read per miss");
+        assert_eq!(cache.reads().header.count(), 8, "the same read");
 
         let off = CachedStore::new(store, CacheCaps::default());
         for _ in 0..3 {
@@ -258,6 +332,35 @@ mod tests {
         cache.header(1);
         let counts = cache.counts();
         assert_eq!((counts.header_hits, counts.header_misses), (2, 4));
+    }
+
+    #[test]
+    fn the_payload_cache_holds_at_most_its_byte_budget() {
+        let (store, bodies) = store_with_anchors(4);
+        let cache = CachedStore::new(
+            store,
+            CacheCaps {
+                header_cap: 4,
+                payload_cap: 4,
+            },
+        );
+        let small = {
+            let mut inner = cache.inner.borrow_mut();
+            let payloads = inner.payloads.as_mut().unwrap();
+            payloads.budget = 2 * payloads_len(&bodies[0]);
+            payloads.budget
+        };
+        for seq in 0..4 {
+            cache.payload(seq);
+        }
+        let inner = cache.inner.borrow();
+        let payloads = inner.payloads.as_ref().unwrap();
+        assert!(payloads.bytes <= small, "{} > {small}", payloads.bytes);
+        assert_eq!(payloads.entries.len(), 2, "the two most recent fit");
+    }
+
+    fn payloads_len(body: &[u8]) -> usize {
+        body.len() - crate::store::header_len(body).unwrap()
     }
 
     #[test]

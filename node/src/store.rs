@@ -33,14 +33,27 @@ pub fn anchor_part_of(body: &[u8], part: AnchorPart) -> Option<Vec<u8>> {
     })
 }
 
+/// The parts of an anchor record's `body` asked for, copied (the header
+/// decoded once to find where it ends).
+pub fn split_parts(body: &[u8], header: bool, payload: bool) -> Option<Parts> {
+    let split = header_len(body)?;
+    Some((
+        header.then(|| body[..split].to_vec()),
+        payload.then(|| body[split..].to_vec()),
+    ))
+}
+
+/// An anchor record's signed header and payload, each if asked for.
+pub type Parts = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// A shard's append-only record store. Reads go through the shard's
 /// [`crate::cache::CachedStore`].
 pub trait ShardStore {
     /// Appends a record and returns its seq (counting up from 0).
     fn append(&mut self, kind: LogRecordKind, body: &[u8]) -> Result<u64, String>;
-    /// `part` of record `seq` if it is an accepted anchor (one read of
-    /// the store).
-    fn anchor_part(&self, seq: u64, part: AnchorPart) -> Option<Vec<u8>>;
+    /// The parts asked for of record `seq` if it is an accepted anchor
+    /// (one read of the store).
+    fn anchor_parts(&self, seq: u64, header: bool, payload: bool) -> Option<Parts>;
     /// The seq the next append gets.
     fn next_seq(&self) -> u64;
 }
@@ -50,12 +63,12 @@ impl ShardStore for pc_storage::Log {
         pc_storage::Log::append(self, kind as u8, body).map_err(|error| error.to_string())
     }
 
-    fn anchor_part(&self, seq: u64, part: AnchorPart) -> Option<Vec<u8>> {
+    fn anchor_parts(&self, seq: u64, header: bool, payload: bool) -> Option<Parts> {
         let record = self.read(seq).ok()??;
         if record.kind != LogRecordKind::AnchorAccepted as u8 {
             return None;
         }
-        anchor_part_of(record.body, part)
+        split_parts(record.body, header, payload)
     }
 
     fn next_seq(&self) -> u64 {
@@ -98,12 +111,12 @@ impl ShardStore for MemStore {
         Ok(self.records.len() as u64 - 1)
     }
 
-    fn anchor_part(&self, seq: u64, part: AnchorPart) -> Option<Vec<u8>> {
+    fn anchor_parts(&self, seq: u64, header: bool, payload: bool) -> Option<Parts> {
         let (kind, body) = self.records.get(usize::try_from(seq).ok()?)?;
         if *kind != LogRecordKind::AnchorAccepted {
             return None;
         }
-        anchor_part_of(body, part)
+        split_parts(body, header, payload)
     }
 
     fn next_seq(&self) -> u64 {
@@ -152,10 +165,10 @@ pub(crate) mod tests {
         store.crash();
         assert_eq!(store.next_seq(), 3);
         assert_eq!(
-            store.anchor_part(2, AnchorPart::Payload),
-            anchor_part_of(&anchor_body(2), AnchorPart::Payload)
+            store.anchor_parts(2, false, true),
+            Some((None, anchor_part_of(&anchor_body(2), AnchorPart::Payload)))
         );
-        assert_eq!(store.anchor_part(3, AnchorPart::Header), None);
+        assert_eq!(store.anchor_parts(3, true, false), None);
         store.mark_durable(100);
         assert_eq!(store.durable_len(), 3, "never past the records held");
     }

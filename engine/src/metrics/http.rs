@@ -5,7 +5,11 @@
 //! request head (a longer one is answered 431 and closed, after reading
 //! no more than that), [`REQUEST_TIMEOUT`] to send it. Only `GET` (and
 //! `HEAD`) of `/metrics` is served (`text/plain; version=0.0.4`); any other
-//! path is 404, any other method 405. One request per connection.
+//! path is 404, any other method 405. One request per connection. A
+//! request head must arrive within [`HEAD_TIMEOUT`]; when every slot is
+//! taken, a new connection takes the slot of the oldest one still sending
+//! its head (so clients that send nothing cannot lock scrapes out), and
+//! the exposition is rendered at most once per poll.
 //!
 //! (A server crate was weighed: `tiny_http` reads a request line of any
 //! length into memory and starts a thread per connection; hyper needs an
@@ -24,16 +28,24 @@ pub const MAX_CONNECTIONS: usize = 16;
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
 /// Time a client has to send its request and take the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has to send its request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(1);
+/// Connections accepted per poll at most.
+const ACCEPTS_PER_POLL: usize = 64;
 /// Headers parsed at most.
 const MAX_HEADERS: usize = 32;
 
 /// Counters of the server.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerStats {
     /// Scrapes answered 200.
     pub served: u64,
-    /// Requests refused (400, 404, 405, 431, 503, timeouts).
+    /// Requests refused (400, 404, 405, 431, 503, timeouts, slots taken).
     pub refused: u64,
+    /// Accepts that failed (file descriptors exhausted, …).
+    pub accept_errors: u64,
+    /// The last of those errors.
+    pub last_accept_error: Option<String>,
 }
 
 struct Conn {
@@ -82,13 +94,13 @@ impl MetricsServer {
 
     /// Counters so far.
     pub fn stats(&self) -> ServerStats {
-        self.stats
+        self.stats.clone()
     }
 
     /// Accepts, reads, answers and closes what is ready; `render` makes
     /// the exposition for each scrape. Never blocks.
     pub fn poll(&mut self, now: Instant, mut render: impl FnMut() -> String) {
-        loop {
+        for _ in 0..ACCEPTS_PER_POLL {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     if stream.set_nonblocking(true).is_err() {
@@ -101,15 +113,29 @@ impl MetricsServer {
                         answer: None,
                     };
                     if self.conns.len() >= MAX_CONNECTIONS {
+                        // The oldest connection still sending its head
+                        // gives up its slot; if every one is answering,
+                        // the new one is refused.
+                        match self.conns.iter().position(|c| c.answer.is_none()) {
+                            Some(oldest) => {
+                                self.conns.remove(oldest);
+                            }
+                            None => conn.answer = Some((status(503, "too many connections"), 0)),
+                        }
                         self.stats.refused += 1;
-                        conn.answer = Some((status(503, "too many connections"), 0));
                     }
                     self.conns.push(conn);
                 }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => break,
+                Err(error) => {
+                    self.stats.accept_errors += 1;
+                    self.stats.last_accept_error = Some(error.to_string());
+                    break;
+                }
             }
         }
+        let mut rendered: Option<String> = None;
+        let mut render = move || rendered.get_or_insert_with(&mut render).clone();
         let stats = &mut self.stats;
         self.conns.retain_mut(|conn| {
             if conn.answer.is_none() {
@@ -150,7 +176,8 @@ impl MetricsServer {
                     }
                 }
             }
-            if now.duration_since(conn.accepted) > REQUEST_TIMEOUT {
+            let age = now.duration_since(conn.accepted);
+            if age > REQUEST_TIMEOUT || (conn.answer.is_none() && age > HEAD_TIMEOUT) {
                 stats.refused += 1;
                 return false;
             }
@@ -292,8 +319,19 @@ mod tests {
             200,
             "still serving"
         );
+        // Clients that connect and send nothing take no slot from a scrape.
+        let idle: Vec<std::net::TcpStream> = (0..MAX_CONNECTIONS + 4)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            scrape::get(addr, "GET", "/metrics").unwrap().status,
+            200,
+            "past idle clients"
+        );
+        drop(idle);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let stats = handle.join().unwrap();
-        assert_eq!(stats.served, 2);
+        assert_eq!(stats.served, 3);
     }
 }

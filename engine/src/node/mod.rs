@@ -367,7 +367,7 @@ pub fn run(options: NodeOptions) -> Result<NodeReport, EngineError> {
     let setup = Arc::new(set_up(&options)?);
     let cores = options.runtime.cpus.len();
     let server = match options.metrics {
-        Some(addr) => Some(serve_metrics(addr, &options.runtime.data_dir)?),
+        Some(addr) => Some(serve_metrics(addr)?),
         None => None,
     };
     let (metrics_tx, metrics_rx) = crossbeam_channel::bounded(METRICS_RING * cores.max(1));
@@ -412,6 +412,7 @@ pub fn run(options: NodeOptions) -> Result<NodeReport, EngineError> {
             heartbeats,
             nudges,
             metrics: server.map(|server| (server, metrics_rx)),
+            data_dir: options.runtime.data_dir.clone(),
         },
         started,
     );
@@ -449,27 +450,38 @@ struct Control {
     nudges: Vec<Arc<ParkNudge>>,
     /// The `/metrics` endpoint and the ring the cores' snapshots come on.
     metrics: Option<(MetricsServer, crossbeam_channel::Receiver<CoreMetrics>)>,
+    /// The data dir (where the metrics address is noted).
+    data_dir: PathBuf,
 }
 
 /// Snapshots each core may have waiting for the control thread.
 const METRICS_RING: usize = 4;
 
-/// Binds the metrics endpoint, says where, and notes the address in the
-/// data dir.
-fn serve_metrics(
-    addr: SocketAddr,
-    data_dir: &std::path::Path,
-) -> Result<MetricsServer, EngineError> {
+/// Binds the metrics endpoint and says where (the data dir notes the
+/// address once the cores run, see [`note_metrics_address`]).
+fn serve_metrics(addr: SocketAddr) -> Result<MetricsServer, EngineError> {
     let server = MetricsServer::bind(addr)?;
     let bound = server.local_addr();
-    let path = data_dir.join(METRICS_ADDR_FILE);
-    std::fs::write(&path, format!("{bound}\n")).map_err(|e| EngineError::io(&path, e))?;
     logging::emit(&Event::MetricsServing(MetricsServing {
         address: bound.to_string(),
         url: format!("http://{bound}/metrics"),
     }));
     Ok(server)
 }
+
+/// Notes where the metrics are served in the data dir: once the cores
+/// run (their logs are locked, so no second node on this data dir wrote
+/// it), for `metrics-serve` and operators' scripts.
+fn note_metrics_address(data_dir: &std::path::Path, bound: SocketAddr) {
+    let path = data_dir.join(METRICS_ADDR_FILE);
+    if let Err(error) = std::fs::write(&path, format!("{bound}\n")) {
+        tracing::warn!(file = %path.display(), error = %error, "cannot note the metrics address");
+    }
+}
+
+/// Renders of the exposition are kept this long (or until a core's
+/// snapshot comes): a flood of scrapes costs the control thread little.
+const RENDER_KEPT: Duration = Duration::from_millis(500);
 
 /// How often the control thread turns: nudges every core's executor
 /// ([`ParkNudge`]), checks the run limit, the watchdog and the peak RSS.
@@ -484,6 +496,9 @@ fn control_thread(control: Control, started: Instant) -> std::thread::JoinHandle
         let mut control = control;
         let mut board = Board::default();
         let build = BuildInfo::current();
+        let mut rendered: Option<(Instant, String)> = None;
+        let mut noted = false;
+        let data_dir = control.data_dir.clone();
         let mut watchdog = Watchdog::new(&control.heartbeats, Instant::now());
         let mut stopping = false;
         let mut turns = 0u64;
@@ -512,10 +527,20 @@ fn control_thread(control: Control, started: Instant) -> std::thread::JoinHandle
             if let Some((server, snapshots)) = control.metrics.as_mut() {
                 for snapshot in snapshots.try_iter() {
                     board.update(snapshot);
+                    rendered = None;
+                    if !noted {
+                        noted = true;
+                        note_metrics_address(&data_dir, server.local_addr());
+                    }
                 }
-                server.poll(Instant::now(), || {
-                    let process = ProcessStats::read(started.elapsed().as_secs_f64());
-                    crate::metrics::render(&board.view(process, &build))
+                server.poll(Instant::now(), || match &rendered {
+                    Some((at, body)) if at.elapsed() < RENDER_KEPT => body.clone(),
+                    _ => {
+                        let process = ProcessStats::read(started.elapsed().as_secs_f64());
+                        let body = crate::metrics::render(&board.view(process, &build));
+                        rendered = Some((Instant::now(), body.clone()));
+                        body
+                    }
                 });
             }
             if turns.is_multiple_of(5) {

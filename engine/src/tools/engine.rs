@@ -176,6 +176,9 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
         None
     };
 
+    // The metrics endpoint binds before any core starts: a taken address
+    // ends the run before it begins.
+    let server = config.metrics.map(MetricsServer::bind).transpose()?;
     let barrier = Arc::new(Barrier::new(cores + 1));
     let samples = Arc::new(VerifySamples::new(CALIBRATION_SAMPLES));
     let genesis = Arc::new(genesis);
@@ -230,6 +233,7 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
         &signal,
         &command_tx,
         &snapshot_rx,
+        server,
     );
     let (outcomes, first_error) = runtime::join_cores(handles, || {});
     drop(signals);
@@ -285,6 +289,7 @@ fn control_loop(
     signal: &AtomicBool,
     commands: &[Sender<Command>],
     snapshots: &[Receiver<Snapshot>],
+    mut server: Option<MetricsServer>,
 ) -> Result<ControlOutcome, EngineError> {
     let cores = snapshots.len();
     // Start-up barrier, then the calibration barrier if any.
@@ -300,20 +305,15 @@ fn control_loop(
         "fsync": config.runtime.storage.fsync.to_string(),
     });
     eprintln!("{line}");
-    let mut server = match config.metrics {
-        Some(addr) => {
-            let server = MetricsServer::bind(addr)?;
-            let bound = server.local_addr();
-            crate::logging::emit(&pc_node::telemetry::Event::MetricsServing(
-                pc_node::telemetry::MetricsServing {
-                    address: bound.to_string(),
-                    url: format!("http://{bound}/metrics"),
-                },
-            ));
-            Some(server)
-        }
-        None => None,
-    };
+    if let Some(server) = &server {
+        let bound = server.local_addr();
+        crate::logging::emit(&pc_node::telemetry::Event::MetricsServing(
+            pc_node::telemetry::MetricsServing {
+                address: bound.to_string(),
+                url: format!("http://{bound}/metrics"),
+            },
+        ));
+    }
     let mut board = Board::default();
     let build = BuildInfo::current();
     let mut outcome = ControlOutcome {
