@@ -361,6 +361,16 @@ fn a_node_under_load_serves_every_family_and_the_counters_grow() {
     assert_eq!(stalled.status.code(), Some(1), "{}", text(&stalled));
     let line: Value = serde_json::from_slice(&stalled.stdout).unwrap();
     assert_eq!(line["healthy"], false, "{line}");
+    // A backup of a running node under load.
+    let backup_file = temp.path().join("node-1.backup");
+    let backup = engine()
+        .args(["backup", "--data-dir"])
+        .arg(dir.join("node-1"))
+        .arg("--out")
+        .arg(&backup_file)
+        .output()
+        .unwrap();
+    assert!(backup.status.success(), "{}", text(&backup));
     // Only GET /metrics.
     assert_eq!(scrape::get(metrics, "GET", "/").unwrap().status, 404);
     assert_eq!(
@@ -430,6 +440,94 @@ fn a_node_under_load_serves_every_family_and_the_counters_grow() {
         }
     }
     assert!(log.starts_with("{\"type\":\"genesis_loaded\",\"k\":4,\"commitment\":\""));
+    check_restored_backup(&temp.path().join("restored"), &backup_file, &dir);
+}
+
+/// The backup restores to a data dir a node starts on (its seats as
+/// observers) and whose logs agree with the other nodes'; a tampered copy
+/// and an occupied target are refused.
+fn check_restored_backup(restored: &Path, backup: &Path, devnet: &Path) {
+    let mut bytes = std::fs::read(backup).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    let tampered = backup.with_extension("tampered");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let refused = engine()
+        .args(["restore", "--from"])
+        .arg(&tampered)
+        .arg("--data-dir")
+        .arg(restored)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(!restored.exists(), "a refused restore leaves nothing");
+    let ok = engine()
+        .args(["restore", "--from"])
+        .arg(backup)
+        .arg("--data-dir")
+        .arg(restored)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", text(&ok));
+    let again = engine()
+        .args(["restore", "--from"])
+        .arg(backup)
+        .arg("--data-dir")
+        .arg(restored)
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "an occupied data dir is refused"
+    );
+    // A node starts on it: seats as observers, every shard restored.
+    let node = engine()
+        .args([
+            "node",
+            "--seconds",
+            "3",
+            "--metrics-addr",
+            "off",
+            "--addr",
+            "127.0.0.1:7790",
+        ])
+        .arg("--config")
+        .arg(restored.join("node.toml"))
+        .arg("--data-dir")
+        .arg(restored)
+        .arg("--genesis")
+        .arg(devnet.join("genesis.toml"))
+        .output()
+        .unwrap();
+    assert!(node.status.success(), "{}", text(&node));
+    let lines: Vec<Value> = String::from_utf8_lossy(&node.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines.iter().any(|v| v["type"] == "config_note"),
+        "the node says its seats run as observers"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|v| v["type"] == "shard_restored")
+            .count(),
+        2
+    );
+    let others: Vec<PathBuf> = [restored.to_path_buf()]
+        .into_iter()
+        .chain((0..4).map(|n| devnet.join(format!("node-{n}"))))
+        .collect();
+    for shard in 0..2 {
+        let agreement = pc_engine::tools::agreement::compare_shard(&others, shard)
+            .unwrap_or_else(|d| panic!("the restored data dir disagrees: {d:?}"));
+        assert!(
+            agreement.common_round.is_some_and(|r| r > 0),
+            "{agreement:?}"
+        );
+    }
 }
 
 #[test]
@@ -519,6 +617,19 @@ fn cache_bench_counts_what_the_capacity_implies_and_refuses_bad_data_dirs() {
     let off = run("payloads", "80", "3", "0", "0");
     assert_eq!(off["pl_hits"], 0, "{off}");
     assert_eq!(off["pl_misses"], 240, "{off}");
+    // The same data dir restores as the node restores it, timed.
+    let restart = engine()
+        .args(["restart-time", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(restart.status.success(), "{}", text(&restart));
+    let restart: Value = serde_json::from_slice(&restart.stdout).unwrap();
+    let shard = &restart["shards"][0];
+    assert!(shard["records"].as_u64().unwrap() > 100, "{restart}");
+    assert!(shard["anchors"].as_u64().unwrap() > 100, "{restart}");
+    assert!(shard["log_bytes"].as_u64().unwrap() > 0, "{restart}");
+    assert!(shard["seconds"].as_f64().unwrap() > 0.0, "{restart}");
     // The seed's spellings.
     let seed = engine()
         .args([

@@ -116,6 +116,9 @@ struct NodeSetup {
     /// BIP-340 verifies per second measured at start-up on this host (the
     /// capacity signal's floor; see `pc_node::capacity`).
     verify_per_s: u64,
+    /// The data dir was restored from a backup: its seats run as
+    /// observers.
+    restored: bool,
 }
 
 /// Distinct signed messages and time of the start-up verify measurement.
@@ -164,9 +167,20 @@ fn set_up(options: &NodeOptions) -> Result<NodeSetup, EngineError> {
         logging::emit(&Event::NodeIdentity(identity));
         index.map(|i| i as PeerId)
     });
+    let restored = runtime
+        .data_dir
+        .join(crate::tools::backup::RESTORED_MARKER)
+        .is_file();
+    if restored && own_index.is_some() {
+        logging::emit(&Event::ConfigNote(pc_node::telemetry::ConfigNote {
+            key: crate::tools::backup::RESTORED_MARKER.to_string(),
+            note: "this data dir was restored from a backup, which may end before this validator's last anchors: its seats run as observers (they follow and serve, and sign nothing), so no seq is signed twice".to_string(),
+        }));
+    }
     let verify_per_s = crate::runtime::host::VerifySamples::new(VERIFY_SAMPLES)
         .verify_rate_per_s(VERIFY_MEASURE) as u64;
     Ok(NodeSetup {
+        restored,
         verify_per_s,
         genesis: Arc::new(genesis),
         placement,
@@ -215,7 +229,7 @@ fn open_core_shards(
                 .find(|s| s.shard == shard)
                 .map(|s| s.seat)
         });
-        let role = match (seat, &options.key) {
+        let role = match (seat.filter(|_| !setup.restored), &options.key) {
             (Some(seat), Some(key)) => Role::Seat {
                 seat,
                 signer: key.clone(),

@@ -4,10 +4,12 @@
 //! agreement check of devnet, and `cache-bench` over a data dir's log.
 
 pub mod agreement;
+pub mod backup;
 pub mod bench;
 pub mod cache_bench;
 pub mod engine;
 pub mod quic_intake;
 pub mod replay;
+pub mod restart;
 pub mod tune;
 pub mod workload;
