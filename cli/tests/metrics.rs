@@ -251,6 +251,18 @@ fn a_node_under_load_serves_every_family_and_the_counters_grow() {
         metrics.to_string(),
         "the data dir notes the address"
     );
+    // The seed's P2pMetricsServe says where the running node serves them.
+    let serve = engine()
+        .args(["P2pMetricsServe", "--store_dir"])
+        .arg(dir.join("node-0"))
+        .output()
+        .unwrap();
+    assert!(serve.status.success(), "{}", text(&serve));
+    assert!(
+        String::from_utf8_lossy(&serve.stdout).contains(&format!("http://{metrics}/metrics")),
+        "{}",
+        text(&serve)
+    );
     let first_answer = scrape::get(metrics, "GET", "/metrics").unwrap();
     assert_eq!(first_answer.status, 200);
     assert_eq!(
@@ -440,6 +452,14 @@ fn a_node_under_load_serves_every_family_and_the_counters_grow() {
         }
     }
     assert!(log.starts_with("{\"type\":\"genesis_loaded\",\"k\":4,\"commitment\":\""));
+    // Stopped: nothing serves the data dir's metrics, and it says so.
+    let serve = engine()
+        .args(["metrics-serve", "--data-dir"])
+        .arg(dir.join("node-0"))
+        .output()
+        .unwrap();
+    assert_eq!(serve.status.code(), Some(1), "{}", text(&serve));
+    assert!(String::from_utf8_lossy(&serve.stderr).contains("no running node serves metrics"));
     check_restored_backup(&temp.path().join("restored"), &backup_file, &dir);
 }
 
