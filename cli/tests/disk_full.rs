@@ -15,20 +15,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn engine() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_phantom-engine"))
-}
+mod common;
+use common::{engine, Reaper};
 
-/// Unmounts the tmpfs (and kills what still runs on it) at the end.
+/// Unmounts the tmpfs at the end, after killing what still runs on it.
 struct Mount(PathBuf);
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("pkill")
-            .arg("-KILL")
-            .arg("-f")
-            .arg(self.0.as_os_str())
-            .status();
+        drop(Reaper(self.0.clone()));
         std::thread::sleep(Duration::from_millis(200));
         let _ = Command::new("umount").arg(&self.0).status();
     }

@@ -25,31 +25,21 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pc_engine::metrics::scrape::{self, Scrape};
 use serde_json::Value;
 
+mod common;
+use common::{engine, text, Reaper};
+
 /// One test of this file at a time (each starts processes).
 static ONE: Mutex<()> = Mutex::new(());
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     ONE.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn engine() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_phantom-engine"))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn repo() -> PathBuf {
@@ -176,20 +166,6 @@ fn status_finalized(log: &Path, shard: u64) -> Vec<u64> {
         .filter(|v| v["type"] == "status" && v["shard"].as_u64() == Some(shard))
         .filter_map(|v| v["finalized_events"].as_u64())
         .collect()
-}
-
-/// Stops a devnet and its nodes if the test fails half-way (a devnet
-/// that dies leaves its node processes running).
-struct Reaper(PathBuf);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = Command::new("pkill")
-            .arg("-KILL")
-            .arg("-f")
-            .arg(self.0.as_os_str())
-            .status();
-    }
 }
 
 #[test]
@@ -472,30 +448,21 @@ fn check_restored_backup(restored: &Path, backup: &Path, devnet: &Path) {
     bytes[middle] ^= 0x40;
     let tampered = backup.with_extension("tampered");
     std::fs::write(&tampered, &bytes).unwrap();
-    let refused = engine()
-        .args(["restore", "--from"])
-        .arg(&tampered)
-        .arg("--data-dir")
-        .arg(restored)
-        .output()
-        .unwrap();
+    let restore = |from: &Path| {
+        engine()
+            .args(["restore", "--from"])
+            .arg(from)
+            .arg("--data-dir")
+            .arg(restored)
+            .output()
+            .unwrap()
+    };
+    let refused = restore(&tampered);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(!restored.exists(), "a refused restore leaves nothing");
-    let ok = engine()
-        .args(["restore", "--from"])
-        .arg(backup)
-        .arg("--data-dir")
-        .arg(restored)
-        .output()
-        .unwrap();
+    let ok = restore(backup);
     assert!(ok.status.success(), "{}", text(&ok));
-    let again = engine()
-        .args(["restore", "--from"])
-        .arg(backup)
-        .arg("--data-dir")
-        .arg(restored)
-        .output()
-        .unwrap();
+    let again = restore(backup);
     assert_eq!(
         again.status.code(),
         Some(1),

@@ -20,11 +20,14 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::{engine, text};
 
 /// One network test at a time.
 static NETWORK: Mutex<()> = Mutex::new(());
@@ -33,19 +36,6 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
     NETWORK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn engine() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_phantom-engine"))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Runs `devnet` with `extra` flags; returns its stdout, failing the test

@@ -207,22 +207,27 @@ impl CachedStore {
     fn parts(&self, seq: u64, want_header: bool, want_payload: bool) -> Option<Found> {
         let mut inner = self.inner.borrow_mut();
         let inner = &mut *inner;
-        let mut header = None;
-        let mut payload = None;
-        if want_header {
-            header = inner.headers.as_mut().and_then(|c| c.get(seq));
-            match header {
-                Some(_) => inner.counts.header_hits += 1,
-                None => inner.counts.header_misses += 1,
-            }
-        }
-        if want_payload {
-            payload = inner.payloads.as_mut().and_then(|c| c.get(seq));
-            match payload {
-                Some(_) => inner.counts.payload_hits += 1,
-                None => inner.counts.payload_misses += 1,
-            }
-        }
+        let counts = &mut inner.counts;
+        let mut header = want_header
+            .then(|| {
+                lookup(
+                    &mut inner.headers,
+                    seq,
+                    &mut counts.header_hits,
+                    &mut counts.header_misses,
+                )
+            })
+            .flatten();
+        let mut payload = want_payload
+            .then(|| {
+                lookup(
+                    &mut inner.payloads,
+                    seq,
+                    &mut counts.payload_hits,
+                    &mut counts.payload_misses,
+                )
+            })
+            .flatten();
         let (read_header, read_payload) = (
             want_header && header.is_none(),
             want_payload && payload.is_none(),
@@ -248,21 +253,32 @@ impl CachedStore {
         }
         let (read_h, read_p) = read?;
         if read_header {
-            let bytes: Rc<[u8]> = read_h?.into();
-            if let Some(cache) = inner.headers.as_mut() {
-                cache.put(seq, bytes.clone());
-            }
-            header = Some(bytes);
+            header = Some(keep(&mut inner.headers, seq, read_h?));
         }
         if read_payload {
-            let bytes: Rc<[u8]> = read_p?.into();
-            if let Some(cache) = inner.payloads.as_mut() {
-                cache.put(seq, bytes.clone());
-            }
-            payload = Some(bytes);
+            payload = Some(keep(&mut inner.payloads, seq, read_p?));
         }
         Some((header, payload))
     }
+}
+
+/// A part from `cache`, counting the hit or the miss.
+fn lookup(cache: &mut Option<Lru>, seq: u64, hits: &mut u64, misses: &mut u64) -> Option<Rc<[u8]>> {
+    let found = cache.as_mut().and_then(|c| c.get(seq));
+    match found {
+        Some(_) => *hits += 1,
+        None => *misses += 1,
+    }
+    found
+}
+
+/// A part read from the store, kept in `cache` (if it is on).
+fn keep(cache: &mut Option<Lru>, seq: u64, bytes: Vec<u8>) -> Rc<[u8]> {
+    let bytes: Rc<[u8]> = bytes.into();
+    if let Some(cache) = cache.as_mut() {
+        cache.put(seq, bytes.clone());
+    }
+    bytes
 }
 
 #[cfg(test)]
