@@ -702,6 +702,10 @@ pub enum LogRecordKind {
     AnchorAccepted = 1,
     /// Body: a [`RoundFinalized`].
     RoundFinalized = 2,
+    /// Body: the snapshot's last finalized round and the token it covers
+    /// up to, u64 each (DESIGN §6 record 5): a snapshot file of that round
+    /// was written and its directory synced.
+    SnapshotWritten = 5,
 }
 
 impl LogRecordKind {
@@ -710,6 +714,7 @@ impl LogRecordKind {
         match kind {
             1 => Some(LogRecordKind::AnchorAccepted),
             2 => Some(LogRecordKind::RoundFinalized),
+            5 => Some(LogRecordKind::SnapshotWritten),
             _ => None,
         }
     }

@@ -1155,6 +1155,11 @@ impl Consensus {
             .collect()
     }
 
+    /// The parameters.
+    pub fn config(&self) -> ConsensusConfig {
+        self.config
+    }
+
     /// The non-ancient window `G`.
     pub fn window(&self) -> u64 {
         self.config.window
@@ -1186,6 +1191,188 @@ impl Consensus {
     /// Whether no vertex is held.
     pub fn is_empty(&self) -> bool {
         self.vertices.is_empty()
+    }
+}
+
+impl Consensus {
+    /// The DAG as a snapshot section (DESIGN §6.1, the node's own
+    /// encoding). Taken between inputs: no finalized round is waiting.
+    ///
+    /// # Panics
+    /// If finalized rounds were not polled first.
+    #[must_use]
+    pub fn to_image(&self) -> crate::snapshot::ConsensusImage {
+        use crate::snapshot::{ConsensusImage, VertexImage};
+        assert!(
+            self.finalized.is_empty(),
+            "a snapshot is taken once finalized rounds are polled"
+        );
+        let vertices = self
+            .vertices
+            .iter()
+            .map(|v| VertexImage {
+                id: v.id,
+                creator: v.creator,
+                seq: v.seq,
+                coin: v.coin,
+                self_parent: v.self_parent,
+                skips: v.skips.clone(),
+                parents: v.parents.clone(),
+                round: v.round,
+                witness: v.witness,
+                fork_mask: v.fork_mask,
+                fork_rounds: v.fork_rounds.clone(),
+                last_ancestor: v.last_ancestor.to_vec(),
+                multi_tops: v.multi_tops.clone(),
+                strongly_seen_previous: v.strongly_seen_previous.clone(),
+                fame: v.fame,
+            })
+            .collect();
+        let mut votes: Vec<(u64, crate::snapshot::VotesImage)> = self
+            .votes
+            .iter()
+            .map(|(candidate, voters)| {
+                let mut voters: crate::snapshot::VotesImage = voters
+                    .iter()
+                    .map(|(voter, vote)| (*voter, vote.yes, vote.decides))
+                    .collect();
+                voters.sort_unstable();
+                (*candidate, voters)
+            })
+            .collect();
+        votes.sort_unstable_by_key(|(candidate, _)| *candidate);
+        ConsensusImage {
+            pruned: self.pruned,
+            floor: self.floor,
+            vertices,
+            by_seat: self
+                .by_seat
+                .iter()
+                .map(|seat| seat.iter().map(|(seq, v)| (*seq, v.clone())).collect())
+                .collect(),
+            walk_seats: self.walk_seats,
+            started_seats: self.started_seats,
+            witnesses: self
+                .witnesses
+                .iter()
+                .map(|(round, ws)| (*round, ws.clone()))
+                .collect(),
+            votes,
+            next_undecided_round: self.next_undecided_round,
+            unreceived: self.unreceived.clone(),
+            next_global_index: self.next_global_index,
+            coin_stats: (self.coin_stats.coin_round_votes, self.coin_stats.coin_flips),
+            stale: self.stale,
+            dragged: self.dragged,
+        }
+    }
+
+    /// The DAG of a snapshot section, every index and length checked.
+    pub fn from_image(
+        config: ConsensusConfig,
+        image: crate::snapshot::ConsensusImage,
+    ) -> Result<Consensus, String> {
+        let mut consensus = Consensus::new(config);
+        let k = config.k;
+        let low = image.pruned;
+        let high = image
+            .pruned
+            .checked_add(image.vertices.len() as u64)
+            .ok_or("arena index overflow")?;
+        // Indices below `low` name pruned vertices: the live arena keeps
+        // such references too, and every lookup checks against `pruned`.
+        let held = |idx: u64| idx < high;
+        let held_or_none = |idx: u64| idx == NONE || held(idx);
+        let all_held = |ids: &[u64]| ids.iter().all(|i| held(*i));
+        let mut vertices = VecDeque::with_capacity(image.vertices.len());
+        for (offset, v) in image.vertices.into_iter().enumerate() {
+            let this = low + offset as u64;
+            let before = |idx: &u64| *idx < this;
+            let ok = usize::from(v.creator) < k
+                && held_or_none(v.self_parent)
+                && (v.self_parent == NONE || v.self_parent < this)
+                && all_held(&v.skips)
+                && v.skips.iter().all(before)
+                && all_held(&v.parents)
+                && v.parents.iter().all(before)
+                && v.last_ancestor.len() == k
+                && v.last_ancestor.iter().all(|i| held_or_none(*i))
+                && v.fork_rounds.iter().all(|(seat, _)| usize::from(*seat) < k)
+                && v.multi_tops
+                    .iter()
+                    .all(|(seat, i)| usize::from(*seat) < k && held(*i))
+                && all_held(&v.strongly_seen_previous);
+            if !ok {
+                return Err(format!("vertex {this}: an index or seat out of range"));
+            }
+            if consensus.by_id.insert(v.id, this).is_some() {
+                return Err(format!("vertex {this}: duplicate id"));
+            }
+            vertices.push_back(Vertex {
+                id: v.id,
+                creator: v.creator,
+                seq: v.seq,
+                coin: v.coin,
+                self_parent: v.self_parent,
+                skips: v.skips,
+                parents: v.parents,
+                round: v.round,
+                witness: v.witness,
+                fork_mask: v.fork_mask,
+                fork_rounds: v.fork_rounds,
+                last_ancestor: v.last_ancestor.into_boxed_slice(),
+                multi_tops: v.multi_tops,
+                strongly_seen_previous: v.strongly_seen_previous,
+                fame: v.fame,
+            });
+        }
+        if image.by_seat.len() != k {
+            return Err(format!("{} seat chains for k = {k}", image.by_seat.len()));
+        }
+        for (seat, chain) in image.by_seat.into_iter().enumerate() {
+            for (seq, ids) in chain {
+                if !all_held(&ids) {
+                    return Err(format!("seat {seat} seq {seq}: index out of range"));
+                }
+                consensus.by_seat[seat].insert(seq, ids);
+            }
+        }
+        for (round, ws) in image.witnesses {
+            if !all_held(&ws) {
+                return Err(format!("witnesses of round {round}: index out of range"));
+            }
+            consensus.witnesses.insert(round, ws);
+        }
+        for (candidate, voters) in image.votes {
+            if !held(candidate) || !voters.iter().all(|(voter, _, _)| held(*voter)) {
+                return Err(format!("votes on {candidate}: index out of range"));
+            }
+            consensus.votes.insert(
+                candidate,
+                voters
+                    .into_iter()
+                    .map(|(voter, yes, decides)| (voter, Vote { yes, decides }))
+                    .collect(),
+            );
+        }
+        if !all_held(&image.unreceived) {
+            return Err("unreceived: index out of range".to_string());
+        }
+        consensus.vertices = vertices;
+        consensus.pruned = image.pruned;
+        consensus.floor = image.floor;
+        consensus.walk_seats = image.walk_seats;
+        consensus.started_seats = image.started_seats;
+        consensus.next_undecided_round = image.next_undecided_round;
+        consensus.unreceived = image.unreceived;
+        consensus.next_global_index = image.next_global_index;
+        consensus.coin_stats = CoinStats {
+            coin_round_votes: image.coin_stats.0,
+            coin_flips: image.coin_stats.1,
+        };
+        consensus.stale = image.stale;
+        consensus.dragged = image.dragged;
+        Ok(consensus)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod machine;
 pub mod oracle;
 #[cfg(any(test, feature = "test-support"))]
 pub mod sim_crypto;
+pub mod snapshot;
 pub mod state;
 pub mod validate;
 pub mod vertex;

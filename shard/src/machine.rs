@@ -1306,6 +1306,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     ) -> Result<(), RestoreError> {
         self.replaying = true;
         let mut derived: VecDeque<RoundFinalized> = VecDeque::new();
+        let first_token = self.next_token;
         let mut logged_records = 0u64;
         #[allow(clippy::redundant_closure_call)]
         let result = (|| {
@@ -1319,6 +1320,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                             .map_err(|error| RestoreError::Refused { index, error })?;
                         derived.extend(self.finalized.drain(..).map(|r| round_record(&r)));
                     }
+                    LogRecordKind::SnapshotWritten => {}
                     LogRecordKind::RoundFinalized => {
                         let logged = RoundFinalized::from_bytes(body)
                             .map_err(|error| RestoreError::Malformed { index, error })?;
@@ -1346,7 +1348,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         let missing = result?;
         // Tokens continue from the records in the log (a token is a record's
         // position), also after rounds whose records were lost.
-        self.next_token = logged_records;
+        self.next_token = first_token + logged_records;
         for round in missing {
             self.persist(LogRecordKind::RoundFinalized, round.to_bytes());
         }
@@ -2237,4 +2239,247 @@ fn choose_other_parents<S>(seat: &SeatRole<S>, consensus: &Consensus) -> Vec<Par
         .into_iter()
         .map(|other| seat.latest[&other])
         .collect()
+}
+
+fn parent_image(p: &ParentRef) -> crate::snapshot::ParentImage {
+    crate::snapshot::ParentImage {
+        anchor_id: p.anchor_id,
+        creator: p.creator,
+        seq: p.seq,
+        birth_round: p.birth_round,
+    }
+}
+
+fn parent_of_image(p: &crate::snapshot::ParentImage) -> ParentRef {
+    ParentRef {
+        anchor_id: p.anchor_id,
+        creator: p.creator,
+        seq: p.seq,
+        birth_round: p.birth_round,
+    }
+}
+
+impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
+    /// Whether the machine is at a point a snapshot can be taken: every
+    /// record it emitted was taken by the driver and no finalized round
+    /// waits to be polled.
+    pub fn snapshot_ready(&self) -> bool {
+        self.persists.is_empty() && self.finalized.is_empty() && !self.replaying
+    }
+
+    /// Records that a snapshot of `round` covering the records below
+    /// `next_token` was written (DESIGN §6 record 5); the marker takes the
+    /// next token like every record the machine emits.
+    pub fn note_snapshot_written(&mut self, round: u64, next_token: u64) {
+        let mut body = Vec::with_capacity(16);
+        body.extend_from_slice(&round.to_le_bytes());
+        body.extend_from_slice(&next_token.to_le_bytes());
+        self.persist(LogRecordKind::SnapshotWritten, body);
+    }
+
+    /// The last finalized round, if any.
+    pub fn last_finalized_round(&self) -> Option<u64> {
+        self.consensus.next_undecided_round().checked_sub(1)
+    }
+
+    /// The machine's deterministic state as a snapshot image (DESIGN §6.1,
+    /// a local snapshot): what a replay of the log records before
+    /// [`crate::snapshot::ShardImage::next_token`] rebuilds. Timers, pulls,
+    /// the pending set, the mempool and the seats' claimed rounds are not
+    /// in it (a restart from the log does not rebuild them either: they
+    /// come back from the peers).
+    ///
+    /// # Panics
+    /// Unless [`Shard::snapshot_ready`].
+    #[must_use]
+    pub fn snapshot_image(&self) -> crate::snapshot::ShardImage {
+        use crate::snapshot::{MachineImage, SeatImage, ShardImage, UnfinalizedImage};
+        assert!(self.snapshot_ready(), "a snapshot is taken between inputs");
+        let resident_tokens: HashMap<Hash32, u64> = self
+            .resident
+            .iter()
+            .map(|(token, id)| (*id, *token))
+            .collect();
+        let mut unfinalized: Vec<(Hash32, UnfinalizedImage)> = self
+            .unfinalized
+            .iter()
+            .map(|(id, decoded)| {
+                let mut bytes = Vec::new();
+                decoded.anchor.encode(&mut bytes);
+                let token = resident_tokens.get(id).copied();
+                (*id, UnfinalizedImage::Resident { bytes, token })
+            })
+            .chain(self.spilled.iter().map(|(id, s)| {
+                (
+                    *id,
+                    UnfinalizedImage::Spilled {
+                        id: *id,
+                        token: s.token,
+                        creator: s.creator,
+                        birth_round: s.birth_round,
+                        events: s.events,
+                    },
+                )
+            }))
+            .collect();
+        unfinalized.sort_unstable_by_key(|(id, _)| *id);
+        let mut first_headers: Vec<(u8, u64, Vec<u8>)> = self
+            .first_header
+            .iter()
+            .map(|((seat, seq), header)| {
+                let mut bytes = Vec::new();
+                header.encode(&mut bytes);
+                (*seat, *seq, bytes)
+            })
+            .collect();
+        first_headers.sort_unstable_by_key(|(seat, seq, _)| (*seat, *seq));
+        let seat = self.seat.as_ref().map(|seat| SeatImage {
+            seat: seat.seat,
+            next_seq: seat.next_seq,
+            last_own: seat.last_own.as_ref().map(parent_image),
+            latest: seat
+                .latest
+                .iter()
+                .map(|(s, p)| (*s, parent_image(p)))
+                .collect(),
+            unacknowledged: seat.unacknowledged.keys().copied().collect(),
+            fresh: seat.fresh.iter().copied().collect(),
+            acked_seq: seat.acked_seq,
+            unacked_births: seat.unacked_births.iter().map(|(s, b)| (*s, *b)).collect(),
+        });
+        ShardImage {
+            shard: self.context.shard,
+            round: self.last_finalized_round().unwrap_or(u64::MAX),
+            next_token: self.next_token,
+            state: self.state.to_image(),
+            consensus: self.consensus.to_image(),
+            machine: MachineImage {
+                unfinalized: unfinalized.into_iter().map(|(_, u)| u).collect(),
+                reincluded: self.reincluded.iter().copied().collect(),
+                first_headers,
+                evidence_queued: self.evidence_queued,
+                pruned_floor: self.pruned_floor,
+                top_round: self.top_round,
+                seat,
+            },
+        }
+    }
+
+    /// Loads a snapshot image into this fresh machine (made by
+    /// [`Shard::new`] for the same genesis and shard, before any input);
+    /// [`Shard::restore`] then replays the log records from the image's
+    /// `next_token` on. Every section is checked against the genesis and
+    /// against the others; a seat's machine refuses an image without that
+    /// seat's own chain (an observer's), since it could sign a used seq.
+    pub fn load_image(
+        &mut self,
+        image: crate::snapshot::ShardImage,
+    ) -> Result<(), crate::snapshot::SnapshotError> {
+        use crate::snapshot::{SnapshotError, UnfinalizedImage};
+        let bad = |reason: String| SnapshotError::Image(reason);
+        assert!(
+            self.next_token == 0 && self.consensus.is_empty(),
+            "an image loads into a fresh machine"
+        );
+        if image.shard != self.context.shard {
+            return Err(bad(format!(
+                "image of shard {}, machine of shard {}",
+                image.shard, self.context.shard
+            )));
+        }
+        let k = self.context.k();
+        let machine = image.machine;
+        let consensus =
+            Consensus::from_image(self.consensus.config(), image.consensus).map_err(bad)?;
+        let last_round = consensus.next_undecided_round().checked_sub(1);
+        if last_round.unwrap_or(u64::MAX) != image.round {
+            return Err(bad(format!(
+                "round {} but the DAG decided up to {last_round:?}",
+                image.round
+            )));
+        }
+        self.state.load_image(image.state).map_err(bad)?;
+        self.consensus = consensus;
+        let network = self.context.network;
+        let mut resident: Vec<(u64, Hash32)> = Vec::new();
+        for entry in machine.unfinalized {
+            let (id, events) = match entry {
+                UnfinalizedImage::Resident { bytes, token } => {
+                    let decoded = DecodedAnchor::from_bytes(&bytes, &network)
+                        .map_err(|error| bad(format!("unfinalized anchor: {error}")))?;
+                    let id = decoded.anchor_id;
+                    if let Some(token) = token {
+                        resident.push((token, id));
+                    }
+                    let events = decoded.digests.len();
+                    self.unfinalized.insert(id, decoded);
+                    (id, events)
+                }
+                UnfinalizedImage::Spilled {
+                    id,
+                    token,
+                    creator,
+                    birth_round,
+                    events,
+                } => {
+                    if token >= image.next_token || usize::from(creator) >= k {
+                        return Err(bad(format!("spilled anchor at record {token}")));
+                    }
+                    self.spilled.insert(
+                        id,
+                        Spilled {
+                            token,
+                            creator,
+                            birth_round,
+                            events,
+                        },
+                    );
+                    (id, usize::from(events))
+                }
+            };
+            if !self.consensus.contains(&id) {
+                return Err(bad(format!(
+                    "unfinalized anchor {} is not in the DAG",
+                    pc_codec::ids::to_hex(&id)
+                )));
+            }
+            self.unfinalized_with_payload += usize::from(events > 0);
+            self.unfinalized_events += events;
+        }
+        resident.sort_unstable();
+        self.resident = resident.into();
+        self.reincluded = machine.reincluded.into_iter().collect();
+        for (seat, seq, bytes) in machine.first_headers {
+            let header = SignedAnchorHeader::decode(&mut pc_codec::Reader::new(&bytes))
+                .map_err(|error| bad(format!("first header of seat {seat}: {error}")))?;
+            if (header.header.creator, header.header.seq) != (seat, seq) {
+                return Err(bad(format!("first header of seat {seat} seq {seq}")));
+            }
+            self.first_header.insert((seat, seq), header);
+        }
+        self.evidence_queued = machine.evidence_queued;
+        self.pruned_floor = machine.pruned_floor;
+        self.top_round = machine.top_round;
+        if let Some(seat) = self.seat.as_mut() {
+            let Some(saved) = machine.seat.filter(|saved| saved.seat == seat.seat) else {
+                return Err(bad(format!(
+                    "the image holds no chain of seat {}: it was taken without that seat",
+                    seat.seat
+                )));
+            };
+            seat.next_seq = saved.next_seq;
+            seat.last_own = saved.last_own.as_ref().map(parent_of_image);
+            seat.latest = saved
+                .latest
+                .iter()
+                .map(|(s, p)| (*s, parent_of_image(p)))
+                .collect();
+            seat.unacknowledged = saved.unacknowledged.into_iter().map(|s| (s, 0)).collect();
+            seat.fresh = saved.fresh.into_iter().collect();
+            seat.acked_seq = saved.acked_seq;
+            seat.unacked_births = saved.unacked_births.into_iter().collect();
+        }
+        self.next_token = image.next_token;
+        Ok(())
+    }
 }

@@ -530,6 +530,119 @@ impl ShardState {
     }
 }
 
+impl ShardState {
+    /// The UTXO slice and accounting as a snapshot section, in a
+    /// deterministic order (genesis lines by tx id, outputs by out point).
+    #[must_use]
+    pub fn to_image(&self) -> crate::snapshot::StateImage {
+        use crate::snapshot::{GenesisLineImage, StateImage, UtxoImage};
+        let mut genesis: Vec<GenesisLineImage> = self
+            .genesis_outputs
+            .iter()
+            .filter(|(_, line)| line.unspent_count > 0)
+            .map(|(tx_id, line)| GenesisLineImage {
+                tx_id: *tx_id,
+                unspent: line.unspent.clone(),
+                unspent_count: line.unspent_count,
+            })
+            .collect();
+        genesis.sort_unstable_by_key(|line| line.tx_id);
+        let mut utxos: Vec<UtxoImage> = self
+            .utxos
+            .iter()
+            .map(|(out_point, out)| UtxoImage {
+                tx_id: out_point.tx_id,
+                index: out_point.index,
+                amount: out.amount,
+                owner: out.owner,
+            })
+            .collect();
+        utxos.sort_unstable_by_key(|u| (u.tx_id, u.index));
+        StateImage {
+            genesis,
+            utxos,
+            exported: self.exported,
+            payouts_owed: self.payouts_owed,
+            slashed: self.slashed,
+            state_root: self.state_root,
+            supply: self.supply,
+        }
+    }
+
+    /// Replaces this genesis state's UTXOs and accounting with a snapshot
+    /// section's; a genesis line the genesis does not give this shard, or
+    /// whose bitmap does not fit it, is refused.
+    pub fn load_image(&mut self, image: crate::snapshot::StateImage) -> Result<(), String> {
+        let mut kept: HashMap<Hash32, GenesisOutputs> = HashMap::new();
+        for line in image.genesis {
+            let Some(from_genesis) = self.genesis_outputs.get(&line.tx_id) else {
+                return Err(format!(
+                    "genesis line {} is not this shard's",
+                    pc_codec::ids::to_hex(&line.tx_id)
+                ));
+            };
+            let counted: u64 = line.unspent.iter().map(|w| u64::from(w.count_ones())).sum();
+            let fits = line.unspent.len() == from_genesis.unspent.len()
+                && line
+                    .unspent
+                    .iter()
+                    .zip(&from_genesis.unspent)
+                    .all(|(word, full)| word & !full == 0)
+                && counted == line.unspent_count;
+            if !fits || kept.contains_key(&line.tx_id) {
+                return Err(format!(
+                    "genesis line {}: bitmap does not fit the allocation",
+                    pc_codec::ids::to_hex(&line.tx_id)
+                ));
+            }
+            kept.insert(
+                line.tx_id,
+                GenesisOutputs {
+                    output: from_genesis.output,
+                    unspent: line.unspent,
+                    unspent_count: line.unspent_count,
+                },
+            );
+        }
+        // Fully spent lines stay (empty): a spend of them must still be
+        // told apart from an unknown output the same way it was live.
+        for (tx_id, line) in &mut self.genesis_outputs {
+            match kept.remove(tx_id) {
+                Some(image_line) => *line = image_line,
+                None => {
+                    line.unspent.iter_mut().for_each(|w| *w = 0);
+                    line.unspent_count = 0;
+                }
+            }
+        }
+        self.utxos.clear();
+        self.utxos.reserve(image.utxos.len());
+        for u in image.utxos {
+            let out_point = OutPoint {
+                tx_id: u.tx_id,
+                index: u.index,
+            };
+            let out = TxOut {
+                amount: u.amount,
+                owner: u.owner,
+            };
+            if self.utxos.insert(out_point, out).is_some() {
+                return Err(format!(
+                    "output {}:{} listed twice",
+                    pc_codec::ids::to_hex(&u.tx_id),
+                    u.index
+                ));
+            }
+        }
+        self.exported = image.exported;
+        self.payouts_owed = image.payouts_owed;
+        self.slashed = image.slashed;
+        self.state_root = image.state_root;
+        self.supply = image.supply;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

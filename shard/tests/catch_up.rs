@@ -331,7 +331,7 @@ fn a_seat_more_than_the_window_behind_signs_nothing_until_it_caught_up() {
     };
     assert_eq!(
         own_rounds(&mut seat),
-        vec![],
+        Vec::<u64>::new(),
         "no own anchor while far behind"
     );
     assert_eq!(seat.mempool_len(), 1);

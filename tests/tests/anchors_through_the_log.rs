@@ -91,6 +91,7 @@ fn anchors_and_rounds_read_back_identical_after_recovery() {
                 let finalized = RoundFinalized::from_bytes(record.body).unwrap();
                 assert_eq!(finalized.state_root, anchors[anchors_read - 1].anchor_id());
             }
+            Some(LogRecordKind::SnapshotWritten) => panic!("no snapshot is taken here"),
             None => panic!("unknown record kind {} at seq {}", record.kind, record.seq),
         }
     }

@@ -331,6 +331,21 @@ fn replay_shard(
             offset,
             kind: record.kind,
         })?;
+        if kind == LogRecordKind::SnapshotWritten {
+            // A snapshot marker takes its token in the machine's record
+            // stream as it did live; a malformed one is a corrupt record.
+            let marker = snapshot_marker(&record.body).ok_or(ReplayError::UnknownKind {
+                path: path.clone(),
+                offset,
+                kind: record.kind,
+            })?;
+            if !derived.is_empty() {
+                return Err(mismatch(shard, kind, &record.body, None));
+            }
+            machine.note_snapshot_written(marker.0, marker.1);
+            while machine.poll_persist().is_some() {}
+            continue;
+        }
         if kind == LogRecordKind::AnchorAccepted && derived.is_empty() {
             match machine.handle_anchor(None, &record.body) {
                 Ok(AnchorStatus::Inserted) => result.anchors += 1,
@@ -400,6 +415,13 @@ fn replay_shard(
     Ok(result)
 }
 
+/// (round, next token) of a `SnapshotWritten` record body.
+pub fn snapshot_marker(body: &[u8]) -> Option<(u64, u64)> {
+    let round = u64::from_le_bytes(body.get(..8)?.try_into().ok()?);
+    let next = u64::from_le_bytes(body.get(8..16)?.try_into().ok()?);
+    (body.len() == 16).then_some((round, next))
+}
+
 fn mismatch(shard: u16, kind: LogRecordKind, logged: &[u8], derived: Option<&[u8]>) -> EngineError {
     let summary = |body: &[u8]| match RoundFinalized::from_bytes(body) {
         Ok(round) => RecordSummary::Round(round),
@@ -408,6 +430,7 @@ fn mismatch(shard: u16, kind: LogRecordKind, logged: &[u8], derived: Option<&[u8
     let logged = match kind {
         LogRecordKind::RoundFinalized => summary(logged),
         LogRecordKind::AnchorAccepted => RecordSummary::Anchor,
+        LogRecordKind::SnapshotWritten => RecordSummary::Other,
     };
     let derived = derived.map(summary);
     let round = [Some(&logged), derived.as_ref()]
