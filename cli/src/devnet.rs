@@ -72,6 +72,17 @@ pub struct DevnetArgs {
     /// least 2 MiB).
     #[arg(long, default_value_t = 16 << 20)]
     pub segment_bytes: u64,
+    /// Finalized rounds between the nodes' local snapshots (0: none by
+    /// rounds).
+    #[arg(long, default_value_t = pc_engine::config::DEFAULT_SNAPSHOT_INTERVAL_ROUNDS)]
+    pub snapshot_interval_rounds: u64,
+    /// Log bytes between the nodes' local snapshots (0: none by bytes).
+    #[arg(long, default_value_t = pc_engine::config::DEFAULT_SNAPSHOT_INTERVAL_BYTES)]
+    pub snapshot_interval_bytes: u64,
+    /// Rounds of log the nodes keep for catch-up (older segments are
+    /// pruned once a snapshot covers them).
+    #[arg(long, default_value_t = pc_engine::config::DEFAULT_RETAIN_ROUNDS)]
+    pub retain_rounds: u64,
     /// The node the fault flags below act on (default: the last).
     #[arg(long)]
     pub victim: Option<u8>,
@@ -202,6 +213,10 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             storage: StorageConfig {
                 fsync: args.fsync,
                 segment_bytes: args.segment_bytes,
+                snapshot_interval_rounds: args.snapshot_interval_rounds,
+                snapshot_interval_bytes: args.snapshot_interval_bytes,
+                retain_rounds: args.retain_rounds,
+                ..StorageConfig::default()
             },
             listen: Ipv4Addr::LOCALHOST.into(),
             base_port: node_addr(n).port(),

@@ -159,6 +159,17 @@ struct BenchArgs {
     /// Keep the temporary data dir.
     #[arg(long)]
     keep: bool,
+    /// Finalized rounds between local snapshots (0: none by rounds; the
+    /// node's default).
+    #[arg(long, default_value_t = pc_engine::config::DEFAULT_SNAPSHOT_INTERVAL_ROUNDS)]
+    snapshot_interval_rounds: u64,
+    /// Log bytes between local snapshots (0: none by bytes).
+    #[arg(long, default_value_t = pc_engine::config::DEFAULT_SNAPSHOT_INTERVAL_BYTES)]
+    snapshot_interval_bytes: u64,
+    /// Rounds of log kept below the last finalized one (older segments
+    /// are pruned once a snapshot covers them).
+    #[arg(long, default_value_t = pc_engine::config::DEFAULT_RETAIN_ROUNDS)]
+    retain_rounds: u64,
     /// Fixed workload size in transfers per shard (default: sized from
     /// the verify rate and --seconds).
     #[arg(long)]
@@ -424,6 +435,9 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
     options.seconds = args.seconds;
     options.tx_per_anchor = args.tx_per_anchor;
     options.storage.fsync = args.fsync;
+    options.storage.snapshot_interval_rounds = args.snapshot_interval_rounds;
+    options.storage.snapshot_interval_bytes = args.snapshot_interval_bytes;
+    options.storage.retain_rounds = args.retain_rounds;
     options.data_dir = args.data_dir;
     options.keep = args.keep;
     options.events_per_shard = args.events_per_shard;

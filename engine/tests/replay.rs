@@ -40,6 +40,7 @@ fn run_engine(root: &Path, data_dir: &Path) -> (String, u64) {
             storage: StorageConfig {
                 fsync: Durability::Batch,
                 segment_bytes: SEGMENT_BYTES,
+                ..StorageConfig::default()
             },
             io_memory_bytes: None,
         },

@@ -22,6 +22,7 @@ pub mod intake;
 pub mod metrics;
 mod serving;
 pub mod shard_host;
+pub mod snapshots;
 pub mod store;
 pub mod telemetry;
 
@@ -35,6 +36,7 @@ pub use crate::shard_host::{
     CountingVerifier, CrashHook, CrashSite, FinalizedHook, ProductShard, Restored, ShardCounters,
     ShardHost, ShardReport,
 };
+pub use crate::snapshots::{SnapshotMark, SnapshotPolicy};
 pub use crate::store::{AnchorPart, MemStore, ShardStore};
 
 /// What stops a core: its log failed (the shard cannot go on safely).

@@ -18,6 +18,8 @@ use pc_codec::{
     BatchEntry, BatchWork, Bip340, Hash32, LogRecordKind, MicroEvent, PublicKeyBytes,
     SignatureBytes, SignatureVerifier, SignedAnchorHeader, SigningKey,
 };
+use crate::snapshots::{SnapshotMark, SnapshotPolicy, Snapshots};
+use pc_shard::snapshot::ShardImage;
 use pc_shard::machine::{
     AnchorRejected, AnchorStatus, FinalizedReport, PeerId, RecordSource, Role, Shard, ShardLimits,
     SubmitRejected, Transmit,
@@ -299,6 +301,8 @@ pub struct Restored {
     pub records: u64,
     /// Of them, accepted anchors.
     pub anchors: u64,
+    /// Records replayed (after the snapshot, if one was loaded).
+    pub replayed: u64,
 }
 
 /// One shard of a core.
@@ -344,6 +348,8 @@ pub struct ShardHost {
     own_seat: Option<u8>,
     crash_hook: Option<CrashHook>,
     finalized_hook: Option<FinalizedHook>,
+    /// Local snapshots and the prune bound.
+    snapshots: Snapshots,
 }
 
 fn latency_histogram() -> Histogram<u64> {
@@ -354,6 +360,11 @@ impl ShardHost {
     /// A machine of `role` for `shard`, restored from `records` (the whole
     /// store, in order; what `store` holds). A seat's host also indexes the
     /// store's anchors so that it can serve peers.
+    ///
+    /// With a snapshot, the machine starts from its image and replays the
+    /// records from its `next_token` on; `records` start at record
+    /// `first_seq` (the oldest the store still holds after pruning), which
+    /// must be 0 without a snapshot.
     #[allow(clippy::too_many_arguments)]
     pub fn restore<'a>(
         genesis: &Genesis,
@@ -362,6 +373,8 @@ impl ShardHost {
         role: Role<SigningKey>,
         limits: ShardLimits,
         store: Rc<RefCell<dyn ShardStore>>,
+        snapshot: Option<ShardImage>,
+        first_seq: u64,
         records: impl IntoIterator<Item = (LogRecordKind, &'a [u8])>,
     ) -> Result<(ShardHost, Restored), NodeError> {
         let verifier = CountingVerifier::default();
@@ -377,22 +390,51 @@ impl ShardHost {
         machine.set_record_source(Box::new(StoreSource(cached.clone())));
         let records: Vec<(LogRecordKind, &[u8])> = records.into_iter().collect();
         if let Some(index) = index.as_mut() {
-            for (seq, (kind, body)) in records.iter().enumerate() {
+            for (offset, (kind, body)) in records.iter().enumerate() {
                 if *kind == LogRecordKind::AnchorAccepted {
-                    index.insert(seq as u64, body);
+                    index.insert(first_seq + offset as u64, body);
                 }
             }
         }
-        let anchors = records
+        let restore_error = |reason: String| NodeError::Restore { shard, reason };
+        let replay_from = match snapshot {
+            Some(image) => {
+                let next = image.next_token;
+                if image.replay_from_seq() < first_seq {
+                    return Err(restore_error(format!(
+                        "the snapshot of round {} needs record {}, the log starts at {first_seq}",
+                        image.round,
+                        image.replay_from_seq()
+                    )));
+                }
+                machine
+                    .load_image(image)
+                    .map_err(|error| restore_error(error.to_string()))?;
+                next
+            }
+            None if first_seq > 0 => {
+                return Err(restore_error(format!(
+                    "the log starts at record {first_seq} (pruned) and no snapshot covers it"
+                )))
+            }
+            None => 0,
+        };
+        let skip = usize::try_from(replay_from.saturating_sub(first_seq)).unwrap_or(usize::MAX);
+        if skip > records.len() {
+            return Err(restore_error(format!(
+                "the snapshot covers records up to {replay_from}, the log ends at {}",
+                first_seq + records.len() as u64
+            )));
+        }
+        let replayed_records = &records[skip..];
+        let replayed = replayed_records.len() as u64;
+        let anchors = replayed_records
             .iter()
             .filter(|(kind, _)| *kind == LogRecordKind::AnchorAccepted)
             .count() as u64;
         machine
-            .restore(records)
-            .map_err(|error| NodeError::Restore {
-                shard,
-                reason: error.to_string(),
-            })?;
+            .restore(replayed_records.iter().copied())
+            .map_err(|error| restore_error(error.to_string()))?;
         let next_seq = store.borrow().next_seq();
         machine.handle_appended(next_seq);
         let counters = ShardCounters {
@@ -428,12 +470,14 @@ impl ShardHost {
             own_seat,
             crash_hook: None,
             finalized_hook: None,
+            snapshots: Snapshots::new(SnapshotPolicy::OFF),
         };
         Ok((
             host,
             Restored {
                 records: next_seq,
                 anchors,
+                replayed,
             },
         ))
     }
@@ -924,7 +968,56 @@ impl ShardHost {
                 }
             }
         }
+        let round = self.machine.last_finalized_round();
+        if self.snapshots.due(round, self.counters.log_bytes) && self.machine.snapshot_ready() {
+            let image = self.machine.snapshot_image();
+            self.snapshots.take(image, self.counters.log_bytes);
+        }
         Ok(())
+    }
+
+    /// Sets the snapshot policy and notes the snapshots found on disk.
+    pub fn set_snapshots(&mut self, policy: SnapshotPolicy, found: Vec<SnapshotMark>) {
+        self.snapshots = Snapshots::new(policy);
+        self.snapshots.found(found, self.counters.log_bytes);
+    }
+
+    /// A snapshot image to write, once per due snapshot (the host waits for
+    /// [`ShardHost::snapshot_written`] or [`ShardHost::snapshot_failed`]
+    /// before it takes the next).
+    pub fn poll_snapshot(&mut self) -> Option<ShardImage> {
+        self.snapshots.poll()
+    }
+
+    /// The snapshot of `mark` is durable on disk: its marker is logged and
+    /// the prune bound returned (records below it may be deleted).
+    pub fn snapshot_written(&mut self, mark: SnapshotMark, now_us: u64) -> Result<u64, NodeError> {
+        self.machine
+            .note_snapshot_written(mark.round, mark.next_token);
+        self.snapshots.written(mark);
+        self.drain(now_us)?;
+        Ok(self.prune_bound())
+    }
+
+    /// Records below this are needed by no kept snapshot and lie outside
+    /// the catch-up retention.
+    pub fn prune_bound(&self) -> u64 {
+        self.snapshots
+            .prune_bound(self.machine.last_finalized_round())
+    }
+
+    /// Writing the last snapshot failed; the next one is taken when due.
+    pub fn snapshot_failed(&mut self) {
+        self.snapshots.failed();
+    }
+
+    /// Snapshots taken, written and failed since start.
+    pub fn snapshot_counts(&self) -> (u64, u64, u64) {
+        (
+            self.snapshots.taken,
+            self.snapshots.written,
+            self.snapshots.failed,
+        )
     }
 
     /// The final report (after the driver made the store durable and said

@@ -46,6 +46,14 @@ pub enum Event {
     ShardStopped(Box<ShardStopped>),
     /// The node serves its metrics.
     MetricsServing(MetricsServing),
+    /// A snapshot file was not used at start-up (file and reason).
+    SnapshotSkipped(SnapshotSkipped),
+    /// A snapshot file was written.
+    SnapshotWritten(SnapshotWritten),
+    /// Writing a snapshot failed (the next one is taken when due).
+    SnapshotFailed(SnapshotFailed),
+    /// Log segments below the prune bound were deleted.
+    LogPruned(LogPruned),
     /// A setting was taken with a note for the operator.
     ConfigNote(ConfigNote),
     /// The node could not start or stopped on an error.
@@ -67,7 +75,9 @@ impl Event {
     /// The level the event is logged at.
     pub fn severity(&self) -> Severity {
         match self {
-            Event::PeerBookError(_) | Event::Fatal(_) => Severity::Error,
+            Event::PeerBookError(_) | Event::Fatal(_) | Event::SnapshotFailed(_) => {
+                Severity::Error
+            }
             Event::PeerRefused(_)
             | Event::PeerViolation(_)
             | Event::ConnectionRefused(_)
@@ -75,7 +85,8 @@ impl Event {
             | Event::EvidenceRefused(_)
             | Event::CoreStalled(_)
             | Event::CrashInjected(_)
-            | Event::ConfigNote(_) => Severity::Warn,
+            | Event::ConfigNote(_)
+            | Event::SnapshotSkipped(_) => Severity::Warn,
             _ => Severity::Info,
         }
     }
@@ -154,6 +165,68 @@ pub struct ShardRestored {
     pub anchors: u64,
     /// Records durable.
     pub durable_records: u64,
+    /// The snapshot it started from (none: the log from genesis).
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// That snapshot's last finalized round.
+    #[serde(default)]
+    pub snapshot_round: Option<u64>,
+    /// Log records replayed after it.
+    #[serde(default)]
+    pub replayed_records: u64,
+    /// The first record the log holds (above 0 once pruned).
+    #[serde(default)]
+    pub log_first_record: u64,
+}
+
+/// A snapshot file not used at start-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotSkipped {
+    /// The shard.
+    pub shard: u16,
+    /// The file.
+    pub file: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A snapshot file written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotWritten {
+    /// The shard.
+    pub shard: u16,
+    /// Its last finalized round.
+    pub round: u64,
+    /// The file.
+    pub file: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Milliseconds to archive and hash it.
+    pub encode_ms: u64,
+    /// Milliseconds to write, sync and rename it.
+    pub write_ms: u64,
+}
+
+/// A snapshot that could not be written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotFailed {
+    /// The shard.
+    pub shard: u16,
+    /// The error (file and operation).
+    pub error: String,
+}
+
+/// Log segments deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogPruned {
+    /// The shard.
+    pub shard: u16,
+    /// Segments deleted.
+    pub segments: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The first record the log now holds.
+    pub first_record: u64,
 }
 
 /// A core is up.

@@ -254,6 +254,14 @@ pub struct ShardImage {
 }
 
 impl ShardImage {
+    /// Puts the large sections in their canonical order (genesis lines by
+    /// tx id, outputs by out point), so equal states archive to equal
+    /// bytes. The core hands the image over unsorted.
+    pub fn normalize(&mut self) {
+        self.state.genesis.sort_unstable_by_key(|line| line.tx_id);
+        self.state.utxos.sort_unstable_by_key(|u| (u.tx_id, u.index));
+    }
+
     /// The lowest log record the snapshot still needs: the oldest spilled
     /// unfinalized anchor's record, or `next_token` (DESIGN §6.1
     /// `replay_from_seq`).
@@ -374,9 +382,11 @@ pub struct SnapshotScope {
     pub shard: u16,
 }
 
-/// Archives `image` into the bytes of a snapshot file of `scope`.
-pub fn encode_snapshot(scope: SnapshotScope, image: &ShardImage) -> Vec<u8> {
-    let image_bytes = rkyv::to_bytes::<RkyvError>(image)
+/// Archives `image` (normalized first) into the bytes of a snapshot file
+/// of `scope`.
+pub fn encode_snapshot(scope: SnapshotScope, image: &mut ShardImage) -> Vec<u8> {
+    image.normalize();
+    let image_bytes = rkyv::to_bytes::<RkyvError>(&*image)
         .expect("archiving owned data cannot fail")
         .into_vec();
     let file = SnapshotFile {

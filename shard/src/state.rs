@@ -531,12 +531,13 @@ impl ShardState {
 }
 
 impl ShardState {
-    /// The UTXO slice and accounting as a snapshot section, in a
-    /// deterministic order (genesis lines by tx id, outputs by out point).
+    /// The UTXO slice and accounting as a snapshot section, in map order:
+    /// [`crate::snapshot::ShardImage::normalize`] sorts it (off the core,
+    /// on the snapshot writer).
     #[must_use]
     pub fn to_image(&self) -> crate::snapshot::StateImage {
         use crate::snapshot::{GenesisLineImage, StateImage, UtxoImage};
-        let mut genesis: Vec<GenesisLineImage> = self
+        let genesis: Vec<GenesisLineImage> = self
             .genesis_outputs
             .iter()
             .filter(|(_, line)| line.unspent_count > 0)
@@ -546,8 +547,7 @@ impl ShardState {
                 unspent_count: line.unspent_count,
             })
             .collect();
-        genesis.sort_unstable_by_key(|line| line.tx_id);
-        let mut utxos: Vec<UtxoImage> = self
+        let utxos: Vec<UtxoImage> = self
             .utxos
             .iter()
             .map(|(out_point, out)| UtxoImage {
@@ -557,7 +557,6 @@ impl ShardState {
                 owner: out.owner,
             })
             .collect();
-        utxos.sort_unstable_by_key(|u| (u.tx_id, u.index));
         StateImage {
             genesis,
             utxos,

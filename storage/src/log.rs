@@ -239,6 +239,57 @@ impl Log {
         }
     }
 
+    /// The first record the log still holds (0 until it is pruned).
+    pub fn first_seq(&self) -> u64 {
+        self.segments[0].first_seq()
+    }
+
+    /// The segment files, oldest first.
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.segments.iter().map(|s| s.path().to_path_buf()).collect()
+    }
+
+    /// Bytes of the segment files on disk (their allocated size).
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments
+            .iter()
+            .filter_map(|s| fs::metadata(s.path()).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// Whether [`Log::prune_first_below`] would delete a segment.
+    pub fn prunable_below(&self, seq: u64) -> bool {
+        self.segments.len() > 1
+            && self.clean_segments > 0
+            && self.segments[0].is_sealed()
+            && self.segments[0].end_seq() <= seq
+    }
+
+    /// Deletes the oldest segment if it is sealed, durable, not the active
+    /// one and every record in it lies below `seq`; the directory is synced
+    /// before this returns. The caller deletes one segment at a time, oldest
+    /// first, so a crash between two deletions leaves a log that starts at
+    /// a segment boundary and is whole from there. Returns the file deleted
+    /// and its size.
+    pub fn prune_first_below(&mut self, seq: u64) -> Result<Option<(PathBuf, u64)>, LogError> {
+        self.check_poisoned()?;
+        if !self.prunable_below(seq) {
+            return Ok(None);
+        }
+        let segment = self.segments.remove(0);
+        self.clean_segments -= 1;
+        let path = segment.path().to_path_buf();
+        let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        drop(segment);
+        let removed = fs::remove_file(&path).map_err(LogError::io("remove", &path));
+        let removed = self.poison_on_error(removed);
+        removed?;
+        let synced = crate::segment::sync_dir(&self.dir);
+        self.poison_on_error(synced)?;
+        Ok(Some((path, bytes)))
+    }
+
     /// Blocking: `fdatasync` every dirty segment, then `mark_durable`. For
     /// tools and tests; the engine syncs through io_uring instead. A failed
     /// sync poisons the log and is never retried.

@@ -25,6 +25,7 @@ use super::book_writer::BookWriter;
 use super::inbox::{CoreInput, Inbox};
 use super::watchdog::{Heartbeat, Waiting};
 use crate::runtime::driver::LogSync;
+use crate::runtime::snapshots::CoreSnapshots;
 use crate::{logging, EngineError};
 
 /// Longest sleep of a core loop.
@@ -38,6 +39,8 @@ pub const SHUTDOWN_LINGER: Duration = Duration::from_millis(300);
 pub(crate) struct CoreRun {
     pub core: NodeCore,
     pub logs: BTreeMap<u16, Rc<RefCell<Log>>>,
+    /// The snapshot writer of the core's shards (`None`: snapshots off).
+    pub snapshots: Option<CoreSnapshots>,
     pub driver: Driver,
     pub inbox: Rc<Inbox>,
     pub rings_in: Vec<SharedReceiver<CoreMsg>>,
@@ -96,6 +99,7 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
     let CoreRun {
         mut core,
         logs,
+        snapshots,
         driver,
         inbox,
         rings_in,
@@ -124,6 +128,9 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
             rings: &rings,
         };
         result = turn(&mut core, &mut syncs, &mut io, &inbox, &heartbeat, started).await;
+        if let (Some(snapshots), true) = (&snapshots, result.is_ok()) {
+            result = pump_snapshots(&mut core, snapshots, &mut syncs, now(started));
+        }
         emit(&mut core, &books, metrics.as_ref(), now(started));
         if core.rounds_finalized() != rounds {
             rounds = core.rounds_finalized();
@@ -151,12 +158,42 @@ pub(crate) async fn run_core(run: CoreRun) -> Result<Vec<ShardReport>, EngineErr
         }
     }
     stop_endpoint(driver, ring_tasks, core.index()).await;
+    // A snapshot still being written finishes (its file is complete and
+    // found at the next start); its marker is not logged after the final sync.
+    if let Some(snapshots) = snapshots {
+        snapshots.finish();
+    }
     result?;
     Ok(core
         .into_shards()
         .into_iter()
         .map(ShardHost::report)
         .collect())
+}
+
+/// Hands the shards' due snapshots to the writer and applies the written
+/// ones (marker record, pruning).
+fn pump_snapshots(
+    core: &mut NodeCore,
+    snapshots: &CoreSnapshots,
+    syncs: &mut BTreeMap<u16, LogSync>,
+    now: Now,
+) -> Result<(), EngineError> {
+    for shard in syncs.keys() {
+        if let Some(host) = core.shard_mut(*shard) {
+            snapshots.submit_due(*shard, host);
+        }
+    }
+    while let Some(done) = snapshots.poll() {
+        let shard = match &done {
+            Ok(written) => written.shard,
+            Err((shard, _)) => *shard,
+        };
+        if let (Some(host), Some(sync)) = (core.shard_mut(shard), syncs.get_mut(&shard)) {
+            crate::runtime::snapshots::apply(done, host, sync, now.mono_us)?;
+        }
+    }
+    Ok(())
 }
 
 /// Closes the core's connections (waiting [`SHUTDOWN_LINGER`] for their

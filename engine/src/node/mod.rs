@@ -244,6 +244,7 @@ fn open_core_shards(
             setup.log_config,
             role,
             node_shard_limits(),
+            options.runtime.storage.snapshot_policy(),
         )?;
         if let Some(plan) = options.crash {
             host.set_crash_hook(crash_hook(plan, crash_seen.clone()));
@@ -333,9 +334,20 @@ async fn start_core(start: CoreStart) -> Result<Vec<ShardReport>, EngineError> {
         shards,
     };
     logging::emit(&Event::CoreStarted(started_line));
+    let policy = options.runtime.storage.snapshot_policy();
+    let snapshots = policy.enabled().then(|| {
+        crate::runtime::snapshots::CoreSnapshots::new(
+            core,
+            &options.runtime.data_dir,
+            genesis,
+            logs.keys().copied(),
+            policy.keep,
+        )
+    });
     core_driver::run_core(core_driver::CoreRun {
         core: node_core,
         logs,
+        snapshots,
         driver,
         inbox,
         rings_in,

@@ -16,8 +16,8 @@ use glommio::io::BufferedFile;
 use hdrhistogram::Histogram;
 use pc_codec::genesis::Genesis;
 use pc_codec::{Hash32, LogRecordKind, MicroEvent, SigningKey};
-use pc_node::telemetry::{Event, ShardRestored};
-use pc_node::{ProductShard, ShardHost, ShardStore};
+use pc_node::telemetry::{Event, LogPruned, ShardRestored, SnapshotSkipped};
+use pc_node::{ProductShard, ShardHost, ShardStore, SnapshotPolicy};
 use pc_shard::machine::{
     AnchorRejected, AnchorStatus, PeerId, Role, ShardLimits, SubmitRejected, Transmit,
 };
@@ -26,6 +26,7 @@ use pc_storage::{Durability, Log, LogConfig};
 pub use pc_node::shard_host::MAX_INDEXED_ANCHORS;
 pub use pc_node::{CountingVerifier, CrashSite, ShardCounters, ShardReport};
 
+use crate::runtime::snapshots::{self, Candidate, Candidates};
 use crate::EngineError;
 
 /// The log directory of `shard` in a data dir.
@@ -50,7 +51,11 @@ pub fn log_records(log: &Log) -> Result<Vec<(LogRecordKind, &[u8])>, EngineError
 }
 
 /// Opens (and recovers) `shard`'s log in `data_dir` and restores a host of
-/// `role` from it; prints the `shard_restored` line.
+/// `role` from it: from the newest valid snapshot and the log after it
+/// (each snapshot passed over is named with its reason), else from the
+/// whole log; prints the `shard_restored` line (which snapshot, how many
+/// records replayed). `policy` is the shard's snapshot and pruning policy.
+#[allow(clippy::too_many_arguments)]
 pub fn open_shard(
     genesis: &Genesis,
     shard: u16,
@@ -59,33 +64,112 @@ pub fn open_shard(
     config: LogConfig,
     role: Role<SigningKey>,
     limits: ShardLimits,
+    policy: SnapshotPolicy,
 ) -> Result<(ShardHost, Rc<RefCell<Log>>), EngineError> {
     let dir = shard_log_dir(data_dir, shard);
     let (log, _report) = Log::open(&dir, config)?;
     let log = Rc::new(RefCell::new(log));
     let store: Rc<RefCell<dyn ShardStore>> = log.clone();
-    let (mut host, restored) = {
+    let restore_error = |reason: String| EngineError::Restore {
+        shard,
+        dir: dir.clone(),
+        reason,
+    };
+    let snapshot_dir = snapshots::snapshot_dir(&dir);
+    let mut candidates = Candidates::find(&snapshot_dir, snapshots::scope(genesis, shard))
+        .map_err(&restore_error)?;
+    let (mut host, restored, from) = {
         let borrowed = log.borrow();
         let records = log_records(&borrowed)?;
-        ShardHost::restore(genesis, shard, core, role, limits, store, records).map_err(|error| {
-            EngineError::Restore {
+        let (first, next) = (borrowed.first_seq(), borrowed.next_seq());
+        loop {
+            let candidate = candidates.next_valid(first, next);
+            let (image, path) = match candidate {
+                Some(Candidate { path, image }) => (Some(image), Some(path)),
+                None => (None, None),
+            };
+            let round = image.as_ref().map(|image| image.round);
+            let role = match &role {
+                Role::Observer => Role::Observer,
+                Role::Seat { seat, signer } => Role::Seat {
+                    seat: *seat,
+                    signer: signer.clone(),
+                },
+            };
+            let restored = ShardHost::restore(
+                genesis,
                 shard,
-                dir: dir.clone(),
-                reason: error.to_string(),
+                core,
+                role,
+                limits,
+                store.clone(),
+                image,
+                first,
+                records.iter().copied(),
+            );
+            match (restored, path) {
+                (Ok((host, restored)), path) => break (host, restored, path.zip(round)),
+                (Err(error), Some(path)) => candidates.refused(path, error.to_string()),
+                (Err(error), None) => return Err(restore_error(error.to_string())),
             }
-        })?
+        }
     };
+    for (file, reason) in &candidates.skipped {
+        crate::logging::emit(&Event::SnapshotSkipped(SnapshotSkipped {
+            shard,
+            file: file.display().to_string(),
+            reason: reason.clone(),
+        }));
+    }
+    host.set_snapshots(policy, candidates.marks.clone());
     let durable_seq = log.borrow().durable_seq();
     if let Some(seq) = durable_seq {
         host.handle_durable(seq, 0)?;
     }
+    let first = log.borrow().first_seq();
+    let replayed = match &from {
+        Some(_) => restored.replayed,
+        None => restored.records - first,
+    };
     crate::logging::emit(&Event::ShardRestored(ShardRestored {
         shard,
         records: restored.records,
         anchors: restored.anchors,
         durable_records: durable_seq.map_or(0, |seq| seq + 1),
+        snapshot: from.as_ref().map(|(path, _)| path.display().to_string()),
+        snapshot_round: from.as_ref().map(|(_, round)| *round),
+        replayed_records: replayed,
+        log_first_record: first,
     }));
     Ok((host, log))
+}
+
+/// Deletes the sealed segments of `log` wholly below `bound`, oldest first
+/// (the directory synced after each); prints a `log_pruned` line when any
+/// went. Kill point `prune-between`: after the first of two deletions.
+pub fn prune_log(shard: u16, log: &RefCell<Log>, bound: u64) -> Result<(), EngineError> {
+    let mut segments = 0u64;
+    let mut bytes = 0u64;
+    loop {
+        let pruned = log.borrow_mut().prune_first_below(bound)?;
+        let Some((_, size)) = pruned else {
+            break;
+        };
+        segments += 1;
+        bytes += size;
+        if segments == 1 && log.borrow().prunable_below(bound) {
+            snapshots::crash_point("prune-between");
+        }
+    }
+    if segments > 0 {
+        crate::logging::emit(&Event::LogPruned(LogPruned {
+            shard,
+            segments,
+            bytes,
+            first_record: log.borrow().first_seq(),
+        }));
+    }
+    Ok(())
 }
 
 /// Result of one asynchronous sync: the seq made durable.
@@ -113,6 +197,19 @@ impl LogSync {
             in_flight: None,
             on_done,
         }
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Rc<RefCell<Log>> {
+        &self.log
+    }
+
+    /// Drops the handles of segment files the log no longer holds (pruned),
+    /// so their space is freed.
+    pub fn forget_pruned(&mut self) {
+        let held: std::collections::HashSet<PathBuf> =
+            self.log.borrow().segment_paths().into_iter().collect();
+        self.files.retain(|path, _| held.contains(path));
     }
 
     /// The log's durability policy.
@@ -238,17 +335,21 @@ pub struct ShardDriver {
     host: ShardHost,
     sync: LogSync,
     started: Instant,
+    /// The snapshot writer (`None`: snapshots off).
+    snapshots: Option<snapshots::CoreSnapshots>,
 }
 
 impl ShardDriver {
     /// Opens (and recovers) the shard's log in `data_dir` and restores an
-    /// observer machine from it.
+    /// observer machine from it; it takes snapshots and prunes its log as
+    /// `policy` says.
     pub fn open(
         genesis: &Genesis,
         shard: u16,
         core: usize,
         data_dir: &Path,
         config: LogConfig,
+        policy: SnapshotPolicy,
     ) -> Result<ShardDriver, EngineError> {
         Self::open_as(
             genesis,
@@ -258,6 +359,7 @@ impl ShardDriver {
             config,
             Role::Observer,
             ShardLimits::default(),
+            policy,
         )
     }
 
@@ -272,12 +374,19 @@ impl ShardDriver {
         config: LogConfig,
         role: Role<SigningKey>,
         limits: ShardLimits,
+        policy: SnapshotPolicy,
     ) -> Result<ShardDriver, EngineError> {
-        let (host, log) = open_shard(genesis, shard, core, data_dir, config, role, limits)?;
+        let (host, log) = open_shard(
+            genesis, shard, core, data_dir, config, role, limits, policy,
+        )?;
+        let snapshots = policy.enabled().then(|| {
+            snapshots::CoreSnapshots::new(core, data_dir, genesis, [shard], policy.keep)
+        });
         Ok(ShardDriver {
             host,
             sync: LogSync::new(shard, log, None),
             started: Instant::now(),
+            snapshots,
         })
     }
 
@@ -406,8 +515,22 @@ impl ShardDriver {
         Ok(())
     }
 
+    /// Hands a due snapshot to the writer and applies a written one.
+    pub fn pump_snapshots(&mut self) -> Result<(), EngineError> {
+        let Some(snapshots) = &self.snapshots else {
+            return Ok(());
+        };
+        snapshots.submit_due(self.host.shard(), &mut self.host);
+        while let Some(done) = snapshots.poll() {
+            let now_us = self.started.elapsed().as_micros() as u64;
+            snapshots::apply(done, &mut self.host, &mut self.sync, now_us)?;
+        }
+        Ok(())
+    }
+
     /// After one input: what the fsync policy asks for.
     pub async fn after_input(&mut self) -> Result<(), EngineError> {
+        self.pump_snapshots()?;
         self.poll_sync()?;
         match self.sync.durability() {
             Durability::Always => self.sync_all().await,
@@ -416,8 +539,12 @@ impl ShardDriver {
         }
     }
 
-    /// The final report (after `sync_all`).
-    pub fn report(self) -> ShardReport {
+    /// The final report (after `sync_all`); a snapshot still being
+    /// written is finished first.
+    pub fn report(mut self) -> ShardReport {
+        if let Some(snapshots) = self.snapshots.take() {
+            snapshots.finish();
+        }
         self.host.report()
     }
 }

@@ -12,6 +12,7 @@
 pub mod data_dir;
 pub mod driver;
 pub mod host;
+pub mod snapshots;
 
 use std::future::Future;
 use std::sync::atomic::AtomicBool;

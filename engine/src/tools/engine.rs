@@ -194,6 +194,7 @@ pub fn run(config: EngineConfig) -> Result<EngineReport, EngineError> {
             genesis: genesis.clone(),
             data_dir: runtime.data_dir.clone(),
             log_config,
+            snapshot_policy: runtime.storage.snapshot_policy(),
             workload: config.workload.clone(),
             intake: config.intake,
             handoff_out: if core == 0 {
@@ -404,6 +405,7 @@ struct CoreTile {
     genesis: Arc<Genesis>,
     data_dir: PathBuf,
     log_config: LogConfig,
+    snapshot_policy: pc_node::SnapshotPolicy,
     workload: Workload,
     intake: Intake,
     /// On the first core with `Intake::FirstCore`: per shard, the ring to its core.
@@ -449,6 +451,7 @@ impl CoreTile {
                 self.cpu,
                 &self.data_dir,
                 self.log_config,
+                self.snapshot_policy,
             ) {
                 Ok(mut driver) => {
                     if self.metrics {

@@ -58,6 +58,7 @@ pub fn measure(data_dir: &Path) -> Result<Vec<ShardRestart>, EngineError> {
             config,
             Role::Observer,
             node_shard_limits(),
+            pc_node::SnapshotPolicy::OFF,
         )?;
         let seconds = started.elapsed().as_secs_f64();
         let log_bytes = log

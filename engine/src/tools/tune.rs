@@ -243,6 +243,7 @@ pub fn recommend(probe: &Probe) -> String {
         storage: StorageConfig {
             fsync,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            ..StorageConfig::default()
         },
         ..NodeConfig::defaults(PathBuf::from("./pc-data"))
     };
