@@ -214,9 +214,28 @@ pub enum NetMessage {
         /// The last finalized round the amount reflects.
         finalized_round: u64,
     },
+    /// Tag 15: the answer to a `GetRange` below what this node's log
+    /// still holds (DESIGN §6.1 pruning): ask another peer.
+    Pruned {
+        /// The shard.
+        shard: u16,
+        /// The lowest birth round the log still serves completely.
+        oldest_round: u64,
+        /// The newest snapshot's round (`u64::MAX`: none).
+        snapshot_round: u64,
+    },
 }
 
 impl NetMessage {
+    /// Position of the variant among the message kinds (tags 0..=10, then
+    /// `Pruned`), for per-kind counters.
+    pub fn kind_index(&self) -> usize {
+        match self {
+            NetMessage::Pruned { .. } => 11,
+            other => usize::from(other.tag()),
+        }
+    }
+
     /// The wire tag of the variant.
     pub fn tag(&self) -> u8 {
         match self {
@@ -231,6 +250,7 @@ impl NetMessage {
             NetMessage::Receipt { .. } => 8,
             NetMessage::BalanceQuery { .. } => 9,
             NetMessage::Balance { .. } => 10,
+            NetMessage::Pruned { .. } => 15,
         }
     }
 
@@ -248,6 +268,7 @@ impl NetMessage {
             NetMessage::Receipt { .. } => "Receipt",
             NetMessage::BalanceQuery { .. } => "BalanceQuery",
             NetMessage::Balance { .. } => "Balance",
+            NetMessage::Pruned { .. } => "Pruned",
         }
     }
 }
@@ -423,6 +444,15 @@ impl Encode for NetMessage {
                 put_u64(out, *amount);
                 put_u64(out, *finalized_round);
             }
+            NetMessage::Pruned {
+                shard,
+                oldest_round,
+                snapshot_round,
+            } => {
+                put_u16(out, *shard);
+                put_u64(out, *oldest_round);
+                put_u64(out, *snapshot_round);
+            }
         }
     }
 }
@@ -501,6 +531,11 @@ impl Decode for NetMessage {
                 owner: reader.array("owner")?,
                 amount: reader.u64("amount")?,
                 finalized_round: reader.u64("finalized round")?,
+            },
+            15 => NetMessage::Pruned {
+                shard: reader.u16("shard")?,
+                oldest_round: reader.u64("oldest round")?,
+                snapshot_round: reader.u64("snapshot round")?,
             },
             tag => {
                 return Err(DecodeError::UnknownTag {

@@ -138,6 +138,13 @@ fn message() -> impl Strategy<Value = NetMessage> {
                 finalized_round
             }
         ),
+        (any::<u16>(), any::<u64>(), any::<u64>()).prop_map(
+            |(shard, oldest_round, snapshot_round)| NetMessage::Pruned {
+                shard,
+                oldest_round,
+                snapshot_round
+            }
+        ),
     ]
 }
 

@@ -147,7 +147,7 @@ impl NodeCore {
                 message,
                 bytes,
             } => {
-                let kind = &mut self.p2p.inbound[usize::from(message.tag())];
+                let kind = &mut self.p2p.inbound[message.kind_index()];
                 kind.messages += 1;
                 kind.bytes += bytes as u64;
                 self.handle_frame(io, conn, message, now)

@@ -658,7 +658,7 @@ impl NodeCore {
     pub(crate) fn send(&mut self, io: &mut dyn NodeIo, conn: ConnId, message: &NetMessage) -> bool {
         match io.send_frame(conn, message) {
             Ok(bytes) => {
-                let kind = &mut self.p2p.outbound[usize::from(message.tag())];
+                let kind = &mut self.p2p.outbound[message.kind_index()];
                 kind.messages += 1;
                 kind.bytes += bytes as u64;
                 true

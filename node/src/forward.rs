@@ -13,6 +13,7 @@ use pc_shard::machine::PeerId;
 
 use crate::core::{NodeCore, NodeIo, Now};
 use crate::intake::undecoded_id;
+use crate::telemetry::{Event, PeerPruned};
 use crate::NodeError;
 
 /// A request or answer crossing from one core to another.
@@ -96,6 +97,7 @@ impl NodeCore {
             | NetMessage::GetRange { shard, .. }
             | NetMessage::Anchors { shard, .. }
             | NetMessage::Evidence { shard, .. }
+            | NetMessage::Pruned { shard, .. }
             | NetMessage::SubmitMicroEvents { shard, .. } => Some(*shard),
             NetMessage::CheckpointSig(sig) => Some(sig.checkpoint.shard),
             NetMessage::BalanceQuery { owner, .. } => {
@@ -229,6 +231,28 @@ impl NodeCore {
             }
             (NetMessage::BalanceQuery { request, owner }, _) => {
                 self.answer_balance(io, origin, shard, request, owner);
+            }
+            (
+                NetMessage::Pruned {
+                    oldest_round,
+                    snapshot_round,
+                    ..
+                },
+                Some(peer),
+            ) => {
+                // The peer pruned the rounds asked for: the next range goes
+                // to another peer (the machine asks it again only once it
+                // sends anchors again).
+                let host = self.shards.get_mut(&shard).expect("local");
+                host.peer_pruned(peer);
+                self.events.push_back(Event::PeerPruned(PeerPruned {
+                    core: self.core,
+                    shard,
+                    peer,
+                    remote: remote.to_string(),
+                    oldest_round,
+                    snapshot_round: (snapshot_round != u64::MAX).then_some(snapshot_round),
+                }));
             }
             _ => {}
         }

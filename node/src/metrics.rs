@@ -14,9 +14,9 @@ pub const LATENCY_BUCKETS_S: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// The wire message kinds, by tag (`pc_net::NetMessage::tag`), as the
+/// The wire message kinds, by `pc_net::NetMessage::kind_index`, as the
 /// `kind` label of the `pc_p2p_*` families.
-pub const MESSAGE_KINDS: [&str; 11] = [
+pub const MESSAGE_KINDS: [&str; 12] = [
     "hello",
     "announce",
     "get",
@@ -28,6 +28,7 @@ pub const MESSAGE_KINDS: [&str; 11] = [
     "receipt",
     "balance_query",
     "balance",
+    "pruned",
 ];
 
 /// A histogram with fixed bounds in seconds (`+Inf` implied), kept as
@@ -257,6 +258,6 @@ mod tests {
         assert_eq!(h.cumulative(), vec![1, 2, 3]);
         assert_eq!(h.count(), 3);
         assert!((h.sum_seconds() - 0.052_001).abs() < 1e-9);
-        assert_eq!(MESSAGE_KINDS.len(), 11);
+        assert_eq!(MESSAGE_KINDS.len(), 12);
     }
 }

@@ -49,6 +49,16 @@ impl NodeCore {
         max_count: u32,
         now: Now,
     ) {
+        if let Some((oldest_round, snapshot_round)) = self.shards[&shard].pruned_answer(from_round)
+        {
+            let pruned = NetMessage::Pruned {
+                shard,
+                oldest_round,
+                snapshot_round,
+            };
+            self.reply(io, origin, pruned);
+            return;
+        }
         let count = self.serve_allowance(peer, shard, max_count as usize, now);
         if count == 0 {
             return;

@@ -190,6 +190,28 @@ impl AnchorIndex {
     }
 }
 
+impl AnchorIndex {
+    /// Drops the entries of records below `first_seq` (pruned); the highest
+    /// birth round among them.
+    fn prune_below(&mut self, first_seq: u64) -> Option<u64> {
+        let mut highest = None;
+        while let Some(id) = self.order.front() {
+            let Some(&(seq, round)) = self.records.get(id) else {
+                self.order.pop_front();
+                continue;
+            };
+            if seq >= first_seq {
+                break;
+            }
+            self.records.remove(id);
+            self.by_round.remove(&(round, seq));
+            self.order.pop_front();
+            highest = Some(highest.map_or(round, |h: u64| h.max(round)));
+        }
+        highest
+    }
+}
+
 /// Where a test may crash a node on purpose (DESIGN §10 injected points).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashSite {
@@ -350,6 +372,9 @@ pub struct ShardHost {
     finalized_hook: Option<FinalizedHook>,
     /// Local snapshots and the prune bound.
     snapshots: Snapshots,
+    /// Birth rounds up to this lost anchors to pruning: a `GetRange` from
+    /// them is answered `Pruned`.
+    pruned_through_round: Option<u64>,
 }
 
 fn latency_histogram() -> Histogram<u64> {
@@ -443,6 +468,14 @@ impl ShardHost {
             log_records: next_seq,
             ..ShardCounters::default()
         };
+        // A log that starts above record 0 was pruned: its lowest held
+        // round may be incomplete.
+        let pruned_through_round = (first_seq > 0).then(|| {
+            index
+                .as_ref()
+                .and_then(|index| index.by_round.first().map(|(round, _)| *round))
+                .unwrap_or(0)
+        });
         let host = ShardHost {
             shard,
             core,
@@ -471,6 +504,7 @@ impl ShardHost {
             crash_hook: None,
             finalized_hook: None,
             snapshots: Snapshots::new(SnapshotPolicy::OFF),
+            pruned_through_round,
         };
         Ok((
             host,
@@ -1004,6 +1038,27 @@ impl ShardHost {
     pub fn prune_bound(&self) -> u64 {
         self.snapshots
             .prune_bound(self.machine.last_finalized_round())
+    }
+
+    /// The store now starts at record `first_seq` (segments below it were
+    /// deleted): anchors below it are no longer served.
+    pub fn log_pruned(&mut self, first_seq: u64) {
+        if let Some(round) = self.index.as_mut().and_then(|i| i.prune_below(first_seq)) {
+            self.pruned_through_round = Some(self.pruned_through_round.map_or(round, |r| r.max(round)));
+        }
+    }
+
+    /// `peer` answered a catch-up request `Pruned`: ranges go to others.
+    pub fn peer_pruned(&mut self, peer: PeerId) {
+        self.machine.forget_catch_up_peer(peer);
+    }
+
+    /// For a `GetRange` from `from_round` this node's log no longer holds
+    /// completely: (the lowest round it serves completely, its newest
+    /// snapshot's round or `u64::MAX`).
+    pub fn pruned_answer(&self, from_round: u64) -> Option<(u64, u64)> {
+        let through = self.pruned_through_round.filter(|p| from_round <= *p)?;
+        Some((through + 1, self.snapshots.newest_round().unwrap_or(u64::MAX)))
     }
 
     /// Writing the last snapshot failed; the next one is taken when due.

@@ -151,6 +151,10 @@ impl Snapshots {
         }
     }
 
+    pub(crate) fn newest_round(&self) -> Option<u64> {
+        self.kept.back().map(|m| m.round)
+    }
+
     pub(crate) fn failed(&mut self) {
         self.in_flight = false;
         self.failed += 1;

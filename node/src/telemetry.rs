@@ -54,6 +54,8 @@ pub enum Event {
     SnapshotFailed(SnapshotFailed),
     /// Log segments below the prune bound were deleted.
     LogPruned(LogPruned),
+    /// A peer answered a catch-up request `Pruned`.
+    PeerPruned(PeerPruned),
     /// A setting was taken with a note for the operator.
     ConfigNote(ConfigNote),
     /// The node could not start or stopped on an error.
@@ -86,7 +88,8 @@ impl Event {
             | Event::CoreStalled(_)
             | Event::CrashInjected(_)
             | Event::ConfigNote(_)
-            | Event::SnapshotSkipped(_) => Severity::Warn,
+            | Event::SnapshotSkipped(_)
+            | Event::PeerPruned(_) => Severity::Warn,
             _ => Severity::Info,
         }
     }
@@ -214,6 +217,23 @@ pub struct SnapshotFailed {
     pub shard: u16,
     /// The error (file and operation).
     pub error: String,
+}
+
+/// A peer no longer holds the rounds this node asked it for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerPruned {
+    /// The core.
+    pub core: usize,
+    /// The shard.
+    pub shard: u16,
+    /// The peer's validator index.
+    pub peer: u32,
+    /// Its address.
+    pub remote: String,
+    /// The lowest round it serves completely.
+    pub oldest_round: u64,
+    /// Its newest snapshot's round (state sync would start there).
+    pub snapshot_round: Option<u64>,
 }
 
 /// Log segments deleted.

@@ -2267,6 +2267,12 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         self.persists.is_empty() && self.finalized.is_empty() && !self.replaying
     }
 
+    /// Stops asking `peer` for catch-up ranges (it answered that it pruned
+    /// them) until it sends a valid anchor again.
+    pub fn forget_catch_up_peer(&mut self, peer: PeerId) {
+        self.catch_up.peers.remove(&peer);
+    }
+
     /// Records that a snapshot of `round` covering the records below
     /// `next_token` was written (DESIGN §6 record 5); the marker takes the
     /// next token like every record the machine emits.

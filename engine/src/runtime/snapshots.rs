@@ -407,6 +407,7 @@ pub fn apply(
             let bound = host.snapshot_written(written.mark, now_us)?;
             crate::runtime::driver::prune_log(written.shard, sync.log(), bound)?;
             sync.forget_pruned();
+            host.log_pruned(sync.log().borrow().first_seq());
         }
         Err((shard, error)) => {
             host.snapshot_failed();
