@@ -99,6 +99,12 @@ enum Command {
         /// The data dir.
         #[arg(long)]
         data_dir: PathBuf,
+        /// First make a snapshot of each shard (as an observer) at the
+        /// last anchor boundary with this many log bytes after it, so the
+        /// restart replays that tail: the worst point is one snapshot
+        /// interval (`[storage] snapshot_interval_bytes`).
+        #[arg(long)]
+        snapshot_tail_bytes: Option<u64>,
     },
     /// Ask a node whether it is healthy: its metrics answer and every
     /// shard decided a round within --max-age seconds (one JSON line; exit
@@ -132,6 +138,13 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Start from the newest valid snapshot (default: from genesis
+        /// while the log reaches back, else from the oldest valid snapshot).
+        #[arg(long, conflicts_with = "from_genesis")]
+        from_snapshot: bool,
+        /// Start from genesis; refused when the log was pruned.
+        #[arg(long)]
+        from_genesis: bool,
     },
 }
 
@@ -342,7 +355,15 @@ fn run(command: Command) -> Result<(), CliError> {
             println!("{line}");
             Ok(())
         }
-        Command::RestartTime { data_dir } => {
+        Command::RestartTime {
+            data_dir,
+            snapshot_tail_bytes,
+        } => {
+            if let Some(tail) = snapshot_tail_bytes {
+                let made = pc_engine::tools::restart::make_snapshots(&data_dir, tail)?;
+                let line = serde_json::json!({ "type": "snapshot_made", "shards": made });
+                println!("{line}");
+            }
             let shards = pc_engine::tools::restart::measure(&data_dir)?;
             let line = serde_json::json!({
                 "type": "restart_time",
@@ -378,8 +399,16 @@ fn run(command: Command) -> Result<(), CliError> {
             data_dir,
             shard,
             json,
+            from_snapshot,
+            from_genesis,
         } => {
-            let shards = pc_engine::tools::replay::replay(&data_dir, shard)?;
+            use pc_engine::tools::replay::ReplayStart;
+            let start = match (from_snapshot, from_genesis) {
+                (true, _) => ReplayStart::FromSnapshot,
+                (_, true) => ReplayStart::FromGenesis,
+                _ => ReplayStart::Auto,
+            };
+            let shards = pc_engine::tools::replay::replay_from(&data_dir, shard, start)?;
             if json {
                 println!("{}", pc_engine::tools::replay::render_json(&shards));
             } else {

@@ -388,8 +388,11 @@ impl ShardHost {
     ///
     /// With a snapshot, the machine starts from its image and replays the
     /// records from its `next_token` on; `records` start at record
-    /// `first_seq` (the oldest the store still holds after pruning), which
-    /// must be 0 without a snapshot.
+    /// `records_from` (a seat's host indexes every record it is given:
+    /// give it the store's whole content; an observer needs only the
+    /// records from the snapshot's `next_token`). `log_first_seq` is the
+    /// oldest record the store still holds after pruning; without a
+    /// snapshot both must be 0.
     #[allow(clippy::too_many_arguments)]
     pub fn restore<'a>(
         genesis: &Genesis,
@@ -399,7 +402,7 @@ impl ShardHost {
         limits: ShardLimits,
         store: Rc<RefCell<dyn ShardStore>>,
         snapshot: Option<ShardImage>,
-        first_seq: u64,
+        (log_first_seq, records_from): (u64, u64),
         records: impl IntoIterator<Item = (LogRecordKind, &'a [u8])>,
     ) -> Result<(ShardHost, Restored), NodeError> {
         let verifier = CountingVerifier::default();
@@ -417,7 +420,7 @@ impl ShardHost {
         if let Some(index) = index.as_mut() {
             for (offset, (kind, body)) in records.iter().enumerate() {
                 if *kind == LogRecordKind::AnchorAccepted {
-                    index.insert(first_seq + offset as u64, body);
+                    index.insert(records_from + offset as u64, body);
                 }
             }
         }
@@ -425,9 +428,9 @@ impl ShardHost {
         let replay_from = match snapshot {
             Some(image) => {
                 let next = image.next_token;
-                if image.replay_from_seq() < first_seq {
+                if image.replay_from_seq() < log_first_seq || next < records_from {
                     return Err(restore_error(format!(
-                        "the snapshot of round {} needs record {}, the log starts at {first_seq}",
+                        "the snapshot of round {} needs record {}, the log starts at {log_first_seq}",
                         image.round,
                         image.replay_from_seq()
                     )));
@@ -437,18 +440,18 @@ impl ShardHost {
                     .map_err(|error| restore_error(error.to_string()))?;
                 next
             }
-            None if first_seq > 0 => {
+            None if log_first_seq > 0 || records_from > 0 => {
                 return Err(restore_error(format!(
-                    "the log starts at record {first_seq} (pruned) and no snapshot covers it"
+                    "the log starts at record {log_first_seq} (pruned) and no snapshot covers it"
                 )))
             }
             None => 0,
         };
-        let skip = usize::try_from(replay_from.saturating_sub(first_seq)).unwrap_or(usize::MAX);
+        let skip = usize::try_from(replay_from - records_from).unwrap_or(usize::MAX);
         if skip > records.len() {
             return Err(restore_error(format!(
                 "the snapshot covers records up to {replay_from}, the log ends at {}",
-                first_seq + records.len() as u64
+                records_from + records.len() as u64
             )));
         }
         let replayed_records = &records[skip..];
@@ -470,7 +473,7 @@ impl ShardHost {
         };
         // A log that starts above record 0 was pruned: its lowest held
         // round may be incomplete.
-        let pruned_through_round = (first_seq > 0).then(|| {
+        let pruned_through_round = (log_first_seq > 0).then(|| {
             index
                 .as_ref()
                 .and_then(|index| index.by_round.first().map(|(round, _)| *round))

@@ -160,6 +160,41 @@ impl Segment {
         self.synced_end_offset == self.data_end_offset && !self.header_dirty
     }
 
+    /// Walks a sealed segment's frames by their lengths only (no checksum,
+    /// one read per frame header) up to its seal, building the sparse
+    /// index: a sealed segment wholly below the durable watermark is taken
+    /// so at start-up, and its records are verified when read (every read
+    /// checks its frame again). `None` when the walk does not end exactly
+    /// at the seal (the caller then scans it in full).
+    pub fn walk_sealed(&mut self, max_record_bytes: u32) -> Option<ScanStop> {
+        if !self.is_sealed() {
+            return None;
+        }
+        let sealed_end_offset = usize::try_from(self.watermark().sealed_end_offset).ok()?;
+        let data = self.map.get(..sealed_end_offset)?;
+        let mut index = Vec::new();
+        let mut offset = HEADER_BYTES;
+        let mut seq = self.header.first_seq;
+        while offset < sealed_end_offset {
+            if (seq - self.header.first_seq).is_multiple_of(SPARSE_INDEX_STRIDE) {
+                index.push((seq, offset));
+            }
+            offset += skip_frame(data, offset, max_record_bytes).ok()?;
+            seq += 1;
+        }
+        if offset != sealed_end_offset {
+            return None;
+        }
+        self.sparse_index = index;
+        self.data_end_offset = offset;
+        self.end_seq = seq;
+        Some(ScanStop {
+            offset,
+            seq,
+            bad: None,
+        })
+    }
+
     /// Walks the records from the header page on, building the sparse index,
     /// and stops at the end of data or at the first bad record. A sealed
     /// segment must end exactly at its seal offset.

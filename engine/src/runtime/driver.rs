@@ -37,8 +37,13 @@ pub fn shard_log_dir(data_dir: &Path, shard: u16) -> PathBuf {
 /// Reads every record of `log` as (kind, body); an unknown kind or a bad
 /// frame is named by file and offset.
 pub fn log_records(log: &Log) -> Result<Vec<(LogRecordKind, &[u8])>, EngineError> {
+    log_records_from(log, 0)
+}
+
+/// [`log_records`] from record `seq` on.
+pub fn log_records_from(log: &Log, seq: u64) -> Result<Vec<(LogRecordKind, &[u8])>, EngineError> {
     let mut records = Vec::new();
-    for record in log.iter_from(0) {
+    for record in log.iter_from(seq) {
         let record = record?;
         let kind = LogRecordKind::from_u8(record.kind).ok_or_else(|| EngineError::BadRecord {
             path: record.path.to_path_buf(),
@@ -78,10 +83,13 @@ pub fn open_shard(
     let snapshot_dir = snapshots::snapshot_dir(&dir);
     let mut candidates = Candidates::find(&snapshot_dir, snapshots::scope(genesis, shard))
         .map_err(&restore_error)?;
+    let seat = matches!(role, Role::Seat { .. });
     let (mut host, restored, from) = {
         let borrowed = log.borrow();
-        let records = log_records(&borrowed)?;
         let (first, next) = (borrowed.first_seq(), borrowed.next_seq());
+        // A seat indexes its whole log to serve peers; an observer reads
+        // only the records after its snapshot.
+        let mut records = None;
         loop {
             let candidate = candidates.next_valid(first, next);
             let (image, path) = match candidate {
@@ -89,6 +97,14 @@ pub fn open_shard(
                 None => (None, None),
             };
             let round = image.as_ref().map(|image| image.round);
+            let from_seq = match &image {
+                Some(image) if !seat => image.next_token,
+                _ => first,
+            };
+            if records.as_ref().is_none_or(|(at, _)| *at != from_seq) {
+                records = Some((from_seq, log_records_from(&borrowed, from_seq)?));
+            }
+            let (_, list) = records.as_ref().expect("read above");
             let role = match &role {
                 Role::Observer => Role::Observer,
                 Role::Seat { seat, signer } => Role::Seat {
@@ -104,8 +120,8 @@ pub fn open_shard(
                 limits,
                 store.clone(),
                 image,
-                first,
-                records.iter().copied(),
+                (first, from_seq),
+                list.iter().copied(),
             );
             match (restored, path) {
                 (Ok((host, restored)), path) => break (host, restored, path.zip(round)),

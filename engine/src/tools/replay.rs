@@ -19,10 +19,69 @@ use crate::runtime::data_dir::read_log_config;
 use crate::runtime::driver::shard_log_dir;
 use crate::{genesis_file, EngineError};
 
+/// Where a replay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplayStart {
+    /// From genesis while the log reaches back to record 0, else from the
+    /// oldest valid snapshot the log covers.
+    #[default]
+    Auto,
+    /// From genesis; refused when the log was pruned.
+    FromGenesis,
+    /// From the newest valid snapshot the log covers.
+    FromSnapshot,
+}
+
 /// Why a replay stopped; `Display` is one line naming the shard and the
 /// segment and offset (or round) at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    /// `--from-genesis` on a pruned log.
+    #[error("shard {shard}: --from-genesis: the log in {} starts at record {first_seq} (pruned below it); replay --from-snapshot", .dir.display())]
+    Pruned {
+        /// The shard.
+        shard: u16,
+        /// Its log directory.
+        dir: PathBuf,
+        /// The first record held.
+        first_seq: u64,
+    },
+    /// No usable snapshot where one is needed.
+    #[error("shard {shard}: no valid snapshot in {} covers the log (first record {first_seq}){skipped}", .dir.display())]
+    NoSnapshot {
+        /// The shard.
+        shard: u16,
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// The first record held.
+        first_seq: u64,
+        /// The files passed over and why.
+        skipped: String,
+    },
+    /// A snapshot whose state root is not the logged round's.
+    #[error("shard {shard}: snapshot {} of round {round}: state root {snapshot} but the log's RoundFinalized says {logged}", .file.display())]
+    SnapshotRoot {
+        /// The shard.
+        shard: u16,
+        /// The file.
+        file: PathBuf,
+        /// Its round.
+        round: u64,
+        /// The snapshot's root, hex.
+        snapshot: String,
+        /// The logged root, hex.
+        logged: String,
+    },
+    /// A snapshot the machine refused.
+    #[error("shard {shard}: snapshot {}: {reason}", .file.display())]
+    SnapshotRefused {
+        /// The shard.
+        shard: u16,
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// `--shard` past the genesis' shards.
     #[error("--shard {shard}: the genesis of {} has {shards} shards", .data_dir.display())]
     NoSuchShard {
@@ -139,6 +198,16 @@ pub struct ReplayedShard {
     pub order_digest: String,
     /// The last round folded into `order_digest` (`None`: none yet).
     pub order_digest_round: Option<u64>,
+    /// The snapshot the replay started from (`None`: genesis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_snapshot: Option<String>,
+    /// Its round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_round: Option<u64>,
+    /// Whether its state root was checked against the logged round
+    /// (`false`: that record was pruned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_root_checked: Option<bool>,
 }
 
 /// A shard's log, read without opening it for writing: replay never
@@ -253,6 +322,15 @@ pub fn replay(data_dir: &Path, shard: Option<u16>) -> Result<Vec<ReplayedShard>,
     replay_through(data_dir, shard, None)
 }
 
+/// [`replay`] from where `start` says.
+pub fn replay_from(
+    data_dir: &Path,
+    shard: Option<u16>,
+    start: ReplayStart,
+) -> Result<Vec<ReplayedShard>, EngineError> {
+    replay_with(data_dir, shard, None, start)
+}
+
 /// [`replay`], with the order digest taken over the rounds up to and
 /// including `order_through` only (to compare nodes that finalized
 /// different numbers of rounds).
@@ -260,6 +338,15 @@ pub fn replay_through(
     data_dir: &Path,
     shard: Option<u16>,
     order_through: Option<u64>,
+) -> Result<Vec<ReplayedShard>, EngineError> {
+    replay_with(data_dir, shard, order_through, ReplayStart::Auto)
+}
+
+fn replay_with(
+    data_dir: &Path,
+    shard: Option<u16>,
+    order_through: Option<u64>,
+    start: ReplayStart,
 ) -> Result<Vec<ReplayedShard>, EngineError> {
     let genesis = genesis_file::load(&data_dir.join("genesis.toml"))?.genesis;
     let shards = genesis.params.shards;
@@ -282,7 +369,9 @@ pub fn replay_through(
             .into_iter()
             .map(|shard| {
                 let genesis = &genesis;
-                scope.spawn(move || replay_shard(genesis, data_dir, shard, config, order_through))
+                scope.spawn(move || {
+                    replay_shard(genesis, data_dir, shard, config, order_through, start)
+                })
             })
             .collect();
         handles
@@ -298,6 +387,7 @@ fn replay_shard(
     shard: u16,
     config: LogConfig,
     order_through: Option<u64>,
+    start: ReplayStart,
 ) -> Result<ReplayedShard, EngineError> {
     let dir = shard_log_dir(data_dir, shard);
     if !dir.is_dir() {
@@ -311,6 +401,93 @@ fn replay_shard(
         Bip340,
         ShardLimits::default(),
     );
+    let records = log.records()?;
+    let first_seq = log.segments.first().map_or(0, |(_, first)| *first);
+    let next_seq = first_seq + records.len() as u64;
+    let from_genesis = match start {
+        ReplayStart::FromGenesis if first_seq > 0 => {
+            return Err(ReplayError::Pruned {
+                shard,
+                dir,
+                first_seq,
+            }
+            .into())
+        }
+        ReplayStart::FromGenesis => true,
+        ReplayStart::Auto => first_seq == 0,
+        ReplayStart::FromSnapshot => false,
+    };
+    let mut snapshot = None;
+    if !from_genesis {
+        let snapshot_dir = crate::runtime::snapshots::snapshot_dir(&dir);
+        let scope = crate::runtime::snapshots::scope(genesis, shard);
+        let mut candidates =
+            crate::runtime::snapshots::Candidates::find(&snapshot_dir, scope).map_err(|reason| {
+                ReplayError::NoSnapshot {
+                    shard,
+                    dir: snapshot_dir.clone(),
+                    first_seq,
+                    skipped: format!(": {reason}"),
+                }
+            })?;
+        let mut chosen = None;
+        while let Some(candidate) = candidates.next_valid(first_seq, next_seq) {
+            chosen = Some(candidate);
+            if start == ReplayStart::FromSnapshot {
+                break;
+            }
+        }
+        let Some(candidate) = chosen else {
+            let skipped: String = candidates
+                .skipped
+                .iter()
+                .map(|(file, reason)| format!("; {}: {reason}", file.display()))
+                .collect();
+            return Err(ReplayError::NoSnapshot {
+                shard,
+                dir: snapshot_dir,
+                first_seq,
+                skipped,
+            }
+            .into());
+        };
+        let (round, root, next) = (
+            candidate.image.round,
+            candidate.image.state.state_root,
+            candidate.image.next_token,
+        );
+        // The logged RoundFinalized of the snapshot's round, if the log
+        // still holds it, must carry the snapshot's state root.
+        let logged = records
+            .iter()
+            .take(usize::try_from(next.saturating_sub(first_seq)).unwrap_or(usize::MAX))
+            .filter(|r| r.kind == LogRecordKind::RoundFinalized as u8)
+            .filter_map(|r| RoundFinalized::from_bytes(&r.body).ok())
+            .find(|r| r.round == round);
+        if let Some(logged) = &logged {
+            if logged.state_root != root {
+                return Err(ReplayError::SnapshotRoot {
+                    shard,
+                    file: candidate.path,
+                    round,
+                    snapshot: pc_codec::to_hex(&root),
+                    logged: pc_codec::to_hex(&logged.state_root),
+                }
+                .into());
+            }
+        }
+        machine
+            .load_image(candidate.image)
+            .map_err(|error| ReplayError::SnapshotRefused {
+                shard,
+                file: candidate.path.clone(),
+                reason: error.to_string(),
+            })?;
+        snapshot = Some((candidate.path, round, logged.is_some(), next));
+    }
+    let skip = snapshot
+        .as_ref()
+        .map_or(0, |(_, _, _, next)| (next - first_seq) as usize);
     let mut result = ReplayedShard {
         shard,
         anchors: 0,
@@ -320,11 +497,16 @@ fn replay_shard(
         state_root: String::new(),
         order_digest: String::new(),
         order_digest_round: None,
+        from_snapshot: snapshot
+            .as_ref()
+            .map(|(path, ..)| path.display().to_string()),
+        snapshot_round: snapshot.as_ref().map(|(_, round, ..)| *round),
+        snapshot_root_checked: snapshot.as_ref().map(|(_, _, checked, _)| *checked),
     };
     let mut order = [0u8; 32];
     // Records the machine emitted that the log has not shown yet.
     let mut derived = std::collections::VecDeque::new();
-    for record in log.records()? {
+    for record in records.into_iter().skip(skip) {
         let (path, offset) = (record.path.clone(), record.offset);
         let kind = LogRecordKind::from_u8(record.kind).ok_or(ReplayError::UnknownKind {
             path: path.clone(),
@@ -458,6 +640,17 @@ pub fn render_text(shards: &[ReplayedShard]) -> String {
             "{:>5}  {:>7}  {:>6}  {:>17}  {:>16}  {}\n",
             s.shard, s.anchors, s.rounds, s.finalized_anchors, s.finalized_events, s.state_root
         );
+        if let (Some(file), Some(round)) = (&s.from_snapshot, s.snapshot_round) {
+            let check = if s.snapshot_root_checked == Some(true) {
+                "its state root is the logged round's"
+            } else {
+                "the logged round was pruned: its root is not checked"
+            };
+            out += &format!(
+                "       shard {} replayed from snapshot {file} (round {round}; {check})\n",
+                s.shard
+            );
+        }
     }
     out
 }

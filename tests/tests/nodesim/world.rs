@@ -1005,7 +1005,7 @@ impl World {
                 node_shard_limits(),
                 dyn_store,
                 None,
-                0,
+                (0, 0),
                 records.iter().map(|(kind, body)| (*kind, &body[..])),
             )
             .unwrap_or_else(|e| panic!("node {node} restores from its durable log: {e}"));
