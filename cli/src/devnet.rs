@@ -95,6 +95,15 @@ pub struct DevnetArgs {
     /// on its data dir.
     #[arg(long)]
     pub kill_after: Option<f64>,
+    /// Start the victim with a kill point of its snapshot and pruning
+    /// writes armed (`PC_CRASH_AT`: snapshot-temp, snapshot-rename,
+    /// prune-between); restart it on its data dir when it dies there.
+    #[arg(long)]
+    pub crash_env: Option<String>,
+    /// SIGKILL the victim this many times at pseudo-random moments of the
+    /// load (seeded, so a run can be repeated), restarting it each time.
+    #[arg(long, default_value_t = 0)]
+    pub kill_loop: u32,
     /// Start the victim this many seconds after the load (empty data dir):
     /// it catches up from far behind.
     #[arg(long)]
@@ -243,7 +252,12 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
         let late = n == victim && args.late_by.is_some();
         if !late {
             let crash = if n == victim { args.crash_at } else { None };
-            start_node(&exe, &genesis_path, &mut node, crash)?;
+            let env = if n == victim {
+                args.crash_env.as_deref()
+            } else {
+                None
+            };
+            start_node(&exe, &genesis_path, &mut node, crash, env)?;
         }
         nodes.push(node);
     }
@@ -265,7 +279,10 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
         victim: usize::from(victim),
         exe: exe.clone(),
         genesis_path: genesis_path.clone(),
-        restart_on_exit: args.crash_at.is_some() || args.kill_after.is_some(),
+        restart_on_exit: args.crash_at.is_some()
+            || args.kill_after.is_some()
+            || args.crash_env.is_some()
+            || args.kill_loop > 0,
     };
     let outcome = run_network(
         &args, &profile, &genesis, &clients, &mut nodes, node_addr, &faults,
@@ -474,6 +491,21 @@ fn run_network(
     );
     let mut last_load = (0u64, 0u64, 0u64);
     let mut killed = false;
+    // The kill loop's moments: spread over the load's middle, jittered by
+    // a fixed-seed generator (the same moments every run).
+    let mut kill_at: std::collections::VecDeque<f64> = {
+        let span = profile.duration().as_secs_f64();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        (0..args.kill_loop)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let slot = span * 0.8 / f64::from(args.kill_loop.max(1));
+                span * 0.1 + slot * (f64::from(i) + (state % 1000) as f64 / 1000.0)
+            })
+            .collect()
+    };
     let mut peer_rss_before: u64 = 0;
     let mut peer_rss_during: u64 = 0;
     let load_end = profile.duration();
@@ -487,7 +519,7 @@ fn run_network(
             if let Some(late_by) = args.late_by {
                 if victim.child.is_none() && victim.restarts == 0 && elapsed >= late_by {
                     println!("devnet: starting node {} {late_by} s late", faults.victim);
-                    start_node(&faults.exe, &faults.genesis_path, victim, None)?;
+                    start_node(&faults.exe, &faults.genesis_path, victim, None, None)?;
                     victim.restarts = 0;
                 }
             }
@@ -501,13 +533,24 @@ fn run_network(
                     killed = true;
                 }
             }
+            if kill_at.front().is_some_and(|at| elapsed >= *at) {
+                kill_at.pop_front();
+                if let Some(child) = victim.child.as_mut() {
+                    println!("devnet: SIGKILL node {} at {elapsed:.2} s (loop)", faults.victim);
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
             for (n, node) in nodes.iter_mut().enumerate() {
                 let Some(Ok(Some(status))) = node.child.as_mut().map(Child::try_wait) else {
                     continue;
                 };
-                if n == faults.victim && faults.restart_on_exit && node.restarts < 3 {
+                if n == faults.victim
+                    && faults.restart_on_exit
+                    && node.restarts < 3 + args.kill_loop
+                {
                     println!("devnet: node {n} died ({status}); restarting it on its data dir");
-                    start_node(&faults.exe, &faults.genesis_path, node, None)?;
+                    start_node(&faults.exe, &faults.genesis_path, node, None, None)?;
                     node.restarts += 1;
                     continue;
                 }
@@ -601,7 +644,11 @@ fn run_network(
     Ok(LoadOutcome {
         stats,
         finalized_at_load_end,
-        faults: args.crash_at.is_some() || args.kill_after.is_some() || args.late_by.is_some(),
+        faults: args.crash_at.is_some()
+        || args.kill_after.is_some()
+        || args.late_by.is_some()
+        || args.crash_env.is_some()
+        || args.kill_loop > 0,
     })
 }
 
@@ -827,8 +874,13 @@ fn start_node(
     genesis: &Path,
     node: &mut NodeProc,
     crash: Option<pc_engine::node::CrashPlan>,
+    crash_env: Option<&str>,
 ) -> Result<(), CliError> {
     let mut command = Command::new(exe);
+    match crash_env {
+        Some(point) => command.env("PC_CRASH_AT", point),
+        None => command.env_remove("PC_CRASH_AT"),
+    };
     command
         .arg("node")
         .arg("--config")
@@ -944,8 +996,9 @@ fn check_agreement(
                 }
                 if let Some(round) = agreed.common_round {
                     println!(
-                        "shard {shard}: all {} nodes agree on rounds 0..={round}: {} anchors finalized, state root {}",
+                        "shard {shard}: all {} nodes agree on rounds {}..={round}: {} anchors finalized, state root {}",
                         nodes.len(),
+                        agreed.first_round,
                         agreed.finalized_anchors,
                         to_hex(&agreed.state_root)
                     );
@@ -974,6 +1027,26 @@ fn check_agreement(
             );
         }
         for shard in &replayed {
+            if let Some(round) = shard.snapshot_round {
+                // A pruned log replays from a snapshot: the re-derived
+                // rounds after it must end at the logged state root; the
+                // order digest covers only those rounds, so it is not
+                // compared with the other nodes'.
+                let rounds = agreement::logged_rounds(&node.dir, shard.shard)?;
+                let logged_root = rounds.values().next_back().map(|r| to_hex(&r.state_root));
+                if logged_root.as_ref().is_some_and(|root| *root != shard.state_root) {
+                    divergences.push(format!(
+                        "node {n} shard {}: replay from the snapshot of round {round} derived root {}; the log says {:?}",
+                        shard.shard, shard.state_root, logged_root
+                    ));
+                } else {
+                    println!(
+                        "node {n} shard {}: replay from its snapshot of round {round} reproduces {} more rounds, state root {}",
+                        shard.shard, shard.rounds, shard.state_root
+                    );
+                }
+                continue;
+            }
             if let Some(through) = common_rounds[usize::from(shard.shard)] {
                 if shard.order_digest_round == Some(through) {
                     orders[usize::from(shard.shard)].push((n, shard.order_digest.clone()));
@@ -1022,6 +1095,11 @@ fn check_agreement(
             None if digests.len() == nodes.len() => println!(
                 "shard {shard}: all {} nodes finalized the same anchors in the same order through round {} (order digest {reference})",
                 nodes.len(),
+                common_rounds[shard].unwrap_or(0)
+            ),
+            None if digests.len() > 1 => println!(
+                "shard {shard}: the {} nodes replayed from genesis finalized the same anchors in the same order through round {} (order digest {reference})",
+                digests.len(),
                 common_rounds[shard].unwrap_or(0)
             ),
             None => {}

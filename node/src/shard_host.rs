@@ -947,6 +947,7 @@ impl ShardHost {
             }
             self.counters.rounds += 1;
             self.counters.last_round = Some(report.round.round);
+            self.snapshots.note_round(report.round.round, appended);
             self.last_decided_us = Some(now_us);
             if !self.submitted.is_empty() {
                 // The base latency is finality with no queue: only what

@@ -10,14 +10,18 @@
 //! between inputs, when every record the machine emitted is appended.
 //!
 //! Prune bound: records below `min(oldest kept snapshot's replay_from_seq,
-//! next_token of the newest kept snapshot at least retain_rounds rounds
-//! below the last finalized round)` are needed by no kept snapshot and lie
-//! outside the catch-up retention; the driver deletes the sealed segments
-//! wholly below it.
+//! the log position where round last_finalized - retain_rounds finalized)`
+//! are needed by no kept snapshot and lie outside the catch-up retention;
+//! the driver deletes the sealed segments wholly below it. The positions
+//! of finalized rounds are sampled every [`ROUND_SAMPLE`] rounds (bounded:
+//! the retention over the sample, plus two).
 
 use std::collections::VecDeque;
 
 use pc_shard::snapshot::ShardImage;
+
+/// Finalized rounds between two samples of the log position.
+pub const ROUND_SAMPLE: u64 = 64;
 
 /// The snapshot and pruning settings of a shard (`[storage]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +84,9 @@ pub(crate) struct Snapshots {
     ready: Option<ShardImage>,
     /// Kept snapshots, oldest first.
     kept: VecDeque<SnapshotMark>,
+    /// (round, the log's next record once it finalized), every
+    /// [`ROUND_SAMPLE`] rounds, oldest first.
+    rounds: VecDeque<(u64, u64)>,
     pub(crate) taken: u64,
     pub(crate) written: u64,
     pub(crate) failed: u64,
@@ -94,6 +101,7 @@ impl Snapshots {
             in_flight: false,
             ready: None,
             kept: VecDeque::new(),
+            rounds: VecDeque::new(),
             taken: 0,
             written: 0,
             failed: 0,
@@ -160,6 +168,29 @@ impl Snapshots {
         self.failed += 1;
     }
 
+    /// Notes that `round` finalized with the log's next record at
+    /// `next_token` (sampled; old samples beyond the retention dropped).
+    pub(crate) fn note_round(&mut self, round: u64, next_token: u64) {
+        if !self.policy.enabled() {
+            return;
+        }
+        if self
+            .rounds
+            .back()
+            .is_none_or(|(last, _)| round >= last + ROUND_SAMPLE)
+        {
+            self.rounds.push_back((round, next_token));
+        }
+        let keep_from = round.saturating_sub(
+            self.policy
+                .retain_rounds
+                .saturating_add(2 * ROUND_SAMPLE),
+        );
+        while self.rounds.len() > 1 && self.rounds[1].0 <= keep_from {
+            self.rounds.pop_front();
+        }
+    }
+
     /// Records below this are needed by no kept snapshot and lie outside
     /// the retention (0 while nothing may go).
     pub(crate) fn prune_bound(&self, last_round: Option<u64>) -> u64 {
@@ -171,11 +202,11 @@ impl Snapshots {
             return 0;
         };
         let retained = self
-            .kept
+            .rounds
             .iter()
             .rev()
-            .find(|m| m.round <= horizon)
-            .map_or(0, |m| m.next_token);
+            .find(|(round, _)| *round <= horizon)
+            .map_or(0, |(_, token)| *token);
         oldest.replay_from_seq.min(retained)
     }
 }
@@ -218,25 +249,27 @@ mod tests {
     #[test]
     fn one_in_flight_and_the_prune_bound_keeps_every_kept_snapshot_whole() {
         let mut s = Snapshots::new(policy(1, 0, 100));
+        // Round r finalizes with the log at 30 r records.
+        for round in 0..=400 {
+            s.note_round(round, 30 * round + 30);
+        }
         assert_eq!(s.prune_bound(Some(1000)), 0, "nothing kept: nothing goes");
         s.take(ShardImageStub::image(10), 0);
         assert!(!s.due(Some(20), 0), "one snapshot at a time");
         assert!(s.poll().is_some());
         assert!(!s.due(Some(20), 0), "still in flight");
-        s.written(mark(10, 500, 450));
+        s.written(mark(10, 330, 300));
         assert!(s.due(Some(20), 0));
         assert_eq!(s.prune_bound(Some(50)), 0, "within the retention");
-        assert_eq!(s.prune_bound(Some(200)), 450, "the snapshot's own needs");
-        s.written(mark(150, 5000, 4900));
-        s.written(mark(300, 9000, 8800));
-        // Kept: 150 and 300. Retention at 400 - 100 = 300.
-        assert_eq!(s.prune_bound(Some(400)), 4900, "the oldest kept one bounds it");
-        assert_eq!(
-            s.prune_bound(Some(260)),
-            4900,
-            "160 is the horizon: 150's records stay"
-        );
-        assert_eq!(s.prune_bound(Some(200)), 0, "no kept snapshot below 100");
+        assert_eq!(s.prune_bound(Some(400)), 300, "the snapshot's own needs");
+        s.written(mark(150, 4530, 4500));
+        s.written(mark(300, 9030, 9000));
+        // Kept: 150 and 300.
+        assert_eq!(s.prune_bound(Some(400)), 4500, "the oldest kept one bounds it");
+        // Horizon 260 - 100 = 160: the newest sample at or below it is
+        // round 128 (sampled every 64 rounds), logged up to 3870.
+        assert_eq!(s.prune_bound(Some(260)), 3870, "the retention bounds it");
+        assert_eq!(s.prune_bound(Some(90)), 0, "nothing is 100 rounds old");
     }
 
     struct ShardImageStub;

@@ -118,18 +118,20 @@ pub fn logged_rounds(
 pub struct ShardAgreement {
     /// The shard.
     pub shard: u16,
+    /// The lowest round every node's log still holds (0 unless pruned).
+    pub first_round: u64,
     /// The highest round every node finalized.
     pub common_round: Option<u64>,
     /// Anchors finalized up to and including it.
     pub finalized_anchors: u64,
     /// The state root after it.
     pub state_root: Hash32,
-    /// Rounds each node finalized, in node order.
+    /// Rounds each node finalized (its last logged round + 1), in node order.
     pub rounds_per_node: Vec<u64>,
 }
 
 /// Compares the logged rounds of `shard` across `data_dirs`: every round
-/// all of them finalized must carry the same record (first anchor index,
+/// all of them finalized (and still hold, after pruning) must carry the same record (first anchor index,
 /// anchor count, state root, payout root). `Err` names the first round
 /// that differs and the nodes.
 pub fn compare_shard(data_dirs: &[PathBuf], shard: u16) -> Result<ShardAgreement, Divergence> {
@@ -143,19 +145,31 @@ pub fn compare_shard(data_dirs: &[PathBuf], shard: u16) -> Result<ShardAgreement
         .map(|r| r.keys().next_back().copied())
         .min()
         .flatten();
-    let rounds_per_node = logs.iter().map(|r| r.len() as u64).collect();
+    // Rounds up to the last one logged (a pruned log holds fewer records).
+    let rounds_per_node = logs
+        .iter()
+        .map(|r| r.keys().next_back().map_or(0, |last| last + 1))
+        .collect();
     let Some(common) = common else {
         return Ok(ShardAgreement {
             shard,
+            first_round: 0,
             common_round: None,
             finalized_anchors: 0,
             state_root: [0; 32],
             rounds_per_node,
         });
     };
+    // A pruned log starts later: rounds are compared from the lowest one
+    // every log still holds.
+    let low = logs
+        .iter()
+        .filter_map(|r| r.keys().next().copied())
+        .max()
+        .unwrap_or(0);
     let reference = &logs[0];
     for (n, rounds) in logs.iter().enumerate().skip(1) {
-        for (round, record) in reference.range(..=common) {
+        for (round, record) in reference.range(low..=common) {
             match rounds.get(round) {
                 Some(other) if other == record => {}
                 Some(other) => {
@@ -178,7 +192,7 @@ pub fn compare_shard(data_dirs: &[PathBuf], shard: u16) -> Result<ShardAgreement
             }
         }
         if let Some(round) = rounds
-            .range(..=common)
+            .range(low..=common)
             .map(|(r, _)| *r)
             .find(|r| !reference.contains_key(r))
         {
@@ -193,6 +207,7 @@ pub fn compare_shard(data_dirs: &[PathBuf], shard: u16) -> Result<ShardAgreement
     let last = &reference[&common];
     Ok(ShardAgreement {
         shard,
+        first_round: low,
         common_round: Some(common),
         finalized_anchors: last.first_global_index + last.anchor_count,
         state_root: last.state_root,

@@ -1,7 +1,8 @@
 //! `backup` and `restore` of a data dir (issue: the operator's life
 //! cycle). A backup is a tar archive of the data dir's settings
 //! (`genesis.toml`, `engine.toml` and any other `*.toml` at its top) and
-//! every shard's log segments, ending in `MANIFEST.json`: each file's
+//! every shard's newest snapshot and log segments, ending in
+//! `MANIFEST.json`: each file's
 //! path, size and BLAKE3. It is consistent for a running node too: a
 //! segment is read from its start, so its durable watermark (in the
 //! header page) is read before the records above it, and records below a
@@ -82,6 +83,18 @@ fn files_to_back_up(data_dir: &Path) -> Result<Vec<PathBuf>, EngineError> {
             .filter(|name| name.ends_with(".seg"))
             .collect();
         segments.sort();
+        // The newest snapshot first (complete files only: a snapshot is
+        // renamed into place once written), then the segments: one pruned
+        // meanwhile lies below it and is left out (see `backup`).
+        let snapshots = crate::runtime::snapshots::list_snapshots(
+            &crate::runtime::snapshots::snapshot_dir(&dir),
+        )
+        .map_err(|reason| bad(&dir, reason))?;
+        if let Some((_, newest)) = snapshots.first() {
+            if let Ok(relative) = newest.strip_prefix(data_dir) {
+                files.push(relative.to_path_buf());
+            }
+        }
         files.extend(segments.into_iter().map(|s| Path::new(&shard).join(s)));
     }
     Ok(files)
@@ -121,9 +134,28 @@ pub fn backup(data_dir: &Path, out: &Path) -> Result<Manifest, EngineError> {
         source: data_dir.display().to_string(),
         files: Vec::new(),
     };
+    let mut copied_segment = std::collections::BTreeSet::new();
     for relative in &files {
         let path = data_dir.join(relative);
-        let source = File::open(&path).map_err(|e| EngineError::io(&path, e))?;
+        let shard_dir = relative.parent().map(Path::to_path_buf);
+        let is_segment = relative.extension().is_some_and(|e| e == "seg");
+        let source = match File::open(&path) {
+            Ok(source) => source,
+            // A running node pruned it after the listing: the oldest
+            // segments go first and only below its kept snapshots, so the
+            // copy starts at the next segment, which the snapshot covers.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && is_segment
+                    && !copied_segment.contains(&shard_dir) =>
+            {
+                continue
+            }
+            Err(e) => return Err(EngineError::io(&path, e)),
+        };
+        if is_segment {
+            copied_segment.insert(shard_dir);
+        }
         let bytes = source
             .metadata()
             .map_err(|e| EngineError::io(&path, e))?

@@ -219,6 +219,19 @@ struct ReadOnlyLog {
 }
 
 /// One record read by [`ReadOnlyLog`].
+/// The replay's records as the machine's record source.
+struct ReplaySource {
+    first_seq: u64,
+    records: std::rc::Rc<Vec<OwnedRecord>>,
+}
+
+impl pc_shard::machine::RecordSource for ReplaySource {
+    fn record_body(&self, token: u64) -> Option<Vec<u8>> {
+        let index = usize::try_from(token.checked_sub(self.first_seq)?).ok()?;
+        self.records.get(index).map(|record| record.body.clone())
+    }
+}
+
 struct OwnedRecord {
     kind: u8,
     body: Vec<u8>,
@@ -401,8 +414,14 @@ fn replay_shard(
         Bip340,
         ShardLimits::default(),
     );
-    let records = log.records()?;
+    let records = std::rc::Rc::new(log.records()?);
     let first_seq = log.segments.first().map_or(0, |(_, first)| *first);
+    // Payloads of anchors a snapshot holds as spilled are read back from
+    // the log records, as the node reads them from its log.
+    machine.set_record_source(Box::new(ReplaySource {
+        first_seq,
+        records: records.clone(),
+    }));
     let next_seq = first_seq + records.len() as u64;
     let from_genesis = match start {
         ReplayStart::FromGenesis if first_seq > 0 => {
@@ -506,7 +525,7 @@ fn replay_shard(
     let mut order = [0u8; 32];
     // Records the machine emitted that the log has not shown yet.
     let mut derived = std::collections::VecDeque::new();
-    for record in records.into_iter().skip(skip) {
+    for record in records.iter().skip(skip) {
         let (path, offset) = (record.path.clone(), record.offset);
         let kind = LogRecordKind::from_u8(record.kind).ok_or(ReplayError::UnknownKind {
             path: path.clone(),
@@ -577,6 +596,9 @@ fn replay_shard(
         if expected.kind != kind || expected.body != record.body {
             return Err(mismatch(shard, kind, &record.body, Some(&expected.body)));
         }
+        // The record is in the log: its payload may leave memory, as in
+        // the node.
+        machine.handle_appended(expected.token + 1);
         // Counted once the log shows the round: a round derived after the
         // log's last record (a cut tail) does not count.
         if let Some((anchors, events, round, ids)) = counts {
