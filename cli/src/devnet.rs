@@ -104,6 +104,11 @@ pub struct DevnetArgs {
     /// load (seeded, so a run can be repeated), restarting it each time.
     #[arg(long, default_value_t = 0)]
     pub kill_loop: u32,
+    /// `A:B`: back the victim up A seconds into the load; B seconds in,
+    /// stop it, restore the backup over its data dir (which then ends
+    /// before its last own anchors) and start it with `--resume-seat`.
+    #[arg(long)]
+    pub restore_victim: Option<String>,
     /// Start the victim this many seconds after the load (empty data dir):
     /// it catches up from far behind.
     #[arg(long)]
@@ -129,6 +134,8 @@ struct NodeProc {
     restarts: u32,
     /// Where it serves `/metrics`.
     metrics: SocketAddr,
+    /// Started with `--resume-seat` (a restored data dir).
+    resume_seat: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -248,6 +255,7 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             readers: Vec::new(),
             restarts: 0,
             metrics: metrics_addr(n),
+            resume_seat: false,
         };
         let late = n == victim && args.late_by.is_some();
         if !late {
@@ -491,6 +499,11 @@ fn run_network(
     );
     let mut last_load = (0u64, 0u64, 0u64);
     let mut killed = false;
+    let restore_plan: Option<(f64, f64)> = args.restore_victim.as_deref().and_then(|plan| {
+        let (a, b) = plan.split_once(':')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    });
+    let (mut backed_up, mut restored) = (false, false);
     // The kill loop's moments: spread over the load's middle, jittered by
     // a fixed-seed generator (the same moments every run).
     let mut kill_at: std::collections::VecDeque<f64> = {
@@ -533,10 +546,43 @@ fn run_network(
                     killed = true;
                 }
             }
+            if let Some((backup_at, restore_at)) = restore_plan {
+                let backup_file = faults.genesis_path.with_file_name("victim.backup");
+                if !backed_up && elapsed >= backup_at {
+                    pc_engine::tools::backup::backup(&victim.dir, &backup_file)
+                        .map_err(|e| usage(format!("backup of the victim: {e}")))?;
+                    println!("devnet: backed node {} up at {elapsed:.2} s", faults.victim);
+                    backed_up = true;
+                }
+                if backed_up && !restored && elapsed >= restore_at {
+                    if let Some(child) = victim.child.as_mut() {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                    let old = victim.dir.with_extension("before-restore");
+                    std::fs::rename(&victim.dir, &old)
+                        .map_err(|e| CliError::io(&victim.dir, "move aside", e))?;
+                    pc_engine::tools::backup::restore(&backup_file, &victim.dir)
+                        .map_err(|e| usage(format!("restore of the victim: {e}")))?;
+                    for keep in ["node.toml", "node.log"] {
+                        let _ = std::fs::copy(old.join(keep), victim.dir.join(keep));
+                    }
+                    println!(
+                        "devnet: restored node {} from its backup at {elapsed:.2} s; it resumes its seats",
+                        faults.victim
+                    );
+                    victim.resume_seat = true;
+                    start_node(&faults.exe, &faults.genesis_path, victim, None, None)?;
+                    restored = true;
+                }
+            }
             if kill_at.front().is_some_and(|at| elapsed >= *at) {
                 kill_at.pop_front();
                 if let Some(child) = victim.child.as_mut() {
-                    println!("devnet: SIGKILL node {} at {elapsed:.2} s (loop)", faults.victim);
+                    println!(
+                        "devnet: SIGKILL node {} at {elapsed:.2} s (loop)",
+                        faults.victim
+                    );
                     let _ = child.kill();
                     let _ = child.wait();
                 }
@@ -645,10 +691,11 @@ fn run_network(
         stats,
         finalized_at_load_end,
         faults: args.crash_at.is_some()
-        || args.kill_after.is_some()
-        || args.late_by.is_some()
-        || args.crash_env.is_some()
-        || args.kill_loop > 0,
+            || args.kill_after.is_some()
+            || args.late_by.is_some()
+            || args.crash_env.is_some()
+            || args.kill_loop > 0
+            || args.restore_victim.is_some(),
     })
 }
 
@@ -893,6 +940,9 @@ fn start_node(
     if let Some(plan) = crash {
         command.arg("--crash-at").arg(plan.to_string());
     }
+    if node.resume_seat {
+        command.arg("--resume-seat");
+    }
     let mut child = command
         .spawn()
         .map_err(|e| CliError::io(exe, "start a node", e))?;
@@ -1034,7 +1084,10 @@ fn check_agreement(
                 // compared with the other nodes'.
                 let rounds = agreement::logged_rounds(&node.dir, shard.shard)?;
                 let logged_root = rounds.values().next_back().map(|r| to_hex(&r.state_root));
-                if logged_root.as_ref().is_some_and(|root| *root != shard.state_root) {
+                if logged_root
+                    .as_ref()
+                    .is_some_and(|root| *root != shard.state_root)
+                {
                     divergences.push(format!(
                         "node {n} shard {}: replay from the snapshot of round {round} derived root {}; the log says {:?}",
                         shard.shard, shard.state_root, logged_root

@@ -74,6 +74,11 @@ pub struct NodeArgs {
     /// after-persisting:N or before-sending:N.
     #[arg(long, hide = true)]
     pub crash_at: Option<CrashPlan>,
+    /// On a data dir restored from a backup: resume the seats (each signs
+    /// again only after G decided rounds without an own anchor above the
+    /// highest seq it has seen) instead of running them as observers.
+    #[arg(long, alias = "resume_seat")]
+    pub resume_seat: bool,
 }
 
 fn parse_fsync(text: &str) -> Result<Durability, CliError> {
@@ -175,6 +180,7 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
             .map(|s| positive_seconds("--seconds", s))
             .transpose()?,
         crash: args.crash_at,
+        resume_seat: args.resume_seat,
         cert_out: args.cert_out.clone(),
         metrics,
         cache: pc_node::CacheCaps {

@@ -20,7 +20,11 @@ use std::process::Output;
 mod common;
 use common::{engine, text, Reaper};
 
+/// One devnet at a time: they share the machine's two cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn devnet(dir: &Path, base_port: u16, extra: &[&str]) -> Output {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let _reaper = Reaper(dir.to_path_buf());
     let port = base_port.to_string();
     let mut args = vec![
@@ -31,8 +35,6 @@ fn devnet(dir: &Path, base_port: u16, extra: &[&str]) -> Output {
         &port,
         "--segment-bytes",
         "2097152",
-        "--victim",
-        "3",
         "--data-dir",
         dir.to_str().unwrap(),
     ];
@@ -104,6 +106,8 @@ fn a_kill_at_every_point_of_a_snapshot_or_prune_write_leaves_a_node_that_restart
                 "6291456",
                 "--retain-rounds",
                 "50",
+                "--victim",
+                "3",
                 "--crash-env",
                 point,
             ],
@@ -122,7 +126,10 @@ fn a_kill_at_every_point_of_a_snapshot_or_prune_write_leaves_a_node_that_restart
         );
         // The restart after the kill restored from the log (and a
         // snapshot, once one was written).
-        assert!(log.matches("\"type\":\"shard_restored\"").count() >= 2, "{point}: {log}");
+        assert!(
+            log.matches("\"type\":\"shard_restored\"").count() >= 2,
+            "{point}: {log}"
+        );
     }
 }
 
@@ -153,6 +160,8 @@ fn a_sigkill_loop_under_load_loses_nothing() {
             "200",
             "--retain-rounds",
             "50",
+            "--victim",
+            "3",
             "--kill-loop",
             &kills,
         ],
@@ -220,10 +229,101 @@ fn a_damaged_newest_snapshot_is_named_and_the_older_one_used_and_a_foreign_one_r
     let damaged = line_of("\"type\":\"snapshot_skipped\"", &newest);
     assert!(damaged.contains("\"shard\":0"), "{damaged}");
     let restored = line_of("\"type\":\"shard_restored\"", &older);
-    assert!(restored.contains("\"shard\":0"), "the older snapshot is used: {restored}");
+    assert!(
+        restored.contains("\"shard\":0"),
+        "the older snapshot is used: {restored}"
+    );
     let refused = line_of("\"type\":\"snapshot_skipped\"", &foreign);
     assert!(
         refused.contains("snapshot of shard 0, this node's is 1"),
         "{refused}"
+    );
+}
+
+#[test]
+fn a_node_restored_from_an_old_backup_resumes_its_seat_without_signing_a_used_seq() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("restore");
+    // Backed up 4 s in, restored over its data dir 12 s in: its log ends
+    // 8 s before its last own anchors, which its peers hold.
+    let output = devnet(
+        &dir,
+        19_700,
+        &[
+            "--shards",
+            "1",
+            "--load",
+            "800",
+            "--seconds",
+            "20",
+            "--victim",
+            "1",
+            "--restore-victim",
+            "4:12",
+        ],
+    );
+    assert_whole(&output, "restore", 4, 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("devnet: restored node 1 from its backup"),
+        "{}",
+        text(&output)
+    );
+    let log = std::fs::read_to_string(dir.join("node-1").join("node.log")).unwrap();
+    assert!(
+        log.contains("--resume-seat: each seat signs again only after"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_node_whose_peers_pruned_what_it_needs_is_told_pruned_and_says_so() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("late");
+    // The peers prune their first segments ~15 s in; node 3 starts empty
+    // 18 s in and asks them for round 0 on. Without state sync (not built)
+    // it cannot catch up: the run fails on it, and its log says why.
+    let output = devnet(
+        &dir,
+        19_800,
+        &[
+            "--shards",
+            "1",
+            "--load",
+            "2000",
+            "--seconds",
+            "26",
+            "--snapshot-interval-rounds",
+            "0",
+            "--snapshot-interval-bytes",
+            "6291456",
+            "--retain-rounds",
+            "50",
+            "--victim",
+            "3",
+            "--late-by",
+            "18",
+        ],
+    );
+    assert!(!output.status.success(), "{}", text(&output));
+    let log = std::fs::read_to_string(dir.join("node-3").join("node.log")).unwrap();
+    let pruned: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "peer_pruned")
+        .collect();
+    assert!(!pruned.is_empty(), "no peer_pruned line: {log}");
+    assert!(
+        pruned
+            .iter()
+            .all(|v| v["oldest_round"].as_u64().is_some_and(|r| r > 0)
+                && v["snapshot_round"].as_u64().is_some()),
+        "{pruned:?}"
+    );
+    let peers: std::collections::BTreeSet<u64> =
+        pruned.iter().filter_map(|v| v["peer"].as_u64()).collect();
+    assert!(
+        peers.len() >= 2,
+        "it asked other peers after a Pruned: {peers:?}"
     );
 }

@@ -75,7 +75,7 @@ fn four_seat_drivers_finalize_the_same_transfers_and_serve_pulls_from_their_logs
                             ack_interval_ticks: 2,
                             ..ShardLimits::default()
                         },
-                        pc_node::SnapshotPolicy::OFF
+                        pc_node::SnapshotPolicy::OFF,
                     )
                     .unwrap()
                 })

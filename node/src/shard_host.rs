@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::snapshots::{SnapshotMark, SnapshotPolicy, Snapshots};
 use hdrhistogram::Histogram;
 use pc_codec::genesis::Genesis;
 use pc_codec::wire::{Decode, Reader};
@@ -18,12 +19,11 @@ use pc_codec::{
     BatchEntry, BatchWork, Bip340, Hash32, LogRecordKind, MicroEvent, PublicKeyBytes,
     SignatureBytes, SignatureVerifier, SignedAnchorHeader, SigningKey,
 };
-use crate::snapshots::{SnapshotMark, SnapshotPolicy, Snapshots};
-use pc_shard::snapshot::ShardImage;
 use pc_shard::machine::{
     AnchorRejected, AnchorStatus, FinalizedReport, PeerId, RecordSource, Role, Shard, ShardLimits,
     SubmitRejected, Transmit,
 };
+use pc_shard::snapshot::ShardImage;
 use pc_shard::state::Outcome;
 
 use crate::cache::{CacheCaps, CachedStore, Stopwatch};
@@ -1048,8 +1048,15 @@ impl ShardHost {
     /// deleted): anchors below it are no longer served.
     pub fn log_pruned(&mut self, first_seq: u64) {
         if let Some(round) = self.index.as_mut().and_then(|i| i.prune_below(first_seq)) {
-            self.pruned_through_round = Some(self.pruned_through_round.map_or(round, |r| r.max(round)));
+            self.pruned_through_round =
+                Some(self.pruned_through_round.map_or(round, |r| r.max(round)));
         }
+    }
+
+    /// Resumes this host's seat on a restored data dir (see
+    /// `Shard::hold_for_resume`).
+    pub fn hold_for_resume(&mut self) {
+        self.machine.hold_for_resume();
     }
 
     /// `peer` answered a catch-up request `Pruned`: ranges go to others.
@@ -1062,7 +1069,10 @@ impl ShardHost {
     /// snapshot's round or `u64::MAX`).
     pub fn pruned_answer(&self, from_round: u64) -> Option<(u64, u64)> {
         let through = self.pruned_through_round.filter(|p| from_round <= *p)?;
-        Some((through + 1, self.snapshots.newest_round().unwrap_or(u64::MAX)))
+        Some((
+            through + 1,
+            self.snapshots.newest_round().unwrap_or(u64::MAX),
+        ))
     }
 
     /// Writing the last snapshot failed; the next one is taken when due.

@@ -181,11 +181,8 @@ impl Snapshots {
         {
             self.rounds.push_back((round, next_token));
         }
-        let keep_from = round.saturating_sub(
-            self.policy
-                .retain_rounds
-                .saturating_add(2 * ROUND_SAMPLE),
-        );
+        let keep_from =
+            round.saturating_sub(self.policy.retain_rounds.saturating_add(2 * ROUND_SAMPLE));
         while self.rounds.len() > 1 && self.rounds[1].0 <= keep_from {
             self.rounds.pop_front();
         }
@@ -265,7 +262,11 @@ mod tests {
         s.written(mark(150, 4530, 4500));
         s.written(mark(300, 9030, 9000));
         // Kept: 150 and 300.
-        assert_eq!(s.prune_bound(Some(400)), 4500, "the oldest kept one bounds it");
+        assert_eq!(
+            s.prune_bound(Some(400)),
+            4500,
+            "the oldest kept one bounds it"
+        );
         // Horizon 260 - 100 = 160: the newest sample at or below it is
         // round 128 (sampled every 64 rounds), logged up to 3870.
         assert_eq!(s.prune_bound(Some(260)), 3870, "the retention bounds it");

@@ -77,9 +77,7 @@ impl Event {
     /// The level the event is logged at.
     pub fn severity(&self) -> Severity {
         match self {
-            Event::PeerBookError(_) | Event::Fatal(_) | Event::SnapshotFailed(_) => {
-                Severity::Error
-            }
+            Event::PeerBookError(_) | Event::Fatal(_) | Event::SnapshotFailed(_) => Severity::Error,
             Event::PeerRefused(_)
             | Event::PeerViolation(_)
             | Event::ConnectionRefused(_)

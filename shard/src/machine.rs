@@ -331,6 +331,10 @@ struct SeatRole<S> {
     /// The birth round of the last own anchor, and how many own anchors
     /// were born there.
     own_round: (u64, u32),
+    /// While resuming a seat whose own log may end before its last anchors
+    /// (DESIGN §6.1 step 4): the decided round it must reach before it
+    /// signs; raised by `G` rounds each time a higher own seq is seen.
+    resume_until: Option<u64>,
 }
 
 /// Most entries of [`SeatRole::unacked_births`] (distinct birth rounds of
@@ -666,6 +670,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     acked_seq: None,
                     unacked_births: BTreeMap::new(),
                     own_round: (0, 0),
+                    resume_until: None,
                 })
             }
         };
@@ -1555,6 +1560,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 if header.seq >= seat.next_seq {
                     seat.next_seq = header.seq + 1;
                     seat.last_own = Some(parent_ref);
+                    if seat.resume_until.is_some() {
+                        // A higher own seq than this node knew: wait G
+                        // more decided rounds for anything higher still.
+                        seat.resume_until = Some(self.consensus.next_undecided_round() + window);
+                    }
                 }
                 let cuts = header.seq == 0
                     || header
@@ -1782,6 +1792,13 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         if seat.awaiting_durable.is_some() {
             return;
         }
+        if let Some(until) = seat.resume_until {
+            if self.consensus.next_undecided_round() < until {
+                return;
+            }
+            self.seat.as_mut().expect("a seat").resume_until = None;
+        }
+        let seat = self.seat.as_ref().expect("a seat");
         // A lone seat has nothing to acknowledge: it advances rounds alone.
         let can_advance = !seat.unacknowledged.is_empty() || self.context.k() == 1;
         // After its first anchor a seat needs another seat's anchor to
@@ -2265,6 +2282,26 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     /// waits to be polled.
     pub fn snapshot_ready(&self) -> bool {
         self.persists.is_empty() && self.finalized.is_empty() && !self.replaying
+    }
+
+    /// Resumes a seat whose own log may end before its last own anchors (a
+    /// data dir restored from a backup, DESIGN §6.1 step 4): it signs
+    /// nothing until `G` rounds were decided after the highest own seq it
+    /// has seen (in its log or, as it catches up, in the DAG), and then
+    /// signs above it. Taken by the operator (`--resume-seat`): an own
+    /// anchor no peer holds any more could still be overwritten.
+    pub fn hold_for_resume(&mut self) {
+        let until = self.consensus.next_undecided_round() + self.consensus.window();
+        if let Some(seat) = self.seat.as_mut() {
+            seat.resume_until = Some(until);
+        }
+    }
+
+    /// Whether a resuming seat still holds its signature.
+    pub fn resuming(&self) -> bool {
+        self.seat
+            .as_ref()
+            .is_some_and(|seat| seat.resume_until.is_some())
     }
 
     /// Stops asking `peer` for catch-up ranges (it answered that it pruned

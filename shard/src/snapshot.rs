@@ -259,7 +259,9 @@ impl ShardImage {
     /// bytes. The core hands the image over unsorted.
     pub fn normalize(&mut self) {
         self.state.genesis.sort_unstable_by_key(|line| line.tx_id);
-        self.state.utxos.sort_unstable_by_key(|u| (u.tx_id, u.index));
+        self.state
+            .utxos
+            .sort_unstable_by_key(|u| (u.tx_id, u.index));
     }
 
     /// The lowest log record the snapshot still needs: the oldest spilled

@@ -246,7 +246,10 @@ impl Log {
 
     /// The segment files, oldest first.
     pub fn segment_paths(&self) -> Vec<PathBuf> {
-        self.segments.iter().map(|s| s.path().to_path_buf()).collect()
+        self.segments
+            .iter()
+            .map(|s| s.path().to_path_buf())
+            .collect()
     }
 
     /// Bytes of the segment files on disk (their allocated size).

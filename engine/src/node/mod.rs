@@ -83,6 +83,10 @@ pub struct NodeOptions {
     pub metrics: Option<SocketAddr>,
     /// The header/payload cache of every shard.
     pub cache: CacheCaps,
+    /// On a data dir restored from a backup: run the seats (holding each
+    /// until `G` rounds passed above its highest own seq seen) instead of
+    /// as observers.
+    pub resume_seat: bool,
 }
 
 /// The file in the data dir holding the address a running node serves
@@ -172,9 +176,14 @@ fn set_up(options: &NodeOptions) -> Result<NodeSetup, EngineError> {
         .join(crate::tools::backup::RESTORED_MARKER)
         .is_file();
     if restored && own_index.is_some() {
+        let note = if options.resume_seat {
+            "this data dir was restored from a backup, which may end before this validator's last anchors: --resume-seat: each seat signs again only after G decided rounds without an own anchor above the highest seq it has seen, and then above it"
+        } else {
+            "this data dir was restored from a backup, which may end before this validator's last anchors: its seats run as observers (they follow and serve, and sign nothing), so no seq is signed twice; --resume-seat resumes them"
+        };
         logging::emit(&Event::ConfigNote(pc_node::telemetry::ConfigNote {
             key: crate::tools::backup::RESTORED_MARKER.to_string(),
-            note: "this data dir was restored from a backup, which may end before this validator's last anchors: its seats run as observers (they follow and serve, and sign nothing), so no seq is signed twice".to_string(),
+            note: note.to_string(),
         }));
     }
     let verify_per_s = crate::runtime::host::VerifySamples::new(VERIFY_SAMPLES)
@@ -229,7 +238,8 @@ fn open_core_shards(
                 .find(|s| s.shard == shard)
                 .map(|s| s.seat)
         });
-        let role = match (seat.filter(|_| !setup.restored), &options.key) {
+        let resuming = setup.restored && options.resume_seat;
+        let role = match (seat.filter(|_| !setup.restored || resuming), &options.key) {
             (Some(seat), Some(key)) => Role::Seat {
                 seat,
                 signer: key.clone(),
@@ -246,6 +256,9 @@ fn open_core_shards(
             node_shard_limits(),
             options.runtime.storage.snapshot_policy(),
         )?;
+        if resuming {
+            host.hold_for_resume();
+        }
         if let Some(plan) = options.crash {
             host.set_crash_hook(crash_hook(plan, crash_seen.clone()));
         }

@@ -382,6 +382,7 @@ impl ShardDriver {
     /// Opens the shard's log and restores a machine of `role` from it. A
     /// seat's host also indexes its log's anchors so that it can serve
     /// peers ([`ShardDriver::anchor_bytes`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn open_as(
         genesis: &Genesis,
         shard: u16,
@@ -392,12 +393,10 @@ impl ShardDriver {
         limits: ShardLimits,
         policy: SnapshotPolicy,
     ) -> Result<ShardDriver, EngineError> {
-        let (host, log) = open_shard(
-            genesis, shard, core, data_dir, config, role, limits, policy,
-        )?;
-        let snapshots = policy.enabled().then(|| {
-            snapshots::CoreSnapshots::new(core, data_dir, genesis, [shard], policy.keep)
-        });
+        let (host, log) = open_shard(genesis, shard, core, data_dir, config, role, limits, policy)?;
+        let snapshots = policy
+            .enabled()
+            .then(|| snapshots::CoreSnapshots::new(core, data_dir, genesis, [shard], policy.keep));
         Ok(ShardDriver {
             host,
             sync: LogSync::new(shard, log, None),

@@ -86,7 +86,7 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<(u64, PathBuf)>, String> {
             found.push((round, path));
         }
     }
-    found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    found.sort_unstable_by_key(|(round, _)| std::cmp::Reverse(*round));
     Ok(found)
 }
 
@@ -291,13 +291,12 @@ impl SnapshotWriter {
         }
     }
 
-    /// Hands a job over without waiting; the job back if the writer is
-    /// gone or full.
-    pub fn submit(&self, job: Job) -> Result<(), Job> {
-        match &self.jobs {
-            Some(jobs) => jobs.try_send(job).map_err(|error| error.into_inner()),
-            None => Err(job),
-        }
+    /// Hands a job over without waiting; false if the writer is gone or
+    /// full (the job is dropped).
+    pub fn submit(&self, job: Job) -> bool {
+        self.jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.try_send(job).is_ok())
     }
 
     /// A finished job, if one finished.
@@ -361,7 +360,7 @@ impl CoreSnapshots {
                 image,
                 keep: self.keep,
             };
-            if self.writer.submit(job).is_err() {
+            if !self.writer.submit(job) {
                 host.snapshot_failed();
                 crate::logging::emit(&pc_node::telemetry::Event::SnapshotFailed(
                     pc_node::telemetry::SnapshotFailed {

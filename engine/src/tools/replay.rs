@@ -440,14 +440,12 @@ fn replay_shard(
     if !from_genesis {
         let snapshot_dir = crate::runtime::snapshots::snapshot_dir(&dir);
         let scope = crate::runtime::snapshots::scope(genesis, shard);
-        let mut candidates =
-            crate::runtime::snapshots::Candidates::find(&snapshot_dir, scope).map_err(|reason| {
-                ReplayError::NoSnapshot {
-                    shard,
-                    dir: snapshot_dir.clone(),
-                    first_seq,
-                    skipped: format!(": {reason}"),
-                }
+        let mut candidates = crate::runtime::snapshots::Candidates::find(&snapshot_dir, scope)
+            .map_err(|reason| ReplayError::NoSnapshot {
+                shard,
+                dir: snapshot_dir.clone(),
+                first_seq,
+                skipped: format!(": {reason}"),
             })?;
         let mut chosen = None;
         while let Some(candidate) = candidates.next_valid(first_seq, next_seq) {
