@@ -202,6 +202,16 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
     let (genesis, clients) = write_genesis(&dir, &args, profile.total())?;
     let genesis_path = dir.join("genesis.toml");
     let exe = std::env::current_exe().map_err(|e| usage(format!("cannot find own binary: {e}")))?;
+    if let Some(plan) = &args.restore_victim {
+        let parsed = plan
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse::<f64>().ok()?, b.parse::<f64>().ok()?)));
+        if !parsed.is_some_and(|(a, b)| a >= 0.0 && b > a) {
+            return Err(usage(format!(
+                "--restore-victim {plan}: expected A:B, seconds with A < B"
+            )));
+        }
+    }
     let victim = args.victim.unwrap_or(args.nodes - 1);
     if victim >= args.nodes {
         return Err(usage(format!(

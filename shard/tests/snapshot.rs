@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{client, genesis, public, transfer, Machine, Network, SEATS};
-use pc_codec::{MicroEvent, OutPoint, Transfer, TxOut};
+use common::{genesis, public, spend_to_client, transfer, Machine, Network, SEATS};
+use pc_codec::{MicroEvent, OutPoint};
 use pc_shard::machine::{FastSeatKey, Role, Shard, ShardLimits};
-use pc_shard::sim_crypto::{FastSigner, FastVerifier};
+use pc_shard::sim_crypto::FastVerifier;
 use pc_shard::snapshot::{
     decode_snapshot, encode_snapshot, ShardImage, SnapshotError, SnapshotScope,
 };
@@ -17,24 +17,14 @@ use pc_shard::state::Outcome;
 
 /// A transfer spending output 0 of `previous` (a transfer).
 fn spend(genesis: &pc_codec::genesis::Genesis, previous: &MicroEvent, amount: u64) -> MicroEvent {
-    let network = genesis.network();
     let MicroEvent::Transfer(previous) = previous else {
         panic!("a transfer")
     };
-    let mut transfer = Transfer {
-        inputs: vec![OutPoint {
-            tx_id: previous.tx_id(&network),
-            index: 0,
-        }],
-        outputs: vec![TxOut {
-            amount,
-            owner: client(),
-        }],
-        owner: client(),
-        signature: [0; 64],
+    let input = OutPoint {
+        tx_id: previous.tx_id(&genesis.network()),
+        index: 0,
     };
-    transfer.signature = FastSigner.sign(&client(), &transfer.tx_id(&network));
-    MicroEvent::Transfer(transfer)
+    spend_to_client(genesis, input, amount)
 }
 
 /// Deliveries per phase: enough for every submitted transfer to finalize.

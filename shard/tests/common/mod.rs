@@ -47,8 +47,18 @@ pub fn genesis() -> Genesis {
 
 pub fn transfer(genesis: &Genesis, output: u16, amount: u64) -> MicroEvent {
     let network = genesis.network();
+    spend_to_client(
+        genesis,
+        Genesis::allocation_out_point(&network, 0, output),
+        amount,
+    )
+}
+
+/// A transfer of the client's `input` to the client, `amount` units.
+pub fn spend_to_client(genesis: &Genesis, input: pc_codec::OutPoint, amount: u64) -> MicroEvent {
+    let network = genesis.network();
     let mut transfer = Transfer {
-        inputs: vec![Genesis::allocation_out_point(&network, 0, output)],
+        inputs: vec![input],
         outputs: vec![TxOut {
             amount,
             owner: client(),
