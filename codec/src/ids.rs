@@ -32,8 +32,14 @@ pub mod context {
     /// Binding of a TLS key to a validator key.
     pub const TLS_BINDING: &str = "phantom-coin v0 tls-binding";
 
-    /// Every context of protocol v0.
-    pub const ALL: [&str; 12] = [
+    /// Checkpoint id, the message seats sign for other shards (v1).
+    pub const CHECKPOINT: &str = "phantom-coin v0 checkpoint";
+    /// Snapshot root (v1).
+    pub const SNAPSHOT: &str = "phantom-coin v0 snapshot";
+
+    /// Every context of the protocol (the prefix stays `v0` in v1: it names
+    /// the id family).
+    pub const ALL: [&str; 14] = [
         HEADER,
         ANCHOR,
         TX,
@@ -46,6 +52,8 @@ pub mod context {
         PAYOUT,
         GENESIS,
         TLS_BINDING,
+        CHECKPOINT,
+        SNAPSHOT,
     ];
 }
 

@@ -12,6 +12,7 @@
 
 pub mod batch;
 pub mod builder;
+pub mod cross;
 pub mod crypto;
 pub mod digest;
 pub mod genesis;
@@ -22,6 +23,10 @@ pub mod wire;
 
 pub use batch::{BatchEntry, BatchWork};
 pub use builder::{AnchorBuilder, BuildError, TransferBuilder};
+pub use cross::{
+    BuiltExports, CertificateError, CertifiedCheckpoint, CertifiedOrigin, Checkpoint,
+    CheckpointSig, DestEntry, ExportLeaf, ExportsBundle, Import, ImportError, Origin, RoundExports,
+};
 pub use crypto::{
     key_cache_counts, Bip340, KeyCacheCounts, PublicKeyBytes, SignatureBytes, SignatureVerifier,
     SigningKey,

@@ -1,10 +1,11 @@
 //! The protocol types of v0 (DESIGN §3.3, §5, §6) and their canonical
 //! encodings.
 
+use crate::cross::Import;
 use crate::crypto::{PublicKeyBytes, SignatureBytes, SignatureVerifier};
 use crate::ids::{context, derive, Hash32};
 use crate::merkle::{self, MerkleProof};
-use crate::wire::{put_count, put_list, Decode, DecodeError, Encode, Reader};
+use crate::wire::{put_list, Decode, DecodeError, Encode, Reader};
 
 /// Header version of protocol v0.
 pub const PROTOCOL_VERSION: u8 = 0;
@@ -25,13 +26,13 @@ const TX_OUT_BYTES: usize = 8 + 32;
 /// Smallest encoded micro-event (a Mint), used to bound payload counts.
 pub(crate) const MIN_MICRO_EVENT_BYTES: usize = 1 + 32 + 32 + 8;
 
-fn put_u16(out: &mut Vec<u8>, value: u16) {
+pub(crate) fn put_u16(out: &mut Vec<u8>, value: u16) {
     out.extend_from_slice(&value.to_le_bytes());
 }
-fn put_u32(out: &mut Vec<u8>, value: u32) {
+pub(crate) fn put_u32(out: &mut Vec<u8>, value: u32) {
     out.extend_from_slice(&value.to_le_bytes());
 }
-fn put_u64(out: &mut Vec<u8>, value: u64) {
+pub(crate) fn put_u64(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
@@ -385,6 +386,8 @@ pub enum MicroEvent {
     Evidence(Evidence),
     /// Tag 3: a payout or slash claim.
     Claim(Claim),
+    /// Tag 4: an export of another shard landed here (DESIGN §5.2).
+    Import(Box<Import>),
 }
 
 impl MicroEvent {
@@ -395,6 +398,7 @@ impl MicroEvent {
             MicroEvent::Mint(_) => 1,
             MicroEvent::Evidence(_) => 2,
             MicroEvent::Claim(_) => 3,
+            MicroEvent::Import(_) => 4,
         }
     }
 
@@ -430,6 +434,7 @@ impl Encode for MicroEvent {
                 out.extend_from_slice(&claim.owner);
                 out.extend_from_slice(&claim.signature);
             }
+            MicroEvent::Import(import) => import.encode(out),
         }
     }
 }
@@ -460,6 +465,7 @@ impl Decode for MicroEvent {
                 owner: reader.array("claim owner")?,
                 signature: reader.array("claim signature")?,
             })),
+            4 => Ok(MicroEvent::Import(Box::new(Import::decode(reader)?))),
             tag => Err(DecodeError::UnknownTag {
                 offset,
                 what: "micro-event",
@@ -548,114 +554,6 @@ impl Decode for SignedAnchor {
     }
 }
 
-/// The per-round summary of a shard that seats sign for cross-shard use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Checkpoint {
-    /// The shard.
-    pub shard: u16,
-    /// The finalized round.
-    pub round: u64,
-    /// The state root after the round.
-    pub state_root: Hash32,
-    /// Merkle root of the round's exports to other shards.
-    pub exports_root: Hash32,
-}
-
-impl Encode for Checkpoint {
-    fn encode(&self, out: &mut Vec<u8>) {
-        put_u16(out, self.shard);
-        put_u64(out, self.round);
-        out.extend_from_slice(&self.state_root);
-        out.extend_from_slice(&self.exports_root);
-    }
-}
-
-impl Decode for Checkpoint {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Checkpoint {
-            shard: reader.u16("checkpoint shard")?,
-            round: reader.u64("checkpoint round")?,
-            state_root: reader.array("checkpoint state root")?,
-            exports_root: reader.array("checkpoint exports root")?,
-        })
-    }
-}
-
-/// One seat's signature over a checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CheckpointSig {
-    /// The checkpoint signed.
-    pub checkpoint: Checkpoint,
-    /// The signing seat.
-    pub seat: u8,
-    /// `BIP340(seat key, canonical(checkpoint))`.
-    pub signature: SignatureBytes,
-}
-
-impl Encode for CheckpointSig {
-    fn encode(&self, out: &mut Vec<u8>) {
-        self.checkpoint.encode(out);
-        out.push(self.seat);
-        out.extend_from_slice(&self.signature);
-    }
-}
-
-impl Decode for CheckpointSig {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(CheckpointSig {
-            checkpoint: Checkpoint::decode(reader)?,
-            seat: reader.u8("checkpoint seat")?,
-            signature: reader.array("checkpoint signature")?,
-        })
-    }
-}
-
-/// A checkpoint with signatures of the seats in `mask`, in seat order.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CertifiedCheckpoint {
-    /// The checkpoint.
-    pub checkpoint: Checkpoint,
-    /// Bit `i` set iff seat `i` signed.
-    pub mask: u64,
-    /// One signature per set bit of `mask`, lowest seat first.
-    pub signatures: Vec<SignatureBytes>,
-}
-
-impl Encode for CertifiedCheckpoint {
-    fn encode(&self, out: &mut Vec<u8>) {
-        self.checkpoint.encode(out);
-        put_u64(out, self.mask);
-        put_count(out, self.signatures.len());
-        for signature in &self.signatures {
-            out.extend_from_slice(signature);
-        }
-    }
-}
-
-impl Decode for CertifiedCheckpoint {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let checkpoint = Checkpoint::decode(reader)?;
-        let mask = reader.u64("checkpoint mask")?;
-        let count_offset = reader.offset();
-        let count = reader.count("checkpoint signatures", 0, MAX_SEATS, 64)?;
-        if count != mask.count_ones() as usize {
-            return Err(DecodeError::InvalidValue {
-                offset: count_offset,
-                what: "checkpoint signature count (must equal the mask's seats)",
-            });
-        }
-        let mut signatures = Vec::with_capacity(count);
-        for _ in 0..count {
-            signatures.push(reader.array("checkpoint signature")?);
-        }
-        Ok(CertifiedCheckpoint {
-            checkpoint,
-            mask,
-            signatures,
-        })
-    }
-}
-
 /// The log record of a finalized round (DESIGN §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RoundFinalized {
@@ -702,10 +600,19 @@ pub enum LogRecordKind {
     AnchorAccepted = 1,
     /// Body: a [`RoundFinalized`].
     RoundFinalized = 2,
+    /// Body: a [`crate::CertifiedCheckpoint`] of this shard (DESIGN §6
+    /// record 3).
+    CheckpointCertified = 3,
+    /// Body: an [`crate::ExportsBundle`] another shard pushed to this one,
+    /// checked before it is logged (record 4).
+    ExportsReceived = 4,
     /// Body: the snapshot's last finalized round and the token it covers
     /// up to, u64 each (DESIGN §6 record 5): a snapshot file of that round
     /// was written and its directory synced.
     SnapshotWritten = 5,
+    /// Body: a [`crate::cross::BuiltExports`], a finalized round's exports
+    /// (record 6).
+    ExportsBuilt = 6,
 }
 
 impl LogRecordKind {
@@ -714,7 +621,10 @@ impl LogRecordKind {
         match kind {
             1 => Some(LogRecordKind::AnchorAccepted),
             2 => Some(LogRecordKind::RoundFinalized),
+            3 => Some(LogRecordKind::CheckpointCertified),
+            4 => Some(LogRecordKind::ExportsReceived),
             5 => Some(LogRecordKind::SnapshotWritten),
+            6 => Some(LogRecordKind::ExportsBuilt),
             _ => None,
         }
     }

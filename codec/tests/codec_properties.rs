@@ -132,6 +132,7 @@ fn micro_event() -> impl Strategy<Value = MicroEvent> {
         1 => (any::<u64>(), payout_leaf(), merkle_proof(), hash32(), sig64()).prop_map(
             |(round, leaf, proof, owner, signature)| MicroEvent::Claim(Claim { round, leaf, proof, owner, signature })
         ),
+        1 => import().prop_map(|import| MicroEvent::Import(Box::new(import))),
     ]
 }
 
@@ -144,14 +145,93 @@ fn anchor() -> impl Strategy<Value = SignedAnchor> {
 }
 
 fn checkpoint() -> impl Strategy<Value = Checkpoint> {
-    (any::<u16>(), any::<u64>(), hash32(), hash32()).prop_map(
-        |(shard, round, state_root, exports_root)| Checkpoint {
-            shard,
-            round,
-            state_root,
-            exports_root,
+    (
+        any::<u16>(),
+        any::<u64>(),
+        hash32(),
+        hash32(),
+        any::<u32>(),
+        any::<u16>(),
+        hash32(),
+    )
+        .prop_map(
+            |(shard, round, state_root, exports_root, export_count, dest_count, snapshot_root)| {
+                Checkpoint {
+                    shard,
+                    round,
+                    state_root,
+                    exports_root,
+                    export_count,
+                    dest_count,
+                    snapshot_root,
+                }
+            },
+        )
+}
+
+fn export_leaf() -> impl Strategy<Value = ExportLeaf> {
+    (any::<u16>(), hash32(), any::<u16>(), any::<u64>(), hash32()).prop_map(
+        |(dest, tx_id, output_index, amount, owner)| ExportLeaf {
+            dest,
+            tx_id,
+            output_index,
+            amount,
+            owner,
         },
     )
+}
+
+fn dest_entry() -> impl Strategy<Value = DestEntry> {
+    (any::<u16>(), any::<u32>(), hash32(), any::<u64>()).prop_map(
+        |(dest, count, root, prev_round)| DestEntry {
+            dest,
+            count,
+            root,
+            prev_round,
+        },
+    )
+}
+
+fn import() -> impl Strategy<Value = Import> {
+    let origin = prop_oneof![
+        Just(Origin::Registered),
+        (certified_checkpoint(), dest_entry(), merkle_proof()).prop_map(
+            |(cert, entry, entry_proof)| Origin::Certified(Box::new(CertifiedOrigin {
+                cert,
+                entry,
+                entry_proof
+            }))
+        ),
+    ];
+    (
+        any::<u16>(),
+        any::<u64>(),
+        origin,
+        export_leaf(),
+        merkle_proof(),
+    )
+        .prop_map(|(source, round, origin, leaf, leaf_proof)| Import {
+            source,
+            round,
+            origin,
+            leaf,
+            leaf_proof,
+        })
+}
+
+fn exports_bundle() -> impl Strategy<Value = ExportsBundle> {
+    (
+        certified_checkpoint(),
+        dest_entry(),
+        merkle_proof(),
+        prop::collection::vec(export_leaf(), 1..6),
+    )
+        .prop_map(|(cert, entry, entry_proof, leaves)| ExportsBundle {
+            cert,
+            entry,
+            entry_proof,
+            leaves,
+        })
 }
 
 fn checkpoint_sig() -> impl Strategy<Value = CheckpointSig> {
@@ -409,9 +489,11 @@ fn checkpoints_round_trip_and_mutants_are_canonical_or_rejected() {
     check_type(
         "CertifiedCheckpoint",
         certified_checkpoint(),
-        |_| vec![74, 82],
+        |_| vec![112, 120],
         MIN_SHARE,
     );
+    check_type("Import", import(), no_counts, MIN_SHARE);
+    check_type("ExportsBundle", exports_bundle(), no_counts, MIN_SHARE);
     check_type("RoundFinalized", round_finalized(), no_counts, MIN_SHARE);
 }
 
@@ -428,6 +510,9 @@ proptest! {
         let _ = MicroEvent::from_bytes(&bytes);
         let _ = AnchorPayload::from_bytes(&bytes);
         let _ = CertifiedCheckpoint::from_bytes(&bytes);
+        let _ = Import::from_bytes(&bytes);
+        let _ = ExportsBundle::from_bytes(&bytes);
+        let _ = BuiltExports::from_bytes(&bytes);
         let _ = Genesis::from_bytes(&bytes);
         let _ = MerkleProof::from_bytes(&bytes);
     }

@@ -138,13 +138,13 @@ fn trailing_bytes_are_rejected() {
 #[test]
 fn unknown_micro_event_tag_is_rejected() {
     let mut bytes = MicroEvent::Transfer(transfer()).to_bytes();
-    bytes[0] = 4;
+    bytes[0] = 6;
     assert_eq!(
         MicroEvent::from_bytes(&bytes),
         Err(DecodeError::UnknownTag {
             offset: 0,
             what: "micro-event",
-            tag: 4
+            tag: 6
         })
     );
 }
@@ -200,6 +200,9 @@ fn certified_checkpoint_with_signature_count_not_matching_mask_is_rejected() {
             round: 2,
             state_root: [3; 32],
             exports_root: [4; 32],
+            export_count: 1,
+            dest_count: 1,
+            snapshot_root: [0; 32],
         },
         mask: 0b111,
         signatures: vec![[9; 64]; 2],

@@ -285,7 +285,7 @@ mod tests {
                 state: StateImage {
                     genesis: vec![],
                     utxos: vec![],
-                    exported: 0,
+                    cross: pc_shard::cross::CrossState::new(0, 1).to_image(),
                     payouts_owed: 0,
                     slashed: 0,
                     state_root: [0; 32],

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod consensus;
+pub mod cross;
 pub mod machine;
 #[cfg(feature = "test-support")]
 pub mod oracle;

@@ -1325,7 +1325,14 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                             .map_err(|error| RestoreError::Refused { index, error })?;
                         derived.extend(self.finalized.drain(..).map(|r| round_record(&r)));
                     }
-                    LogRecordKind::SnapshotWritten => {}
+                    // Snapshot markers and the cross-shard records (own
+                    // certificates, received bundles, built exports) are
+                    // the node's: the machine re-derives its state from
+                    // the anchors alone.
+                    LogRecordKind::SnapshotWritten
+                    | LogRecordKind::CheckpointCertified
+                    | LogRecordKind::ExportsReceived
+                    | LogRecordKind::ExportsBuilt => {}
                     LogRecordKind::RoundFinalized => {
                         let logged = RoundFinalized::from_bytes(body)
                             .map_err(|error| RestoreError::Malformed { index, error })?;

@@ -30,7 +30,7 @@ pub const SNAPSHOT_FORMAT: u32 = 1;
 /// Chunk size of the snapshot root's Merkle tree.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 /// Derivation context of the snapshot root.
-pub const SNAPSHOT_CONTEXT: &str = "phantom-coin v1 snapshot";
+pub const SNAPSHOT_CONTEXT: &str = pc_codec::ids::context::SNAPSHOT;
 
 /// One consensus vertex, indices absolute (`u64::MAX`: none).
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -134,8 +134,8 @@ pub struct StateImage {
     pub genesis: Vec<GenesisLineImage>,
     /// Outputs created by transfers, by (tx id, index).
     pub utxos: Vec<UtxoImage>,
-    /// Value exported, not yet imported elsewhere.
-    pub exported: u64,
+    /// Export chains, exported / imported sums and import dedupe.
+    pub cross: crate::cross::image::CrossImage,
     /// Unclaimed payouts.
     pub payouts_owed: u64,
     /// Slashed seats (mask).

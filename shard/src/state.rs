@@ -9,12 +9,15 @@ use std::collections::BTreeMap;
 
 use foldhash::{HashMap, HashMapExt};
 
+use pc_codec::cross::{Checkpoint, ExportLeaf, Import, Origin, RoundExports};
 use pc_codec::genesis::Genesis;
 use pc_codec::ids::{derive, shard_of, state_root};
 use pc_codec::{
     merkle, Encode, EventDigest, Hash32, MicroEvent, OutPoint, PayoutLeaf, PublicKeyBytes,
     Transfer, TxOut,
 };
+
+use crate::cross::CrossState;
 
 /// What applying one micro-event did. The code enters the state root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,6 +43,23 @@ pub enum Outcome {
     InactiveMint = 8,
     /// Claim is decoded and ordered but not active in v0.
     InactiveClaim = 9,
+    /// A transfer's outputs would push a round's exports to one
+    /// destination past `X_max`; rejected whole.
+    ExportLimit = 11,
+    /// The import's leaf already landed (or its round is at or below the
+    /// source's head).
+    ImportDuplicate = 20,
+    /// A Registered import of a round no Certified import registered.
+    ImportUnregistered = 21,
+    /// The leaf proof does not fit the registered entry.
+    ImportBadProof = 22,
+    /// `PEND_max` rounds of the source are open and this one is not the
+    /// chain successor.
+    ImportWindowFull = 23,
+    /// Imports from the source are frozen (conflicting certificates).
+    ImportSourceFrozen = 24,
+    /// A second checkpoint of a registered round: the source is frozen.
+    ImportCertificateConflict = 25,
 }
 
 /// One finalized anchor as the state sees it.
@@ -68,8 +88,28 @@ pub struct RoundOutcome {
     pub fees: u64,
     /// Merkle root of the round's payouts, sorted by recipient.
     pub payout_root: Hash32,
+    /// The round's exports to other shards, per destination.
+    pub exports: RoundExports,
+    /// Merkle root of the exports' entries (zeros if none).
+    pub exports_root: Hash32,
     /// The state root after the round.
     pub state_root: Hash32,
+}
+
+impl RoundOutcome {
+    /// The round's checkpoint (DESIGN §5.2) of `shard`, with no snapshot
+    /// root (local snapshots never enter a checkpoint).
+    pub fn checkpoint(&self, shard: u16) -> Checkpoint {
+        Checkpoint {
+            shard,
+            round: self.round,
+            state_root: self.state_root,
+            exports_root: self.exports_root,
+            export_count: self.exports.export_count(),
+            dest_count: self.exports.dest_count(),
+            snapshot_root: [0; 32],
+        }
+    }
 }
 
 /// Most genesis outputs the UTXO table is sized for at genesis (twice
@@ -86,6 +126,8 @@ pub struct RoundApply {
     outcomes: Vec<(Hash32, Outcome)>,
     payouts: BTreeMap<PublicKeyBytes, u64>,
     fees: u64,
+    /// The round's export leaves per destination, in apply order.
+    exports: BTreeMap<u16, Vec<ExportLeaf>>,
 }
 
 /// Fee-split and committee parameters the state needs.
@@ -156,8 +198,8 @@ pub struct ShardState {
     utxos: HashMap<OutPoint, TxOut>,
     /// Genesis outputs by allocation tx id.
     genesis_outputs: HashMap<Hash32, GenesisOutputs>,
-    /// Value of the outputs sent to other shards, not yet imported there.
-    exported: u64,
+    /// Export chains, sums and import dedupe.
+    cross: CrossState,
     /// Unclaimed payouts.
     payouts_owed: u64,
     /// Seats slashed by finalized evidence.
@@ -207,7 +249,7 @@ impl ShardState {
             // place when they use up its room, a fuller one doubles.
             utxos: HashMap::with_capacity(2 * owned_outputs.min(MAX_PRESIZED_UTXOS)),
             genesis_outputs,
-            exported: 0,
+            cross: CrossState::new(shard, genesis.params.shards),
             payouts_owed: 0,
             slashed: 0,
             state_root: genesis.hash(),
@@ -238,16 +280,46 @@ impl ShardState {
         }
     }
 
-    /// Total value this shard accounts for: unspent outputs, exports and
-    /// unclaimed payouts. Constant over every round (supply conservation).
-    pub fn accounted_value(&self) -> u64 {
-        let unspent: u64 = self.utxos.values().map(|o| o.amount).sum::<u64>()
+    /// Value of the unspent outputs (a scan of the slice).
+    pub fn unspent_value(&self) -> u128 {
+        self.utxos
+            .values()
+            .map(|o| u128::from(o.amount))
+            .sum::<u128>()
             + self
                 .genesis_outputs
                 .values()
-                .map(|g| g.output.amount * g.unspent_count)
-                .sum::<u64>();
-        unspent + self.exported + self.payouts_owed
+                .map(|g| u128::from(g.output.amount) * u128::from(g.unspent_count))
+                .sum::<u128>()
+    }
+
+    /// The left side of the shard's supply equation (DESIGN §5.1):
+    /// `unspent + owed + exported - imported`, which stays the genesis
+    /// value over every round.
+    pub fn accounted_value(&self) -> u128 {
+        (self.unspent_value() + u128::from(self.payouts_owed) + self.cross.exported_total())
+            .saturating_sub(self.cross.imported_total())
+    }
+
+    /// Unclaimed payouts (`owed`).
+    pub fn owed(&self) -> u64 {
+        self.payouts_owed
+    }
+
+    /// The cross-shard accounting and dedupe state.
+    pub fn cross(&self) -> &CrossState {
+        &self.cross
+    }
+
+    /// Every unspent output of the slice, in no particular order (for the
+    /// data-dir supply check and tests; a scan).
+    pub fn for_each_unspent(&self, mut visit: impl FnMut(&TxOut)) {
+        self.utxos.values().for_each(&mut visit);
+        for line in self.genesis_outputs.values() {
+            for _ in 0..line.unspent_count {
+                visit(&line.output);
+            }
+        }
     }
 
     /// Units owned by `owner` in this shard's finalized state (a scan of
@@ -269,8 +341,8 @@ impl ShardState {
     }
 
     /// The value this shard started with.
-    pub fn genesis_supply(&self) -> u64 {
-        self.supply
+    pub fn genesis_supply(&self) -> u128 {
+        u128::from(self.supply)
     }
 
     /// Seats slashed by finalized evidence (bit per seat).
@@ -306,6 +378,7 @@ impl ShardState {
             outcomes: Vec::new(),
             payouts: BTreeMap::new(),
             fees: 0,
+            exports: BTreeMap::new(),
         }
     }
 
@@ -318,7 +391,7 @@ impl ShardState {
         );
         let mut anchor_fees = 0u64;
         for (event, digest) in anchor.events.iter().zip(anchor.digests) {
-            let (outcome, fee) = self.apply_event(event, &digest.tx_id);
+            let (outcome, fee) = self.apply_event(event, &digest.tx_id, &mut applying.exports);
             anchor_fees += fee;
             applying.outcomes.push((digest.id, outcome));
         }
@@ -339,8 +412,11 @@ impl ShardState {
             outcomes,
             payouts,
             fees,
+            exports,
             ..
         } = applying;
+        let exports = self.cross.finish_round(round, exports);
+        let exports_root = exports.root();
         self.payouts_owed += fees;
         let leaves: Vec<Vec<u8>> = payouts
             .iter()
@@ -353,9 +429,12 @@ impl ShardState {
             })
             .collect();
         let payout_root = merkle::root(&leaves);
-        // The round's digest: `derive("state", round || payout root || (id
-        // || outcome code) per micro-event in order)`, fixed-width fields,
-        // hashed as one buffer so BLAKE3 takes its chunks in parallel.
+        // The round's digest (DESIGN §5.1): `derive("state", round ||
+        // payout root || exports root || export count u32 || mint tip ||
+        // (id || outcome code) per micro-event in order)`, fixed-width
+        // fields, the events hashed as one buffer so BLAKE3 takes its
+        // chunks in parallel. The mint tip is zeros outside the mint shard
+        // (and everywhere until mints are active).
         let mut applied = Vec::with_capacity(outcomes.len() * 33);
         for (id, outcome) in &outcomes {
             applied.extend_from_slice(id);
@@ -363,7 +442,14 @@ impl ShardState {
         }
         let digest = derive(
             pc_codec::ids::context::STATE,
-            &[&round.to_le_bytes(), &payout_root, &applied],
+            &[
+                &round.to_le_bytes(),
+                &payout_root,
+                &exports_root,
+                &exports.export_count().to_le_bytes(),
+                &[0u8; 32],
+                &applied,
+            ],
         );
         self.state_root = state_root(&self.state_root, &digest);
         RoundOutcome {
@@ -371,6 +457,8 @@ impl ShardState {
             outcomes,
             fees,
             payout_root,
+            exports,
+            exports_root,
             state_root: self.state_root,
         }
     }
@@ -384,9 +472,14 @@ impl ShardState {
         all & !self.slashed
     }
 
-    fn apply_event(&mut self, event: &MicroEvent, tx_id: &Hash32) -> (Outcome, u64) {
+    fn apply_event(
+        &mut self,
+        event: &MicroEvent,
+        tx_id: &Hash32,
+        exports: &mut BTreeMap<u16, Vec<ExportLeaf>>,
+    ) -> (Outcome, u64) {
         match event {
-            MicroEvent::Transfer(transfer) => match self.apply_transfer(transfer, tx_id) {
+            MicroEvent::Transfer(transfer) => match self.apply_transfer(transfer, tx_id, exports) {
                 Ok(fee) => (Outcome::Applied, fee),
                 Err(outcome) => (outcome, 0),
             },
@@ -401,12 +494,44 @@ impl ShardState {
             }
             MicroEvent::Mint(_) => (Outcome::InactiveMint, 0),
             MicroEvent::Claim(_) => (Outcome::InactiveClaim, 0),
+            MicroEvent::Import(import) => (self.apply_import(import), 0),
         }
+    }
+
+    /// Applies an import (DESIGN §5.2): the dedupe state decides; a landed
+    /// leaf becomes an unspent output of this shard.
+    fn apply_import(&mut self, import: &Import) -> Outcome {
+        let checkpoint_id = match &import.origin {
+            Origin::Certified(certified) => {
+                Some(certified.cert.checkpoint.id(&self.params.network))
+            }
+            Origin::Registered => None,
+        };
+        let outcome = self.cross.apply_import(import, checkpoint_id);
+        if outcome == Outcome::Applied {
+            let leaf = &import.leaf;
+            self.utxos.insert(
+                OutPoint {
+                    tx_id: leaf.tx_id,
+                    index: leaf.output_index,
+                },
+                TxOut {
+                    amount: leaf.amount,
+                    owner: leaf.owner,
+                },
+            );
+        }
+        outcome
     }
 
     /// Applies a transfer whose tx id is `tx_id` or says why not; returns
     /// the fee.
-    fn apply_transfer(&mut self, transfer: &Transfer, tx_id: &Hash32) -> Result<u64, Outcome> {
+    fn apply_transfer(
+        &mut self,
+        transfer: &Transfer,
+        tx_id: &Hash32,
+        exports: &mut BTreeMap<u16, Vec<ExportLeaf>>,
+    ) -> Result<u64, Outcome> {
         if shard_of(&transfer.owner, self.params.shards) != self.params.shard {
             return Err(Outcome::WrongShard);
         }
@@ -433,12 +558,29 @@ impl ShardState {
         let fee = input_value
             .checked_sub(output_value)
             .ok_or(Outcome::ValueNotConserved)?;
+        // Outputs for other shards become the round's exports; a transfer
+        // that would push one destination's list past X_max is refused
+        // whole, before anything changes.
+        let mut per_dest: BTreeMap<u16, usize> = BTreeMap::new();
+        let dests: Vec<u16> = transfer
+            .outputs
+            .iter()
+            .map(|output| shard_of(&output.owner, self.params.shards))
+            .collect();
+        for dest in &dests {
+            if *dest != self.params.shard {
+                *per_dest.entry(*dest).or_default() += 1;
+            }
+        }
+        if !CrossState::exports_fit(exports, &per_dest) {
+            return Err(Outcome::ExportLimit);
+        }
         for input in &transfer.inputs {
             self.spend(input);
         }
         debug_assert_eq!(*tx_id, transfer.tx_id(&self.params.network));
-        for (index, output) in transfer.outputs.iter().enumerate() {
-            if shard_of(&output.owner, self.params.shards) == self.params.shard {
+        for (index, (output, dest)) in transfer.outputs.iter().zip(dests).enumerate() {
+            if dest == self.params.shard {
                 self.utxos.insert(
                     OutPoint {
                         tx_id: *tx_id,
@@ -447,7 +589,15 @@ impl ShardState {
                     *output,
                 );
             } else {
-                self.exported += output.amount;
+                let leaf = ExportLeaf {
+                    dest,
+                    tx_id: *tx_id,
+                    output_index: index as u16,
+                    amount: output.amount,
+                    owner: output.owner,
+                };
+                self.cross.note_export(&leaf);
+                exports.entry(dest).or_default().push(leaf);
             }
         }
         Ok(fee)
@@ -560,7 +710,7 @@ impl ShardState {
         StateImage {
             genesis,
             utxos,
-            exported: self.exported,
+            cross: self.cross.to_image(),
             payouts_owed: self.payouts_owed,
             slashed: self.slashed,
             state_root: self.state_root,
@@ -633,7 +783,7 @@ impl ShardState {
                 ));
             }
         }
-        self.exported = image.exported;
+        self.cross.load_image(image.cross)?;
         self.payouts_owed = image.payouts_owed;
         self.slashed = image.slashed;
         self.state_root = image.state_root;
@@ -835,7 +985,15 @@ mod tests {
         );
         assert_eq!(outcomes(&outcome), vec![Outcome::Applied]);
         assert_eq!(state.accounted_value(), state.genesis_supply());
-        assert_eq!(state.exported, 700);
+        assert_eq!(state.cross.exported_to(shard_of(&away, 4)), 700);
+        assert_eq!(outcome.exports.export_count(), 1);
+        let (entry, leaves) = &outcome.exports.entries[0];
+        assert_eq!(entry.prev_round, pc_codec::cross::NO_ROUND);
+        assert_eq!(leaves[0].amount, 700);
+        assert_eq!(
+            outcome.checkpoint(home).exports_root,
+            outcome.exports.root()
+        );
     }
 
     #[test]

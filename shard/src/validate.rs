@@ -36,6 +36,9 @@ pub struct ShardContext {
     pub shards: u16,
     /// The seat keys of the shard's committee, by seat index; its length is `k`.
     pub committee: Vec<PublicKeyBytes>,
+    /// Every shard's committee, by shard (the source committees imports'
+    /// certificates are checked against).
+    pub committees: std::sync::Arc<Vec<Vec<PublicKeyBytes>>>,
 }
 
 impl ShardContext {
@@ -49,11 +52,17 @@ impl ShardContext {
         if committee.is_empty() || committee.len() > MAX_SEATS {
             return None;
         }
+        // A shard without a full committee (only in an unvalidated
+        // genesis) has none here: no certificate of it verifies.
+        let committees = (0..genesis.params.shards)
+            .map(|s| genesis.committee(s).unwrap_or_default())
+            .collect();
         Some(ShardContext {
             network: genesis.network(),
             shard,
             shards: genesis.params.shards,
             committee,
+            committees: std::sync::Arc::new(committees),
         })
     }
 
@@ -238,6 +247,12 @@ pub enum AnchorError {
     /// The Merkle root of the payload's micro-event ids is not the header's.
     #[error("payload root does not match the header's payload root")]
     PayloadRootMismatch,
+    /// More imports of the Certified form than an anchor may carry.
+    #[error("anchor carries {count} certified imports, at most {max}", max = pc_codec::cross::MAX_CERTIFIED_IMPORTS_PER_ANCHOR)]
+    TooManyCertifiedImports {
+        /// Certified imports in the payload.
+        count: usize,
+    },
     /// A micro-event of the payload is invalid, so the whole anchor is.
     #[error("micro-event {index}: {error}")]
     MicroEvent {
@@ -251,6 +266,9 @@ pub enum AnchorError {
 /// Why a micro-event is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MicroEventError {
+    /// An import fails a stateless check (DESIGN §5.2 checks 1 and 2).
+    #[error("import: {0}")]
+    Import(#[from] pc_codec::ImportError),
     /// A transfer's input count is outside `1..=16`.
     #[error("transfer has {count} inputs, outside 1..={MAX_TRANSFER_INPUTS}")]
     TransferInputCount {
@@ -440,6 +458,15 @@ fn check_decoded(context: &ShardContext, decoded: &DecodedAnchor) -> Result<(), 
     for (index, event) in anchor.payload.events.iter().enumerate() {
         check_micro_event(context, event)
             .map_err(|error| AnchorError::MicroEvent { index, error })?;
+    }
+    let certified = anchor
+        .payload
+        .events
+        .iter()
+        .filter(|e| matches!(e, MicroEvent::Import(i) if i.certificate().is_some()))
+        .count();
+    if certified > pc_codec::cross::MAX_CERTIFIED_IMPORTS_PER_ANCHOR {
+        return Err(AnchorError::TooManyCertifiedImports { count: certified });
     }
     Ok(())
 }
@@ -783,6 +810,11 @@ fn check_micro_event(context: &ShardContext, event: &MicroEvent) -> Result<(), M
         MicroEvent::Mint(_) => Ok(()),
         MicroEvent::Evidence(evidence) => check_evidence(context, evidence),
         MicroEvent::Claim(claim) => check_claim(context, claim),
+        MicroEvent::Import(import) => import
+            .check_structure(context.shard, context.shards, |owner| {
+                shard_of(owner, context.shards)
+            })
+            .map_err(MicroEventError::Import),
     }
 }
 
@@ -810,6 +842,17 @@ fn verify_micro_event(
                 Err(MicroEventError::ClaimBadSignature)
             }
         }
+        MicroEvent::Import(import) => match import.certificate() {
+            // check_structure bounded `source` below the shard count.
+            Some(cert) => cert
+                .verify(
+                    &context.network,
+                    &context.committees[usize::from(import.source)],
+                    verifier,
+                )
+                .map_err(|error| MicroEventError::Import(error.into())),
+            None => Ok(()),
+        },
     }
 }
 
@@ -951,11 +994,14 @@ mod tests {
     }
 
     fn context() -> ShardContext {
+        let committee: Vec<PublicKeyBytes> =
+            (0..K).map(|seat| seat_key(seat).public_key()).collect();
         ShardContext {
             network: NETWORK,
             shard: SHARD,
             shards: SHARDS,
-            committee: (0..K).map(|seat| seat_key(seat).public_key()).collect(),
+            committee: committee.clone(),
+            committees: std::sync::Arc::new(vec![committee; usize::from(SHARDS)]),
         }
     }
 

@@ -632,7 +632,10 @@ fn mismatch(shard: u16, kind: LogRecordKind, logged: &[u8], derived: Option<&[u8
     let logged = match kind {
         LogRecordKind::RoundFinalized => summary(logged),
         LogRecordKind::AnchorAccepted => RecordSummary::Anchor,
-        LogRecordKind::SnapshotWritten => RecordSummary::Other,
+        LogRecordKind::SnapshotWritten
+        | LogRecordKind::CheckpointCertified
+        | LogRecordKind::ExportsReceived
+        | LogRecordKind::ExportsBuilt => RecordSummary::Other,
     };
     let derived = derived.map(summary);
     let round = [Some(&logged), derived.as_ref()]

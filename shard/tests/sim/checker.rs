@@ -232,6 +232,8 @@ mod tests {
                 outcomes: Vec::new(),
                 fees: 0,
                 payout_root: [0; 32],
+                exports: Default::default(),
+                exports_root: [0; 32],
                 state_root,
             },
         }

@@ -110,6 +110,9 @@ impl Model {
             }
             MicroEvent::Mint(_) => (Outcome::InactiveMint, 0),
             MicroEvent::Claim(_) => (Outcome::InactiveClaim, 0),
+            // One shard: no import is ever registered here (a Byzantine
+            // seat's would fail its stateless checks first).
+            MicroEvent::Import(_) => (Outcome::ImportUnregistered, 0),
         }
     }
 
