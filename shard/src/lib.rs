@@ -12,6 +12,7 @@
 
 pub mod consensus;
 pub mod cross;
+pub mod crosslink;
 pub mod machine;
 #[cfg(feature = "test-support")]
 pub mod oracle;

@@ -377,6 +377,45 @@ pub fn payload_cap(made: u32) -> usize {
     (MAX_PAYLOAD_EVENTS >> halvings).max(MIN_PAYLOAD_CAP)
 }
 
+/// Takes up to `cap` micro-events from the front of `mempool` for an own
+/// anchor, in order, but at most
+/// [`pc_codec::cross::MAX_CERTIFIED_IMPORTS_PER_ANCHOR`] imports of the
+/// Certified form (an anchor with more is invalid): the ones past it stay
+/// at the front of the mempool for the next anchor.
+fn take_payload(mempool: &mut VecDeque<MicroEvent>, cap: usize) -> Vec<MicroEvent> {
+    let is_certified =
+        |e: &MicroEvent| matches!(e, MicroEvent::Import(i) if i.certificate().is_some());
+    let take = mempool.len().min(cap);
+    let certified = mempool
+        .iter()
+        .take(take)
+        .filter(|e| is_certified(e))
+        .count();
+    if certified <= pc_codec::cross::MAX_CERTIFIED_IMPORTS_PER_ANCHOR {
+        return mempool.drain(..take).collect();
+    }
+    let mut events = Vec::with_capacity(take);
+    let mut kept = VecDeque::new();
+    let mut certified = 0;
+    while events.len() < take {
+        let Some(event) = mempool.pop_front() else {
+            break;
+        };
+        if is_certified(&event) {
+            if certified == pc_codec::cross::MAX_CERTIFIED_IMPORTS_PER_ANCHOR {
+                kept.push_back(event);
+                continue;
+            }
+            certified += 1;
+        }
+        events.push(event);
+    }
+    while let Some(event) = kept.pop_back() {
+        mempool.push_front(event);
+    }
+    events
+}
+
 impl<S> SeatRole<S> {
     /// Takes note of an inserted own anchor: a cut chain (no self-parent
     /// held below it) starts a new unacknowledged run.
@@ -2032,9 +2071,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             _ => 0,
         };
         seat.own_round = (birth_round, made.saturating_add(1));
-        let take = self.mempool.len().min(payload_cap(made));
         let payload = AnchorPayload {
-            events: self.mempool.drain(..take).collect(),
+            events: take_payload(&mut self.mempool, payload_cap(made)),
         };
         let mut header = AnchorHeader {
             version: PROTOCOL_VERSION,

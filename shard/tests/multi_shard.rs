@@ -1,0 +1,881 @@
+//! The multi-shard simulator (DESIGN §10): S shards of k seats each, every
+//! seat a real shard machine with its cross-shard link, over a seeded
+//! network that delays, reorders, loses and duplicates the cross-shard
+//! messages (the shards' own anchor traffic is delayed and reordered).
+//! Clients send transfers within and across shards; one seat per shard is
+//! Byzantine in its cross-shard behaviour: it withholds or forges
+//! checkpoint signatures, signs a conflicting checkpoint, forges bundles,
+//! carries imports twice and replays landed ones, and moves a leaf's proof
+//! to another index of a smaller tree (the free `leaf_count` attack).
+//!
+//! Checks, every step: each node's per-shard supply equation; per shard,
+//! one state root per round across all nodes; per (source, destination)
+//! pair, value imported never above value exported, and `in_flight`
+//! (exported minus imported, the state's counters) equal to the value of
+//! the export leaves not landed at the destination, computed from the
+//! finalized exports and the destination's dedupe state; no leaf applied
+//! twice. At the end, after the load stops and the network drains: every
+//! export imported exactly once (in flight 0 for every pair), and the
+//! coverage counters the faults should drive are non-zero.
+//!
+//! `SIM_SEED` replays one seed, `SIM_RUNS` sets how many seeds run
+//! (default 6), `SIM_SHARDS` / `SIM_SEATS` fix the shape.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+
+use pc_codec::cross::{CheckpointSig, ExportsBundle};
+use pc_codec::genesis::{
+    ConsensusParams, Genesis, GenesisAllocation, GenesisValidator, SeatAssignment,
+};
+use pc_codec::ids::shard_of;
+use pc_codec::{Decode, Encode};
+use pc_codec::{
+    Hash32, LogRecordKind, MerkleProof, MicroEvent, OutPoint, PublicKeyBytes, SignedAnchor,
+    Transfer, TxOut,
+};
+use pc_shard::crosslink::{CrossLink, CrossMessage, CrossTarget};
+use pc_shard::machine::{Destination, FastSeatKey, Role, Shard, ShardLimits, ShardMessage};
+use pc_shard::sim_crypto::{FastSigner, FastVerifier};
+use pc_shard::state::Outcome;
+
+type Machine = Shard<FastVerifier, FastSeatKey>;
+type Link = CrossLink<FastVerifier, FastSeatKey>;
+/// A finalized round's export leaves, per destination.
+type RoundLeaves = Vec<(u16, Vec<pc_codec::ExportLeaf>)>;
+
+/// A splitmix64 stream: the run's only source of choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+    fn coin(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+}
+
+/// A valid x-only key from a secret made of `tag` and `n`.
+fn public(tag: u8, n: u64) -> PublicKeyBytes {
+    let mut secret = [tag; 32];
+    secret[..8].copy_from_slice(&(n + 1).to_le_bytes());
+    pc_codec::SigningKey::from_secret_bytes(&secret)
+        .expect("a valid secret")
+        .public_key()
+}
+
+fn seat_key(shard: u16, seat: u8, k: usize) -> PublicKeyBytes {
+    public(
+        0x51,
+        u64::from(shard) * 64 + u64::from(seat) + 4096 * k as u64,
+    )
+}
+
+/// `CLIENTS_PER_SHARD` client keys owned in each shard.
+const CLIENTS_PER_SHARD: usize = 3;
+const OUTPUTS_PER_CLIENT: u32 = 40;
+const AMOUNT: u64 = 10_000;
+const FEE: u64 = 7;
+
+fn clients(shards: u16) -> Vec<Vec<PublicKeyBytes>> {
+    let mut out = vec![Vec::new(); usize::from(shards)];
+    let mut n = 0u64;
+    while out.iter().any(|c| c.len() < CLIENTS_PER_SHARD) {
+        let key = public(0x77, n);
+        n += 1;
+        let s = usize::from(shard_of(&key, shards));
+        if out[s].len() < CLIENTS_PER_SHARD {
+            out[s].push(key);
+        }
+    }
+    out
+}
+
+fn genesis(shards: u16, k: usize) -> Genesis {
+    let mut validators = Vec::new();
+    for shard in 0..shards {
+        for seat in 0..k as u8 {
+            validators.push(GenesisValidator {
+                key: seat_key(shard, seat, k),
+                bond: 100,
+                seats: vec![SeatAssignment { shard, seat }],
+            });
+        }
+    }
+    Genesis {
+        params: ConsensusParams::v0(k as u8, shards),
+        note_commitment: [3; 32],
+        validators,
+        allocations: clients(shards)
+            .into_iter()
+            .flatten()
+            .map(|owner| GenesisAllocation {
+                owner,
+                amount: AMOUNT,
+                outputs: OUTPUTS_PER_CLIENT,
+            })
+            .collect(),
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Wire {
+    Shard(ShardMessage),
+    Cross(CrossMessage),
+}
+
+struct Envelope {
+    from: usize,
+    to: usize,
+    wire: Wire,
+}
+
+struct Node {
+    shard: u16,
+    seat: u8,
+    byzantine: bool,
+    machine: Machine,
+    link: Link,
+    log: Vec<(LogRecordKind, Vec<u8>)>,
+    /// Logged anchors by id (the node's log index).
+    anchors: HashMap<Hash32, usize>,
+    last_round: Option<u64>,
+    /// Bundles this (Byzantine) node got, for its attacks.
+    bundles: Vec<ExportsBundle>,
+}
+
+#[derive(Default, Debug)]
+struct Coverage {
+    rounds: u64,
+    certificates: u64,
+    imports_applied: u64,
+    duplicates_refused: u64,
+    bad_proofs_refused: u64,
+    unregistered_refused: u64,
+    violations: u64,
+    cross_transfers: u64,
+    pulls: u64,
+}
+
+struct Sim {
+    seed: u64,
+    shards: u16,
+    k: usize,
+    network: [u8; 8],
+    rng: Rng,
+    nodes: Vec<Node>,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    in_flight: HashMap<usize, Envelope>,
+    next_envelope: usize,
+    step: u64,
+    /// Per shard, the state root of each finalized round (first seen).
+    roots: Vec<BTreeMap<u64, Hash32>>,
+    /// Per shard, the export leaves of every finalized round (first seen):
+    /// round → per destination the leaves.
+    exports: Vec<BTreeMap<u64, RoundLeaves>>,
+    /// Import micro-event id → the leaf it lands ((tx id, output index)).
+    import_leaf: HashMap<Hash32, (Hash32, u16)>,
+    /// Per shard, the leaves applied by imports (canonical order, first
+    /// node to report each round).
+    landed: Vec<HashSet<(Hash32, u16)>>,
+    /// Per client, its unspent genesis outputs.
+    spendable: Vec<Vec<(PublicKeyBytes, OutPoint)>>,
+    coverage: Coverage,
+}
+
+impl Sim {
+    fn new(seed: u64, shards: u16, k: usize) -> Sim {
+        let genesis = genesis(shards, k);
+        genesis.validate().expect("a valid genesis");
+        let network = genesis.network();
+        let committees: Arc<Vec<Vec<PublicKeyBytes>>> = Arc::new(
+            (0..shards)
+                .map(|s| genesis.committee(s).expect("full committees"))
+                .collect(),
+        );
+        let mut nodes = Vec::new();
+        for shard in 0..shards {
+            for seat in 0..k as u8 {
+                let key = FastSeatKey(seat_key(shard, seat, k));
+                nodes.push(Node {
+                    shard,
+                    seat,
+                    byzantine: k >= 4 && usize::from(seat) == k - 1,
+                    machine: Shard::new(
+                        &genesis,
+                        shard,
+                        Role::Seat { seat, signer: key },
+                        FastVerifier,
+                        ShardLimits {
+                            // Acknowledgements paced as a node paces them
+                            // (a step is one tick).
+                            ack_interval_ticks: 4,
+                            ..ShardLimits::default()
+                        },
+                    ),
+                    link: CrossLink::new(
+                        network,
+                        shard,
+                        committees.clone(),
+                        Some((seat, key)),
+                        FastVerifier,
+                    ),
+                    log: Vec::new(),
+                    anchors: HashMap::new(),
+                    last_round: None,
+                    bundles: Vec::new(),
+                });
+            }
+        }
+        let mut spendable = Vec::new();
+        for (index, allocation) in genesis.allocations.iter().enumerate() {
+            spendable.push(
+                (0..allocation.outputs)
+                    .map(|o| {
+                        (
+                            allocation.owner,
+                            Genesis::allocation_out_point(&network, index as u32, o as u16),
+                        )
+                    })
+                    .collect(),
+            );
+        }
+        Sim {
+            seed,
+            shards,
+            k,
+            network,
+            rng: Rng(seed ^ 0x5eed_0000_0000_0001),
+            nodes,
+            queue: BinaryHeap::new(),
+            in_flight: HashMap::new(),
+            next_envelope: 0,
+            step: 0,
+            roots: vec![BTreeMap::new(); usize::from(shards)],
+            exports: vec![BTreeMap::new(); usize::from(shards)],
+            import_leaf: HashMap::new(),
+            landed: vec![HashSet::new(); usize::from(shards)],
+            spendable,
+            coverage: Coverage::default(),
+        }
+    }
+
+    fn index(&self, shard: u16, seat: u8) -> usize {
+        usize::from(shard) * self.k + usize::from(seat)
+    }
+
+    fn fail(&self, what: String) -> ! {
+        panic!(
+            "multi-shard simulator, seed {} (S = {}, k = {}), step {}: {what}\n\
+             replay: SIM_SEED={} SIM_SHARDS={} SIM_SEATS={} cargo test --release -p pc-shard --test multi_shard -- --nocapture",
+            self.seed, self.shards, self.k, self.step, self.seed, self.shards, self.k
+        )
+    }
+
+    fn send(&mut self, from: usize, to: usize, wire: Wire) {
+        let cross = matches!(wire, Wire::Cross(_));
+        let copies = if cross && self.rng.chance(30) { 2 } else { 1 };
+        for _ in 0..copies {
+            if cross && self.rng.chance(40) {
+                continue; // lost
+            }
+            let delay = 1 + self.rng.below(if cross { 12 } else { 6 });
+            let id = self.next_envelope;
+            self.next_envelope += 1;
+            self.in_flight.insert(
+                id,
+                Envelope {
+                    from,
+                    to,
+                    wire: wire.clone(),
+                },
+            );
+            self.queue.push(Reverse((self.step + delay, id as u64, id)));
+        }
+    }
+
+    fn targets(&self, from: usize, to: CrossTarget) -> Vec<usize> {
+        let shard = self.nodes[from].shard;
+        match to {
+            CrossTarget::Committee => (0..self.k as u8)
+                .map(|seat| self.index(shard, seat))
+                .filter(|i| *i != from)
+                .collect(),
+            CrossTarget::Seat { shard, seat } => {
+                if shard < self.shards && usize::from(seat) < self.k {
+                    vec![self.index(shard, seat)]
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    /// Drains one node's outputs: records, finalized rounds (fed to its
+    /// link, then the link's imports to its machine), messages.
+    fn pump(&mut self, index: usize) {
+        loop {
+            let mut moved = false;
+            while let Some(record) = self.nodes[index].machine.poll_persist() {
+                moved = true;
+                let node = &mut self.nodes[index];
+                if record.kind == LogRecordKind::AnchorAccepted {
+                    if let Ok(anchor) = SignedAnchor::from_bytes(&record.body) {
+                        node.anchors.insert(anchor.anchor_id(), node.log.len());
+                    }
+                }
+                node.log.push((record.kind, record.body));
+                node.machine.handle_durable(record.token);
+            }
+            while let Some(report) = self.nodes[index].machine.poll_finalized() {
+                moved = true;
+                self.check_report(index, &report);
+                let node = &mut self.nodes[index];
+                node.last_round = Some(report.round.round);
+                node.link.on_round(&report.outcome);
+                let imports = node.link.take_imports(node.machine.state());
+                self.offer(index, imports);
+            }
+            while let Some(record) = self.nodes[index].link.poll_record() {
+                moved = true;
+                self.nodes[index].log.push((record.kind, record.body));
+                if let Some(ack) = record.ack {
+                    for to in self.targets(index, ack.to) {
+                        self.send(index, to, Wire::Cross(ack.message.clone()));
+                    }
+                }
+            }
+            while let Some(transmit) = self.nodes[index].machine.poll_transmit() {
+                moved = true;
+                let shard = self.nodes[index].shard;
+                let targets: Vec<usize> = match transmit.destination {
+                    Destination::Broadcast => (0..self.k as u8)
+                        .map(|seat| self.index(shard, seat))
+                        .filter(|i| *i != index)
+                        .collect(),
+                    Destination::Peer(peer) => vec![peer as usize],
+                };
+                for to in targets {
+                    self.send(index, to, Wire::Shard(transmit.message.clone()));
+                }
+            }
+            while let Some(transmit) = self.nodes[index].link.poll_transmit() {
+                moved = true;
+                if self.nodes[index].byzantine {
+                    if let CrossMessage::Sig(sig) = &transmit.message {
+                        self.byzantine_sig(index, *sig);
+                        continue;
+                    }
+                }
+                for to in self.targets(index, transmit.to) {
+                    self.send(index, to, Wire::Cross(transmit.message.clone()));
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    /// Hands imports to a node's machine, remembering which leaf each lands.
+    fn offer(&mut self, index: usize, imports: Vec<MicroEvent>) {
+        if imports.is_empty() {
+            return;
+        }
+        for event in &imports {
+            if let MicroEvent::Import(import) = event {
+                self.import_leaf
+                    .insert(event.id(), (import.leaf.tx_id, import.leaf.output_index));
+            }
+        }
+        let results = self.nodes[index].machine.handle_micro_events(imports);
+        for result in results {
+            if let Err(error) = result {
+                if !matches!(error, pc_shard::machine::SubmitRejected::MempoolFull { .. }) {
+                    self.fail(format!("node {index} refused an import: {error}"));
+                }
+            }
+        }
+    }
+
+    /// The Byzantine seat's checkpoint signatures: withheld, forged, or of
+    /// another checkpoint (equivocation), or sent as they are.
+    fn byzantine_sig(&mut self, index: usize, sig: CheckpointSig) {
+        let shard = self.nodes[index].shard;
+        let mut sig = sig;
+        match self.rng.below(4) {
+            0 => return,
+            1 => sig.signature[0] ^= 1,
+            2 => {
+                sig.checkpoint.state_root[0] ^= 1;
+                sig.signature = FastSigner.sign(
+                    &seat_key(shard, sig.seat, self.k),
+                    &sig.checkpoint.id(&self.network),
+                );
+            }
+            _ => {}
+        }
+        for to in self.targets(index, CrossTarget::Committee) {
+            self.send(index, to, Wire::Cross(CrossMessage::Sig(sig)));
+        }
+    }
+
+    /// The Byzantine seat's import attacks on a bundle it holds: every
+    /// leaf carried twice at once, and the last leaf of an odd-sized entry
+    /// again with its proof moved to the smaller tree.
+    fn byzantine_imports(&mut self, index: usize, bundle: &ExportsBundle) {
+        let proofs = pc_codec::cross::leaf_proofs(&bundle.leaves);
+        // The first leaf in the Certified form registers the round; the
+        // moved proof comes right after it, while the round is open.
+        let mut events = vec![MicroEvent::Import(Box::new(bundle.import(
+            0,
+            proofs[0].clone(),
+            true,
+        )))];
+        let n = bundle.leaves.len();
+        if n >= 3 && n % 2 == 1 {
+            let moved = MerkleProof {
+                index: (n as u64 - 1) / 2,
+                leaf_count: (n as u64).div_ceil(2),
+                siblings: proofs[n - 1].siblings.clone(),
+            };
+            assert!(moved.verify(&bundle.leaves[n - 1].to_bytes(), &bundle.entry.root));
+            events.push(MicroEvent::Import(Box::new(bundle.import(
+                n - 1,
+                moved,
+                false,
+            ))));
+        }
+        for (i, proof) in proofs.iter().enumerate() {
+            for _ in 0..2 {
+                events.push(MicroEvent::Import(Box::new(bundle.import(
+                    i,
+                    proof.clone(),
+                    false,
+                ))));
+            }
+        }
+        self.offer(index, events);
+    }
+
+    fn deliver(&mut self, envelope: Envelope) {
+        let Envelope { from, to, wire } = envelope;
+        let from_target = CrossTarget::Seat {
+            shard: self.nodes[from].shard,
+            seat: self.nodes[from].seat,
+        };
+        match wire {
+            Wire::Shard(message) => self.deliver_shard(from, to, message),
+            Wire::Cross(message) => {
+                let from_seat = self.nodes[from].seat;
+                let result = {
+                    let node = &mut self.nodes[to];
+                    match message {
+                        CrossMessage::Sig(sig) => node.link.on_sig(from_target, sig).err(),
+                        CrossMessage::Cert(cert) => node.link.on_cert(cert).err(),
+                        CrossMessage::Exports(bundle) => {
+                            if node.byzantine {
+                                node.bundles.push((*bundle).clone());
+                            }
+                            node.link
+                                .on_exports(from_target, *bundle, node.machine.state())
+                                .err()
+                        }
+                        CrossMessage::Ack {
+                            source,
+                            round,
+                            dest,
+                        } => {
+                            node.link.on_ack(from_seat, source, round, dest);
+                            None
+                        }
+                        CrossMessage::GetExports {
+                            source,
+                            round,
+                            dest,
+                        } => {
+                            node.link.on_get_exports(from_target, source, round, dest);
+                            None
+                        }
+                    }
+                };
+                if let Some(violation) = result {
+                    if !self.nodes[from].byzantine {
+                        self.fail(format!(
+                            "node {to} refused honest node {from}'s message: {violation}"
+                        ));
+                    }
+                    self.coverage.violations += 1;
+                }
+                let bundles = std::mem::take(&mut self.nodes[to].bundles);
+                for bundle in &bundles {
+                    self.byzantine_imports(to, bundle);
+                }
+                // A forged copy of a received bundle back to a peer seat:
+                // it must be refused as a violation.
+                if self.nodes[to].byzantine {
+                    if let Some(mut forged) = bundles.first().cloned() {
+                        forged.leaves[0].amount += 1;
+                        let peer = self.index(self.nodes[to].shard, 0);
+                        self.send(
+                            to,
+                            peer,
+                            Wire::Cross(CrossMessage::Exports(Box::new(forged))),
+                        );
+                    }
+                }
+            }
+        }
+        self.pump(to);
+    }
+
+    fn deliver_shard(&mut self, from: usize, to: usize, message: ShardMessage) {
+        match message {
+            ShardMessage::Anchor(bytes) => {
+                if let Err(error) = self.nodes[to]
+                    .machine
+                    .handle_anchor(Some(from as u32), &bytes)
+                {
+                    self.fail(format!("node {to} refused node {from}'s anchor: {error}"));
+                }
+            }
+            ShardMessage::Get(ids) => {
+                for id in ids {
+                    let node = &self.nodes[to];
+                    let found = node.anchors.get(&id).map(|at| node.log[*at].1.clone());
+                    if let Some(bytes) = found {
+                        self.send(to, from, Wire::Shard(ShardMessage::Anchor(bytes)));
+                    }
+                }
+            }
+            ShardMessage::Announce(ids) => {
+                self.nodes[to]
+                    .machine
+                    .handle_announce(Some(from as u32), &ids);
+            }
+            ShardMessage::GetRange { .. } => {}
+        }
+    }
+
+    /// Per-report checks: one root per round per shard, leaves landed once.
+    fn check_report(&mut self, index: usize, report: &pc_shard::machine::FinalizedReport) {
+        let shard = usize::from(self.nodes[index].shard);
+        let round = report.round.round;
+        let outcome = &report.outcome;
+        match self.roots[shard].get(&round) {
+            Some(root) if *root != outcome.state_root => self.fail(format!(
+                "shard {shard} round {round}: node {index} has another state root"
+            )),
+            Some(_) => return,
+            None => {}
+        }
+        self.roots[shard].insert(round, outcome.state_root);
+        self.coverage.rounds += 1;
+        self.exports[shard].insert(
+            round,
+            outcome
+                .exports
+                .entries
+                .iter()
+                .map(|(e, leaves)| (e.dest, leaves.clone()))
+                .collect(),
+        );
+        for (id, result) in &outcome.outcomes {
+            let Some(leaf) = self.import_leaf.get(id).copied() else {
+                continue;
+            };
+            match result {
+                Outcome::Applied => {
+                    self.coverage.imports_applied += 1;
+                    if !self.landed[shard].insert(leaf) {
+                        self.fail(format!("shard {shard} round {round}: a leaf landed twice"));
+                    }
+                }
+                Outcome::ImportDuplicate => self.coverage.duplicates_refused += 1,
+                Outcome::ImportBadProof => self.coverage.bad_proofs_refused += 1,
+                Outcome::ImportUnregistered => self.coverage.unregistered_refused += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// The node of `shard` with the most rounds finalized.
+    fn leader(&self, shard: u16) -> &Node {
+        self.nodes
+            .iter()
+            .filter(|n| n.shard == shard)
+            .max_by_key(|n| n.last_round.map_or(0, |r| r + 1))
+            .expect("k >= 1")
+    }
+
+    /// Supply per node and, per pair, in flight from the data.
+    fn check_supply(&self) {
+        for (index, node) in self.nodes.iter().enumerate() {
+            let state = node.machine.state();
+            if state.accounted_value() != state.genesis_supply() {
+                self.fail(format!(
+                    "node {index}: unspent + owed + exported - imported = {} != genesis {}",
+                    state.accounted_value(),
+                    state.genesis_supply()
+                ));
+            }
+        }
+        for source in 0..self.shards {
+            let exporter = self.leader(source).machine.state();
+            for dest in (0..self.shards).filter(|d| *d != source) {
+                // Every node of the destination, each against its own
+                // landed state.
+                for node in self.nodes.iter().filter(|n| n.shard == dest) {
+                    let importer = node.machine.state();
+                    let exported = exporter.cross().exported_to(dest);
+                    let imported = importer.cross().imported_from(source);
+                    if imported > exported {
+                        self.fail(format!(
+                            "shard {dest} imported {imported} from {source}, which exported {exported}"
+                        ));
+                    }
+                    // In flight from the data: leaves of the source's
+                    // finalized rounds not landed in this node's state.
+                    let mut unlanded = 0u128;
+                    let last = self.leader(source).last_round;
+                    for (round, entries) in &self.exports[usize::from(source)] {
+                        if last.is_some_and(|l| *round > l) {
+                            continue;
+                        }
+                        for (d, leaves) in entries {
+                            if *d != dest {
+                                continue;
+                            }
+                            for (i, leaf) in leaves.iter().enumerate() {
+                                if importer.cross().landed(source, *round, i as u64) != Some(true) {
+                                    unlanded += u128::from(leaf.amount);
+                                }
+                            }
+                        }
+                    }
+                    if unlanded != exported - imported {
+                        self.fail(format!(
+                            "pair {source} -> {dest} at node {}: in flight by counters {} but {} by the leaves",
+                            self.index(node.shard, node.seat),
+                            exported - imported,
+                            unlanded
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A client transfer: within its shard or, with `cross_per_mille`, to
+    /// a client of another shard.
+    fn submit(&mut self, cross_per_mille: u64) {
+        let clients = clients(self.shards);
+        let client = self.rng.below(self.spendable.len() as u64) as usize;
+        let Some((owner, input)) = self.spendable[client].pop() else {
+            return;
+        };
+        let home = shard_of(&owner, self.shards);
+        let dest_shard = if self.shards > 1 && self.rng.chance(cross_per_mille) {
+            self.coverage.cross_transfers += 1;
+            (home + 1 + self.rng.below(u64::from(self.shards) - 1) as u16) % self.shards
+        } else {
+            home
+        };
+        let to =
+            clients[usize::from(dest_shard)][self.rng.below(CLIENTS_PER_SHARD as u64) as usize];
+        // Two outputs sometimes, so entries get odd and even sizes.
+        let outputs = if self.rng.coin() {
+            vec![
+                TxOut {
+                    amount: AMOUNT / 2,
+                    owner: to,
+                },
+                TxOut {
+                    amount: AMOUNT / 2 - FEE,
+                    owner: to,
+                },
+            ]
+        } else {
+            vec![TxOut {
+                amount: AMOUNT - FEE,
+                owner: to,
+            }]
+        };
+        let mut transfer = Transfer {
+            inputs: vec![input],
+            outputs,
+            owner,
+            signature: [0; 64],
+        };
+        transfer.signature = FastSigner.sign(&owner, &transfer.tx_id(&self.network));
+        let seat = self.rng.below(self.k as u64) as u8;
+        let index = self.index(home, seat);
+        let _ = self.nodes[index]
+            .machine
+            .handle_micro_event(MicroEvent::Transfer(transfer));
+        self.pump(index);
+    }
+
+    fn run(&mut self, load_steps: u64, max_steps: u64) {
+        for index in 0..self.nodes.len() {
+            self.pump(index);
+        }
+        while self.step < max_steps {
+            self.step += 1;
+            if self.step <= load_steps && self.step.is_multiple_of(3) {
+                // Bursts now and then, so a round's entries reach 3 and more
+                // leaves.
+                let burst = if self.rng.chance(100) { 6 } else { 1 };
+                for _ in 0..burst {
+                    self.submit(500);
+                }
+            }
+            while let Some(Reverse((at, _, id))) = self.queue.peek().copied() {
+                if at > self.step {
+                    break;
+                }
+                self.queue.pop();
+                let envelope = self
+                    .in_flight
+                    .remove(&id)
+                    .expect("queued envelopes are held");
+                self.deliver(envelope);
+            }
+            if self.step.is_multiple_of(25) {
+                self.check_supply();
+            }
+            if self.step.is_multiple_of(2000) && std::env::var_os("SIM_TRACE").is_some() {
+                let rounds: Vec<Option<u64>> = (0..self.shards)
+                    .map(|s| self.leader(s).last_round)
+                    .collect();
+                let mempools: Vec<usize> =
+                    self.nodes.iter().map(|n| n.machine.mempool_len()).collect();
+                eprintln!(
+                    "step {}: rounds {rounds:?}, in flight {}, queue {}, mempools {mempools:?}, bundles {:?}",
+                    self.step,
+                    self.in_flight_total(),
+                    self.queue.len(),
+                    self.nodes.iter().map(|n| n.link.bundles_held()).collect::<Vec<_>>()
+                );
+            }
+            // A step is one machine tick and 10 ms of the links' time.
+            for index in 0..self.nodes.len() {
+                let node = &mut self.nodes[index];
+                node.machine.handle_tick(self.step);
+                if node.link.handle_tick(self.step * 10) {
+                    let imports = node.link.take_imports(node.machine.state());
+                    self.offer(index, imports);
+                }
+                self.pump(index);
+            }
+            // Quiet after the load: done once nothing is in flight and
+            // every export landed.
+            if self.step > load_steps && self.queue.is_empty() && self.in_flight_total() == 0 {
+                break;
+            }
+            // Seats idle on an empty network still need rounds to decide
+            // (backup carriers wait for decided rounds): a tick of input.
+            if self.step > load_steps && self.step.is_multiple_of(40) {
+                self.nudge();
+            }
+        }
+        self.check_supply();
+    }
+
+    /// A zero-value nudge: each shard's seats get a fresh in-shard transfer
+    /// if any output is left (so rounds keep deciding while imports drain).
+    fn nudge(&mut self) {
+        if self.in_flight_total() > 0 {
+            self.submit(0);
+        }
+    }
+
+    fn in_flight_total(&self) -> u128 {
+        let mut total = 0;
+        for source in 0..self.shards {
+            let exporter = self.leader(source).machine.state();
+            for dest in (0..self.shards).filter(|d| *d != source) {
+                let importer = self.leader(dest).machine.state();
+                total +=
+                    exporter.cross().exported_to(dest) - importer.cross().imported_from(source);
+            }
+        }
+        total
+    }
+}
+
+fn run_seed(seed: u64, shards: u16, k: usize) -> Coverage {
+    let mut sim = Sim::new(seed, shards, k);
+    sim.run(600, 60_000);
+    let in_flight = sim.in_flight_total();
+    if in_flight != 0 {
+        sim.fail(format!(
+            "{in_flight} units still in flight after the network drained"
+        ));
+    }
+    for node in &sim.nodes {
+        let counters = node.link.counters();
+        sim.coverage.certificates += counters.certified;
+        sim.coverage.pulls += counters.pulls;
+    }
+    let c = &sim.coverage;
+    let required = [
+        ("rounds", c.rounds),
+        ("cross transfers", c.cross_transfers),
+        ("certificates", c.certificates),
+        ("imports applied", c.imports_applied),
+        ("duplicate imports refused", c.duplicates_refused),
+        ("moved proofs refused", c.bad_proofs_refused),
+        ("violations", c.violations),
+    ];
+    for (what, count) in required {
+        if count == 0 {
+            sim.fail(format!("coverage: no {what} ({c:?})"));
+        }
+    }
+    std::mem::take(&mut sim.coverage)
+}
+
+fn env(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
+#[test]
+fn multi_shard_seeds() {
+    let runs = env("SIM_RUNS").unwrap_or(6);
+    let first = env("SIM_SEED").unwrap_or(1);
+    let seeds: Vec<u64> = if env("SIM_SEED").is_some() && env("SIM_RUNS").is_none() {
+        vec![first]
+    } else {
+        (first..first + runs).collect()
+    };
+    for seed in seeds {
+        let shards = env("SIM_SHARDS").map_or(2 + (seed % 3) as u16, |s| s as u16);
+        let k = env("SIM_SEATS").map_or([4, 4, 7][(seed % 3) as usize], |k| k as usize);
+        let c = run_seed(seed, shards, k);
+        println!(
+            "seed {seed} S={shards} k={k}: {} rounds, {} certificates, {} imports, {} duplicates and {} bad proofs refused, {} unregistered, {} violations, {} cross transfers, {} pulls",
+            c.rounds,
+            c.certificates,
+            c.imports_applied,
+            c.duplicates_refused,
+            c.bad_proofs_refused,
+            c.unregistered_refused,
+            c.violations,
+            c.cross_transfers,
+            c.pulls
+        );
+    }
+}
