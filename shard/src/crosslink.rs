@@ -323,6 +323,105 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
         true
     }
 
+    /// Rebuilds the link from its shard's log records, in log order (a
+    /// restart): own rounds with exports from `ExportsBuilt` (their
+    /// checkpoints from the `RoundFinalized` before them), certificates
+    /// from `CheckpointCertified`, received bundles from `ExportsReceived`.
+    /// Signatures and acks are not logged: uncertified rounds are signed
+    /// again (the same content, so never a second checkpoint of a round)
+    /// and every certified round's pushes start over until acked. Records
+    /// that do not decode are skipped (the log's checksums guard them).
+    pub fn restore<'a>(&mut self, records: impl IntoIterator<Item = (LogRecordKind, &'a [u8])>) {
+        use pc_codec::{Decode, RoundFinalized};
+        let mut roots: BTreeMap<u64, Hash32> = BTreeMap::new();
+        let mut certs: Vec<CertifiedCheckpoint> = Vec::new();
+        for (kind, body) in records {
+            match kind {
+                LogRecordKind::RoundFinalized => {
+                    if let Ok(round) = RoundFinalized::from_bytes(body) {
+                        roots.insert(round.round, round.state_root);
+                        self.last_round = Some(round.round);
+                        if roots.len() > 64 {
+                            roots.pop_first();
+                        }
+                    }
+                }
+                LogRecordKind::ExportsBuilt => {
+                    let Ok(built) = BuiltExports::from_bytes(body) else {
+                        continue;
+                    };
+                    let Some(state_root) = roots.get(&built.round) else {
+                        continue;
+                    };
+                    let checkpoint = Checkpoint {
+                        shard: self.shard,
+                        round: built.round,
+                        state_root: *state_root,
+                        exports_root: built.exports.root(),
+                        export_count: built.exports.export_count(),
+                        dest_count: built.exports.dest_count(),
+                        snapshot_root: [0; 32],
+                    };
+                    let id = checkpoint.id(&self.network);
+                    let mut sigs = BTreeMap::new();
+                    if let (Some(seat), Some(signer)) = (self.seat, &self.signer) {
+                        sigs.insert(seat, signer.sign(&id));
+                    }
+                    self.own.insert(
+                        built.round,
+                        OwnRound {
+                            checkpoint,
+                            id,
+                            sigs,
+                            cert: None,
+                            exports: built.exports,
+                            sig_sent: None,
+                            pushes: BTreeMap::new(),
+                        },
+                    );
+                }
+                LogRecordKind::CheckpointCertified => {
+                    if let Ok(cert) = CertifiedCheckpoint::from_bytes(body) {
+                        certs.push(cert);
+                    }
+                }
+                LogRecordKind::ExportsReceived => {
+                    let Ok(bundle) = ExportsBundle::from_bytes(body) else {
+                        continue;
+                    };
+                    let proofs = leaf_proofs(&bundle.leaves);
+                    let leaves = bundle.leaves.len();
+                    self.received.insert(
+                        (bundle.source(), bundle.round()),
+                        Received {
+                            bundle,
+                            proofs,
+                            got_at: 0,
+                            included: vec![None; leaves],
+                        },
+                    );
+                }
+                LogRecordKind::AnchorAccepted | LogRecordKind::SnapshotWritten => {}
+            }
+        }
+        for cert in certs {
+            let round = cert.checkpoint.round;
+            if self
+                .own
+                .get(&round)
+                .is_some_and(|own| own.checkpoint == cert.checkpoint && own.cert.is_none())
+            {
+                // Already logged: adopted without logging it again.
+                self.adopt_cert(round, cert);
+                self.records.pop_back();
+            }
+        }
+        if let Some(last) = self.last_round {
+            self.own = self.own.split_off(&last.saturating_sub(OWN_ROUNDS_KEPT));
+        }
+        self.counters = CrossCounters::default();
+    }
+
     /// A finalized round of this shard (every one, in order).
     pub fn on_round(&mut self, outcome: &RoundOutcome) {
         self.decided += 1;

@@ -1816,6 +1816,15 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         }
     }
 
+    /// Queues a record of another component of this shard (the
+    /// cross-shard link's certificates, bundles and built exports) in the
+    /// machine's record stream, so that every record of the shard's log
+    /// has its token (its position) and a restore counts it. Returns its
+    /// token.
+    pub fn log_record(&mut self, kind: LogRecordKind, body: Vec<u8>) -> u64 {
+        self.persist(kind, body)
+    }
+
     fn persist(&mut self, kind: LogRecordKind, body: Vec<u8>) -> u64 {
         let token = self.next_token;
         self.next_token += 1;
