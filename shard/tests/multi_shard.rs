@@ -281,7 +281,7 @@ impl Sim {
             landed: vec![HashSet::new(); usize::from(shards)],
             spendable,
             coverage: Coverage::default(),
-            freeze_attack: seed % 4 == 0,
+            freeze_attack: seed.is_multiple_of(4),
             freeze_tried: None,
             frozen_pair: None,
         }
