@@ -712,7 +712,6 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
             return Ok(());
         };
         if own.checkpoint != sig.checkpoint {
-            self.counters.violations += 1;
             return Err(CrossViolation::ConflictingSig {
                 seat: sig.seat,
                 round,
