@@ -15,7 +15,7 @@
 //! this layer checks only the frame's shape and bounds.
 
 use pc_codec::wire::{put_count, put_varint, Decode, DecodeError, Encode, Reader};
-use pc_codec::{CheckpointSig, Hash32, PublicKeyBytes};
+use pc_codec::{CertifiedCheckpoint, CheckpointSig, ExportsBundle, Hash32, PublicKeyBytes};
 
 use crate::identity::Hello;
 
@@ -214,6 +214,31 @@ pub enum NetMessage {
         /// The last finalized round the amount reflects.
         finalized_round: u64,
     },
+    /// Tag 11: a certificate of a checkpoint (the answer to a signature of
+    /// a round already certified).
+    CheckpointCert(CertifiedCheckpoint),
+    /// Tag 12: one source round's exports to one destination (DESIGN
+    /// §5.2 "Carrying"): source, round and destination, then the bundle,
+    /// whose certificate and entry must name the same three.
+    Exports(Box<ExportsBundle>),
+    /// Tag 13: a destination seat logged (or already had) a bundle.
+    ExportsAck {
+        /// The source shard.
+        source: u16,
+        /// The source round.
+        round: u64,
+        /// The destination shard.
+        dest: u16,
+    },
+    /// Tag 14: a pull of one bundle from any source node.
+    GetExports {
+        /// The source shard.
+        source: u16,
+        /// The source round.
+        round: u64,
+        /// The destination shard.
+        dest: u16,
+    },
     /// Tag 15: the answer to a `GetRange` below what this node's log
     /// still holds (DESIGN §6.1 pruning): ask another peer.
     Pruned {
@@ -227,13 +252,10 @@ pub enum NetMessage {
 }
 
 impl NetMessage {
-    /// Position of the variant among the message kinds (tags 0..=10, then
-    /// `Pruned`), for per-kind counters.
+    /// Position of the variant among the message kinds (its tag), for
+    /// per-kind counters.
     pub fn kind_index(&self) -> usize {
-        match self {
-            NetMessage::Pruned { .. } => 11,
-            other => usize::from(other.tag()),
-        }
+        usize::from(self.tag())
     }
 
     /// The wire tag of the variant.
@@ -250,6 +272,10 @@ impl NetMessage {
             NetMessage::Receipt { .. } => 8,
             NetMessage::BalanceQuery { .. } => 9,
             NetMessage::Balance { .. } => 10,
+            NetMessage::CheckpointCert(_) => 11,
+            NetMessage::Exports(_) => 12,
+            NetMessage::ExportsAck { .. } => 13,
+            NetMessage::GetExports { .. } => 14,
             NetMessage::Pruned { .. } => 15,
         }
     }
@@ -268,6 +294,10 @@ impl NetMessage {
             NetMessage::Receipt { .. } => "Receipt",
             NetMessage::BalanceQuery { .. } => "BalanceQuery",
             NetMessage::Balance { .. } => "Balance",
+            NetMessage::CheckpointCert(_) => "CheckpointCert",
+            NetMessage::Exports(_) => "Exports",
+            NetMessage::ExportsAck { .. } => "ExportsAck",
+            NetMessage::GetExports { .. } => "GetExports",
             NetMessage::Pruned { .. } => "Pruned",
         }
     }
@@ -405,6 +435,27 @@ impl Encode for NetMessage {
                 put_byte_lists(out, anchors);
             }
             NetMessage::CheckpointSig(signature) => signature.encode(out),
+            NetMessage::CheckpointCert(cert) => cert.encode(out),
+            NetMessage::Exports(bundle) => {
+                put_u16(out, bundle.source());
+                put_u64(out, bundle.round());
+                put_u16(out, bundle.dest());
+                bundle.encode(out);
+            }
+            NetMessage::ExportsAck {
+                source,
+                round,
+                dest,
+            }
+            | NetMessage::GetExports {
+                source,
+                round,
+                dest,
+            } => {
+                put_u16(out, *source);
+                put_u64(out, *round);
+                put_u16(out, *dest);
+            }
             NetMessage::Evidence { shard, bytes } => {
                 put_u16(out, *shard);
                 put_bytes(out, bytes);
@@ -531,6 +582,31 @@ impl Decode for NetMessage {
                 owner: reader.array("owner")?,
                 amount: reader.u64("amount")?,
                 finalized_round: reader.u64("finalized round")?,
+            },
+            11 => NetMessage::CheckpointCert(CertifiedCheckpoint::decode(reader)?),
+            12 => {
+                let source = reader.u16("exports source")?;
+                let round = reader.u64("exports round")?;
+                let dest = reader.u16("exports destination")?;
+                let named = reader.offset();
+                let bundle = ExportsBundle::decode(reader)?;
+                if (bundle.source(), bundle.round(), bundle.dest()) != (source, round, dest) {
+                    return Err(DecodeError::InvalidValue {
+                        offset: named,
+                        what: "exports bundle (its certificate and entry name another source, round or destination)",
+                    });
+                }
+                NetMessage::Exports(Box::new(bundle))
+            }
+            13 => NetMessage::ExportsAck {
+                source: reader.u16("source")?,
+                round: reader.u64("round")?,
+                dest: reader.u16("destination")?,
+            },
+            14 => NetMessage::GetExports {
+                source: reader.u16("source")?,
+                round: reader.u64("round")?,
+                dest: reader.u16("destination")?,
             },
             15 => NetMessage::Pruned {
                 shard: reader.u16("shard")?,

@@ -11,6 +11,7 @@ use pc_net::frame::{
 };
 use pc_net::identity::{Hello, ShardPort};
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 
 fn hash32() -> impl Strategy<Value = [u8; 32]> {
     any::<[u8; 32]>()
@@ -148,6 +149,57 @@ fn message() -> impl Strategy<Value = NetMessage> {
                 snapshot_round
             }
         ),
+        (any::<u16>(), any::<u64>(), any::<u16>()).prop_map(|(source, round, dest)| {
+            NetMessage::ExportsAck {
+                source,
+                round,
+                dest,
+            }
+        }),
+        (any::<u16>(), any::<u64>(), any::<u16>()).prop_map(|(source, round, dest)| {
+            NetMessage::GetExports {
+                source,
+                round,
+                dest,
+            }
+        }),
+        (checkpoint_sig(), 1usize..4).prop_map(|(sig, n)| NetMessage::CheckpointCert(
+            pc_codec::CertifiedCheckpoint {
+                checkpoint: sig.checkpoint,
+                mask: (1u64 << n) - 1,
+                signatures: vec![sig.signature; n],
+            }
+        )),
+        (checkpoint_sig(), any::<u16>(), 1usize..5).prop_map(|(sig, dest, n)| {
+            let leaves: Vec<pc_codec::ExportLeaf> = (0..n)
+                .map(|i| pc_codec::ExportLeaf {
+                    dest,
+                    tx_id: [i as u8; 32],
+                    output_index: i as u16,
+                    amount: 1 + i as u64,
+                    owner: [sig.seat; 32],
+                })
+                .collect();
+            NetMessage::Exports(Box::new(pc_codec::ExportsBundle {
+                cert: pc_codec::CertifiedCheckpoint {
+                    checkpoint: sig.checkpoint,
+                    mask: 1,
+                    signatures: vec![sig.signature],
+                },
+                entry: pc_codec::DestEntry {
+                    dest,
+                    count: n as u32,
+                    root: pc_codec::cross::leaves_root(&leaves),
+                    prev_round: u64::MAX,
+                },
+                entry_proof: pc_codec::MerkleProof {
+                    index: 0,
+                    leaf_count: 1,
+                    siblings: Vec::new(),
+                },
+                leaves,
+            }))
+        }),
     ]
 }
 
@@ -300,4 +352,23 @@ fn messages_at_their_bounds_fit_a_frame_and_round_trip() {
     ];
     let bytes = frames_of(&at_bounds);
     assert_eq!(decode_chunks([bytes.as_slice()]), Ok(at_bounds));
+}
+
+#[test]
+fn an_exports_frame_naming_another_round_than_its_bundle_is_refused() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let message = loop {
+        let candidate = message().new_tree(&mut runner).unwrap().current();
+        if matches!(candidate, NetMessage::Exports(_)) {
+            break candidate;
+        }
+    };
+    let mut bytes = message.to_bytes();
+    assert_eq!(NetMessage::from_bytes(&bytes), Ok(message));
+    // Tag, source u16, then the round the frame names.
+    bytes[3] ^= 1;
+    assert!(matches!(
+        NetMessage::from_bytes(&bytes),
+        Err(pc_codec::DecodeError::InvalidValue { .. })
+    ));
 }

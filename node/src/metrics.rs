@@ -16,7 +16,7 @@ pub const LATENCY_BUCKETS_S: &[f64] = &[
 
 /// The wire message kinds, by `pc_net::NetMessage::kind_index`, as the
 /// `kind` label of the `pc_p2p_*` families.
-pub const MESSAGE_KINDS: [&str; 12] = [
+pub const MESSAGE_KINDS: [&str; 16] = [
     "hello",
     "announce",
     "get",
@@ -28,6 +28,10 @@ pub const MESSAGE_KINDS: [&str; 12] = [
     "receipt",
     "balance_query",
     "balance",
+    "checkpoint_cert",
+    "exports",
+    "exports_ack",
+    "get_exports",
     "pruned",
 ];
 
@@ -258,6 +262,6 @@ mod tests {
         assert_eq!(h.cumulative(), vec![1, 2, 3]);
         assert_eq!(h.count(), 3);
         assert!((h.sum_seconds() - 0.052_001).abs() < 1e-9);
-        assert_eq!(MESSAGE_KINDS.len(), 12);
+        assert_eq!(MESSAGE_KINDS.len(), 16);
     }
 }
