@@ -561,19 +561,29 @@ impl ShardState {
         // Outputs for other shards become the round's exports; a transfer
         // that would push one destination's list past X_max is refused
         // whole, before anything changes.
-        let mut per_dest: BTreeMap<u16, usize> = BTreeMap::new();
-        let dests: Vec<u16> = transfer
-            .outputs
-            .iter()
-            .map(|output| shard_of(&output.owner, self.params.shards))
-            .collect();
-        for dest in &dests {
-            if *dest != self.params.shard {
-                *per_dest.entry(*dest).or_default() += 1;
-            }
+        // At most MAX_TRANSFER_OUTPUTS (16) outputs: their shards on the
+        // stack, the per-destination count only when one leaves the shard.
+        let mut dests = [0u16; pc_codec::MAX_TRANSFER_OUTPUTS];
+        if transfer.outputs.len() > dests.len() {
+            // Never valid (decoding and validation bound it); refused whole
+            // rather than applied in part.
+            return Err(Outcome::ValueNotConserved);
         }
-        if !CrossState::exports_fit(exports, &per_dest) {
-            return Err(Outcome::ExportLimit);
+        let mut foreign = false;
+        for (slot, output) in dests.iter_mut().zip(&transfer.outputs) {
+            *slot = shard_of(&output.owner, self.params.shards);
+            foreign |= *slot != self.params.shard;
+        }
+        if foreign {
+            let mut per_dest: BTreeMap<u16, usize> = BTreeMap::new();
+            for dest in &dests[..transfer.outputs.len()] {
+                if *dest != self.params.shard {
+                    *per_dest.entry(*dest).or_default() += 1;
+                }
+            }
+            if !CrossState::exports_fit(exports, &per_dest) {
+                return Err(Outcome::ExportLimit);
+            }
         }
         for input in &transfer.inputs {
             self.spend(input);
@@ -994,6 +1004,37 @@ mod tests {
             outcome.checkpoint(home).exports_root,
             outcome.exports.root()
         );
+    }
+
+    #[test]
+    fn exports_past_x_max_to_one_destination_in_a_round_are_refused_whole() {
+        let mut genesis = genesis(4);
+        genesis.allocations[0].outputs = 1_100;
+        let home = shard_of(&key(50).public_key(), 4);
+        let mut state = ShardState::from_genesis(&genesis, home);
+        let away = (60..=255u8)
+            .map(|s| key(s).public_key())
+            .find(|k| shard_of(k, 4) != home)
+            .unwrap();
+        // 1 024 transfers of 16 outputs fill the list to exactly X_max; the
+        // next one's outputs would pass it.
+        let events: Vec<MicroEvent> = (0..1_025u16)
+            .map(|n| transfer(&genesis, &[genesis_input(&genesis, n)], &[(10, away); 16]))
+            .collect();
+        let outcome = apply(&mut state, 0, &events);
+        let outcomes = outcomes(&outcome);
+        assert!(outcomes[..1_024].iter().all(|o| *o == Outcome::Applied));
+        assert_eq!(outcomes[1_024], Outcome::ExportLimit);
+        assert_eq!(
+            outcome.exports.export_count(),
+            pc_codec::cross::X_MAX,
+            "the refused transfer exported nothing"
+        );
+        assert!(
+            state.utxo(&genesis_input(&genesis, 1_024)).is_some(),
+            "and spent nothing"
+        );
+        assert_eq!(state.accounted_value(), state.genesis_supply());
     }
 
     #[test]
