@@ -663,26 +663,6 @@ impl Encode for Import {
     }
 }
 
-/// Decodes a proof with at most `max_siblings` siblings.
-fn decode_proof(
-    reader: &mut Reader<'_>,
-    max_siblings: usize,
-    what: &'static str,
-) -> Result<MerkleProof, DecodeError> {
-    let index = reader.u64("proof index")?;
-    let leaf_count = reader.u64("proof leaf count")?;
-    let count = reader.count(what, 0, max_siblings, 32)?;
-    let mut siblings = Vec::with_capacity(count);
-    for _ in 0..count {
-        siblings.push(reader.array("proof sibling")?);
-    }
-    Ok(MerkleProof {
-        index,
-        leaf_count,
-        siblings,
-    })
-}
-
 impl Decode for Import {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let source = reader.u16("import source")?;
@@ -693,7 +673,7 @@ impl Decode for Import {
             1 => Origin::Certified(Box::new(CertifiedOrigin {
                 cert: CertifiedCheckpoint::decode(reader)?,
                 entry: DestEntry::decode(reader)?,
-                entry_proof: decode_proof(
+                entry_proof: MerkleProof::decode_bounded(
                     reader,
                     MAX_ENTRY_PROOF_SIBLINGS,
                     "entry proof siblings",
@@ -712,7 +692,11 @@ impl Decode for Import {
             round,
             origin,
             leaf: ExportLeaf::decode(reader)?,
-            leaf_proof: decode_proof(reader, MAX_LEAF_PROOF_SIBLINGS, "leaf proof siblings")?,
+            leaf_proof: MerkleProof::decode_bounded(
+                reader,
+                MAX_LEAF_PROOF_SIBLINGS,
+                "leaf proof siblings",
+            )?,
         })
     }
 }
@@ -820,7 +804,8 @@ impl Decode for ExportsBundle {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let cert = CertifiedCheckpoint::decode(reader)?;
         let entry = DestEntry::decode(reader)?;
-        let entry_proof = decode_proof(reader, MAX_ENTRY_PROOF_SIBLINGS, "entry proof siblings")?;
+        let entry_proof =
+            MerkleProof::decode_bounded(reader, MAX_ENTRY_PROOF_SIBLINGS, "entry proof siblings")?;
         let count = reader.count("bundle leaves", 1, X_MAX as usize, EXPORT_LEAF_BYTES)?;
         let mut leaves = Vec::with_capacity(count);
         for _ in 0..count {

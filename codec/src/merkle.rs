@@ -126,11 +126,18 @@ impl Encode for MerkleProof {
     }
 }
 
-impl Decode for MerkleProof {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+impl MerkleProof {
+    /// Decodes a proof of at most `max_siblings` siblings (`what` names
+    /// the sibling list in errors): a proof inside a format that bounds its
+    /// tree is refused past that bound before allocation.
+    pub fn decode_bounded(
+        reader: &mut Reader<'_>,
+        max_siblings: usize,
+        what: &'static str,
+    ) -> Result<Self, DecodeError> {
         let index = reader.u64("proof index")?;
         let leaf_count = reader.u64("proof leaf count")?;
-        let count = reader.count("proof siblings", 0, MAX_PROOF_DEPTH, 32)?;
+        let count = reader.count(what, 0, max_siblings, 32)?;
         let mut siblings = Vec::with_capacity(count);
         for _ in 0..count {
             siblings.push(reader.array("proof sibling")?);
@@ -140,6 +147,12 @@ impl Decode for MerkleProof {
             leaf_count,
             siblings,
         })
+    }
+}
+
+impl Decode for MerkleProof {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        MerkleProof::decode_bounded(reader, MAX_PROOF_DEPTH, "proof siblings")
     }
 }
 

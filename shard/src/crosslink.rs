@@ -196,6 +196,26 @@ struct OwnRound {
     pushes: BTreeMap<(u16, u8), (bool, Option<u64>)>,
 }
 
+impl OwnRound {
+    /// The certified bundle of this round's exports to `dest`, if both
+    /// exist.
+    fn bundle(&self, dest: u16) -> Option<ExportsBundle> {
+        let cert = self.cert.as_ref()?;
+        let position = self
+            .exports
+            .entries
+            .iter()
+            .position(|(e, _)| e.dest == dest)?;
+        let (entry, leaves) = &self.exports.entries[position];
+        Some(ExportsBundle {
+            cert: cert.clone(),
+            entry: *entry,
+            entry_proof: self.exports.entry_proof(position)?,
+            leaves: leaves.clone(),
+        })
+    }
+}
+
 /// One received bundle.
 #[derive(Debug, Clone)]
 struct Received {
@@ -499,39 +519,28 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
         let mut blocked: BTreeSet<(u16, u8)> = BTreeSet::new();
         let mut sends = Vec::new();
         for own in self.own.values_mut() {
-            let Some(cert) = &own.cert else {
+            if own.cert.is_none() {
                 continue;
-            };
+            }
+            let mut due = Vec::new();
             for (pair, (acked, last)) in own.pushes.iter_mut() {
                 if *acked || !blocked.insert(*pair) {
                     continue;
                 }
                 if last.is_none_or(|at| decided >= at + PUSH_RETRY_ROUNDS) {
                     *last = Some(decided);
-                    let (dest, target) = *pair;
-                    let position = own
-                        .exports
-                        .entries
-                        .iter()
-                        .position(|(e, _)| e.dest == dest)
-                        .expect("pushes are made from the entries");
-                    let (entry, leaves) = &own.exports.entries[position];
-                    sends.push((
-                        CrossTarget::Seat {
-                            shard: dest,
-                            seat: target,
-                        },
-                        ExportsBundle {
-                            cert: cert.clone(),
-                            entry: *entry,
-                            entry_proof: own
-                                .exports
-                                .entry_proof(position)
-                                .expect("position is in range"),
-                            leaves: leaves.clone(),
-                        },
-                    ));
+                    due.push(*pair);
                 }
+            }
+            for (dest, target) in due {
+                let bundle = own.bundle(dest).expect("pushes are made from the entries");
+                sends.push((
+                    CrossTarget::Seat {
+                        shard: dest,
+                        seat: target,
+                    },
+                    bundle,
+                ));
             }
         }
         for (to, bundle) in sends {
@@ -833,21 +842,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
         if source != self.shard {
             return;
         }
-        let Some(own) = self.own.get(&round) else {
+        let Some(bundle) = self.own.get(&round).and_then(|own| own.bundle(dest)) else {
             return;
-        };
-        let Some(cert) = &own.cert else {
-            return;
-        };
-        let Some(position) = own.exports.entries.iter().position(|(e, _)| e.dest == dest) else {
-            return;
-        };
-        let (entry, leaves) = &own.exports.entries[position];
-        let bundle = ExportsBundle {
-            cert: cert.clone(),
-            entry: *entry,
-            entry_proof: own.exports.entry_proof(position).expect("in range"),
-            leaves: leaves.clone(),
         };
         self.transmits.push_back(CrossTransmit {
             to: from,

@@ -83,6 +83,21 @@ fn seat_key(shard: u16, seat: u8, k: usize) -> PublicKeyBytes {
     )
 }
 
+/// A seat's machine as the simulator runs it: acknowledgements paced as a
+/// node paces them (a step is one tick).
+fn seat_machine(genesis: &Genesis, shard: u16, seat: u8, key: FastSeatKey) -> Machine {
+    Shard::new(
+        genesis,
+        shard,
+        Role::Seat { seat, signer: key },
+        FastVerifier,
+        ShardLimits {
+            ack_interval_ticks: 4,
+            ..ShardLimits::default()
+        },
+    )
+}
+
 /// `CLIENTS_PER_SHARD` client keys owned in each shard.
 const CLIENTS_PER_SHARD: usize = 3;
 const OUTPUTS_PER_CLIENT: u32 = 40;
@@ -224,18 +239,7 @@ impl Sim {
                     shard,
                     seat,
                     byzantine: k >= 4 && usize::from(seat) == k - 1,
-                    machine: Shard::new(
-                        &genesis,
-                        shard,
-                        Role::Seat { seat, signer: key },
-                        FastVerifier,
-                        ShardLimits {
-                            // Acknowledgements paced as a node paces them
-                            // (a step is one tick).
-                            ack_interval_ticks: 4,
-                            ..ShardLimits::default()
-                        },
-                    ),
+                    machine: seat_machine(&genesis, shard, seat, key),
                     link: CrossLink::new(
                         network,
                         shard,
@@ -679,16 +683,7 @@ impl Sim {
         let (shard, seat) = (self.nodes[index].shard, self.nodes[index].seat);
         let key = FastSeatKey(seat_key(shard, seat, self.k));
         let genesis = genesis(self.shards, self.k);
-        let mut machine: Machine = Shard::new(
-            &genesis,
-            shard,
-            Role::Seat { seat, signer: key },
-            FastVerifier,
-            ShardLimits {
-                ack_interval_ticks: 4,
-                ..ShardLimits::default()
-            },
-        );
+        let mut machine = seat_machine(&genesis, shard, seat, key);
         let node = &self.nodes[index];
         let mut after = 0;
         if from_snapshot {
