@@ -122,6 +122,14 @@ pub struct DevnetArgs {
     /// second over all shards); replaces `--load` and `--seconds`.
     #[arg(long)]
     pub load_profile: Option<String>,
+    /// Share of the load's transfers that pay an owner of another shard
+    /// (exported by the source shard, imported by the destination).
+    #[arg(long, default_value_t = 0.5)]
+    pub cross_shard: f64,
+    /// Cores of each node (its shards are spread over them; with 2 or
+    /// more, cross-shard bundles between its own seats cross its rings).
+    #[arg(long, default_value_t = 1)]
+    pub cores_per_node: usize,
 }
 
 /// A node process and what its status lines said.
@@ -152,6 +160,11 @@ struct ShardStatus {
     accepted_submissions: u64,
     finalized_submissions: u64,
     expired_submissions: u64,
+    exported: u64,
+    imported: u64,
+    certified: u64,
+    bundles_received: u64,
+    imports_queued: u64,
 }
 
 #[derive(Debug, Default)]
@@ -182,6 +195,18 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
     }
     if !(args.load >= 0.0 && args.load.is_finite()) {
         return Err(usage(format!("--load {} must be at least 0", args.load)));
+    }
+    if !(0.0..=1.0).contains(&args.cross_shard) {
+        return Err(usage(format!(
+            "--cross-shard {} is outside 0..=1",
+            args.cross_shard
+        )));
+    }
+    if args.cores_per_node == 0 || args.cores_per_node > 64 {
+        return Err(usage(format!(
+            "--cores-per-node {} is outside 1..=64",
+            args.cores_per_node
+        )));
     }
     let profile = match &args.load_profile {
         Some(text) => {
@@ -234,7 +259,11 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::io(&node_dir, "create directory", e))?;
         let config = NodeConfig {
             key: Some(dir.join("keys").join(format!("validator-{n:02}.key"))),
-            cores: Some(vec![cpus[usize::from(n) % cpus.len()]]),
+            cores: Some(
+                (0..args.cores_per_node)
+                    .map(|c| cpus[(usize::from(n) * args.cores_per_node + c) % cpus.len()])
+                    .collect(),
+            ),
             io_memory_bytes: Some(512 << 10),
             storage: StorageConfig {
                 fsync: args.fsync,
@@ -361,6 +390,22 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
         }
     }
     print_metrics(&scrapes, args.shards);
+    if args.shards > 1 {
+        for (n, node) in nodes.iter().enumerate() {
+            let status = node.status.lock().expect("status lock");
+            let line: Vec<String> = status
+                .shards
+                .iter()
+                .map(|(shard, s)| {
+                    format!(
+                        "shard {shard}: exported {}, imported {}, {} checkpoints certified, {} bundles received, {} imports carried",
+                        s.exported, s.imported, s.certified, s.bundles_received, s.imports_queued
+                    )
+                })
+                .collect();
+            println!("node {n} cross-shard: {}", line.join("; "));
+        }
+    }
     for (n, node) in nodes.iter().enumerate() {
         if node.restarts > 0 {
             println!(
@@ -446,7 +491,26 @@ fn run_network(
         per_shard_needed * usize::from(args.shards)
     );
     let mut signers = Vec::new();
+    // The owners of each shard, for the transfers that pay across shards.
+    let owners: Arc<Vec<Vec<pc_codec::PublicKeyBytes>>> = Arc::new(
+        (0..args.shards)
+            .map(|shard| {
+                genesis
+                    .allocations
+                    .iter()
+                    .map(|a| a.owner)
+                    .filter(|owner| shard_of(owner, args.shards) == shard)
+                    .collect()
+            })
+            .collect(),
+    );
+    let cross_share = if args.shards > 1 {
+        args.cross_shard
+    } else {
+        0.0
+    };
     for shard in 0..args.shards {
+        let owners = owners.clone();
         let mut outputs = Vec::new();
         for (index, allocation) in genesis.allocations.iter().enumerate() {
             if shard_of(&allocation.owner, args.shards) != shard {
@@ -467,12 +531,25 @@ fn run_network(
             outputs.sort_by_key(|(_, index, output)| (*output, *index));
             outputs.truncate(per_shard_needed);
             let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
-            for (key, index, output) in outputs {
+            let shards = owners.len() as u64;
+            for (n, (key, index, output)) in outputs.into_iter().enumerate() {
                 let out_point = Genesis::allocation_out_point(&network, index, output);
                 let aux = blake3::hash(&[&index.to_le_bytes()[..], &output.to_le_bytes()].concat());
+                // Which transfers pay across shards: an even spread of the
+                // share (the n-th of every 1 024 below it), to the other
+                // shards in turn.
+                let n = n as u64;
+                let cross = ((n * 461) % 1024) < (cross_share * 1024.0) as u64;
+                let to = if cross {
+                    let dest = (u64::from(shard) + 1 + n % (shards - 1).max(1)) % shards;
+                    let list = &owners[dest as usize];
+                    list[(n as usize / 7) % list.len()]
+                } else {
+                    key.public_key()
+                };
                 let transfer = pc_codec::TransferBuilder::new()
                     .input(out_point)
-                    .output(PAYS_UNITS, key.public_key())
+                    .output(PAYS_UNITS, to)
                     .sign(&network, &key, aux.as_bytes())
                     .expect("one input, one output");
                 let _ = tx.send(MicroEvent::Transfer(transfer).to_bytes());
@@ -697,6 +774,19 @@ fn run_network(
     while waited.elapsed() < Duration::from_secs(20) && !all_submissions_final(nodes) {
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Every export must land: wait (at most 30 s more) until each running
+    // node's shards imported what they exported to each other.
+    let drain = Instant::now();
+    while drain.elapsed() < Duration::from_secs(30) && !all_exports_imported(nodes) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if args.shards > 1 {
+        println!(
+            "devnet: {} s after the load, the exports {} imported (status lines; the data dirs are checked below)",
+            drain.elapsed().as_secs(),
+            if all_exports_imported(nodes) { "were all" } else { "were not all" }
+        );
+    }
     Ok(LoadOutcome {
         stats,
         finalized_at_load_end,
@@ -732,6 +822,17 @@ fn finalized_per_shard(nodes: &[NodeProc], shards: u16) -> Vec<u64> {
                 .unwrap_or(0)
         })
         .collect()
+}
+
+/// Every running node's shards imported as much value as they exported
+/// (their status lines' counters).
+fn all_exports_imported(nodes: &[NodeProc]) -> bool {
+    nodes.iter().filter(|n| n.child.is_some()).all(|n| {
+        let status = n.status.lock().expect("lock");
+        let exported: u64 = status.shards.values().map(|s| s.exported).sum();
+        let imported: u64 = status.shards.values().map(|s| s.imported).sum();
+        exported == imported
+    })
 }
 
 /// Every running node finalized every submission it accepted.
@@ -994,6 +1095,11 @@ fn parse_status_line(line: &str, status: &Mutex<NodeStatus>) {
                     accepted_submissions: line.accepted_submissions,
                     finalized_submissions: line.finalized_submissions,
                     expired_submissions: line.expired_submissions,
+                    exported: line.exported,
+                    imported: line.imported,
+                    certified: line.certified,
+                    bundles_received: line.bundles_received,
+                    imports_queued: line.imports_queued,
                 },
             );
             status.anon_rss_kib = line.anon_rss_kib;
@@ -1085,6 +1191,30 @@ fn check_agreement(
                     |e| usage(format!("replay of node {n} ({}): {e}", node.dir.display())),
                 )?,
             );
+        }
+        // The supply equations from this node's data dir (DESIGN §5.1).
+        let supplies: Vec<_> = replayed
+            .iter()
+            .filter_map(|r| r.supply.as_deref().cloned())
+            .collect();
+        let report = pc_engine::tools::supply::check(&supplies, shards);
+        for line in report.render().lines() {
+            if n == 0 || !line.contains(" -> ") {
+                println!("node {n} {line}");
+            }
+        }
+        if !report.holds() {
+            divergences.push(format!(
+                "node {n}: the supply equations do not hold: {}",
+                report.errors[0]
+            ));
+        }
+        if report.in_flight_leaves() > 0 {
+            divergences.push(format!(
+                "node {n}: {} exported outputs ({} units) were not imported after the network drained",
+                report.in_flight_leaves(),
+                report.in_flight
+            ));
         }
         for shard in &replayed {
             if let Some(round) = shard.snapshot_round {

@@ -314,6 +314,8 @@ pub struct NodeCore {
     /// Per local shard, per seat: the highest birth round of a validated
     /// anchor of that seat (see [`NodeCore::round_lag`]).
     pub(crate) seat_rounds: BTreeMap<u16, Vec<u64>>,
+    /// Cross-shard messages moved (see [`crate::crossing`]).
+    pub(crate) cross: crate::crossing::CrossTraffic,
     pub(crate) events: VecDeque<Event>,
     pub(crate) host: HostStats,
     pub(crate) status_interval_us: u64,
@@ -371,6 +373,7 @@ impl NodeCore {
             submit_budget: BTreeMap::new(),
             input_waited_us: 0,
             seat_rounds: BTreeMap::new(),
+            cross: Default::default(),
             events: VecDeque::new(),
             host: HostStats::default(),
             status_interval_us: config.status_interval_us.max(1),
@@ -413,7 +416,7 @@ impl NodeCore {
     ) -> Result<(), NodeError> {
         self.advance_shards(now);
         self.admit(io, event, now)?;
-        self.route_transmits(io, now);
+        self.route_transmits(io, now)?;
         Ok(())
     }
 
@@ -461,7 +464,7 @@ impl NodeCore {
     ) -> Result<(), NodeError> {
         self.advance_shards(now);
         self.handle_forwarded(io, message, now)?;
-        self.route_transmits(io, now);
+        self.route_transmits(io, now)?;
         Ok(())
     }
 
@@ -478,7 +481,7 @@ impl NodeCore {
             host.advance_time(now.ms());
             host.handle_durable(seq, now.mono_us)?;
         }
-        self.route_transmits(io, now);
+        self.route_transmits(io, now)?;
         Ok(())
     }
 
@@ -493,7 +496,7 @@ impl NodeCore {
             }
         }
         self.dial_due(io, now);
-        self.route_transmits(io, now);
+        self.route_transmits(io, now)?;
         if self.status_due(now) {
             self.status(now);
             self.next_status_us = now.mono_us + self.status_interval_us;
@@ -722,6 +725,7 @@ impl NodeCore {
             let capacity = host.capacity_reading(now.mono_us);
             let (admitted, refused, retry_after_ms) = host.admission_totals();
             let c = host.counters().clone();
+            let cross = host.cross_counters().unwrap_or_default();
             let machine = host.machine();
             let catch_up_requests = machine.catch_up_requests();
             self.events.push_back(Event::Status(Box::new(Status {
@@ -763,6 +767,13 @@ impl NodeCore {
                 expired_submissions: c.expired_submissions,
                 signature_verifies: c.signature_verifies,
                 anon_rss_kib: self.host.anon_rss_kib,
+                exported: u64::try_from(machine.state().cross().exported_total())
+                    .unwrap_or(u64::MAX),
+                imported: u64::try_from(machine.state().cross().imported_total())
+                    .unwrap_or(u64::MAX),
+                certified: cross.certified,
+                bundles_received: cross.received,
+                imports_queued: host.import_counts().queued,
                 state_root: to_hex(&machine.state().state_root()),
             })));
         }

@@ -40,13 +40,26 @@ pub enum CoreMsg {
         /// The answer.
         message: NetMessage,
     },
+    /// A cross-shard message (tags 5, 11-14) from this node's seat
+    /// `from_seat` of `from_shard` to its seat in a shard of the receiving
+    /// core (the ring path of DESIGN §5.2 "Carrying").
+    Cross {
+        /// The sending seat's shard.
+        from_shard: u16,
+        /// The sending seat.
+        from_seat: u8,
+        /// The message.
+        message: NetMessage,
+    },
 }
 
 impl CoreMsg {
     /// The message carried.
     pub fn message(&self) -> &NetMessage {
         match self {
-            CoreMsg::Request { message, .. } | CoreMsg::Reply { message, .. } => message,
+            CoreMsg::Request { message, .. }
+            | CoreMsg::Reply { message, .. }
+            | CoreMsg::Cross { message, .. } => message,
         }
     }
 }
@@ -86,6 +99,11 @@ impl NodeCore {
                 self.send(io, conn, &message);
                 Ok(())
             }
+            CoreMsg::Cross {
+                from_shard,
+                from_seat,
+                message,
+            } => self.take_ring_cross(from_shard, from_seat, message, now),
         }
     }
 
@@ -100,6 +118,11 @@ impl NodeCore {
             | NetMessage::Pruned { shard, .. }
             | NetMessage::SubmitMicroEvents { shard, .. } => Some(*shard),
             NetMessage::CheckpointSig(sig) => Some(sig.checkpoint.shard),
+            NetMessage::CheckpointCert(cert) => Some(cert.checkpoint.shard),
+            NetMessage::Exports(bundle) => Some(bundle.dest()),
+            NetMessage::ExportsAck { source, .. } | NetMessage::GetExports { source, .. } => {
+                Some(*source)
+            }
             NetMessage::BalanceQuery { owner, .. } => {
                 Some(shard_of(owner, self.genesis.params.shards))
             }
@@ -213,10 +236,15 @@ impl NodeCore {
             (NetMessage::Anchors { anchors, .. }, Some(peer)) => {
                 self.take_anchors(peer, remote, shard, &anchors, now)?;
             }
-            (NetMessage::CheckpointSig(_), Some(_)) => {
-                // Checkpoints serve cross-shard imports, which the node
-                // does not do yet: taken (the peer is entitled to send
-                // them) and dropped.
+            (
+                message @ (NetMessage::CheckpointSig(_)
+                | NetMessage::CheckpointCert(_)
+                | NetMessage::Exports(_)
+                | NetMessage::ExportsAck { .. }
+                | NetMessage::GetExports { .. }),
+                Some(peer),
+            ) => {
+                self.take_cross(io, origin, remote, peer, shard, message, now)?;
             }
             (NetMessage::Evidence { bytes, .. }, Some(_)) => {
                 self.take_evidence(remote, shard, &bytes, now)?;

@@ -102,8 +102,28 @@ impl NodeCore {
         best.map(|(_, conn)| conn)
     }
 
+    /// Sends what the shard machines and their cross-shard links want
+    /// sent (a cross-shard message delivered to a shard of this core may
+    /// make its machine want more sent).
+    pub(crate) fn route_transmits(
+        &mut self,
+        io: &mut dyn NodeIo,
+        now: Now,
+    ) -> Result<(), NodeError> {
+        // Bounded: an answer delivered locally (an ack, a forward to the
+        // carrier seat) ends its chain within a pass or two.
+        for _ in 0..4 {
+            self.route_machine_transmits(io, now);
+            if !self.route_cross(io, now)? {
+                break;
+            }
+        }
+        self.route_machine_transmits(io, now);
+        Ok(())
+    }
+
     /// Sends what the shard machines want sent.
-    pub(crate) fn route_transmits(&mut self, io: &mut dyn NodeIo, now: Now) {
+    fn route_machine_transmits(&mut self, io: &mut dyn NodeIo, now: Now) {
         let shards: Vec<u16> = self.shards.keys().copied().collect();
         for shard in shards {
             while let Some(transmit) = self.shards.get_mut(&shard).and_then(|d| d.poll_transmit()) {

@@ -16,6 +16,7 @@ pub mod budget;
 pub mod cache;
 pub mod capacity;
 pub mod core;
+pub mod crossing;
 pub mod forward;
 mod gossip;
 pub mod intake;

@@ -19,12 +19,16 @@ use pc_codec::{
     BatchEntry, BatchWork, Bip340, Hash32, LogRecordKind, MicroEvent, PublicKeyBytes,
     SignatureBytes, SignatureVerifier, SignedAnchorHeader, SigningKey,
 };
+use pc_shard::crosslink::{
+    CrossCounters, CrossLink, CrossMessage, CrossTarget, CrossTransmit, CrossViolation,
+};
 use pc_shard::machine::{
     AnchorRejected, AnchorStatus, FinalizedReport, PeerId, RecordSource, Role, Shard, ShardLimits,
     SubmitRejected, Transmit,
 };
 use pc_shard::snapshot::ShardImage;
 use pc_shard::state::Outcome;
+use pc_shard::validate::ShardContext;
 
 use crate::cache::{CacheCaps, CachedStore, Stopwatch};
 use crate::capacity::{Admission, Capacity, Finalized, Reading};
@@ -136,6 +140,18 @@ pub type SubmitOutcome = (Hash32, Result<(), SubmitRejected>);
 /// The product's shard machine: BIP-340 verification, BIP-340 signing when
 /// it holds a seat.
 pub type ProductShard = Shard<CountingVerifier, SigningKey>;
+
+/// A seat's cross-shard link (DESIGN §5.2): BIP-340, the seat's key.
+pub type ProductLink = CrossLink<CountingVerifier, SigningKey>;
+
+/// What a shard host counted of its cross-shard link's imports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    /// Imports the link handed to the machine that it queued.
+    pub queued: u64,
+    /// Imports the machine refused to queue (mempool full, invalid).
+    pub refused: u64,
+}
 
 /// Most anchors the index of a node's shard names (40 bytes each, some
 /// 10 MiB): far more than the non-ancient window of a k = 64 committee, so
@@ -375,6 +391,14 @@ pub struct ShardHost {
     /// Birth rounds up to this lost anchors to pruning: a `GetRange` from
     /// them is answered `Pruned`.
     pruned_through_round: Option<u64>,
+    /// The cross-shard link (seats only).
+    cross: Option<ProductLink>,
+    /// Acks of received bundles, each sent once its record (token) is
+    /// durable.
+    cross_acks: VecDeque<(u64, CrossTransmit)>,
+    /// Cross-shard messages to send.
+    cross_out: VecDeque<CrossTransmit>,
+    imports: ImportCounts,
 }
 
 fn latency_histogram() -> Histogram<u64> {
@@ -409,6 +433,16 @@ impl ShardHost {
         let own_seat = match &role {
             Role::Seat { seat, .. } => Some(*seat),
             Role::Observer => None,
+        };
+        let cross = match (&role, ShardContext::from_genesis(genesis, shard)) {
+            (Role::Seat { seat, signer }, Some(context)) => Some(CrossLink::new(
+                context.network,
+                shard,
+                context.committees,
+                Some((*seat, signer.clone())),
+                verifier.clone(),
+            )),
+            _ => None,
         };
         let mut machine = Shard::new(genesis, shard, role, verifier.clone(), limits);
         let mut index = own_seat.is_some().then(AnchorIndex::default);
@@ -465,6 +499,12 @@ impl ShardHost {
             .map_err(|error| restore_error(error.to_string()))?;
         let next_seq = store.borrow().next_seq();
         machine.handle_appended(next_seq);
+        let mut cross = cross;
+        if let Some(link) = cross.as_mut() {
+            // Own exports, certificates and received bundles come back from
+            // the log; pushes and carrying resume from them.
+            link.restore(records.iter().copied());
+        }
         let counters = ShardCounters {
             restored_anchors: anchors,
             last_round: machine.consensus().next_undecided_round().checked_sub(1),
@@ -508,6 +548,10 @@ impl ShardHost {
             finalized_hook: None,
             snapshots: Snapshots::new(SnapshotPolicy::OFF),
             pruned_through_round,
+            cross,
+            cross_acks: VecDeque::new(),
+            cross_out: VecDeque::new(),
+            imports: ImportCounts::default(),
         };
         Ok((
             host,
@@ -763,7 +807,116 @@ impl ShardHost {
     /// retries, announces, paced acknowledgements).
     pub fn handle_tick(&mut self, now_ticks: u64, now_us: u64) -> Result<(), NodeError> {
         self.machine.handle_tick(now_ticks);
+        if self
+            .cross
+            .as_mut()
+            .is_some_and(|link| link.handle_tick(now_us / 1000))
+        {
+            self.offer_imports();
+        }
         self.drain(now_us)
+    }
+
+    /// A cross-shard message from `from` (a seat of this node's or a
+    /// peer's shard) and what the link made of it: a refusal is the
+    /// sender's violation. A host without a seat takes nothing. Only a
+    /// failing store is an error.
+    pub fn handle_cross(
+        &mut self,
+        from: CrossTarget,
+        message: CrossMessage,
+        now_us: u64,
+    ) -> Result<Result<(), CrossViolation>, NodeError> {
+        let Some(link) = self.cross.as_mut() else {
+            return Ok(Ok(()));
+        };
+        let result = match message {
+            CrossMessage::Sig(sig) => link.on_sig(from, sig),
+            CrossMessage::Cert(cert) => link.on_cert(cert),
+            CrossMessage::Exports(bundle) => link.on_exports(from, *bundle, self.machine.state()),
+            CrossMessage::Ack {
+                source,
+                round,
+                dest,
+            } => {
+                if let CrossTarget::Seat { seat, .. } = from {
+                    link.on_ack(seat, source, round, dest);
+                }
+                Ok(())
+            }
+            CrossMessage::GetExports {
+                source,
+                round,
+                dest,
+            } => {
+                link.on_get_exports(from, source, round, dest);
+                Ok(())
+            }
+        };
+        self.drain(now_us)?;
+        Ok(result)
+    }
+
+    /// The next cross-shard message to send.
+    pub fn poll_cross_transmit(&mut self) -> Option<CrossTransmit> {
+        self.cross_out.pop_front()
+    }
+
+    /// The cross-shard link's counters (`None` without a seat).
+    pub fn cross_counters(&self) -> Option<CrossCounters> {
+        self.cross.as_ref().map(CrossLink::counters)
+    }
+
+    /// Imports the link handed to the machine, queued and refused.
+    pub fn import_counts(&self) -> ImportCounts {
+        self.imports
+    }
+
+    /// Hands the link's due imports to the machine: they bypass client
+    /// admission (the seat's own duty, bounded per round by the link) but
+    /// are validated like any micro-event.
+    fn offer_imports(&mut self) {
+        let Some(link) = self.cross.as_mut() else {
+            return;
+        };
+        let imports = link.take_imports(self.machine.state());
+        if imports.is_empty() {
+            return;
+        }
+        for result in self.machine.handle_micro_events(imports) {
+            match result {
+                Ok(()) => self.imports.queued += 1,
+                Err(_) => self.imports.refused += 1,
+            }
+        }
+    }
+
+    /// Moves the link's records into the machine's record stream (acks
+    /// wait for their record to be durable) and its messages out; whether
+    /// a record was queued.
+    fn take_cross_outputs(&mut self) -> bool {
+        let Some(link) = self.cross.as_mut() else {
+            return false;
+        };
+        let mut logged = false;
+        while let Some(record) = link.poll_record() {
+            logged = true;
+            let token = self.machine.log_record(record.kind, record.body);
+            if let Some(ack) = record.ack {
+                self.cross_acks.push_back((token, ack));
+            }
+        }
+        while let Some(transmit) = link.poll_transmit() {
+            self.cross_out.push_back(transmit);
+        }
+        while let Some((token, _)) = self.cross_acks.front() {
+            if !self.is_durable(*token) {
+                break;
+            }
+            let (_, ack) = self.cross_acks.pop_front().expect("checked");
+            self.cross_out.push_back(ack);
+        }
+        logged
     }
 
     /// Moves the machine's logical time to `now_ticks` (before an input).
@@ -771,9 +924,14 @@ impl ShardHost {
         self.machine.advance_time(now_ticks);
     }
 
-    /// The machine's next timer, in its ticks.
+    /// The next timer, in the machine's ticks (milliseconds in the node):
+    /// the machine's, or the cross-shard link's retry tick.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.machine.poll_timeout()
+        let link = self.cross.as_ref().map(CrossLink::poll_timeout);
+        match (self.machine.poll_timeout(), link) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Records up to and including `seq` are durable.
@@ -895,6 +1053,26 @@ impl ShardHost {
 
     /// Appends pending records and accounts finalized rounds.
     fn drain(&mut self, now_us: u64) -> Result<(), NodeError> {
+        loop {
+            self.append_records()?;
+            let rounds = self.account_finalized(now_us);
+            if rounds > 0 {
+                self.offer_imports();
+            }
+            if !self.take_cross_outputs() && rounds == 0 {
+                break;
+            }
+        }
+        let round = self.machine.last_finalized_round();
+        if self.snapshots.due(round, self.counters.log_bytes) && self.machine.snapshot_ready() {
+            let image = self.machine.snapshot_image();
+            self.snapshots.take(image, self.counters.log_bytes);
+        }
+        Ok(())
+    }
+
+    /// Appends the machine's pending records.
+    fn append_records(&mut self) -> Result<(), NodeError> {
         while let Some(record) = self.machine.poll_persist() {
             let own = self.crash_hook.is_some()
                 && record.kind == LogRecordKind::AnchorAccepted
@@ -941,7 +1119,19 @@ impl ShardHost {
         if appended > 0 {
             self.machine.handle_durable(appended - 1);
         }
+        Ok(())
+    }
+
+    /// Accounts the finalized rounds (each handed to the cross-shard
+    /// link); how many there were.
+    fn account_finalized(&mut self, now_us: u64) -> u64 {
+        let appended = self.store.borrow().next_seq();
+        let mut rounds = 0;
         while let Some(report) = self.machine.poll_finalized() {
+            rounds += 1;
+            if let Some(link) = self.cross.as_mut() {
+                link.on_round(&report.outcome);
+            }
             if let Some(hook) = self.finalized_hook.as_mut() {
                 hook(&report, now_us);
             }
@@ -1006,12 +1196,7 @@ impl ShardHost {
                 }
             }
         }
-        let round = self.machine.last_finalized_round();
-        if self.snapshots.due(round, self.counters.log_bytes) && self.machine.snapshot_ready() {
-            let image = self.machine.snapshot_image();
-            self.snapshots.take(image, self.counters.log_bytes);
-        }
-        Ok(())
+        rounds
     }
 
     /// Sets the snapshot policy and notes the snapshots found on disk.

@@ -359,6 +359,22 @@ pub struct Status {
     pub signature_verifies: u64,
     /// Anonymous RSS of the process, KiB.
     pub anon_rss_kib: u64,
+    /// Value this shard exported to others, cumulative (its finalized
+    /// state's counter; u64 on the line: the supply cap fits).
+    #[serde(default)]
+    pub exported: u64,
+    /// Value it imported from others, cumulative.
+    #[serde(default)]
+    pub imported: u64,
+    /// Own checkpoints certified (assembled or adopted).
+    #[serde(default)]
+    pub certified: u64,
+    /// Export bundles received from other shards and logged.
+    #[serde(default)]
+    pub bundles_received: u64,
+    /// Imports queued into own anchors.
+    #[serde(default)]
+    pub imports_queued: u64,
     /// State root after the last finalized round, hex.
     pub state_root: String,
 }

@@ -330,6 +330,12 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
         (self.k - 1) / 3
     }
 
+    /// When the next quiet tick is due (ms, the origin of
+    /// [`CrossLink::handle_tick`]'s time).
+    pub fn poll_timeout(&self) -> u64 {
+        self.next_tick_ms
+    }
+
     /// Time passes (`now_ms`, any monotonic origin): once per
     /// [`RETRY_TICK_MS`] the clock advances and retries that are due go
     /// out. Returns whether it advanced (the driver then asks for imports).

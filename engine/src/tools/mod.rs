@@ -11,5 +11,6 @@ pub mod engine;
 pub mod quic_intake;
 pub mod replay;
 pub mod restart;
+pub mod supply;
 pub mod tune;
 pub mod workload;
