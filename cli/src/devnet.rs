@@ -904,6 +904,25 @@ fn print_metrics(scrapes: &[Option<Scrape>], shards: u16) {
             m.sum("pc_shard_verify_time_share", &[]),
             m.sum("pc_process_resident_memory_bytes", &[]) / f64::from(1u32 << 20),
         );
+        if shards > 1 {
+            let moved = |path: &str, kind: &str| {
+                m.sum(
+                    "pc_p2p_cross_shard_messages_total",
+                    &[("path", path), ("kind", kind)],
+                )
+            };
+            println!(
+                "node {n} metrics: cross-shard over its rings {:.0} bundles, {:.0} certificates, {:.0} acks; between shards of one core {:.0} bundles; to peers {:.0} signatures, {:.0} bundles; {:.0} imports carried, {:.0} cross-shard violations",
+                moved("ring_in", "exports"),
+                moved("ring_in", "cert"),
+                moved("ring_in", "ack"),
+                moved("local", "exports"),
+                moved("peer_out", "sig"),
+                moved("peer_out", "exports"),
+                m.sum("pc_shard_imports_carried_total", &[]),
+                m.sum("pc_shard_cross_violations_total", &[]),
+            );
+        }
     }
 }
 

@@ -701,6 +701,7 @@ impl NodeCore {
         p2p.banned_peers = self.book.banned_count(now.unix_s) as u64;
         p2p.inbox_frames = self.host.inbox_frames;
         p2p.ring_depth = self.host.ring_depth;
+        p2p.cross = self.cross;
         CoreMetrics {
             core: self.core,
             t_us: now.mono_us,

@@ -25,7 +25,7 @@ const MAX_LOCAL_PASSES: usize = 8;
 pub const CROSS_KINDS: [&str; 5] = ["sig", "cert", "exports", "ack", "get_exports"];
 
 /// Cross-shard messages this core moved, by kind ([`CROSS_KINDS`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CrossTraffic {
     /// Put on a ring to another core of this node.
     pub ring_sent: [u64; 5],

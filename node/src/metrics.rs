@@ -138,6 +138,8 @@ pub struct P2pMetrics {
     /// How long received frames and ring messages waited in the inbox
     /// before the core handled them.
     pub receive_wait: SecondsHistogram,
+    /// Cross-shard messages this core moved, by path and kind.
+    pub cross: crate::crossing::CrossTraffic,
     /// QUIC's round-trip time of each open connection, sampled once per
     /// status interval (send to acknowledgement).
     pub round_trip: SecondsHistogram,
@@ -161,6 +163,7 @@ impl Default for P2pMetrics {
             inbox_frames: 0,
             ring_depth: 0,
             receive_wait: SecondsHistogram::new(LATENCY_BUCKETS_S),
+            cross: Default::default(),
             round_trip: SecondsHistogram::new(LATENCY_BUCKETS_S),
         }
     }
@@ -234,6 +237,33 @@ pub struct ShardMetrics {
     /// Microseconds since this node last decided a round of the shard
     /// (since the node started, if it decided none).
     pub decided_age_us: u64,
+    /// The cross-shard link's work (zeros for an observer).
+    pub cross: CrossShardMetrics,
+}
+
+/// One shard's cross-shard carrying (DESIGN §5.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrossShardMetrics {
+    /// Own checkpoints signed.
+    pub checkpoints_signed: u64,
+    /// Own checkpoints certified (assembled or adopted).
+    pub checkpoints_certified: u64,
+    /// Export bundles pushed to destination seats (retries included).
+    pub bundles_pushed: u64,
+    /// Pushes acknowledged.
+    pub bundles_acked: u64,
+    /// Bundles received from other shards and logged.
+    pub bundles_received: u64,
+    /// Imports this seat queued into its anchors.
+    pub imports_carried: u64,
+    /// Imports its mempool refused (retried later).
+    pub imports_refused: u64,
+    /// Cross-shard messages of peers refused as violations.
+    pub violations: u64,
+    /// Per shard of the network: value exported to it (finalized state).
+    pub exported_to: Vec<u64>,
+    /// Per shard of the network: value imported from it.
+    pub imported_from: Vec<u64>,
 }
 
 /// One core's snapshot.

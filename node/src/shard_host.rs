@@ -727,6 +727,27 @@ impl ShardHost {
             committee_seats: self.seats as u64,
             committee_quorum: self.quorum as u64,
             decided_age_us: now_us.saturating_sub(self.last_decided_us.unwrap_or(0)),
+            cross: self.cross_metrics(),
+        }
+    }
+
+    /// The cross-shard part of the metrics.
+    fn cross_metrics(&self) -> crate::metrics::CrossShardMetrics {
+        let link = self.cross_counters().unwrap_or_default();
+        let cross = self.machine.state().cross();
+        let shards = self.machine.context().shards;
+        let units = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
+        crate::metrics::CrossShardMetrics {
+            checkpoints_signed: link.signed,
+            checkpoints_certified: link.certified,
+            bundles_pushed: link.pushed,
+            bundles_acked: link.acked,
+            bundles_received: link.received,
+            imports_carried: self.imports.queued,
+            imports_refused: self.imports.refused,
+            violations: link.violations,
+            exported_to: (0..shards).map(|s| units(cross.exported_to(s))).collect(),
+            imported_from: (0..shards).map(|s| units(cross.imported_from(s))).collect(),
         }
     }
 

@@ -2259,6 +2259,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         self.queued_events() + self.unfinalized_events
     }
 
+    /// What the shard validates against (network, committees).
+    pub fn context(&self) -> &ShardContext {
+        &self.context
+    }
+
     /// The DAG.
     pub fn consensus(&self) -> &Consensus {
         &self.consensus

@@ -258,6 +258,46 @@ type HistogramOf = (
 
 /// Counters per shard.
 const SHARD_COUNTERS: &[Of<ShardMetrics, u64>] = &[
+    (
+        "pc_shard_checkpoints_signed",
+        "Own checkpoints of rounds with exports signed (cross-shard).",
+        |s| s.cross.checkpoints_signed,
+    ),
+    (
+        "pc_shard_checkpoints_certified",
+        "Own checkpoints certified by q signatures (assembled or adopted).",
+        |s| s.cross.checkpoints_certified,
+    ),
+    (
+        "pc_shard_export_bundles_pushed",
+        "Export bundles pushed to destination seats, retries included.",
+        |s| s.cross.bundles_pushed,
+    ),
+    (
+        "pc_shard_export_bundles_acked",
+        "Export bundle pushes a destination seat acknowledged.",
+        |s| s.cross.bundles_acked,
+    ),
+    (
+        "pc_shard_export_bundles_received",
+        "Export bundles of other shards received, verified and logged.",
+        |s| s.cross.bundles_received,
+    ),
+    (
+        "pc_shard_imports_carried",
+        "Imports this seat queued into its own anchors.",
+        |s| s.cross.imports_carried,
+    ),
+    (
+        "pc_shard_imports_refused",
+        "Imports the seat's mempool refused (carried again later).",
+        |s| s.cross.imports_refused,
+    ),
+    (
+        "pc_shard_cross_violations",
+        "Cross-shard messages of peers refused (forged signatures, certificates or bundles).",
+        |s| s.cross.violations,
+    ),
     ("pc_node_persist_successes", "Log records appended.", |s| {
         s.persist_ok
     }),
@@ -630,6 +670,72 @@ impl View {
                 );
             }
         }
+        // Value per peer shard: exported and imported (finalized state),
+        // and in flight where this node holds both shards.
+        let mut exported: Family<u64> = Family::new(
+            "pc_shard_exported_units",
+            "Value this shard exported to the peer shard (its finalized state).",
+        );
+        let mut imported: Family<u64> = Family::new(
+            "pc_shard_imported_units",
+            "Value this shard imported from the peer shard (its finalized state).",
+        );
+        let mut in_flight: Family<i64> = Family::new(
+            "pc_shard_in_flight_units",
+            "Value exported to the peer shard and not yet imported there (both shards held by this node; their states may be at different rounds).",
+        );
+        let all: Vec<&ShardMetrics> = self.cores.iter().flat_map(|c| &c.shards).collect();
+        for s in &all {
+            for (peer, value) in s.cross.exported_to.iter().enumerate() {
+                if peer == usize::from(s.shard) {
+                    continue;
+                }
+                let labels = || vec![("shard", s.shard.to_string()), ("peer", peer.to_string())];
+                exported.add(labels(), *value);
+                let taken = s.cross.imported_from.get(peer).copied().unwrap_or(0);
+                imported.add(labels(), taken);
+                if let Some(dest) = all.iter().find(|d| usize::from(d.shard) == peer) {
+                    let landed = dest
+                        .cross
+                        .imported_from
+                        .get(usize::from(s.shard))
+                        .copied()
+                        .unwrap_or(0);
+                    in_flight.add(labels(), *value as i64 - landed as i64);
+                }
+            }
+        }
+        counters(e, exported)?;
+        counters(e, imported)?;
+        gauges(e, in_flight)?;
+        // Cross-shard messages by path (ring to or from another core of
+        // this node, between shards of one core, to or from peers).
+        let mut moved: Family<u64> = Family::new(
+            "pc_p2p_cross_shard_messages",
+            "Cross-shard messages (checkpoint signatures, certificates, export bundles, acks, pulls) moved by this core, by path and kind.",
+        );
+        for core in &self.cores {
+            let t = &core.p2p.cross;
+            for (path, counts) in [
+                ("ring_out", t.ring_sent),
+                ("ring_in", t.ring_received),
+                ("local", t.local),
+                ("peer_out", t.sent),
+                ("peer_in", t.received),
+            ] {
+                for (kind, count) in pc_node::crossing::CROSS_KINDS.iter().zip(counts) {
+                    moved.add(
+                        vec![
+                            ("core", core.core.to_string()),
+                            ("path", path.to_string()),
+                            ("kind", kind.to_string()),
+                        ],
+                        count,
+                    );
+                }
+            }
+        }
+        counters(e, moved)?;
         gauges(e, ring)?;
         gauges(e, decided_age)?;
         gauges(e, snapshot_age)?;
