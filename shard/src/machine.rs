@@ -301,6 +301,16 @@ pub enum RestoreError {
         /// What replay derived.
         derived: String,
     },
+    /// A record of the node's (a snapshot marker, a cross-shard record)
+    /// between an anchor and the rounds it finalized: the log's order is
+    /// not the one the node writes.
+    #[error("record {index}: a {kind:?} record before the finalized rounds of the anchor ahead of it")]
+    OutOfOrder {
+        /// Position among the records given.
+        index: usize,
+        /// Its kind.
+        kind: LogRecordKind,
+    },
 }
 
 struct SeatRole<S> {
@@ -1367,11 +1377,18 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     // Snapshot markers and the cross-shard records (own
                     // certificates, received bundles, built exports) are
                     // the node's: the machine re-derives its state from
-                    // the anchors alone.
+                    // the anchors alone. Each took its token live (a
+                    // token is a record's position): the anchors after it
+                    // are read back by theirs.
                     LogRecordKind::SnapshotWritten
                     | LogRecordKind::CheckpointCertified
                     | LogRecordKind::ExportsReceived
-                    | LogRecordKind::ExportsBuilt => {}
+                    | LogRecordKind::ExportsBuilt => {
+                        if !derived.is_empty() {
+                            return Err(RestoreError::OutOfOrder { index, kind });
+                        }
+                        self.next_token += 1;
+                    }
                     LogRecordKind::RoundFinalized => {
                         let logged = RoundFinalized::from_bytes(body)
                             .map_err(|error| RestoreError::Malformed { index, error })?;
