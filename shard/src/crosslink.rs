@@ -688,9 +688,15 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
         let round = sig.checkpoint.round;
         let last = self.last_round;
         if last.is_none_or(|last| round > last) {
-            // Ahead of this node: kept (one per seat) within the window.
+            // Ahead of this node: kept (one per seat) within the window,
+            // once its signature verifies (a forgery is the sender's
+            // violation now, not a silent drop later).
             let ahead = round.saturating_sub(last.map_or(0, |l| l + 1));
             if ahead < EARLY_ROUNDS_AHEAD {
+                let id = sig.checkpoint.id(&self.network);
+                if !self.verify_sig(self.shard, &id, sig.seat, &sig.signature) {
+                    return Err(CrossViolation::BadSig("signature does not verify"));
+                }
                 self.early
                     .entry(round)
                     .or_default()
@@ -804,6 +810,19 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                 "certificate of another shard".into(),
             ));
         }
+        if self
+            .own
+            .get(&round)
+            .is_some_and(|own| own.cert.as_ref() == Some(&cert))
+        {
+            return Ok(());
+        }
+        // Verified first: a forged certificate is a violation whether or
+        // not this node holds the round.
+        if let Err(e) = self.verify_cert(&cert) {
+            self.counters.violations += 1;
+            return Err(e);
+        }
         let Some(own) = self.own.get(&round) else {
             return Ok(());
         };
@@ -815,10 +834,6 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
             return Err(CrossViolation::BadBundle(format!(
                 "certificate of another checkpoint of round {round}"
             )));
-        }
-        if let Err(e) = self.verify_cert(&cert) {
-            self.counters.violations += 1;
-            return Err(e);
         }
         self.adopt_cert(round, cert);
         // Pushes of a fresh certificate go out at once, not a round later.

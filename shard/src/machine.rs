@@ -304,7 +304,9 @@ pub enum RestoreError {
     /// A record of the node's (a snapshot marker, a cross-shard record)
     /// between an anchor and the rounds it finalized: the log's order is
     /// not the one the node writes.
-    #[error("record {index}: a {kind:?} record before the finalized rounds of the anchor ahead of it")]
+    #[error(
+        "record {index}: a {kind:?} record before the finalized rounds of the anchor ahead of it"
+    )]
     OutOfOrder {
         /// Position among the records given.
         index: usize,
