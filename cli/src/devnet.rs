@@ -165,6 +165,7 @@ struct ShardStatus {
     certified: u64,
     bundles_received: u64,
     imports_queued: u64,
+    cross_final: (u64, u64, u64),
 }
 
 #[derive(Debug, Default)]
@@ -387,6 +388,19 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
                 *p50 as f64 / 1000.0,
                 *p99 as f64 / 1000.0
             );
+            if let Some((x50, x99, xs)) = status
+                .shards
+                .get(shard)
+                .map(|s| s.cross_final)
+                .filter(|c| c.2 > 0)
+            {
+                println!(
+                    "node {n} shard {shard}: cross-shard latency (submitted at another shard of this node's core, to imported and final here) p50 {:.1} ms, p99 {:.1} ms over {xs} transfers: p50 {:.1} x the intra-shard p50",
+                    x50 as f64 / 1000.0,
+                    x99 as f64 / 1000.0,
+                    x50 as f64 / (*p50).max(1) as f64
+                );
+            }
         }
     }
     print_metrics(&scrapes, args.shards);
@@ -1132,6 +1146,11 @@ fn parse_status_line(line: &str, status: &Mutex<NodeStatus>) {
                     certified: line.certified,
                     bundles_received: line.bundles_received,
                     imports_queued: line.imports_queued,
+                    cross_final: (
+                        line.cross_final_p50_us,
+                        line.cross_final_p99_us,
+                        line.cross_final_samples,
+                    ),
                 },
             );
             status.anon_rss_kib = line.anon_rss_kib;

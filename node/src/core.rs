@@ -316,6 +316,8 @@ pub struct NodeCore {
     pub(crate) seat_rounds: BTreeMap<u16, Vec<u64>>,
     /// Cross-shard messages moved (see [`crate::crossing`]).
     pub(crate) cross: crate::crossing::CrossTraffic,
+    /// Cross-shard latency (see [`crate::crossing::CrossLatency`]).
+    pub(crate) cross_latency: crate::crossing::CrossLatency,
     pub(crate) events: VecDeque<Event>,
     pub(crate) host: HostStats,
     pub(crate) status_interval_us: u64,
@@ -374,6 +376,7 @@ impl NodeCore {
             input_waited_us: 0,
             seat_rounds: BTreeMap::new(),
             cross: Default::default(),
+            cross_latency: Default::default(),
             events: VecDeque::new(),
             host: HostStats::default(),
             status_interval_us: config.status_interval_us.max(1),
@@ -727,6 +730,8 @@ impl NodeCore {
             let (admitted, refused, retry_after_ms) = host.admission_totals();
             let c = host.counters().clone();
             let cross = host.cross_counters().unwrap_or_default();
+            let cross_final = self.cross_latency.by_dest.get(shard);
+            let cross_quantile = |q: f64| cross_final.map_or(0, |h| h.value_at_quantile(q));
             let machine = host.machine();
             let catch_up_requests = machine.catch_up_requests();
             self.events.push_back(Event::Status(Box::new(Status {
@@ -775,6 +780,9 @@ impl NodeCore {
                 certified: cross.certified,
                 bundles_received: cross.received,
                 imports_queued: host.import_counts().queued,
+                cross_final_p50_us: cross_quantile(0.5),
+                cross_final_p99_us: cross_quantile(0.99),
+                cross_final_samples: cross_final.map_or(0, |h| h.len()),
                 state_root: to_hex(&machine.state().state_root()),
             })));
         }

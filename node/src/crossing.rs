@@ -21,6 +21,67 @@ use crate::NodeError;
 /// answers needs, so a pass always ends.
 const MAX_LOCAL_PASSES: usize = 8;
 
+/// Cross-shard transfers whose submission time a core remembers until
+/// their first import lands (oldest forgotten first).
+pub const MAX_TRACKED_CROSS: usize = 131_072;
+
+/// Cross-shard latency of one core: a client's transfer paying another
+/// shard, from when this node took it to when its first import is final
+/// at the destination, for pairs of shards this core holds both of (the
+/// node's cores keep no common table).
+#[derive(Debug)]
+pub struct CrossLatency {
+    taken: std::collections::HashMap<pc_codec::Hash32, u64>,
+    order: VecDeque<pc_codec::Hash32>,
+    /// Per destination shard, µs.
+    pub by_dest: std::collections::BTreeMap<u16, hdrhistogram::Histogram<u64>>,
+}
+
+impl Default for CrossLatency {
+    fn default() -> CrossLatency {
+        CrossLatency {
+            taken: Default::default(),
+            order: VecDeque::new(),
+            by_dest: Default::default(),
+        }
+    }
+}
+
+impl CrossLatency {
+    fn note(
+        &mut self,
+        submitted: Vec<(pc_codec::Hash32, u64)>,
+        landed: Vec<(u16, pc_codec::Hash32, u64)>,
+        dest: u16,
+    ) {
+        for (tx_id, at) in submitted {
+            if self.taken.insert(tx_id, at).is_none() {
+                self.order.push_back(tx_id);
+            }
+            while self.order.len() > MAX_TRACKED_CROSS {
+                if let Some(old) = self.order.pop_front() {
+                    self.taken.remove(&old);
+                }
+            }
+        }
+        for (_, tx_id, final_us) in landed {
+            if let Some(at) = self.taken.remove(&tx_id) {
+                self.by_dest
+                    .entry(dest)
+                    .or_insert_with(|| {
+                        hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                            .expect("valid bounds")
+                    })
+                    .saturating_record(final_us.saturating_sub(at).max(1));
+            }
+        }
+        if self.order.len() > 2 * self.taken.len() + 1024 {
+            let taken = &self.taken;
+            self.order.retain(|id| taken.contains_key(id));
+        }
+    }
+}
+
 /// The kinds of cross-shard messages, for the ring counters.
 pub const CROSS_KINDS: [&str; 5] = ["sig", "cert", "exports", "ack", "get_exports"];
 
@@ -115,6 +176,31 @@ pub fn from_net(message: NetMessage) -> Option<(u16, CrossMessage)> {
 }
 
 impl NodeCore {
+    /// Matches the local shards' cross-shard submissions with the imports
+    /// that landed (after every input).
+    pub(crate) fn collect_cross_latency(&mut self) {
+        let shards: Vec<u16> = self.shards.keys().copied().collect();
+        let mut submitted = Vec::new();
+        let mut landed = Vec::new();
+        for shard in &shards {
+            let host = self.shards.get_mut(shard).expect("listed");
+            let (s, l) = host.take_cross_latency_inputs();
+            submitted.extend(s);
+            if !l.is_empty() {
+                landed.push((*shard, l));
+            }
+        }
+        self.cross_latency.note(submitted, Vec::new(), 0);
+        for (dest, list) in landed {
+            self.cross_latency.note(Vec::new(), list, dest);
+        }
+    }
+
+    /// Cross-shard latency so far, µs, per destination shard of this core.
+    pub fn cross_latency(&self) -> &std::collections::BTreeMap<u16, hdrhistogram::Histogram<u64>> {
+        &self.cross_latency.by_dest
+    }
+
     /// The validator holding `seat` of `shard`, if the genesis names one.
     fn seat_holder(&self, shard: u16, seat: u8) -> Option<PeerId> {
         self.genesis

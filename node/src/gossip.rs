@@ -119,6 +119,7 @@ impl NodeCore {
             }
         }
         self.route_machine_transmits(io, now);
+        self.collect_cross_latency();
         Ok(())
     }
 

@@ -399,7 +399,17 @@ pub struct ShardHost {
     /// Cross-shard messages to send.
     cross_out: VecDeque<CrossTransmit>,
     imports: ImportCounts,
+    /// Accepted client transfers paying another shard: (tx id, when taken,
+    /// µs), for the core's cross-shard latency (taken by
+    /// [`ShardHost::take_cross_latency_inputs`]).
+    cross_submitted: Vec<(Hash32, u64)>,
+    /// Imports that landed here: (source shard, tx id, when final, µs).
+    landed_imports: Vec<(u16, Hash32, u64)>,
 }
+
+/// Most entries each of a host's cross-shard latency inputs holds between
+/// two takes (the node core takes them after every input).
+pub const MAX_LATENCY_INPUTS: usize = 65_536;
 
 fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
@@ -552,6 +562,8 @@ impl ShardHost {
             cross_acks: VecDeque::new(),
             cross_out: VecDeque::new(),
             imports: ImportCounts::default(),
+            cross_submitted: Vec::new(),
+            landed_imports: Vec::new(),
         };
         Ok((
             host,
@@ -609,8 +621,12 @@ impl ShardHost {
         now_us: u64,
     ) -> Result<Result<(), SubmitRejected>, NodeError> {
         let id = event.id();
+        let crossing = self.pays_across(&event);
         let status = self.machine.handle_micro_event(event);
         self.track_submission(id, &status, now_us);
+        if let (Ok(()), Some(tx_id)) = (&status, crossing) {
+            self.note_cross_submission(tx_id, now_us);
+        }
         self.drain(now_us)?;
         self.sync_verify_counters();
         Ok(status)
@@ -625,13 +641,51 @@ impl ShardHost {
         now_us: u64,
     ) -> Result<Vec<SubmitOutcome>, NodeError> {
         let ids: Vec<Hash32> = events.iter().map(MicroEvent::id).collect();
+        let crossing: Vec<Option<Hash32>> = events.iter().map(|e| self.pays_across(e)).collect();
         let statuses = self.machine.handle_micro_events(events);
-        for (id, status) in ids.iter().zip(&statuses) {
+        for ((id, status), crossing) in ids.iter().zip(&statuses).zip(crossing) {
             self.track_submission(*id, status, now_us);
+            if let (Ok(()), Some(tx_id)) = (status, crossing) {
+                self.note_cross_submission(tx_id, now_us);
+            }
         }
         self.drain(now_us)?;
         self.sync_verify_counters();
         Ok(ids.into_iter().zip(statuses).collect())
+    }
+
+    /// The tx id of a transfer with an output to another shard, if `event`
+    /// is one (only a seat measures cross-shard latency).
+    fn pays_across(&self, event: &MicroEvent) -> Option<Hash32> {
+        let MicroEvent::Transfer(transfer) = event else {
+            return None;
+        };
+        let context = self.machine.context();
+        if self.own_seat.is_none()
+            || transfer
+                .outputs
+                .iter()
+                .all(|o| pc_codec::ids::shard_of(&o.owner, context.shards) == self.shard)
+        {
+            return None;
+        }
+        Some(transfer.tx_id(&context.network))
+    }
+
+    fn note_cross_submission(&mut self, tx_id: Hash32, now_us: u64) {
+        if self.cross_submitted.len() < MAX_LATENCY_INPUTS {
+            self.cross_submitted.push((tx_id, now_us));
+        }
+    }
+
+    /// What the core's cross-shard latency needs since the last call:
+    /// accepted transfers paying another shard (tx id, taken at µs) and
+    /// imports that landed here (source, tx id, final at µs).
+    pub fn take_cross_latency_inputs(&mut self) -> (Vec<(Hash32, u64)>, Vec<(u16, Hash32, u64)>) {
+        (
+            std::mem::take(&mut self.cross_submitted),
+            std::mem::take(&mut self.landed_imports),
+        )
     }
 
     /// Starts the finality clock of an accepted submission.
@@ -1152,6 +1206,11 @@ impl ShardHost {
             rounds += 1;
             if let Some(link) = self.cross.as_mut() {
                 link.on_round(&report.outcome);
+                for (source, tx_id) in &report.outcome.imported {
+                    if self.landed_imports.len() < MAX_LATENCY_INPUTS {
+                        self.landed_imports.push((*source, *tx_id, now_us));
+                    }
+                }
             }
             if let Some(hook) = self.finalized_hook.as_mut() {
                 hook(&report, now_us);

@@ -375,6 +375,17 @@ pub struct Status {
     /// Imports queued into own anchors.
     #[serde(default)]
     pub imports_queued: u64,
+    /// Cross-shard latency into this shard so far (a transfer this node
+    /// took on a shard of the same core, to its first import final here):
+    /// median, µs.
+    #[serde(default)]
+    pub cross_final_p50_us: u64,
+    /// Its 99th percentile, µs.
+    #[serde(default)]
+    pub cross_final_p99_us: u64,
+    /// Transfers measured.
+    #[serde(default)]
+    pub cross_final_samples: u64,
     /// State root after the last finalized round, hex.
     pub state_root: String,
 }

@@ -92,6 +92,10 @@ pub struct RoundOutcome {
     pub exports: RoundExports,
     /// Merkle root of the exports' entries (zeros if none).
     pub exports_root: Hash32,
+    /// (source shard, tx id) of every import that landed in the round, in
+    /// order (for the node's cross-shard latency; not in the digest, which
+    /// commits every outcome already).
+    pub imported: Vec<(u16, Hash32)>,
     /// The state root after the round.
     pub state_root: Hash32,
 }
@@ -128,6 +132,8 @@ pub struct RoundApply {
     fees: u64,
     /// The round's export leaves per destination, in apply order.
     exports: BTreeMap<u16, Vec<ExportLeaf>>,
+    /// (source shard, tx id) of every import that landed, in order.
+    imported: Vec<(u16, Hash32)>,
 }
 
 /// Fee-split and committee parameters the state needs.
@@ -379,6 +385,7 @@ impl ShardState {
             payouts: BTreeMap::new(),
             fees: 0,
             exports: BTreeMap::new(),
+            imported: Vec::new(),
         }
     }
 
@@ -393,6 +400,9 @@ impl ShardState {
         for (event, digest) in anchor.events.iter().zip(anchor.digests) {
             let (outcome, fee) = self.apply_event(event, &digest.tx_id, &mut applying.exports);
             anchor_fees += fee;
+            if let (MicroEvent::Import(import), Outcome::Applied) = (event, outcome) {
+                applying.imported.push((import.source, import.leaf.tx_id));
+            }
             applying.outcomes.push((digest.id, outcome));
         }
         applying.fees += anchor_fees;
@@ -413,6 +423,7 @@ impl ShardState {
             payouts,
             fees,
             exports,
+            imported,
             ..
         } = applying;
         let exports = self.cross.finish_round(round, exports);
@@ -459,6 +470,7 @@ impl ShardState {
             payout_root,
             exports,
             exports_root,
+            imported,
             state_root: self.state_root,
         }
     }
