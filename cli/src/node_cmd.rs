@@ -490,10 +490,23 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
                     ("rejected", format!("{reason:?}: {detail}"))
                 }
             };
+            // A payment to an owner of another shard leaves this shard as an
+            // export once final and lands there as an import (DESIGN §5.2):
+            // the same out point, spendable once `tx balance` shows it.
+            let to_shard = shard_of(&recipient, genesis.params.shards);
+            let crossing = (to_shard != shard).then(|| {
+                format!(
+                    "exported by shard {shard} once final; imported by shard {to_shard} as {}:0 (tx balance --owner {} shows it there)",
+                    to_hex(&tx_id),
+                    to_hex(&recipient)
+                )
+            });
             let line = serde_json::json!({
                 "type": "receipt",
                 "node": node.to_string(),
                 "shard": shard,
+                "to_shard": to_shard,
+                "cross_shard": crossing,
                 "event_id": to_hex(&receipt.event_id),
                 "tx_id": to_hex(&tx_id),
                 "outcome": outcome,

@@ -91,7 +91,47 @@ fn devnet_of_four_nodes_and_two_shards_agrees_under_load_and_replays() {
     let _guard = lock();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("devnet");
-    let stdout = devnet(&dir, 17100, &["--seconds", "8", "--load", "400"]);
+    // Half the transfers pay the other shard; each node runs its two
+    // shards on two cores, so its own seats' bundles cross its rings.
+    let stdout = devnet(
+        &dir,
+        17100,
+        &[
+            "--seconds",
+            "8",
+            "--load",
+            "400",
+            "--cross-shard",
+            "0.5",
+            "--cores-per-node",
+            "2",
+        ],
+    );
+    // Value crossed in both directions, every export was imported (the
+    // data dirs say so), and the supply equations hold for every node.
+    for pair in ["shard 0 -> 1", "shard 1 -> 0"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("node 0 supply: ") && l.contains(pair))
+            .unwrap_or_else(|| panic!("no {pair} line\n{stdout}"));
+        assert!(line.contains("in flight 0 (0 leaves)"), "{line}");
+        assert!(!line.contains("exported 0,"), "{line}");
+    }
+    for n in 0..4 {
+        assert!(
+            stdout.lines().any(
+                |l| l.starts_with(&format!("node {n} supply: unspent")) && l.ends_with("holds")
+            ),
+            "{stdout}"
+        );
+    }
+    // Bundles between a node's own seats crossed its rings.
+    let rings: f64 = stdout
+        .lines()
+        .filter_map(|l| l.split("cross-shard over its rings ").nth(1))
+        .map(|rest| rest.split(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(rings > 0.0, "no bundle crossed a ring\n{stdout}");
     // Load went through: transfers were accepted and finalized.
     let load = stdout
         .lines()
@@ -568,7 +608,7 @@ fn tx_send_moves_value_and_tx_balance_reads_it_from_a_one_seat_network() {
     let client_public: [u8; 32] = hex::decode(&client_hex).unwrap().try_into().unwrap();
     let (start, _) = balance(&client_hex);
     assert!(start > 0, "the client is funded in genesis");
-    // A recipient on the client's shard (cross-shard imports are not in v0).
+    // A recipient on the client's shard (the next test pays across shards).
     let recipient = (1u8..)
         .map(|seed| pc_codec::SigningKey::from_secret_bytes(&[seed; 32]).unwrap())
         .find(|k| shard_of(&k.public_key(), 2) == shard_of(&client_public, 2))
@@ -611,6 +651,66 @@ fn tx_send_moves_value_and_tx_balance_reads_it_from_a_one_seat_network() {
     assert!(again.status.success(), "{}", text(&again));
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(balance(&recipient_hex).0, 5000, "a double spend applied");
+    assert_eq!(node.stop(), Some(0));
+}
+
+#[test]
+fn tx_send_to_another_shard_is_exported_and_imported_and_tx_balance_shows_it() {
+    use pc_codec::ids::shard_of;
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let (node, net) = start_one_seat_node(temp.path(), "2", "127.0.0.1:17800");
+    let genesis = net.join("genesis.toml");
+    let g = genesis.to_str().unwrap();
+    let client = net.join("keys/client-00.key");
+    let client_hex = public_key_hex(&client);
+    let client_public: [u8; 32] = hex::decode(&client_hex).unwrap().try_into().unwrap();
+    let home = shard_of(&client_public, 2);
+    // A recipient of the other shard.
+    let recipient = (1u8..)
+        .map(|seed| pc_codec::SigningKey::from_secret_bytes(&[seed; 32]).unwrap())
+        .find(|k| shard_of(&k.public_key(), 2) != home)
+        .unwrap()
+        .public_key();
+    let recipient_hex = hex::encode(recipient);
+    let send = engine()
+        .args(["tx", "send", "--genesis", g, "--node", "127.0.0.1:17800"])
+        .arg("--key")
+        .arg(&client)
+        .args(["--to", &recipient_hex, "--amount", "4000", "--fee", "3"])
+        .output()
+        .unwrap();
+    assert!(send.status.success(), "{}", text(&send));
+    let receipt: Value = serde_json::from_slice(&send.stdout).unwrap();
+    assert_eq!(receipt["outcome"], "accepted", "{receipt}");
+    assert_eq!(receipt["to_shard"], u64::from(1 - home), "{receipt}");
+    assert!(
+        receipt["cross_shard"]
+            .as_str()
+            .is_some_and(|t| t.contains("exported by shard")),
+        "{receipt}"
+    );
+    // The destination shard imports it: the recipient's balance there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = engine()
+            .args(["tx", "balance", "--genesis", g, "--node", "127.0.0.1:17800"])
+            .args(["--owner", &recipient_hex])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(json["shard"], u64::from(1 - home), "{json}");
+        if json["amount"].as_u64() == Some(4000) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the export was never imported: {json}\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(node.stop(), Some(0));
 }
 
