@@ -29,22 +29,12 @@ pub const MAX_TRACKED_CROSS: usize = 131_072;
 /// shard, from when this node took it to when its first import is final
 /// at the destination, for pairs of shards this core holds both of (the
 /// node's cores keep no common table).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct CrossLatency {
     taken: std::collections::HashMap<pc_codec::Hash32, u64>,
     order: VecDeque<pc_codec::Hash32>,
     /// Per destination shard, µs.
     pub by_dest: std::collections::BTreeMap<u16, hdrhistogram::Histogram<u64>>,
-}
-
-impl Default for CrossLatency {
-    fn default() -> CrossLatency {
-        CrossLatency {
-            taken: Default::default(),
-            order: VecDeque::new(),
-            by_dest: Default::default(),
-        }
-    }
 }
 
 impl CrossLatency {

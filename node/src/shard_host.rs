@@ -407,6 +407,10 @@ pub struct ShardHost {
     landed_imports: Vec<(u16, Hash32, u64)>,
 }
 
+/// Accepted transfers paying another shard (tx id, taken at µs) and
+/// imports that landed (source, tx id, final at µs).
+pub type LatencyInputs = (Vec<(Hash32, u64)>, Vec<(u16, Hash32, u64)>);
+
 /// Most entries each of a host's cross-shard latency inputs holds between
 /// two takes (the node core takes them after every input).
 pub const MAX_LATENCY_INPUTS: usize = 65_536;
@@ -681,7 +685,7 @@ impl ShardHost {
     /// What the core's cross-shard latency needs since the last call:
     /// accepted transfers paying another shard (tx id, taken at µs) and
     /// imports that landed here (source, tx id, final at µs).
-    pub fn take_cross_latency_inputs(&mut self) -> (Vec<(Hash32, u64)>, Vec<(u16, Hash32, u64)>) {
+    pub fn take_cross_latency_inputs(&mut self) -> LatencyInputs {
         (
             std::mem::take(&mut self.cross_submitted),
             std::mem::take(&mut self.landed_imports),

@@ -105,6 +105,7 @@ fn outcome() -> RoundOutcome {
         payout_root: [0; 32],
         exports_root: exports.root(),
         exports,
+        imported: Vec::new(),
         state_root: [9; 32],
     }
 }

@@ -809,6 +809,7 @@ mod tests {
             committee_seats: 4,
             committee_quorum: 3,
             decided_age_us: 250_000,
+            cross: Default::default(),
         }
     }
 

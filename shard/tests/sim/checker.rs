@@ -234,6 +234,7 @@ mod tests {
                 payout_root: [0; 32],
                 exports: Default::default(),
                 exports_root: [0; 32],
+                imported: Vec::new(),
                 state_root,
             },
         }
