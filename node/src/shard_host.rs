@@ -405,6 +405,11 @@ pub struct ShardHost {
     cross_submitted: Vec<(Hash32, u64)>,
     /// Imports that landed here: (source shard, tx id, when final, µs).
     landed_imports: Vec<(u16, Hash32, u64)>,
+    /// The link's log records by token, with the (source, round) each is
+    /// about: pruning keeps the oldest one the link still needs.
+    cross_tokens: std::collections::BTreeMap<u64, (u16, u64)>,
+    /// Entries left after the last sweep of `cross_tokens`.
+    cross_tokens_swept: usize,
 }
 
 /// Accepted transfers paying another shard (tx id, taken at µs) and
@@ -514,10 +519,15 @@ impl ShardHost {
         let next_seq = store.borrow().next_seq();
         machine.handle_appended(next_seq);
         let mut cross = cross;
+        let mut cross_tokens = std::collections::BTreeMap::new();
         if let Some(link) = cross.as_mut() {
             // Own exports, certificates and received bundles come back from
             // the log; pushes and carrying resume from them.
-            link.restore(records.iter().copied());
+            for (position, about) in link.restore(records.iter().copied()) {
+                if link.needs(about.0, about.1) {
+                    cross_tokens.insert(records_from + position as u64, about);
+                }
+            }
         }
         let counters = ShardCounters {
             restored_anchors: anchors,
@@ -568,6 +578,8 @@ impl ShardHost {
             imports: ImportCounts::default(),
             cross_submitted: Vec::new(),
             landed_imports: Vec::new(),
+            cross_tokens,
+            cross_tokens_swept: 0,
         };
         Ok((
             host,
@@ -981,6 +993,14 @@ impl ShardHost {
         while let Some(record) = link.poll_record() {
             logged = true;
             let token = self.machine.log_record(record.kind, record.body);
+            self.cross_tokens.insert(token, record.about);
+            // Settled entries go now and then (also with snapshots off):
+            // when the table doubled since the last sweep.
+            if self.cross_tokens.len() > 2 * self.cross_tokens_swept + 4096 {
+                self.cross_tokens
+                    .retain(|_, (source, round)| link.needs(*source, *round));
+                self.cross_tokens_swept = self.cross_tokens.len();
+            }
             if let Some(ack) = record.ack {
                 self.cross_acks.push_back((token, ack));
             }
@@ -1303,14 +1323,26 @@ impl ShardHost {
             .note_snapshot_written(mark.round, mark.next_token);
         self.snapshots.written(mark);
         self.drain(now_us)?;
+        if let Some(link) = self.cross.as_ref() {
+            self.cross_tokens
+                .retain(|_, (source, round)| link.needs(*source, *round));
+        }
         Ok(self.prune_bound())
     }
 
-    /// Records below this are needed by no kept snapshot and lie outside
-    /// the catch-up retention.
+    /// Records below this are needed by no kept snapshot, lie outside the
+    /// catch-up retention, and hold no cross-shard record the link still
+    /// needs (an own round's exports until certified and acked by every
+    /// destination seat pushed to, a received bundle until its leaves
+    /// landed).
     pub fn prune_bound(&self) -> u64 {
-        self.snapshots
-            .prune_bound(self.machine.last_finalized_round())
+        let bound = self
+            .snapshots
+            .prune_bound(self.machine.last_finalized_round());
+        match self.cross_tokens.first_key_value() {
+            Some((token, _)) => bound.min(*token),
+            None => bound,
+        }
     }
 
     /// The store now starts at record `first_seq` (segments below it were

@@ -136,6 +136,9 @@ pub struct CrossRecord {
     pub body: Vec<u8>,
     /// The ack to send after the record is durable.
     pub ack: Option<CrossTransmit>,
+    /// The (source shard, round) the record is about: while
+    /// [`CrossLink::needs`] says so, pruning keeps it.
+    pub about: (u16, u64),
 }
 
 /// Why a peer's cross-shard message is refused (a scored violation).
@@ -357,11 +360,19 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
     /// again (the same content, so never a second checkpoint of a round)
     /// and every certified round's pushes start over until acked. Records
     /// that do not decode are skipped (the log's checksums guard them).
-    pub fn restore<'a>(&mut self, records: impl IntoIterator<Item = (LogRecordKind, &'a [u8])>) {
+    ///
+    /// Returns, per cross-shard record among `records` (its position
+    /// there), the (source shard, round) it is about (see
+    /// [`CrossRecord::about`]).
+    pub fn restore<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (LogRecordKind, &'a [u8])>,
+    ) -> Vec<(usize, (u16, u64))> {
         use pc_codec::{Decode, RoundFinalized};
         let mut roots: BTreeMap<u64, Hash32> = BTreeMap::new();
         let mut certs: Vec<CertifiedCheckpoint> = Vec::new();
-        for (kind, body) in records {
+        let mut about = Vec::new();
+        for (position, (kind, body)) in records.into_iter().enumerate() {
             match kind {
                 LogRecordKind::RoundFinalized => {
                     if let Ok(round) = RoundFinalized::from_bytes(body) {
@@ -376,6 +387,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                     let Ok(built) = BuiltExports::from_bytes(body) else {
                         continue;
                     };
+                    about.push((position, (self.shard, built.round)));
                     let Some(state_root) = roots.get(&built.round) else {
                         continue;
                     };
@@ -408,6 +420,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                 }
                 LogRecordKind::CheckpointCertified => {
                     if let Ok(cert) = CertifiedCheckpoint::from_bytes(body) {
+                        about.push((position, (cert.checkpoint.shard, cert.checkpoint.round)));
                         certs.push(cert);
                     }
                 }
@@ -415,6 +428,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                     let Ok(bundle) = ExportsBundle::from_bytes(body) else {
                         continue;
                     };
+                    about.push((position, (bundle.source(), bundle.round())));
                     let proofs = leaf_proofs(&bundle.leaves);
                     let leaves = bundle.leaves.len();
                     self.received.insert(
@@ -446,6 +460,21 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
             self.own = self.own.split_off(&last.saturating_sub(OWN_ROUNDS_KEPT));
         }
         self.counters = CrossCounters::default();
+        about
+    }
+
+    /// Whether the log records about `source`'s `round` are still needed:
+    /// an own round until it is certified and every push acked (the
+    /// destinations then hold it durably), a received bundle until its
+    /// leaves landed (the link forgets it then).
+    pub fn needs(&self, source: u16, round: u64) -> bool {
+        if source == self.shard {
+            self.own.get(&round).is_some_and(|own| {
+                own.cert.is_none() || own.pushes.values().any(|(acked, _)| !acked)
+            })
+        } else {
+            self.received.contains_key(&(source, round))
+        }
     }
 
     /// A finalized round of this shard (every one, in order).
@@ -462,6 +491,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                 }
                 .to_bytes(),
                 ack: None,
+                about: (self.shard, outcome.round),
             });
             let id = checkpoint.id(&self.network);
             let mut own = OwnRound {
@@ -787,6 +817,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
             kind: LogRecordKind::CheckpointCertified,
             body: cert.to_bytes(),
             ack: None,
+            about: (self.shard, round),
         });
         own.cert = Some(cert);
         self.counters.certified += 1;
@@ -945,6 +976,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
             kind: LogRecordKind::ExportsReceived,
             body: bundle.to_bytes(),
             ack: Some(ack),
+            about: (source, round),
         });
         self.counters.received += 1;
         let carrier = ((u64::from(source) + round) % self.k as u64) as u8;

@@ -1,8 +1,10 @@
 //! The supply check of DESIGN §5.1 from data dirs: per shard, the unspent
 //! value summed over the replayed UTXO set; per shard pair, the value in
-//! flight from the export leaves the source's log holds (its
-//! `ExportsBuilt` records) minus the leaves set in the destination's
-//! replayed dedupe state (its bitmaps and `head`). The counters the state
+//! flight from the export leaves the logs hold (the source's
+//! `ExportsBuilt` records and the destination's `ExportsReceived` ones:
+//! pruning keeps the first until every pushed destination seat acked, the
+//! second until its leaves landed) minus the leaves set in the
+//! destination's replayed dedupe state (its bitmaps and `head`). The counters the state
 //! keeps (`exported`, `imported`, `owed`) are checked against those, not
 //! trusted for them.
 //!
@@ -11,7 +13,9 @@
 //!   (the states' counters) equals the in-flight value the logs give.
 //! * Globally: `Σ unspent + Σ owed + Σ in flight = Σ genesis value`.
 
-use pc_codec::cross::{BuiltExports, ExportLeaf};
+use std::collections::BTreeMap;
+
+use pc_codec::cross::{BuiltExports, ExportLeaf, ExportsBundle};
 use pc_codec::{Decode, LogRecordKind};
 use pc_shard::cross::CrossState;
 use pc_shard::state::ShardState;
@@ -33,6 +37,9 @@ pub struct ShardSupply {
     /// Every export leaf the log holds: (round, index in its destination's
     /// list, leaf).
     pub leaves: Vec<(u64, u64, ExportLeaf)>,
+    /// Every leaf of a bundle of another shard the log holds: (source,
+    /// round, index in the bundle, leaf).
+    pub received: Vec<(u16, u64, u64, ExportLeaf)>,
     /// Whether the log reaches back to its first record (no leaf pruned).
     pub log_complete: bool,
     /// The replayed cross-shard state (counters and dedupe state).
@@ -52,7 +59,16 @@ impl ShardSupply {
         let mut unspent = 0u128;
         state.for_each_unspent(|output| unspent += u128::from(output.amount));
         let mut leaves = Vec::new();
+        let mut received = Vec::new();
         for (kind, body) in records {
+            if kind == LogRecordKind::ExportsReceived {
+                if let Ok(bundle) = ExportsBundle::from_bytes(body) {
+                    for (index, leaf) in bundle.leaves.iter().enumerate() {
+                        received.push((bundle.source(), bundle.round(), index as u64, *leaf));
+                    }
+                }
+                continue;
+            }
             if kind != LogRecordKind::ExportsBuilt {
                 continue;
             }
@@ -74,6 +90,7 @@ impl ShardSupply {
             owed: u128::from(state.owed()),
             round,
             leaves,
+            received,
             log_complete,
             cross: state.cross().clone(),
         }
@@ -195,7 +212,21 @@ pub fn check(shards: &[ShardSupply], shard_count: u16) -> SupplyReport {
                 in_flight_leaves: 0,
             };
             let landing = by_shard(dest).map(|d| &d.cross);
-            for (round, index, leaf) in source.leaves.iter().filter(|(_, _, l)| l.dest == dest) {
+            // The pair's leaves the logs hold, each once.
+            let mut pair: BTreeMap<(u64, u64), &ExportLeaf> = source
+                .leaves
+                .iter()
+                .filter(|(_, _, l)| l.dest == dest)
+                .map(|(round, index, leaf)| ((*round, *index), leaf))
+                .collect();
+            if let Some(d) = by_shard(dest) {
+                for (from, round, index, leaf) in &d.received {
+                    if *from == source.shard {
+                        pair.entry((*round, *index)).or_insert(leaf);
+                    }
+                }
+            }
+            for ((round, index), leaf) in &pair {
                 flow.exported += u128::from(leaf.amount);
                 let landed = landing
                     .and_then(|cross| cross.landed(source.shard, *round, *index))
