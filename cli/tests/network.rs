@@ -509,6 +509,38 @@ fn start_one_seat_node(temp: &Path, shards: &str, addr: &str) -> (Node, PathBuf)
     (node, net)
 }
 
+/// A recipient (hex key, from seeds 1, 2, ...) whose shard among 2 passes
+/// `wanted`.
+fn recipient_where(wanted: impl Fn(u16) -> bool) -> String {
+    let key = (1u8..)
+        .map(|seed| pc_codec::SigningKey::from_secret_bytes(&[seed; 32]).unwrap())
+        .find(|k| wanted(pc_codec::ids::shard_of(&k.public_key(), 2)))
+        .unwrap();
+    hex::encode(key.public_key())
+}
+
+/// `tx send` from `client` to `to` through the one-seat node at
+/// 127.0.0.1:17800 with `args` (amount, fee); its receipt.
+fn tx_send(genesis: &str, client: &Path, to: &str, args: &[&str]) -> Value {
+    let send = engine()
+        .args([
+            "tx",
+            "send",
+            "--genesis",
+            genesis,
+            "--node",
+            "127.0.0.1:17800",
+        ])
+        .arg("--key")
+        .arg(client)
+        .args(["--to", to])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(send.status.success(), "{}", text(&send));
+    serde_json::from_slice(&send.stdout).unwrap()
+}
+
 /// The hex public key a key file names.
 fn public_key_hex(key_file: &Path) -> String {
     std::fs::read_to_string(key_file)
@@ -609,21 +641,13 @@ fn tx_send_moves_value_and_tx_balance_reads_it_from_a_one_seat_network() {
     let (start, _) = balance(&client_hex);
     assert!(start > 0, "the client is funded in genesis");
     // A recipient on the client's shard (the next test pays across shards).
-    let recipient = (1u8..)
-        .map(|seed| pc_codec::SigningKey::from_secret_bytes(&[seed; 32]).unwrap())
-        .find(|k| shard_of(&k.public_key(), 2) == shard_of(&client_public, 2))
-        .unwrap()
-        .public_key();
-    let recipient_hex = hex::encode(recipient);
-    let send = engine()
-        .args(["tx", "send", "--genesis", g, "--node", "127.0.0.1:17800"])
-        .arg("--key")
-        .arg(&client)
-        .args(["--to", &recipient_hex, "--amount", "5000", "--fee", "7"])
-        .output()
-        .unwrap();
-    assert!(send.status.success(), "{}", text(&send));
-    let receipt: Value = serde_json::from_slice(&send.stdout).unwrap();
+    let recipient_hex = recipient_where(|shard| shard == shard_of(&client_public, 2));
+    let receipt = tx_send(
+        g,
+        &client,
+        &recipient_hex,
+        &["--amount", "5000", "--fee", "7"],
+    );
     assert_eq!(receipt["outcome"], "accepted", "{receipt}");
     // Final within a few seconds: the recipient holds 5000, the client 5007 less.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -641,14 +665,7 @@ fn tx_send_moves_value_and_tx_balance_reads_it_from_a_one_seat_network() {
     }
     assert_eq!(balance(&client_hex).0, start - 5007);
     // The same input again is accepted into the pool but never applies.
-    let again = engine()
-        .args(["tx", "send", "--genesis", g, "--node", "127.0.0.1:17800"])
-        .arg("--key")
-        .arg(&client)
-        .args(["--to", &recipient_hex, "--amount", "1000"])
-        .output()
-        .unwrap();
-    assert!(again.status.success(), "{}", text(&again));
+    tx_send(g, &client, &recipient_hex, &["--amount", "1000"]);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(balance(&recipient_hex).0, 5000, "a double spend applied");
     assert_eq!(node.stop(), Some(0));
@@ -667,21 +684,13 @@ fn tx_send_to_another_shard_is_exported_and_imported_and_tx_balance_shows_it() {
     let client_public: [u8; 32] = hex::decode(&client_hex).unwrap().try_into().unwrap();
     let home = shard_of(&client_public, 2);
     // A recipient of the other shard.
-    let recipient = (1u8..)
-        .map(|seed| pc_codec::SigningKey::from_secret_bytes(&[seed; 32]).unwrap())
-        .find(|k| shard_of(&k.public_key(), 2) != home)
-        .unwrap()
-        .public_key();
-    let recipient_hex = hex::encode(recipient);
-    let send = engine()
-        .args(["tx", "send", "--genesis", g, "--node", "127.0.0.1:17800"])
-        .arg("--key")
-        .arg(&client)
-        .args(["--to", &recipient_hex, "--amount", "4000", "--fee", "3"])
-        .output()
-        .unwrap();
-    assert!(send.status.success(), "{}", text(&send));
-    let receipt: Value = serde_json::from_slice(&send.stdout).unwrap();
+    let recipient_hex = recipient_where(|shard| shard != home);
+    let receipt = tx_send(
+        g,
+        &client,
+        &recipient_hex,
+        &["--amount", "4000", "--fee", "3"],
+    );
     assert_eq!(receipt["outcome"], "accepted", "{receipt}");
     assert_eq!(receipt["to_shard"], u64::from(1 - home), "{receipt}");
     assert!(
