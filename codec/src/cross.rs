@@ -141,11 +141,17 @@ impl RoundExports {
 }
 
 /// The body of log record 6 (`ExportsBuilt`): a finalized round of this
-/// shard and its exports, which serve pushes and `GetExports`.
+/// shard, its state root and its exports, which serve pushes and
+/// `GetExports`. (DESIGN §6 lists round and exports; the state root makes
+/// the record rebuild the round's checkpoint on its own, so a restart
+/// needs no `RoundFinalized` record that pruning or a crash may have
+/// separated from it.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuiltExports {
     /// The round.
     pub round: u64,
+    /// The state root after the round (the checkpoint's).
+    pub state_root: Hash32,
     /// Its exports (at least one destination).
     pub exports: RoundExports,
 }
@@ -153,6 +159,7 @@ pub struct BuiltExports {
 impl Encode for BuiltExports {
     fn encode(&self, out: &mut Vec<u8>) {
         put_u64(out, self.round);
+        out.extend_from_slice(&self.state_root);
         put_count(out, self.exports.entries.len());
         for (entry, leaves) in &self.exports.entries {
             entry.encode(out);
@@ -167,6 +174,7 @@ impl Encode for BuiltExports {
 impl Decode for BuiltExports {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let round = reader.u64("exports round")?;
+        let state_root = reader.array("exports state root")?;
         let count = reader.count(
             "exports destinations",
             1,
@@ -193,6 +201,7 @@ impl Decode for BuiltExports {
         }
         Ok(BuiltExports {
             round,
+            state_root,
             exports: RoundExports { entries },
         })
     }

@@ -311,7 +311,17 @@ impl NodeCore {
             Origin::Local(conn) => Some(conn),
             Origin::Remote { .. } => None,
         };
-        let Some(seat) = self.seat_of(peer, from_shard) else {
+        // A destination seat forwarding a bundle to its round's carrier
+        // sends it from a seat of this (the destination) shard.
+        let sender = self
+            .seat_of(peer, from_shard)
+            .map(|seat| (from_shard, seat))
+            .or_else(|| {
+                matches!(message, CrossMessage::Exports(_))
+                    .then(|| self.seat_of(peer, shard).map(|seat| (shard, seat)))
+                    .flatten()
+            });
+        let Some((from_shard, seat)) = sender else {
             self.cross.refused += 1;
             self.violation(
                 io,

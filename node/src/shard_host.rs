@@ -410,6 +410,9 @@ pub struct ShardHost {
     cross_tokens: std::collections::BTreeMap<u64, (u16, u64)>,
     /// Entries left after the last sweep of `cross_tokens`.
     cross_tokens_swept: usize,
+    /// Received bundles whose record is not durable yet, by (source,
+    /// round): an ack of one (a repeated push) waits for that record.
+    received_tokens: HashMap<(u16, u64), u64>,
 }
 
 /// Accepted transfers paying another shard (tx id, taken at µs) and
@@ -529,6 +532,13 @@ impl ShardHost {
                 }
             }
         }
+        // Rounds with exports whose `ExportsBuilt` a crash cut off: the
+        // link takes them now (and logs them in the first drain).
+        for outcome in machine.take_unbuilt_rounds() {
+            if let Some(link) = cross.as_mut() {
+                link.on_round(&outcome);
+            }
+        }
         let counters = ShardCounters {
             restored_anchors: anchors,
             last_round: machine.consensus().next_undecided_round().checked_sub(1),
@@ -580,6 +590,7 @@ impl ShardHost {
             landed_imports: Vec::new(),
             cross_tokens,
             cross_tokens_swept: 0,
+            received_tokens: HashMap::new(),
         };
         Ok((
             host,
@@ -994,6 +1005,9 @@ impl ShardHost {
             logged = true;
             let token = self.machine.log_record(record.kind, record.body);
             self.cross_tokens.insert(token, record.about);
+            if record.kind == LogRecordKind::ExportsReceived {
+                self.received_tokens.insert(record.about, token);
+            }
             // Settled entries go now and then (also with snapshots off):
             // when the table doubled since the last sweep.
             if self.cross_tokens.len() > 2 * self.cross_tokens_swept + 4096 {
@@ -1005,7 +1019,18 @@ impl ShardHost {
                 self.cross_acks.push_back((token, ack));
             }
         }
+        let durable = self.counters.durable_seq;
+        let is_durable = |token: u64| durable.is_some_and(|d| token <= d);
+        self.received_tokens.retain(|_, token| !is_durable(*token));
         while let Some(transmit) = link.poll_transmit() {
+            // An ack of a bundle whose record is not durable yet (a
+            // repeated push of one just taken) waits for that record.
+            if let CrossMessage::Ack { source, round, .. } = &transmit.message {
+                if let Some(token) = self.received_tokens.get(&(*source, *round)) {
+                    self.cross_acks.push_back((*token, transmit));
+                    continue;
+                }
+            }
             self.cross_out.push_back(transmit);
         }
         while let Some((token, _)) = self.cross_acks.front() {

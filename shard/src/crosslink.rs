@@ -353,8 +353,9 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
     }
 
     /// Rebuilds the link from its shard's log records, in log order (a
-    /// restart): own rounds with exports from `ExportsBuilt` (their
-    /// checkpoints from the `RoundFinalized` before them), certificates
+    /// restart): own rounds with exports from `ExportsBuilt` (each holds
+    /// its round's state root: the checkpoint is rebuilt from it alone),
+    /// certificates
     /// from `CheckpointCertified`, received bundles from `ExportsReceived`.
     /// Signatures and acks are not logged: uncertified rounds are signed
     /// again (the same content, so never a second checkpoint of a round)
@@ -369,18 +370,13 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
         records: impl IntoIterator<Item = (LogRecordKind, &'a [u8])>,
     ) -> Vec<(usize, (u16, u64))> {
         use pc_codec::{Decode, RoundFinalized};
-        let mut roots: BTreeMap<u64, Hash32> = BTreeMap::new();
         let mut certs: Vec<CertifiedCheckpoint> = Vec::new();
         let mut about = Vec::new();
         for (position, (kind, body)) in records.into_iter().enumerate() {
             match kind {
                 LogRecordKind::RoundFinalized => {
                     if let Ok(round) = RoundFinalized::from_bytes(body) {
-                        roots.insert(round.round, round.state_root);
                         self.last_round = Some(round.round);
-                        if roots.len() > 64 {
-                            roots.pop_first();
-                        }
                     }
                 }
                 LogRecordKind::ExportsBuilt => {
@@ -388,13 +384,10 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                         continue;
                     };
                     about.push((position, (self.shard, built.round)));
-                    let Some(state_root) = roots.get(&built.round) else {
-                        continue;
-                    };
                     let checkpoint = Checkpoint {
                         shard: self.shard,
                         round: built.round,
-                        state_root: *state_root,
+                        state_root: built.state_root,
                         exports_root: built.exports.root(),
                         export_count: built.exports.export_count(),
                         dest_count: built.exports.dest_count(),
@@ -487,6 +480,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                 kind: LogRecordKind::ExportsBuilt,
                 body: BuiltExports {
                     round: outcome.round,
+                    state_root: outcome.state_root,
                     exports: outcome.exports.clone(),
                 }
                 .to_bytes(),

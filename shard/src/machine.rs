@@ -358,6 +358,10 @@ const MAX_UNACKED_BIRTHS: usize = 4096;
 /// past it, only (paced) acknowledgement-only anchors until the round
 /// advances. A committee in step makes one or two per seat and round.
 pub const MAX_OWN_PER_ROUND: u32 = 8;
+/// Most re-derived rounds with exports a restore keeps for the node's
+/// cross-shard link when the log lacks their `ExportsBuilt` record (the
+/// link keeps as many own rounds).
+pub const MAX_UNBUILT_ROUNDS: usize = 4_096;
 
 /// Anchors of at most this many transfers are verified together with the
 /// other small anchors of a group ([`Shard::preverify_anchors`]); larger
@@ -669,6 +673,10 @@ pub struct Shard<V, S> {
     transmits: VecDeque<Transmit>,
     persists: VecDeque<PersistRecord>,
     finalized: VecDeque<FinalizedReport>,
+    /// Rounds with exports that a restore re-derived and whose
+    /// `ExportsBuilt` record the log does not hold (a crash between the
+    /// two appends), oldest first, at most [`MAX_UNBUILT_ROUNDS`].
+    unbuilt: BTreeMap<u64, RoundOutcome>,
 }
 
 /// The role of a machine.
@@ -773,6 +781,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             transmits: VecDeque::new(),
             persists: VecDeque::new(),
             finalized: VecDeque::new(),
+            unbuilt: BTreeMap::new(),
         }
     }
 
@@ -1374,7 +1383,15 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                             .map_err(|error| RestoreError::Malformed { index, error })?;
                         self.insert(anchor, body.to_vec())
                             .map_err(|error| RestoreError::Refused { index, error })?;
-                        derived.extend(self.finalized.drain(..).map(|r| round_record(&r)));
+                        for report in self.finalized.drain(..) {
+                            derived.push_back(round_record(&report));
+                            if !report.outcome.exports.entries.is_empty() {
+                                self.unbuilt.insert(report.round.round, report.outcome);
+                                while self.unbuilt.len() > MAX_UNBUILT_ROUNDS {
+                                    self.unbuilt.pop_first();
+                                }
+                            }
+                        }
                     }
                     // Snapshot markers and the cross-shard records (own
                     // certificates, received bundles, built exports) are
@@ -1388,6 +1405,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     | LogRecordKind::ExportsBuilt => {
                         if !derived.is_empty() {
                             return Err(RestoreError::OutOfOrder { index, kind });
+                        }
+                        if kind == LogRecordKind::ExportsBuilt {
+                            if let Ok(built) = pc_codec::cross::BuiltExports::from_bytes(body) {
+                                self.unbuilt.remove(&built.round);
+                            }
                         }
                         self.next_token += 1;
                     }
@@ -1833,6 +1855,13 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             seat.unacknowledged
                 .retain(|other, _| latest.contains_key(other));
         }
+    }
+
+    /// The rounds with exports a restore re-derived whose `ExportsBuilt`
+    /// record the log lacks (a crash between the appends), oldest first:
+    /// the node hands them to its cross-shard link, which logs them.
+    pub fn take_unbuilt_rounds(&mut self) -> Vec<RoundOutcome> {
+        std::mem::take(&mut self.unbuilt).into_values().collect()
     }
 
     /// Queues a record of another component of this shard (the

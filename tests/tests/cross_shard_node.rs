@@ -285,6 +285,10 @@ fn a_peers_bundle_is_logged_then_acked_and_forgeries_are_scored_violations() {
         })
     };
     assert!(!acked(&node.io), "no ack before the record is durable");
+    // A repeated push before then: not logged twice, not acked early.
+    node.frame(1, NetMessage::Exports(Box::new(good.clone())));
+    assert_eq!(node.records(0), vec![LogRecordKind::ExportsReceived]);
+    assert!(!acked(&node.io), "no ack of a repeat before the record is durable");
     node.stores[0].borrow_mut().mark_durable(1);
     node.now.mono_us += 1_000;
     node.core
