@@ -2,7 +2,9 @@
 //! with two shards on one core, real BIP-340 keys): a certified `Exports`
 //! bundle from a verified peer is logged before its ack goes out, and
 //! forged checkpoint signatures, certificates and bundles from a peer are
-//! scored violations that close its connection and change no state.
+//! scored violations that close its connection and change no state; an
+//! anchor carrying an Import with a forged certificate is refused and
+//! scores its sender down.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -288,7 +290,10 @@ fn a_peers_bundle_is_logged_then_acked_and_forgeries_are_scored_violations() {
     // A repeated push before then: not logged twice, not acked early.
     node.frame(1, NetMessage::Exports(Box::new(good.clone())));
     assert_eq!(node.records(0), vec![LogRecordKind::ExportsReceived]);
-    assert!(!acked(&node.io), "no ack of a repeat before the record is durable");
+    assert!(
+        !acked(&node.io),
+        "no ack of a repeat before the record is durable"
+    );
     node.stores[0].borrow_mut().mark_durable(1);
     node.now.mono_us += 1_000;
     node.core
@@ -361,4 +366,67 @@ fn a_peers_bundle_is_logged_then_acked_and_forgeries_are_scored_violations() {
         conn += 1;
         node.connect(conn, 2 + (conn % 2) as u8, &genesis);
     }
+}
+
+#[test]
+fn an_anchor_carrying_a_forged_import_is_refused_and_scored() {
+    use pc_codec::{AnchorBuilder, Encode, MicroEvent};
+    let genesis = Arc::new(genesis());
+    let mut node = Node::new(&genesis);
+    node.connect(1, 1, &genesis);
+    let roots = node.roots();
+    // Validator 1 (seat 1 of shard 0) signs an anchor of shard 0 whose
+    // Import carries a certificate with a signature that does not verify.
+    let mut bad = bundle(&genesis);
+    bad.cert.signatures[0][9] ^= 1;
+    let proofs = pc_codec::cross::leaf_proofs(&bad.leaves);
+    let import = bad.import(0, proofs[0].clone(), true);
+    let anchor = AnchorBuilder::new(genesis.network(), 0, 1, 0)
+        .birth_round(0)
+        .event(MicroEvent::Import(Box::new(import)))
+        .sign(&key(1), &[2; 32])
+        .unwrap();
+    let score = |node: &Node| {
+        node.core
+            .book()
+            .get(addr(1))
+            .map(|entry| entry.score_tenths)
+            .unwrap()
+    };
+    let before = score(&node);
+    node.frame(
+        1,
+        NetMessage::Anchors {
+            shard: 0,
+            anchors: vec![anchor.to_bytes()],
+        },
+    );
+    let host = node.core.shard(0).unwrap();
+    assert_eq!(host.counters().refused_anchors, 1, "the anchor is refused");
+    assert_eq!(host.counters().anchors, 0);
+    assert!(score(&node) < before, "the sender's score dropped");
+    assert_eq!(node.roots(), roots, "no state change");
+    assert!(node.records(0).is_empty(), "nothing logged");
+    // The control: the same anchor with the certificate intact, from
+    // validator 2, is taken.
+    let good = bundle(&genesis);
+    let proofs = pc_codec::cross::leaf_proofs(&good.leaves);
+    let anchor = AnchorBuilder::new(genesis.network(), 0, 2, 0)
+        .birth_round(0)
+        .event(MicroEvent::Import(Box::new(good.import(
+            0,
+            proofs[0].clone(),
+            true,
+        ))))
+        .sign(&key(2), &[3; 32])
+        .unwrap();
+    node.connect(2, 2, &genesis);
+    node.frame(
+        2,
+        NetMessage::Anchors {
+            shard: 0,
+            anchors: vec![anchor.to_bytes()],
+        },
+    );
+    assert_eq!(node.core.shard(0).unwrap().counters().anchors, 1);
 }
