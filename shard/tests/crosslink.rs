@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use pc_codec::cross::{leaf_proofs, leaves_root, DestEntry, ExportLeaf, RoundExports, NO_ROUND};
+use pc_codec::cross::{
+    leaf_proofs, leaves_root, CheckpointSig, DestEntry, ExportLeaf, RoundExports, NO_ROUND,
+};
 use pc_codec::genesis::{
     ConsensusParams, Genesis, GenesisAllocation, GenesisValidator, SeatAssignment,
 };
@@ -110,8 +112,9 @@ fn outcome() -> RoundOutcome {
     }
 }
 
-/// Seats 0..4 of shard 0 finalize the round and exchange signatures.
-fn certified_source() -> (Genesis, Vec<Link>) {
+/// Seats 0..4 of shard 0 finalize the round and sign it; their
+/// signatures, not yet exchanged.
+fn signed_source() -> (Genesis, Vec<Link>, Vec<CheckpointSig>) {
     let genesis = genesis();
     let mut seats: Vec<Link> = (0..K).map(|seat| link(&genesis, 0, seat)).collect();
     let outcome = outcome();
@@ -126,6 +129,12 @@ fn certified_source() -> (Genesis, Vec<Link>) {
         }
     }
     assert_eq!(sigs.len(), usize::from(K), "every seat signs the round");
+    (genesis, seats, sigs)
+}
+
+/// Seats 0..4 of shard 0 finalize the round and exchange signatures.
+fn certified_source() -> (Genesis, Vec<Link>) {
+    let (genesis, mut seats, sigs) = signed_source();
     for (index, seat) in seats.iter_mut().enumerate() {
         for sig in &sigs {
             if usize::from(sig.seat) != index {
@@ -189,18 +198,7 @@ fn seats_certify_at_q_and_push_to_f_plus_one_destination_seats() {
 
 #[test]
 fn forged_signatures_and_certificates_are_violations_that_change_nothing() {
-    let genesis = genesis();
-    let mut seats: Vec<Link> = (0..K).map(|seat| link(&genesis, 0, seat)).collect();
-    let outcome = outcome();
-    let mut sigs = Vec::new();
-    for seat in seats.iter_mut() {
-        seat.on_round(&outcome);
-        while let Some(t) = seat.poll_transmit() {
-            if let CrossMessage::Sig(sig) = t.message {
-                sigs.push(sig);
-            }
-        }
-    }
+    let (genesis, mut seats, sigs) = signed_source();
     let from = CrossTarget::Seat { shard: 0, seat: 1 };
     let mut forged = sigs[1];
     forged.signature[5] ^= 1;
