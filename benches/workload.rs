@@ -53,6 +53,7 @@ pub fn params(anchors: usize) -> WorkloadParams {
         tx_per_anchor: TX_PER_ANCHOR as u16,
         events_per_shard: u32::try_from(anchors * TX_PER_ANCHOR)
             .expect("a bench workload holds fewer than 2^32 transfers"),
+        cross_per_mille: 0,
     }
 }
 

@@ -206,6 +206,16 @@ struct BenchArgs {
     /// Wait this many milliseconds before the first anchor.
     #[arg(long, default_value_t = 0)]
     start_delay_ms: u64,
+    /// Share of the transfers that pay into another shard (0..=1; above 0
+    /// needs --shards 2 or more): the workload's exports are certified and
+    /// carried back in as imports, which the run applies beside the
+    /// transfers. The same-size workload without them runs first (unless
+    /// --no-baseline) and the ratio of transfers/s is printed.
+    #[arg(long, default_value_t = 0.0)]
+    cross_shard: f64,
+    /// With --cross-shard: skip the run without cross-shard transfers.
+    #[arg(long)]
+    no_baseline: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -472,7 +482,15 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
             args.seconds
         )));
     }
+    if !(0.0..=1.0).contains(&args.cross_shard) {
+        return Err(CliError::Usage(format!(
+            "--cross-shard {} must be a share between 0 and 1",
+            args.cross_shard
+        )));
+    }
     let mut options = bench::BenchOptions::new(bench::default_cache_dir());
+    options.cross_per_mille = (args.cross_shard * 1000.0).round() as u16;
+    options.baseline = !args.no_baseline;
     options.shards = args.shards;
     options.committee = args.committee;
     options.seconds = args.seconds;

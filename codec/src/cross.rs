@@ -216,9 +216,7 @@ pub fn leaves_root(leaves: &[ExportLeaf]) -> Hash32 {
 /// The proof of every leaf of `leaves`, in order (one tree build).
 pub fn leaf_proofs(leaves: &[ExportLeaf]) -> Vec<MerkleProof> {
     let items: Vec<Vec<u8>> = leaves.iter().map(Encode::to_bytes).collect();
-    (0..items.len())
-        .filter_map(|index| MerkleProof::build(&items, index))
-        .collect()
+    MerkleProof::build_all(&items)
 }
 
 /// The per-round summary of a shard that its seats sign for other shards.

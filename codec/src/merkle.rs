@@ -86,6 +86,40 @@ impl MerkleProof {
         })
     }
 
+    /// The proofs of every item, in item order: [`MerkleProof::build`] of
+    /// each index, from one pass over the tree (O(n log n) hashes, where
+    /// building each proof alone hashes the whole tree every time).
+    pub fn build_all<I: AsRef<[u8]>>(items: &[I]) -> Vec<MerkleProof> {
+        let leaf_count = items.len() as u64;
+        let mut proofs: Vec<MerkleProof> = (0..leaf_count)
+            .map(|index| MerkleProof {
+                index,
+                leaf_count,
+                siblings: Vec::new(),
+            })
+            .collect();
+        let mut level: Vec<Hash32> = items.iter().map(|i| leaf_hash(i.as_ref())).collect();
+        let mut shift = 0u32;
+        while level.len() > 1 {
+            for proof in &mut proofs {
+                let sibling = ((proof.index >> shift) ^ 1) as usize;
+                if sibling < level.len() {
+                    proof.siblings.push(level[sibling]);
+                }
+            }
+            level = level
+                .chunks(2)
+                .map(|pair| match pair {
+                    [left, right] => node_hash(left, right),
+                    [single] => *single,
+                    _ => unreachable!("chunks(2) yields one or two items"),
+                })
+                .collect();
+            shift += 1;
+        }
+        proofs
+    }
+
     /// True iff this proof places `item` under `root`. Every sibling must be
     /// used: a proof with extra or missing siblings is false.
     pub fn verify(&self, item: &[u8], root: &Hash32) -> bool {
@@ -202,6 +236,10 @@ mod tests {
                 assert!(!padded.verify(&all[index], &tree_root));
             }
             assert!(MerkleProof::build(&all, n).is_none());
+            let every: Vec<MerkleProof> = (0..n)
+                .map(|index| MerkleProof::build(&all, index).unwrap())
+                .collect();
+            assert_eq!(MerkleProof::build_all(&all), every, "n={n}");
         }
     }
 }

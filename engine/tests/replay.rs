@@ -28,6 +28,7 @@ fn run_engine(root: &Path, data_dir: &Path) -> (String, u64) {
             committee: 4,
             tx_per_anchor: 8,
             events_per_shard: 512,
+            cross_per_mille: 0,
         },
         false,
     )

@@ -53,6 +53,7 @@ fn four_seat_drivers_finalize_the_same_transfers_and_serve_pulls_from_their_logs
                 committee: SEATS as u8,
                 tx_per_anchor: 16,
                 events_per_shard: TRANSFERS,
+                cross_per_mille: 0,
             });
             let config = LogConfig {
                 segment_bytes: 4 << 20,

@@ -258,6 +258,8 @@ pub struct ShardCounters {
     pub finalized_events: u64,
     /// Finalized micro-events that applied (moved value).
     pub applied_events: u64,
+    /// Of them, imports (value carried in from another shard).
+    pub applied_imports: u64,
     /// BIP-340 signatures checked (singly or in batches).
     pub signature_verifies: u64,
     /// Batches verified with a multi-scalar multiplication.
@@ -978,9 +980,11 @@ impl ShardHost {
     /// admission (the seat's own duty, bounded per round by the link) but
     /// are validated like any micro-event.
     fn offer_imports(&mut self) {
+        let seen = self.machine.take_seen_imports();
         let Some(link) = self.cross.as_mut() else {
             return;
         };
+        link.on_seen_imports(&seen);
         let imports = link.take_imports(self.machine.state());
         if imports.is_empty() {
             return;
@@ -1315,6 +1319,7 @@ impl ShardHost {
                 .iter()
                 .filter(|(_, outcome)| *outcome == Outcome::Applied)
                 .count() as u64;
+            self.counters.applied_imports += report.outcome.imported.len() as u64;
             for anchor in &report.round.anchors {
                 if let Some((arrival_us, birth_round)) = self.arrivals.remove(&anchor.id) {
                     let micros = now_us.saturating_sub(arrival_us).max(1);

@@ -22,13 +22,27 @@
 //!   leaves against the entry), logs it (record 4) and acks once it is
 //!   durable, and forwards it to the round's carrier seat `(source + round)
 //!   mod k`. A missing chain predecessor is pulled with `GetExports`.
-//! * **Imports.** The carrier includes a bundle's imports at once; another
-//!   seat holding it includes those still unlanded in its finalized state
-//!   [`BACKUP_DELAY_ROUNDS`] decided rounds after it got it; an import
-//!   is not included again until [`REINCLUDE_ROUNDS`] decided rounds passed
-//!   (an import finalized as unregistered or window-full is retried). The
-//!   oldest chain round goes first, the first import of a round not yet
-//!   registered in the Certified form.
+//! * **Imports.** A bundle's leaves are carried in chunks of
+//!   [`CARRY_CHUNK_LEAVES`] (one full payload): chunk `c` of `(source,
+//!   round)` has the carrier seat `(source + round + c) mod k`, so a round
+//!   of many exports is carried by several seats at once, not by one seat
+//!   at one payload per anchor. A seat holding the bundle at rank `r`
+//!   behind a chunk's carrier (`r = (seat - carrier) mod k`) includes the
+//!   chunk's leaves still unlanded in its finalized state `r *`
+//!   [`BACKUP_DELAY_ROUNDS`] decided rounds after it got the bundle: the
+//!   carrier at once, then one backup after the other, so an honest
+//!   carrier's chunk is carried once, not by every holder. (DESIGN §5.2 has
+//!   one carrier per round and every other holder backing it up after the
+//!   same delay: under load the carrier falls behind, every holder
+//!   includes the same leaves, and all but one copy are refused as
+//!   duplicates.) The turns of a chunk after the first count from the
+//!   round's registration (by the first chunk's Certified import, in the
+//!   finalized state; one delay later from the arrival if it never comes),
+//!   so a round's certificate is checked once, not once per chunk. An
+//!   import is not included again until [`REINCLUDE_ROUNDS`] decided
+//!   rounds passed (an import finalized as unregistered or window-full is
+//!   retried). The oldest chain round goes first, the first import of a
+//!   round not yet registered in the Certified form.
 //!
 //! Every table is bounded: own rounds by [`OWN_ROUNDS_KEPT`], early
 //! signatures by [`EARLY_ROUNDS_AHEAD`] rounds of one signature per seat,
@@ -58,8 +72,11 @@ pub const RETRY_TICK_MS: u64 = 250;
 pub const SIG_RESEND_ROUNDS: u64 = 8;
 /// Decided rounds between pushes of one bundle to one target.
 pub const PUSH_RETRY_ROUNDS: u64 = 4;
-/// Decided rounds a non-carrier seat waits before it includes imports.
+/// Decided rounds each backup rank waits after the one before it (the
+/// carrier, rank 0, includes at once).
 pub const BACKUP_DELAY_ROUNDS: u64 = 8;
+/// Leaves of a bundle in one carrying chunk (one full payload).
+pub const CARRY_CHUNK_LEAVES: usize = pc_codec::MAX_PAYLOAD_EVENTS;
 /// Decided rounds before an included import may be included again.
 pub const REINCLUDE_ROUNDS: u64 = 12;
 /// Decided rounds between pulls of a missing chain round.
@@ -228,6 +245,12 @@ struct Received {
     got_at: u64,
     /// Per leaf, the decided count when last included.
     included: Vec<Option<u64>>,
+    /// Per leaf, the decided count when last seen in another seat's
+    /// unfinalized anchor.
+    seen: Vec<Option<u64>>,
+    /// The decided count when the round was first seen registered in the
+    /// finalized state (the chunks after the first start from it).
+    registered_at: Option<u64>,
 }
 
 /// The cross-shard link of one shard of one node.
@@ -431,6 +454,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                             proofs,
                             got_at: 0,
                             included: vec![None; leaves],
+                            seen: vec![None; leaves],
+                            registered_at: None,
                         },
                     );
                 }
@@ -992,9 +1017,27 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                 proofs,
                 got_at: self.decided,
                 included: vec![None; leaves],
+                seen: vec![None; leaves],
+                registered_at: None,
             },
         );
         Ok(())
+    }
+
+    /// Imports other seats' anchors carry into this seat's DAG ((source,
+    /// round, leaf index), from [`crate::machine::Shard::take_seen_imports`]):
+    /// not included by this seat for [`REINCLUDE_ROUNDS`] decided rounds.
+    pub fn on_seen_imports(&mut self, seen: &[(u16, u64, u64)]) {
+        for (source, round, index) in seen {
+            if let Some(received) = self.received.get_mut(&(*source, *round)) {
+                if let Some(at) = usize::try_from(*index)
+                    .ok()
+                    .and_then(|index| received.seen.get_mut(index))
+                {
+                    *at = Some(self.decided);
+                }
+            }
+        }
     }
 
     /// The imports this seat should include now, oldest chain round first,
@@ -1018,16 +1061,36 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
         let k = self.k as u64;
         let mut out = Vec::new();
         for ((source, round), received) in self.received.iter_mut() {
-            let carrier = ((u64::from(*source) + round) % k) as u8 == seat;
-            if !carrier && decided < received.got_at + BACKUP_DELAY_ROUNDS {
-                continue;
-            }
+            let since = decided.saturating_sub(received.got_at);
             let mut registered = cross.is_registered(*source, *round);
+            if registered && received.registered_at.is_none() {
+                received.registered_at = Some(decided);
+            }
             for index in 0..received.bundle.leaves.len() {
                 if out.len() >= IMPORTS_PER_ROUND {
                     break;
                 }
+                let chunk = (index / CARRY_CHUNK_LEAVES) as u64;
+                let carrier = (u64::from(*source) + round + chunk) % k;
+                let rank = (u64::from(seat) + k - carrier) % k;
+                // The first chunk's turns count from the bundle's arrival,
+                // the others' from the round's registration (by the first
+                // chunk's Certified import), so that they are carried in the
+                // Registered form; a round never registered is carried in
+                // the Certified form one delay later.
+                let due = match (chunk, received.registered_at) {
+                    (0, _) => since >= rank * BACKUP_DELAY_ROUNDS,
+                    (_, Some(at)) => decided >= at + rank * BACKUP_DELAY_ROUNDS,
+                    (_, None) => since >= (rank + 1) * BACKUP_DELAY_ROUNDS,
+                };
+                if !due {
+                    continue;
+                }
                 if cross.landed(*source, *round, index as u64) == Some(true) {
+                    continue;
+                }
+                if received.seen[index].is_some_and(|at| decided < at + REINCLUDE_ROUNDS) {
+                    // Another seat's unfinalized anchor carries it.
                     continue;
                 }
                 if received.included[index].is_some_and(|at| decided < at + REINCLUDE_ROUNDS) {

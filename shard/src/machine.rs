@@ -379,6 +379,10 @@ pub const JOIN_MAX_SIGNATURES: usize = 1024;
 /// under load a seat makes two anchors per round on average, and three or
 /// four in some.)
 pub const MIN_PAYLOAD_CAP: usize = 32;
+/// Imports seen in other seats' anchors kept until the driver takes them
+/// ([`Shard::take_seen_imports`]); past it they are not noted (a hint:
+/// at worst a leaf is carried twice and the second copy refused).
+pub const SEEN_IMPORTS_MAX: usize = 65_536;
 /// Own anchors at one birth round that carry a full payload.
 pub const FULL_PAYLOADS_PER_ROUND: u32 = 4;
 
@@ -614,6 +618,10 @@ pub struct Shard<V, S> {
     unfinalized_with_payload: usize,
     /// Micro-events in `unfinalized` and `spilled`.
     unfinalized_events: usize,
+    /// (source, round, leaf index) of the imports in other seats' anchors
+    /// this seat took in since [`Shard::take_seen_imports`] (at most
+    /// [`SEEN_IMPORTS_MAX`]; the link then leaves them to their carrier).
+    seen_imports: Vec<(u16, u64, u64)>,
     /// Own unfinalized anchors whose micro-events were already put back in
     /// the mempool when a later own anchor cut the chain above them.
     reincluded: BTreeSet<Hash32>,
@@ -750,6 +758,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             resident: VecDeque::new(),
             unfinalized_with_payload: 0,
             unfinalized_events: 0,
+            seen_imports: Vec::new(),
             first_header: HashMap::new(),
             preverified: Vec::new(),
             evidence_queued: 0,
@@ -1686,6 +1695,21 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         }
         self.unfinalized_with_payload += usize::from(!anchor.digests.is_empty());
         self.unfinalized_events += anchor.digests.len();
+        if self
+            .seat
+            .as_ref()
+            .is_some_and(|seat| seat.seat != header.creator)
+        {
+            for event in &anchor.anchor.payload.events {
+                if self.seen_imports.len() >= SEEN_IMPORTS_MAX {
+                    break;
+                }
+                if let MicroEvent::Import(import) = event {
+                    self.seen_imports
+                        .push((import.source, import.round, import.leaf_proof.index));
+                }
+            }
+        }
         self.top_round = self.top_round.max(header.birth_round);
         let own = self
             .seat
@@ -1855,6 +1879,14 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             seat.unacknowledged
                 .retain(|other, _| latest.contains_key(other));
         }
+    }
+
+    /// (source, round, leaf index) of the imports other seats' anchors
+    /// carried into this seat's DAG since the last call (a seat's
+    /// cross-shard link does not include an import already in an
+    /// unfinalized anchor it holds, DESIGN §5.2). Empty for an observer.
+    pub fn take_seen_imports(&mut self) -> Vec<(u16, u64, u64)> {
+        std::mem::take(&mut self.seen_imports)
     }
 
     /// The rounds with exports a restore re-derived whose `ExportsBuilt`

@@ -80,20 +80,29 @@ fn link(genesis: &Genesis, shard: u16, seat: u8) -> Link {
 
 /// Round 5 of shard 0 with three exports to shard 1.
 fn outcome() -> RoundOutcome {
-    let leaves: Vec<ExportLeaf> = (0..3u8)
-        .map(|n| ExportLeaf {
-            dest: 1,
-            tx_id: [n + 1; 32],
-            output_index: 0,
-            amount: 10 + u64::from(n),
-            owner: owner_in(1),
+    outcome_with(3)
+}
+
+/// Round 5 of shard 0 with `count` exports to shard 1.
+fn outcome_with(count: u16) -> RoundOutcome {
+    let leaves: Vec<ExportLeaf> = (0..count)
+        .map(|n| {
+            let mut tx_id = [0; 32];
+            tx_id[..2].copy_from_slice(&(n + 1).to_le_bytes());
+            ExportLeaf {
+                dest: 1,
+                tx_id,
+                output_index: 0,
+                amount: 10 + u64::from(n),
+                owner: owner_in(1),
+            }
         })
         .collect();
     let exports = RoundExports {
         entries: vec![(
             DestEntry {
                 dest: 1,
-                count: 3,
+                count: u32::from(count),
                 root: leaves_root(&leaves),
                 prev_round: NO_ROUND,
             },
@@ -115,9 +124,14 @@ fn outcome() -> RoundOutcome {
 /// Seats 0..4 of shard 0 finalize the round and sign it; their
 /// signatures, not yet exchanged.
 fn signed_source() -> (Genesis, Vec<Link>, Vec<CheckpointSig>) {
+    signed_source_with(3)
+}
+
+/// [`signed_source`] of a round with `count` exports.
+fn signed_source_with(count: u16) -> (Genesis, Vec<Link>, Vec<CheckpointSig>) {
     let genesis = genesis();
     let mut seats: Vec<Link> = (0..K).map(|seat| link(&genesis, 0, seat)).collect();
-    let outcome = outcome();
+    let outcome = outcome_with(count);
     let mut sigs = Vec::new();
     for seat in seats.iter_mut() {
         seat.on_round(&outcome);
@@ -134,7 +148,12 @@ fn signed_source() -> (Genesis, Vec<Link>, Vec<CheckpointSig>) {
 
 /// Seats 0..4 of shard 0 finalize the round and exchange signatures.
 fn certified_source() -> (Genesis, Vec<Link>) {
-    let (genesis, mut seats, sigs) = signed_source();
+    certified_source_with(3)
+}
+
+/// [`certified_source`] of a round with `count` exports.
+fn certified_source_with(count: u16) -> (Genesis, Vec<Link>) {
+    let (genesis, mut seats, sigs) = signed_source_with(count);
     for (index, seat) in seats.iter_mut().enumerate() {
         for sig in &sigs {
             if usize::from(sig.seat) != index {
@@ -328,4 +347,75 @@ fn a_destination_logs_a_good_bundle_before_acking_and_refuses_a_forged_one() {
         validate_micro_event(&context, &Bip340, &MicroEvent::Import(Box::new(forged))),
         Err(MicroEventError::Import(_))
     ));
+}
+
+/// The (form, leaf index) of imports: `true` for the Certified form.
+fn forms(imports: &[MicroEvent]) -> Vec<(bool, u64)> {
+    imports
+        .iter()
+        .map(|event| match event {
+            MicroEvent::Import(import) => (import.certificate().is_some(), import.leaf_proof.index),
+            other => panic!("imports only, not {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_round_of_many_exports_is_carried_in_chunks_by_turns() {
+    use pc_shard::crosslink::{BACKUP_DELAY_ROUNDS, CARRY_CHUNK_LEAVES, RETRY_TICK_MS};
+    let count = CARRY_CHUNK_LEAVES as u16 + 44;
+    let (genesis, mut seats) = certified_source_with(count);
+    let mut next = outcome();
+    next.round = 6;
+    next.exports = RoundExports::default();
+    next.exports_root = [0; 32];
+    seats[0].on_round(&next);
+    let bundle = std::iter::from_fn(|| seats[0].poll_transmit())
+        .find_map(|t| match t.message {
+            CrossMessage::Exports(bundle) => Some(*bundle),
+            _ => None,
+        })
+        .expect("seat 0 pushes");
+    assert_eq!(bundle.leaves.len(), usize::from(count));
+    let state = ShardState::from_genesis(&genesis, 1);
+    let from = CrossTarget::Seat { shard: 0, seat: 0 };
+    // Source 0, round 5: chunk 0 is carried by seat (0 + 5) mod 4 = 1,
+    // chunk 1 by seat 2.
+    let mut dest: Vec<Link> = (0..K).map(|seat| link(&genesis, 1, seat)).collect();
+    for seat in dest.iter_mut() {
+        seat.on_exports(from, bundle.clone(), &state).unwrap();
+    }
+    let first = forms(&dest[1].take_imports(&state));
+    assert_eq!(first.len(), CARRY_CHUNK_LEAVES, "chunk 0 at once");
+    assert_eq!(first[0], (true, 0), "the round's first import is Certified");
+    assert!(first[1..].iter().all(|(certified, _)| !certified));
+    assert!(first
+        .iter()
+        .all(|(_, index)| *index < CARRY_CHUNK_LEAVES as u64));
+    // Chunk 1's carrier waits for the round to be registered; nobody else
+    // has a turn yet.
+    for seat in [0, 2, 3] {
+        assert!(dest[seat].take_imports(&state).is_empty(), "seat {seat}");
+    }
+    // Seat 2 saw chunk 0 in seat 1's unfinalized anchor: when its turns
+    // come (rank 1 for chunk 0; chunk 1 never registered, so its carrier's
+    // turn falls one delay after the arrival), it carries chunk 1 alone,
+    // in the Certified form.
+    let seen: Vec<(u16, u64, u64)> = first.iter().map(|(_, index)| (0, 5, *index)).collect();
+    dest[2].on_seen_imports(&seen);
+    for tick in 0..=BACKUP_DELAY_ROUNDS {
+        for seat in dest.iter_mut() {
+            seat.handle_tick(tick * RETRY_TICK_MS);
+        }
+    }
+    let second = forms(&dest[2].take_imports(&state));
+    assert_eq!(second.len(), 44);
+    assert_eq!(second[0], (true, CARRY_CHUNK_LEAVES as u64));
+    assert!(second[1..]
+        .iter()
+        .all(|(certified, index)| !certified && *index > CARRY_CHUNK_LEAVES as u64));
+    // Seat 3 (rank 2 for chunk 0, rank 1 for chunk 1) still waits; seat 0
+    // (rank 3 and 2) too.
+    assert!(dest[3].take_imports(&state).is_empty());
+    assert!(dest[0].take_imports(&state).is_empty());
 }

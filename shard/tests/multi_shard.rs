@@ -364,6 +364,8 @@ impl Sim {
                 let node = &mut self.nodes[index];
                 node.last_round = Some(report.round.round);
                 node.link.on_round(&report.outcome);
+                let seen = node.machine.take_seen_imports();
+                node.link.on_seen_imports(&seen);
                 let imports = node.link.take_imports(node.machine.state());
                 self.offer(index, imports);
             }
@@ -911,6 +913,8 @@ impl Sim {
                 let node = &mut self.nodes[index];
                 node.machine.handle_tick(self.step);
                 if node.link.handle_tick(self.step * 10) {
+                    let seen = node.machine.take_seen_imports();
+                    node.link.on_seen_imports(&seen);
                     let imports = node.link.take_imports(node.machine.state());
                     self.offer(index, imports);
                 }

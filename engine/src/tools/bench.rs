@@ -38,6 +38,12 @@ pub struct BenchOptions {
     pub keep: bool,
     /// Fixed workload size per shard (default: sized from the verify rate).
     pub events_per_shard: Option<u32>,
+    /// Per mille of the transfers that pay into another shard (the
+    /// workload's exports, carried back in as imports).
+    pub cross_per_mille: u16,
+    /// With `cross_per_mille > 0`: first run the workload of the same size
+    /// without cross-shard transfers, and report the ratio of transfers/s.
+    pub baseline: bool,
     /// Where workloads are cached.
     pub cache_dir: PathBuf,
     /// Progress on stderr.
@@ -95,6 +101,8 @@ impl BenchOptions {
             data_dir: None,
             keep: false,
             events_per_shard: None,
+            cross_per_mille: 0,
+            baseline: true,
             cache_dir,
             progress: false,
             calibration: Duration::from_secs(1),
@@ -129,8 +137,14 @@ pub struct BenchShard {
     pub core: usize,
     /// Anchors taken in per second.
     pub anchors_per_s: f64,
-    /// Applied micro-events per second.
+    /// Applied micro-events per second (transfers and imports).
     pub events_per_s: f64,
+    /// Applied transfers per second (micro-events that are not imports).
+    pub transfers_per_s: f64,
+    /// Applied imports per second: value carried in from other shards.
+    pub imports_per_s: f64,
+    /// Imports applied.
+    pub applied_imports: u64,
     /// BIP-340 signatures checked (singly or in batches).
     pub signature_verifies: u64,
     /// Batches verified with one multi-scalar multiplication.
@@ -193,6 +207,34 @@ pub struct BenchResult {
     /// With `--network quic`: the comparison with the in-process run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quic: Option<QuicComparison>,
+    /// Per mille of the workload's transfers that pay into another shard.
+    pub cross_per_mille: u16,
+    /// Mean per-shard applied transfers/s.
+    pub transfers_per_s: f64,
+    /// Mean per-shard applied imports/s.
+    pub imports_per_s: f64,
+    /// Mean per-shard transfers/s divided by the single-verify limit.
+    pub transfer_ratio_to_limit: f64,
+    /// With `--cross-shard` above 0: the same-size workload without
+    /// cross-shard transfers, run first in the same sitting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<CrossComparison>,
+}
+
+/// `--cross-shard F` beside the run of a same-size workload without
+/// cross-shard transfers.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrossComparison {
+    /// Mean per-shard transfers/s without cross-shard transfers.
+    pub baseline_transfers_per_s: f64,
+    /// Mean per-shard transfers/s with them (imports counted apart).
+    pub transfers_per_s: f64,
+    /// Cross-shard / baseline (target >= 0.9).
+    pub ratio: f64,
+    /// The baseline run's single-verify limit (it is measured per run).
+    pub baseline_verify_limit_per_s: f64,
+    /// The baseline run's data dir.
+    pub baseline_data_dir: String,
 }
 
 /// `--network quic` beside the in-process run of the same workload.
@@ -250,6 +292,22 @@ pub fn run(options: &BenchOptions) -> Result<BenchResult, EngineError> {
             return Err(ConfigError::OutOfRange { flag, value, range }.into());
         }
     }
+    if options.cross_per_mille > 1000 {
+        return Err(ConfigError::OutOfRange {
+            flag: "--cross-shard (per mille)",
+            value: u64::from(options.cross_per_mille),
+            range: 0..=1000,
+        }
+        .into());
+    }
+    if options.cross_per_mille > 0 && shards < 2 {
+        return Err(ConfigError::OutOfRange {
+            flag: "--shards (with --cross-shard above 0)",
+            value: u64::from(shards),
+            range: 2..=u64::from(u16::MAX),
+        }
+        .into());
+    }
     let events_per_shard = match options.events_per_shard {
         Some(events) => events,
         None => {
@@ -264,6 +322,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchResult, EngineError> {
         committee: options.committee,
         tx_per_anchor: options.tx_per_anchor,
         events_per_shard,
+        cross_per_mille: options.cross_per_mille,
     };
     let workload = load_or_generate(&options.cache_dir, params, options.progress)?;
     // Generation memory goes back to the OS before peak RSS is sampled.
@@ -272,13 +331,64 @@ pub fn run(options: &BenchOptions) -> Result<BenchResult, EngineError> {
     unsafe {
         libc::malloc_trim(0);
     }
-    match options.network {
+    let mut result = match options.network {
+        BenchNetwork::InProcess if options.cross_per_mille > 0 && options.baseline => {
+            run_with_baseline(options, &workload)?
+        }
         BenchNetwork::InProcess => {
             let (report, data_dir) = run_once(options, &workload, options.intake, "")?;
-            Ok(summarize(&report, &data_dir, "in-process"))
+            summarize(&report, &data_dir, "in-process")
         }
-        BenchNetwork::Quic => run_quic(options, &workload),
+        BenchNetwork::Quic => run_quic(options, &workload)?,
+    };
+    result.cross_per_mille = params.cross_per_mille;
+    Ok(result)
+}
+
+/// The same-size workload without cross-shard transfers, then `workload`
+/// (with them), one after the other in this process.
+fn run_with_baseline(
+    options: &BenchOptions,
+    workload: &Workload,
+) -> Result<BenchResult, EngineError> {
+    let baseline_workload = load_or_generate(
+        &options.cache_dir,
+        WorkloadParams {
+            cross_per_mille: 0,
+            ..workload.params
+        },
+        options.progress,
+    )?;
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
     }
+    if options.progress {
+        eprintln!("baseline run: no cross-shard transfers");
+    }
+    let (report, data_dir) = run_once(options, &baseline_workload, options.intake, "baseline")?;
+    let baseline = summarize(&report, &data_dir, "in-process");
+    if options.progress {
+        eprintln!(
+            "cross-shard run: {} per mille of the transfers pay into another shard",
+            options.cross_per_mille
+        );
+    }
+    let (report, data_dir) = run_once(options, workload, options.intake, "cross-shard")?;
+    let mut result = summarize(&report, &data_dir, "in-process");
+    result.baseline = Some(CrossComparison {
+        baseline_transfers_per_s: baseline.transfers_per_s,
+        transfers_per_s: result.transfers_per_s,
+        ratio: if baseline.transfers_per_s > 0.0 {
+            round3(result.transfers_per_s / baseline.transfers_per_s)
+        } else {
+            0.0
+        },
+        baseline_verify_limit_per_s: baseline.verify_limit_per_s,
+        baseline_data_dir: baseline.data_dir,
+    });
+    Ok(result)
 }
 
 /// The in-process run, then the QUIC run of the same workload.
@@ -407,6 +517,11 @@ fn summarize(report: &EngineReport, data_dir: &Path, network: &str) -> BenchResu
                 core: s.core,
                 anchors_per_s: round1(c.anchors as f64 / seconds),
                 events_per_s: round1(c.applied_events as f64 / seconds),
+                transfers_per_s: round1(
+                    c.applied_events.saturating_sub(c.applied_imports) as f64 / seconds,
+                ),
+                imports_per_s: round1(c.applied_imports as f64 / seconds),
+                applied_imports: c.applied_imports,
                 signature_verifies: c.signature_verifies,
                 signature_batches: c.signature_batches,
                 mean_batch_size: if c.signature_batches > 0 {
@@ -434,6 +549,11 @@ fn summarize(report: &EngineReport, data_dir: &Path, network: &str) -> BenchResu
     let batch = report.batch_verify_per_s.unwrap_or(0.0);
     let mean = total / shards.len().max(1) as f64;
     let ratio = |rate: f64| if rate > 0.0 { round3(mean / rate) } else { 0.0 };
+    let per_shard = |rate: fn(&BenchShard) -> f64| {
+        shards.iter().map(rate).sum::<f64>() / shards.len().max(1) as f64
+    };
+    let transfers_per_s = per_shard(|s| s.transfers_per_s);
+    let imports_per_s = per_shard(|s| s.imports_per_s);
     BenchResult {
         total_events_per_s: round1(total),
         verify_limit_per_s: round1(limit),
@@ -444,6 +564,15 @@ fn summarize(report: &EngineReport, data_dir: &Path, network: &str) -> BenchResu
         data_dir: data_dir.display().to_string(),
         network: network.to_string(),
         quic: None,
+        cross_per_mille: 0,
+        transfers_per_s: round1(transfers_per_s),
+        imports_per_s: round1(imports_per_s),
+        transfer_ratio_to_limit: if limit > 0.0 {
+            round3(transfers_per_s / limit)
+        } else {
+            0.0
+        },
+        baseline: None,
         shards,
     }
 }
@@ -520,6 +649,24 @@ pub fn render_table(result: &BenchResult) -> String {
         "signatures {verifies}: {batches} batches (mean {:.1} signatures), {single} verified singly ({payload_single} of them payload signatures); key cache {key_hits} hits, {key_misses} misses\n",
         batched / batches.max(1) as f64
     );
+    if result.cross_per_mille > 0 {
+        out += &format!(
+            "cross-shard {:.1}%: {:.1} transfers/s and {:.1} imports/s per shard (imports counted apart); transfers/s to the verify limit {:.3}\n",
+            f64::from(result.cross_per_mille) / 10.0,
+            result.transfers_per_s,
+            result.imports_per_s,
+            result.transfer_ratio_to_limit
+        );
+    }
+    if let Some(baseline) = &result.baseline {
+        out += &format!(
+            "beside the same-size workload without cross-shard transfers (run first, same process): {:.1} vs {:.1} transfers/s per shard, ratio {:.3} (target >= 0.9); baseline verify limit {:.1}\n",
+            baseline.transfers_per_s,
+            baseline.baseline_transfers_per_s,
+            baseline.ratio,
+            baseline.baseline_verify_limit_per_s
+        );
+    }
     if let Some(quic) = &result.quic {
         for s in &result.shards {
             if let Some(reference) = s.in_process_events_per_s {

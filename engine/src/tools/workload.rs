@@ -40,7 +40,9 @@ use pc_codec::{
     Hash32, MicroEvent, OutPoint, PublicKeyBytes, SignatureBytes, SignatureVerifier, SignedAnchor,
     SigningKey, Transfer, TxOut,
 };
-use pc_shard::machine::{AnchorSigner, Role, Shard, ShardLimits, ShardMessage};
+use pc_shard::crosslink::{CrossLink, CrossTarget, CrossTransmit};
+use pc_shard::machine::{AnchorSigner, Role, Shard, ShardLimits, ShardMessage, SubmitRejected};
+use pc_shard::validate::ShardContext;
 
 use crate::genesis_file;
 
@@ -55,7 +57,7 @@ pub const TRANSFER_PAYS_UNITS: u64 = OUTPUT_UNITS - 1_000;
 
 /// Changes whenever the generator makes a different DAG from the same
 /// parameters, so that no stale cached workload is used.
-pub const GENERATOR_VERSION: u32 = 6;
+pub const GENERATOR_VERSION: u32 = 7;
 
 /// Genesis outputs per shard at most, after which each seat spends the
 /// outputs of its own earlier transfers. Also the most outputs the node's
@@ -63,6 +65,9 @@ pub const GENERATOR_VERSION: u32 = 6;
 /// 64 Ki outputs (some 10 MiB), full after 65 536 transfers, so a
 /// 10-second run is already at its steady-state size.
 pub const GENESIS_OUTPUTS_CAP: u32 = 65_536;
+/// How many times more genesis outputs a workload with cross-shard
+/// transfers has ([`WorkloadParams::genesis_outputs_cap`]).
+pub const CROSS_OUTPUTS_FACTOR: u32 = 4;
 
 /// What a workload is made of; the cache key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,13 +80,35 @@ pub struct WorkloadParams {
     pub tx_per_anchor: u16,
     /// Transfers per shard.
     pub events_per_shard: u32,
+    /// Per mille of each shard's transfers that pay into another shard
+    /// (`0..=1000`; above 0 needs two shards or more).
+    pub cross_per_mille: u16,
 }
 
 impl WorkloadParams {
+    /// Genesis outputs per shard at most: [`GENESIS_OUTPUTS_CAP`], times
+    /// [`CROSS_OUTPUTS_FACTOR`] with cross-shard transfers. A transfer that
+    /// leaves takes its output out of its seat's circulation until an
+    /// import brings value back, several rounds later; with the same
+    /// genesis the seats would run dry meanwhile and make anchors with
+    /// nothing to carry, a workload unlike a committee's steady state.
+    pub fn genesis_outputs_cap(&self) -> u32 {
+        if self.cross_per_mille > 0 {
+            GENESIS_OUTPUTS_CAP * CROSS_OUTPUTS_FACTOR
+        } else {
+            GENESIS_OUTPUTS_CAP
+        }
+    }
+
     /// The directory name of this workload in a cache.
     pub fn cache_name(&self) -> String {
+        let cross = if self.cross_per_mille > 0 {
+            format!("-x{}", self.cross_per_mille)
+        } else {
+            String::new()
+        };
         format!(
-            "g{GENERATOR_VERSION}-s{}-k{}-b{}-e{}",
+            "g{GENERATOR_VERSION}-s{}-k{}-b{}-e{}{cross}",
             self.shards, self.committee, self.tx_per_anchor, self.events_per_shard
         )
     }
@@ -175,7 +202,7 @@ pub fn bench_genesis(params: &WorkloadParams) -> (Genesis, Vec<u8>) {
     let mut allocations = Vec::new();
     for shard in 0..params.shards {
         let owner = client_key(shard, params.shards).public_key();
-        let mut left = params.events_per_shard.min(GENESIS_OUTPUTS_CAP);
+        let mut left = params.events_per_shard.min(params.genesis_outputs_cap());
         while left > 0 {
             let outputs = left.min(MAX_OUTPUTS_PER_ALLOCATION);
             allocations.push(GenesisAllocation {
@@ -239,15 +266,20 @@ pub enum WorkloadError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// The generator's committee did not finalize every transfer.
-    #[error("workload generation stalled after {anchors} anchors with {finalized} of {events} transfers finalized")]
+    /// The generator's committees did not finalize every transfer or did
+    /// not import every export.
+    #[error("workload generation stalled after {anchors} anchors with {finalized} of {events} transfers finalized and {imported} of {exported} exports imported")]
     Stalled {
-        /// Anchors made.
+        /// Anchors made (of the shard with the most).
         anchors: usize,
         /// Transfers finalized.
         finalized: u64,
         /// Transfers in the workload.
         events: u64,
+        /// Cross-shard transfers finalized.
+        exported: u64,
+        /// Imports finalized.
+        imported: u64,
     },
 }
 
@@ -305,125 +337,281 @@ fn delay_waves(item: usize, receiver: usize) -> u64 {
     1 + u64::from(digest.as_bytes()[0]) % MAX_DELAY_WAVES
 }
 
-/// One generator seat with the records it emitted but was not yet told
-/// are durable (which holds back its next anchor: one in flight at a time).
+/// Milliseconds of the cross-shard links' clock per wave (their quiet
+/// tick, [`pc_shard::crosslink::RETRY_TICK_MS`], comes every few waves).
+const WAVE_MS: u64 = 10;
+
+/// Waves without an anchor sent after which generation counts as stalled
+/// (well past the links' backup and retry delays in ticks).
+const QUIET_WAVES_MAX: u64 = 400;
+
+/// The generator's cross-shard link of one seat.
+type GenLink<S> = CrossLink<Unchecked, S>;
+
+/// One generator seat: its machine and cross-shard link, the records it
+/// emitted but was not yet told are durable (which holds back its next
+/// anchor: one in flight at a time), the anchors on their way to it, and
+/// the outputs it may spend.
 struct WaveSeat<S> {
     machine: Shard<Unchecked, S>,
+    link: GenLink<S>,
     unacknowledged_token: Option<u64>,
     /// Anchors of other seats with the wave they arrive in.
     inbox: Vec<(u64, std::rc::Rc<Vec<u8>>)>,
+    /// Outputs this seat spends, first in first out: its round-robin
+    /// share of the genesis outputs, then the outputs of its own transfers
+    /// (pushed as it signs them) and of imports it saw finalized.
+    spendable: std::collections::VecDeque<OutPoint>,
+    /// Imports its link handed over, submitted with its next transfers.
+    imports: Vec<MicroEvent>,
+    /// Cross-shard messages to deliver.
+    outbox: Vec<CrossTransmit>,
 }
 
 impl<S: AnchorSigner> WaveSeat<S> {
-    /// Takes the records and finalized rounds it emitted.
-    fn collect(&mut self) {
-        while let Some(record) = self.machine.poll_persist() {
-            self.unacknowledged_token = Some(record.token);
+    /// The imports the link hands over now (told first which ones other
+    /// seats' anchors already carry).
+    fn take_imports(&mut self) {
+        let seen = self.machine.take_seen_imports();
+        self.link.on_seen_imports(&seen);
+        let imports = self.link.take_imports(self.machine.state());
+        self.imports.extend(imports);
+    }
+
+    /// Takes what the machine and the link emitted: records (the link's go
+    /// through the machine's record stream, as in the node), finalized
+    /// rounds (to the link, whose imports wait in `imports`; imported
+    /// outputs of seat `index` of `k` become spendable), messages.
+    fn collect(&mut self, index: usize, k: usize) {
+        loop {
+            let mut moved = false;
+            while let Some(record) = self.machine.poll_persist() {
+                self.unacknowledged_token = Some(record.token);
+                moved = true;
+            }
+            while let Some(report) = self.machine.poll_finalized() {
+                for (_, tx_id) in &report.outcome.imported {
+                    // Every generated transfer has one output: a leaf is
+                    // output 0 of its transfer.
+                    if usize::from(tx_id[0]) % k == index {
+                        self.spendable.push_back(OutPoint {
+                            tx_id: *tx_id,
+                            index: 0,
+                        });
+                    }
+                }
+                self.link.on_round(&report.outcome);
+                self.take_imports();
+                moved = true;
+            }
+            while let Some(record) = self.link.poll_record() {
+                // Durable as soon as the seat's token is acknowledged; its
+                // ack goes out now (the generator loses no record).
+                self.machine.log_record(record.kind, record.body);
+                self.outbox.extend(record.ack);
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
         }
-        while self.machine.poll_finalized().is_some() {}
+        while let Some(transmit) = self.link.poll_transmit() {
+            self.outbox.push(transmit);
+        }
     }
 }
 
-/// Generates the workload of `shard` in waves: in each wave every seat
-/// takes the anchors that reached it (one or two waves after they were
-/// sent) and its share of transfers, and about half the seats send their
-/// next anchor (a seat's durability is acknowledged at most once per wave,
-/// which holds back its next anchor). Signs with `signing`; calls
-/// `progress(transfers_signed, total)` now and then; returns the anchors in
-/// delivery order.
-pub fn generate_shard<W: WorkloadSigning>(
-    genesis: &Genesis,
+/// The generation of one shard's workload (see [`generate_shards`]).
+struct ShardGen<S> {
     shard: u16,
+    shards: u16,
+    network: [u8; 8],
     tx_per_anchor: u16,
     events: u64,
-    signing: &W,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<Vec<WorkloadItem>, WorkloadError> {
-    let network = genesis.network();
-    let k = genesis.params.k;
-    let client = client_key(shard, genesis.params.shards);
-    // Per seat, the outputs it may spend: its round-robin share of the
-    // genesis outputs, then (pushed as it signs them) the outputs of its own
-    // transfers, each exactly once.
-    let mut spendable: Vec<std::collections::VecDeque<OutPoint>> =
-        vec![std::collections::VecDeque::new(); usize::from(k)];
-    for (index, out_point) in shard_out_points(genesis, shard).into_iter().enumerate() {
-        spendable[index % usize::from(k)].push_back(out_point);
-    }
-    // Event ids of every signed transfer not yet finalized.
-    let mut in_flight: std::collections::HashSet<Hash32> = std::collections::HashSet::new();
-    let mut signed = 0u64;
-    let owner = client.public_key();
-    let mut seats: Vec<WaveSeat<W::Seat>> = (0..k)
-        .map(|seat| WaveSeat {
-            machine: Shard::new(
+    cross_per_mille: u16,
+    client: SigningKey,
+    seats: Vec<WaveSeat<S>>,
+    /// Event ids of every signed transfer not yet finalized, with whether
+    /// it pays into another shard.
+    in_flight: std::collections::HashMap<Hash32, bool>,
+    signed: u64,
+    /// Cross-shard transfers signed.
+    crossed: u64,
+    /// An observer of exactly the workload's anchors (a seat's own view
+    /// runs ahead of it).
+    observer: Shard<Unchecked, S>,
+    items: Vec<WorkloadItem>,
+    /// Transfers the observer saw finalized (all apply).
+    finalized: u64,
+    /// Of them, those that paid into another shard (one export each).
+    exported: u64,
+    /// Imports the observer saw applied.
+    imported: u64,
+    /// Imports the observer saw finalized but refused (a leaf carried
+    /// twice; the dedupe state refuses the second).
+    duplicate_imports: u64,
+}
+
+impl<S: AnchorSigner> ShardGen<S> {
+    fn new<W: WorkloadSigning<Seat = S>>(
+        genesis: &Genesis,
+        shard: u16,
+        tx_per_anchor: u16,
+        events: u64,
+        cross_per_mille: u16,
+        signing: &W,
+    ) -> Self {
+        let k = genesis.params.k;
+        let context = ShardContext::from_genesis(genesis, shard).expect("a shard of the genesis");
+        let mut seats: Vec<WaveSeat<S>> = (0..k)
+            .map(|seat| WaveSeat {
+                machine: Shard::new(
+                    genesis,
+                    shard,
+                    Role::Seat {
+                        seat,
+                        signer: signing.seat(bench_key("seat", u32::from(seat))),
+                    },
+                    Unchecked,
+                    ShardLimits::default(),
+                ),
+                link: CrossLink::new(
+                    context.network,
+                    shard,
+                    context.committees.clone(),
+                    Some((seat, signing.seat(bench_key("seat", u32::from(seat))))),
+                    Unchecked,
+                ),
+                unacknowledged_token: None,
+                inbox: Vec::new(),
+                spendable: std::collections::VecDeque::new(),
+                imports: Vec::new(),
+                outbox: Vec::new(),
+            })
+            .collect();
+        for (index, out_point) in shard_out_points(genesis, shard).into_iter().enumerate() {
+            seats[index % usize::from(k)].spendable.push_back(out_point);
+        }
+        ShardGen {
+            shard,
+            shards: genesis.params.shards,
+            network: genesis.network(),
+            tx_per_anchor,
+            events,
+            cross_per_mille,
+            client: client_key(shard, genesis.params.shards),
+            seats,
+            in_flight: std::collections::HashMap::new(),
+            signed: 0,
+            crossed: 0,
+            observer: Shard::new(
                 genesis,
                 shard,
-                Role::Seat {
-                    seat,
-                    signer: signing.seat(bench_key("seat", u32::from(seat))),
-                },
+                Role::Observer,
                 Unchecked,
                 ShardLimits::default(),
             ),
-            unacknowledged_token: None,
-            inbox: Vec::new(),
-        })
-        .collect();
-    // Generation ends when an observer of exactly the workload's anchors
-    // has finalized every transfer (a seat's own view runs ahead of it).
-    let mut observer: Shard<Unchecked, W::Seat> = Shard::new(
-        genesis,
-        shard,
-        Role::Observer,
-        Unchecked,
-        ShardLimits::default(),
-    );
-    let mut items = Vec::new();
-    let mut finalized = 0u64;
-    let max_anchors = (events as usize / usize::from(tx_per_anchor.max(1)) + 1) * 4 + 4096;
-    let mut wave = 0u64;
-    while finalized < events {
-        wave += 1;
-        let mut sent_this_wave = 0usize;
-        for (seat, spendable) in seats.iter_mut().zip(&mut spendable) {
-            let take = ((events - signed) as usize)
-                .min(usize::from(tx_per_anchor))
-                .min(spendable.len());
-            if take > 0 && seat.machine.mempool_len() == 0 {
-                let spent: Vec<OutPoint> = spendable.drain(..take).collect();
-                let mut submitted = Vec::with_capacity(spent.len());
+            items: Vec::new(),
+            finalized: 0,
+            exported: 0,
+            imported: 0,
+            duplicate_imports: 0,
+        }
+    }
+
+    /// Whether transfer number `number` pays into another shard: spread
+    /// evenly, `cross_per_mille` of every thousand.
+    fn crosses(&self, number: u64) -> bool {
+        let share = u64::from(self.cross_per_mille);
+        (number + 1) * share / 1000 > number * share / 1000
+    }
+
+    /// The shard the `nth` cross-shard transfer pays into: the others in
+    /// turn.
+    fn destination(&self, nth: u64) -> u16 {
+        let others = u64::from(self.shards - 1);
+        ((u64::from(self.shard) + 1 + nth % others) % u64::from(self.shards)) as u16
+    }
+
+    /// The first half of a wave: every seat hears the links' clock, takes
+    /// its share of transfers (with the imports its link handed over) and
+    /// the anchors that reached it (one or two waves after they were sent).
+    fn receive<W: WorkloadSigning<Seat = S>>(
+        &mut self,
+        wave: u64,
+        signing: &W,
+        progress: &mut impl FnMut(u16, u64, u64),
+    ) {
+        let k = self.seats.len();
+        for index in 0..k {
+            {
+                let seat = &mut self.seats[index];
+                if seat.link.handle_tick(wave * WAVE_MS) {
+                    seat.take_imports();
+                }
+            }
+            let room =
+                usize::from(self.tx_per_anchor).saturating_sub(self.seats[index].imports.len());
+            let take = ((self.events - self.signed) as usize)
+                .min(room)
+                .min(self.seats[index].spendable.len());
+            if (take > 0 || !self.seats[index].imports.is_empty())
+                && self.seats[index].machine.mempool_len() == 0
+            {
+                let mut submitted = std::mem::take(&mut self.seats[index].imports);
+                let spent: Vec<OutPoint> = self.seats[index].spendable.drain(..take).collect();
                 for out_point in spent {
+                    let cross = self.crosses(self.signed);
+                    let payee = if cross {
+                        let dest = self.destination(self.crossed);
+                        self.crossed += 1;
+                        client_key(dest, self.shards).public_key()
+                    } else {
+                        self.client.public_key()
+                    };
+                    let owner = self.client.public_key();
                     let mut transfer = Transfer {
                         inputs: vec![out_point],
                         outputs: vec![TxOut {
                             amount: TRANSFER_PAYS_UNITS,
-                            owner,
+                            owner: payee,
                         }],
                         owner,
                         signature: [0; 64],
                     };
-                    transfer.signature =
-                        signing.sign_transfer(&client, &transfer.tx_id(&network), signed);
-                    signed += 1;
-                    // Spent by a later anchor of this seat (the queue is
-                    // first in, first out; an empty mempool means the
-                    // earlier transfers are in an own anchor already).
-                    spendable.push_back(OutPoint {
-                        tx_id: transfer.tx_id(&network),
-                        index: 0,
-                    });
+                    let tx_id = transfer.tx_id(&self.network);
+                    transfer.signature = signing.sign_transfer(&self.client, &tx_id, self.signed);
+                    self.signed += 1;
+                    if !cross {
+                        // Spent by a later anchor of this seat (the queue
+                        // is first in, first out; an empty mempool means
+                        // the earlier transfers are in an own anchor
+                        // already).
+                        self.seats[index]
+                            .spendable
+                            .push_back(OutPoint { tx_id, index: 0 });
+                    }
                     let event = MicroEvent::Transfer(transfer);
-                    in_flight.insert(event.id());
+                    self.in_flight.insert(event.id(), cross);
                     submitted.push(event);
                 }
                 // Submitted together, as a client's poll: the seat's next
-                // own anchor carries them all.
-                for status in seat.machine.handle_micro_events(submitted) {
-                    status.expect("a fresh transfer of an unspent output is accepted");
+                // own anchor carries them all (imports first).
+                for status in self.seats[index].machine.handle_micro_events(submitted) {
+                    if let Err(error) = status {
+                        // An import the link offered again while the first
+                        // is queued is refused; a transfer never is.
+                        assert!(
+                            matches!(error, SubmitRejected::Invalid(_)),
+                            "a generated micro-event is queued: {error}"
+                        );
+                    }
                 }
-                progress(signed, events);
+                if take > 0 {
+                    progress(self.shard, self.signed, self.events);
+                }
             }
+            let seat = &mut self.seats[index];
             let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut seat.inbox)
                 .into_iter()
                 .partition(|(at, _)| *at <= wave);
@@ -441,64 +629,277 @@ pub fn generate_shard<W: WorkloadSigning>(
                     .is_some_and(|t| matches!(t.message, ShardMessage::Get(_)))
                 {}
             }
-            seat.collect();
+            seat.collect(index, k);
         }
-        for creator in 0..usize::from(k) {
-            let seat = &mut seats[creator];
+    }
+
+    /// The second half of a wave: about half the seats send their next
+    /// anchor (a seat's durability is acknowledged at most once per wave,
+    /// which holds back its next anchor); the observer takes each. Returns
+    /// the anchors sent.
+    fn send(&mut self, wave: u64) -> usize {
+        let k = self.seats.len();
+        let mut sent = 0;
+        for creator in 0..k {
             if sits_out(wave, creator) {
                 continue;
             }
-            if let Some(token) = seat.unacknowledged_token.take() {
-                seat.machine.handle_durable(token);
+            {
+                let seat = &mut self.seats[creator];
+                if let Some(token) = seat.unacknowledged_token.take() {
+                    seat.machine.handle_durable(token);
+                }
+                seat.collect(creator, k);
             }
-            seat.collect();
-            while let Some(transmit) = seats[creator].machine.poll_transmit() {
+            while let Some(transmit) = self.seats[creator].machine.poll_transmit() {
                 let ShardMessage::Anchor(bytes) = transmit.message else {
                     continue;
                 };
                 let bytes = std::rc::Rc::new(bytes);
-                for (index, other) in seats.iter_mut().enumerate() {
+                for (index, other) in self.seats.iter_mut().enumerate() {
                     if index != creator {
                         other
                             .inbox
-                            .push((wave + delay_waves(items.len(), index), bytes.clone()));
+                            .push((wave + delay_waves(self.items.len(), index), bytes.clone()));
                     }
                 }
-                observer
-                    .handle_anchor(None, &bytes)
-                    .expect("the observer accepts every seat's anchor");
-                while observer.poll_persist().is_some() {}
-                while let Some(report) = observer.poll_finalized() {
-                    finalized += report.outcome.outcomes.len() as u64;
-                    for (id, outcome) in &report.outcome.outcomes {
-                        assert!(
-                            in_flight.remove(id),
-                            "the observer finalizes only the generator's transfers"
-                        );
+                self.observe(&bytes);
+                self.items.push(item_of(bytes.to_vec()));
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// The observer takes one anchor and counts what it finalized.
+    fn observe(&mut self, bytes: &[u8]) {
+        self.observer
+            .handle_anchor(None, bytes)
+            .expect("the observer accepts every seat's anchor");
+        while self.observer.poll_persist().is_some() {}
+        while let Some(report) = self.observer.poll_finalized() {
+            let imported = report.outcome.imported.len() as u64;
+            let mut imports_seen = 0u64;
+            for (id, outcome) in &report.outcome.outcomes {
+                match self.in_flight.remove(id) {
+                    Some(cross) => {
                         assert_eq!(
                             *outcome,
                             pc_shard::state::Outcome::Applied,
                             "a generated transfer applies"
                         );
+                        self.finalized += 1;
+                        self.exported += u64::from(cross);
                     }
+                    None => imports_seen += 1,
                 }
-                items.push(item_of(bytes.to_vec()));
-                sent_this_wave += 1;
+            }
+            self.imported += imported;
+            self.duplicate_imports += imports_seen - imported;
+        }
+    }
+
+    fn quiet(&self) -> bool {
+        self.seats.iter().all(|s| {
+            s.inbox.is_empty()
+                && s.unacknowledged_token.is_none()
+                && s.imports.is_empty()
+                && s.outbox.is_empty()
+        })
+    }
+}
+
+/// Delivers the cross-shard messages of every seat of `gens` (the shards
+/// `gens[i].shard`), and what they cause, until none is left. A message to
+/// a shard not among them is dropped.
+fn route<S: AnchorSigner>(gens: &mut [ShardGen<S>]) {
+    use pc_shard::crosslink::CrossMessage;
+    for _ in 0..64 {
+        let mut mail = Vec::new();
+        for gen in gens.iter_mut() {
+            let k = gen.seats.len();
+            for (index, seat) in gen.seats.iter_mut().enumerate() {
+                seat.collect(index, k);
+                for transmit in seat.outbox.drain(..) {
+                    mail.push((gen.shard, index as u8, transmit));
+                }
             }
         }
-        let quiet = sent_this_wave == 0
-            && seats
-                .iter()
-                .all(|s| s.inbox.is_empty() && s.unacknowledged_token.is_none());
-        if items.len() > max_anchors || (quiet && finalized < events) {
-            return Err(WorkloadError::Stalled {
-                anchors: items.len(),
-                finalized,
+        if mail.is_empty() {
+            return;
+        }
+        for (shard, seat, transmit) in mail {
+            let from = CrossTarget::Seat { shard, seat };
+            let targets: Vec<(u16, u8)> = match transmit.to {
+                CrossTarget::Committee => {
+                    let k = gens
+                        .iter()
+                        .find(|g| g.shard == shard)
+                        .map_or(0, |g| g.seats.len());
+                    (0..k as u8)
+                        .filter(|s| *s != seat)
+                        .map(|s| (shard, s))
+                        .collect()
+                }
+                CrossTarget::Seat { shard, seat } => vec![(shard, seat)],
+            };
+            for (to_shard, to_seat) in targets {
+                let Some(gen) = gens.iter_mut().find(|g| g.shard == to_shard) else {
+                    continue;
+                };
+                let Some(target) = gen.seats.get_mut(usize::from(to_seat)) else {
+                    continue;
+                };
+                let link = &mut target.link;
+                let refused = match transmit.message.clone() {
+                    CrossMessage::Sig(sig) => link.on_sig(from, sig).err(),
+                    CrossMessage::Cert(cert) => link.on_cert(cert).err(),
+                    CrossMessage::Exports(bundle) => {
+                        link.on_exports(from, *bundle, target.machine.state()).err()
+                    }
+                    CrossMessage::Ack {
+                        source,
+                        round,
+                        dest,
+                    } => {
+                        link.on_ack(seat, source, round, dest);
+                        None
+                    }
+                    CrossMessage::GetExports {
+                        source,
+                        round,
+                        dest,
+                    } => {
+                        link.on_get_exports(from, source, round, dest);
+                        None
+                    }
+                };
+                if let Some(violation) = refused {
+                    panic!("a generator seat refused another's cross-shard message: {violation}");
+                }
+            }
+        }
+    }
+}
+
+/// Generates the workload of `shard` alone (no transfer leaves it):
+/// [`generate_shards`] of one shard at a cross-shard share of 0.
+pub fn generate_shard<W: WorkloadSigning>(
+    genesis: &Genesis,
+    shard: u16,
+    tx_per_anchor: u16,
+    events: u64,
+    signing: &W,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Vec<WorkloadItem>, WorkloadError> {
+    let mut all = generate_shards(
+        genesis,
+        &[shard],
+        tx_per_anchor,
+        events,
+        0,
+        signing,
+        |_, done, total| progress(done, total),
+    )?;
+    Ok(all.pop().expect("one shard asked, one made"))
+}
+
+/// Generates the workloads of `shards` together, in waves: in each wave
+/// every seat takes the anchors that reached it and its share of
+/// transfers, then about half the seats send their next anchor; after
+/// each half the seats' cross-shard links (the product's
+/// [`CrossLink`], one per seat) exchange checkpoint signatures,
+/// certificates, export bundles and acks at once, and carry the imports
+/// into their seats' anchors. `cross_per_mille` of each shard's transfers
+/// pay into the other shards in turn (their value leaves as an export);
+/// an imported output becomes spendable by a seat of its destination once
+/// that seat saw it finalized, so the shards' value keeps circulating.
+/// Generation ends when an observer of each shard finalized its
+/// `events` transfers and every export was imported. Calls
+/// `progress(shard, transfers_signed, total)` now and then; returns each
+/// shard's anchors in delivery order.
+pub fn generate_shards<W: WorkloadSigning>(
+    genesis: &Genesis,
+    shards: &[u16],
+    tx_per_anchor: u16,
+    events: u64,
+    cross_per_mille: u16,
+    signing: &W,
+    mut progress: impl FnMut(u16, u64, u64),
+) -> Result<Vec<Vec<WorkloadItem>>, WorkloadError> {
+    assert!(cross_per_mille <= 1000, "a share in per mille");
+    assert!(
+        cross_per_mille == 0 || genesis.params.shards > 1,
+        "cross-shard transfers need two shards"
+    );
+    let mut gens: Vec<ShardGen<W::Seat>> = shards
+        .iter()
+        .map(|&shard| {
+            ShardGen::new(
+                genesis,
+                shard,
+                tx_per_anchor,
                 events,
+                cross_per_mille,
+                signing,
+            )
+        })
+        .collect();
+    let per_shard_anchors = (events as usize * (1000 + usize::from(cross_per_mille))
+        / 1000
+        / usize::from(tx_per_anchor.max(1))
+        + 1)
+        * 8
+        + 4096;
+    let mut wave = 0u64;
+    let mut quiet_waves = 0u64;
+    loop {
+        let done = gens.iter().all(|g| g.finalized == events)
+            && gens.iter().map(|g| g.exported).sum::<u64>()
+                == gens.iter().map(|g| g.imported).sum::<u64>();
+        if done {
+            break;
+        }
+        wave += 1;
+        for gen in &mut gens {
+            gen.receive(wave, signing, &mut progress);
+        }
+        route(&mut gens);
+        let mut sent = 0;
+        for gen in &mut gens {
+            sent += gen.send(wave);
+        }
+        route(&mut gens);
+        quiet_waves = if sent == 0 && gens.iter().all(ShardGen::quiet) {
+            quiet_waves + 1
+        } else {
+            0
+        };
+        let anchors = gens.iter().map(|g| g.items.len()).max().unwrap_or(0);
+        if anchors > per_shard_anchors || quiet_waves > QUIET_WAVES_MAX {
+            return Err(WorkloadError::Stalled {
+                anchors,
+                finalized: gens.iter().map(|g| g.finalized).sum(),
+                events: events * gens.len() as u64,
+                exported: gens.iter().map(|g| g.exported).sum(),
+                imported: gens.iter().map(|g| g.imported).sum(),
             });
         }
     }
-    Ok(items)
+    if std::env::var_os("PHANTOM_WORKLOAD_TRACE").is_some() {
+        for g in &gens {
+            eprintln!(
+                "workload shard {}: {} anchors in {wave} waves, {} transfers ({} exported), {} imports, {} imports refused as duplicates",
+                g.shard,
+                g.items.len(),
+                g.finalized,
+                g.exported,
+                g.imported,
+                g.duplicate_imports
+            );
+        }
+    }
+    Ok(gens.into_iter().map(|g| g.items).collect())
 }
 
 /// Writes `items` to `path` (through a temporary file and a rename).
@@ -673,47 +1074,68 @@ pub fn load_or_generate_with<W: WorkloadSigning>(
     fs::write(&genesis_path, genesis_file::render(&genesis, &note))
         .map_err(io_error(&genesis_path, "write"))?;
     let progress = std::sync::Mutex::new(vec![(0u64, 0u64); usize::from(params.shards)]);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let next_shard = std::sync::atomic::AtomicU16::new(0);
-    let results: Vec<Result<(), WorkloadError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads.min(usize::from(params.shards)))
-            .map(|_| {
-                scope.spawn(|| -> Result<(), WorkloadError> {
-                    loop {
-                        let shard = next_shard.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if shard >= params.shards {
-                            return Ok(());
+    let show = |shard: u16, done: u64, total: u64| {
+        if !show_progress || done % 4096 > u64::from(params.tx_per_anchor) {
+            return;
+        }
+        let mut all = progress.lock().expect("no panics while held");
+        all[usize::from(shard)] = (done, total);
+        let (done, total) = all.iter().fold((0, 0), |(d, t), (a, b)| (d + a, t + b));
+        eprint!(
+            "\rgenerating workload: {done}/{total} transfers signed ({}%)",
+            done * 100 / total.max(1)
+        );
+    };
+    let results: Vec<Result<(), WorkloadError>> = if params.cross_per_mille > 0 {
+        // Value moves between the shards: they are made together.
+        let all: Vec<u16> = (0..params.shards).collect();
+        vec![generate_shards(
+            &genesis,
+            &all,
+            params.tx_per_anchor,
+            u64::from(params.events_per_shard),
+            params.cross_per_mille,
+            signing,
+            show,
+        )
+        .and_then(|items| {
+            items
+                .iter()
+                .zip(&all)
+                .try_for_each(|(items, shard)| write_items(&workload.shard_path(*shard), items))
+        })]
+    } else {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let next_shard = std::sync::atomic::AtomicU16::new(0);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads.min(usize::from(params.shards)))
+                .map(|_| {
+                    scope.spawn(|| -> Result<(), WorkloadError> {
+                        loop {
+                            let shard =
+                                next_shard.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if shard >= params.shards {
+                                return Ok(());
+                            }
+                            let items = generate_shard(
+                                &genesis,
+                                shard,
+                                params.tx_per_anchor,
+                                u64::from(params.events_per_shard),
+                                signing,
+                                |done, total| show(shard, done, total),
+                            )?;
+                            write_items(&workload.shard_path(shard), &items)?;
                         }
-                        let items = generate_shard(
-                            &genesis,
-                            shard,
-                            params.tx_per_anchor,
-                            u64::from(params.events_per_shard),
-                            signing,
-                            |done, total| {
-                                if !show_progress || done % 4096 > u64::from(params.tx_per_anchor) {
-                                    return;
-                                }
-                                let mut all = progress.lock().expect("no panics while held");
-                                all[usize::from(shard)] = (done, total);
-                                let (done, total) =
-                                    all.iter().fold((0, 0), |(d, t), (a, b)| (d + a, t + b));
-                                eprint!(
-                                    "\rgenerating workload: {done}/{total} transfers signed ({}%)",
-                                    done * 100 / total.max(1)
-                                );
-                            },
-                        )?;
-                        write_items(&workload.shard_path(shard), &items)?;
-                    }
+                    })
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("generator thread panicked"))
-            .collect()
-    });
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("generator thread panicked"))
+                .collect()
+        })
+    };
     if show_progress {
         eprintln!();
     }
@@ -732,6 +1154,7 @@ mod tests {
             committee,
             tx_per_anchor: 16,
             events_per_shard: events,
+            cross_per_mille: 0,
         }
     }
 
@@ -784,5 +1207,103 @@ mod tests {
         assert_eq!(applied, 256);
         assert_eq!(spent.len(), 256);
         assert_eq!(spent.intersection(&genesis_points).count(), 64);
+    }
+
+    #[test]
+    fn cross_shard_workload_imports_every_export_once_and_spends_imported_outputs() {
+        use pc_codec::Decode;
+        use pc_shard::state::Outcome;
+        let params = WorkloadParams {
+            shards: 2,
+            committee: 4,
+            tx_per_anchor: 16,
+            events_per_shard: 64,
+            cross_per_mille: 500,
+        };
+        let (genesis, _) = bench_genesis(&params);
+        // 64 genesis outputs per shard and 512 transfers each: half of
+        // them leave, so the shards run dry unless imported outputs are
+        // spent again.
+        let workloads = generate_shards(
+            &genesis,
+            &[0, 1],
+            16,
+            512,
+            500,
+            &Bip340Signing,
+            |_, _, _| {},
+        )
+        .unwrap();
+        let mut exported = 0u64;
+        let mut imported = 0u64;
+        let mut imported_spent = 0u64;
+        let mut landed = std::collections::HashSet::new();
+        let mut import_outputs = std::collections::HashSet::new();
+        for (shard, items) in workloads.iter().enumerate() {
+            let mut observer: Shard<pc_codec::Bip340, SigningKey> = Shard::new(
+                &genesis,
+                shard as u16,
+                Role::Observer,
+                pc_codec::Bip340,
+                ShardLimits::default(),
+            );
+            let mut transfers = 0u64;
+            for item in items {
+                let anchor = SignedAnchor::from_bytes(&item.bytes).unwrap();
+                for event in &anchor.payload.events {
+                    match event {
+                        MicroEvent::Transfer(transfer) => {
+                            transfers += 1;
+                            let payee = transfer.outputs[0].owner;
+                            if shard_of(&payee, 2) != shard as u16 {
+                                exported += 1;
+                            }
+                        }
+                        MicroEvent::Import(import) => {
+                            import_outputs.insert(OutPoint {
+                                tx_id: import.leaf.tx_id,
+                                index: 0,
+                            });
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                observer.handle_anchor(None, &item.bytes).unwrap();
+                while observer.poll_persist().is_some() {}
+                while let Some(report) = observer.poll_finalized() {
+                    for (_, outcome) in &report.outcome.outcomes {
+                        assert!(matches!(
+                            outcome,
+                            Outcome::Applied
+                                | Outcome::ImportDuplicate
+                                | Outcome::ImportUnregistered
+                                | Outcome::ImportWindowFull
+                        ));
+                    }
+                    for (source, tx_id) in &report.outcome.imported {
+                        assert_ne!(usize::from(*source), shard);
+                        assert!(landed.insert(*tx_id), "one leaf imported once");
+                        imported += 1;
+                    }
+                }
+            }
+            assert_eq!(transfers, 512, "shard {shard}");
+            // Spends of imported outputs: a transfer input among them.
+            for item in items {
+                let anchor = SignedAnchor::from_bytes(&item.bytes).unwrap();
+                for event in &anchor.payload.events {
+                    if let MicroEvent::Transfer(transfer) = event {
+                        imported_spent += transfer
+                            .inputs
+                            .iter()
+                            .filter(|input| import_outputs.contains(input))
+                            .count() as u64;
+                    }
+                }
+            }
+        }
+        assert_eq!(exported, 512, "half of 2 x 512 transfers export");
+        assert_eq!(imported, exported, "every export imported, each once");
+        assert!(imported_spent > 0, "imported outputs are spent again");
     }
 }
