@@ -49,6 +49,52 @@ pub struct CountingVerifier {
     /// Times every call, when the driver handed in a clock.
     stopwatch: Rc<RefCell<Option<Stopwatch>>>,
     nanos: Rc<Cell<u64>>,
+    /// Signatures verified one at a time that held, remembered.
+    recent: Rc<RefCell<RecentlyVerified>>,
+}
+
+/// Signatures verified one at a time that held: digests of (key,
+/// message, signature), the last [`RECENTLY_VERIFIED`] of them. A
+/// certificate's q signatures come again in every chunk of its round's
+/// imports (each chunk's first import carries it) and in the bundles the
+/// link checks; a signature that held once holds again (BIP-340 is
+/// deterministic), so it is checked once.
+#[derive(Default)]
+struct RecentlyVerified {
+    set: std::collections::HashSet<Hash32>,
+    order: std::collections::VecDeque<Hash32>,
+}
+
+/// Batches of at most this many signatures go through
+/// [`RecentlyVerified`] (a certificate has at most 43 at k = 64); larger
+/// ones are payloads, never seen twice.
+pub const REMEMBERED_BATCH: usize = 64;
+
+/// Signatures [`RecentlyVerified`] remembers (some 2 rounds of anchor
+/// headers at k = 21, which pass through it too).
+pub const RECENTLY_VERIFIED: usize = 8_192;
+
+impl RecentlyVerified {
+    fn digest(key: &PublicKeyBytes, message: &[u8], signature: &SignatureBytes) -> Hash32 {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(key);
+        hasher.update(&(message.len() as u64).to_le_bytes());
+        hasher.update(message);
+        hasher.update(signature);
+        *hasher.finalize().as_bytes()
+    }
+
+    fn remember(&mut self, digest: Hash32) {
+        if !self.set.insert(digest) {
+            return;
+        }
+        self.order.push_back(digest);
+        if self.order.len() > RECENTLY_VERIFIED {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for CountingVerifier {
@@ -70,6 +116,7 @@ impl Default for CountingVerifier {
             batches: Rc::default(),
             stopwatch: Rc::default(),
             nanos: Rc::default(),
+            recent: Rc::default(),
         }
     }
 }
@@ -112,12 +159,62 @@ impl CountingVerifier {
 
 impl SignatureVerifier for CountingVerifier {
     fn verify(&self, key: &PublicKeyBytes, message: &[u8], signature: &SignatureBytes) -> bool {
+        let digest = RecentlyVerified::digest(key, message, signature);
+        if self.recent.borrow().set.contains(&digest) {
+            return true;
+        }
         self.count.set(self.count.get() + 1);
         self.single.set(self.single.get() + 1);
-        self.timed(|| Bip340.verify(key, message, signature))
+        let held = self.timed(|| Bip340.verify(key, message, signature));
+        if held {
+            self.recent.borrow_mut().remember(digest);
+        }
+        held
     }
 
     fn verify_batch(&self, entries: &[BatchEntry<'_>], verdicts: &mut [bool]) -> BatchWork {
+        if entries.len() <= REMEMBERED_BATCH {
+            return self.verify_small_batch(entries, verdicts);
+        }
+        self.verify_batch_counted(entries, verdicts)
+    }
+}
+
+impl CountingVerifier {
+    /// A batch of at most [`REMEMBERED_BATCH`] signatures (a certificate's,
+    /// or a payload of few transfers): the signatures that held before are
+    /// not checked again, the others are and are remembered if they hold.
+    fn verify_small_batch(&self, entries: &[BatchEntry<'_>], verdicts: &mut [bool]) -> BatchWork {
+        let digests: Vec<Hash32> = entries
+            .iter()
+            .map(|e| RecentlyVerified::digest(e.key, e.message, e.signature))
+            .collect();
+        let fresh: Vec<usize> = {
+            let recent = self.recent.borrow();
+            (0..entries.len())
+                .filter(|&index| !recent.set.contains(&digests[index]))
+                .collect()
+        };
+        for (index, verdict) in verdicts.iter_mut().enumerate() {
+            *verdict = !fresh.contains(&index);
+        }
+        if fresh.is_empty() {
+            return BatchWork::default();
+        }
+        let checked: Vec<BatchEntry<'_>> = fresh.iter().map(|&index| entries[index]).collect();
+        let mut held = vec![false; checked.len()];
+        let work = self.verify_batch_counted(&checked, &mut held);
+        let mut recent = self.recent.borrow_mut();
+        for (&index, held) in fresh.iter().zip(held) {
+            verdicts[index] = held;
+            if held {
+                recent.remember(digests[index]);
+            }
+        }
+        work
+    }
+
+    fn verify_batch_counted(&self, entries: &[BatchEntry<'_>], verdicts: &mut [bool]) -> BatchWork {
         let work = self.timed(|| {
             if self.batch {
                 Bip340.verify_batch(entries, verdicts)

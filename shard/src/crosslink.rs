@@ -35,10 +35,10 @@
 //!   one carrier per round and every other holder backing it up after the
 //!   same delay: under load the carrier falls behind, every holder
 //!   includes the same leaves, and all but one copy are refused as
-//!   duplicates.) The turns of a chunk after the first count from the
-//!   round's registration (by the first chunk's Certified import, in the
-//!   finalized state; one delay later from the arrival if it never comes),
-//!   so a round's certificate is checked once, not once per chunk. An
+//!   duplicates.) Each chunk's carrier uses the Certified form for its
+//!   first import of a round not yet registered, so a round of many
+//!   chunks carries its certificate a few times (a node checks it once:
+//!   its verifier remembers the signatures that held). An
 //!   import is not included again until [`REINCLUDE_ROUNDS`] decided
 //!   rounds passed (an import finalized as unregistered or window-full is
 //!   retried). The oldest chain round goes first, the first import of a
@@ -248,9 +248,6 @@ struct Received {
     /// Per leaf, the decided count when last seen in another seat's
     /// unfinalized anchor.
     seen: Vec<Option<u64>>,
-    /// The decided count when the round was first seen registered in the
-    /// finalized state (the chunks after the first start from it).
-    registered_at: Option<u64>,
 }
 
 /// The cross-shard link of one shard of one node.
@@ -455,7 +452,6 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                             got_at: 0,
                             included: vec![None; leaves],
                             seen: vec![None; leaves],
-                            registered_at: None,
                         },
                     );
                 }
@@ -1018,7 +1014,6 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                 got_at: self.decided,
                 included: vec![None; leaves],
                 seen: vec![None; leaves],
-                registered_at: None,
             },
         );
         Ok(())
@@ -1063,9 +1058,6 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
         for ((source, round), received) in self.received.iter_mut() {
             let since = decided.saturating_sub(received.got_at);
             let mut registered = cross.is_registered(*source, *round);
-            if registered && received.registered_at.is_none() {
-                received.registered_at = Some(decided);
-            }
             for index in 0..received.bundle.leaves.len() {
                 if out.len() >= IMPORTS_PER_ROUND {
                     break;
@@ -1073,17 +1065,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                 let chunk = (index / CARRY_CHUNK_LEAVES) as u64;
                 let carrier = (u64::from(*source) + round + chunk) % k;
                 let rank = (u64::from(seat) + k - carrier) % k;
-                // The first chunk's turns count from the bundle's arrival,
-                // the others' from the round's registration (by the first
-                // chunk's Certified import), so that they are carried in the
-                // Registered form; a round never registered is carried in
-                // the Certified form one delay later.
-                let due = match (chunk, received.registered_at) {
-                    (0, _) => since >= rank * BACKUP_DELAY_ROUNDS,
-                    (_, Some(at)) => decided >= at + rank * BACKUP_DELAY_ROUNDS,
-                    (_, None) => since >= (rank + 1) * BACKUP_DELAY_ROUNDS,
-                };
-                if !due {
+                if since < rank * BACKUP_DELAY_ROUNDS {
                     continue;
                 }
                 if cross.landed(*source, *round, index as u64) == Some(true) {

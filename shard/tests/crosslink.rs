@@ -392,15 +392,23 @@ fn a_round_of_many_exports_is_carried_in_chunks_by_turns() {
     assert!(first
         .iter()
         .all(|(_, index)| *index < CARRY_CHUNK_LEAVES as u64));
-    // Chunk 1's carrier waits for the round to be registered; nobody else
-    // has a turn yet.
-    for seat in [0, 2, 3] {
+    // Chunk 1's carrier carries it at once too, its first import
+    // Certified (the round is not registered in its state).
+    let second = forms(&dest[2].take_imports(&state));
+    assert_eq!(second.len(), 44);
+    assert_eq!(second[0], (true, CARRY_CHUNK_LEAVES as u64));
+    assert!(second[1..]
+        .iter()
+        .all(|(certified, index)| !certified && *index > CARRY_CHUNK_LEAVES as u64));
+    // Nobody else has a turn yet.
+    for seat in [0, 3] {
         assert!(dest[seat].take_imports(&state).is_empty(), "seat {seat}");
     }
-    // Seat 2 saw chunk 0 in seat 1's unfinalized anchor: when its turns
-    // come (rank 1 for chunk 0; chunk 1 never registered, so its carrier's
-    // turn falls one delay after the arrival), it carries chunk 1 alone,
-    // in the Certified form.
+    // Seat 2 saw chunk 0 in seat 1's unfinalized anchor. When the first
+    // backup turns come (8 decided rounds on), seat 2 (rank 1 for chunk 0)
+    // leaves chunk 0 to it and does not carry its own chunk again; seat 3
+    // (rank 1 for chunk 1, rank 2 for chunk 0) backs up chunk 1; seat 0
+    // (ranks 3 and 2) still waits.
     let seen: Vec<(u16, u64, u64)> = first.iter().map(|(_, index)| (0, 5, *index)).collect();
     dest[2].on_seen_imports(&seen);
     for tick in 0..=BACKUP_DELAY_ROUNDS {
@@ -408,14 +416,9 @@ fn a_round_of_many_exports_is_carried_in_chunks_by_turns() {
             seat.handle_tick(tick * RETRY_TICK_MS);
         }
     }
-    let second = forms(&dest[2].take_imports(&state));
-    assert_eq!(second.len(), 44);
-    assert_eq!(second[0], (true, CARRY_CHUNK_LEAVES as u64));
-    assert!(second[1..]
-        .iter()
-        .all(|(certified, index)| !certified && *index > CARRY_CHUNK_LEAVES as u64));
-    // Seat 3 (rank 2 for chunk 0, rank 1 for chunk 1) still waits; seat 0
-    // (rank 3 and 2) too.
-    assert!(dest[3].take_imports(&state).is_empty());
+    assert!(dest[2].take_imports(&state).is_empty());
+    let backup = forms(&dest[3].take_imports(&state));
+    assert_eq!(backup.len(), 44);
+    assert_eq!(backup[0], (true, CARRY_CHUNK_LEAVES as u64));
     assert!(dest[0].take_imports(&state).is_empty());
 }
