@@ -482,9 +482,11 @@ fn bench(args: BenchArgs) -> Result<(), CliError> {
             args.seconds
         )));
     }
-    if !(0.0..=1.0).contains(&args.cross_shard) {
+    if !(0.0..=1.0).contains(&args.cross_shard)
+        || (args.cross_shard > 0.0 && args.cross_shard < 0.0005)
+    {
         return Err(CliError::Usage(format!(
-            "--cross-shard {} must be a share between 0 and 1",
+            "--cross-shard {} must be 0 or a share between 0.001 and 1 (per mille)",
             args.cross_shard
         )));
     }

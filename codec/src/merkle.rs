@@ -87,8 +87,9 @@ impl MerkleProof {
     }
 
     /// The proofs of every item, in item order: [`MerkleProof::build`] of
-    /// each index, from one pass over the tree (O(n log n) hashes, where
-    /// building each proof alone hashes the whole tree every time).
+    /// each index, from one pass over the tree (O(n) hashes and O(n log n)
+    /// sibling copies, where building each proof alone hashes the whole
+    /// tree every time).
     pub fn build_all<I: AsRef<[u8]>>(items: &[I]) -> Vec<MerkleProof> {
         let leaf_count = items.len() as u64;
         let mut proofs: Vec<MerkleProof> = (0..leaf_count)

@@ -49,12 +49,16 @@ pub struct CountingVerifier {
     /// Times every call, when the driver handed in a clock.
     stopwatch: Rc<RefCell<Option<Stopwatch>>>,
     nanos: Rc<Cell<u64>>,
-    /// Signatures verified one at a time that held, remembered.
+    /// Signatures that held, checked one at a time or in batches of at
+    /// most [`REMEMBERED_BATCH`], remembered.
     recent: Rc<RefCell<RecentlyVerified>>,
 }
 
-/// Signatures verified one at a time that held: digests of (key,
-/// message, signature), the last [`RECENTLY_VERIFIED`] of them. A
+/// Signatures that held, checked one at a time or in batches of at most
+/// [`REMEMBERED_BATCH`]: digests of (key, message, signature), the last
+/// [`RECENTLY_VERIFIED`] of them (first in, first out; anchor headers and
+/// small payloads pass through too, so a flood of them only costs a
+/// certificate its second check, never a wrong verdict). A
 /// certificate's q signatures come again in every chunk of its round's
 /// imports (each chunk's first import carries it) and in the bundles the
 /// link checks; a signature that held once holds again (BIP-340 is
@@ -70,8 +74,8 @@ struct RecentlyVerified {
 /// ones are payloads, never seen twice.
 pub const REMEMBERED_BATCH: usize = 64;
 
-/// Signatures [`RecentlyVerified`] remembers (some 2 rounds of anchor
-/// headers at k = 21, which pass through it too).
+/// Signatures [`RecentlyVerified`] remembers (some 40 rounds of anchor
+/// headers at k = 21 and 10 anchors per seat and round).
 pub const RECENTLY_VERIFIED: usize = 8_192;
 
 impl RecentlyVerified {

@@ -20,8 +20,8 @@
 //! * **Receipt.** A destination node checks a bundle (the certificate
 //!   against the source committee, the entry under the exports root, the
 //!   leaves against the entry), logs it (record 4) and acks once it is
-//!   durable, and forwards it to the round's carrier seat `(source + round)
-//!   mod k`. A missing chain predecessor is pulled with `GetExports`.
+//!   durable, and forwards it to the carrier seat of each of its chunks
+//!   (below). A missing chain predecessor is pulled with `GetExports`.
 //! * **Imports.** A bundle's leaves are carried in chunks of
 //!   [`CARRY_CHUNK_LEAVES`] (one full payload): chunk `c` of `(source,
 //!   round)` has the carrier seat `(source + round + c) mod k`, so a round
@@ -133,6 +133,22 @@ pub enum CrossTarget {
         /// The seat.
         seat: u8,
     },
+}
+
+/// An import seen in another seat's anchor
+/// ([`crate::machine::Shard::take_seen_imports`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeenImport {
+    /// Source shard.
+    pub source: u16,
+    /// Source round.
+    pub round: u64,
+    /// Leaf index.
+    pub index: u64,
+    /// The leaf's transfer id.
+    pub tx_id: Hash32,
+    /// The seat whose anchor carries it.
+    pub creator: u8,
 }
 
 /// A message to send.
@@ -994,15 +1010,22 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
             about: (source, round),
         });
         self.counters.received += 1;
-        let carrier = ((u64::from(source) + round) % self.k as u64) as u8;
-        if self.seat != Some(carrier) {
-            self.transmits.push_back(CrossTransmit {
-                to: CrossTarget::Seat {
-                    shard: self.shard,
-                    seat: carrier,
-                },
-                message: CrossMessage::Exports(Box::new(bundle.clone())),
-            });
+        // Every chunk's carrier gets the bundle (a source seat pushes to
+        // f+1 destination seats only).
+        let chunks = bundle.leaves.len().div_ceil(CARRY_CHUNK_LEAVES);
+        let carriers: BTreeSet<u8> = (0..chunks.min(self.k))
+            .map(|chunk| self.carrier(source, round, chunk as u64))
+            .collect();
+        for carrier in carriers {
+            if self.seat != Some(carrier) {
+                self.transmits.push_back(CrossTransmit {
+                    to: CrossTarget::Seat {
+                        shard: self.shard,
+                        seat: carrier,
+                    },
+                    message: CrossMessage::Exports(Box::new(bundle.clone())),
+                });
+            }
         }
         let proofs = leaf_proofs(&bundle.leaves);
         let leaves = bundle.leaves.len();
@@ -1019,18 +1042,50 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
         Ok(())
     }
 
-    /// Imports other seats' anchors carry into this seat's DAG ((source,
-    /// round, leaf index), from [`crate::machine::Shard::take_seen_imports`]):
-    /// not included by this seat for [`REINCLUDE_ROUNDS`] decided rounds.
-    pub fn on_seen_imports(&mut self, seen: &[(u16, u64, u64)]) {
-        for (source, round, index) in seen {
-            if let Some(received) = self.received.get_mut(&(*source, *round)) {
-                if let Some(at) = usize::try_from(*index)
-                    .ok()
-                    .and_then(|index| received.seen.get_mut(index))
-                {
-                    *at = Some(self.decided);
-                }
+    /// The carrier seat of chunk `chunk` of `(source, round)`:
+    /// `(source + round + chunk) mod k`, without overflow.
+    fn carrier(&self, source: u16, round: u64, chunk: u64) -> u8 {
+        let k = self.k as u64;
+        ((u64::from(source) % k + round % k + chunk % k) % k) as u8
+    }
+
+    /// Imports other seats' anchors carry into this seat's DAG (from
+    /// [`crate::machine::Shard::take_seen_imports`]). A leaf that an
+    /// earlier turn's seat carries (its rank behind the chunk's carrier
+    /// below this seat's, so a carrier never waits) and that is the leaf
+    /// of the bundle this seat holds is not included by this seat for
+    /// [`REINCLUDE_ROUNDS`] decided rounds, once: a seat that carries
+    /// leaves with broken proofs (refused when applied) delays each leaf
+    /// at most once.
+    pub fn on_seen_imports(&mut self, seen: &[SeenImport]) {
+        let Some(seat) = self.seat else {
+            return;
+        };
+        let k = self.k as u64;
+        for import in seen {
+            let carrier = u64::from(self.carrier(
+                import.source,
+                import.round,
+                import.index / CARRY_CHUNK_LEAVES as u64,
+            ));
+            let rank = |seat: u8| (u64::from(seat) % k + k - carrier) % k;
+            if rank(import.creator) >= rank(seat) {
+                continue;
+            }
+            let decided = self.decided;
+            let Some(received) = self.received.get_mut(&(import.source, import.round)) else {
+                continue;
+            };
+            let Ok(index) = usize::try_from(import.index) else {
+                continue;
+            };
+            let same_leaf = received
+                .bundle
+                .leaves
+                .get(index)
+                .is_some_and(|leaf| leaf.tx_id == import.tx_id);
+            if let (true, Some(at @ None)) = (same_leaf, received.seen.get_mut(index)) {
+                *at = Some(decided);
             }
         }
     }
@@ -1063,8 +1118,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                     break;
                 }
                 let chunk = (index / CARRY_CHUNK_LEAVES) as u64;
-                let carrier = (u64::from(*source) + round + chunk) % k;
-                let rank = (u64::from(seat) + k - carrier) % k;
+                let carrier = {
+                    let (source, round) = (u64::from(*source), *round);
+                    (source % k + round % k + chunk % k) % k
+                };
+                let rank = (u64::from(seat) % k + k - carrier) % k;
                 if since < rank * BACKUP_DELAY_ROUNDS {
                     continue;
                 }

@@ -618,10 +618,10 @@ pub struct Shard<V, S> {
     unfinalized_with_payload: usize,
     /// Micro-events in `unfinalized` and `spilled`.
     unfinalized_events: usize,
-    /// (source, round, leaf index) of the imports in other seats' anchors
-    /// this seat took in since [`Shard::take_seen_imports`] (at most
-    /// [`SEEN_IMPORTS_MAX`]; the link then leaves them to their carrier).
-    seen_imports: Vec<(u16, u64, u64)>,
+    /// The imports in other seats' anchors this seat took in since
+    /// [`Shard::take_seen_imports`] (at most [`SEEN_IMPORTS_MAX`]; the link
+    /// then leaves them to the seat carrying them).
+    seen_imports: Vec<crate::crosslink::SeenImport>,
     /// Own unfinalized anchors whose micro-events were already put back in
     /// the mempool when a later own anchor cut the chain above them.
     reincluded: BTreeSet<Hash32>,
@@ -1705,8 +1705,13 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     break;
                 }
                 if let MicroEvent::Import(import) = event {
-                    self.seen_imports
-                        .push((import.source, import.round, import.leaf_proof.index));
+                    self.seen_imports.push(crate::crosslink::SeenImport {
+                        source: import.source,
+                        round: import.round,
+                        index: import.leaf_proof.index,
+                        tx_id: import.leaf.tx_id,
+                        creator: header.creator,
+                    });
                 }
             }
         }
@@ -1881,11 +1886,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         }
     }
 
-    /// (source, round, leaf index) of the imports other seats' anchors
-    /// carried into this seat's DAG since the last call (a seat's
-    /// cross-shard link does not include an import already in an
-    /// unfinalized anchor it holds, DESIGN §5.2). Empty for an observer.
-    pub fn take_seen_imports(&mut self) -> Vec<(u16, u64, u64)> {
+    /// The imports other seats' anchors carried into this seat's DAG since
+    /// the last call (a seat's cross-shard link does not include an import
+    /// already in an unfinalized anchor it holds, DESIGN §5.2). Empty for
+    /// an observer.
+    pub fn take_seen_imports(&mut self) -> Vec<crate::crosslink::SeenImport> {
         std::mem::take(&mut self.seen_imports)
     }
 

@@ -14,7 +14,7 @@ use pc_codec::genesis::{
 };
 use pc_codec::ids::shard_of;
 use pc_codec::{Bip340, LogRecordKind, MicroEvent, PublicKeyBytes, SigningKey};
-use pc_shard::crosslink::{CrossLink, CrossMessage, CrossTarget, CrossViolation};
+use pc_shard::crosslink::{CrossLink, CrossMessage, CrossTarget, CrossViolation, SeenImport};
 use pc_shard::state::{RoundOutcome, ShardState};
 use pc_shard::validate::{validate_micro_event, MicroEventError, ShardContext};
 
@@ -409,14 +409,38 @@ fn a_round_of_many_exports_is_carried_in_chunks_by_turns() {
     // leaves chunk 0 to it and does not carry its own chunk again; seat 3
     // (rank 1 for chunk 1, rank 2 for chunk 0) backs up chunk 1; seat 0
     // (ranks 3 and 2) still waits.
-    let seen: Vec<(u16, u64, u64)> = first.iter().map(|(_, index)| (0, 5, *index)).collect();
-    dest[2].on_seen_imports(&seen);
+    let seen: Vec<SeenImport> = first
+        .iter()
+        .map(|(_, index)| SeenImport {
+            source: 0,
+            round: 5,
+            index: *index,
+            tx_id: bundle.leaves[*index as usize].tx_id,
+            creator: 1,
+        })
+        .collect();
+    // A hint with another leaf, or from a seat whose turn is not earlier,
+    // is ignored: seat 0 (rank 3 for chunk 0) "seen" carrying leaf 0, and
+    // a forged leaf 1 from seat 1, change nothing.
+    let mut ignored = vec![SeenImport {
+        creator: 0,
+        ..seen[0]
+    }];
+    ignored.push(SeenImport {
+        tx_id: [0xee; 32],
+        ..seen[1]
+    });
+    dest[2].on_seen_imports(&ignored);
+    dest[2].on_seen_imports(&seen[2..]);
     for tick in 0..=BACKUP_DELAY_ROUNDS {
         for seat in dest.iter_mut() {
             seat.handle_tick(tick * RETRY_TICK_MS);
         }
     }
-    assert!(dest[2].take_imports(&state).is_empty());
+    // Seat 2 backs up leaves 0 and 1 (the hints about them were ignored)
+    // and leaves the rest of chunk 0 to seat 1.
+    let mine = forms(&dest[2].take_imports(&state));
+    assert_eq!(mine, vec![(true, 0), (false, 1)]);
     let backup = forms(&dest[3].take_imports(&state));
     assert_eq!(backup.len(), 44);
     assert_eq!(backup[0], (true, CARRY_CHUNK_LEAVES as u64));
