@@ -55,6 +55,19 @@ pub struct MerkleProof {
     pub siblings: Vec<Hash32>,
 }
 
+/// The level above `level`: pairs hashed together, an odd last node
+/// carried up as it is.
+fn parent_level(level: &[Hash32]) -> Vec<Hash32> {
+    level
+        .chunks(2)
+        .map(|pair| match pair {
+            [left, right] => node_hash(left, right),
+            [single] => *single,
+            _ => unreachable!("chunks(2) yields one or two items"),
+        })
+        .collect()
+}
+
 impl MerkleProof {
     /// The proof for `items[index]`, or `None` when `index` is out of range.
     pub fn build<I: AsRef<[u8]>>(items: &[I], index: usize) -> Option<MerkleProof> {
@@ -69,14 +82,7 @@ impl MerkleProof {
             if sibling < level.len() {
                 siblings.push(level[sibling]);
             }
-            level = level
-                .chunks(2)
-                .map(|pair| match pair {
-                    [left, right] => node_hash(left, right),
-                    [single] => *single,
-                    _ => unreachable!("chunks(2) yields one or two items"),
-                })
-                .collect();
+            level = parent_level(&level);
             position /= 2;
         }
         Some(MerkleProof {
@@ -108,14 +114,7 @@ impl MerkleProof {
                     proof.siblings.push(level[sibling]);
                 }
             }
-            level = level
-                .chunks(2)
-                .map(|pair| match pair {
-                    [left, right] => node_hash(left, right),
-                    [single] => *single,
-                    _ => unreachable!("chunks(2) yields one or two items"),
-                })
-                .collect();
+            level = parent_level(&level);
             shift += 1;
         }
         proofs

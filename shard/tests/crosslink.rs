@@ -171,6 +171,22 @@ fn certified_source_with(count: u16) -> (Genesis, Vec<Link>) {
     (genesis, seats)
 }
 
+/// The bundle seat 0 of a certified source pushes when its next round
+/// (6, no exports) is finalized.
+fn pushed_by_seat_0(seats: &mut [Link]) -> pc_codec::ExportsBundle {
+    let mut next = outcome();
+    next.round = 6;
+    next.exports = RoundExports::default();
+    next.exports_root = [0; 32];
+    seats[0].on_round(&next);
+    std::iter::from_fn(|| seats[0].poll_transmit())
+        .find_map(|t| match t.message {
+            CrossMessage::Exports(bundle) => Some(*bundle),
+            _ => None,
+        })
+        .expect("seat 0 pushes")
+}
+
 #[test]
 fn seats_certify_at_q_and_push_to_f_plus_one_destination_seats() {
     let (genesis, mut seats) = certified_source();
@@ -272,17 +288,7 @@ fn forged_signatures_and_certificates_are_violations_that_change_nothing() {
 #[test]
 fn a_destination_logs_a_good_bundle_before_acking_and_refuses_a_forged_one() {
     let (genesis, mut seats) = certified_source();
-    let mut next = outcome();
-    next.round = 6;
-    next.exports = RoundExports::default();
-    next.exports_root = [0; 32];
-    seats[0].on_round(&next);
-    let bundle = std::iter::from_fn(|| seats[0].poll_transmit())
-        .find_map(|t| match t.message {
-            CrossMessage::Exports(bundle) => Some(*bundle),
-            _ => None,
-        })
-        .expect("seat 0 pushes");
+    let bundle = pushed_by_seat_0(&mut seats);
     let state = ShardState::from_genesis(&genesis, 1);
     let mut dest = link(&genesis, 1, 0);
     let from = CrossTarget::Seat { shard: 0, seat: 0 };
@@ -365,17 +371,7 @@ fn a_round_of_many_exports_is_carried_in_chunks_by_turns() {
     use pc_shard::crosslink::{BACKUP_DELAY_ROUNDS, CARRY_CHUNK_LEAVES, RETRY_TICK_MS};
     let count = CARRY_CHUNK_LEAVES as u16 + 44;
     let (genesis, mut seats) = certified_source_with(count);
-    let mut next = outcome();
-    next.round = 6;
-    next.exports = RoundExports::default();
-    next.exports_root = [0; 32];
-    seats[0].on_round(&next);
-    let bundle = std::iter::from_fn(|| seats[0].poll_transmit())
-        .find_map(|t| match t.message {
-            CrossMessage::Exports(bundle) => Some(*bundle),
-            _ => None,
-        })
-        .expect("seat 0 pushes");
+    let bundle = pushed_by_seat_0(&mut seats);
     assert_eq!(bundle.leaves.len(), usize::from(count));
     let state = ShardState::from_genesis(&genesis, 1);
     let from = CrossTarget::Seat { shard: 0, seat: 0 };
