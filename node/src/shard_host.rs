@@ -1035,29 +1035,7 @@ impl ShardHost {
         let Some(link) = self.cross.as_mut() else {
             return Ok(Ok(()));
         };
-        let result = match message {
-            CrossMessage::Sig(sig) => link.on_sig(from, sig),
-            CrossMessage::Cert(cert) => link.on_cert(cert),
-            CrossMessage::Exports(bundle) => link.on_exports(from, *bundle, self.machine.state()),
-            CrossMessage::Ack {
-                source,
-                round,
-                dest,
-            } => {
-                if let CrossTarget::Seat { seat, .. } = from {
-                    link.on_ack(seat, source, round, dest);
-                }
-                Ok(())
-            }
-            CrossMessage::GetExports {
-                source,
-                round,
-                dest,
-            } => {
-                link.on_get_exports(from, source, round, dest);
-                Ok(())
-            }
-        };
+        let result = link.on_message(from, message, self.machine.state());
         self.drain(now_us)?;
         Ok(result)
     }

@@ -1042,6 +1042,40 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
         Ok(())
     }
 
+    /// A message of another node's link, from `from`, to the handler of
+    /// its kind (`state` is this seat's finalized state). An ack counts
+    /// only from a seat.
+    pub fn on_message(
+        &mut self,
+        from: CrossTarget,
+        message: CrossMessage,
+        state: &ShardState,
+    ) -> Result<(), CrossViolation> {
+        match message {
+            CrossMessage::Sig(sig) => self.on_sig(from, sig),
+            CrossMessage::Cert(cert) => self.on_cert(cert),
+            CrossMessage::Exports(bundle) => self.on_exports(from, *bundle, state),
+            CrossMessage::Ack {
+                source,
+                round,
+                dest,
+            } => {
+                if let CrossTarget::Seat { seat, .. } = from {
+                    self.on_ack(seat, source, round, dest);
+                }
+                Ok(())
+            }
+            CrossMessage::GetExports {
+                source,
+                round,
+                dest,
+            } => {
+                self.on_get_exports(from, source, round, dest);
+                Ok(())
+            }
+        }
+    }
+
     /// The carrier seat of chunk `chunk` of `(source, round)`:
     /// `(source + round + chunk) mod k`, without overflow.
     fn carrier(&self, source: u16, round: u64, chunk: u64) -> u8 {

@@ -705,7 +705,6 @@ impl<S: AnchorSigner> ShardGen<S> {
 /// `gens[i].shard`), and what they cause, until none is left. A message to
 /// a shard not among them is dropped.
 fn route<S: AnchorSigner>(gens: &mut [ShardGen<S>]) {
-    use pc_shard::crosslink::CrossMessage;
     for _ in 0..64 {
         let mut mail = Vec::new();
         for gen in gens.iter_mut() {
@@ -742,30 +741,10 @@ fn route<S: AnchorSigner>(gens: &mut [ShardGen<S>]) {
                 let Some(target) = gen.seats.get_mut(usize::from(to_seat)) else {
                     continue;
                 };
-                let link = &mut target.link;
-                let refused = match transmit.message.clone() {
-                    CrossMessage::Sig(sig) => link.on_sig(from, sig).err(),
-                    CrossMessage::Cert(cert) => link.on_cert(cert).err(),
-                    CrossMessage::Exports(bundle) => {
-                        link.on_exports(from, *bundle, target.machine.state()).err()
-                    }
-                    CrossMessage::Ack {
-                        source,
-                        round,
-                        dest,
-                    } => {
-                        link.on_ack(seat, source, round, dest);
-                        None
-                    }
-                    CrossMessage::GetExports {
-                        source,
-                        round,
-                        dest,
-                    } => {
-                        link.on_get_exports(from, source, round, dest);
-                        None
-                    }
-                };
+                let refused = target
+                    .link
+                    .on_message(from, transmit.message.clone(), target.machine.state())
+                    .err();
                 if let Some(violation) = refused {
                     panic!("a generator seat refused another's cross-shard message: {violation}");
                 }
