@@ -26,6 +26,8 @@ use pc_engine::client::{self, LoadProfile, LoadStats};
 use pc_engine::config::{NodeConfig, StorageConfig};
 use pc_engine::metrics::scrape::Scrape;
 use pc_engine::tools::agreement;
+use pc_net::frame::EventOutcome;
+use pc_net::NetMessage;
 use pc_storage::Durability;
 
 use crate::dev_genesis::{self, DevClients, DevGenesis};
@@ -130,7 +132,17 @@ pub struct DevnetArgs {
     /// more, cross-shard bundles between its own seats cross its rings).
     #[arg(long, default_value_t = 1)]
     pub cores_per_node: usize,
+    /// Node N's seat in shard 0 signs two anchors at one seq (a hidden
+    /// test flag of the node); the other seats must turn it into evidence
+    /// that slashes the seat's bond in shard 0 (and only there). After the
+    /// load, another validator claims its owed balance, and the summary
+    /// checks the slash, the claim and a refused second claim.
+    #[arg(long)]
+    pub equivocate: Option<u8>,
 }
+
+/// The own seq at which `--equivocate` makes the seat sign twice.
+const EQUIVOCATE_SEQ: u64 = 20;
 
 /// A node process and what its status lines said.
 struct NodeProc {
@@ -144,6 +156,8 @@ struct NodeProc {
     metrics: SocketAddr,
     /// Started with `--resume-seat` (a restored data dir).
     resume_seat: bool,
+    /// Started with `--test-equivocate SHARD:SEQ`.
+    equivocate: Option<(u16, u64)>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -238,6 +252,12 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             )));
         }
     }
+    if let Some(n) = args.equivocate.filter(|n| *n >= args.nodes) {
+        return Err(usage(format!(
+            "--equivocate {n}: there are {} nodes",
+            args.nodes
+        )));
+    }
     let victim = args.victim.unwrap_or(args.nodes - 1);
     if victim >= args.nodes {
         return Err(usage(format!(
@@ -296,6 +316,7 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             restarts: 0,
             metrics: metrics_addr(n),
             resume_seat: false,
+            equivocate: (args.equivocate == Some(n)).then_some((0, EQUIVOCATE_SEQ)),
         };
         let late = n == victim && args.late_by.is_some();
         if !late {
@@ -332,9 +353,16 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             || args.crash_env.is_some()
             || args.kill_loop > 0,
     };
-    let outcome = run_network(
+    let mut outcome = run_network(
         &args, &profile, &genesis, &clients, &mut nodes, node_addr, &faults,
     );
+    let mut claimed = None;
+    if let (Some(offender), Ok(_)) = (args.equivocate, &outcome) {
+        match claim_after_slash(&dir, &genesis, offender, node_addr(0)) {
+            Ok(claim) => claimed = Some(claim),
+            Err(error) => outcome = Err(error),
+        }
+    }
     // Every node's metrics at the end of the load, before they stop.
     let scrapes: Vec<Option<Scrape>> = nodes
         .iter()
@@ -441,7 +469,229 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             );
         }
     }
-    check_agreement(&dir, &nodes, args.shards, args.min_rounds)
+    let planted = args.equivocate.map(|n| {
+        let seat = seat_of(&genesis, n, 0).expect("every validator holds a seat in shard 0");
+        (seat, EQUIVOCATE_SEQ, n, claimed)
+    });
+    check_agreement(&dir, &nodes, &genesis, args.min_rounds, planted)
+}
+
+/// The planted equivocation as node `n`'s replayed state shows it: the
+/// offender's seat in shard 0 slashed 100 % once (class equivocation, tier
+/// 1), its seats in every other shard keeping their bonds.
+fn check_planted_slash(
+    n: usize,
+    replayed: &[pc_engine::tools::replay::ReplayedShard],
+    genesis: &Genesis,
+    seat: u8,
+    offender: u8,
+    divergences: &mut Vec<String>,
+) {
+    for shard in replayed {
+        let own = seat_of(genesis, offender, shard.shard);
+        let Some(account) = own.and_then(|s| shard.seats.get(usize::from(s))) else {
+            continue;
+        };
+        if shard.shard == 0 {
+            debug_assert_eq!(own, Some(seat));
+            match account.slashes.as_slice() {
+                [(class, 1, amount, index)]
+                    if class == "equivocation"
+                        && *amount == account.bond
+                        && account.remaining == 0
+                        && account.slashed_out =>
+                {
+                    let owed: Vec<u64> = shard.seats.iter().map(|s| s.owed).collect();
+                    println!(
+                        "node {n} shard 0: seat {seat} (validator {offender}) slashed 100 % for equivocation: {amount} units at anchor index {index}, shared by the other seats; owed balances now {owed:?}"
+                    );
+                }
+                other => divergences.push(format!(
+                    "node {n} shard 0: seat {seat} (validator {offender}) equivocated but its slashes are {other:?}, {} of {} units left",
+                    account.remaining, account.bond
+                )),
+            }
+        } else if account.remaining != account.bond || !account.slashes.is_empty() {
+            divergences.push(format!(
+                "node {n} shard {}: validator {offender}'s seat there was slashed ({} of {} left) for an offence in shard 0",
+                shard.shard, account.remaining, account.bond
+            ));
+        } else {
+            println!(
+                "node {n} shard {}: validator {offender}'s seat keeps its bond of {} units",
+                shard.shard, account.bond
+            );
+        }
+    }
+}
+
+/// The seat validator `n` holds in `shard`.
+fn seat_of(genesis: &Genesis, n: u8, shard: u16) -> Option<u8> {
+    genesis.validators[usize::from(n)]
+        .seats
+        .iter()
+        .find(|s| s.shard == shard)
+        .map(|s| s.seat)
+}
+
+/// A claim the devnet made after the planted equivocation was slashed.
+#[derive(Debug, Clone, Copy)]
+struct ClaimCheck {
+    /// The claiming validator.
+    claimer: u8,
+    /// The owed balance claimed (fees and the slash share).
+    owed: u64,
+    /// Of it, the slash share the devnet computed from the genesis bonds.
+    slash_share: u64,
+    /// The claimer's balance before and after.
+    before: u64,
+    after: u64,
+}
+
+/// The slash share of every other eligible seat of a 100 % slash of
+/// `offender`'s seat in shard 0, computed from the genesis bonds as DESIGN
+/// §5.4 states it (not with the state's functions): the validator's bond
+/// split over its seats in ascending shard order (`floor(bond / n) + 1`
+/// for the first `bond mod n` seats), shared equally (floor) by the other
+/// seats of the shard; the dust goes to the carrying anchor's creator,
+/// which may be `claimer` (so its share is `floor` or `floor + dust`).
+fn expected_slash_share(genesis: &Genesis, offender: u8) -> (u64, u64) {
+    let validator = &genesis.validators[usize::from(offender)];
+    let mut shards: Vec<u16> = validator.seats.iter().map(|s| s.shard).collect();
+    shards.sort_unstable();
+    let n = shards.len() as u64;
+    let rank = shards
+        .iter()
+        .position(|s| *s == 0)
+        .expect("a seat in shard 0") as u64;
+    let bond = validator.bond / n + u64::from(rank < validator.bond % n);
+    let others = u64::from(genesis.params.k) - 1;
+    (bond / others, bond % others)
+}
+
+/// After the load of a run with `--equivocate`: waits until the offender's
+/// slash reached the owed balance of another validator's seat in shard 0,
+/// claims it through `node`, waits until the claimer's balance rose by it,
+/// and checks that a second claim of the same leaf is refused.
+fn claim_after_slash(
+    dir: &Path,
+    genesis: &Genesis,
+    offender: u8,
+    node: SocketAddr,
+) -> Result<ClaimCheck, CliError> {
+    use pc_engine::client::request;
+    let claimer: u8 = if offender == 0 { 1 } else { 0 };
+    let key_path = dir.join("keys").join(format!("validator-{claimer:02}.key"));
+    let key = crate::key_file::read(&key_path)?;
+    let owner = key.public_key();
+    let (share, dust) = expected_slash_share(genesis, offender);
+    let timeout = Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let proof = loop {
+        let answer = request(
+            node,
+            NetMessage::PayoutQuery {
+                request: 7,
+                shard: 0,
+                recipient: owner,
+            },
+            timeout,
+            |m| matches!(m, NetMessage::PayoutProof { request: 7, .. }),
+        )?;
+        let NetMessage::PayoutProof {
+            round, leaf, proof, ..
+        } = answer
+        else {
+            unreachable!("filtered to payout proofs")
+        };
+        if leaf.amount >= share {
+            break (round, leaf, proof);
+        }
+        if Instant::now() > deadline {
+            return Err(usage(format!(
+                "devnet: validator {claimer} is owed {} units in shard 0 after the load, less than its share {share} of the slash of validator {offender}: the equivocation was not slashed",
+                leaf.amount
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (round, leaf, merkle) = proof;
+    let balance = || -> Result<u64, CliError> {
+        let answer = request(
+            node,
+            NetMessage::BalanceQuery { request: 8, owner },
+            timeout,
+            |m| matches!(m, NetMessage::Balance { request: 8, .. }),
+        )?;
+        match answer {
+            NetMessage::Balance { amount, .. } => Ok(amount),
+            _ => unreachable!("filtered to balances"),
+        }
+    };
+    let before = balance()?;
+    let network = genesis.network();
+    let claim_event = |aux: [u8; 32]| {
+        let mut claim = pc_codec::Claim {
+            round,
+            leaf,
+            proof: merkle.clone(),
+            owner,
+            signature: [0; 64],
+        };
+        claim.signature = key.sign(&claim.signing_message(&network, 0), &aux);
+        MicroEvent::Claim(claim)
+    };
+    let submit = |event: &MicroEvent| -> Result<EventOutcome, CliError> {
+        let answer = request(
+            node,
+            NetMessage::SubmitMicroEvents {
+                request: 9,
+                shard: 0,
+                events: vec![event.to_bytes()],
+            },
+            timeout,
+            |m| matches!(m, NetMessage::Receipt { request: 9, .. }),
+        )?;
+        match answer {
+            NetMessage::Receipt { results, .. } => results
+                .into_iter()
+                .next()
+                .map(|r| r.outcome)
+                .ok_or_else(|| usage("devnet: an empty receipt".into())),
+            _ => unreachable!("filtered to receipts"),
+        }
+    };
+    let first = submit(&claim_event([3; 32]))?;
+    if first != EventOutcome::Accepted {
+        return Err(usage(format!("devnet: the claim was refused: {first:?}")));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let now = balance()?;
+        if now != before || Instant::now() > deadline {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // A second claim of the same leaf (another signature, so another
+    // event): refused at intake as stale, the seat claimed since.
+    let second = submit(&claim_event([4; 32]))?;
+    if second == EventOutcome::Accepted {
+        return Err(usage(
+            "devnet: a second claim of the same leaf was accepted".into(),
+        ));
+    }
+    println!(
+        "devnet: validator {claimer} claimed its owed {} units in shard 0 (round {round}); its slash share computed from the genesis bonds is {share} (+{dust} dust to the carrying anchor's creator); balance {before} -> {after}; a second claim of the same leaf: {second:?}",
+        leaf.amount
+    );
+    Ok(ClaimCheck {
+        claimer,
+        owed: leaf.amount,
+        slash_share: share,
+        before,
+        after,
+    })
 }
 
 /// The fault plan of a run.
@@ -1100,6 +1350,11 @@ fn start_node(
     if node.resume_seat {
         command.arg("--resume-seat");
     }
+    if let Some((shard, seq)) = node.equivocate {
+        command
+            .arg("--test-equivocate")
+            .arg(format!("{shard}:{seq}"));
+    }
     let mut child = command
         .spawn()
         .map_err(|e| CliError::io(exe, "start a node", e))?;
@@ -1189,9 +1444,11 @@ fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
 fn check_agreement(
     dir: &Path,
     nodes: &[NodeProc],
-    shards: u16,
+    genesis: &Genesis,
     min_rounds: u64,
+    planted: Option<(u8, u64, u8, Option<ClaimCheck>)>,
 ) -> Result<(), CliError> {
+    let shards = genesis.params.shards;
     let dirs: Vec<PathBuf> = nodes.iter().map(|n| n.dir.clone()).collect();
     let mut divergences = Vec::new();
     let mut common_rounds: Vec<Option<u64>> = vec![None; usize::from(shards)];
@@ -1223,8 +1480,16 @@ fn check_agreement(
             }
             Err(divergence) => divergences.push(divergence.to_string()),
         }
-        match agreement::scan_for_equivocation(&dirs, shard) {
-            Ok(anchors) => println!(
+        let planted_here = planted
+            .filter(|_| shard == 0)
+            .map(|(seat, seq, ..)| (seat, seq));
+        match agreement::scan_for_planted_equivocation(&dirs, shard, planted_here) {
+            Ok((anchors, true)) => println!(
+                "shard {shard}: {anchors} logged anchors scanned; the planted equivocation (seat {} at seq {}) is in the logs, no other",
+                planted_here.map_or(0, |p| p.0),
+                planted_here.map_or(0, |p| p.1)
+            ),
+            Ok((anchors, false)) => println!(
                 "shard {shard}: {anchors} logged anchors scanned, no seat signed two anchors at one seq"
             ),
             Err(equivocation) => divergences.push(format!("equivocation: {equivocation}")),
@@ -1242,6 +1507,9 @@ fn check_agreement(
                     |e| usage(format!("replay of node {n} ({}): {e}", node.dir.display())),
                 )?,
             );
+        }
+        if let Some((seat, _, offender, _)) = planted {
+            check_planted_slash(n, &replayed, genesis, seat, offender, &mut divergences);
         }
         // The supply equations from this node's data dir (DESIGN §5.1).
         let supplies: Vec<_> = replayed
@@ -1347,6 +1615,14 @@ fn check_agreement(
                 common_rounds[shard].unwrap_or(0)
             ),
             None => {}
+        }
+    }
+    if let Some((_, _, _, Some(claim))) = planted {
+        if claim.owed < claim.slash_share || claim.after != claim.before + claim.owed {
+            divergences.push(format!(
+                "claim by validator {}: owed {} (slash share {}), balance {} -> {}: not a rise by exactly the owed balance",
+                claim.claimer, claim.owed, claim.slash_share, claim.before, claim.after
+            ));
         }
     }
     if divergences.is_empty() {

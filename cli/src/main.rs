@@ -122,10 +122,26 @@ enum Command {
     /// Run a local network of node processes on loopback with transfer
     /// load, then check that all nodes agree (prints AGREE).
     Devnet(devnet::DevnetArgs),
-    /// A minimal client: sign and submit a transfer, query a balance.
+    /// A minimal client: sign and submit a transfer, query a balance,
+    /// list and claim a seat's payouts.
     Tx {
         #[command(subcommand)]
         command: node_cmd::TxCommand,
+    },
+    /// Fetch a seat's payout proof and submit its Claim (`tx claim`).
+    Claim {
+        /// The genesis TOML.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// The seat's key file (validator key).
+        #[arg(long)]
+        key: PathBuf,
+        /// A node's address.
+        #[arg(long, default_value = "127.0.0.1:7100")]
+        node: std::net::SocketAddr,
+        /// Only this shard.
+        #[arg(long)]
+        shard: Option<u16>,
     },
     /// Re-derive every finalized round of a data dir's logs and compare.
     Replay {
@@ -417,6 +433,17 @@ fn run(command: Command) -> Result<(), CliError> {
         }
         Command::Devnet(args) => devnet::devnet(args),
         Command::Tx { command } => node_cmd::tx(command),
+        Command::Claim {
+            genesis,
+            key,
+            node,
+            shard,
+        } => node_cmd::tx(node_cmd::TxCommand::Claim {
+            genesis,
+            key,
+            node,
+            shard,
+        }),
         Command::Tune { seconds, scratch } => tune(seconds, scratch),
         Command::Replay {
             data_dir,

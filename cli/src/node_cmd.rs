@@ -74,11 +74,22 @@ pub struct NodeArgs {
     /// after-persisting:N or before-sending:N.
     #[arg(long, hide = true)]
     pub crash_at: Option<CrashPlan>,
+    /// Equivocate on purpose (tests): SHARD:SEQ makes this node's seat in
+    /// SHARD sign its own anchor at SEQ twice and send both.
+    #[arg(long, hide = true, value_parser = parse_equivocate)]
+    pub test_equivocate: Option<(u16, u64)>,
     /// On a data dir restored from a backup: resume the seats (each signs
     /// again only after G decided rounds without an own anchor above the
     /// highest seq it has seen) instead of running them as observers.
     #[arg(long, alias = "resume_seat")]
     pub resume_seat: bool,
+}
+
+fn parse_equivocate(text: &str) -> Result<(u16, u64), String> {
+    let parsed = text
+        .split_once(':')
+        .and_then(|(shard, seq)| Some((shard.parse().ok()?, seq.parse().ok()?)));
+    parsed.ok_or_else(|| format!("{text:?}: expected SHARD:SEQ"))
 }
 
 fn parse_fsync(text: &str) -> Result<Durability, CliError> {
@@ -180,6 +191,7 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
             .map(|s| positive_seconds("--seconds", s))
             .transpose()?,
         crash: args.crash_at,
+        equivocate: args.test_equivocate,
         resume_seat: args.resume_seat,
         cert_out: args.cert_out.clone(),
         metrics,
@@ -331,6 +343,41 @@ pub enum TxCommand {
         #[arg(long, default_value_t = 0)]
         fee: u64,
     },
+    /// List what a seat key is owed, per shard where it holds a seat
+    /// (claimable with `tx claim`).
+    Payouts {
+        /// The genesis TOML (the seats of the key).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// A node's address.
+        #[arg(long, default_value = "127.0.0.1:7100")]
+        node: SocketAddr,
+        /// The seat's public key (hex).
+        #[arg(long, conflicts_with = "key")]
+        owner: Option<String>,
+        /// Or the seat's key file.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Only this shard.
+        #[arg(long)]
+        shard: Option<u16>,
+    },
+    /// Fetch a seat's payout proof and submit its Claim (DESIGN §5.3), per
+    /// shard where the key holds a seat and is owed something.
+    Claim {
+        /// The genesis TOML.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// The seat's key file (validator key).
+        #[arg(long)]
+        key: PathBuf,
+        /// A node's address.
+        #[arg(long, default_value = "127.0.0.1:7100")]
+        node: SocketAddr,
+        /// Only this shard.
+        #[arg(long)]
+        shard: Option<u16>,
+    },
     /// Query the finalized balance of a key.
     Balance {
         /// The genesis TOML (for the shard count).
@@ -383,6 +430,114 @@ fn genesis_input(
         Genesis::allocation_out_point(&genesis.network(), index as u32, output as u16),
         allocation.amount,
     ))
+}
+
+/// Submits one micro-event to `shard` through `node` and returns its
+/// receipt line. An `Overloaded` refusal with a retry-after hint is retried
+/// after the hint, at most [`OVERLOADED_RETRIES`] times.
+fn submit_event(
+    node: SocketAddr,
+    shard: u16,
+    event: &MicroEvent,
+) -> Result<pc_net::frame::EventReceipt, CliError> {
+    let mut attempt = 0;
+    loop {
+        let answer = pc_engine::client::request(
+            node,
+            NetMessage::SubmitMicroEvents {
+                request: 1,
+                shard,
+                events: vec![event.to_bytes()],
+            },
+            TX_TIMEOUT,
+            |m| matches!(m, NetMessage::Receipt { request: 1, .. }),
+        )?;
+        let NetMessage::Receipt {
+            results,
+            retry_after_ms,
+            ..
+        } = answer
+        else {
+            unreachable!("filtered to receipts")
+        };
+        let receipt = results
+            .into_iter()
+            .next()
+            .ok_or_else(|| CliError::Usage(format!("{node}: an empty receipt")))?;
+        let overloaded = matches!(
+            &receipt.outcome,
+            EventOutcome::Rejected {
+                reason: pc_net::frame::RejectReason::Overloaded,
+                ..
+            }
+        );
+        if !overloaded || retry_after_ms == 0 || attempt >= OVERLOADED_RETRIES {
+            return Ok(receipt);
+        }
+        attempt += 1;
+        eprintln!(
+            "{node}: overloaded; retrying in {retry_after_ms} ms (attempt {attempt} of {OVERLOADED_RETRIES})"
+        );
+        std::thread::sleep(Duration::from_millis(u64::from(retry_after_ms)));
+    }
+}
+
+/// The shards where `key` holds a seat, ascending (`only`: just that one,
+/// refused if the key holds no seat there).
+fn seat_shards(genesis: &Genesis, key: &[u8; 32], only: Option<u16>) -> Result<Vec<u16>, CliError> {
+    let mut shards: Vec<u16> = genesis
+        .validators
+        .iter()
+        .filter(|v| &v.key == key)
+        .flat_map(|v| v.seats.iter().map(|s| s.shard))
+        .collect();
+    shards.sort_unstable();
+    shards.dedup();
+    if shards.is_empty() {
+        return Err(CliError::Usage(format!(
+            "key {} holds no seat in the genesis: only seats are paid",
+            to_hex(key)
+        )));
+    }
+    match only {
+        Some(shard) if !shards.contains(&shard) => Err(CliError::Usage(format!(
+            "--shard {shard}: key {} holds no seat there (its shards: {shards:?})",
+            to_hex(key)
+        ))),
+        Some(shard) => Ok(vec![shard]),
+        None => Ok(shards),
+    }
+}
+
+/// The payout leaf and proof of `recipient` in `shard`, as `node` serves
+/// them: (round, leaf, proof); amount 0 when nothing is owed.
+fn payout_proof(
+    node: SocketAddr,
+    shard: u16,
+    recipient: [u8; 32],
+) -> Result<(u64, pc_codec::PayoutLeaf, pc_codec::MerkleProof), CliError> {
+    let answer = pc_engine::client::request(
+        node,
+        NetMessage::PayoutQuery {
+            request: 1,
+            shard,
+            recipient,
+        },
+        TX_TIMEOUT,
+        |m| matches!(m, NetMessage::PayoutProof { request: 1, .. }),
+    )?;
+    let NetMessage::PayoutProof {
+        round, leaf, proof, ..
+    } = answer
+    else {
+        unreachable!("filtered to payout proofs")
+    };
+    if leaf.recipient != recipient {
+        return Err(CliError::Usage(format!(
+            "{node}: answered a payout proof for another recipient"
+        )));
+    }
+    Ok((round, leaf, proof))
 }
 
 /// Runs a `tx` subcommand.
@@ -441,48 +596,7 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
             let tx_id = transfer.tx_id(&network);
             let event = MicroEvent::Transfer(transfer);
             let shard = shard_of(&owner, genesis.params.shards);
-            // An `Overloaded` refusal with a retry-after hint is retried
-            // after the hint, at most OVERLOADED_RETRIES times.
-            let mut attempt = 0;
-            let receipt = loop {
-                let answer = pc_engine::client::request(
-                    node,
-                    NetMessage::SubmitMicroEvents {
-                        request: 1,
-                        shard,
-                        events: vec![event.to_bytes()],
-                    },
-                    TX_TIMEOUT,
-                    |m| matches!(m, NetMessage::Receipt { request: 1, .. }),
-                )?;
-                let NetMessage::Receipt {
-                    results,
-                    retry_after_ms,
-                    ..
-                } = answer
-                else {
-                    unreachable!("filtered to receipts")
-                };
-                let receipt = results
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| CliError::Usage(format!("{node}: an empty receipt")))?;
-                let overloaded = matches!(
-                    &receipt.outcome,
-                    EventOutcome::Rejected {
-                        reason: pc_net::frame::RejectReason::Overloaded,
-                        ..
-                    }
-                );
-                if !overloaded || retry_after_ms == 0 || attempt >= OVERLOADED_RETRIES {
-                    break receipt;
-                }
-                attempt += 1;
-                eprintln!(
-                    "{node}: overloaded; retrying in {retry_after_ms} ms (attempt {attempt} of {OVERLOADED_RETRIES})"
-                );
-                std::thread::sleep(Duration::from_millis(u64::from(retry_after_ms)));
-            };
+            let receipt = submit_event(node, shard, &event)?;
             let receipt = &receipt;
             let (outcome, reason) = match &receipt.outcome {
                 EventOutcome::Accepted => ("accepted", String::new()),
@@ -521,6 +635,102 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
                 )));
             }
             Ok(())
+        }
+        TxCommand::Payouts {
+            genesis,
+            node,
+            owner,
+            key,
+            shard,
+        } => {
+            let genesis = genesis_file::load(&genesis)?.genesis;
+            let owner = match (owner, key) {
+                (Some(hex), _) => hex32(&hex, "--owner")?,
+                (None, Some(path)) => key_file::read(&path)?.public_key(),
+                (None, None) => return Err(CliError::Usage("give --owner or --key".into())),
+            };
+            for shard in seat_shards(&genesis, &owner, shard)? {
+                let (round, leaf, _) = payout_proof(node, shard, owner)?;
+                let line = serde_json::json!({
+                    "type": "payout",
+                    "owner": to_hex(&owner),
+                    "shard": shard,
+                    "round": round,
+                    "owed": leaf.amount,
+                    "claimable": leaf.amount > 0,
+                });
+                println!("{line}");
+            }
+            Ok(())
+        }
+        TxCommand::Claim {
+            genesis,
+            key,
+            node,
+            shard,
+        } => {
+            let genesis = genesis_file::load(&genesis)?.genesis;
+            let key = key_file::read(&key)?;
+            let owner = key.public_key();
+            let network = genesis.network();
+            let mut rejected = Vec::new();
+            for shard in seat_shards(&genesis, &owner, shard)? {
+                let (round, leaf, proof) = payout_proof(node, shard, owner)?;
+                if leaf.amount == 0 {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "type": "claim", "shard": shard, "round": round,
+                            "amount": 0, "outcome": "nothing owed",
+                        })
+                    );
+                    continue;
+                }
+                let mut claim = pc_codec::Claim {
+                    round,
+                    leaf,
+                    proof,
+                    owner,
+                    signature: [0; 64],
+                };
+                let aux: [u8; 32] = rand::random();
+                claim.signature = key.sign(&claim.signing_message(&network, shard), &aux);
+                let event = MicroEvent::Claim(claim);
+                let receipt = submit_event(node, shard, &event)?;
+                let (outcome, reason) = match &receipt.outcome {
+                    EventOutcome::Accepted => ("accepted", String::new()),
+                    EventOutcome::Rejected { reason, detail } => {
+                        ("rejected", format!("{reason:?}: {detail}"))
+                    }
+                };
+                // The claimed value becomes output (claim id, 0) of the
+                // owner, in the owner's shard (an export when that is
+                // another shard).
+                let line = serde_json::json!({
+                    "type": "claim",
+                    "node": node.to_string(),
+                    "shard": shard,
+                    "round": round,
+                    "amount": leaf.amount,
+                    "event_id": to_hex(&receipt.event_id),
+                    "output": format!("{}:0", to_hex(&event.id())),
+                    "owner_shard": shard_of(&owner, genesis.params.shards),
+                    "outcome": outcome,
+                    "reason": reason,
+                });
+                println!("{line}");
+                if outcome == "rejected" {
+                    rejected.push(format!("shard {shard}: {reason}"));
+                }
+            }
+            if rejected.is_empty() {
+                Ok(())
+            } else {
+                Err(CliError::Usage(format!(
+                    "{node}: claim rejected: {}",
+                    rejected.join("; ")
+                )))
+            }
         }
         TxCommand::Balance {
             genesis,

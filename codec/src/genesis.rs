@@ -37,6 +37,14 @@ pub struct ConsensusParams {
     pub maturity_anchors: [u64; 3],
     /// Global-anchor-index bounds that select the maturity tier.
     pub maturity_tier_bounds: [u64; 2],
+    /// `W_slash`: finalized anchors within which slashes of one class
+    /// against a seat count towards its repeat tier (DESIGN §5.4).
+    pub slash_window_anchors: u64,
+    /// `W_cool`: finalized anchors a slashed seat earns no rewards for.
+    pub slash_cooldown_anchors: u64,
+    /// `W_claim`: finalized anchors after a round during which a claim
+    /// may use its payout root (DESIGN §5.3).
+    pub claim_window_anchors: u64,
 }
 
 impl ConsensusParams {
@@ -52,6 +60,9 @@ impl ConsensusParams {
             ack_distance_max: 8,
             maturity_anchors: [50_000, 100_000, 200_000],
             maturity_tier_bounds: [10_000_000, 100_000_000],
+            slash_window_anchors: 200_000,
+            slash_cooldown_anchors: 50_000,
+            claim_window_anchors: 50_000,
         }
     }
 
@@ -209,7 +220,7 @@ pub enum GenesisError {
         reason: &'static str,
     },
     /// The allocations exceed the supply cap.
-    #[error("allocations total more than the supply cap of {SUPPLY_CAP_UNITS} units")]
+    #[error("allocations and bonds total more than the supply cap of {SUPPLY_CAP_UNITS} units")]
     SupplyOverCap,
 }
 
@@ -239,6 +250,9 @@ impl Genesis {
             ("coin_round_period", u64::from(p.coin_round_period)),
             ("ancient_window_rounds", u64::from(p.ancient_window_rounds)),
             ("ack_alpha denominator", u64::from(p.ack_alpha[1])),
+            ("slash_window_anchors", p.slash_window_anchors),
+            ("slash_cooldown_anchors", p.slash_cooldown_anchors),
+            ("claim_window_anchors", p.claim_window_anchors),
         ] {
             if value == 0 {
                 return Err(GenesisError::ZeroParameter { name });
@@ -323,7 +337,9 @@ impl Genesis {
     }
 
     fn validate_allocations(&self) -> Result<(), GenesisError> {
-        let mut total: u64 = 0;
+        // Allocations and every bond, summed in u128 (DESIGN §3.1): bonds
+        // are value too, held by the shards as `bonded`.
+        let mut total: u128 = self.validators.iter().map(|v| u128::from(v.bond)).sum();
         for (index, allocation) in self.allocations.iter().enumerate() {
             let invalid = |reason| GenesisError::InvalidAllocation { index, reason };
             if !is_valid_public_key(&allocation.owner) {
@@ -335,13 +351,9 @@ impl Genesis {
             if allocation.outputs == 0 || allocation.outputs > MAX_OUTPUTS_PER_ALLOCATION {
                 return Err(invalid("outputs must be in 1..=65536"));
             }
-            let line = allocation
-                .amount
-                .checked_mul(u64::from(allocation.outputs))
-                .ok_or(GenesisError::SupplyOverCap)?;
-            total = total.checked_add(line).ok_or(GenesisError::SupplyOverCap)?;
+            total += u128::from(allocation.amount) * u128::from(allocation.outputs);
         }
-        if total > SUPPLY_CAP_UNITS {
+        if total > u128::from(SUPPLY_CAP_UNITS) {
             return Err(GenesisError::SupplyOverCap);
         }
         Ok(())
@@ -370,6 +382,27 @@ impl Genesis {
             }
         }
         seats.into_iter().collect()
+    }
+
+    /// The bond of each seat of `shard`, by seat index (DESIGN §5.4): a
+    /// validator's bond split over its seats, `floor(bond / n) + 1` for
+    /// the first `bond mod n` seats in ascending shard order and
+    /// `floor(bond / n)` for the others. `None` if a seat is unfilled.
+    pub fn seat_bonds(&self, shard: u16) -> Option<Vec<u64>> {
+        let mut bonds = vec![None; usize::from(self.params.k)];
+        for validator in &self.validators {
+            let mut shards: Vec<u16> = validator.seats.iter().map(|s| s.shard).collect();
+            shards.sort_unstable();
+            let n = shards.len() as u64;
+            let Some(rank) = shards.iter().position(|s| *s == shard) else {
+                continue;
+            };
+            let bond = validator.bond / n + u64::from((rank as u64) < validator.bond % n);
+            for seat in validator.seats.iter().filter(|s| s.shard == shard) {
+                *bonds.get_mut(usize::from(seat.seat))? = Some(bond);
+            }
+        }
+        bonds.into_iter().collect()
     }
 
     /// Total units allocated at genesis.
@@ -411,6 +444,13 @@ impl Encode for ConsensusParams {
         {
             out.extend_from_slice(&value.to_le_bytes());
         }
+        for value in [
+            self.slash_window_anchors,
+            self.slash_cooldown_anchors,
+            self.claim_window_anchors,
+        ] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
     }
 }
 
@@ -433,6 +473,9 @@ impl Decode for ConsensusParams {
                 reader.u64("maturity tier 3")?,
             ],
             maturity_tier_bounds: [reader.u64("tier bound 1")?, reader.u64("tier bound 2")?],
+            slash_window_anchors: reader.u64("slash window")?,
+            slash_cooldown_anchors: reader.u64("cool-down")?,
+            claim_window_anchors: reader.u64("claim window")?,
         })
     }
 }

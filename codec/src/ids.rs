@@ -36,10 +36,12 @@ pub mod context {
     pub const CHECKPOINT: &str = "phantom-coin v0 checkpoint";
     /// Snapshot root (v1).
     pub const SNAPSHOT: &str = "phantom-coin v0 snapshot";
+    /// Offence id: what slashing deduplicates (v1, DESIGN §5.4).
+    pub const EVIDENCE: &str = "phantom-coin v0 evidence";
 
     /// Every context of the protocol (the prefix stays `v0` in v1: it names
     /// the id family).
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         HEADER,
         ANCHOR,
         TX,
@@ -54,6 +56,7 @@ pub mod context {
         TLS_BINDING,
         CHECKPOINT,
         SNAPSHOT,
+        EVIDENCE,
     ];
 }
 

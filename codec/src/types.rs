@@ -348,7 +348,8 @@ impl Decode for PayoutLeaf {
     }
 }
 
-/// A claim against a finalized round's payout root (inactive in v0).
+/// A claim of a seat's owed balance against a finalized round's payout
+/// root (DESIGN §5.3).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Claim {
     /// The finalized round whose payout root the proof is against.
@@ -364,9 +365,12 @@ pub struct Claim {
 }
 
 impl Claim {
-    /// `derive("payout", network || canonical(claim without signature))`.
-    pub fn signing_message(&self, network: &[u8; 8]) -> Hash32 {
+    /// `derive("payout", network || shard u16 || canonical(claim without
+    /// signature))`: the carrying shard is signed, since one key holds
+    /// seats in many shards.
+    pub fn signing_message(&self, network: &[u8; 8], shard: u16) -> Hash32 {
         let mut body = Vec::new();
+        body.extend_from_slice(&shard.to_le_bytes());
         put_u64(&mut body, self.round);
         self.leaf.encode(&mut body);
         self.proof.encode(&mut body);

@@ -36,6 +36,9 @@ struct ConsensusToml {
     ack_distance_max: Option<u8>,
     maturity_anchors: Option<[u64; 3]>,
     maturity_tier_bounds: Option<[u64; 2]>,
+    slash_window_anchors: Option<u64>,
+    slash_cooldown_anchors: Option<u64>,
+    claim_window_anchors: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +291,15 @@ fn params(consensus: &ConsensusToml) -> ConsensusParams {
         maturity_tier_bounds: consensus
             .maturity_tier_bounds
             .unwrap_or(defaults.maturity_tier_bounds),
+        slash_window_anchors: consensus
+            .slash_window_anchors
+            .unwrap_or(defaults.slash_window_anchors),
+        slash_cooldown_anchors: consensus
+            .slash_cooldown_anchors
+            .unwrap_or(defaults.slash_cooldown_anchors),
+        claim_window_anchors: consensus
+            .claim_window_anchors
+            .unwrap_or(defaults.claim_window_anchors),
         ..defaults
     }
 }
@@ -342,7 +354,10 @@ pub fn render(genesis: &Genesis, note: &[u8]) -> String {
          ack_alpha = {:?}\n\
          ack_distance_max = {}\n\
          maturity_anchors = {:?}\n\
-         maturity_tier_bounds = {:?}\n",
+         maturity_tier_bounds = {:?}\n\
+         slash_window_anchors = {}   # W_slash\n\
+         slash_cooldown_anchors = {}   # W_cool\n\
+         claim_window_anchors = {}   # W_claim\n",
         p.k,
         p.shards,
         to_hex(note),
@@ -354,6 +369,9 @@ pub fn render(genesis: &Genesis, note: &[u8]) -> String {
         p.ack_distance_max,
         p.maturity_anchors,
         p.maturity_tier_bounds,
+        p.slash_window_anchors,
+        p.slash_cooldown_anchors,
+        p.claim_window_anchors,
     );
     for validator in &genesis.validators {
         let seats: Vec<String> = validator

@@ -15,10 +15,16 @@
 //! this layer checks only the frame's shape and bounds.
 
 use pc_codec::wire::{put_count, put_varint, Decode, DecodeError, Encode, Reader};
-use pc_codec::{CertifiedCheckpoint, CheckpointSig, ExportsBundle, Hash32, PublicKeyBytes};
+use pc_codec::{
+    CertifiedCheckpoint, CheckpointSig, ExportsBundle, Hash32, MerkleProof, PayoutLeaf,
+    PublicKeyBytes,
+};
 
 use crate::identity::Hello;
 
+/// Most siblings of a payout proof: a payout tree has at most 64 leaves
+/// (one per seat of a shard).
+pub const MAX_PAYOUT_PROOF_SIBLINGS: usize = 6;
 /// Bytes of the length prefix of a frame.
 pub const FRAME_PREFIX_BYTES: usize = 4;
 /// Largest frame body: room for one anchor of [`MAX_ANCHOR_BYTES`] several
@@ -249,13 +255,61 @@ pub enum NetMessage {
         /// The newest snapshot's round (`u64::MAX`: none).
         snapshot_round: u64,
     },
+    /// Tag 26: a client asks what a seat is owed in a shard (DESIGN §5.3).
+    PayoutQuery {
+        /// Chosen by the client; echoed in the [`NetMessage::PayoutProof`].
+        request: u64,
+        /// The shard whose payout root the claim will use.
+        shard: u16,
+        /// The seat's key.
+        recipient: PublicKeyBytes,
+    },
+    /// Tag 27: the answer: the seat's leaf of the last finalized round's
+    /// payout root and its proof (amount 0, no siblings: nothing owed).
+    PayoutProof {
+        /// The query's request number.
+        request: u64,
+        /// The shard.
+        shard: u16,
+        /// The finalized round whose root the proof is against.
+        round: u64,
+        /// The leaf.
+        leaf: PayoutLeaf,
+        /// Its proof.
+        proof: MerkleProof,
+    },
 }
 
 impl NetMessage {
     /// Position of the variant among the message kinds (its tag), for
     /// per-kind counters.
     pub fn kind_index(&self) -> usize {
-        usize::from(self.tag())
+        match self.tag() {
+            // Tags 16-25 (snapshots and mints) are not spoken yet: the
+            // payout pair follows the pruned answer.
+            tag @ 26..=27 => usize::from(tag) - 10,
+            tag => usize::from(tag),
+        }
+    }
+
+    /// A client's request, which needs no Hello: a submission or a query.
+    pub fn is_client_request(&self) -> bool {
+        matches!(
+            self,
+            NetMessage::SubmitMicroEvents { .. }
+                | NetMessage::BalanceQuery { .. }
+                | NetMessage::PayoutQuery { .. }
+        )
+    }
+
+    /// An answer to a client's request; a node never asks for one.
+    pub fn is_client_answer(&self) -> bool {
+        matches!(
+            self,
+            NetMessage::Receipt { .. }
+                | NetMessage::Balance { .. }
+                | NetMessage::PayoutProof { .. }
+        )
     }
 
     /// The wire tag of the variant.
@@ -277,6 +331,8 @@ impl NetMessage {
             NetMessage::ExportsAck { .. } => 13,
             NetMessage::GetExports { .. } => 14,
             NetMessage::Pruned { .. } => 15,
+            NetMessage::PayoutQuery { .. } => 26,
+            NetMessage::PayoutProof { .. } => 27,
         }
     }
 
@@ -298,6 +354,8 @@ impl NetMessage {
             NetMessage::Exports(_) => "Exports",
             NetMessage::ExportsAck { .. } => "ExportsAck",
             NetMessage::GetExports { .. } => "GetExports",
+            NetMessage::PayoutQuery { .. } => "PayoutQuery",
+            NetMessage::PayoutProof { .. } => "PayoutProof",
             NetMessage::Pruned { .. } => "Pruned",
         }
     }
@@ -504,6 +562,28 @@ impl Encode for NetMessage {
                 put_u64(out, *oldest_round);
                 put_u64(out, *snapshot_round);
             }
+            NetMessage::PayoutQuery {
+                request,
+                shard,
+                recipient,
+            } => {
+                put_u64(out, *request);
+                put_u16(out, *shard);
+                out.extend_from_slice(recipient);
+            }
+            NetMessage::PayoutProof {
+                request,
+                shard,
+                round,
+                leaf,
+                proof,
+            } => {
+                put_u64(out, *request);
+                put_u16(out, *shard);
+                put_u64(out, *round);
+                leaf.encode(out);
+                proof.encode(out);
+            }
         }
     }
 }
@@ -612,6 +692,22 @@ impl Decode for NetMessage {
                 shard: reader.u16("shard")?,
                 oldest_round: reader.u64("oldest round")?,
                 snapshot_round: reader.u64("snapshot round")?,
+            },
+            26 => NetMessage::PayoutQuery {
+                request: reader.u64("request")?,
+                shard: reader.u16("shard")?,
+                recipient: reader.array("recipient")?,
+            },
+            27 => NetMessage::PayoutProof {
+                request: reader.u64("request")?,
+                shard: reader.u16("shard")?,
+                round: reader.u64("round")?,
+                leaf: PayoutLeaf::decode(reader)?,
+                proof: MerkleProof::decode_bounded(
+                    reader,
+                    MAX_PAYOUT_PROOF_SIBLINGS,
+                    "payout proof siblings",
+                )?,
             },
             tag => {
                 return Err(DecodeError::UnknownTag {

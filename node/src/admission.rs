@@ -244,7 +244,7 @@ impl NodeCore {
                 self.handle_hello(io, conn, hello, now);
                 Ok(())
             }
-            NetMessage::Receipt { .. } | NetMessage::Balance { .. } => {
+            answer if answer.is_client_answer() => {
                 // Answers are for clients; a node never asked.
                 self.record(remote, PeerEvent::InvalidMessage, now);
                 Ok(())

@@ -116,6 +116,7 @@ impl NodeCore {
             | NetMessage::Anchors { shard, .. }
             | NetMessage::Evidence { shard, .. }
             | NetMessage::Pruned { shard, .. }
+            | NetMessage::PayoutQuery { shard, .. }
             | NetMessage::SubmitMicroEvents { shard, .. } => Some(*shard),
             NetMessage::CheckpointSig(sig) => Some(sig.checkpoint.shard),
             NetMessage::CheckpointCert(cert) => Some(cert.checkpoint.shard),
@@ -146,10 +147,7 @@ impl NodeCore {
         let Some(shard) = self.shard_of_message(&message) else {
             return Ok(());
         };
-        let client_message = matches!(
-            message,
-            NetMessage::SubmitMicroEvents { .. } | NetMessage::BalanceQuery { .. }
-        );
+        let client_message = message.is_client_request();
         let peer = match peer {
             Some(peer) => Some(peer),
             None if client_message => None,
@@ -259,6 +257,14 @@ impl NodeCore {
             }
             (NetMessage::BalanceQuery { request, owner }, _) => {
                 self.answer_balance(io, origin, shard, request, owner);
+            }
+            (
+                NetMessage::PayoutQuery {
+                    request, recipient, ..
+                },
+                _,
+            ) => {
+                self.answer_payout(io, origin, shard, request, recipient);
             }
             (
                 NetMessage::Pruned {

@@ -72,8 +72,9 @@ fn reject_class(error: &MicroEventError) -> RejectReason {
         MicroEventError::TransferBadSignature
         | MicroEventError::ClaimBadSignature
         | MicroEventError::EvidenceBadSignature { .. } => RejectReason::BadSignature,
-        MicroEventError::TransferForeignOwner { .. }
-        | MicroEventError::ClaimForeignOwner { .. } => RejectReason::WrongShard,
+        MicroEventError::TransferForeignOwner { .. } | MicroEventError::ClaimNotASeat { .. } => {
+            RejectReason::WrongShard
+        }
         _ => RejectReason::Invalid,
     }
 }
@@ -171,6 +172,52 @@ impl NodeCore {
             finalized_round,
         };
         self.reply(io, origin, balance);
+    }
+
+    /// A payout query, answered from the finalized state: the recipient's
+    /// leaf of the last finalized round's payout root and its proof, or
+    /// amount 0 when nothing is owed (or the key holds no seat here).
+    pub(crate) fn answer_payout(
+        &mut self,
+        io: &mut dyn NodeIo,
+        origin: Origin,
+        shard: u16,
+        request: u64,
+        recipient: PublicKeyBytes,
+    ) {
+        let host = &self.shards[&shard];
+        let economics = host.machine().state().economics();
+        let retained = economics.roots().last().copied();
+        let leaves = economics.leaves();
+        let position = leaves.iter().position(|l| l.recipient == recipient);
+        let (round, leaf, proof) = match (retained, position) {
+            (Some(retained), Some(at)) => {
+                let bytes: Vec<Vec<u8>> = leaves.iter().map(pc_codec::Encode::to_bytes).collect();
+                let proof = pc_codec::MerkleProof::build(&bytes, at)
+                    .expect("the position is within the leaves");
+                (retained.round, leaves[at], proof)
+            }
+            (retained, _) => (
+                retained.map_or(0, |r| r.round),
+                pc_codec::PayoutLeaf {
+                    recipient,
+                    amount: 0,
+                },
+                pc_codec::MerkleProof {
+                    index: 0,
+                    leaf_count: 0,
+                    siblings: Vec::new(),
+                },
+            ),
+        };
+        let answer = NetMessage::PayoutProof {
+            request,
+            shard,
+            round,
+            leaf,
+            proof,
+        };
+        self.reply(io, origin, answer);
     }
 
     /// Relayed equivocation evidence: queued for this seat's next own
@@ -296,6 +343,14 @@ impl NodeCore {
                 }
                 Err(rejected @ SubmitRejected::EvidenceQueued { .. }) => {
                     EventOutcome::rejected(RejectReason::Duplicate, &rejected.to_string())
+                }
+                Err(
+                    rejected @ SubmitRejected::ClaimRefused {
+                        outcome: pc_shard::state::Outcome::ClaimStale,
+                    },
+                ) => EventOutcome::rejected(RejectReason::Duplicate, &rejected.to_string()),
+                Err(rejected @ SubmitRejected::ClaimRefused { .. }) => {
+                    EventOutcome::rejected(RejectReason::Invalid, &rejected.to_string())
                 }
                 Err(SubmitRejected::Invalid(error)) => {
                     EventOutcome::rejected(reject_class(&error), &error.to_string())

@@ -16,7 +16,7 @@ pub const LATENCY_BUCKETS_S: &[f64] = &[
 
 /// The wire message kinds, by `pc_net::NetMessage::kind_index`, as the
 /// `kind` label of the `pc_p2p_*` families.
-pub const MESSAGE_KINDS: [&str; 16] = [
+pub const MESSAGE_KINDS: [&str; 18] = [
     "hello",
     "announce",
     "get",
@@ -33,6 +33,8 @@ pub const MESSAGE_KINDS: [&str; 16] = [
     "exports_ack",
     "get_exports",
     "pruned",
+    "payout_query",
+    "payout_proof",
 ];
 
 /// A histogram with fixed bounds in seconds (`+Inf` implied), kept as
@@ -292,6 +294,6 @@ mod tests {
         assert_eq!(h.cumulative(), vec![1, 2, 3]);
         assert_eq!(h.count(), 3);
         assert!((h.sum_seconds() - 0.052_001).abs() < 1e-9);
-        assert_eq!(MESSAGE_KINDS.len(), 16);
+        assert_eq!(MESSAGE_KINDS.len(), 18);
     }
 }

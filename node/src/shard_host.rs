@@ -1206,6 +1206,12 @@ impl ShardHost {
         out
     }
 
+    /// Test flag (devnet `--equivocate`): the seat signs its own anchor at
+    /// `seq` twice (see [`pc_shard::machine::Shard::set_equivocate_at`]).
+    pub fn equivocate_at(&mut self, seq: u64) {
+        self.machine.set_equivocate_at(Some(seq));
+    }
+
     /// Installs a crash-injection hook (tests of crash recovery).
     pub fn set_crash_hook(&mut self, hook: CrashHook) {
         self.crash_hook = Some(hook);

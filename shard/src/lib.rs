@@ -13,6 +13,7 @@
 pub mod consensus;
 pub mod cross;
 pub mod crosslink;
+pub mod economics;
 pub mod machine;
 #[cfg(feature = "test-support")]
 pub mod oracle;

@@ -35,6 +35,12 @@ pub trait AnchorSigner {
     fn public_key(&self) -> PublicKeyBytes;
     /// Signs a header id.
     fn sign(&self, message: &[u8]) -> SignatureBytes;
+    /// Signs a header id a second time, with another signature where the
+    /// scheme allows: only the equivocation test flag
+    /// ([`Shard::set_equivocate_at`]) calls it.
+    fn sign_again(&self, message: &[u8]) -> SignatureBytes {
+        self.sign(message)
+    }
 }
 
 /// BIP-340 signing for the product. The auxiliary randomness is all zeros,
@@ -46,6 +52,11 @@ impl AnchorSigner for SigningKey {
     }
     fn sign(&self, message: &[u8]) -> SignatureBytes {
         SigningKey::sign(self, message, &[0; 32])
+    }
+    fn sign_again(&self, message: &[u8]) -> SignatureBytes {
+        // Other auxiliary randomness, another nonce: another valid
+        // signature of the same header, so another anchor id.
+        SigningKey::sign(self, message, &[1; 32])
     }
 }
 
@@ -269,6 +280,13 @@ pub enum SubmitRejected {
     EvidenceQueued {
         /// The accused seat.
         seat: u8,
+    },
+    /// A claim the finalized state already refuses (stale: the seat claimed
+    /// since; its root unknown or expired; a proof that does not fit).
+    #[error("claim would not apply: {outcome:?}")]
+    ClaimRefused {
+        /// What apply would say.
+        outcome: crate::state::Outcome,
     },
 }
 
@@ -632,6 +650,10 @@ pub struct Shard<V, S> {
     /// taken by [`Shard::handle_anchor`], dropped at the next group.
     preverified: Vec<(Hash32, Preverified)>,
     evidence_queued: u64,
+    /// Test flag: the own seq at which this seat equivocates.
+    equivocate_at: Option<u64>,
+    /// The second anchor at that seq, sent right after the first.
+    twin: Option<Vec<u8>>,
     /// (birth round, seq, arrival) -> id of the pending anchors: the
     /// lowest keys are the closest to being inserted.
     pending: BTreeMap<(u64, u64, u64), Hash32>,
@@ -762,6 +784,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             first_header: HashMap::new(),
             preverified: Vec::new(),
             evidence_queued: 0,
+            equivocate_at: None,
+            twin: None,
             pending: BTreeMap::new(),
             pending_per_seat: vec![BTreeMap::new(); k],
             pending_by_id: HashMap::new(),
@@ -993,6 +1017,14 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         validated: Result<(), MicroEventError>,
     ) -> Result<(), SubmitRejected> {
         validated.map_err(SubmitRejected::Invalid)?;
+        // A claim is judged against the finalized state as a later round
+        // would judge it, so a client learns at once that it is stale.
+        if let MicroEvent::Claim(claim) = &event {
+            let economics = self.state.economics();
+            economics
+                .check_claim(claim, u64::MAX, economics.next_anchor_index())
+                .map_err(|outcome| SubmitRejected::ClaimRefused { outcome })?;
+        }
         // Evidence against a seat goes into an anchor once, whether this
         // machine found the fork itself or a peer relayed it. Checked after
         // validation, so a forgery is always reported as one.
@@ -1009,6 +1041,13 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         Ok(())
     }
 
+    /// Test flag (devnet `--equivocate`): this seat signs its own anchor at
+    /// `seq` twice and sends both, an equivocation its peers must turn
+    /// into evidence. Never set on a validator.
+    pub fn set_equivocate_at(&mut self, seq: Option<u64>) {
+        self.equivocate_at = seq;
+    }
+
     /// Every record up to and including `token` is durable.
     pub fn handle_durable(&mut self, token: u64) {
         let Some(seat) = self.seat.as_mut() else {
@@ -1021,6 +1060,12 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     destination: Destination::Broadcast,
                     message: ShardMessage::Anchor(bytes),
                 });
+                if let Some(twin) = self.twin.take() {
+                    self.transmits.push_back(Transmit {
+                        destination: Destination::Broadcast,
+                        message: ShardMessage::Anchor(twin),
+                    });
+                }
                 self.after_input();
             }
         }
@@ -2183,6 +2228,18 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         };
         header.payload_bytes = payload.to_bytes().len() as u32;
         let signature = seat.signer.sign(&header.id());
+        if self.equivocate_at == Some(seq) {
+            // A second signature of this header is a second anchor at this
+            // seq (DESIGN §4): sent to the peers, never inserted here.
+            let twin = SignedAnchor {
+                header: SignedAnchorHeader {
+                    header: header.clone(),
+                    signature: seat.signer.sign_again(&header.id()),
+                },
+                payload: payload.clone(),
+            };
+            self.twin = Some(twin.to_bytes());
+        }
         let anchor = SignedAnchor {
             header: SignedAnchorHeader { header, signature },
             payload,

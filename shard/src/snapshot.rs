@@ -26,7 +26,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 /// The file's magic bytes.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"PCSNAP01";
 /// The file format this build writes and reads.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 /// Chunk size of the snapshot root's Merkle tree.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 /// Derivation context of the snapshot root.
@@ -136,14 +136,71 @@ pub struct StateImage {
     pub utxos: Vec<UtxoImage>,
     /// Export chains, exported / imported sums and import dedupe.
     pub cross: crate::cross::image::CrossImage,
-    /// Unclaimed payouts.
-    pub payouts_owed: u64,
-    /// Slashed seats (mask).
-    pub slashed: u64,
+    /// The seats' section: bonds, owed balances, claims, slashes, roots.
+    pub seats: SeatsImage,
     /// The state root after the last finalized round.
     pub state_root: Hash32,
     /// Supply held by the shard.
     pub supply: u64,
+}
+
+/// One seat's account (DESIGN §5.3, §5.4); its key and genesis bond come
+/// from the genesis.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SeatAccountImage {
+    /// What is left of the bond.
+    pub remaining: u64,
+    /// Owed and not yet claimed.
+    pub owed: u64,
+    /// Round of the last applied claim.
+    pub claim_floor: u64,
+    /// Anchor index the cool-down lasts until.
+    pub cool_until: u64,
+    /// Slashed out.
+    pub slashed_out: bool,
+    /// Its slashes, oldest first.
+    pub slashes: Vec<SlashImage>,
+}
+
+/// One applied slash.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SlashImage {
+    /// The offence id.
+    pub offence_id: Hash32,
+    /// Offence class code.
+    pub class: u8,
+    /// Anchor index of the carrying anchor.
+    pub index: u64,
+    /// Units taken.
+    pub amount: u64,
+    /// Repeat tier.
+    pub tier: u32,
+}
+
+/// A retained payout root.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RootImage {
+    /// The round.
+    pub round: u64,
+    /// The root.
+    pub root: Hash32,
+    /// Its leaf count.
+    pub leaf_count: u64,
+    /// The anchor index after the round.
+    pub next_index: u64,
+}
+
+/// The seats' section of the state.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SeatsImage {
+    /// One account per seat, by seat.
+    pub seats: Vec<SeatAccountImage>,
+    /// Value no eligible seat could be paid yet.
+    pub undistributed: u64,
+    /// The index of the next finalized anchor.
+    pub next_anchor_index: u64,
+    /// The retained payout roots, oldest first.
+    pub roots: Vec<RootImage>,
 }
 
 /// A parent reference.

@@ -12,12 +12,13 @@ use foldhash::{HashMap, HashMapExt};
 use pc_codec::cross::{Checkpoint, ExportLeaf, Import, Origin, RoundExports};
 use pc_codec::genesis::Genesis;
 use pc_codec::ids::{derive, shard_of, state_root};
-use pc_codec::{
-    merkle, Encode, EventDigest, Hash32, MicroEvent, OutPoint, PayoutLeaf, PublicKeyBytes,
-    Transfer, TxOut,
-};
+use pc_codec::{Claim, EventDigest, Hash32, MicroEvent, OutPoint, PublicKeyBytes, Transfer, TxOut};
 
 use crate::cross::CrossState;
+use crate::economics::{offence_id, Economics, OffenceClass, SlashApplied};
+
+/// The offence kind of an Evidence micro-event in its offence id.
+pub const EVIDENCE_KIND: u8 = 255;
 
 /// What applying one micro-event did. The code enters the state root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,17 +36,23 @@ pub enum Outcome {
     ValueNotConserved = 4,
     /// The transfer's owner belongs to another shard.
     WrongShard = 5,
-    /// Equivocation evidence recorded; the seat is slashed from now on.
+    /// An offence judged: the seat is slashed at its tier's rate.
     EvidenceRecorded = 6,
-    /// Evidence against a seat that is already slashed.
+    /// The offender is slashed out already, or this offence is recorded.
     EvidenceDuplicate = 7,
-    /// Mint is decoded and ordered but not active in v0.
+    /// Mint is decoded and ordered but not active yet.
     InactiveMint = 8,
-    /// Claim is decoded and ordered but not active in v0.
-    InactiveClaim = 9,
     /// A transfer's outputs would push a round's exports to one
     /// destination past `X_max`; rejected whole.
     ExportLimit = 11,
+    /// The claim's round is not retained, not before this round, or its
+    /// root is `W_claim` anchors old.
+    ClaimRootUnknown = 17,
+    /// The proof's leaf count or path does not place the leaf under the
+    /// round's payout root.
+    ClaimBadProof = 18,
+    /// The seat claimed since that round.
+    ClaimStale = 19,
     /// The import's leaf already landed (or its round is at or below the
     /// source's head).
     ImportDuplicate = 20,
@@ -60,6 +67,11 @@ pub enum Outcome {
     ImportSourceFrozen = 24,
     /// A second checkpoint of a registered round: the source is frozen.
     ImportCertificateConflict = 25,
+    /// A checkpoint offence about a round more than 4 096 rounds back or
+    /// not yet finalized here.
+    EvidenceExpired = 26,
+    /// A wrong-checkpoint offence whose checkpoint is this shard's own.
+    EvidenceUnfounded = 27,
 }
 
 /// One finalized anchor as the state sees it.
@@ -96,6 +108,12 @@ pub struct RoundOutcome {
     /// order (for the node's cross-shard latency; not in the digest, which
     /// commits every outcome already).
     pub imported: Vec<(u16, Hash32)>,
+    /// Slashes applied in the round, in order (for reports and metrics).
+    pub slashes: Vec<SlashApplied>,
+    /// Claims applied in the round: (seat, units), in order.
+    pub claims: Vec<(u8, u64)>,
+    /// The payout root's leaf count.
+    pub payout_leaves: u64,
     /// The state root after the round.
     pub state_root: Hash32,
 }
@@ -128,7 +146,8 @@ pub struct RoundApply {
     eligible: u64,
     ufw_creators: Vec<u8>,
     outcomes: Vec<(Hash32, Outcome)>,
-    payouts: BTreeMap<PublicKeyBytes, u64>,
+    slashes: Vec<SlashApplied>,
+    claims: Vec<(u8, u64)>,
     fees: u64,
     /// The round's export leaves per destination, in apply order.
     exports: BTreeMap<u16, Vec<ExportLeaf>>,
@@ -147,12 +166,6 @@ pub struct StateParams {
     pub network: [u8; 8],
     /// Seat keys of this shard's committee, by seat.
     pub committee: Vec<PublicKeyBytes>,
-    /// Base, proposer, performance, attestor percentages.
-    pub fee_split_pct: [u8; 4],
-    /// Ack-distance weight `alpha = numerator / denominator`.
-    pub ack_alpha: [u32; 2],
-    /// Largest ack distance that earns a weight.
-    pub ack_distance_max: u8,
 }
 
 /// The unspent outputs of one genesis allocation: all share one tx id, one
@@ -206,11 +219,10 @@ pub struct ShardState {
     genesis_outputs: HashMap<Hash32, GenesisOutputs>,
     /// Export chains, sums and import dedupe.
     cross: CrossState,
-    /// Unclaimed payouts.
-    payouts_owed: u64,
-    /// Seats slashed by finalized evidence.
-    slashed: u64,
+    /// Bonds, owed balances, claims, slashes and payout roots.
+    economics: Economics,
     state_root: Hash32,
+    /// The shard's genesis value: its allocations and its seats' bonds.
     supply: u64,
 }
 
@@ -237,15 +249,14 @@ impl ShardState {
         let committee = genesis
             .committee(shard)
             .expect("a validated genesis fills every seat");
+        let economics = Economics::from_genesis(genesis, shard);
+        supply += economics.genesis_bonds() as u64;
         ShardState {
             params: StateParams {
                 shard,
                 shards: genesis.params.shards,
                 network,
                 committee,
-                fee_split_pct: genesis.params.fee_split_pct,
-                ack_alpha: genesis.params.ack_alpha,
-                ack_distance_max: genesis.params.ack_distance_max,
             },
             // Sized up front for twice the genesis outputs (bounded): a
             // ledger's UTXO set is of that order, and a table that grows
@@ -256,8 +267,7 @@ impl ShardState {
             utxos: HashMap::with_capacity(2 * owned_outputs.min(MAX_PRESIZED_UTXOS)),
             genesis_outputs,
             cross: CrossState::new(shard, genesis.params.shards),
-            payouts_owed: 0,
-            slashed: 0,
+            economics,
             state_root: genesis.hash(),
             supply,
         }
@@ -300,16 +310,30 @@ impl ShardState {
     }
 
     /// The left side of the shard's supply equation (DESIGN §5.1):
-    /// `unspent + owed + exported - imported`, which stays the genesis
-    /// value over every round.
+    /// `unspent + owed + bonded + exported - imported`, which stays the
+    /// genesis value over every round.
     pub fn accounted_value(&self) -> u128 {
-        (self.unspent_value() + u128::from(self.payouts_owed) + self.cross.exported_total())
-            .saturating_sub(self.cross.imported_total())
+        (self.unspent_value()
+            + self.economics.owed_total()
+            + self.economics.bonded()
+            + self.cross.exported_total())
+        .saturating_sub(self.cross.imported_total())
     }
 
-    /// Unclaimed payouts (`owed`).
-    pub fn owed(&self) -> u64 {
-        self.payouts_owed
+    /// Owed and not yet claimed (`owed`: the seats' balances and the
+    /// undistributed value).
+    pub fn owed(&self) -> u128 {
+        self.economics.owed_total()
+    }
+
+    /// What remains of the seats' bonds (`bonded`).
+    pub fn bonded(&self) -> u128 {
+        self.economics.bonded()
+    }
+
+    /// The seats' section: bonds, owed balances, claims, slashes, roots.
+    pub fn economics(&self) -> &Economics {
+        &self.economics
     }
 
     /// The cross-shard accounting and dedupe state.
@@ -346,14 +370,15 @@ impl ShardState {
         created + genesis
     }
 
-    /// The value this shard started with.
+    /// The value this shard started with: its allocations and its seats'
+    /// bonds.
     pub fn genesis_supply(&self) -> u128 {
         u128::from(self.supply)
     }
 
-    /// Seats slashed by finalized evidence (bit per seat).
+    /// Seats slashed out by finalized offences (bit per seat).
     pub fn slashed_seats(&self) -> u64 {
-        self.slashed
+        self.economics.slashed_out()
     }
 
     /// Applies one finalized round: the anchors in total order, then the fee
@@ -379,10 +404,13 @@ impl ShardState {
     pub fn begin_round(&self, round: u64, ufw_creators: &[u8]) -> RoundApply {
         RoundApply {
             round,
-            eligible: self.eligible_seats(),
+            eligible: self
+                .economics
+                .eligible_at(self.economics.next_anchor_index()),
             ufw_creators: ufw_creators.to_vec(),
             outcomes: Vec::new(),
-            payouts: BTreeMap::new(),
+            slashes: Vec::new(),
+            claims: Vec::new(),
             fees: 0,
             exports: BTreeMap::new(),
             imported: Vec::new(),
@@ -396,9 +424,10 @@ impl ShardState {
             anchor.digests.len(),
             "one digest per micro-event"
         );
+        let index = self.economics.take_anchor_index();
         let mut anchor_fees = 0u64;
         for (event, digest) in anchor.events.iter().zip(anchor.digests) {
-            let (outcome, fee) = self.apply_event(event, &digest.tx_id, &mut applying.exports);
+            let (outcome, fee) = self.apply_event(event, digest, applying, anchor.creator, index);
             anchor_fees += fee;
             if let (MicroEvent::Import(import), Outcome::Applied) = (event, outcome) {
                 applying.imported.push((import.source, import.leaf.tx_id));
@@ -406,12 +435,12 @@ impl ShardState {
             applying.outcomes.push((digest.id, outcome));
         }
         applying.fees += anchor_fees;
-        self.split_fees(
-            anchor,
+        self.economics.pay_fee(
             anchor_fees,
-            applying.eligible,
+            anchor.creator,
+            anchor.ack_distances,
             &applying.ufw_creators,
-            &mut applying.payouts,
+            applying.eligible,
         );
     }
 
@@ -420,7 +449,8 @@ impl ShardState {
         let RoundApply {
             round,
             outcomes,
-            payouts,
+            slashes,
+            claims,
             fees,
             exports,
             imported,
@@ -428,18 +458,10 @@ impl ShardState {
         } = applying;
         let exports = self.cross.finish_round(round, exports);
         let exports_root = exports.root();
-        self.payouts_owed += fees;
-        let leaves: Vec<Vec<u8>> = payouts
-            .iter()
-            .map(|(recipient, amount)| {
-                PayoutLeaf {
-                    recipient: *recipient,
-                    amount: *amount,
-                }
-                .to_bytes()
-            })
-            .collect();
-        let payout_root = merkle::root(&leaves);
+        // The payout root commits the owed balances after the round
+        // (cumulative: fee and slash shares minus claims, DESIGN §5.3).
+        let payout = self.economics.finish_round(round);
+        let payout_root = payout.root;
         // The round's digest (DESIGN §5.1): `derive("state", round ||
         // payout root || exports root || export count u32 || mint tip ||
         // (id || outcome code) per micro-event in order)`, fixed-width
@@ -471,43 +493,118 @@ impl ShardState {
             exports,
             exports_root,
             imported,
+            slashes,
+            claims,
+            payout_leaves: payout.leaf_count,
             state_root: self.state_root,
         }
-    }
-
-    fn eligible_seats(&self) -> u64 {
-        let all = if self.params.committee.len() == 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.params.committee.len()) - 1
-        };
-        all & !self.slashed
     }
 
     fn apply_event(
         &mut self,
         event: &MicroEvent,
-        tx_id: &Hash32,
-        exports: &mut BTreeMap<u16, Vec<ExportLeaf>>,
+        digest: &EventDigest,
+        applying: &mut RoundApply,
+        carrier: u8,
+        index: u64,
     ) -> (Outcome, u64) {
         match event {
-            MicroEvent::Transfer(transfer) => match self.apply_transfer(transfer, tx_id, exports) {
-                Ok(fee) => (Outcome::Applied, fee),
-                Err(outcome) => (outcome, 0),
-            },
-            MicroEvent::Evidence(evidence) => {
-                let seat = evidence.first.header.creator;
-                if self.slashed & (1 << seat) != 0 {
-                    (Outcome::EvidenceDuplicate, 0)
-                } else {
-                    self.slashed |= 1 << seat;
-                    (Outcome::EvidenceRecorded, 0)
+            MicroEvent::Transfer(transfer) => {
+                match self.apply_transfer(transfer, &digest.tx_id, &mut applying.exports) {
+                    Ok(fee) => (Outcome::Applied, fee),
+                    Err(outcome) => (outcome, 0),
                 }
             }
+            MicroEvent::Evidence(evidence) => {
+                // Equivocation: the offence id has no object (one per seat).
+                let seat = evidence.first.header.creator;
+                let id = offence_id(EVIDENCE_KIND, seat, &[]);
+                let outcome = self.judge(
+                    applying,
+                    seat,
+                    OffenceClass::Equivocation,
+                    id,
+                    carrier,
+                    index,
+                );
+                (outcome, 0)
+            }
             MicroEvent::Mint(_) => (Outcome::InactiveMint, 0),
-            MicroEvent::Claim(_) => (Outcome::InactiveClaim, 0),
+            MicroEvent::Claim(claim) => (self.apply_claim(claim, digest, applying, index), 0),
             MicroEvent::Import(import) => (self.apply_import(import), 0),
         }
+    }
+
+    /// Judges a proven offence (DESIGN §5.4): slashes the seat at its
+    /// tier's rate and shares the amount, or says it is a duplicate.
+    fn judge(
+        &mut self,
+        applying: &mut RoundApply,
+        seat: u8,
+        class: OffenceClass,
+        id: Hash32,
+        carrier: u8,
+        index: u64,
+    ) -> Outcome {
+        match self
+            .economics
+            .slash(seat, class, id, index, carrier, applying.eligible)
+        {
+            Ok(applied) => {
+                applying.slashes.push(applied);
+                Outcome::EvidenceRecorded
+            }
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Applies a claim (DESIGN §5.3): the owed balance as of the claimed
+    /// round becomes output `(claim id, 0)` of the owner, here or as an
+    /// export to the owner's shard.
+    fn apply_claim(
+        &mut self,
+        claim: &Claim,
+        digest: &EventDigest,
+        applying: &mut RoundApply,
+        index: u64,
+    ) -> Outcome {
+        let dest = shard_of(&claim.owner, self.params.shards);
+        if dest != self.params.shard
+            && !CrossState::exports_fit(&applying.exports, &BTreeMap::from([(dest, 1)]))
+        {
+            return Outcome::ExportLimit;
+        }
+        let amount = match self.economics.claim(claim, applying.round, index) {
+            Ok(amount) => amount,
+            Err(outcome) => return outcome,
+        };
+        if let Some(seat) = self.economics.seat_of(&claim.owner) {
+            applying.claims.push((seat, amount));
+        }
+        let output = TxOut {
+            amount,
+            owner: claim.owner,
+        };
+        if dest == self.params.shard {
+            self.utxos.insert(
+                OutPoint {
+                    tx_id: digest.id,
+                    index: 0,
+                },
+                output,
+            );
+        } else {
+            let leaf = ExportLeaf {
+                dest,
+                tx_id: digest.id,
+                output_index: 0,
+                amount,
+                owner: claim.owner,
+            };
+            self.cross.note_export(&leaf);
+            applying.exports.entry(dest).or_default().push(leaf);
+        }
+        Outcome::Applied
     }
 
     /// Applies an import (DESIGN §5.2): the dedupe state decides; a landed
@@ -624,82 +721,6 @@ impl ShardState {
         }
         Ok(fee)
     }
-
-    /// Splits one anchor's fees (DESIGN §3.1, §5): base equally to eligible
-    /// seats, proposer to the creator, performance by ack-distance weight,
-    /// attestor equally to the creators of the round's UFWs; floor
-    /// everywhere, every remainder (dust) to the proposer.
-    fn split_fees(
-        &self,
-        anchor: &FinalizedPayload<'_>,
-        fee: u64,
-        eligible: u64,
-        ufw_creators: &[u8],
-        payouts: &mut BTreeMap<PublicKeyBytes, u64>,
-    ) {
-        if fee == 0 {
-            return;
-        }
-        let [base_pct, proposer_pct, performance_pct, attestor_pct] =
-            self.params.fee_split_pct.map(u64::from);
-        let share = |pct: u64| (u128::from(fee) * u128::from(pct) / 100) as u64;
-        let mut shares: Vec<(u8, u64)> = Vec::new();
-        let eligible_seats: Vec<u8> = (0..self.params.committee.len() as u8)
-            .filter(|s| eligible & (1 << s) != 0)
-            .collect();
-        let base = share(base_pct);
-        shares.extend(
-            eligible_seats
-                .iter()
-                .map(|seat| (*seat, base / eligible_seats.len() as u64)),
-        );
-        shares.push((anchor.creator, share(proposer_pct)));
-        let performance = share(performance_pct);
-        let weights = self.ack_weights(anchor.ack_distances, eligible);
-        let total_weight: u128 = weights.iter().map(|(_, w)| *w).sum();
-        if total_weight > 0 {
-            shares.extend(weights.iter().map(|(seat, weight)| {
-                (
-                    *seat,
-                    (u128::from(performance) * weight / total_weight) as u64,
-                )
-            }));
-        }
-        let attestor = share(attestor_pct);
-        shares.extend(
-            ufw_creators
-                .iter()
-                .map(|seat| (*seat, attestor / ufw_creators.len() as u64)),
-        );
-        let paid: u64 = shares.iter().map(|(_, amount)| amount).sum();
-        shares.push((anchor.creator, fee - paid));
-        for (seat, amount) in shares {
-            if amount > 0 {
-                *payouts
-                    .entry(self.params.committee[usize::from(seat)])
-                    .or_default() += amount;
-            }
-        }
-    }
-
-    /// Integer ack-distance weights `alpha^(d-1)` scaled by
-    /// `denominator^(D_max-1)`, for eligible seats with `1 <= d <= D_max`.
-    fn ack_weights(&self, ack_distances: &[Option<u64>], eligible: u64) -> Vec<(u8, u128)> {
-        let [numerator, denominator] = self.params.ack_alpha.map(u128::from);
-        let max = u64::from(self.params.ack_distance_max);
-        ack_distances
-            .iter()
-            .enumerate()
-            .filter_map(|(seat, distance)| {
-                let d = (*distance)?;
-                if !(1..=max).contains(&d) || eligible & (1 << seat) == 0 {
-                    return None;
-                }
-                let weight = numerator.pow((d - 1) as u32) * denominator.pow((max - d) as u32);
-                Some((seat as u8, weight))
-            })
-            .collect()
-    }
 }
 
 impl ShardState {
@@ -733,8 +754,7 @@ impl ShardState {
             genesis,
             utxos,
             cross: self.cross.to_image(),
-            payouts_owed: self.payouts_owed,
-            slashed: self.slashed,
+            seats: self.economics.to_image(),
             state_root: self.state_root,
             supply: self.supply,
         }
@@ -806,8 +826,7 @@ impl ShardState {
             }
         }
         self.cross.load_image(image.cross)?;
-        self.payouts_owed = image.payouts_owed;
-        self.slashed = image.slashed;
+        self.economics.load_image(image.seats)?;
         self.state_root = image.state_root;
         self.supply = image.supply;
         Ok(())
@@ -818,7 +837,7 @@ impl ShardState {
 mod tests {
     use super::*;
     use pc_codec::genesis::{ConsensusParams, GenesisAllocation, GenesisValidator, SeatAssignment};
-    use pc_codec::{Evidence, Mint, SigningKey, TransferBuilder};
+    use pc_codec::{Encode, Evidence, Mint, SigningKey, TransferBuilder};
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_secret_bytes(&[seed; 32]).unwrap()
@@ -829,7 +848,7 @@ mod tests {
         let validators = (0..4u8)
             .map(|seat| GenesisValidator {
                 key: key(10 + seat).public_key(),
-                bond: 1,
+                bond: 1_000,
                 seats: (0..shards)
                     .map(|shard| SeatAssignment { shard, seat })
                     .collect(),
@@ -899,8 +918,12 @@ mod tests {
     #[test]
     fn genesis_outputs_of_the_shard_are_spendable_and_accounted() {
         let (genesis, state) = client_state(1);
-        assert_eq!(state.genesis_supply(), 8000);
-        assert_eq!(state.accounted_value(), 8000);
+        assert_eq!(
+            state.genesis_supply(),
+            8_000 + 4 * 1_000,
+            "allocations and bonds"
+        );
+        assert_eq!(state.accounted_value(), 12_000);
         assert_eq!(
             state.utxo(&genesis_input(&genesis, 7)).map(|o| o.amount),
             Some(1000)
@@ -909,7 +932,9 @@ mod tests {
         let two_shards = super::tests::genesis(2);
         let other_shard =
             ShardState::from_genesis(&two_shards, 1 - shard_of(&key(50).public_key(), 2));
-        assert_eq!(other_shard.genesis_supply(), 0);
+        // No allocation there; each validator's bond of 1 000 is split over
+        // its two seats.
+        assert_eq!(other_shard.genesis_supply(), 4 * 500);
     }
 
     #[test]
@@ -950,7 +975,7 @@ mod tests {
             ]
         );
         assert_eq!(outcome.fees, 100);
-        assert_eq!(state.accounted_value(), 8000, "inputs = outputs + fees");
+        assert_eq!(state.accounted_value(), 12_000, "inputs = outputs + fees");
         let MicroEvent::Transfer(paid) = &pay else {
             unreachable!()
         };
@@ -1050,7 +1075,7 @@ mod tests {
     }
 
     #[test]
-    fn evidence_slashes_once_and_removes_the_seat_from_the_base_fee() {
+    fn evidence_slashes_the_whole_bond_once_and_shares_it_with_the_other_seats() {
         let (genesis, mut state) = client_state(1);
         let header = |signature: u8| pc_codec::SignedAnchorHeader {
             header: pc_codec::AnchorHeader {
@@ -1072,37 +1097,177 @@ mod tests {
             first: header(1),
             second: header(2),
         });
+        assert_eq!(state.genesis_supply(), 8_000 + 4 * 1_000);
         let outcome = apply(&mut state, 0, &[evidence.clone(), evidence]);
         assert_eq!(
             outcomes(&outcome),
             vec![Outcome::EvidenceRecorded, Outcome::EvidenceDuplicate]
         );
+        assert_eq!(outcome.slashes.len(), 1);
+        assert_eq!(outcome.slashes[0].slash.amount, 1_000);
         assert_eq!(state.slashed_seats(), 1 << 3);
-        assert_eq!(state.eligible_seats(), 0b0111);
+        let seats = state.economics().seats();
+        assert_eq!(seats[3].remaining, 0);
+        // 1 000 over seats 0, 1, 2: 333 each, the unit of dust to the
+        // carrying anchor's creator (seat 1).
+        let owed: Vec<u64> = seats.iter().map(|s| s.owed).collect();
+        assert_eq!(owed, vec![333, 334, 333, 0]);
+        assert_eq!(state.bonded(), 3_000);
+        assert_eq!(state.accounted_value(), state.genesis_supply());
+        assert_eq!(
+            state
+                .economics()
+                .eligible_at(state.economics().next_anchor_index()),
+            0b0111
+        );
     }
 
     #[test]
     fn fee_split_pays_out_exactly_the_fees_with_dust_to_the_proposer() {
-        let (genesis, state) = client_state(1);
-        let mut payouts = BTreeMap::new();
+        let params = crate::economics::FeeParams::of(&genesis(1));
         let distances = [Some(1), Some(2), None, Some(9)];
-        let events = [];
-        let anchor = FinalizedPayload {
-            creator: 1,
-            events: &events,
-            digests: &[],
-            ack_distances: &distances,
-        };
-        state.split_fees(&anchor, 1_003, 0b1111, &[0, 2], &mut payouts);
-        assert_eq!(payouts.values().sum::<u64>(), 1_003);
-        let seat = |s: usize| payouts[&genesis.committee(0).unwrap()[s]];
+        let all =
+            crate::economics::anchor_shares(&params, 4, 1_003, 0, 1, &distances, &[0, 2], 0b1111);
         // base 501 / 4 = 125 each; proposer 100; performance 200 by weights
         // 20 : 13 (d = 1, 2; seat 3's d = 9 is past D_max) = 121, 78; attestor
         // 200 / 2 = 100 to seats 0 and 2. Paid 999 of 1003: 4 units of dust.
-        assert_eq!(seat(0), 125 + 121 + 100);
-        assert_eq!(seat(2), 125 + 100);
-        assert_eq!(seat(3), 125);
-        assert_eq!(seat(1), 125 + 100 + 78 + 4);
+        assert_eq!(
+            all.shares,
+            vec![125 + 121 + 100, 125 + 100 + 78 + 4, 125 + 100, 125]
+        );
+        assert_eq!(all.undistributed, 0);
+        // Seat 2 not eligible: its attestor share joins base (601 / 3 = 200).
+        let without_2 =
+            crate::economics::anchor_shares(&params, 4, 1_003, 0, 1, &distances, &[0, 2], 0b1011);
+        assert_eq!(
+            without_2.shares,
+            vec![121 + 100 + 200, 100 + 78 + 200 + 4, 0, 200]
+        );
+        // The creator not eligible: the proposer pool joins base and the
+        // dust goes to the lowest eligible seat; carried value is paid too.
+        let without_1 =
+            crate::economics::anchor_shares(&params, 4, 1_003, 7, 1, &distances, &[0, 2], 0b1101);
+        assert_eq!(without_1.shares.iter().sum::<u64>(), 1_010);
+        assert_eq!(without_1.shares[1], 0);
+        // Nobody eligible: everything stays undistributed.
+        let nobody =
+            crate::economics::anchor_shares(&params, 4, 1_003, 7, 1, &distances, &[0, 2], 0);
+        assert_eq!(nobody.undistributed, 1_010);
+        assert_eq!(nobody.shares, vec![0; 4]);
+    }
+
+    fn claim_of(state: &ShardState, seat: usize, round: u64) -> MicroEvent {
+        let leaves = state.economics().leaves();
+        let signer = key(10 + seat as u8);
+        let at = leaves
+            .iter()
+            .position(|l| l.recipient == signer.public_key())
+            .expect("the seat is owed");
+        let bytes: Vec<Vec<u8>> = leaves.iter().map(Encode::to_bytes).collect();
+        let mut claim = Claim {
+            round,
+            leaf: leaves[at],
+            proof: pc_codec::MerkleProof::build(&bytes, at).unwrap(),
+            owner: signer.public_key(),
+            signature: [0; 64],
+        };
+        claim.signature = signer.sign(&claim.signing_message(&state.params.network, 0), &[0; 32]);
+        MicroEvent::Claim(claim)
+    }
+
+    #[test]
+    fn a_claim_takes_the_owed_balance_once_against_a_retained_root() {
+        let (genesis, mut state) = client_state(1);
+        let me = key(50).public_key();
+        let paying = transfer(&genesis, &[genesis_input(&genesis, 0)], &[(900, me)]);
+        let round0 = apply(&mut state, 0, &[paying]);
+        assert_eq!(round0.fees, 100);
+        let root0 = *state.economics().root_of(0).unwrap();
+        assert_eq!(root0.root, round0.payout_root);
+        let owed_0 = state.economics().seats()[0].owed;
+        assert!(owed_0 > 0);
+        let claim = claim_of(&state, 0, 0);
+        let MicroEvent::Claim(mut too_much) = claim.clone() else {
+            unreachable!()
+        };
+        too_much.leaf.amount += 1;
+        let mut unknown = claim.clone();
+        if let MicroEvent::Claim(c) = &mut unknown {
+            c.round = 7;
+        }
+        let round1 = apply(
+            &mut state,
+            1,
+            &[
+                MicroEvent::Claim(too_much),
+                unknown,
+                claim.clone(),
+                claim.clone(),
+            ],
+        );
+        assert_eq!(
+            outcomes(&round1),
+            vec![
+                Outcome::ClaimBadProof,
+                Outcome::ClaimRootUnknown,
+                Outcome::Applied,
+                Outcome::ClaimStale
+            ]
+        );
+        assert_eq!(round1.claims, vec![(0, owed_0)]);
+        assert_eq!(state.economics().seats()[0].owed, 0);
+        assert_eq!(state.economics().seats()[0].claim_floor, 1);
+        let id = claim.id();
+        assert_eq!(
+            state.utxo(&OutPoint {
+                tx_id: id,
+                index: 0
+            }),
+            Some(&TxOut {
+                amount: owed_0,
+                owner: key(10).public_key()
+            })
+        );
+        assert_eq!(state.accounted_value(), state.genesis_supply());
+        // The same leaf of round 0 again in a later round: stale.
+        let round2 = apply(&mut state, 2, &[claim]);
+        assert_eq!(outcomes(&round2), vec![Outcome::ClaimStale]);
+    }
+
+    #[test]
+    fn a_claim_expires_after_the_claim_window_but_the_value_stays_owed() {
+        let mut genesis = genesis(1);
+        genesis.params.claim_window_anchors = 2;
+        let shard = shard_of(&key(50).public_key(), 1);
+        let mut state = ShardState::from_genesis(&genesis, shard);
+        let me = key(50).public_key();
+        apply(
+            &mut state,
+            0,
+            &[transfer(
+                &genesis,
+                &[genesis_input(&genesis, 0)],
+                &[(900, me)],
+            )],
+        );
+        let claim = claim_of(&state, 2, 0);
+        apply(&mut state, 1, &[]);
+        apply(&mut state, 2, &[]);
+        let later = claim_of(&state, 2, 2);
+        // Round 0 ended at anchor index 1 (e(0) = 1); round 3's anchor has
+        // index 3: 3 - 1 = 2 anchors, the window. Round 2's root (e = 3) is
+        // fresh.
+        let round3 = apply(&mut state, 3, &[claim, later]);
+        assert_eq!(
+            outcomes(&round3),
+            vec![Outcome::ClaimRootUnknown, Outcome::Applied]
+        );
+        assert_eq!(
+            state.economics().seats()[2].owed,
+            0,
+            "the later root pays it all"
+        );
+        assert_eq!(state.accounted_value(), state.genesis_supply());
     }
 
     #[test]

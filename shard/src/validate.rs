@@ -14,8 +14,8 @@
 //! micro-event runs before any signature is verified, and the header
 //! signature is verified before the signatures inside the payload.
 
+use crate::economics::MAX_CLAIM_PROOF_SIBLINGS;
 use pc_codec::ids::shard_of;
-use pc_codec::merkle::MAX_PROOF_DEPTH;
 use pc_codec::{
     to_hex, AnchorHeader, BatchEntry, Claim, DecodedAnchor, Evidence, Genesis, Hash32, MicroEvent,
     PublicKeyBytes, SignatureVerifier, SignedAnchor, SignedAnchorHeader, Transfer, MAX_PARENTS,
@@ -339,20 +339,24 @@ pub enum MicroEventError {
         /// Which header.
         side: EvidenceSide,
     },
-    /// A claim's Merkle proof is deeper than any tree.
-    #[error("claim proof has {depth} siblings, more than {MAX_PROOF_DEPTH}")]
+    /// A claim's Merkle proof is deeper than a tree of 64 seats.
+    #[error("claim proof has {depth} siblings, more than {MAX_CLAIM_PROOF_SIBLINGS}")]
     ClaimProofTooDeep {
         /// The number of siblings.
         depth: usize,
     },
-    /// The claim's owner belongs to another shard.
-    #[error("claim owner belongs to shard {owner_shard}, not shard {shard}")]
-    ClaimForeignOwner {
-        /// The owner's shard.
-        owner_shard: u16,
+    /// The claim's owner is not the leaf's recipient.
+    #[error("claim owner is not the claimed leaf's recipient")]
+    ClaimOwnerNotRecipient,
+    /// The claim's owner holds no seat of this shard.
+    #[error("claim owner holds no seat of shard {shard}")]
+    ClaimNotASeat {
         /// This shard.
         shard: u16,
     },
+    /// The claimed leaf's amount is zero.
+    #[error("claim of a zero amount")]
+    ClaimZeroAmount,
     /// The owner's signature over the claim message does not verify.
     #[error("claim signature does not verify under its owner")]
     ClaimBadSignature,
@@ -835,7 +839,7 @@ fn verify_micro_event(
         MicroEvent::Mint(_) => Ok(()),
         MicroEvent::Evidence(evidence) => verify_evidence(context, verifier, evidence),
         MicroEvent::Claim(claim) => {
-            let message = claim.signing_message(&context.network);
+            let message = claim.signing_message(&context.network, context.shard);
             if verifier.verify(&claim.owner, &message, &claim.signature) {
                 Ok(())
             } else {
@@ -952,17 +956,24 @@ fn verify_evidence(
     Ok(())
 }
 
+/// A claim belongs to the shard whose payout root it uses (DESIGN §5.3):
+/// its owner is the leaf's recipient and a seat key of this shard, whatever
+/// shard the owner's outputs live in.
 fn check_claim(context: &ShardContext, claim: &Claim) -> Result<(), MicroEventError> {
     let depth = claim.proof.siblings.len();
-    if depth > MAX_PROOF_DEPTH {
+    if depth > MAX_CLAIM_PROOF_SIBLINGS {
         return Err(MicroEventError::ClaimProofTooDeep { depth });
     }
-    let owner_shard = shard_of(&claim.owner, context.shards);
-    if owner_shard != context.shard {
-        return Err(MicroEventError::ClaimForeignOwner {
-            owner_shard,
+    if claim.owner != claim.leaf.recipient {
+        return Err(MicroEventError::ClaimOwnerNotRecipient);
+    }
+    if !context.committee.contains(&claim.owner) {
+        return Err(MicroEventError::ClaimNotASeat {
             shard: context.shard,
         });
+    }
+    if claim.leaf.amount == 0 {
+        return Err(MicroEventError::ClaimZeroAmount);
     }
     Ok(())
 }
@@ -1045,7 +1056,7 @@ mod tests {
             owner: owner.public_key(),
             signature: [0; 64],
         };
-        claim.signature = owner.sign(&claim.signing_message(&NETWORK), &[0; 32]);
+        claim.signature = owner.sign(&claim.signing_message(&NETWORK, SHARD), &[0; 32]);
         claim
     }
 
@@ -1097,7 +1108,7 @@ mod tests {
             .event(MicroEvent::Transfer(transfer_by(&home)))
             .event(MicroEvent::Evidence(evidence()))
             .event(mint())
-            .event(MicroEvent::Claim(claim_by(&home)))
+            .event(MicroEvent::Claim(claim_by(&seat_key(3))))
             .sign(&seat_key(0), &[0; 32])
             .unwrap()
     }
@@ -1496,7 +1507,7 @@ mod tests {
 
     #[test]
     fn invalid_micro_event_invalidates_the_anchor_with_its_index() {
-        let mut forged_claim = claim_by(&client(true));
+        let mut forged_claim = claim_by(&seat_key(1));
         forged_claim.signature[0] ^= 1;
         let anchor = AnchorBuilder::new(NETWORK, SHARD, 0, 0)
             .event(mint())
@@ -1706,33 +1717,60 @@ mod tests {
     }
 
     #[test]
-    fn claim_with_a_proof_deeper_than_any_tree_is_rejected() {
-        let owner = client(true);
+    fn claim_with_a_proof_deeper_than_64_seats_is_rejected() {
+        let owner = seat_key(1);
         let mut claim = claim_by(&owner);
-        claim.proof.siblings = vec![[1; 32]; MAX_PROOF_DEPTH + 1];
-        claim.signature = owner.sign(&claim.signing_message(&NETWORK), &[0; 32]);
+        claim.proof.siblings = vec![[1; 32]; MAX_CLAIM_PROOF_SIBLINGS + 1];
+        claim.signature = owner.sign(&claim.signing_message(&NETWORK, SHARD), &[0; 32]);
         assert_eq!(
             event_error(&MicroEvent::Claim(claim)),
-            MicroEventError::ClaimProofTooDeep { depth: 65 }
+            MicroEventError::ClaimProofTooDeep { depth: 7 }
         );
     }
 
     #[test]
-    fn claim_by_an_owner_of_another_shard_is_rejected() {
-        let owner = client(false);
+    fn claim_by_a_key_without_a_seat_of_this_shard_is_rejected() {
+        // A client key, even one whose outputs live in this shard.
         assert_eq!(
-            event_error(&MicroEvent::Claim(claim_by(&owner))),
-            MicroEventError::ClaimForeignOwner {
-                owner_shard: shard_of(&owner.public_key(), SHARDS),
-                shard: SHARD
-            }
+            event_error(&MicroEvent::Claim(claim_by(&client(true)))),
+            MicroEventError::ClaimNotASeat { shard: SHARD }
+        );
+    }
+
+    #[test]
+    fn claim_of_another_recipient_or_of_nothing_is_rejected() {
+        let owner = seat_key(1);
+        let mut claim = claim_by(&owner);
+        claim.leaf.recipient = seat_key(2).public_key();
+        claim.signature = owner.sign(&claim.signing_message(&NETWORK, SHARD), &[0; 32]);
+        assert_eq!(
+            event_error(&MicroEvent::Claim(claim)),
+            MicroEventError::ClaimOwnerNotRecipient
+        );
+        let mut zero = claim_by(&owner);
+        zero.leaf.amount = 0;
+        zero.signature = owner.sign(&zero.signing_message(&NETWORK, SHARD), &[0; 32]);
+        assert_eq!(
+            event_error(&MicroEvent::Claim(zero)),
+            MicroEventError::ClaimZeroAmount
+        );
+    }
+
+    #[test]
+    fn claim_signed_for_another_shard_is_rejected() {
+        let owner = seat_key(1);
+        let mut claim = claim_by(&owner);
+        claim.signature = owner.sign(&claim.signing_message(&NETWORK, SHARD + 1), &[0; 32]);
+        assert_eq!(
+            event_error(&MicroEvent::Claim(claim)),
+            MicroEventError::ClaimBadSignature
         );
     }
 
     #[test]
     fn claim_not_signed_by_its_owner_is_rejected() {
-        let mut claim = claim_by(&client(true));
-        claim.signature = key(3).sign(&claim.signing_message(&NETWORK), &[0; 32]);
+        let mut claim = claim_by(&seat_key(1));
+        claim.signature = key(3).sign(&claim.signing_message(&NETWORK, SHARD), &[0; 32]);
         assert_eq!(
             event_error(&MicroEvent::Claim(claim)),
             MicroEventError::ClaimBadSignature

@@ -117,6 +117,9 @@ fn outcome_with(count: u16) -> RoundOutcome {
         exports_root: exports.root(),
         exports,
         imported: Vec::new(),
+        slashes: Vec::new(),
+        claims: Vec::new(),
+        payout_leaves: 0,
         state_root: [9; 32],
     }
 }

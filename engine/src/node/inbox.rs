@@ -149,10 +149,7 @@ fn is_client(input: &CoreInput) -> bool {
         CoreInput::Ring(message) => message.message(),
         _ => return false,
     };
-    matches!(
-        message,
-        NetMessage::SubmitMicroEvents { .. } | NetMessage::BalanceQuery { .. }
-    )
+    message.is_client_request()
 }
 
 /// Approximate heap bytes of a message (what the inbox bound counts).

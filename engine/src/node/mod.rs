@@ -77,6 +77,9 @@ pub struct NodeOptions {
     pub max_run: Option<Duration>,
     /// Crash on purpose (tests).
     pub crash: Option<CrashPlan>,
+    /// Equivocate on purpose (tests, devnet `--equivocate`): this node's
+    /// seat in shard `.0` signs its own anchor at seq `.1` twice.
+    pub equivocate: Option<(u16, u64)>,
     /// Write the node's TLS certificate (DER) here at start-up.
     pub cert_out: Option<PathBuf>,
     /// Where `/metrics` is served (`None`: not served).
@@ -261,6 +264,9 @@ fn open_core_shards(
         }
         if let Some(plan) = options.crash {
             host.set_crash_hook(crash_hook(plan, crash_seen.clone()));
+        }
+        if let Some((_, seq)) = options.equivocate.filter(|(s, _)| *s == shard) {
+            host.equivocate_at(seq);
         }
         host.set_cache_caps(options.cache);
         hosts.push(host);

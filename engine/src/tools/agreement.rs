@@ -219,6 +219,18 @@ pub fn compare_shard(data_dirs: &[PathBuf], shard: u16) -> Result<ShardAgreement
 /// anchors of one seat at one `seq` (an equivocation) is an `Err` naming
 /// the seat, the seq and both ids. Returns the anchors seen.
 pub fn scan_for_equivocation(data_dirs: &[PathBuf], shard: u16) -> Result<u64, Divergence> {
+    scan_for_planted_equivocation(data_dirs, shard, None).map(|(anchors, _)| anchors)
+}
+
+/// [`scan_for_equivocation`] of a run that planted one equivocation at
+/// (seat, seq): that one is counted, not refused. Returns the anchors seen
+/// and whether the planted one was seen.
+pub fn scan_for_planted_equivocation(
+    data_dirs: &[PathBuf],
+    shard: u16,
+    planted: Option<(u8, u64)>,
+) -> Result<(u64, bool), Divergence> {
+    let mut planted_seen = false;
     let mut seen: BTreeMap<(u8, u64), (Hash32, usize)> = BTreeMap::new();
     let mut anchors = 0;
     for (n, dir) in data_dirs.iter().enumerate() {
@@ -238,6 +250,9 @@ pub fn scan_for_equivocation(data_dirs: &[PathBuf], shard: u16) -> Result<u64, D
             let key = (header.header.creator, header.header.seq);
             let id = header.anchor_id();
             match seen.get(&key) {
+                Some((other, _)) if *other != id && Some(key) == planted => {
+                    planted_seen = true;
+                }
                 Some((other, m)) if *other != id => {
                     return Err(Divergence::Equivocation {
                         shard,
@@ -256,7 +271,7 @@ pub fn scan_for_equivocation(data_dirs: &[PathBuf], shard: u16) -> Result<u64, D
             }
         }
     }
-    Ok(anchors)
+    Ok((anchors, planted_seen))
 }
 
 fn unreadable(node: usize, error: EngineError) -> Divergence {

@@ -212,6 +212,54 @@ pub struct ReplayedShard {
     /// check's input).
     #[serde(skip)]
     pub supply: Option<Box<crate::tools::supply::ShardSupply>>,
+    /// The seats' accounts after the last round (DESIGN §5.3, §5.4).
+    pub seats: Vec<SeatSummary>,
+}
+
+/// One seat's account in the replayed state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeatSummary {
+    /// The seat.
+    pub seat: u8,
+    /// Its key, hex.
+    pub key: String,
+    /// Its bond at genesis.
+    pub bond: u64,
+    /// What is left of it.
+    pub remaining: u64,
+    /// Owed and not yet claimed.
+    pub owed: u64,
+    /// Round of its last claim (0: none).
+    pub claim_floor: u64,
+    /// Slashed out.
+    pub slashed_out: bool,
+    /// Its slashes: (class, tier, units, anchor index).
+    pub slashes: Vec<(String, u32, u64, u64)>,
+}
+
+impl SeatSummary {
+    /// Every seat's account of `economics`.
+    pub fn of(economics: &pc_shard::economics::Economics) -> Vec<SeatSummary> {
+        economics
+            .seats()
+            .iter()
+            .enumerate()
+            .map(|(seat, account)| SeatSummary {
+                seat: seat as u8,
+                key: pc_codec::to_hex(&account.key),
+                bond: account.bond,
+                remaining: account.remaining,
+                owed: account.owed,
+                claim_floor: account.claim_floor,
+                slashed_out: account.slashed_out,
+                slashes: account
+                    .slashes
+                    .iter()
+                    .map(|s| (s.class.name().to_string(), s.tier, s.amount, s.index))
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 /// A shard's log, read without opening it for writing: replay never
@@ -524,6 +572,7 @@ fn replay_shard(
         snapshot_round: snapshot.as_ref().map(|(_, round, ..)| *round),
         snapshot_root_checked: snapshot.as_ref().map(|(_, _, checked, _)| *checked),
         supply: None,
+        seats: Vec::new(),
     };
     let mut order = [0u8; 32];
     // Records the machine emitted that the log has not shown yet.
@@ -643,6 +692,7 @@ fn replay_shard(
         }),
         first_seq == 0,
     )));
+    result.seats = SeatSummary::of(machine.state().economics());
     result.order_digest = pc_codec::to_hex(&order);
     Ok(result)
 }

@@ -8,10 +8,12 @@
 //! keeps (`exported`, `imported`, `owed`) are checked against those, not
 //! trusted for them.
 //!
-//! * Per shard: `unspent + owed + exported − imported = genesis value`.
+//! * Per shard: `unspent + owed + bonded + exported − imported = genesis
+//!   value` (the genesis value holds the shard's seats' bonds).
 //! * Per pair whose source log is whole: `exported(A→B) − imported(B←A)`
 //!   (the states' counters) equals the in-flight value the logs give.
-//! * Globally: `Σ unspent + Σ owed + Σ in flight = Σ genesis value`.
+//! * Globally: `Σ unspent + Σ owed + Σ bonded + Σ in flight = Σ genesis
+//!   value`.
 
 use std::collections::BTreeMap;
 
@@ -30,8 +32,10 @@ pub struct ShardSupply {
     pub genesis: u128,
     /// Unspent value, summed over the replayed UTXO set.
     pub unspent: u128,
-    /// Unclaimed payouts.
+    /// Unclaimed payouts (seats' owed balances and undistributed value).
     pub owed: u128,
+    /// What remains of the seats' bonds.
+    pub bonded: u128,
     /// The last finalized round replayed.
     pub round: Option<u64>,
     /// Every export leaf the log holds: (round, index in its destination's
@@ -87,7 +91,8 @@ impl ShardSupply {
             shard,
             genesis: state.genesis_supply(),
             unspent,
-            owed: u128::from(state.owed()),
+            owed: state.owed(),
+            bonded: state.bonded(),
             round,
             leaves,
             received,
@@ -125,6 +130,8 @@ pub struct SupplyReport {
     pub unspent: u128,
     /// Σ owed.
     pub owed: u128,
+    /// Σ bonded.
+    pub bonded: u128,
     /// Σ in flight.
     pub in_flight: u128,
     /// Every equation that does not hold, one line each.
@@ -153,11 +160,12 @@ impl SupplyReport {
             ));
         }
         out.push_str(&format!(
-            "supply: unspent {} + owed {} + in flight {} = {} (genesis {}): {}\n",
+            "supply: unspent {} + owed {} + bonded {} + in flight {} = {} (genesis {}): {}\n",
             self.unspent,
             self.owed,
+            self.bonded,
             self.in_flight,
-            self.unspent + self.owed + self.in_flight,
+            self.unspent + self.owed + self.bonded + self.in_flight,
             self.genesis,
             if self.holds() { "holds" } else { "BROKEN" }
         ));
@@ -184,14 +192,16 @@ pub fn check(shards: &[ShardSupply], shard_count: u16) -> SupplyReport {
         report.genesis += supply.genesis;
         report.unspent += supply.unspent;
         report.owed += supply.owed;
-        let left = supply.unspent + supply.owed + supply.cross.exported_total();
+        report.bonded += supply.bonded;
+        let left = supply.unspent + supply.owed + supply.bonded + supply.cross.exported_total();
         let right = supply.genesis + supply.cross.imported_total();
         if left != right {
             report.errors.push(format!(
-                "shard {}: unspent {} + owed {} + exported {} - imported {} != genesis {}",
+                "shard {}: unspent {} + owed {} + bonded {} + exported {} - imported {} != genesis {}",
                 supply.shard,
                 supply.unspent,
                 supply.owed,
+                supply.bonded,
                 supply.cross.exported_total(),
                 supply.cross.imported_total(),
                 supply.genesis
@@ -262,10 +272,10 @@ pub fn check(shards: &[ShardSupply], shard_count: u16) -> SupplyReport {
             }
         }
     }
-    if report.unspent + report.owed + report.in_flight != report.genesis {
+    if report.unspent + report.owed + report.bonded + report.in_flight != report.genesis {
         report.errors.push(format!(
-            "global: unspent {} + owed {} + in flight {} != genesis {}",
-            report.unspent, report.owed, report.in_flight, report.genesis
+            "global: unspent {} + owed {} + bonded {} + in flight {} != genesis {}",
+            report.unspent, report.owed, report.bonded, report.in_flight, report.genesis
         ));
     }
     report
@@ -295,6 +305,7 @@ mod tests {
                 genesis: 100,
                 unspent: 85,
                 owed: 5,
+                bonded: 0,
                 round: Some(3),
                 leaves: vec![(3, 0, leaf(10))],
                 received: Vec::new(),
@@ -306,6 +317,7 @@ mod tests {
                 genesis: 50,
                 unspent: 50,
                 owed: 0,
+                bonded: 0,
                 round: Some(2),
                 leaves: Vec::new(),
                 received: Vec::new(),

@@ -235,6 +235,9 @@ mod tests {
                 exports: Default::default(),
                 exports_root: [0; 32],
                 imported: Vec::new(),
+                slashes: Vec::new(),
+                claims: Vec::new(),
+                payout_leaves: 0,
                 state_root,
             },
         }

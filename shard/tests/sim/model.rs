@@ -109,7 +109,7 @@ impl Model {
                 }
             }
             MicroEvent::Mint(_) => (Outcome::InactiveMint, 0),
-            MicroEvent::Claim(_) => (Outcome::InactiveClaim, 0),
+            MicroEvent::Claim(_) => panic!("model: the simulated clients and seats make no claims"),
             // One shard: no import is ever registered here (a Byzantine
             // seat's would fail its stateless checks first).
             MicroEvent::Import(_) => (Outcome::ImportUnregistered, 0),

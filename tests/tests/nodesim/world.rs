@@ -1336,11 +1336,5 @@ impl World {
 
 /// Client intake (the driver's inbox serves it after consensus traffic).
 fn is_client_frame(event: &NetEvent) -> bool {
-    matches!(
-        event,
-        NetEvent::Frame {
-            message: NetMessage::SubmitMicroEvents { .. } | NetMessage::BalanceQuery { .. },
-            ..
-        }
-    )
+    matches!(event, NetEvent::Frame { message, .. } if message.is_client_request())
 }
