@@ -4,6 +4,7 @@
 //! operator; the protocol lives in `pc-codec`, the log in `pc-storage`.
 #![warn(missing_docs)]
 
+mod consensus_cmd;
 mod dev_genesis;
 mod devnet;
 mod error;
@@ -128,6 +129,17 @@ enum Command {
         #[command(subcommand)]
         command: node_cmd::TxCommand,
     },
+    /// The consensus tools: ack distances, payout shares, headers files.
+    Consensus {
+        #[command(subcommand)]
+        command: consensus_cmd::ConsensusCommand,
+    },
+    /// The seed's `ConsensusAckDists` (`consensus ack-dists`).
+    #[command(name = "ConsensusAckDists", hide = true)]
+    ConsensusAckDists(consensus_cmd::DagArgs),
+    /// The seed's `ConsensusPayoutRoot` (`consensus payout-root`).
+    #[command(name = "ConsensusPayoutRoot", hide = true)]
+    ConsensusPayoutRoot(consensus_cmd::PayoutArgs),
     /// Fetch a seat's payout proof and submit its Claim (`tx claim`).
     Claim {
         /// The genesis TOML.
@@ -433,6 +445,13 @@ fn run(command: Command) -> Result<(), CliError> {
         }
         Command::Devnet(args) => devnet::devnet(args),
         Command::Tx { command } => node_cmd::tx(command),
+        Command::Consensus { command } => consensus_cmd::consensus(command),
+        Command::ConsensusAckDists(args) => {
+            consensus_cmd::consensus(consensus_cmd::ConsensusCommand::AckDists(args))
+        }
+        Command::ConsensusPayoutRoot(args) => {
+            consensus_cmd::consensus(consensus_cmd::ConsensusCommand::PayoutRoot(args))
+        }
         Command::Claim {
             genesis,
             key,

@@ -193,6 +193,66 @@ fn devnet_of_four_nodes_and_two_shards_agrees_under_load_and_replays() {
 /// seconds (the watchdog's `core_stalled` line names it), which this test
 /// counts as a failure.
 #[test]
+fn an_equivocating_seat_is_slashed_once_its_share_claimed_and_a_second_claim_refused() {
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("devnet");
+    // Node 3's seat in shard 0 signs two anchors at one seq; the devnet
+    // claims validator 0's owed balance after the load and checks it (and
+    // refuses a second claim); AGREE covers the slash on every node.
+    let stdout = devnet(
+        &dir,
+        18300,
+        &["--seconds", "6", "--load", "200", "--equivocate", "3"],
+    );
+    let line = |needle: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}\n{stdout}"))
+            .to_string()
+    };
+    assert!(line("shard 0: ").contains("the planted equivocation (seat 3 at seq 20)"));
+    // The slash share computed here from the genesis: bond 10 000 PC split
+    // over the validator's two seats, the seat's 5 000 PC shared by the
+    // three other seats (floor), two units of dust to the carrier.
+    let bond_per_seat: u64 = 10_000 * 100_000_000 / 2;
+    let share = bond_per_seat / 3;
+    for n in 0..4 {
+        let slashed = line(&format!(
+            "node {n} shard 0: seat 3 (validator 3) slashed 100 %"
+        ));
+        assert!(
+            slashed.contains(&format!("{bond_per_seat} units")),
+            "{slashed}"
+        );
+        let kept = line(&format!(
+            "node {n} shard 1: validator 3's seat keeps its bond"
+        ));
+        assert!(kept.contains(&bond_per_seat.to_string()), "{kept}");
+    }
+    let claim = line("devnet: validator 0 claimed its owed");
+    assert!(
+        claim.contains(&format!(
+            "slash share computed from the genesis bonds is {share}"
+        )),
+        "{claim}"
+    );
+    let owed: u64 = claim
+        .split("claimed its owed ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(owed >= share, "{claim}");
+    assert!(claim.contains(&format!("balance 0 -> {owed}")), "{claim}");
+    assert!(
+        claim.contains("Duplicate"),
+        "the second claim is refused: {claim}"
+    );
+}
+
+#[test]
 fn twenty_one_nodes_agree_and_every_node_finalizes_to_the_end() {
     if std::env::var_os("NETWORK_K21").is_none() {
         eprintln!("skipped: set NETWORK_K21=1 to run 21 node processes for a minute");

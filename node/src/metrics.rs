@@ -241,6 +241,30 @@ pub struct ShardMetrics {
     pub decided_age_us: u64,
     /// The cross-shard link's work (zeros for an observer).
     pub cross: CrossShardMetrics,
+    /// Bonds, slashes and claims (DESIGN §5.3, §5.4).
+    #[serde(default)]
+    pub economics: EconomicsMetrics,
+}
+
+/// One shard's seats' section: slashes by class from the finalized state,
+/// claims applied since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EconomicsMetrics {
+    /// Slashes applied since genesis, per offence class (equivocation,
+    /// vote for invalid, conflicting data).
+    pub slashes: [u64; 3],
+    /// Units slashed since genesis, per class.
+    pub slashed_units: [u64; 3],
+    /// Claims applied since start.
+    pub claims: u64,
+    /// Units they paid out.
+    pub claimed_units: u64,
+    /// Owed and not yet claimed (seats' balances and undistributed).
+    pub owed_units: u64,
+    /// What remains of the seats' bonds.
+    pub bonded_units: u64,
+    /// Seats slashed out.
+    pub slashed_out_seats: u64,
 }
 
 /// One shard's cross-shard carrying (DESIGN §5.2).

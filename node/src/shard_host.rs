@@ -361,6 +361,10 @@ pub struct ShardCounters {
     pub applied_events: u64,
     /// Of them, imports (value carried in from another shard).
     pub applied_imports: u64,
+    /// Claims applied since start.
+    pub claims: u64,
+    /// Units they paid out.
+    pub claimed_units: u64,
     /// BIP-340 signatures checked (singly or in batches).
     pub signature_verifies: u64,
     /// Batches verified with a multi-scalar multiplication.
@@ -912,7 +916,28 @@ impl ShardHost {
             committee_quorum: self.quorum as u64,
             decided_age_us: now_us.saturating_sub(self.last_decided_us.unwrap_or(0)),
             cross: self.cross_metrics(),
+            economics: self.economics_metrics(),
         }
+    }
+
+    /// The seats' section of the metrics: slashes from the finalized state,
+    /// claims counted since start.
+    fn economics_metrics(&self) -> crate::metrics::EconomicsMetrics {
+        let economics = self.machine.state().economics();
+        let mut metrics = crate::metrics::EconomicsMetrics {
+            claims: self.counters.claims,
+            claimed_units: self.counters.claimed_units,
+            owed_units: u64::try_from(economics.owed_total()).unwrap_or(u64::MAX),
+            bonded_units: u64::try_from(economics.bonded()).unwrap_or(u64::MAX),
+            slashed_out_seats: u64::from(economics.slashed_out().count_ones()),
+            ..Default::default()
+        };
+        for slash in economics.seats().iter().flat_map(|s| &s.slashes) {
+            let class = slash.class as usize;
+            metrics.slashes[class] += 1;
+            metrics.slashed_units[class] += slash.amount;
+        }
+        metrics
     }
 
     /// The cross-shard part of the metrics.
@@ -1405,6 +1430,13 @@ impl ShardHost {
                 .filter(|(_, outcome)| *outcome == Outcome::Applied)
                 .count() as u64;
             self.counters.applied_imports += report.outcome.imported.len() as u64;
+            self.counters.claims += report.outcome.claims.len() as u64;
+            self.counters.claimed_units += report
+                .outcome
+                .claims
+                .iter()
+                .map(|(_, units)| units)
+                .sum::<u64>();
             for anchor in &report.round.anchors {
                 if let Some((arrival_us, birth_round)) = self.arrivals.remove(&anchor.id) {
                     let micros = now_us.saturating_sub(arrival_us).max(1);

@@ -579,6 +579,23 @@ fn is_relatively_ancient(parent: &ParentRef, child_birth_round: u64, window: u64
 }
 
 /// The parents of a header that are DAG edges.
+/// The consensus vertex of a signed header in a DAG whose non-ancient
+/// window is `window` rounds: its id, creator, seq, the parents it requires
+/// (relatively ancient ones dropped) and its coin bit. The machine inserts
+/// exactly this; the consensus tools replay headers files with it.
+pub fn vertex_spec(signed: &SignedAnchorHeader, window: u64) -> VertexSpec {
+    let header = &signed.header;
+    VertexSpec {
+        id: signed.anchor_id(),
+        creator: header.creator,
+        seq: header.seq,
+        parents: required_parents(header, window)
+            .map(|p| p.anchor_id)
+            .collect(),
+        coin: signed.signature[32] & 1 == 1,
+    }
+}
+
 fn required_parents(header: &AnchorHeader, window: u64) -> impl Iterator<Item = &ParentRef> {
     header
         .parents
@@ -1677,15 +1694,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         }) {
             return Err(AnchorRejected::ParentRefMismatch { index });
         }
-        let spec = VertexSpec {
-            id,
-            creator: header.creator,
-            seq: header.seq,
-            parents: required_parents(header, window)
-                .map(|p| p.anchor_id)
-                .collect(),
-            coin: signed.header.signature[32] & 1 == 1,
-        };
+        let spec = vertex_spec(&signed.header, window);
+        debug_assert_eq!(spec.id, id);
         self.consensus
             .insert_with_birth_round(spec, header.birth_round)?;
         self.detect_fork(&signed.header);

@@ -557,6 +557,7 @@ impl Collector for View {
         }
         self.encode_p2p(e)?;
         self.encode_shard(e)?;
+        self.encode_economics(e)?;
         self.encode_process(e)
     }
 }
@@ -637,6 +638,61 @@ impl View {
     }
 
     /// The `pc_shard_*` families that are not a plain value of a snapshot.
+    /// Slashes by class and claims (DESIGN §9).
+    fn encode_economics(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let mut slashes: Family<u64> = Family::new(
+            "pc_shard_slashes",
+            "Slashes applied since genesis (finalized state), by offence class.",
+        );
+        let mut slashed: Family<u64> = Family::new(
+            "pc_shard_slashed_units",
+            "Units slashed from seats' bonds since genesis (finalized state), by offence class.",
+        );
+        let mut claims: Family<u64> = Family::new(
+            "pc_shard_claims",
+            "Claims of owed balances applied since start.",
+        );
+        let mut claimed: Family<u64> = Family::new(
+            "pc_shard_claimed_units",
+            "Units paid out by claims applied since start.",
+        );
+        let mut owed: Family<u64> = Family::new(
+            "pc_shard_owed_units",
+            "Units owed to the shard's seats and not yet claimed (finalized state).",
+        );
+        let mut bonded: Family<u64> = Family::new(
+            "pc_shard_bonded_units",
+            "What remains of the shard's seats' bonds (finalized state).",
+        );
+        let mut out: Family<u64> = Family::new(
+            "pc_shard_slashed_out_seats",
+            "Seats of the shard slashed out (no rewards ever again).",
+        );
+        for s in self.cores.iter().flat_map(|c| &c.shards) {
+            let m = &s.economics;
+            for (class, name) in pc_shard::economics::OffenceClass::ALL
+                .iter()
+                .map(|c| (*c as usize, c.name()))
+            {
+                let labels = || vec![("shard", s.shard.to_string()), ("class", name.to_string())];
+                slashes.add(labels(), m.slashes[class]);
+                slashed.add(labels(), m.slashed_units[class]);
+            }
+            claims.add(shard_label(s.shard), m.claims);
+            claimed.add(shard_label(s.shard), m.claimed_units);
+            owed.add(shard_label(s.shard), m.owed_units);
+            bonded.add(shard_label(s.shard), m.bonded_units);
+            out.add(shard_label(s.shard), m.slashed_out_seats);
+        }
+        counters(e, slashes)?;
+        counters(e, slashed)?;
+        counters(e, claims)?;
+        counters(e, claimed)?;
+        gauges(e, owed)?;
+        gauges(e, bonded)?;
+        gauges(e, out)
+    }
+
     fn encode_shard(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
         let mut decided_age: Family<f64> = Family::new(
             "pc_shard_last_decided_age_seconds",
@@ -810,6 +866,7 @@ mod tests {
             committee_quorum: 3,
             decided_age_us: 250_000,
             cross: Default::default(),
+            economics: Default::default(),
         }
     }
 
@@ -826,6 +883,8 @@ mod tests {
         first.t_us = 2_000_000;
         first.shards[0].verify_ns = 255_000_000;
         first.shards[0].store_reads.payload.observe_us(2_000);
+        first.shards[0].economics.slashes[0] = 1;
+        first.shards[0].economics.claims = 2;
         board.update(first);
         let view = board.view(ProcessStats::default(), &BuildInfo::current());
         assert!((view.verify_share[&0] - 0.25).abs() < 1e-9);
@@ -840,6 +899,9 @@ mod tests {
             "pc_shard_finalized_events_total{shard=\"0\"} 100",
             "pc_shard_verify_time_share{shard=\"0\"} 0.25",
             "pc_p2p_inbound_messages_total{core=\"0\",kind=\"anchors\"} 0",
+            "pc_shard_slashes_total{shard=\"0\",class=\"equivocation\"} 1",
+            "pc_shard_slashes_total{shard=\"0\",class=\"conflicting_da\"} 0",
+            "pc_shard_claims_total{shard=\"0\"} 2",
             "pc_build_info{version=",
         ] {
             assert!(text.contains(needle), "{needle} in\n{text}");

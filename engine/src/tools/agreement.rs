@@ -92,6 +92,20 @@ fn open_log(data_dir: &Path, shard: u16) -> Result<Log, EngineError> {
     Ok(log)
 }
 
+/// The bodies of every record of `kind` in one shard's log, in log order.
+pub fn log_bodies(
+    data_dir: &Path,
+    shard: u16,
+    kind: LogRecordKind,
+) -> Result<Vec<Vec<u8>>, EngineError> {
+    let log = open_log(data_dir, shard)?;
+    Ok(log_records(&log)?
+        .into_iter()
+        .filter(|(k, _)| *k == kind)
+        .map(|(_, body)| body.to_vec())
+        .collect())
+}
+
 /// The `RoundFinalized` records of one shard's log, by round.
 pub fn logged_rounds(
     data_dir: &Path,

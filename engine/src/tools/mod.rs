@@ -7,6 +7,7 @@ pub mod agreement;
 pub mod backup;
 pub mod bench;
 pub mod cache_bench;
+pub mod consensus;
 pub mod engine;
 pub mod quic_intake;
 pub mod replay;
