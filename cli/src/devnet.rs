@@ -258,6 +258,12 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             args.nodes
         )));
     }
+    if args.equivocate.is_some() && args.nodes < 4 {
+        return Err(usage(format!(
+            "--equivocate needs at least 4 nodes (one Byzantine seat of k = 3f + 1), not {}",
+            args.nodes
+        )));
+    }
     let victim = args.victim.unwrap_or(args.nodes - 1);
     if victim >= args.nodes {
         return Err(usage(format!(
@@ -584,6 +590,9 @@ fn claim_after_slash(
     let key_path = dir.join("keys").join(format!("validator-{claimer:02}.key"));
     let key = crate::key_file::read(&key_path)?;
     let owner = key.public_key();
+    // The fees a seat earns in a devnet run are a few hundred thousand
+    // units, the slash share of a 5 000 PC seat bond hundreds of billions:
+    // an owed balance past the share means the slash was applied.
     let (share, dust) = expected_slash_share(genesis, offender);
     let timeout = Duration::from_secs(10);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -668,8 +677,14 @@ fn claim_after_slash(
     let deadline = Instant::now() + Duration::from_secs(30);
     let after = loop {
         let now = balance()?;
-        if now != before || Instant::now() > deadline {
+        if now != before {
             break now;
+        }
+        if Instant::now() > deadline {
+            return Err(usage(format!(
+                "devnet: validator {claimer}'s claim of {} units was accepted but its balance stayed {before} for 30 s",
+                leaf.amount
+            )));
         }
         std::thread::sleep(Duration::from_millis(200));
     };

@@ -155,6 +155,23 @@ pub enum GenesisError {
         /// The least value allowed.
         min: u64,
     },
+    /// `ack_alpha` and `ack_distance_max` make ack-distance weights too
+    /// large to split a fee exactly.
+    #[error(
+        "ack_alpha {alpha:?} with ack_distance_max {max}: max(alpha)^(D_max - 1) exceeds 2^58"
+    )]
+    AckWeightsTooLarge {
+        /// The weight given.
+        alpha: [u32; 2],
+        /// The largest distance given.
+        max: u8,
+    },
+    /// A validator holds no seat (its bond would belong to no shard).
+    #[error("validators[{index}] holds no seat")]
+    NoSeat {
+        /// Validator index.
+        index: usize,
+    },
     /// A validator key is not a curve point.
     #[error("validators[{index}].key {key} is not a valid x-only public key")]
     InvalidValidatorKey {
@@ -273,6 +290,18 @@ impl Genesis {
                 return Err(GenesisError::ParameterTooSmall { name, value, min });
             }
         }
+        // The performance pool is split by integer weights
+        // `num^(d-1) * den^(D_max-d)`, multiplied by a pool of up to 2^64
+        // units and summed over 64 seats in u128: the largest weight must
+        // stay within 2^58.
+        let base = u128::from(p.ack_alpha[0].max(p.ack_alpha[1]));
+        let exponent = u32::from(p.ack_distance_max.max(1) - 1);
+        if base.checked_pow(exponent).is_none_or(|w| w > 1 << 58) {
+            return Err(GenesisError::AckWeightsTooLarge {
+                alpha: p.ack_alpha,
+                max: p.ack_distance_max,
+            });
+        }
         Ok(())
     }
 
@@ -288,6 +317,9 @@ impl Genesis {
                 });
             }
             keys.push((validator.key, index));
+            if validator.seats.is_empty() {
+                return Err(GenesisError::NoSeat { index });
+            }
             let mut shards_held: Vec<u16> = Vec::with_capacity(validator.seats.len());
             for seat in &validator.seats {
                 if seat.shard >= shards || seat.seat >= k {

@@ -379,6 +379,227 @@ impl Claim {
     }
 }
 
+/// Largest encoded Offence micro-event (DESIGN §3.1).
+pub const MAX_OFFENCE_BYTES: usize = 12_288;
+/// Largest micro-event a `why = Event` proof carries (DESIGN §5.4).
+pub const MAX_OFFENCE_EVENT_BYTES: usize = 8_192;
+/// Most siblings of a `why = Event` proof: a payload holds at most 256
+/// micro-events.
+pub const MAX_PAYLOAD_PROOF_SIBLINGS: usize = 8;
+
+/// Why an anchor is invalid, in an offence of kind 0 or 1 (DESIGN §5.4).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Why {
+    /// Tag 0: the header alone breaks a stateless rule.
+    Header,
+    /// Tag 1: a micro-event of its payload does: its bytes (`1..=8 192`),
+    /// placed under the header's payload root by `proof`.
+    Event {
+        /// The micro-event's encoded bytes (which may not decode).
+        bytes: Vec<u8>,
+        /// Its proof: `derive("micro-event", bytes)` under `payload_root`,
+        /// `leaf_count = payload_count`.
+        proof: MerkleProof,
+    },
+}
+
+impl Encode for Why {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Why::Header => out.push(0),
+            Why::Event { bytes, proof } => {
+                out.push(1);
+                crate::wire::put_count(out, bytes.len());
+                out.extend_from_slice(bytes);
+                proof.encode(out);
+            }
+        }
+    }
+}
+
+impl Decode for Why {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let offset = reader.offset();
+        match reader.u8("why tag")? {
+            0 => Ok(Why::Header),
+            1 => {
+                let len = reader.count("offence event bytes", 1, MAX_OFFENCE_EVENT_BYTES, 1)?;
+                let bytes = reader.bytes(len, "offence event bytes")?.to_vec();
+                let proof = MerkleProof::decode_bounded(
+                    reader,
+                    MAX_PAYLOAD_PROOF_SIBLINGS,
+                    "offence event proof siblings",
+                )?;
+                Ok(Why::Event { bytes, proof })
+            }
+            tag => Err(DecodeError::UnknownTag {
+                offset,
+                what: "why",
+                tag,
+            }),
+        }
+    }
+}
+
+/// A proven offence of one seat (DESIGN §5.4), carried as micro-event 5.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Offence {
+    /// Kind 0 (VFI): a validly signed header of this shard that breaks a
+    /// stateless rule other than the signature and satisfiability.
+    InvalidAnchor {
+        /// The offender's header.
+        anchor: SignedAnchorHeader,
+        /// The breach.
+        why: Why,
+    },
+    /// Kind 1 (VFI): the voter acknowledged `parent`, which breaks a
+    /// stateless rule (its signature included).
+    InvalidParent {
+        /// The offender's header, naming the parent.
+        voter: SignedAnchorHeader,
+        /// The invalid parent.
+        parent: SignedAnchorHeader,
+        /// The parent's breach.
+        why: Why,
+    },
+    /// Kind 2 (VFI): a seat signed a checkpoint that is not this shard's
+    /// checkpoint of that round (judged at apply).
+    WrongCheckpoint {
+        /// The signature.
+        sig: crate::cross::CheckpointSig,
+    },
+    /// Kind 3 (CDA): a ref of the voter names `parent`'s anchor id with
+    /// another creator, seq or birth round.
+    ConflictingRef {
+        /// The offender's header.
+        voter: SignedAnchorHeader,
+        /// The parent it names wrongly.
+        parent: SignedAnchorHeader,
+    },
+    /// Kind 4 (CDA): a validly signed header whose payload commitment no
+    /// payload can satisfy.
+    Unsatisfiable {
+        /// The offender's header.
+        anchor: SignedAnchorHeader,
+    },
+    /// Kind 5 (EQ): two signatures of one seat over different checkpoints
+    /// of one round.
+    CheckpointFork {
+        /// The first.
+        a: crate::cross::CheckpointSig,
+        /// The second.
+        b: crate::cross::CheckpointSig,
+    },
+}
+
+impl Offence {
+    /// The kind byte.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Offence::InvalidAnchor { .. } => 0,
+            Offence::InvalidParent { .. } => 1,
+            Offence::WrongCheckpoint { .. } => 2,
+            Offence::ConflictingRef { .. } => 3,
+            Offence::Unsatisfiable { .. } => 4,
+            Offence::CheckpointFork { .. } => 5,
+        }
+    }
+
+    /// The offender's seat.
+    pub fn offender(&self) -> u8 {
+        match self {
+            Offence::InvalidAnchor { anchor, .. } | Offence::Unsatisfiable { anchor } => {
+                anchor.header.creator
+            }
+            Offence::InvalidParent { voter, .. } | Offence::ConflictingRef { voter, .. } => {
+                voter.header.creator
+            }
+            Offence::WrongCheckpoint { sig } => sig.seat,
+            Offence::CheckpointFork { a, .. } => a.seat,
+        }
+    }
+
+    /// The object of its offence id (DESIGN §5.4): the offender's anchor id
+    /// (kinds 0, 1, 3, 4), the round (2), nothing (5).
+    pub fn object(&self) -> Vec<u8> {
+        match self {
+            Offence::InvalidAnchor { anchor, .. } | Offence::Unsatisfiable { anchor } => {
+                anchor.anchor_id().to_vec()
+            }
+            Offence::InvalidParent { voter, .. } | Offence::ConflictingRef { voter, .. } => {
+                voter.anchor_id().to_vec()
+            }
+            Offence::WrongCheckpoint { sig } => sig.checkpoint.round.to_le_bytes().to_vec(),
+            Offence::CheckpointFork { .. } => Vec::new(),
+        }
+    }
+}
+
+impl Encode for Offence {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.kind());
+        match self {
+            Offence::InvalidAnchor { anchor, why } => {
+                anchor.encode(out);
+                why.encode(out);
+            }
+            Offence::InvalidParent { voter, parent, why } => {
+                voter.encode(out);
+                parent.encode(out);
+                why.encode(out);
+            }
+            Offence::WrongCheckpoint { sig } => sig.encode(out),
+            Offence::ConflictingRef { voter, parent } => {
+                voter.encode(out);
+                parent.encode(out);
+            }
+            Offence::Unsatisfiable { anchor } => anchor.encode(out),
+            Offence::CheckpointFork { a, b } => {
+                a.encode(out);
+                b.encode(out);
+            }
+        }
+    }
+}
+
+impl Decode for Offence {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let offset = reader.offset();
+        Ok(match reader.u8("offence kind")? {
+            0 => Offence::InvalidAnchor {
+                anchor: SignedAnchorHeader::decode(reader)?,
+                why: Why::decode(reader)?,
+            },
+            1 => Offence::InvalidParent {
+                voter: SignedAnchorHeader::decode(reader)?,
+                parent: SignedAnchorHeader::decode(reader)?,
+                why: Why::decode(reader)?,
+            },
+            2 => Offence::WrongCheckpoint {
+                sig: crate::cross::CheckpointSig::decode(reader)?,
+            },
+            3 => Offence::ConflictingRef {
+                voter: SignedAnchorHeader::decode(reader)?,
+                parent: SignedAnchorHeader::decode(reader)?,
+            },
+            4 => Offence::Unsatisfiable {
+                anchor: SignedAnchorHeader::decode(reader)?,
+            },
+            5 => Offence::CheckpointFork {
+                a: crate::cross::CheckpointSig::decode(reader)?,
+                b: crate::cross::CheckpointSig::decode(reader)?,
+            },
+            kind => {
+                return Err(DecodeError::UnknownTag {
+                    offset,
+                    what: "offence kind",
+                    tag: kind,
+                })
+            }
+        })
+    }
+}
+
 /// One signed state transition inside an anchor payload.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MicroEvent {
@@ -392,6 +613,8 @@ pub enum MicroEvent {
     Claim(Claim),
     /// Tag 4: an export of another shard landed here (DESIGN §5.2).
     Import(Box<Import>),
+    /// Tag 5: a proven offence of a seat (DESIGN §5.4).
+    Offence(Box<Offence>),
 }
 
 impl MicroEvent {
@@ -403,6 +626,7 @@ impl MicroEvent {
             MicroEvent::Evidence(_) => 2,
             MicroEvent::Claim(_) => 3,
             MicroEvent::Import(_) => 4,
+            MicroEvent::Offence(_) => 5,
         }
     }
 
@@ -439,6 +663,7 @@ impl Encode for MicroEvent {
                 out.extend_from_slice(&claim.signature);
             }
             MicroEvent::Import(import) => import.encode(out),
+            MicroEvent::Offence(offence) => offence.encode(out),
         }
     }
 }
@@ -470,6 +695,22 @@ impl Decode for MicroEvent {
                 signature: reader.array("claim signature")?,
             })),
             4 => Ok(MicroEvent::Import(Box::new(Import::decode(reader)?))),
+            5 => {
+                let start = reader.offset();
+                let offence = Offence::decode(reader)?;
+                // The tag byte and the body: at most MAX_OFFENCE_BYTES.
+                let len = 1 + reader.offset() - start;
+                if len > MAX_OFFENCE_BYTES {
+                    return Err(DecodeError::CountOutOfBounds {
+                        offset: start,
+                        what: "offence bytes",
+                        count: len as u64,
+                        min: 1,
+                        max: MAX_OFFENCE_BYTES as u64,
+                    });
+                }
+                Ok(MicroEvent::Offence(Box::new(offence)))
+            }
             tag => Err(DecodeError::UnknownTag {
                 offset,
                 what: "micro-event",

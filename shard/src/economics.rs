@@ -129,6 +129,9 @@ pub struct RetainedRoot {
     pub leaf_count: u64,
     /// `e(r)`: the anchor index after the round.
     pub next_index: u64,
+    /// The shard's own checkpoint id of the round (the judge of
+    /// wrong-checkpoint offences).
+    pub checkpoint_id: Hash32,
 }
 
 /// The fee-split parameters of the genesis.
@@ -582,12 +585,25 @@ impl Economics {
             root,
             leaf_count,
             next_index: self.next_anchor_index,
+            checkpoint_id: [0; 32],
         };
         if self.roots.len() == RETAINED_PAYOUT_ROOTS {
             self.roots.pop_front();
         }
         self.roots.push_back(retained);
         retained
+    }
+
+    /// Notes the shard's checkpoint id of `round`, the last retained one.
+    pub fn note_checkpoint(&mut self, round: u64, id: Hash32) {
+        if let Some(last) = self.roots.back_mut().filter(|r| r.round == round) {
+            last.checkpoint_id = id;
+        }
+    }
+
+    /// The shard's own checkpoint id of a retained `round`.
+    pub fn checkpoint_of(&self, round: u64) -> Option<Hash32> {
+        self.root_of(round).map(|r| r.checkpoint_id)
     }
 
     /// The section as a snapshot image.
@@ -626,6 +642,7 @@ impl Economics {
                     root: r.root,
                     leaf_count: r.leaf_count,
                     next_index: r.next_index,
+                    checkpoint_id: r.checkpoint_id,
                 })
                 .collect(),
         }
@@ -647,10 +664,25 @@ impl Economics {
         {
             return Err("payout roots are not in round order or too many".into());
         }
+        let next_anchor_index = image.next_anchor_index;
+        if image
+            .roots
+            .last()
+            .is_some_and(|r| r.next_index > next_anchor_index)
+            || next_anchor_index > u64::MAX / 2
+        {
+            return Err("payout roots past the anchor index".into());
+        }
         for (seat, (account, loaded)) in self.seats.iter_mut().zip(image.seats).enumerate() {
             let slashed: u128 = loaded.slashes.iter().map(|s| u128::from(s.amount)).sum();
+            let full = loaded.slashes.iter().any(|s| {
+                OffenceClass::from_code(s.class).is_some_and(|c| c.rate_pct(s.tier) >= 100)
+            });
             if loaded.slashes.len() > MAX_SLASHES_PER_SEAT
                 || slashed + u128::from(loaded.remaining) != u128::from(account.bond)
+                || loaded.slashed_out
+                    != (full || (loaded.remaining == 0 && !loaded.slashes.is_empty()))
+                || loaded.slashes.iter().any(|s| s.index >= next_anchor_index)
             {
                 return Err(format!("seat {seat}: slashes do not fit its bond"));
             }
@@ -687,6 +719,7 @@ impl Economics {
                 root: r.root,
                 leaf_count: r.leaf_count,
                 next_index: r.next_index,
+                checkpoint_id: r.checkpoint_id,
             })
             .collect();
         Ok(())

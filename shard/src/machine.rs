@@ -16,9 +16,9 @@ use foldhash::{HashMap, HashMapExt};
 use pc_codec::genesis::Genesis;
 use pc_codec::{
     AnchorHeader, AnchorPayload, Decode, DecodeError, DecodedAnchor, Encode, EventDigest, Evidence,
-    Hash32, LogRecordKind, MicroEvent, ParentRef, PublicKeyBytes, RoundFinalized, SignatureBytes,
-    SignatureVerifier, SignedAnchor, SignedAnchorHeader, SigningKey, MAX_PAYLOAD_EVENTS,
-    PROTOCOL_VERSION,
+    Hash32, LogRecordKind, MerkleProof, MicroEvent, Offence, ParentRef, PublicKeyBytes,
+    RoundFinalized, SignatureBytes, SignatureVerifier, SignedAnchor, SignedAnchorHeader,
+    SigningKey, Why, MAX_PAYLOAD_EVENTS, PROTOCOL_VERSION,
 };
 
 use crate::consensus::{Consensus, ConsensusConfig, InsertError};
@@ -603,6 +603,14 @@ fn required_parents(header: &AnchorHeader, window: u64) -> impl Iterator<Item = 
         .filter(move |p| !is_relatively_ancient(p, header.birth_round, window))
 }
 
+/// Provably invalid anchors remembered for offences against the seats that
+/// acknowledge them.
+const INVALID_SEEN_MAX: usize = 256;
+
+/// Offences a seat queues against one accused seat at most (each slash
+/// takes at least 25 % of a bond or the rest of it).
+pub const MAX_QUEUED_OFFENCES_PER_SEAT: usize = crate::economics::MAX_SLASHES_PER_SEAT;
+
 /// Pending anchors looked at, from the highest down, for one that no other
 /// pending anchor waits for (the preferred eviction victim).
 const VICTIM_SCAN: usize = 64;
@@ -667,6 +675,14 @@ pub struct Shard<V, S> {
     /// taken by [`Shard::handle_anchor`], dropped at the next group.
     preverified: Vec<(Hash32, Preverified)>,
     evidence_queued: u64,
+    /// Offence ids this seat queued (at most [`MAX_QUEUED_OFFENCES_PER_SEAT`]
+    /// per accused seat).
+    offences_queued: BTreeMap<u8, Vec<Hash32>>,
+    /// Provably invalid anchors seen lately, by id: their headers and the
+    /// breach, for an offence against a seat that acknowledges one
+    /// (bounded, oldest dropped first).
+    invalid_seen: HashMap<Hash32, (SignedAnchorHeader, Why)>,
+    invalid_order: VecDeque<Hash32>,
     /// Test flag: the own seq at which this seat equivocates.
     equivocate_at: Option<u64>,
     /// The second anchor at that seq, sent right after the first.
@@ -801,6 +817,9 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             first_header: HashMap::new(),
             preverified: Vec::new(),
             evidence_queued: 0,
+            offences_queued: BTreeMap::new(),
+            invalid_seen: HashMap::new(),
+            invalid_order: VecDeque::new(),
             equivocate_at: None,
             twin: None,
             pending: BTreeMap::new(),
@@ -858,7 +877,13 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             return Ok(AnchorStatus::Deferred);
         }
         let preverified = self.take_preverified(bytes);
-        validate_decoded_with(&self.context, &self.verifier, &anchor, preverified.as_ref())?;
+        if let Err(error) =
+            validate_decoded_with(&self.context, &self.verifier, &anchor, preverified.as_ref())
+        {
+            self.detect_invalid(&anchor, &error);
+            return Err(error.into());
+        }
+        self.detect_invalid_parent(&anchor.anchor.header);
         if let Some(peer) = from {
             self.catch_up.note_peer(peer);
         }
@@ -1692,6 +1717,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             !is_relatively_ancient(p, header.birth_round, window)
                 && !self.consensus.matches_parent_ref(p)
         }) {
+            let voter = signed.header.clone();
+            self.detect_conflicting_ref(&voter, index);
             return Err(AnchorRejected::ParentRefMismatch { index });
         }
         let spec = vertex_spec(&signed.header, window);
@@ -1796,6 +1823,134 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         let decoded = DecodedAnchor::from_bytes(&body, &self.context.network)
             .unwrap_or_else(|error| panic!("record {token} read back does not decode: {error}"));
         (decoded.anchor.payload.events, decoded.digests)
+    }
+
+    /// An anchor failed validation: remembers a provable breach (for
+    /// offences against seats that acknowledge it) and, for a seat, queues
+    /// the offence of its creator when the header is validly signed and of
+    /// this shard (DESIGN §5.4 kinds 0 and 4).
+    fn detect_invalid(&mut self, decoded: &DecodedAnchor, error: &AnchorError) {
+        let signed = &decoded.anchor.header;
+        let why = match error {
+            AnchorError::MicroEvent { index, .. } => {
+                let ids: Vec<Hash32> = decoded.digests.iter().map(|d| d.id).collect();
+                let (Some(event), Some(proof)) = (
+                    decoded.anchor.payload.events.get(*index),
+                    MerkleProof::build(&ids, *index),
+                ) else {
+                    return;
+                };
+                Why::Event {
+                    bytes: event.to_bytes(),
+                    proof,
+                }
+            }
+            // A payload that does not match its header, or too many
+            // certified imports: refused, but no offence proves it.
+            AnchorError::PayloadCountMismatch { .. }
+            | AnchorError::PayloadBytesMismatch { .. }
+            | AnchorError::PayloadRootMismatch
+            | AnchorError::TooManyCertifiedImports { .. } => return,
+            _ => Why::Header,
+        };
+        let id = decoded.anchor_id;
+        if self.invalid_seen.len() >= INVALID_SEEN_MAX {
+            if let Some(old) = self.invalid_order.pop_front() {
+                self.invalid_seen.remove(&old);
+            }
+        }
+        if self
+            .invalid_seen
+            .insert(id, (signed.clone(), why.clone()))
+            .is_none()
+        {
+            self.invalid_order.push_back(id);
+        }
+        if self.seat.is_none()
+            || matches!(error, AnchorError::BadSignature { .. })
+            || !crate::offence::own_header(&self.context, &signed.header)
+        {
+            return;
+        }
+        // Structural checks run before the header's signature: it is
+        // checked here, once per refused anchor.
+        let key = self.context.committee[usize::from(signed.header.creator)];
+        if !signed.verify_signature(&self.verifier, &key) {
+            return;
+        }
+        let offence = match error {
+            AnchorError::Unsatisfiable { .. } => Offence::Unsatisfiable {
+                anchor: signed.clone(),
+            },
+            _ => Offence::InvalidAnchor {
+                anchor: signed.clone(),
+                why,
+            },
+        };
+        self.queue_offence(offence);
+    }
+
+    /// A valid anchor that names a provably invalid parent: its creator
+    /// acknowledged invalid data (DESIGN §5.4 kind 1).
+    fn detect_invalid_parent(&mut self, voter: &SignedAnchorHeader) {
+        if self.seat.is_none() || self.invalid_seen.is_empty() {
+            return;
+        }
+        let found = voter
+            .header
+            .parents
+            .iter()
+            .find_map(|p| self.invalid_seen.get(&p.anchor_id).cloned());
+        if let Some((parent, why)) = found {
+            self.queue_offence(Offence::InvalidParent {
+                voter: voter.clone(),
+                parent,
+                why,
+            });
+        }
+    }
+
+    /// A ref of `voter` names an inserted parent with another creator, seq
+    /// or birth round (DESIGN §5.4 kind 3), when this node still holds
+    /// the parent's header.
+    fn detect_conflicting_ref(&mut self, voter: &SignedAnchorHeader, index: usize) {
+        if self.seat.is_none() {
+            return;
+        }
+        let Some(parent) = voter
+            .header
+            .parents
+            .get(index)
+            .and_then(|p| self.unfinalized.get(&p.anchor_id))
+            .map(|d| d.anchor.header.clone())
+        else {
+            return;
+        };
+        self.queue_offence(Offence::ConflictingRef {
+            voter: voter.clone(),
+            parent,
+        });
+    }
+
+    /// Queues an offence once per offence id, at most
+    /// [`MAX_QUEUED_OFFENCES_PER_SEAT`] per accused seat, never against a
+    /// seat slashed out or this seat itself.
+    fn queue_offence(&mut self, offence: Offence) {
+        let Some(own) = self.seat.as_ref().map(|s| s.seat) else {
+            return;
+        };
+        let accused = offence.offender();
+        let id = crate::economics::offence_id(offence.kind(), accused, &offence.object());
+        if accused == own || !self.state.economics().is_new_offence(accused, &id) {
+            return;
+        }
+        let queued = self.offences_queued.entry(accused).or_default();
+        if queued.len() >= MAX_QUEUED_OFFENCES_PER_SEAT || queued.contains(&id) {
+            return;
+        }
+        queued.push(id);
+        self.mempool
+            .push_front(MicroEvent::Offence(Box::new(offence)));
     }
 
     /// Queues Evidence when a second header of one seat at one seq arrives.

@@ -188,6 +188,8 @@ pub struct RootImage {
     pub leaf_count: u64,
     /// The anchor index after the round.
     pub next_index: u64,
+    /// The shard's checkpoint id of the round.
+    pub checkpoint_id: Hash32,
 }
 
 /// The seats' section of the state.

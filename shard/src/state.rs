@@ -12,10 +12,12 @@ use foldhash::{HashMap, HashMapExt};
 use pc_codec::cross::{Checkpoint, ExportLeaf, Import, Origin, RoundExports};
 use pc_codec::genesis::Genesis;
 use pc_codec::ids::{derive, shard_of, state_root};
-use pc_codec::{Claim, EventDigest, Hash32, MicroEvent, OutPoint, PublicKeyBytes, Transfer, TxOut};
+use pc_codec::{
+    Claim, EventDigest, Hash32, MicroEvent, Offence, OutPoint, PublicKeyBytes, Transfer, TxOut,
+};
 
 use crate::cross::CrossState;
-use crate::economics::{offence_id, Economics, OffenceClass, SlashApplied};
+use crate::economics::{offence_id, Economics, OffenceClass, SlashApplied, RETAINED_PAYOUT_ROOTS};
 
 /// The offence kind of an Evidence micro-event in its offence id.
 pub const EVIDENCE_KIND: u8 = 255;
@@ -435,12 +437,13 @@ impl ShardState {
             applying.outcomes.push((digest.id, outcome));
         }
         applying.fees += anchor_fees;
+        let eligible = applying.eligible & self.economics.eligible_at(index);
         self.economics.pay_fee(
             anchor_fees,
             anchor.creator,
             anchor.ack_distances,
             &applying.ufw_creators,
-            applying.eligible,
+            eligible,
         );
     }
 
@@ -485,6 +488,19 @@ impl ShardState {
             ],
         );
         self.state_root = state_root(&self.state_root, &digest);
+        // The shard's own checkpoint of the round, kept with its payout
+        // root: the judge of wrong-checkpoint offences.
+        let checkpoint = Checkpoint {
+            shard: self.params.shard,
+            round,
+            state_root: self.state_root,
+            exports_root,
+            export_count: exports.export_count(),
+            dest_count: exports.dest_count(),
+            snapshot_root: [0; 32],
+        };
+        self.economics
+            .note_checkpoint(round, checkpoint.id(&self.params.network));
         RoundOutcome {
             round,
             outcomes,
@@ -532,7 +548,48 @@ impl ShardState {
             MicroEvent::Mint(_) => (Outcome::InactiveMint, 0),
             MicroEvent::Claim(claim) => (self.apply_claim(claim, digest, applying, index), 0),
             MicroEvent::Import(import) => (self.apply_import(import), 0),
+            MicroEvent::Offence(offence) => {
+                (self.apply_offence(offence, applying, carrier, index), 0)
+            }
         }
+    }
+
+    /// Applies an Offence (DESIGN §5.4 apply steps 1-4); its proof held at
+    /// validation, except kind 2's comparison with this shard's own
+    /// checkpoint of the round, judged here.
+    fn apply_offence(
+        &mut self,
+        offence: &Offence,
+        applying: &mut RoundApply,
+        carrier: u8,
+        index: u64,
+    ) -> Outcome {
+        let seat = offence.offender();
+        let id = offence_id(offence.kind(), seat, &offence.object());
+        if !self.economics.is_new_offence(seat, &id) {
+            return Outcome::EvidenceDuplicate;
+        }
+        if let Offence::WrongCheckpoint { sig } = offence {
+            let round = sig.checkpoint.round;
+            let Some(own) = self
+                .economics
+                .checkpoint_of(round)
+                .filter(|_| applying.round - round <= RETAINED_PAYOUT_ROOTS as u64)
+            else {
+                return Outcome::EvidenceExpired;
+            };
+            if own == sig.checkpoint.id(&self.params.network) {
+                return Outcome::EvidenceUnfounded;
+            }
+        }
+        self.judge(
+            applying,
+            seat,
+            crate::offence::class_of(offence),
+            id,
+            carrier,
+            index,
+        )
     }
 
     /// Judges a proven offence (DESIGN §5.4): slashes the seat at its
@@ -546,9 +603,14 @@ impl ShardState {
         carrier: u8,
         index: u64,
     ) -> Outcome {
+        // Eligibility is fixed at the round's start (DESIGN §5.3), minus
+        // the seats slashed or put on cool-down since: a slashed seat earns
+        // nothing from the anchor that judged it on, not even a share of
+        // its own slash through the undistributed value.
+        let eligible = applying.eligible & self.economics.eligible_at(index);
         match self
             .economics
-            .slash(seat, class, id, index, carrier, applying.eligible)
+            .slash(seat, class, id, index, carrier, eligible)
         {
             Ok(applied) => {
                 applying.slashes.push(applied);
@@ -568,6 +630,11 @@ impl ShardState {
         applying: &mut RoundApply,
         index: u64,
     ) -> Outcome {
+        // DESIGN §5.3 steps 1-3 first, then the output (step 4): an export
+        // past X_max refuses the claim whole.
+        if let Err(outcome) = self.economics.check_claim(claim, applying.round, index) {
+            return outcome;
+        }
         let dest = shard_of(&claim.owner, self.params.shards);
         if dest != self.params.shard
             && !CrossState::exports_fit(&applying.exports, &BTreeMap::from([(dest, 1)]))
@@ -828,7 +895,21 @@ impl ShardState {
         self.cross.load_image(image.cross)?;
         self.economics.load_image(image.seats)?;
         self.state_root = image.state_root;
-        self.supply = image.supply;
+        if image.supply != self.supply {
+            return Err(format!(
+                "genesis value {} where this genesis gives the shard {}",
+                image.supply, self.supply
+            ));
+        }
+        // Every balance is then bounded by the shard's value (at most the
+        // supply cap), so no later sum overflows.
+        if self.accounted_value() != self.genesis_supply() {
+            return Err(format!(
+                "the supply equation does not hold: {} accounted of {}",
+                self.accounted_value(),
+                self.genesis_supply()
+            ));
+        }
         Ok(())
     }
 }

@@ -222,6 +222,17 @@ pub enum AnchorError {
         /// The highest birth round its parents allow.
         max: u64,
     },
+    /// The payload commitment no payload can satisfy (DESIGN §3.3 v1):
+    /// `payload_count = 0` needs an all-zero root and 1 byte; `n >= 1` a
+    /// non-zero root and `len(varint n) + 73 n <= payload_bytes <=
+    /// min(1 044 480, len(varint n) + 12 288 n)`.
+    #[error("unsatisfiable payload commitment: {count} micro-events in {bytes} bytes")]
+    Unsatisfiable {
+        /// The header's payload count.
+        count: u16,
+        /// The header's payload bytes.
+        bytes: u32,
+    },
     /// The header signature does not verify under the seat's genesis key.
     #[error("header signature does not verify under the key of seat {creator}")]
     BadSignature {
@@ -360,6 +371,14 @@ pub enum MicroEventError {
     /// The owner's signature over the claim message does not verify.
     #[error("claim signature does not verify under its owner")]
     ClaimBadSignature,
+    /// An offence's proof does not hold (DESIGN §5.4).
+    #[error("offence of kind {kind}: {reason}")]
+    Offence {
+        /// The offence kind.
+        kind: u8,
+        /// Why the proof fails.
+        reason: &'static str,
+    },
 }
 
 /// Checks every stateless rule of DESIGN §3.3 on `anchor`: its header (see
@@ -615,8 +634,53 @@ pub fn validate_micro_events(
 /// Every structural header rule; no signature.
 fn check_header(context: &ShardContext, header: &AnchorHeader) -> Result<(), AnchorError> {
     check_header_fields(context, header)?;
+    check_commitment(header)?;
     check_parents(context, header)?;
     check_birth_rounds(header)
+}
+
+/// Every stateless header rule of DESIGN §3.3 except the signature (what an
+/// offence of kind 0 or 1 proves broken).
+pub fn check_header_rules(
+    context: &ShardContext,
+    header: &AnchorHeader,
+) -> Result<(), AnchorError> {
+    check_header(context, header)
+}
+
+/// Largest payload in bytes (DESIGN §3.1).
+pub const MAX_PAYLOAD_BYTES: u64 = 1_044_480;
+/// Smallest encoded micro-event (a Mint: tag, two keys, a nonce).
+const MIN_EVENT_BYTES: u64 = 73;
+
+/// The satisfiable commitment of DESIGN §3.3 (v1).
+pub fn check_commitment(header: &AnchorHeader) -> Result<(), AnchorError> {
+    let n = u64::from(header.payload_count);
+    let bytes = u64::from(header.payload_bytes);
+    let varint = |mut v: u64| {
+        let mut len = 1;
+        while v >= 0x80 {
+            v >>= 7;
+            len += 1;
+        }
+        len
+    };
+    let zero_root = header.payload_root == [0; 32];
+    let satisfiable = if n == 0 {
+        zero_root && bytes == 1
+    } else {
+        !zero_root
+            && varint(n) + MIN_EVENT_BYTES * n <= bytes
+            && bytes <= MAX_PAYLOAD_BYTES.min(varint(n) + pc_codec::MAX_OFFENCE_BYTES as u64 * n)
+    };
+    if satisfiable {
+        Ok(())
+    } else {
+        Err(AnchorError::Unsatisfiable {
+            count: header.payload_count,
+            bytes: header.payload_bytes,
+        })
+    }
 }
 
 fn check_header_fields(context: &ShardContext, header: &AnchorHeader) -> Result<(), AnchorError> {
@@ -819,6 +883,7 @@ fn check_micro_event(context: &ShardContext, event: &MicroEvent) -> Result<(), M
                 shard_of(owner, context.shards)
             })
             .map_err(MicroEventError::Import),
+        MicroEvent::Offence(offence) => crate::offence::check_offence(context, offence),
     }
 }
 
@@ -857,6 +922,7 @@ fn verify_micro_event(
                 .map_err(|error| MicroEventError::Import(error.into())),
             None => Ok(()),
         },
+        MicroEvent::Offence(offence) => crate::offence::verify_offence(context, verifier, offence),
     }
 }
 

@@ -245,6 +245,7 @@ pub fn scan_for_planted_equivocation(
     planted: Option<(u8, u64)>,
 ) -> Result<(u64, bool), Divergence> {
     let mut planted_seen = false;
+    let mut planted_twin: Option<Hash32> = None;
     let mut seen: BTreeMap<(u8, u64), (Hash32, usize)> = BTreeMap::new();
     let mut anchors = 0;
     for (n, dir) in data_dirs.iter().enumerate() {
@@ -264,8 +265,14 @@ pub fn scan_for_planted_equivocation(
             let key = (header.header.creator, header.header.seq);
             let id = header.anchor_id();
             match seen.get(&key) {
-                Some((other, _)) if *other != id && Some(key) == planted => {
+                // The planted equivocation: exactly one second anchor.
+                Some((other, _))
+                    if *other != id
+                        && Some(key) == planted
+                        && planted_twin.is_none_or(|twin| twin == id) =>
+                {
                     planted_seen = true;
+                    planted_twin = Some(id);
                 }
                 Some((other, m)) if *other != id => {
                     return Err(Divergence::Equivocation {

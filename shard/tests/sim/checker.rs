@@ -32,6 +32,8 @@ pub struct Checker {
     model: Model,
     finalized_anchors: HashSet<Hash32>,
     next_global_index: u64,
+    /// The model's (owed, bonded) after each canonical round.
+    after: Vec<(u64, u64)>,
 }
 
 impl Checker {
@@ -42,6 +44,7 @@ impl Checker {
             model,
             finalized_anchors: HashSet::new(),
             next_global_index: 0,
+            after: Vec::new(),
         }
     }
 
@@ -53,6 +56,12 @@ impl Checker {
     /// The canonical report of `round`.
     pub fn round(&self, round: u64) -> Option<&FinalizedReport> {
         self.canonical.get(round as usize)
+    }
+
+    /// The model's (owed, bonded) after canonical round `round`: what every
+    /// node's state must hold after it.
+    pub fn economics_after(&self, round: u64) -> Option<(u64, u64)> {
+        self.after.get(round as usize).copied()
     }
 
     /// The reference model.
@@ -94,6 +103,7 @@ impl Checker {
         );
         let events = self.check_new_round(report, lookup)?;
         self.canonical.push(report.clone());
+        self.after.push((self.model.owed(), self.model.bonded()));
         Ok(Some(events))
     }
 
@@ -162,6 +172,21 @@ impl Checker {
                 outcome: *outcome,
                 position: self.model.position(),
             });
+        }
+        let expected = self.model.take_expected_slashes();
+        let applied: Vec<_> = report
+            .outcome
+            .slashes
+            .iter()
+            .map(|s| (s.seat, s.slash.class as u8, s.slash.tier, s.slash.amount))
+            .collect();
+        if applied != expected {
+            return Err(format!(
+                "round {round}: slashes {applied:?} (seat, class, tier, units), the model expects {expected:?}"
+            ));
+        }
+        if !report.outcome.claims.is_empty() {
+            return Err(format!("round {round}: claims applied, none was made"));
         }
         if fees != report.outcome.fees {
             return Err(format!(

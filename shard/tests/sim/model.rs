@@ -6,17 +6,36 @@
 use std::collections::{HashMap, HashSet};
 
 use pc_codec::genesis::Genesis;
-use pc_codec::{Hash32, MicroEvent, OutPoint, Transfer, TxOut};
+use pc_codec::ids::{context, derive};
+use pc_codec::{Hash32, MicroEvent, Offence, OutPoint, Transfer, TxOut};
 use pc_shard::state::Outcome;
+
+/// One seat's bond and offences as the model sees them (DESIGN §5.4).
+struct SeatModel {
+    bond: u64,
+    remaining: u64,
+    out: bool,
+    offence_ids: Vec<Hash32>,
+    /// Slashes per class: equivocation, vote for invalid, conflicting data.
+    per_class: [u32; 3],
+}
+
+/// A slash the model expects: (seat, class code, tier, units).
+pub type ExpectedSlash = (u8, u8, u32, u64);
 
 /// The model's UTXO set and slashing record.
 pub struct Model {
     network: [u8; 8],
     utxos: HashMap<OutPoint, TxOut>,
     unspent_value: u64,
-    fees_paid_out: u64,
+    /// Fees and slashed bonds owed to the seats (no claims in the
+    /// simulation).
+    owed: u64,
+    bonded: u64,
     genesis_supply: u64,
     slashed: u64,
+    seats: Vec<SeatModel>,
+    expected_slashes: Vec<ExpectedSlash>,
     /// Position (in the finalized micro-event sequence) at which each
     /// applied transfer's event was applied.
     applied_at: HashMap<Hash32, u64>,
@@ -48,13 +67,30 @@ impl Model {
                 unspent_value += allocation.amount;
             }
         }
+        // One seat per validator in the simulated shard: the seat's bond is
+        // the validator's.
+        let seats: Vec<SeatModel> = genesis
+            .validators
+            .iter()
+            .map(|v| SeatModel {
+                bond: v.bond,
+                remaining: v.bond,
+                out: false,
+                offence_ids: Vec::new(),
+                per_class: [0; 3],
+            })
+            .collect();
+        let bonded: u64 = seats.iter().map(|s| s.bond).sum();
         Model {
             network,
             utxos,
             unspent_value,
-            fees_paid_out: 0,
-            genesis_supply: unspent_value,
+            owed: 0,
+            bonded,
+            genesis_supply: unspent_value + bonded,
             slashed: 0,
+            seats,
+            expected_slashes: Vec::new(),
             applied_at: HashMap::new(),
             spent: HashSet::new(),
             position: 0,
@@ -81,10 +117,65 @@ impl Model {
         self.position
     }
 
-    /// Unspent value plus fees collected (paid out to seats by claim): the
-    /// supply, which must stay the genesis supply.
+    /// Unspent value plus what is owed to the seats plus what remains of
+    /// their bonds: the supply, which must stay the genesis supply.
     pub fn accounted_value(&self) -> u64 {
-        self.unspent_value + self.fees_paid_out
+        self.unspent_value + self.owed + self.bonded
+    }
+
+    /// What is owed to the seats (fees and slashed bonds).
+    pub fn owed(&self) -> u64 {
+        self.owed
+    }
+
+    /// What remains of the seats' bonds.
+    pub fn bonded(&self) -> u64 {
+        self.bonded
+    }
+
+    /// The slashes applied since the last call, in order.
+    pub fn take_expected_slashes(&mut self) -> Vec<ExpectedSlash> {
+        std::mem::take(&mut self.expected_slashes)
+    }
+
+    /// Judges an offence of `class` (0 equivocation, 1 vote for invalid,
+    /// 2 conflicting data) with id `id` against `seat`, as DESIGN §5.4
+    /// states it: nothing if the seat is out or the id recorded; else the
+    /// tier's rate of the seat's bond (EQ 100 %; VFI 50 %, then 100 %; CDA
+    /// 25 %, 50 %, then 100 %; every slash of a run is within `W_slash`),
+    /// moved from the bond to the owed balances.
+    fn judge(&mut self, seat: u8, class: u8, id: Hash32) -> Outcome {
+        let Some(account) = self.seats.get_mut(usize::from(seat)) else {
+            panic!("model: offence against seat {seat}, not a seat");
+        };
+        if account.out || account.offence_ids.contains(&id) {
+            return Outcome::EvidenceDuplicate;
+        }
+        let tier = account.per_class[usize::from(class)] + 1;
+        let rate = match (class, tier) {
+            (0, _) => 100,
+            (1, 1) => 50,
+            (1, _) => 100,
+            (2, 1) => 25,
+            (2, 2) => 50,
+            _ => 100,
+        };
+        let amount = if rate == 100 {
+            account.remaining
+        } else {
+            account.remaining.min((account.bond * rate).div_ceil(100))
+        };
+        account.remaining -= amount;
+        account.out = rate == 100 || account.remaining == 0;
+        account.offence_ids.push(id);
+        account.per_class[usize::from(class)] += 1;
+        self.bonded -= amount;
+        self.owed += amount;
+        if account.out {
+            self.slashed |= 1 << seat;
+        }
+        self.expected_slashes.push((seat, class, tier, amount));
+        Outcome::EvidenceRecorded
     }
 
     /// Applies the next finalized micro-event; returns the predicted outcome
@@ -100,13 +191,24 @@ impl Model {
                 Err(outcome) => (outcome, 0),
             },
             MicroEvent::Evidence(evidence) => {
-                let seat_bit = 1u64 << evidence.first.header.creator;
-                if self.slashed & seat_bit != 0 {
-                    (Outcome::EvidenceDuplicate, 0)
-                } else {
-                    self.slashed |= seat_bit;
-                    (Outcome::EvidenceRecorded, 0)
-                }
+                // Offence id derive("evidence", 255 || seat): one per seat.
+                let seat = evidence.first.header.creator;
+                let id = derive(context::EVIDENCE, &[&[255, seat]]);
+                (self.judge(seat, 0, id), 0)
+            }
+            MicroEvent::Offence(offence) => {
+                let (kind, seat) = (offence.kind(), offence.offender());
+                let class = match kind {
+                    0..=2 => 1,
+                    3 | 4 => 2,
+                    _ => 0,
+                };
+                assert!(
+                    !matches!(**offence, Offence::WrongCheckpoint { .. }),
+                    "model: one shard signs no checkpoints"
+                );
+                let id = derive(context::EVIDENCE, &[&[kind, seat], &offence.object()]);
+                (self.judge(seat, class, id), 0)
             }
             MicroEvent::Mint(_) => (Outcome::InactiveMint, 0),
             MicroEvent::Claim(_) => panic!("model: the simulated clients and seats make no claims"),
@@ -161,7 +263,7 @@ impl Model {
             );
         }
         self.unspent_value = self.unspent_value - input_value + output_value;
-        self.fees_paid_out += fee;
+        self.owed += fee;
         Ok(fee)
     }
 }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use pc_codec::genesis::Genesis;
 use pc_codec::{Decode, Encode, Hash32, LogRecordKind, MicroEvent, SignedAnchor};
+use pc_shard::economics::OffenceClass;
 use pc_shard::machine::{
     AnchorRejected, AnchorStatus, Destination, FinalizedReport, ShardMessage, SubmitRejected,
     Transmit,
@@ -791,8 +792,31 @@ impl<C: SimCrypto> Simulation<C> {
                     }
                     self.counters.evidence_finalized += 1;
                 }
+                (MicroEvent::Offence(offence), Outcome::EvidenceRecorded) => match offence.kind() {
+                    0 => self.counters.offence_invalid_anchor += 1,
+                    1 => self.counters.offence_invalid_parent += 1,
+                    3 => self.counters.offence_conflicting_ref += 1,
+                    4 => self.counters.offence_unsatisfiable += 1,
+                    kind => self.counters.offence_checkpoint += u64::from(kind > 0),
+                },
                 (_, Outcome::EvidenceDuplicate) => self.counters.evidence_duplicate += 1,
                 _ => {}
+            }
+        }
+        for applied in &report.outcome.slashes {
+            if self.is_honest(usize::from(applied.seat)) {
+                return Err(format!(
+                    "round {}: honest seat {} slashed: {:?}",
+                    report.round.round, applied.seat, applied.slash
+                ));
+            }
+            match applied.slash.class {
+                OffenceClass::Equivocation => self.counters.slashes_equivocation += 1,
+                OffenceClass::VoteForInvalid => self.counters.slashes_vote_for_invalid += 1,
+                OffenceClass::ConflictingData => self.counters.slashes_conflicting_data += 1,
+            }
+            if applied.slash.tier > 1 {
+                self.counters.slashes_repeat_tier += 1;
             }
         }
         self.clients.on_finalized(events, self.checker.model())
@@ -809,6 +833,18 @@ impl<C: SimCrypto> Simulation<C> {
                 state.accounted_value(),
                 node.next_round - 1,
                 state.genesis_supply()
+            ));
+        }
+        let round = node.next_round - 1;
+        let (owed, bonded) = self
+            .checker
+            .economics_after(round)
+            .expect("reported rounds are canonical");
+        if (state.owed(), state.bonded()) != (u128::from(owed), u128::from(bonded)) {
+            return Err(format!(
+                "node {id}: owed {} and bonded {} after round {round}; the model says {owed} and {bonded}",
+                state.owed(),
+                state.bonded()
             ));
         }
         let canonical = self
