@@ -110,6 +110,55 @@ pub fn badly_signed<C: SimCrypto>(original: &SignedAnchor, rng: &mut Rng) -> Sig
     )
 }
 
+/// A validly signed copy of `original` whose payload commitment no payload
+/// can satisfy (more bytes than any payload): every honest seat refuses it
+/// and accuses its creator (offence kind 4).
+pub fn unsatisfiable<C: SimCrypto>(original: &SignedAnchor) -> SignedAnchor {
+    let mut header = original.header.header.clone();
+    header.payload_bytes = 2_000_000;
+    SignedAnchor {
+        header: C::sign_header(header.creator, header),
+        payload: original.payload.clone(),
+    }
+}
+
+/// A validly signed anchor of `invalid`'s creator whose self-parent is
+/// `invalid` (an anchor honest seats refused): they hold it pending, never
+/// insert it, and accuse its creator of acknowledging invalid data
+/// (offence kind 1).
+pub fn naming_invalid<C: SimCrypto>(
+    rng: &mut Rng,
+    invalid: &SignedAnchor,
+    k: usize,
+) -> SignedAnchor {
+    let refused = &invalid.header.header;
+    let mut header = header(
+        refused.network,
+        refused.creator,
+        refused.seq + 1,
+        refused.birth_round,
+    );
+    header.parents.push(ParentRef {
+        anchor_id: invalid.anchor_id(),
+        creator: refused.creator,
+        seq: refused.seq,
+        birth_round: refused.birth_round,
+    });
+    if k > 1 {
+        let other = other_seats(rng, k, refused.creator)[0];
+        let seq = rng.below(10_000);
+        header
+            .parents
+            .push(random_ref(rng, other, seq, refused.birth_round));
+    }
+    C::sign_anchor(
+        refused.creator,
+        header,
+        AnchorPayload::default(),
+        rng.bytes32(),
+    )
+}
+
 fn header(network: [u8; 8], creator: u8, seq: u64, birth_round: u64) -> AnchorHeader {
     AnchorHeader {
         version: PROTOCOL_VERSION,

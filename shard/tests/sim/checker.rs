@@ -138,7 +138,13 @@ impl Checker {
                 )
             })?;
             let signed = SignedAnchor::from_bytes(&body).expect("logged anchors decode");
-            events.extend(signed.payload.events);
+            events.extend(
+                signed
+                    .payload
+                    .events
+                    .into_iter()
+                    .map(|event| (anchor.global_index, event)),
+            );
         }
         if events.len() != report.outcome.outcomes.len() {
             return Err(format!(
@@ -149,7 +155,7 @@ impl Checker {
         }
         let mut fees = 0u64;
         let mut finalized = Vec::with_capacity(events.len());
-        for (event, (id, outcome)) in events.into_iter().zip(&report.outcome.outcomes) {
+        for ((index, event), (id, outcome)) in events.into_iter().zip(&report.outcome.outcomes) {
             let expected_id = event.id();
             if *id != expected_id {
                 return Err(format!(
@@ -158,7 +164,7 @@ impl Checker {
                     short(&expected_id)
                 ));
             }
-            let (predicted, fee) = self.model.apply(&event);
+            let (predicted, fee) = self.model.apply(&event, index);
             if predicted != *outcome {
                 return Err(format!(
                     "round {round}: event {} has outcome {outcome:?}, the model predicts {predicted:?}",

@@ -145,6 +145,9 @@ pub struct SeedConfig {
     /// of three so that ancient anchors, chain cuts and pruning happen
     /// within a seed.
     pub window: u64,
+    /// `W_slash`: the genesis value, or 25 finalized anchors in one seed of
+    /// two so that repeat tiers also start over within a seed.
+    pub slash_window_anchors: u64,
     /// No faults at all (a baseline seed): only latency and reordering.
     pub calm: bool,
     /// Phase lengths.
@@ -219,6 +222,7 @@ impl SeedConfig {
             bip340,
             coin_round_period: if seed % 5 == 2 { 3 } else { 10 },
             window: if seed % 3 == 1 { 4 } else { 26 },
+            slash_window_anchors: if seed % 2 == 0 { 25 } else { 200_000 },
             calm,
             phases,
             network: network_config(&mut rng, calm),

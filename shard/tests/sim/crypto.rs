@@ -115,6 +115,8 @@ pub trait SimCrypto: 'static {
         payload: AnchorPayload,
         aux: [u8; 32],
     ) -> SignedAnchor;
+    /// Signs `header` as `seat` as it stands (no payload commitment).
+    fn sign_header(seat: u8, header: AnchorHeader) -> SignedAnchorHeader;
     /// Whether two signatures of one header can differ (BIP-340: yes).
     fn signatures_vary() -> bool;
 }
@@ -143,6 +145,9 @@ impl SimCrypto for Fast {
         _aux: [u8; 32],
     ) -> SignedAnchor {
         FastSigner.sign_anchor(&seat_public(seat), header, payload)
+    }
+    fn sign_header(seat: u8, header: AnchorHeader) -> SignedAnchorHeader {
+        FastSigner.sign_header(&seat_public(seat), header)
     }
     fn signatures_vary() -> bool {
         false
@@ -179,6 +184,10 @@ impl SimCrypto for RealBip340 {
             header: SignedAnchorHeader { header, signature },
             payload,
         }
+    }
+    fn sign_header(seat: u8, header: AnchorHeader) -> SignedAnchorHeader {
+        let signature = keys()[usize::from(seat)].0.sign(&header.id(), &[0; 32]);
+        SignedAnchorHeader { header, signature }
     }
     fn signatures_vary() -> bool {
         true

@@ -16,8 +16,8 @@ struct SeatModel {
     remaining: u64,
     out: bool,
     offence_ids: Vec<Hash32>,
-    /// Slashes per class: equivocation, vote for invalid, conflicting data.
-    per_class: [u32; 3],
+    /// Its slashes: (class, anchor index).
+    slashes: Vec<(u8, u64)>,
 }
 
 /// A slash the model expects: (seat, class code, tier, units).
@@ -34,6 +34,10 @@ pub struct Model {
     bonded: u64,
     genesis_supply: u64,
     slashed: u64,
+    slash_window: u64,
+    /// Slashes of a class whose seat had an older slash of that class past
+    /// `W_slash` (so the tier started over).
+    pub tier_resets: u64,
     seats: Vec<SeatModel>,
     expected_slashes: Vec<ExpectedSlash>,
     /// Position (in the finalized micro-event sequence) at which each
@@ -77,7 +81,7 @@ impl Model {
                 remaining: v.bond,
                 out: false,
                 offence_ids: Vec::new(),
-                per_class: [0; 3],
+                slashes: Vec::new(),
             })
             .collect();
         let bonded: u64 = seats.iter().map(|s| s.bond).sum();
@@ -89,6 +93,8 @@ impl Model {
             bonded,
             genesis_supply: unspent_value + bonded,
             slashed: 0,
+            slash_window: genesis.params.slash_window_anchors,
+            tier_resets: 0,
             seats,
             expected_slashes: Vec::new(),
             applied_at: HashMap::new(),
@@ -142,16 +148,22 @@ impl Model {
     /// 2 conflicting data) with id `id` against `seat`, as DESIGN §5.4
     /// states it: nothing if the seat is out or the id recorded; else the
     /// tier's rate of the seat's bond (EQ 100 %; VFI 50 %, then 100 %; CDA
-    /// 25 %, 50 %, then 100 %; every slash of a run is within `W_slash`),
-    /// moved from the bond to the owed balances.
-    fn judge(&mut self, seat: u8, class: u8, id: Hash32) -> Outcome {
+    /// 25 %, 50 %, then 100 %; the tier counts the slashes of the class
+    /// whose anchor index `i` has `i + W_slash > index`), moved from the
+    /// bond to the owed balances.
+    fn judge(&mut self, seat: u8, class: u8, id: Hash32, index: u64) -> Outcome {
+        let window = self.slash_window;
         let Some(account) = self.seats.get_mut(usize::from(seat)) else {
             panic!("model: offence against seat {seat}, not a seat");
         };
         if account.out || account.offence_ids.contains(&id) {
             return Outcome::EvidenceDuplicate;
         }
-        let tier = account.per_class[usize::from(class)] + 1;
+        let tier = 1 + account
+            .slashes
+            .iter()
+            .filter(|(c, i)| *c == class && i + window > index)
+            .count() as u32;
         let rate = match (class, tier) {
             (0, _) => 100,
             (1, 1) => 50,
@@ -168,7 +180,14 @@ impl Model {
         account.remaining -= amount;
         account.out = rate == 100 || account.remaining == 0;
         account.offence_ids.push(id);
-        account.per_class[usize::from(class)] += 1;
+        if account
+            .slashes
+            .iter()
+            .any(|(c, i)| *c == class && i + window <= index)
+        {
+            self.tier_resets += 1;
+        }
+        account.slashes.push((class, index));
         self.bonded -= amount;
         self.owed += amount;
         if account.out {
@@ -180,7 +199,7 @@ impl Model {
 
     /// Applies the next finalized micro-event; returns the predicted outcome
     /// and fee.
-    pub fn apply(&mut self, event: &MicroEvent) -> (Outcome, u64) {
+    pub fn apply(&mut self, event: &MicroEvent, index: u64) -> (Outcome, u64) {
         self.position += 1;
         match event {
             MicroEvent::Transfer(transfer) => match self.apply_transfer(transfer) {
@@ -194,7 +213,7 @@ impl Model {
                 // Offence id derive("evidence", 255 || seat): one per seat.
                 let seat = evidence.first.header.creator;
                 let id = derive(context::EVIDENCE, &[&[255, seat]]);
-                (self.judge(seat, 0, id), 0)
+                (self.judge(seat, 0, id, index), 0)
             }
             MicroEvent::Offence(offence) => {
                 let (kind, seat) = (offence.kind(), offence.offender());
@@ -208,7 +227,7 @@ impl Model {
                     "model: one shard signs no checkpoints"
                 );
                 let id = derive(context::EVIDENCE, &[&[kind, seat], &offence.object()]);
-                (self.judge(seat, class, id), 0)
+                (self.judge(seat, class, id, index), 0)
             }
             MicroEvent::Mint(_) => (Outcome::InactiveMint, 0),
             MicroEvent::Claim(_) => panic!("model: the simulated clients and seats make no claims"),
@@ -295,13 +314,13 @@ mod tests {
         let genesis = genesis(4, 2, 1_000, 10, 26);
         let mut model = Model::new(&genesis);
         let input = Genesis::allocation_out_point(&genesis.network(), 0, 1);
-        assert_eq!(model.apply(&spend(input, 990)), (Outcome::Applied, 10));
+        assert_eq!(model.apply(&spend(input, 990), 0), (Outcome::Applied, 10));
         assert_eq!(
-            model.apply(&spend(input, 900)),
+            model.apply(&spend(input, 900), 0),
             (Outcome::UnknownOrSpentInput, 0)
         );
         let foreign = Genesis::allocation_out_point(&genesis.network(), 1, 0);
-        assert_eq!(model.apply(&spend(foreign, 1)), (Outcome::WrongOwner, 0));
+        assert_eq!(model.apply(&spend(foreign, 1), 0), (Outcome::WrongOwner, 0));
         assert_eq!(model.accounted_value(), model.genesis_supply());
     }
 }

@@ -92,13 +92,14 @@ impl<C: SimCrypto> Simulation<C> {
     pub fn new(config: SeedConfig) -> Self {
         let seed = config.seed;
         let k = config.k;
-        let genesis = crypto::genesis(
+        let mut genesis = crypto::genesis(
             k,
             OUTPUTS_PER_CLIENT,
             GENESIS_OUTPUT_UNITS,
             config.coin_round_period,
             config.window,
         );
+        genesis.params.slash_window_anchors = config.slash_window_anchors;
         let mut rng_clients = Rng::new(seed, 2);
         let clients = Clients::new(&genesis, &mut rng_clients);
         let nodes = (0..=k)
@@ -176,6 +177,7 @@ impl<C: SimCrypto> Simulation<C> {
         self.counters.submissions_lost = clients.lost_to_absent_seat;
         self.counters.seeds_double_spends = u64::from(clients.double_spend_pairs > 0);
         self.counters.rounds_finalized = self.checker.rounds();
+        self.counters.slash_tier_resets = self.checker.model().tier_resets;
         self.counters.max_rounds_per_seed = self.checker.rounds();
         Ok(self.counters)
     }
@@ -188,6 +190,7 @@ impl<C: SimCrypto> Simulation<C> {
         counters.seeds_bip340 = u64::from(config.bip340);
         counters.seeds_short_coin_period = u64::from(config.coin_round_period < 10);
         counters.seeds_short_window = u64::from(config.window < 26);
+        counters.seeds_short_slash_window = u64::from(config.slash_window_anchors < 100);
         counters.seeds_equivocate = u64::from(config.has_mode(Mode::Equivocate));
         counters.seeds_invalid_signatures = u64::from(config.has_mode(Mode::InvalidSignatures));
         counters.seeds_random_parents = u64::from(config.has_mode(Mode::RandomParents));
@@ -608,12 +611,29 @@ impl<C: SimCrypto> Simulation<C> {
             }
             Mode::InvalidSignatures if rng.chance(self.config.bad_signature_per_mille) => {
                 let original = SignedAnchor::from_bytes(&bytes).expect("own anchors decode");
-                let bad: Rc<[u8]> = byzantine::badly_signed::<C>(&original, rng)
-                    .to_bytes()
-                    .into();
+                let bad_anchor = byzantine::badly_signed::<C>(&original, rng);
+                let bad: Rc<[u8]> = bad_anchor.to_bytes().into();
                 let also_original = rng.coin();
+                // Sometimes an anchor on top of the refused one (its
+                // creator acknowledges invalid data), or the original with
+                // an unsatisfiable commitment.
+                let (name_it, unsatisfiable) = (rng.coin(), rng.chance(250));
+                let voter = byzantine::naming_invalid::<C>(rng, &bad_anchor, self.config.k);
                 self.counters.forged_sent += 1;
                 self.send_all(from, &honest, &bad, Expect::Reject);
+                if name_it {
+                    self.never_insert.push(voter.anchor_id());
+                    self.counters.forged_sent += 1;
+                    let voter: Rc<[u8]> = voter.to_bytes().into();
+                    self.send_all(from, &honest, &voter, Expect::NeverInsert);
+                }
+                if unsatisfiable {
+                    let forged: Rc<[u8]> =
+                        byzantine::unsatisfiable::<C>(&original).to_bytes().into();
+                    self.counters.forged_sent += 1;
+                    self.send_all(from, &honest, &forged, Expect::Reject);
+                }
+
                 if also_original {
                     self.send_all(from, &honest, &bytes, Expect::Accept);
                 }
