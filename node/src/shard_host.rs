@@ -1089,6 +1089,9 @@ impl ShardHost {
             return;
         };
         link.on_seen_imports(&seen);
+        for offence in link.take_offences() {
+            self.machine.offer_offence(offence);
+        }
         let imports = link.take_imports(self.machine.state());
         if imports.is_empty() {
             return;

@@ -58,8 +58,8 @@ use pc_codec::cross::{
 };
 use pc_codec::ids::{derive, shard_of};
 use pc_codec::{
-    Encode, Hash32, LogRecordKind, MerkleProof, MicroEvent, PublicKeyBytes, SignatureBytes,
-    SignatureVerifier,
+    Encode, Hash32, LogRecordKind, MerkleProof, MicroEvent, Offence, PublicKeyBytes,
+    SignatureBytes, SignatureVerifier,
 };
 
 use crate::machine::AnchorSigner;
@@ -293,8 +293,15 @@ pub struct CrossLink<V, S> {
     sig_cache_order: VecDeque<Hash32>,
     transmits: VecDeque<CrossTransmit>,
     records: VecDeque<CrossRecord>,
+    /// Checkpoint offences proven from signatures received (DESIGN §5.4
+    /// kinds 2 and 5), for the shard's seat to carry.
+    offences: VecDeque<Offence>,
     counters: CrossCounters,
 }
+
+/// Checkpoint offences held for the seat at most (each seat of the shard
+/// is slashed out after a few; older ones are dropped first).
+const MAX_HELD_OFFENCES: usize = 64;
 
 impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
     /// The link of `shard`; `seat` with its signer for a seat, `None` for
@@ -332,7 +339,47 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
             sig_cache_order: VecDeque::new(),
             transmits: VecDeque::new(),
             records: VecDeque::new(),
+            offences: VecDeque::new(),
             counters: CrossCounters::default(),
+        }
+    }
+
+    /// The checkpoint offences proven since the last call (a seat signed
+    /// another checkpoint of a round than this shard's, or two).
+    pub fn take_offences(&mut self) -> Vec<Offence> {
+        self.offences.drain(..).collect()
+    }
+
+    fn hold_offence(&mut self, offence: Offence) {
+        if self.offences.len() >= MAX_HELD_OFFENCES {
+            self.offences.pop_front();
+        }
+        self.offences.push_back(offence);
+    }
+
+    /// A signature of `sig.seat` over a checkpoint of `round` that is not
+    /// this shard's: when it verifies, the seat signed a wrong checkpoint
+    /// (kind 2), and a fork of its own signature over this shard's one if
+    /// that is held (kind 5). Always the sender's violation too.
+    fn conflicting_sig(&mut self, sig: CheckpointSig) -> CrossViolation {
+        let round = sig.checkpoint.round;
+        let id = sig.checkpoint.id(&self.network);
+        if self.verify_sig(self.shard, &id, sig.seat, &sig.signature) {
+            let held = self.own.get(&round).and_then(|own| {
+                own.sigs.get(&sig.seat).map(|signature| CheckpointSig {
+                    checkpoint: own.checkpoint,
+                    seat: sig.seat,
+                    signature: *signature,
+                })
+            });
+            if let Some(a) = held {
+                self.hold_offence(Offence::CheckpointFork { a, b: sig });
+            }
+            self.hold_offence(Offence::WrongCheckpoint { sig });
+        }
+        CrossViolation::ConflictingSig {
+            seat: sig.seat,
+            round,
         }
     }
 
@@ -758,11 +805,22 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                 if !self.verify_sig(self.shard, &id, sig.seat, &sig.signature) {
                     return Err(CrossViolation::BadSig("signature does not verify"));
                 }
-                self.early
+                let held = self
+                    .early
                     .entry(round)
                     .or_default()
                     .entry(sig.seat)
                     .or_insert(sig);
+                if held.checkpoint != sig.checkpoint {
+                    // Two valid signatures of one seat over two
+                    // checkpoints of one round: a fork (kind 5).
+                    let a = *held;
+                    self.hold_offence(Offence::CheckpointFork { a, b: sig });
+                    return Err(CrossViolation::ConflictingSig {
+                        seat: sig.seat,
+                        round,
+                    });
+                }
             }
             return Ok(());
         }
@@ -770,10 +828,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
             Some(own) if own.cert.is_some() => {
                 let cert = own.cert.clone().expect("checked");
                 if own.checkpoint != sig.checkpoint {
-                    return Err(CrossViolation::ConflictingSig {
-                        seat: sig.seat,
-                        round,
-                    });
+                    return Err(self.conflicting_sig(sig));
                 }
                 self.transmits.push_back(CrossTransmit {
                     to: from,
@@ -794,10 +849,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
             return Ok(());
         };
         if own.checkpoint != sig.checkpoint {
-            return Err(CrossViolation::ConflictingSig {
-                seat: sig.seat,
-                round,
-            });
+            return Err(self.conflicting_sig(sig));
         }
         if own.sigs.contains_key(&sig.seat) || own.cert.is_some() {
             return Ok(());

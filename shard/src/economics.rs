@@ -478,7 +478,11 @@ impl Economics {
             .seat_of(&claim.leaf.recipient)
             .ok_or(Outcome::ClaimBadProof)?;
         let account = &self.seats[usize::from(seat)];
-        if claim.round < account.claim_floor || claim.leaf.amount > account.owed {
+        let stale = claim.round < account.claim_floor;
+        // The mutation self-test: a claim not deduplicated must make the
+        // simulator fail.
+        let stale = stale && !cfg!(feature = "planted-bug-claim-twice");
+        if stale || claim.leaf.amount > account.owed {
             return Err(Outcome::ClaimStale);
         }
         Ok(seat)

@@ -1932,6 +1932,19 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         });
     }
 
+    /// An offence proven outside the DAG (a checkpoint signature the
+    /// cross-shard link received): queued like one this machine found, if
+    /// it holds as a micro-event of this shard.
+    pub fn offer_offence(&mut self, offence: Offence) {
+        let event = MicroEvent::Offence(Box::new(offence));
+        if crate::validate::validate_micro_event(&self.context, &self.verifier, &event).is_ok() {
+            let MicroEvent::Offence(offence) = event else {
+                unreachable!("built above")
+            };
+            self.queue_offence(*offence);
+        }
+    }
+
     /// Queues an offence once per offence id, at most
     /// [`MAX_QUEUED_OFFENCES_PER_SEAT`] per accused seat, never against a
     /// seat slashed out or this seat itself.

@@ -187,6 +187,8 @@ struct Coverage {
     restarts: u64,
     snapshot_restarts: u64,
     frozen_refused: u64,
+    checkpoint_forks_slashed: u64,
+    wrong_checkpoints_slashed: u64,
 }
 
 struct Sim {
@@ -366,6 +368,9 @@ impl Sim {
                 node.link.on_round(&report.outcome);
                 let seen = node.machine.take_seen_imports();
                 node.link.on_seen_imports(&seen);
+                for offence in node.link.take_offences() {
+                    node.machine.offer_offence(offence);
+                }
                 let imports = node.link.take_imports(node.machine.state());
                 self.offer(index, imports);
             }
@@ -435,15 +440,18 @@ impl Sim {
         }
     }
 
-    /// The Byzantine seat's checkpoint signatures: withheld, forged, or of
-    /// another checkpoint (equivocation), or sent as they are.
+    /// The Byzantine seat's checkpoint signatures: withheld, forged, of
+    /// another checkpoint (a wrong checkpoint, offence kind 2), of both
+    /// (a checkpoint fork, kind 5), or sent as they are.
     fn byzantine_sig(&mut self, index: usize, sig: CheckpointSig) {
         let shard = self.nodes[index].shard;
+        let true_sig = sig;
         let mut sig = sig;
-        match self.rng.below(4) {
+        let choice = self.rng.below(5);
+        match choice {
             0 => return,
             1 => sig.signature[0] ^= 1,
-            2 => {
+            2 | 3 => {
                 sig.checkpoint.state_root[0] ^= 1;
                 sig.signature = FastSigner.sign(
                     &seat_key(shard, sig.seat, self.k),
@@ -453,6 +461,9 @@ impl Sim {
             _ => {}
         }
         for to in self.targets(index, CrossTarget::Committee) {
+            if choice == 3 {
+                self.send(index, to, Wire::Cross(CrossMessage::Sig(true_sig)));
+            }
             self.send(index, to, Wire::Cross(CrossMessage::Sig(sig)));
         }
     }
@@ -636,6 +647,24 @@ impl Sim {
         }
         self.roots[shard].insert(round, outcome.state_root);
         self.coverage.rounds += 1;
+        for applied in &outcome.slashes {
+            let offender = self
+                .nodes
+                .iter()
+                .find(|n| usize::from(n.shard) == shard && n.seat == applied.seat);
+            if offender.is_some_and(|n| !n.byzantine) {
+                self.fail(format!(
+                    "shard {shard} round {round}: honest seat {} slashed: {:?}",
+                    applied.seat, applied.slash
+                ));
+            }
+            match applied.slash.class {
+                pc_shard::economics::OffenceClass::Equivocation => {
+                    self.coverage.checkpoint_forks_slashed += 1
+                }
+                _ => self.coverage.wrong_checkpoints_slashed += 1,
+            }
+        }
         self.exports[shard].insert(
             round,
             outcome
@@ -915,6 +944,9 @@ impl Sim {
                 if node.link.handle_tick(self.step * 10) {
                     let seen = node.machine.take_seen_imports();
                     node.link.on_seen_imports(&seen);
+                    for offence in node.link.take_offences() {
+                        node.machine.offer_offence(offence);
+                    }
                     let imports = node.link.take_imports(node.machine.state());
                     self.offer(index, imports);
                 }
@@ -1056,6 +1088,7 @@ fn multi_shard_seeds() {
     };
     let mut frozen_seeds = 0;
     let mut moved_proofs = 0;
+    let mut checkpoint_slashes = 0;
     let many = seeds.len() >= 8;
     for seed in seeds {
         let shards = env("SIM_SHARDS").map_or(2 + (seed % 3) as u16, |s| s as u16);
@@ -1063,8 +1096,9 @@ fn multi_shard_seeds() {
         let (c, frozen) = run_seed(seed, shards, k);
         frozen_seeds += u32::from(frozen.is_some());
         moved_proofs += c.bad_proofs_refused;
+        checkpoint_slashes += c.checkpoint_forks_slashed + c.wrong_checkpoints_slashed;
         println!(
-            "seed {seed} S={shards} k={k}: frozen pair {frozen:?}, {} rounds, {} certificates, {} imports, {} duplicates and {} bad proofs refused, {} unregistered, {} violations, {} cross transfers, {} pulls, {} restarts ({} from a snapshot)",
+            "seed {seed} S={shards} k={k}: frozen pair {frozen:?}, {} rounds, {} certificates, {} imports, {} duplicates and {} bad proofs refused, {} unregistered, {} violations, {} cross transfers, {} pulls, {} restarts ({} from a snapshot), slashed: {} checkpoint forks, {} wrong checkpoints",
             c.rounds,
             c.certificates,
             c.imports_applied,
@@ -1075,9 +1109,15 @@ fn multi_shard_seeds() {
             c.cross_transfers,
             c.pulls,
             c.restarts,
-            c.snapshot_restarts
+            c.snapshot_restarts,
+            c.checkpoint_forks_slashed,
+            c.wrong_checkpoints_slashed
         );
     }
+    assert!(
+        !many || checkpoint_slashes > 0,
+        "coverage: no checkpoint offence slashed over the run"
+    );
     // The twin certificate races the genuine imports; over 8 seeds (two
     // of them attack) at least one must freeze its source.
     assert!(

@@ -191,9 +191,19 @@ impl Checker {
                 "round {round}: slashes {applied:?} (seat, class, tier, units), the model expects {expected:?}"
             ));
         }
-        if !report.outcome.claims.is_empty() {
-            return Err(format!("round {round}: claims applied, none was made"));
+        let expected = self.model.take_expected_claims();
+        if report.outcome.claims != expected {
+            return Err(format!(
+                "round {round}: claims {:?} (seat, units) applied, the model expects {expected:?}",
+                report.outcome.claims
+            ));
         }
+        self.model.finish_round(
+            round,
+            report.outcome.payout_root,
+            report.outcome.payout_leaves,
+            self.next_global_index,
+        );
         if fees != report.outcome.fees {
             return Err(format!(
                 "round {round}: fees {} reported, {fees} by the model",

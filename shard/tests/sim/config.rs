@@ -148,6 +148,9 @@ pub struct SeedConfig {
     /// `W_slash`: the genesis value, or 25 finalized anchors in one seed of
     /// two so that repeat tiers also start over within a seed.
     pub slash_window_anchors: u64,
+    /// `W_claim`: the genesis value, or 30 finalized anchors in one seed
+    /// of four so that claims of old roots expire within a seed.
+    pub claim_window_anchors: u64,
     /// No faults at all (a baseline seed): only latency and reordering.
     pub calm: bool,
     /// Phase lengths.
@@ -223,6 +226,7 @@ impl SeedConfig {
             coin_round_period: if seed % 5 == 2 { 3 } else { 10 },
             window: if seed % 3 == 1 { 4 } else { 26 },
             slash_window_anchors: if seed % 2 == 0 { 25 } else { 200_000 },
+            claim_window_anchors: if seed % 4 == 3 { 30 } else { 50_000 },
             calm,
             phases,
             network: network_config(&mut rng, calm),

@@ -117,6 +117,8 @@ pub trait SimCrypto: 'static {
     ) -> SignedAnchor;
     /// Signs `header` as `seat` as it stands (no payload commitment).
     fn sign_header(seat: u8, header: AnchorHeader) -> SignedAnchorHeader;
+    /// Signs a claim message with `seat`'s key.
+    fn sign_claim(seat: u8, message: &[u8; 32]) -> pc_codec::SignatureBytes;
     /// Whether two signatures of one header can differ (BIP-340: yes).
     fn signatures_vary() -> bool;
 }
@@ -148,6 +150,9 @@ impl SimCrypto for Fast {
     }
     fn sign_header(seat: u8, header: AnchorHeader) -> SignedAnchorHeader {
         FastSigner.sign_header(&seat_public(seat), header)
+    }
+    fn sign_claim(seat: u8, message: &[u8; 32]) -> pc_codec::SignatureBytes {
+        FastSigner.sign(&seat_public(seat), message)
     }
     fn signatures_vary() -> bool {
         false
@@ -188,6 +193,9 @@ impl SimCrypto for RealBip340 {
     fn sign_header(seat: u8, header: AnchorHeader) -> SignedAnchorHeader {
         let signature = keys()[usize::from(seat)].0.sign(&header.id(), &[0; 32]);
         SignedAnchorHeader { header, signature }
+    }
+    fn sign_claim(seat: u8, message: &[u8; 32]) -> pc_codec::SignatureBytes {
+        keys()[usize::from(seat)].0.sign(message, &[0; 32])
     }
     fn signatures_vary() -> bool {
         true

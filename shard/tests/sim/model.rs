@@ -23,6 +23,15 @@ struct SeatModel {
 /// A slash the model expects: (seat, class code, tier, units).
 pub type ExpectedSlash = (u8, u8, u32, u64);
 
+/// A finalized round's payout root as the canonical report gives it.
+struct RootSeen {
+    round: u64,
+    root: Hash32,
+    leaf_count: u64,
+    /// The anchor index after the round.
+    next_index: u64,
+}
+
 /// The model's UTXO set and slashing record.
 pub struct Model {
     network: [u8; 8],
@@ -35,6 +44,14 @@ pub struct Model {
     genesis_supply: u64,
     slashed: u64,
     slash_window: u64,
+    claim_window: u64,
+    /// Payout roots of the last 4 096 rounds.
+    roots: std::collections::VecDeque<RootSeen>,
+    /// Per seat: the round of its last applied claim.
+    claim_floor: Vec<u64>,
+    /// The round being applied.
+    round: u64,
+    expected_claims: Vec<(u8, u64)>,
     /// Slashes of a class whose seat had an older slash of that class past
     /// `W_slash` (so the tier started over).
     pub tier_resets: u64,
@@ -94,6 +111,11 @@ impl Model {
             genesis_supply: unspent_value + bonded,
             slashed: 0,
             slash_window: genesis.params.slash_window_anchors,
+            claim_window: genesis.params.claim_window_anchors,
+            roots: std::collections::VecDeque::new(),
+            claim_floor: vec![0; genesis.validators.len()],
+            round: 0,
+            expected_claims: Vec::new(),
             tier_resets: 0,
             seats,
             expected_slashes: Vec::new(),
@@ -137,6 +159,71 @@ impl Model {
     /// What remains of the seats' bonds.
     pub fn bonded(&self) -> u64 {
         self.bonded
+    }
+
+    /// Round `round` ended with `root` over `leaf_count` owed balances,
+    /// the next anchor index `next_index`: a claim may use it from the
+    /// next round on.
+    pub fn finish_round(&mut self, round: u64, root: Hash32, leaf_count: u64, next_index: u64) {
+        if self.roots.len() == 4_096 {
+            self.roots.pop_front();
+        }
+        self.roots.push_back(RootSeen {
+            round,
+            root,
+            leaf_count,
+            next_index,
+        });
+        self.round = round + 1;
+    }
+
+    /// The claims applied since the last call: (seat, units), in order.
+    pub fn take_expected_claims(&mut self) -> Vec<(u8, u64)> {
+        std::mem::take(&mut self.expected_claims)
+    }
+
+    /// DESIGN §5.3: the claimed round's root is retained, before this
+    /// round and fewer than `W_claim` anchors old (else 17); the proof
+    /// places the leaf under it (else 18); the seat claimed no later round
+    /// (else 19, the dedupe). An applied claim moves the amount from the
+    /// owed balances to a new output of the seat.
+    fn claim(&mut self, claim: &pc_codec::Claim, id: Hash32, index: u64) -> Outcome {
+        let Some(root) = self
+            .roots
+            .iter()
+            .find(|r| r.round == claim.round && r.round < self.round)
+            .filter(|r| index - r.next_index < self.claim_window)
+        else {
+            return Outcome::ClaimRootUnknown;
+        };
+        if claim.proof.leaf_count != root.leaf_count
+            || !claim
+                .proof
+                .verify(&pc_codec::Encode::to_bytes(&claim.leaf), &root.root)
+        {
+            return Outcome::ClaimBadProof;
+        }
+        let seat = (0..self.claim_floor.len() as u8)
+            .find(|s| crate::sim::crypto::seat_public(*s) == claim.leaf.recipient)
+            .expect("claims are by seats");
+        if claim.round < self.claim_floor[usize::from(seat)] {
+            return Outcome::ClaimStale;
+        }
+        self.claim_floor[usize::from(seat)] = self.round;
+        self.owed -= claim.leaf.amount;
+        self.unspent_value += claim.leaf.amount;
+        self.utxos.insert(
+            OutPoint {
+                tx_id: id,
+                index: 0,
+            },
+            TxOut {
+                amount: claim.leaf.amount,
+                owner: claim.owner,
+            },
+        );
+        self.expected_claims.push((seat, claim.leaf.amount));
+        Outcome::Applied
     }
 
     /// The slashes applied since the last call, in order.
@@ -230,7 +317,7 @@ impl Model {
                 (self.judge(seat, class, id, index), 0)
             }
             MicroEvent::Mint(_) => (Outcome::InactiveMint, 0),
-            MicroEvent::Claim(_) => panic!("model: the simulated clients and seats make no claims"),
+            MicroEvent::Claim(claim) => (self.claim(claim, event.id(), index), 0),
             // One shard: no import is ever registered here (a Byzantine
             // seat's would fail its stateless checks first).
             MicroEvent::Import(_) => (Outcome::ImportUnregistered, 0),

@@ -37,6 +37,9 @@ const GENESIS_OUTPUT_UNITS: u64 = 1_000_000;
 const SETTLE_CHECK_EVERY_STEPS: u64 = 10;
 /// Recent log entries a far-future flood takes real parents from.
 const RECENT_PARENTS: usize = 16;
+/// Chance per step, per mille, that a seat claims (or a claim is sent
+/// again).
+const CLAIM_PER_MILLE: u32 = 20;
 
 /// Two anchors of one seat at one seq, made by an equivocating seat.
 struct Fork {
@@ -70,6 +73,8 @@ pub struct Simulation<C: SimCrypto> {
     sent_by_honest: HashMap<(u8, u64), Hash32>,
     /// Forged anchors that no honest node may ever insert.
     never_insert: Vec<Hash32>,
+    /// Claims submitted, to send again later.
+    claims_made: Vec<MicroEvent>,
     restart_at: Vec<Option<u64>>,
     /// First step of the current healthy stretch.
     healthy_since: u64,
@@ -100,6 +105,7 @@ impl<C: SimCrypto> Simulation<C> {
             config.window,
         );
         genesis.params.slash_window_anchors = config.slash_window_anchors;
+        genesis.params.claim_window_anchors = config.claim_window_anchors;
         let mut rng_clients = Rng::new(seed, 2);
         let clients = Clients::new(&genesis, &mut rng_clients);
         let nodes = (0..=k)
@@ -130,6 +136,7 @@ impl<C: SimCrypto> Simulation<C> {
             forks: Vec::new(),
             fork_ids: HashSet::new(),
             never_insert: Vec::new(),
+            claims_made: Vec::new(),
             sent_by_honest: HashMap::new(),
             restart_at: vec![None; k + 1],
             healthy_since: 0,
@@ -191,6 +198,7 @@ impl<C: SimCrypto> Simulation<C> {
         counters.seeds_short_coin_period = u64::from(config.coin_round_period < 10);
         counters.seeds_short_window = u64::from(config.window < 26);
         counters.seeds_short_slash_window = u64::from(config.slash_window_anchors < 100);
+        counters.seeds_short_claim_window = u64::from(config.claim_window_anchors < 100);
         counters.seeds_equivocate = u64::from(config.has_mode(Mode::Equivocate));
         counters.seeds_invalid_signatures = u64::from(config.has_mode(Mode::InvalidSignatures));
         counters.seeds_random_parents = u64::from(config.has_mode(Mode::RandomParents));
@@ -221,6 +229,7 @@ impl<C: SimCrypto> Simulation<C> {
         self.deliver()?;
         if self.clients_active() {
             self.submit_transfers()?;
+            self.submit_claims()?;
         }
         if self.in_fault_phase() {
             self.flood();
@@ -728,6 +737,74 @@ impl<C: SimCrypto> Simulation<C> {
         Ok(())
     }
 
+    /// Now and then an honest seat claims what it is owed, with the proof
+    /// an up-to-date honest node serves (its finalized state's leaves and
+    /// last payout root), through a random honest seat's mempool; or a
+    /// claim made earlier is sent again (stale, or expired with a short
+    /// `W_claim`): the model says which must apply.
+    fn submit_claims(&mut self) -> Result<(), String> {
+        if !self.rng_clients.chance(CLAIM_PER_MILLE) {
+            return Ok(());
+        }
+        let honest: Vec<usize> = (0..self.config.k)
+            .filter(|s| self.is_honest(*s) && self.nodes[*s].machine.is_some())
+            .collect();
+        if honest.is_empty() {
+            return Ok(());
+        }
+        let via = honest[self.rng_clients.index(honest.len())];
+        let again = !self.claims_made.is_empty() && self.rng_clients.chance(300);
+        let event = if again {
+            self.claims_made[self.rng_clients.index(self.claims_made.len())].clone()
+        } else {
+            let claimant = honest[self.rng_clients.index(honest.len())] as u8;
+            let server = honest[self.rng_clients.index(honest.len())];
+            let state = self.nodes[server].machine.as_ref().expect("up").state();
+            let economics = state.economics();
+            let Some(root) = economics.roots().last().copied() else {
+                return Ok(());
+            };
+            let leaves = economics.leaves();
+            let key = crypto::seat_public(claimant);
+            let Some(at) = leaves.iter().position(|l| l.recipient == key) else {
+                return Ok(());
+            };
+            let bytes: Vec<Vec<u8>> = leaves.iter().map(Encode::to_bytes).collect();
+            let mut claim = pc_codec::Claim {
+                round: root.round,
+                leaf: leaves[at],
+                proof: pc_codec::MerkleProof::build(&bytes, at).expect("within the leaves"),
+                owner: key,
+                signature: [0; 64],
+            };
+            claim.signature = C::sign_claim(
+                claimant,
+                &claim.signing_message(&self.genesis.network(), crypto::SHARD),
+            );
+            MicroEvent::Claim(claim)
+        };
+        let machine = self.nodes[via].machine.as_mut().expect("up");
+        match machine.handle_micro_event(event.clone()) {
+            Ok(()) => {
+                self.counters.claims_submitted += 1;
+                if !again {
+                    self.claims_made.push(event);
+                }
+            }
+            Err(SubmitRejected::ClaimRefused { outcome }) => match outcome {
+                Outcome::ClaimStale => self.counters.claims_refused_stale += 1,
+                _ => self.counters.claims_refused_other += 1,
+            },
+            Err(SubmitRejected::MempoolFull { .. }) => {}
+            Err(error) => {
+                return Err(format!(
+                    "seat {via} refused a claim for a wrong reason: {error}"
+                ))
+            }
+        }
+        Ok(())
+    }
+
     // ----- drivers --------------------------------------------------------
 
     fn drive_nodes(&mut self) -> Result<(), String> {
@@ -811,6 +888,11 @@ impl<C: SimCrypto> Simulation<C> {
                         ));
                     }
                     self.counters.evidence_finalized += 1;
+                }
+                (MicroEvent::Claim(_), Outcome::Applied) => self.counters.claims_applied += 1,
+                (MicroEvent::Claim(_), Outcome::ClaimStale) => self.counters.claims_stale += 1,
+                (MicroEvent::Claim(_), Outcome::ClaimRootUnknown) => {
+                    self.counters.claims_expired += 1
                 }
                 (MicroEvent::Offence(offence), Outcome::EvidenceRecorded) => match offence.kind() {
                     0 => self.counters.offence_invalid_anchor += 1,
