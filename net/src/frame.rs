@@ -40,8 +40,9 @@ pub const MAX_ANCHORS_PER_MESSAGE: usize = 64;
 pub const MAX_ANCHOR_BYTES: usize = 1 << 20;
 /// Most anchors a `GetRange` may ask for.
 pub const MAX_RANGE_ANCHORS: u32 = 1024;
-/// Largest encoded evidence (two signed headers, each well under 1 KiB).
-pub const MAX_EVIDENCE_BYTES: usize = 4096;
+/// Largest encoded evidence: an Evidence or an Offence micro-event (an
+/// Offence is at most 12 288 bytes, DESIGN §3.1).
+pub const MAX_EVIDENCE_BYTES: usize = 12_288;
 /// Most micro-events in one submission (one anchor payload's worth).
 pub const MAX_SUBMITTED_EVENTS: usize = 256;
 /// Largest encoded micro-event (the largest, a claim with a 64-deep proof,

@@ -220,11 +220,11 @@ impl NodeCore {
         self.reply(io, origin, answer);
     }
 
-    /// Relayed equivocation evidence: queued for this seat's next own
-    /// anchor (once per accused seat). Evidence that does not decode as
-    /// evidence or does not verify is the sender's fault; a duplicate is
-    /// not. A node without a seat, or with a full mempool, drops it
-    /// unchecked.
+    /// Relayed evidence (an Evidence or Offence micro-event, DESIGN §7):
+    /// queued for this seat's next own anchor (once per accused seat or
+    /// offence id). Evidence that does not decode as evidence or does not
+    /// verify is the sender's fault; a duplicate is not. A node without a
+    /// seat, or with a full mempool, drops it unchecked.
     pub(crate) fn take_evidence(
         &mut self,
         remote: SocketAddr,
@@ -233,7 +233,7 @@ impl NodeCore {
         now: Now,
     ) -> Result<(), NodeError> {
         let refused = match decode_event(bytes) {
-            Ok(event @ MicroEvent::Evidence(_)) => {
+            Ok(event @ (MicroEvent::Evidence(_) | MicroEvent::Offence(_))) => {
                 let host = self.shards.get_mut(&shard).expect("local");
                 match host.submit_micro_event(event, now.mono_us)? {
                     Err(SubmitRejected::Invalid(reason)) => Some(reason.to_string()),

@@ -1067,6 +1067,16 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 .check_claim(claim, u64::MAX, economics.next_anchor_index())
                 .map_err(|outcome| SubmitRejected::ClaimRefused { outcome })?;
         }
+        // An offence goes into an anchor once per offence id, at most four
+        // per accused seat, never once the seat is slashed out.
+        if let MicroEvent::Offence(offence) = event {
+            let seat = offence.offender();
+            return if self.queue_offence(*offence) {
+                Ok(())
+            } else {
+                Err(SubmitRejected::EvidenceQueued { seat })
+            };
+        }
         // Evidence against a seat goes into an anchor once, whether this
         // machine found the fork itself or a peer relayed it. Checked after
         // validation, so a forgery is always reported as one.
@@ -1948,22 +1958,23 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     /// Queues an offence once per offence id, at most
     /// [`MAX_QUEUED_OFFENCES_PER_SEAT`] per accused seat, never against a
     /// seat slashed out or this seat itself.
-    fn queue_offence(&mut self, offence: Offence) {
+    fn queue_offence(&mut self, offence: Offence) -> bool {
         let Some(own) = self.seat.as_ref().map(|s| s.seat) else {
-            return;
+            return false;
         };
         let accused = offence.offender();
         let id = crate::economics::offence_id(offence.kind(), accused, &offence.object());
         if accused == own || !self.state.economics().is_new_offence(accused, &id) {
-            return;
+            return false;
         }
         let queued = self.offences_queued.entry(accused).or_default();
         if queued.len() >= MAX_QUEUED_OFFENCES_PER_SEAT || queued.contains(&id) {
-            return;
+            return false;
         }
         queued.push(id);
         self.mempool
             .push_front(MicroEvent::Offence(Box::new(offence)));
+        true
     }
 
     /// Queues Evidence when a second header of one seat at one seq arrives.
