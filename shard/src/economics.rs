@@ -232,12 +232,14 @@ pub fn anchor_shares(
     let performance = pool(performance_pct);
     let weights = ack_weights(params, ack_distances, eligible);
     let total_weight: u128 = weights.iter().map(|(_, w)| *w).sum();
+    for (seat, weight) in &weights {
+        // `weights` is empty when their total is 0.
+        if let Some(share) = (performance * weight).checked_div(total_weight) {
+            shares[usize::from(*seat)] += share as u64;
+        }
+    }
     if total_weight == 0 {
         base += performance;
-    } else {
-        for (seat, weight) in &weights {
-            shares[usize::from(*seat)] += (performance * weight / total_weight) as u64;
-        }
     }
     let attestor = pool(attestor_pct);
     if ufw_creators.is_empty() {

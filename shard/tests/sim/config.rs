@@ -225,7 +225,7 @@ impl SeedConfig {
             bip340,
             coin_round_period: if seed % 5 == 2 { 3 } else { 10 },
             window: if seed % 3 == 1 { 4 } else { 26 },
-            slash_window_anchors: if seed % 2 == 0 { 25 } else { 200_000 },
+            slash_window_anchors: if seed.is_multiple_of(2) { 25 } else { 200_000 },
             claim_window_anchors: if seed % 4 == 3 { 30 } else { 50_000 },
             calm,
             phases,
