@@ -136,8 +136,9 @@ fn four_seat_drivers_finalize_the_same_transfers_and_serve_pulls_from_their_logs
                             }
                             // These drivers serve pulls by id only; a
                             // catch-up range goes unanswered (pulls still
-                            // bring every anchor).
-                            ShardMessage::GetRange { .. } => {}
+                            // bring every anchor), and honest seats relay
+                            // no evidence.
+                            ShardMessage::GetRange { .. } | ShardMessage::Evidence(_) => {}
                         }
                     }
                 }

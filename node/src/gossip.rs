@@ -165,6 +165,8 @@ impl NodeCore {
                         from_round,
                         max_count: max_count.min(MAX_RANGE_ANCHORS),
                     }],
+                    // An Offence is at most 12 288 bytes, the message's cap.
+                    ShardMessage::Evidence(bytes) => vec![NetMessage::Evidence { shard, bytes }],
                 };
                 let peers: Vec<PeerId> = match transmit.destination {
                     Destination::Broadcast => self.shard_peers[usize::from(shard)].clone(),

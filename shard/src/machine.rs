@@ -180,6 +180,10 @@ pub enum ShardMessage {
         /// Most anchors wanted.
         max_count: u32,
     },
+    /// An encoded Evidence or Offence micro-event this seat found (DESIGN
+    /// §7 `Evidence`): relayed to the peers, so the first seat to carry it
+    /// need not be this one. A receiver queues it as a submission.
+    Evidence(Vec<u8>),
 }
 
 /// A message to send.
@@ -1071,7 +1075,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         // per accused seat, never once the seat is slashed out.
         if let MicroEvent::Offence(offence) = event {
             let seat = offence.offender();
-            return if self.queue_offence(*offence) {
+            return if self.queue_offence(*offence, false) {
                 Ok(())
             } else {
                 Err(SubmitRejected::EvidenceQueued { seat })
@@ -1897,7 +1901,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 why,
             },
         };
-        self.queue_offence(offence);
+        self.queue_offence(offence, true);
     }
 
     /// A valid anchor that names a provably invalid parent: its creator
@@ -1912,11 +1916,14 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             .iter()
             .find_map(|p| self.invalid_seen.get(&p.anchor_id).cloned());
         if let Some((parent, why)) = found {
-            self.queue_offence(Offence::InvalidParent {
-                voter: voter.clone(),
-                parent,
-                why,
-            });
+            self.queue_offence(
+                Offence::InvalidParent {
+                    voter: voter.clone(),
+                    parent,
+                    why,
+                },
+                true,
+            );
         }
     }
 
@@ -1936,10 +1943,13 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         else {
             return;
         };
-        self.queue_offence(Offence::ConflictingRef {
-            voter: voter.clone(),
-            parent,
-        });
+        self.queue_offence(
+            Offence::ConflictingRef {
+                voter: voter.clone(),
+                parent,
+            },
+            true,
+        );
     }
 
     /// An offence proven outside the DAG (a checkpoint signature the
@@ -1951,14 +1961,14 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             let MicroEvent::Offence(offence) = event else {
                 unreachable!("built above")
             };
-            self.queue_offence(*offence);
+            self.queue_offence(*offence, true);
         }
     }
 
     /// Queues an offence once per offence id, at most
     /// [`MAX_QUEUED_OFFENCES_PER_SEAT`] per accused seat, never against a
     /// seat slashed out or this seat itself.
-    fn queue_offence(&mut self, offence: Offence) -> bool {
+    fn queue_offence(&mut self, offence: Offence, relay: bool) -> bool {
         let Some(own) = self.seat.as_ref().map(|s| s.seat) else {
             return false;
         };
@@ -1972,8 +1982,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             return false;
         }
         queued.push(id);
-        self.mempool
-            .push_front(MicroEvent::Offence(Box::new(offence)));
+        let event = MicroEvent::Offence(Box::new(offence));
+        if relay {
+            self.relay(&event);
+        }
+        self.mempool.push_front(event);
         true
     }
 
@@ -1994,10 +2007,20 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             return;
         }
         self.evidence_queued |= seat_bit;
-        self.mempool.push_front(MicroEvent::Evidence(Evidence {
+        let evidence = MicroEvent::Evidence(Evidence {
             first: first.clone(),
             second: header.clone(),
-        }));
+        });
+        self.relay(&evidence);
+        self.mempool.push_front(evidence);
+    }
+
+    /// Sends evidence this seat found to its peers.
+    fn relay(&mut self, event: &MicroEvent) {
+        self.transmits.push_back(Transmit {
+            destination: Destination::Broadcast,
+            message: ShardMessage::Evidence(event.to_bytes()),
+        });
     }
 
     fn drain_finalized(&mut self) {

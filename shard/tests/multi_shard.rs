@@ -629,6 +629,11 @@ impl Sim {
                     .machine
                     .handle_announce(Some(from as u32), &ids);
             }
+            ShardMessage::Evidence(bytes) => {
+                if let Ok(event) = MicroEvent::from_bytes(&bytes) {
+                    let _ = self.nodes[to].machine.handle_micro_event(event);
+                }
+            }
             ShardMessage::GetRange { .. } => {}
         }
     }

@@ -209,6 +209,11 @@ impl Network {
                 ShardMessage::Announce(ids) => {
                     self.nodes[target].machine.handle_announce(from, &ids);
                 }
+                ShardMessage::Evidence(bytes) => {
+                    if let Ok(event) = MicroEvent::from_bytes(&bytes) {
+                        let _ = self.nodes[target].machine.handle_micro_event(event);
+                    }
+                }
                 ShardMessage::GetRange {
                     from_round,
                     max_count,

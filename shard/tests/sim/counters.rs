@@ -38,6 +38,7 @@ counters! {
         forks_exposed: "forks whose two anchors both reached honest seats",
         evidence_finalized: "EvidenceRecorded outcomes",
         evidence_duplicate: "EvidenceDuplicate outcomes",
+        evidence_relayed: "relayed evidence and offences a seat queued",
         offence_invalid_anchor: "InvalidAnchor offences finalized (VFI, kind 0)",
         offence_invalid_parent: "InvalidParent offences finalized (VFI, kind 1)",
         offence_conflicting_ref: "ConflictingRef offences finalized (CDA, kind 3)",

@@ -23,6 +23,8 @@ pub enum Payload {
     Get(Rc<[Hash32]>),
     /// A node's tips.
     Announce(Rc<[Hash32]>),
+    /// Relayed evidence (an encoded Evidence or Offence micro-event).
+    Evidence(Rc<[u8]>),
     /// A catch-up request: anchors of birth round `from_round` and above.
     GetRange {
         /// The lowest birth round wanted.

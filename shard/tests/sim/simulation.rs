@@ -421,6 +421,16 @@ impl<C: SimCrypto> Simulation<C> {
                         machine.handle_announce(Some(envelope.from as u32), ids);
                     }
                 }
+                Payload::Evidence(bytes) => {
+                    // Queued like a submission: a duplicate or an offence
+                    // against a seat already out is refused, not an error.
+                    let event = MicroEvent::from_bytes(bytes).expect("relayed evidence decodes");
+                    if let Some(machine) = self.nodes[envelope.to].machine.as_mut() {
+                        if machine.handle_micro_event(event).is_ok() {
+                            self.counters.evidence_relayed += 1;
+                        }
+                    }
+                }
                 Payload::GetRange {
                     from_round,
                     max_count,
@@ -520,6 +530,17 @@ impl<C: SimCrypto> Simulation<C> {
                 let ids: Rc<[Hash32]> = ids.into();
                 for to in targets {
                     self.send(from, to, Payload::Get(Rc::clone(&ids)), Expect::Accept);
+                }
+            }
+            ShardMessage::Evidence(bytes) => {
+                let bytes: Rc<[u8]> = bytes.into();
+                for to in targets {
+                    self.send(
+                        from,
+                        to,
+                        Payload::Evidence(Rc::clone(&bytes)),
+                        Expect::Accept,
+                    );
                 }
             }
             ShardMessage::Announce(ids) => {
