@@ -1956,13 +1956,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     /// cross-shard link received): queued like one this machine found, if
     /// it holds as a micro-event of this shard.
     pub fn offer_offence(&mut self, offence: Offence) {
-        let event = MicroEvent::Offence(Box::new(offence));
-        if crate::validate::validate_micro_event(&self.context, &self.verifier, &event).is_ok() {
-            let MicroEvent::Offence(offence) = event else {
-                unreachable!("built above")
-            };
-            self.queue_offence(*offence, true);
-        }
+        self.queue_offence(offence, true);
     }
 
     /// Queues an offence once per offence id, at most
@@ -1981,8 +1975,14 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         if queued.len() >= MAX_QUEUED_OFFENCES_PER_SEAT || queued.contains(&id) {
             return false;
         }
-        queued.push(id);
         let event = MicroEvent::Offence(Box::new(offence));
+        // Never carry an offence that does not hold: the anchor would be
+        // invalid (its creator slashable). What a detector built is checked
+        // here as every receiver will check it.
+        if crate::validate::validate_micro_event(&self.context, &self.verifier, &event).is_err() {
+            return false;
+        }
+        self.offences_queued.entry(accused).or_default().push(id);
         if relay {
             self.relay(&event);
         }

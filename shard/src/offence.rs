@@ -264,6 +264,13 @@ fn event_breaks(
     let decoded = MicroEvent::decode(&mut reader).and_then(|e| reader.finish().map(|()| e));
     match decoded {
         Err(_) => Ok(()),
+        // An offence proved invalid by another offence: its proof is not
+        // followed (a chain of nested proofs would cost a verification per
+        // level); such an anchor is refused but not slashable.
+        Ok(MicroEvent::Offence(_)) => Err(refuse(
+            offence,
+            "an offence is not proved invalid inside another offence",
+        )),
         Ok(event) => match validate_micro_event(context, verifier, &event) {
             Err(_) => Ok(()),
             Ok(()) => Err(refuse(offence, "the proved micro-event is valid")),

@@ -198,9 +198,11 @@ fn an_invalid_micro_event_is_proved_by_its_bytes_under_the_payload_root() {
         why,
     };
     assert_eq!(check(offence(why(1, forged.to_bytes()))), Ok(()));
+    // A valid offence at position 0: not provable as invalid (nested
+    // offence proofs are not followed).
     assert_eq!(
         refused(offence(why(0, good.to_bytes()))),
-        "the proved micro-event is valid"
+        "an offence is not proved invalid inside another offence"
     );
     // The forged event's bytes at the other position: not under the root.
     assert_eq!(
