@@ -419,37 +419,61 @@ pub fn payload_cap(made: u32) -> usize {
     (MAX_PAYLOAD_EVENTS >> halvings).max(MIN_PAYLOAD_CAP)
 }
 
+/// An upper bound of `event`'s encoded bytes: exact arithmetic for a
+/// transfer (the common case), the encoding for the rest.
+fn event_bytes_bound(event: &MicroEvent) -> usize {
+    match event {
+        // Tag, two counts of at most 16 (one byte each), 34-byte inputs,
+        // 40-byte outputs, the owner and the signature.
+        MicroEvent::Transfer(t) => 3 + 34 * t.inputs.len() + 40 * t.outputs.len() + 96,
+        other => other.to_bytes().len(),
+    }
+}
+
+/// Bytes of micro-events an own payload may hold: the payload bound less
+/// its count's varint (DESIGN §3.3: an anchor past it is unsatisfiable).
+const PAYLOAD_EVENT_BYTES: usize = crate::validate::MAX_PAYLOAD_BYTES as usize - 3;
+
 /// Takes up to `cap` micro-events from the front of `mempool` for an own
 /// anchor, in order, but at most
 /// [`pc_codec::cross::MAX_CERTIFIED_IMPORTS_PER_ANCHOR`] imports of the
-/// Certified form (an anchor with more is invalid): the ones past it stay
-/// at the front of the mempool for the next anchor.
+/// Certified form (an anchor with more is invalid) and at most
+/// [`PAYLOAD_EVENT_BYTES`] of encoded events (a larger payload breaks the
+/// satisfiable commitment): the ones past either stay at the front of the
+/// mempool for the next anchor.
 fn take_payload(mempool: &mut VecDeque<MicroEvent>, cap: usize) -> Vec<MicroEvent> {
     let is_certified =
         |e: &MicroEvent| matches!(e, MicroEvent::Import(i) if i.certificate().is_some());
     let take = mempool.len().min(cap);
-    let certified = mempool
-        .iter()
-        .take(take)
-        .filter(|e| is_certified(e))
-        .count();
-    if certified <= pc_codec::cross::MAX_CERTIFIED_IMPORTS_PER_ANCHOR {
+    let (mut certified, mut bytes) = (0, 0);
+    for event in mempool.iter().take(take) {
+        certified += usize::from(is_certified(event));
+        bytes += event_bytes_bound(event);
+    }
+    if certified <= pc_codec::cross::MAX_CERTIFIED_IMPORTS_PER_ANCHOR
+        && bytes <= PAYLOAD_EVENT_BYTES
+    {
         return mempool.drain(..take).collect();
     }
     let mut events = Vec::with_capacity(take);
     let mut kept = VecDeque::new();
-    let mut certified = 0;
-    while events.len() < take {
+    let (mut certified, mut bytes) = (0, 0);
+    // Looks at most twice the payload's worth of events.
+    let mut budget = 2 * take;
+    while events.len() < take && budget > 0 {
+        budget -= 1;
         let Some(event) = mempool.pop_front() else {
             break;
         };
-        if is_certified(&event) {
-            if certified == pc_codec::cross::MAX_CERTIFIED_IMPORTS_PER_ANCHOR {
-                kept.push_back(event);
-                continue;
-            }
-            certified += 1;
+        let size = event_bytes_bound(&event);
+        let certified_full =
+            is_certified(&event) && certified == pc_codec::cross::MAX_CERTIFIED_IMPORTS_PER_ANCHOR;
+        if certified_full || bytes + size > PAYLOAD_EVENT_BYTES {
+            kept.push_back(event);
+            continue;
         }
+        certified += usize::from(is_certified(&event));
+        bytes += size;
         events.push(event);
     }
     while let Some(event) = kept.pop_back() {
@@ -1880,6 +1904,18 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         {
             self.invalid_order.push_back(id);
         }
+        // Anchors already held pending on this one acknowledged it.
+        let waiters: Vec<SignedAnchorHeader> = self
+            .waiting_for
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .filter_map(|child| self.pending_by_id.get(child))
+            .map(|p| p.anchor.anchor.header.clone())
+            .collect();
+        for voter in waiters {
+            self.detect_invalid_parent(&voter);
+        }
         if self.seat.is_none()
             || matches!(error, AnchorError::BadSignature { .. })
             || !crate::offence::own_header(&self.context, &signed.header)
@@ -1892,10 +1928,17 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         if !signed.verify_signature(&self.verifier, &key) {
             return;
         }
+        // An unsatisfiable commitment is kind 4 (conflicting data) unless
+        // the header also breaks another rule (kind 0, the higher rate).
         let offence = match error {
-            AnchorError::Unsatisfiable { .. } => Offence::Unsatisfiable {
-                anchor: signed.clone(),
-            },
+            AnchorError::Unsatisfiable { .. }
+                if crate::validate::check_header_structure(&self.context, &signed.header)
+                    .is_ok() =>
+            {
+                Offence::Unsatisfiable {
+                    anchor: signed.clone(),
+                }
+            }
             _ => Offence::InvalidAnchor {
                 anchor: signed.clone(),
                 why,
@@ -1975,11 +2018,22 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         if queued.len() >= MAX_QUEUED_OFFENCES_PER_SEAT || queued.contains(&id) {
             return false;
         }
+        // A wrong checkpoint is judged at apply: one that this node's
+        // finalized state does not already find wrong would take a queue
+        // slot (of four per seat) for nothing, so it is refused here.
+        if let Offence::WrongCheckpoint { sig } = &offence {
+            let own = self.state.economics().checkpoint_of(sig.checkpoint.round);
+            if own.is_none_or(|id| id == sig.checkpoint.id(&self.context.network)) {
+                return false;
+            }
+        }
         let event = MicroEvent::Offence(Box::new(offence));
-        // Never carry an offence that does not hold: the anchor would be
-        // invalid (its creator slashable). What a detector built is checked
-        // here as every receiver will check it.
-        if crate::validate::validate_micro_event(&self.context, &self.verifier, &event).is_err() {
+        // Never carry an offence that does not hold or decode: the anchor
+        // would be invalid (its creator slashable). What a detector built
+        // is checked here as every receiver will check it.
+        if crate::validate::validate_micro_event(&self.context, &self.verifier, &event).is_err()
+            || MicroEvent::from_bytes(&event.to_bytes()).is_err()
+        {
             return false;
         }
         self.offences_queued.entry(accused).or_default().push(id);

@@ -15,8 +15,8 @@ use pc_codec::{
 
 use crate::economics::OffenceClass;
 use crate::validate::{
-    check_commitment, check_header_rules, validate_micro_event, AnchorError, MicroEventError,
-    ShardContext,
+    check_commitment, check_header_rules, check_header_structure, validate_micro_event,
+    MicroEventError, ShardContext,
 };
 
 /// The class of an offence kind.
@@ -62,12 +62,15 @@ pub fn check_offence(context: &ShardContext, offence: &Offence) -> Result<(), Mi
                 return Err(refuse(offence, "the accused header is not of this shard"));
             }
             if let Why::Header = why {
-                match check_header_rules(context, &anchor.header) {
-                    Ok(()) => return Err(refuse(offence, "the header breaks no rule")),
-                    Err(AnchorError::Unsatisfiable { .. }) => {
-                        return Err(refuse(offence, "an unsatisfiable commitment is kind 4"))
-                    }
-                    Err(_) => {}
+                if check_header_structure(context, &anchor.header).is_ok() {
+                    return Err(refuse(
+                        offence,
+                        if check_commitment(&anchor.header).is_err() {
+                            "an unsatisfiable commitment is kind 4"
+                        } else {
+                            "the header breaks no rule"
+                        },
+                    ));
                 }
             }
             check_event_proof(offence, &anchor.header, why)
@@ -181,11 +184,12 @@ pub fn verify_offence(
             .is_some_and(|key| header.verify_signature(verifier, key))
     };
     let checkpoint_signed = |sig: &CheckpointSig| {
-        verifier.verify(
-            &context.committee[usize::from(sig.seat)],
-            &sig.checkpoint.id(&context.network),
-            &sig.signature,
-        )
+        context
+            .committee
+            .get(usize::from(sig.seat))
+            .is_some_and(|key| {
+                verifier.verify(key, &sig.checkpoint.id(&context.network), &sig.signature)
+            })
     };
     match offence {
         Offence::InvalidAnchor { anchor, why } => {
@@ -270,6 +274,14 @@ fn event_breaks(
         Ok(MicroEvent::Offence(_)) => Err(refuse(
             offence,
             "an offence is not proved invalid inside another offence",
+        )),
+        // A certificate's q signatures are not checked again inside a
+        // proof (an anchor may carry 8 certified imports, a payload of
+        // offences would carry many more); such an import is refused, not
+        // slashable.
+        Ok(MicroEvent::Import(import)) if import.certificate().is_some() => Err(refuse(
+            offence,
+            "a certified import is not proved invalid inside an offence",
         )),
         Ok(event) => match validate_micro_event(context, verifier, &event) {
             Err(_) => Ok(()),

@@ -488,20 +488,7 @@ impl ShardState {
             ],
         );
         self.state_root = state_root(&self.state_root, &digest);
-        // The shard's own checkpoint of the round, kept with its payout
-        // root: the judge of wrong-checkpoint offences.
-        let checkpoint = Checkpoint {
-            shard: self.params.shard,
-            round,
-            state_root: self.state_root,
-            exports_root,
-            export_count: exports.export_count(),
-            dest_count: exports.dest_count(),
-            snapshot_root: [0; 32],
-        };
-        self.economics
-            .note_checkpoint(round, checkpoint.id(&self.params.network));
-        RoundOutcome {
+        let outcome = RoundOutcome {
             round,
             outcomes,
             fees,
@@ -513,7 +500,16 @@ impl ShardState {
             claims,
             payout_leaves: payout.leaf_count,
             state_root: self.state_root,
-        }
+        };
+        // The shard's own checkpoint of the round (the one its seats sign),
+        // kept with its payout root: the judge of wrong-checkpoint offences.
+        self.economics.note_checkpoint(
+            round,
+            outcome
+                .checkpoint(self.params.shard)
+                .id(&self.params.network),
+        );
+        outcome
     }
 
     fn apply_event(

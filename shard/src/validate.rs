@@ -640,12 +640,24 @@ fn check_header(context: &ShardContext, header: &AnchorHeader) -> Result<(), Anc
 }
 
 /// Every stateless header rule of DESIGN §3.3 except the signature (what an
-/// offence of kind 0 or 1 proves broken).
+/// offence of kind 1 proves broken).
 pub fn check_header_rules(
     context: &ShardContext,
     header: &AnchorHeader,
 ) -> Result<(), AnchorError> {
     check_header(context, header)
+}
+
+/// [`check_header_rules`] without the satisfiable commitment (what an
+/// offence of kind 0 proves broken: an unsatisfiable commitment alone is
+/// kind 4).
+pub fn check_header_structure(
+    context: &ShardContext,
+    header: &AnchorHeader,
+) -> Result<(), AnchorError> {
+    check_header_fields(context, header)?;
+    check_parents(context, header)?;
+    check_birth_rounds(header)
 }
 
 /// Largest payload in bytes (DESIGN §3.1).
