@@ -10,21 +10,17 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
 use common::{engine, text};
 use pc_codec::genesis::Genesis;
-use pc_codec::wire::{Decode, Reader};
-use pc_codec::{to_hex, LogRecordKind, MicroEvent, OutPoint, SignedAnchor};
+use pc_codec::to_hex;
 use pc_engine::config::{RuntimeConfig, StorageConfig};
 use pc_engine::runtime::host::usable_cpus;
-use pc_engine::tools::agreement::{log_bodies, logged_rounds};
-use pc_engine::tools::consensus::{add_shares, payout_shares, read_headers, replay_dag, DagParams};
+use pc_engine::tools::consensus::{read_headers, replay_dag, DagParams};
 use pc_engine::tools::engine::{self as bench_engine, EngineConfig, Intake};
 use pc_engine::tools::workload::{load_or_generate, WorkloadParams};
-use pc_shard::economics::{payout_leaves, payout_root, FeeParams};
 use pc_storage::Durability;
 use serde_json::Value;
 
@@ -80,105 +76,15 @@ fn the_consensus_tools_reproduce_ack_distances_and_every_rounds_payout_root() {
     let genesis: Genesis = pc_engine::genesis_file::load(&genesis_path)
         .unwrap()
         .genesis;
-    let headers_file = temp.path().join("headers.bin");
-    let exported = json(
-        &engine()
-            .args(["consensus", "export-headers", "--data-dir"])
-            .arg(&data_dir)
-            .arg("--out")
-            .arg(&headers_file)
-            .output()
-            .unwrap(),
-    );
+    let (rounds, paid_rounds, headers_file, example) =
+        common::check_payout_roots(&data_dir, 0, temp.path());
+    assert!(rounds > 20, "{rounds} rounds");
+    assert!(paid_rounds > 5, "{paid_rounds} rounds paid fees");
+    let committee = genesis.committee(0).unwrap();
     let headers = read_headers(&headers_file).unwrap();
-    assert_eq!(exported["headers"].as_u64(), Some(headers.len() as u64));
     let dag = replay_dag(&headers, DagParams::of(&genesis));
     assert_eq!(dag.left_out, 0, "every logged header enters the DAG");
-
-    // The logged anchors' payloads, and the value of every output they or
-    // the genesis create (to price each anchor's fee).
-    let mut anchors: HashMap<String, SignedAnchor> = HashMap::new();
-    for body in log_bodies(&data_dir, 0, LogRecordKind::AnchorAccepted).unwrap() {
-        let anchor = SignedAnchor::decode(&mut Reader::new(&body)).unwrap();
-        anchors.insert(to_hex(&anchor.header.anchor_id()), anchor);
-    }
-    let network = genesis.network();
-    let mut values: HashMap<OutPoint, u64> = HashMap::new();
-    for (index, allocation) in genesis.allocations.iter().enumerate() {
-        for output in 0..allocation.outputs {
-            let out_point = Genesis::allocation_out_point(&network, index as u32, output as u16);
-            values.insert(out_point, allocation.amount);
-        }
-    }
-    for anchor in anchors.values() {
-        for event in &anchor.payload.events {
-            if let MicroEvent::Transfer(transfer) = event {
-                let tx_id = transfer.tx_id(&network);
-                for (i, output) in transfer.outputs.iter().enumerate() {
-                    values.insert(
-                        OutPoint {
-                            tx_id,
-                            index: i as u16,
-                        },
-                        output.amount,
-                    );
-                }
-            }
-        }
-    }
-    let fee_of = |anchor: &SignedAnchor| -> u64 {
-        anchor
-            .payload
-            .events
-            .iter()
-            .map(|event| match event {
-                MicroEvent::Transfer(t) => {
-                    let inputs: u64 = t.inputs.iter().map(|i| values[i]).sum();
-                    inputs - t.outputs.iter().map(|o| o.amount).sum::<u64>()
-                }
-                _ => 0,
-            })
-            .sum()
-    };
-
-    // Every round: the tools' anchors match the log's count and first
-    // index, and the cumulative shares give its payout root.
-    let committee = genesis.committee(0).unwrap();
-    let fee_params = FeeParams::of(&genesis);
-    let mut owed = BTreeMap::new();
-    let rounds = logged_rounds(&data_dir, 0).unwrap();
-    assert!(rounds.len() > 20, "{} rounds", rounds.len());
-    let mut paid_rounds = 0;
-    let mut checked_anchor = None;
-    for (round, logged) in &rounds {
-        let received: Vec<_> = dag.round(*round).collect();
-        assert_eq!(received.len() as u64, logged.anchor_count, "round {round}");
-        if let Some(first) = received.first() {
-            assert_eq!(
-                first.anchor_index, logged.first_global_index,
-                "round {round}"
-            );
-        }
-        let mut round_fees = 0;
-        for anchor in &received {
-            let fee = fee_of(&anchors[&anchor.anchor_id]);
-            round_fees += fee;
-            let shares =
-                payout_shares(&fee_params, anchor, fee, &committee, anchor.creator).unwrap();
-            add_shares(&mut owed, &committee, &shares);
-            if fee > 0 && checked_anchor.is_none() {
-                checked_anchor = Some((anchor.anchor_id.clone(), fee, shares));
-            }
-        }
-        paid_rounds += usize::from(round_fees > 0);
-        let (root, _) = payout_root(&payout_leaves(owed.iter().map(|(k, v)| (*k, *v))));
-        assert_eq!(
-            to_hex(&root),
-            to_hex(&logged.payout_root),
-            "round {round}: the shares summed onto the previous owed balances give the logged root"
-        );
-    }
-    assert!(paid_rounds > 5, "{paid_rounds} rounds paid fees");
+    let checked_anchor = example;
 
     // The CLI prints what the library computed: ack distances (under the
     // seed's spellings too) and the shares of one anchor's fee.

@@ -125,6 +125,17 @@ fn devnet_of_four_nodes_and_two_shards_agrees_under_load_and_replays() {
             "{stdout}"
         );
     }
+    // The consensus tools over node 0's data dir: every round's logged
+    // payout root of both shards is the previous owed balances plus the
+    // per-anchor shares `payout-root` computes (fees from the payloads).
+    for shard in 0..2 {
+        let (rounds, paid, _, _) =
+            common::check_payout_roots(&dir.join("node-0"), shard, temp.path());
+        assert!(
+            rounds >= 5 && paid >= 1,
+            "shard {shard}: {rounds} rounds, {paid} paid fees"
+        );
+    }
     // Bundles between a node's own seats crossed its rings.
     let rings: f64 = stdout
         .lines()

@@ -4,7 +4,9 @@
 //! forged checkpoint signatures, certificates and bundles from a peer are
 //! scored violations that close its connection and change no state; an
 //! anchor carrying an Import with a forged certificate is refused and
-//! scores its sender down.
+//! scores its sender down; forged, foreign or undecodable evidence from a
+//! peer is scored and a proven offence queued once; hostile claims from a
+//! client get receipts with their reasons.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -429,4 +431,180 @@ fn an_anchor_carrying_a_forged_import_is_refused_and_scored() {
         },
     );
     assert_eq!(node.core.shard(0).unwrap().counters().anchors, 1);
+}
+
+#[test]
+fn forged_evidence_and_claims_are_refused_with_a_reason_and_a_peers_are_scored() {
+    use pc_codec::{
+        AnchorBuilder, Claim, Decode, Encode, MerkleProof, MicroEvent, Offence, PayoutLeaf,
+    };
+    use pc_net::frame::{EventOutcome, RejectReason};
+    let genesis = Arc::new(genesis());
+    let mut node = Node::new(&genesis);
+    node.connect(1, 1, &genesis);
+    let score = |node: &Node| {
+        node.core
+            .book()
+            .get(addr(1))
+            .map(|entry| entry.score_tenths)
+            .unwrap()
+    };
+    let mempool = |node: &Node| node.core.shard(0).unwrap().machine().mempool_len();
+    let checkpoint = |shard: u16, root: u8| Checkpoint {
+        shard,
+        round: 3,
+        state_root: [root; 32],
+        exports_root: [0; 32],
+        export_count: 0,
+        dest_count: 0,
+        snapshot_root: [0; 32],
+    };
+    let signed = |seat: u8, checkpoint: Checkpoint| CheckpointSig {
+        checkpoint,
+        seat,
+        signature: key(seat).sign(&checkpoint.id(&genesis.network()), &[0; 32]),
+    };
+    let evidence = |offence: Offence| NetMessage::Evidence {
+        shard: 0,
+        bytes: MicroEvent::Offence(Box::new(offence)).to_bytes(),
+    };
+    let roots = node.roots();
+    // Bytes that do not decode, a fork with a forged signature, and one of
+    // another shard's checkpoints: each costs the peer, none is queued.
+    let mut forged = signed(2, checkpoint(0, 2));
+    forged.signature[5] ^= 1;
+    for message in [
+        NetMessage::Evidence {
+            shard: 0,
+            bytes: vec![5, 9, 9],
+        },
+        evidence(Offence::CheckpointFork {
+            a: signed(2, checkpoint(0, 1)),
+            b: forged,
+        }),
+        evidence(Offence::CheckpointFork {
+            a: signed(2, checkpoint(1, 1)),
+            b: signed(2, checkpoint(1, 2)),
+        }),
+    ] {
+        let before = score(&node);
+        node.frame(1, message);
+        assert!(score(&node) < before, "a refused offence is scored");
+        assert_eq!(mempool(&node), 0);
+    }
+    // A proven fork of seat 2 in shard 0: taken once, not scored.
+    let before = score(&node);
+    let fork = evidence(Offence::CheckpointFork {
+        a: signed(2, checkpoint(0, 1)),
+        b: signed(2, checkpoint(0, 2)),
+    });
+    node.frame(1, fork.clone());
+    node.frame(1, fork);
+    assert_eq!(score(&node), before);
+    // Taken into the seat's next own anchor, once.
+    let carried = |node: &Node| -> usize {
+        node.stores[0]
+            .borrow()
+            .records()
+            .iter()
+            .filter(|(kind, _)| *kind == LogRecordKind::AnchorAccepted)
+            .filter_map(|(_, body)| pc_codec::SignedAnchor::from_bytes(body).ok())
+            .flat_map(|a| a.payload.events)
+            .filter(|e| matches!(e, MicroEvent::Offence(_)))
+            .count()
+            + mempool(node)
+    };
+    assert_eq!(carried(&node), 1, "queued once");
+    // An anchor of seat 1 carrying a forged offence is refused and scored.
+    let anchor = AnchorBuilder::new(genesis.network(), 0, 1, 0)
+        .birth_round(0)
+        .event(MicroEvent::Offence(Box::new(Offence::CheckpointFork {
+            a: signed(3, checkpoint(0, 1)),
+            b: forged,
+        })))
+        .sign(&key(1), &[4; 32])
+        .unwrap();
+    let before = score(&node);
+    node.frame(
+        1,
+        NetMessage::Anchors {
+            shard: 0,
+            anchors: vec![anchor.to_bytes()],
+        },
+    );
+    assert!(score(&node) < before, "the sender's score dropped");
+    assert_eq!(node.core.shard(0).unwrap().counters().anchors, 0);
+    assert_eq!(node.roots(), roots, "no state change");
+
+    // A client's claims: of a key without a seat, of a root never
+    // finalized, with a forged signature: receipts with reasons.
+    node.net(NetEvent::Connected {
+        conn: ConnId(9),
+        remote: SocketAddr::from(([127, 0, 0, 1], 9999)),
+        peer_spki: None,
+        alpn: ALPN.to_vec(),
+    });
+    let claim = |signer: &SigningKey, round: u64| {
+        let mut claim = Claim {
+            round,
+            leaf: PayoutLeaf {
+                recipient: signer.public_key(),
+                amount: 5,
+            },
+            proof: MerkleProof {
+                index: 0,
+                leaf_count: 1,
+                siblings: vec![],
+            },
+            owner: signer.public_key(),
+            signature: [0; 64],
+        };
+        claim.signature = signer.sign(&claim.signing_message(&genesis.network(), 0), &[0; 32]);
+        claim
+    };
+    let client = SigningKey::from_secret_bytes(&[0x77; 32]).unwrap();
+    let mut forged_claim = claim(&key(2), 0);
+    forged_claim.signature[1] ^= 1;
+    let events: Vec<Vec<u8>> = [claim(&client, 0), claim(&key(2), 40), forged_claim]
+        .into_iter()
+        .map(|c| MicroEvent::Claim(c).to_bytes())
+        .collect();
+    node.frame(
+        9,
+        NetMessage::SubmitMicroEvents {
+            request: 5,
+            shard: 0,
+            events,
+        },
+    );
+    let results = node
+        .io
+        .frames
+        .iter()
+        .find_map(|(conn, m)| match m {
+            NetMessage::Receipt {
+                request: 5,
+                results,
+                ..
+            } if *conn == ConnId(9) => Some(results.clone()),
+            _ => None,
+        })
+        .expect("a receipt");
+    let reasons: Vec<(RejectReason, String)> = results
+        .into_iter()
+        .map(|r| match r.outcome {
+            EventOutcome::Rejected { reason, detail } => (reason, detail),
+            EventOutcome::Accepted => panic!("a hostile claim was accepted"),
+        })
+        .collect();
+    assert_eq!(reasons[0].0, RejectReason::WrongShard, "{:?}", reasons[0]);
+    assert!(reasons[0].1.contains("no seat"), "{:?}", reasons[0]);
+    assert_eq!(reasons[1].0, RejectReason::Invalid, "{:?}", reasons[1]);
+    assert!(
+        reasons[1].1.contains("ClaimRootUnknown"),
+        "{:?}",
+        reasons[1]
+    );
+    assert_eq!(reasons[2].0, RejectReason::BadSignature, "{:?}", reasons[2]);
+    assert_eq!(mempool(&node), 0, "no claim queued");
 }

@@ -178,6 +178,13 @@ pub fn replay_dag(headers: &[SignedAnchorHeader], params: DagParams) -> DagRepla
         .filter(|h| usize::from(h.header.creator) < params.k)
         .collect();
     let mut seen = std::collections::HashSet::new();
+    // Creators by anchor id, from the headers themselves: consensus may
+    // have pruned a vertex by the time its round is polled.
+    let creators: std::collections::HashMap<Hash32, u8> = headers
+        .iter()
+        .map(|h| (h.anchor_id(), h.header.creator))
+        .collect();
+    let creator_of = |id: &Hash32| creators.get(id).copied();
     loop {
         let mut progressed = false;
         let mut still = Vec::new();
@@ -205,12 +212,12 @@ pub fn replay_dag(headers: &[SignedAnchorHeader], params: DagParams) -> DagRepla
             let ufw_creators: Vec<u8> = round
                 .unique_famous_witnesses
                 .iter()
-                .filter_map(|id| consensus.creator(id))
+                .filter_map(|id| creator_of(id))
                 .collect();
             for anchor in &round.anchors {
                 replay.finalized.push(AnchorAcks {
                     anchor_id: to_hex(&anchor.id),
-                    creator: consensus.creator(&anchor.id).unwrap_or(u8::MAX),
+                    creator: creator_of(&anchor.id).expect("finalized anchors came from the file"),
                     anchor_index: anchor.global_index,
                     round_received: round.round,
                     vote_mask: anchor.vote_mask(),
