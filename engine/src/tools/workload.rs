@@ -57,7 +57,7 @@ pub const TRANSFER_PAYS_UNITS: u64 = OUTPUT_UNITS - 1_000;
 
 /// Changes whenever the generator makes a different DAG from the same
 /// parameters, so that no stale cached workload is used.
-pub const GENERATOR_VERSION: u32 = 7;
+pub const GENERATOR_VERSION: u32 = 8;
 
 /// Genesis outputs per shard at most, after which each seat spends the
 /// outputs of its own earlier transfers. Also the most outputs the node's
