@@ -212,7 +212,7 @@ pub fn replay_dag(headers: &[SignedAnchorHeader], params: DagParams) -> DagRepla
             let ufw_creators: Vec<u8> = round
                 .unique_famous_witnesses
                 .iter()
-                .filter_map(|id| creator_of(id))
+                .filter_map(&creator_of)
                 .collect();
             for anchor in &round.anchors {
                 replay.finalized.push(AnchorAcks {
