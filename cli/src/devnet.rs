@@ -27,7 +27,6 @@ use pc_engine::config::{NodeConfig, StorageConfig};
 use pc_engine::metrics::scrape::Scrape;
 use pc_engine::tools::agreement;
 use pc_net::frame::EventOutcome;
-use pc_net::NetMessage;
 use pc_storage::Durability;
 
 use crate::dev_genesis::{self, DevClients, DevGenesis};
@@ -585,7 +584,7 @@ fn claim_after_slash(
     offender: u8,
     node: SocketAddr,
 ) -> Result<ClaimCheck, CliError> {
-    use pc_engine::client::request;
+    use crate::node_cmd::{balance_of, claim_event, payout_proof, submit_event};
     let claimer: u8 = if offender == 0 { 1 } else { 0 };
     let key_path = dir.join("keys").join(format!("validator-{claimer:02}.key"));
     let key = crate::key_file::read(&key_path)?;
@@ -594,83 +593,27 @@ fn claim_after_slash(
     // units, the slash share of a 5 000 PC seat bond hundreds of billions:
     // an owed balance past the share means the slash was applied.
     let (share, dust) = expected_slash_share(genesis, offender);
-    let timeout = Duration::from_secs(10);
     let deadline = Instant::now() + Duration::from_secs(30);
-    let proof = loop {
-        let answer = request(
-            node,
-            NetMessage::PayoutQuery {
-                request: 7,
-                shard: 0,
-                recipient: owner,
-            },
-            timeout,
-            |m| matches!(m, NetMessage::PayoutProof { request: 7, .. }),
-        )?;
-        let NetMessage::PayoutProof {
-            round, leaf, proof, ..
-        } = answer
-        else {
-            unreachable!("filtered to payout proofs")
-        };
-        if leaf.amount >= share {
-            break (round, leaf, proof);
+    let proved = loop {
+        let proved = payout_proof(node, 0, owner)?;
+        if proved.1.amount >= share {
+            break proved;
         }
         if Instant::now() > deadline {
             return Err(usage(format!(
                 "devnet: validator {claimer} is owed {} units in shard 0 after the load, less than its share {share} of the slash of validator {offender}: the equivocation was not slashed",
-                leaf.amount
+                proved.1.amount
             )));
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let (round, leaf, merkle) = proof;
-    let balance = || -> Result<u64, CliError> {
-        let answer = request(
-            node,
-            NetMessage::BalanceQuery { request: 8, owner },
-            timeout,
-            |m| matches!(m, NetMessage::Balance { request: 8, .. }),
-        )?;
-        match answer {
-            NetMessage::Balance { amount, .. } => Ok(amount),
-            _ => unreachable!("filtered to balances"),
-        }
-    };
+    let (round, leaf) = (proved.0, proved.1);
+    let balance = || balance_of(node, owner).map(|(amount, _)| amount);
     let before = balance()?;
     let network = genesis.network();
-    let claim_event = |aux: [u8; 32]| {
-        let mut claim = pc_codec::Claim {
-            round,
-            leaf,
-            proof: merkle.clone(),
-            owner,
-            signature: [0; 64],
-        };
-        claim.signature = key.sign(&claim.signing_message(&network, 0), &aux);
-        MicroEvent::Claim(claim)
-    };
-    let submit = |event: &MicroEvent| -> Result<EventOutcome, CliError> {
-        let answer = request(
-            node,
-            NetMessage::SubmitMicroEvents {
-                request: 9,
-                shard: 0,
-                events: vec![event.to_bytes()],
-            },
-            timeout,
-            |m| matches!(m, NetMessage::Receipt { request: 9, .. }),
-        )?;
-        match answer {
-            NetMessage::Receipt { results, .. } => results
-                .into_iter()
-                .next()
-                .map(|r| r.outcome)
-                .ok_or_else(|| usage("devnet: an empty receipt".into())),
-            _ => unreachable!("filtered to receipts"),
-        }
-    };
-    let first = submit(&claim_event([3; 32]))?;
+    let claim = |aux: [u8; 32]| claim_event(&key, &network, 0, proved.clone(), &aux);
+    let submit = |event: &MicroEvent| submit_event(node, 0, event).map(|receipt| receipt.outcome);
+    let first = submit(&claim([3; 32]))?;
     if first != EventOutcome::Accepted {
         return Err(usage(format!("devnet: the claim was refused: {first:?}")));
     }
@@ -690,7 +633,7 @@ fn claim_after_slash(
     };
     // A second claim of the same leaf (another signature, so another
     // event): refused at intake as stale, the seat claimed since.
-    let second = submit(&claim_event([4; 32]))?;
+    let second = submit(&claim([4; 32]))?;
     if second == EventOutcome::Accepted {
         return Err(usage(
             "devnet: a second claim of the same leaf was accepted".into(),

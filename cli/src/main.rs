@@ -141,20 +141,7 @@ enum Command {
     #[command(name = "ConsensusPayoutRoot", hide = true)]
     ConsensusPayoutRoot(consensus_cmd::PayoutArgs),
     /// Fetch a seat's payout proof and submit its Claim (`tx claim`).
-    Claim {
-        /// The genesis TOML.
-        #[arg(long)]
-        genesis: PathBuf,
-        /// The seat's key file (validator key).
-        #[arg(long)]
-        key: PathBuf,
-        /// A node's address.
-        #[arg(long, default_value = "127.0.0.1:7100")]
-        node: std::net::SocketAddr,
-        /// Only this shard.
-        #[arg(long)]
-        shard: Option<u16>,
-    },
+    Claim(node_cmd::ClaimArgs),
     /// Re-derive every finalized round of a data dir's logs and compare.
     Replay {
         /// The data dir (holds genesis.toml and shard-NNN/ logs).
@@ -452,17 +439,7 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::ConsensusPayoutRoot(args) => {
             consensus_cmd::consensus(consensus_cmd::ConsensusCommand::PayoutRoot(args))
         }
-        Command::Claim {
-            genesis,
-            key,
-            node,
-            shard,
-        } => node_cmd::tx(node_cmd::TxCommand::Claim {
-            genesis,
-            key,
-            node,
-            shard,
-        }),
+        Command::Claim(args) => node_cmd::tx(node_cmd::TxCommand::Claim(args)),
         Command::Tune { seconds, scratch } => tune(seconds, scratch),
         Command::Replay {
             data_dir,

@@ -310,6 +310,23 @@ pub fn health(node: SocketAddr, max_age: f64) -> Result<(), CliError> {
     }
 }
 
+/// Flags of `claim` / `tx claim`.
+#[derive(clap::Args)]
+pub struct ClaimArgs {
+    /// The genesis TOML.
+    #[arg(long)]
+    pub genesis: PathBuf,
+    /// The seat's key file (validator key).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// A node's address.
+    #[arg(long, default_value = "127.0.0.1:7100")]
+    pub node: SocketAddr,
+    /// Only this shard.
+    #[arg(long)]
+    pub shard: Option<u16>,
+}
+
 /// `tx` subcommands.
 #[derive(clap::Subcommand)]
 pub enum TxCommand {
@@ -364,20 +381,7 @@ pub enum TxCommand {
     },
     /// Fetch a seat's payout proof and submit its Claim (DESIGN §5.3), per
     /// shard where the key holds a seat and is owed something.
-    Claim {
-        /// The genesis TOML.
-        #[arg(long)]
-        genesis: PathBuf,
-        /// The seat's key file (validator key).
-        #[arg(long)]
-        key: PathBuf,
-        /// A node's address.
-        #[arg(long, default_value = "127.0.0.1:7100")]
-        node: SocketAddr,
-        /// Only this shard.
-        #[arg(long)]
-        shard: Option<u16>,
-    },
+    Claim(ClaimArgs),
     /// Query the finalized balance of a key.
     Balance {
         /// The genesis TOML (for the shard count).
@@ -435,7 +439,7 @@ fn genesis_input(
 /// Submits one micro-event to `shard` through `node` and returns its
 /// receipt line. An `Overloaded` refusal with a retry-after hint is retried
 /// after the hint, at most [`OVERLOADED_RETRIES`] times.
-fn submit_event(
+pub(crate) fn submit_event(
     node: SocketAddr,
     shard: u16,
     event: &MicroEvent,
@@ -511,7 +515,7 @@ fn seat_shards(genesis: &Genesis, key: &[u8; 32], only: Option<u16>) -> Result<V
 
 /// The payout leaf and proof of `recipient` in `shard`, as `node` serves
 /// them: (round, leaf, proof); amount 0 when nothing is owed.
-fn payout_proof(
+pub(crate) fn payout_proof(
     node: SocketAddr,
     shard: u16,
     recipient: [u8; 32],
@@ -538,6 +542,45 @@ fn payout_proof(
         )));
     }
     Ok((round, leaf, proof))
+}
+
+/// The finalized balance of `owner` on its shard, as `node` serves it.
+pub(crate) fn balance_of(node: SocketAddr, owner: [u8; 32]) -> Result<(u64, u64), CliError> {
+    let answer = pc_engine::client::request(
+        node,
+        NetMessage::BalanceQuery { request: 1, owner },
+        TX_TIMEOUT,
+        |m| matches!(m, NetMessage::Balance { request: 1, .. }),
+    )?;
+    let NetMessage::Balance {
+        amount,
+        finalized_round,
+        ..
+    } = answer
+    else {
+        unreachable!("filtered to balances")
+    };
+    Ok((amount, finalized_round))
+}
+
+/// A Claim of `leaf` against `round`'s payout root of `shard`, signed by
+/// `key` (the leaf's recipient) with auxiliary randomness `aux`.
+pub(crate) fn claim_event(
+    key: &pc_codec::SigningKey,
+    network: &[u8; 8],
+    shard: u16,
+    (round, leaf, proof): (u64, pc_codec::PayoutLeaf, pc_codec::MerkleProof),
+    aux: &[u8; 32],
+) -> MicroEvent {
+    let mut claim = pc_codec::Claim {
+        round,
+        leaf,
+        proof,
+        owner: key.public_key(),
+        signature: [0; 64],
+    };
+    claim.signature = key.sign(&claim.signing_message(network, shard), aux);
+    MicroEvent::Claim(claim)
 }
 
 /// Runs a `tx` subcommand.
@@ -663,12 +706,12 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
-        TxCommand::Claim {
+        TxCommand::Claim(ClaimArgs {
             genesis,
             key,
             node,
             shard,
-        } => {
+        }) => {
             let genesis = genesis_file::load(&genesis)?.genesis;
             let key = key_file::read(&key)?;
             let owner = key.public_key();
@@ -686,16 +729,8 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
                     );
                     continue;
                 }
-                let mut claim = pc_codec::Claim {
-                    round,
-                    leaf,
-                    proof,
-                    owner,
-                    signature: [0; 64],
-                };
                 let aux: [u8; 32] = rand::random();
-                claim.signature = key.sign(&claim.signing_message(&network, shard), &aux);
-                let event = MicroEvent::Claim(claim);
+                let event = claim_event(&key, &network, shard, (round, leaf, proof), &aux);
                 let receipt = submit_event(node, shard, &event)?;
                 let (outcome, reason) = match &receipt.outcome {
                     EventOutcome::Accepted => ("accepted", String::new()),
@@ -744,20 +779,7 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
                 (None, Some(path)) => key_file::read(&path)?.public_key(),
                 (None, None) => return Err(CliError::Usage("give --owner or --key".into())),
             };
-            let answer = pc_engine::client::request(
-                node,
-                NetMessage::BalanceQuery { request: 1, owner },
-                TX_TIMEOUT,
-                |m| matches!(m, NetMessage::Balance { request: 1, .. }),
-            )?;
-            let NetMessage::Balance {
-                amount,
-                finalized_round,
-                ..
-            } = answer
-            else {
-                unreachable!("filtered to balances")
-            };
+            let (amount, finalized_round) = balance_of(node, owner)?;
             let line = serde_json::json!({
                 "type": "balance",
                 "owner": to_hex(&owner),
