@@ -342,7 +342,13 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Keygen { out } => {
             let key = SigningKey::generate(&mut rand::rng());
             key_file::write(&out, &key, "validator")?;
+            // The public key on stdout (what scripts read); its wallet
+            // address beside it on stderr.
             println!("{}", to_hex(&key.public_key()));
+            eprintln!(
+                "address {}",
+                pc_codec::address::encode_address(&key.public_key())
+            );
             Ok(())
         }
         Command::Bench(args) => bench(args),

@@ -341,7 +341,7 @@ pub enum TxCommand {
         /// A node's address (its core 0, or the core of the shard).
         #[arg(long, default_value = "127.0.0.1:7100")]
         node: SocketAddr,
-        /// Recipient public key (hex, x-only).
+        /// Recipient: an address (`pc1…`) or an x-only public key (hex).
         #[arg(long)]
         to: String,
         /// Units to pay.
@@ -369,7 +369,7 @@ pub enum TxCommand {
         /// A node's address.
         #[arg(long, default_value = "127.0.0.1:7100")]
         node: SocketAddr,
-        /// The seat's public key (hex).
+        /// The seat's address (`pc1…`) or public key (hex).
         #[arg(long, conflicts_with = "key")]
         owner: Option<String>,
         /// Or the seat's key file.
@@ -390,7 +390,7 @@ pub enum TxCommand {
         /// A node's address.
         #[arg(long, default_value = "127.0.0.1:7100")]
         node: SocketAddr,
-        /// The owner's public key (hex).
+        /// The owner: an address (`pc1…`) or public key (hex).
         #[arg(long, conflicts_with = "key")]
         owner: Option<String>,
         /// Or the owner's key file.
@@ -403,6 +403,11 @@ pub enum TxCommand {
 /// retry-after hint.
 const OVERLOADED_RETRIES: u32 = 5;
 const TX_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An owner given as an address (`pc1…`, bech32m) or 64 hex digits.
+fn owner_of(text: &str, flag: &str) -> Result<[u8; 32], CliError> {
+    pc_codec::address::parse_owner(text).map_err(|e| CliError::Usage(format!("{flag} {text}: {e}")))
+}
 
 fn hex32(text: &str, flag: &str) -> Result<[u8; 32], CliError> {
     Ok(genesis_file::hex_array(text, flag)?)
@@ -600,7 +605,7 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
             let genesis = genesis_file::load(&genesis)?.genesis;
             let key = key_file::read(&key)?;
             let owner = key.public_key();
-            let recipient = hex32(&to, "--to")?;
+            let recipient = owner_of(&to, "--to")?;
             let (out_point, held) = match input {
                 Some(text) => {
                     let (tx, index) = text.split_once(':').ok_or_else(|| {
@@ -688,7 +693,7 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
         } => {
             let genesis = genesis_file::load(&genesis)?.genesis;
             let owner = match (owner, key) {
-                (Some(hex), _) => hex32(&hex, "--owner")?,
+                (Some(text), _) => owner_of(&text, "--owner")?,
                 (None, Some(path)) => key_file::read(&path)?.public_key(),
                 (None, None) => return Err(CliError::Usage("give --owner or --key".into())),
             };
@@ -775,7 +780,7 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
         } => {
             let genesis = genesis_file::load(&genesis)?.genesis;
             let owner = match (owner, key) {
-                (Some(hex), _) => hex32(&hex, "--owner")?,
+                (Some(text), _) => owner_of(&text, "--owner")?,
                 (None, Some(path)) => key_file::read(&path)?.public_key(),
                 (None, None) => return Err(CliError::Usage("give --owner or --key".into())),
             };

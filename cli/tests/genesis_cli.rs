@@ -201,6 +201,17 @@ fn keygen_writes_an_owner_only_key_and_never_overwrites() {
     assert!(first.status.success());
     let public = String::from_utf8(first.stdout).unwrap();
     assert_eq!(public.trim().len(), 64);
+    // Its wallet address on stderr: the same key, bech32m with HRP pc.
+    let stderr = String::from_utf8(first.stderr).unwrap();
+    let address = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("address "))
+        .unwrap_or_else(|| panic!("no address line in {stderr:?}"));
+    assert!(address.starts_with("pc1"), "{address}");
+    assert_eq!(
+        pc_codec::to_hex(&pc_codec::address::decode_address(address).unwrap()),
+        public.trim()
+    );
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600

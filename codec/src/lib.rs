@@ -10,6 +10,7 @@
 //! Decoding never panics and never allocates more than its input justifies.
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod batch;
 pub mod builder;
 pub mod cross;
