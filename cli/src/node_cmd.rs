@@ -409,6 +409,15 @@ fn owner_of(text: &str, flag: &str) -> Result<[u8; 32], CliError> {
     pc_codec::address::parse_owner(text).map_err(|e| CliError::Usage(format!("{flag} {text}: {e}")))
 }
 
+/// The key `--owner` names, or else the public key of `--key`'s file.
+fn owner_or_key(owner: Option<String>, key: Option<PathBuf>) -> Result<[u8; 32], CliError> {
+    match (owner, key) {
+        (Some(text), _) => owner_of(&text, "--owner"),
+        (None, Some(path)) => Ok(key_file::read(&path)?.public_key()),
+        (None, None) => Err(CliError::Usage("give --owner or --key".into())),
+    }
+}
+
 fn hex32(text: &str, flag: &str) -> Result<[u8; 32], CliError> {
     Ok(genesis_file::hex_array(text, flag)?)
 }
@@ -692,11 +701,7 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
             shard,
         } => {
             let genesis = genesis_file::load(&genesis)?.genesis;
-            let owner = match (owner, key) {
-                (Some(text), _) => owner_of(&text, "--owner")?,
-                (None, Some(path)) => key_file::read(&path)?.public_key(),
-                (None, None) => return Err(CliError::Usage("give --owner or --key".into())),
-            };
+            let owner = owner_or_key(owner, key)?;
             for shard in seat_shards(&genesis, &owner, shard)? {
                 let (round, leaf, _) = payout_proof(node, shard, owner)?;
                 let line = serde_json::json!({
@@ -779,11 +784,7 @@ pub fn tx(command: TxCommand) -> Result<(), CliError> {
             key,
         } => {
             let genesis = genesis_file::load(&genesis)?.genesis;
-            let owner = match (owner, key) {
-                (Some(text), _) => owner_of(&text, "--owner")?,
-                (None, Some(path)) => key_file::read(&path)?.public_key(),
-                (None, None) => return Err(CliError::Usage("give --owner or --key".into())),
-            };
+            let owner = owner_or_key(owner, key)?;
             let (amount, finalized_round) = balance_of(node, owner)?;
             let line = serde_json::json!({
                 "type": "balance",

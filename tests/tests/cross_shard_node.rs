@@ -211,6 +211,15 @@ impl Node {
             .collect()
     }
 
+    /// Validator `peer`'s score in the node's peer book.
+    fn score(&self, peer: u8) -> u16 {
+        self.core
+            .book()
+            .get(addr(peer))
+            .map(|entry| entry.score_tenths)
+            .unwrap()
+    }
+
     fn roots(&self) -> Vec<pc_codec::Hash32> {
         self.core
             .shards()
@@ -388,13 +397,7 @@ fn an_anchor_carrying_a_forged_import_is_refused_and_scored() {
         .event(MicroEvent::Import(Box::new(import)))
         .sign(&key(1), &[2; 32])
         .unwrap();
-    let score = |node: &Node| {
-        node.core
-            .book()
-            .get(addr(1))
-            .map(|entry| entry.score_tenths)
-            .unwrap()
-    };
+    let score = |node: &Node| node.score(1);
     let before = score(&node);
     node.frame(
         1,
@@ -442,13 +445,7 @@ fn forged_evidence_and_claims_are_refused_with_a_reason_and_a_peers_are_scored()
     let genesis = Arc::new(genesis());
     let mut node = Node::new(&genesis);
     node.connect(1, 1, &genesis);
-    let score = |node: &Node| {
-        node.core
-            .book()
-            .get(addr(1))
-            .map(|entry| entry.score_tenths)
-            .unwrap()
-    };
+    let score = |node: &Node| node.score(1);
     let mempool = |node: &Node| node.core.shard(0).unwrap().machine().mempool_len();
     let checkpoint = |shard: u16, root: u8| Checkpoint {
         shard,
