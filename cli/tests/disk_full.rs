@@ -174,6 +174,12 @@ fn a_full_disk_stops_the_nodes_cleanly_and_they_restart_once_space_is_freed() {
     }
     // A little load so that rounds are decided after the restart.
     let genesis = dir.join("genesis.toml");
+    // A recipient that is a key: `tx send` refuses one that is not.
+    let recipient = pc_codec::to_hex(
+        &pc_codec::SigningKey::from_secret_bytes(&[0x11; 32])
+            .unwrap()
+            .public_key(),
+    );
     let deadline = Instant::now() + Duration::from_secs(8);
     let mut sent = 0u32;
     while Instant::now() < deadline && sent < 20 {
@@ -183,7 +189,7 @@ fn a_full_disk_stops_the_nodes_cleanly_and_they_restart_once_space_is_freed() {
             .arg(&genesis)
             .arg("--key")
             .arg(dir.join("keys/client-00.key"))
-            .args(["--to", &"11".repeat(32), "--genesis-output"])
+            .args(["--to", &recipient, "--genesis-output"])
             .arg((900 + sent).to_string())
             .output();
         sent += 1;
