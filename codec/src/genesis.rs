@@ -37,6 +37,20 @@ pub struct ConsensusParams {
     pub maturity_anchors: [u64; 3],
     /// Global-anchor-index bounds that select the maturity tier.
     pub maturity_tier_bounds: [u64; 2],
+    /// The shard that holds the mint chain (DESIGN §5.5).
+    pub mint_shard: u16,
+    /// `I`: finalized anchors of the mint shard one mint should take.
+    pub mint_interval_anchors: u32,
+    /// `H`: mints per halving of the reward.
+    pub mint_halving_mints: u64,
+    /// `W_race`: finalized rounds a mint race stays open.
+    pub mint_race_rounds: u8,
+    /// `T_init`: the first mint target (a pow below it wins).
+    pub mint_target_initial: u128,
+    /// `T_max`: the easiest target.
+    pub mint_target_max: u128,
+    /// `N_snap`: rounds between certified snapshots (DESIGN §6.1).
+    pub snapshot_interval_rounds: u32,
     /// `W_slash`: finalized anchors within which slashes of one class
     /// against a seat count towards its repeat tier (DESIGN §5.4).
     pub slash_window_anchors: u64,
@@ -60,6 +74,13 @@ impl ConsensusParams {
             ack_distance_max: 8,
             maturity_anchors: [50_000, 100_000, 200_000],
             maturity_tier_bounds: [10_000_000, 100_000_000],
+            mint_shard: 0,
+            mint_interval_anchors: 10_000,
+            mint_halving_mints: 210_000,
+            mint_race_rounds: 2,
+            mint_target_initial: 1 << 108,
+            mint_target_max: 1 << 120,
+            snapshot_interval_rounds: 2_048,
             slash_window_anchors: 200_000,
             slash_cooldown_anchors: 50_000,
             claim_window_anchors: 50_000,
@@ -166,6 +187,22 @@ pub enum GenesisError {
         /// The largest distance given.
         max: u8,
     },
+    /// `T_init > T_max`.
+    #[error("mint_target_initial {initial:#x} exceeds mint_target_max {max:#x}")]
+    MintTargets {
+        /// `T_init`.
+        initial: u128,
+        /// `T_max`.
+        max: u128,
+    },
+    /// `mint_shard` names no shard.
+    #[error("mint_shard {shard} is not below shards = {shards}")]
+    MintShard {
+        /// The shard given.
+        shard: u16,
+        /// Shard count.
+        shards: u16,
+    },
     /// A validator holds no seat (its bond would belong to no shard).
     #[error("validators[{index}] holds no seat")]
     NoSeat {
@@ -270,10 +307,30 @@ impl Genesis {
             ("slash_window_anchors", p.slash_window_anchors),
             ("slash_cooldown_anchors", p.slash_cooldown_anchors),
             ("claim_window_anchors", p.claim_window_anchors),
+            ("mint_interval_anchors", u64::from(p.mint_interval_anchors)),
+            ("mint_halving_mints", p.mint_halving_mints),
+            ("mint_race_rounds", u64::from(p.mint_race_rounds)),
+            ("mint_target_initial", u64::from(p.mint_target_initial != 0)),
+            (
+                "snapshot_interval_rounds",
+                u64::from(p.snapshot_interval_rounds),
+            ),
         ] {
             if value == 0 {
                 return Err(GenesisError::ZeroParameter { name });
             }
+        }
+        if p.mint_target_initial > p.mint_target_max {
+            return Err(GenesisError::MintTargets {
+                initial: p.mint_target_initial,
+                max: p.mint_target_max,
+            });
+        }
+        if p.mint_shard >= p.shards {
+            return Err(GenesisError::MintShard {
+                shard: p.mint_shard,
+                shards: p.shards,
+            });
         }
         // Virtual voting needs a normal round after every coin round and at
         // least one between (Baird: c > 2); with C = 2 a decided round can
@@ -437,6 +494,18 @@ impl Genesis {
         bonds.into_iter().collect()
     }
 
+    /// The genesis total of DESIGN §5.5: every allocation and every bond,
+    /// in u128 (at most `CAP` in a validated genesis).
+    pub fn total_value(&self) -> u128 {
+        let bonds: u128 = self.validators.iter().map(|v| u128::from(v.bond)).sum();
+        let allocated: u128 = self
+            .allocations
+            .iter()
+            .map(|a| u128::from(a.amount) * u128::from(a.outputs))
+            .sum();
+        bonds + allocated
+    }
+
     /// Total units allocated at genesis.
     pub fn total_allocated(&self) -> u64 {
         self.allocations
@@ -476,6 +545,14 @@ impl Encode for ConsensusParams {
         {
             out.extend_from_slice(&value.to_le_bytes());
         }
+        // v1's mint and snapshot parameters, in DESIGN §9's order.
+        out.extend_from_slice(&self.mint_shard.to_le_bytes());
+        out.extend_from_slice(&self.mint_interval_anchors.to_le_bytes());
+        out.extend_from_slice(&self.mint_halving_mints.to_le_bytes());
+        out.push(self.mint_race_rounds);
+        out.extend_from_slice(&self.mint_target_initial.to_le_bytes());
+        out.extend_from_slice(&self.mint_target_max.to_le_bytes());
+        out.extend_from_slice(&self.snapshot_interval_rounds.to_le_bytes());
         for value in [
             self.slash_window_anchors,
             self.slash_cooldown_anchors,
@@ -505,6 +582,13 @@ impl Decode for ConsensusParams {
                 reader.u64("maturity tier 3")?,
             ],
             maturity_tier_bounds: [reader.u64("tier bound 1")?, reader.u64("tier bound 2")?],
+            mint_shard: reader.u16("mint shard")?,
+            mint_interval_anchors: reader.u32("mint interval")?,
+            mint_halving_mints: reader.u64("halving period")?,
+            mint_race_rounds: reader.u8("race window")?,
+            mint_target_initial: u128::from_le_bytes(reader.array("initial target")?),
+            mint_target_max: u128::from_le_bytes(reader.array("easiest target")?),
+            snapshot_interval_rounds: reader.u32("snapshot interval")?,
             slash_window_anchors: reader.u64("slash window")?,
             slash_cooldown_anchors: reader.u64("cool-down")?,
             claim_window_anchors: reader.u64("claim window")?,

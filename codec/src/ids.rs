@@ -38,10 +38,12 @@ pub mod context {
     pub const SNAPSHOT: &str = "phantom-coin v0 snapshot";
     /// Offence id: what slashing deduplicates (v1, DESIGN §5.4).
     pub const EVIDENCE: &str = "phantom-coin v0 evidence";
+    /// A mint's proof-of-work hash (v1, DESIGN §5.5).
+    pub const MINT: &str = "phantom-coin v0 mint";
 
     /// Every context of the protocol (the prefix stays `v0` in v1: it names
     /// the id family).
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 16] = [
         HEADER,
         ANCHOR,
         TX,
@@ -57,6 +59,7 @@ pub mod context {
         CHECKPOINT,
         SNAPSHOT,
         EVIDENCE,
+        MINT,
     ];
 }
 

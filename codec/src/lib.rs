@@ -19,6 +19,7 @@ pub mod digest;
 pub mod genesis;
 pub mod ids;
 pub mod merkle;
+pub mod mint;
 pub mod types;
 pub mod wire;
 

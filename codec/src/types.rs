@@ -7,8 +7,8 @@ use crate::ids::{context, derive, Hash32};
 use crate::merkle::{self, MerkleProof};
 use crate::wire::{put_list, Decode, DecodeError, Encode, Reader};
 
-/// Header version of protocol v0.
-pub const PROTOCOL_VERSION: u8 = 0;
+/// Header and genesis version of protocol v1.
+pub const PROTOCOL_VERSION: u8 = 1;
 /// Maximum parents of an anchor (self-parent plus up to three others).
 pub const MAX_PARENTS: usize = 4;
 /// Maximum micro-events in one anchor payload (`B`).

@@ -22,6 +22,32 @@ use pc_codec::{
 
 use crate::identity::Hello;
 
+/// Most outputs one `Unspent` answer lists (a page; the client asks for
+/// the next one after the last out point).
+pub const MAX_UNSPENT_PER_PAGE: usize = 256;
+
+/// `MintSubmitted.outcome`: taken into the pool (a candidate once carried).
+pub const MINT_TAKEN: u8 = 0;
+/// `MintSubmitted.outcome`: it cannot win (the open race's best or 16
+/// pooled mints are lower).
+pub const MINT_NOT_BEST: u8 = 30;
+/// `MintSubmitted.outcome`: invalid (fails the stateless rules).
+pub const MINT_INVALID: u8 = 31;
+/// `MintSubmitted.outcome`: not served here (no seat in the mint shard,
+/// overloaded, or the pool is full); try again later or elsewhere.
+pub const MINT_NOT_SERVED: u8 = 32;
+
+/// One unspent output in an `Unspent` page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UnspentOutput {
+    /// The output.
+    pub out_point: pc_codec::OutPoint,
+    /// Its amount in units.
+    pub amount: u64,
+    /// Anchor index it spends from (0: no maturity; minted outputs only).
+    pub mature_at: u64,
+}
+
 /// Most siblings of a payout proof: a payout tree has at most 64 leaves
 /// (one per seat of a shard).
 pub const MAX_PAYOUT_PROOF_SIBLINGS: usize = 6;
@@ -256,6 +282,82 @@ pub enum NetMessage {
         /// The newest snapshot's round (`u64::MAX`: none).
         snapshot_round: u64,
     },
+    /// Tag 20: a miner asks for the mint chain's tip and target (DESIGN
+    /// §5.5); any node answers for the mint shard if it hosts it.
+    GetMintTemplate {
+        /// Echoed in the [`NetMessage::MintTemplate`].
+        request: u64,
+    },
+    /// Tag 21: what a mint must extend and beat, from the finalized state.
+    MintTemplate {
+        /// The request number.
+        request: u64,
+        /// The network id the pow hash commits to.
+        network: [u8; 8],
+        /// The mint shard (a miner's key must belong to it).
+        mint_shard: u16,
+        /// The tip to extend.
+        prev_mint_id: Hash32,
+        /// The target `T` (pow must be below it).
+        target: u128,
+        /// Mints won so far.
+        mint_count: u64,
+        /// The reward of the next win.
+        reward: u64,
+        /// 1 while a race on the tip is open.
+        race_open: u8,
+        /// The open race's best pow hash (zeros: none).
+        race_best_pow: Hash32,
+        /// The last finalized round.
+        finalized_round: u64,
+        /// The next anchor index (maturity is counted in them).
+        next_anchor_index: u64,
+    },
+    /// Tag 22: a miner's solution.
+    SubmitMintSolution {
+        /// Echoed in the [`NetMessage::MintSubmitted`].
+        request: u64,
+        /// The tip it extends.
+        prev_mint_id: Hash32,
+        /// The miner's key (the reward's owner).
+        miner: PublicKeyBytes,
+        /// The nonce.
+        nonce: u64,
+    },
+    /// Tag 23: what became of a solution: [`MINT_TAKEN`], an apply
+    /// outcome 13-16 the finalized chain already gives it, or
+    /// [`MINT_NOT_BEST`], [`MINT_INVALID`], [`MINT_NOT_SERVED`].
+    MintSubmitted {
+        /// The request number.
+        request: u64,
+        /// The mint's micro-event id.
+        mint_id: Hash32,
+        /// The outcome code.
+        outcome: u8,
+    },
+    /// Tag 24: a client asks what became of a mint.
+    MintStatusQuery {
+        /// Echoed in the [`NetMessage::MintStatus`].
+        request: u64,
+        /// The mint's id.
+        mint_id: Hash32,
+    },
+    /// Tag 25: 0 unknown, 1 pending, 2 candidate, 3 won, 4 lost, 5 stale
+    /// or rejected; round, reward and maturity once known.
+    MintStatus {
+        /// The request number.
+        request: u64,
+        /// The mint's id.
+        mint_id: Hash32,
+        /// The status code.
+        status: u8,
+        /// The round it was finalized or decided in.
+        round: u64,
+        /// Its reward (won only).
+        reward: u64,
+        /// Anchor index its output matures at (won only).
+        mature_at: u64,
+    },
     /// Tag 26: a client asks what a seat is owed in a shard (DESIGN §5.3).
     PayoutQuery {
         /// Chosen by the client; echoed in the [`NetMessage::PayoutProof`].
@@ -279,6 +381,53 @@ pub enum NetMessage {
         /// Its proof.
         proof: MerkleProof,
     },
+    /// Tag 28: a wallet asks for an owner's unspent outputs in the owner's
+    /// shard, a page at a time in out-point order.
+    UnspentQuery {
+        /// Echoed in the [`NetMessage::Unspent`].
+        request: u64,
+        /// The owner.
+        owner: PublicKeyBytes,
+        /// List outputs after this out point (none: from the first).
+        after: Option<pc_codec::OutPoint>,
+        /// Most outputs wanted (at most [`MAX_UNSPENT_PER_PAGE`]).
+        max: u16,
+    },
+    /// Tag 29: a page of the owner's unspent outputs in the finalized
+    /// state.
+    Unspent {
+        /// The query's request number.
+        request: u64,
+        /// The owner.
+        owner: PublicKeyBytes,
+        /// The finalized round the page is of.
+        finalized_round: u64,
+        /// The next anchor index (an output with `mature_at` above it is
+        /// not spendable yet).
+        next_anchor_index: u64,
+        /// Outputs, in out-point order.
+        outputs: Vec<UnspentOutput>,
+        /// 1 if more outputs follow the last one.
+        more: u8,
+    },
+}
+
+impl Encode for UnspentOutput {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.out_point.encode(out);
+        put_u64(out, self.amount);
+        put_u64(out, self.mature_at);
+    }
+}
+
+impl Decode for UnspentOutput {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(UnspentOutput {
+            out_point: pc_codec::OutPoint::decode(reader)?,
+            amount: reader.u64("amount")?,
+            mature_at: reader.u64("mature at")?,
+        })
+    }
 }
 
 impl NetMessage {
@@ -286,9 +435,9 @@ impl NetMessage {
     /// per-kind counters.
     pub fn kind_index(&self) -> usize {
         match self.tag() {
-            // Tags 16-25 (snapshots and mints) are not spoken yet: the
-            // payout pair follows the pruned answer.
-            tag @ 26..=27 => usize::from(tag) - 10,
+            // Tags 16-19 (snapshot state sync) are not spoken yet: the
+            // mint messages follow the pruned answer.
+            tag @ 20.. => usize::from(tag) - 4,
             tag => usize::from(tag),
         }
     }
@@ -300,6 +449,10 @@ impl NetMessage {
             NetMessage::SubmitMicroEvents { .. }
                 | NetMessage::BalanceQuery { .. }
                 | NetMessage::PayoutQuery { .. }
+                | NetMessage::GetMintTemplate { .. }
+                | NetMessage::SubmitMintSolution { .. }
+                | NetMessage::MintStatusQuery { .. }
+                | NetMessage::UnspentQuery { .. }
         )
     }
 
@@ -310,6 +463,10 @@ impl NetMessage {
             NetMessage::Receipt { .. }
                 | NetMessage::Balance { .. }
                 | NetMessage::PayoutProof { .. }
+                | NetMessage::MintTemplate { .. }
+                | NetMessage::MintSubmitted { .. }
+                | NetMessage::MintStatus { .. }
+                | NetMessage::Unspent { .. }
         )
     }
 
@@ -332,8 +489,16 @@ impl NetMessage {
             NetMessage::ExportsAck { .. } => 13,
             NetMessage::GetExports { .. } => 14,
             NetMessage::Pruned { .. } => 15,
+            NetMessage::GetMintTemplate { .. } => 20,
+            NetMessage::MintTemplate { .. } => 21,
+            NetMessage::SubmitMintSolution { .. } => 22,
+            NetMessage::MintSubmitted { .. } => 23,
+            NetMessage::MintStatusQuery { .. } => 24,
+            NetMessage::MintStatus { .. } => 25,
             NetMessage::PayoutQuery { .. } => 26,
             NetMessage::PayoutProof { .. } => 27,
+            NetMessage::UnspentQuery { .. } => 28,
+            NetMessage::Unspent { .. } => 29,
         }
     }
 
@@ -355,6 +520,14 @@ impl NetMessage {
             NetMessage::Exports(_) => "Exports",
             NetMessage::ExportsAck { .. } => "ExportsAck",
             NetMessage::GetExports { .. } => "GetExports",
+            NetMessage::GetMintTemplate { .. } => "GetMintTemplate",
+            NetMessage::MintTemplate { .. } => "MintTemplate",
+            NetMessage::SubmitMintSolution { .. } => "SubmitMintSolution",
+            NetMessage::MintSubmitted { .. } => "MintSubmitted",
+            NetMessage::MintStatusQuery { .. } => "MintStatusQuery",
+            NetMessage::MintStatus { .. } => "MintStatus",
+            NetMessage::UnspentQuery { .. } => "UnspentQuery",
+            NetMessage::Unspent { .. } => "Unspent",
             NetMessage::PayoutQuery { .. } => "PayoutQuery",
             NetMessage::PayoutProof { .. } => "PayoutProof",
             NetMessage::Pruned { .. } => "Pruned",
@@ -385,6 +558,15 @@ fn put_ids(out: &mut Vec<u8>, ids: &[Hash32]) {
     put_count(out, ids.len());
     for id in ids {
         out.extend_from_slice(id);
+    }
+}
+
+/// Reads a flag byte: 0 or 1, anything else is not canonical.
+fn read_flag(reader: &mut Reader<'_>, what: &'static str) -> Result<u8, DecodeError> {
+    let offset = reader.offset();
+    match reader.u8(what)? {
+        flag @ (0 | 1) => Ok(flag),
+        tag => Err(DecodeError::UnknownTag { offset, what, tag }),
     }
 }
 
@@ -585,6 +767,103 @@ impl Encode for NetMessage {
                 leaf.encode(out);
                 proof.encode(out);
             }
+            NetMessage::GetMintTemplate { request } => put_u64(out, *request),
+            NetMessage::MintTemplate {
+                request,
+                network,
+                mint_shard,
+                prev_mint_id,
+                target,
+                mint_count,
+                reward,
+                race_open,
+                race_best_pow,
+                finalized_round,
+                next_anchor_index,
+            } => {
+                put_u64(out, *request);
+                out.extend_from_slice(network);
+                put_u16(out, *mint_shard);
+                out.extend_from_slice(prev_mint_id);
+                out.extend_from_slice(&target.to_le_bytes());
+                put_u64(out, *mint_count);
+                put_u64(out, *reward);
+                out.push(*race_open);
+                out.extend_from_slice(race_best_pow);
+                put_u64(out, *finalized_round);
+                put_u64(out, *next_anchor_index);
+            }
+            NetMessage::SubmitMintSolution {
+                request,
+                prev_mint_id,
+                miner,
+                nonce,
+            } => {
+                put_u64(out, *request);
+                out.extend_from_slice(prev_mint_id);
+                out.extend_from_slice(miner);
+                put_u64(out, *nonce);
+            }
+            NetMessage::MintSubmitted {
+                request,
+                mint_id,
+                outcome,
+            } => {
+                put_u64(out, *request);
+                out.extend_from_slice(mint_id);
+                out.push(*outcome);
+            }
+            NetMessage::MintStatusQuery { request, mint_id } => {
+                put_u64(out, *request);
+                out.extend_from_slice(mint_id);
+            }
+            NetMessage::MintStatus {
+                request,
+                mint_id,
+                status,
+                round,
+                reward,
+                mature_at,
+            } => {
+                put_u64(out, *request);
+                out.extend_from_slice(mint_id);
+                out.push(*status);
+                put_u64(out, *round);
+                put_u64(out, *reward);
+                put_u64(out, *mature_at);
+            }
+            NetMessage::UnspentQuery {
+                request,
+                owner,
+                after,
+                max,
+            } => {
+                put_u64(out, *request);
+                out.extend_from_slice(owner);
+                match after {
+                    None => out.push(0),
+                    Some(out_point) => {
+                        out.push(1);
+                        out_point.encode(out);
+                    }
+                }
+                put_u16(out, *max);
+            }
+            NetMessage::Unspent {
+                request,
+                owner,
+                finalized_round,
+                next_anchor_index,
+                outputs,
+                more,
+            } => {
+                put_u64(out, *request);
+                out.extend_from_slice(owner);
+                put_u64(out, *finalized_round);
+                put_u64(out, *next_anchor_index);
+                pc_codec::wire::put_list(out, outputs);
+                out.push(*more);
+            }
         }
     }
 }
@@ -709,6 +988,62 @@ impl Decode for NetMessage {
                     MAX_PAYOUT_PROOF_SIBLINGS,
                     "payout proof siblings",
                 )?,
+            },
+            20 => NetMessage::GetMintTemplate {
+                request: reader.u64("request")?,
+            },
+            21 => NetMessage::MintTemplate {
+                request: reader.u64("request")?,
+                network: reader.array("network")?,
+                mint_shard: reader.u16("mint shard")?,
+                prev_mint_id: reader.array("previous mint id")?,
+                target: u128::from_le_bytes(reader.array("target")?),
+                mint_count: reader.u64("mint count")?,
+                reward: reader.u64("reward")?,
+                race_open: read_flag(reader, "race open")?,
+                race_best_pow: reader.array("race best pow")?,
+                finalized_round: reader.u64("finalized round")?,
+                next_anchor_index: reader.u64("next anchor index")?,
+            },
+            22 => NetMessage::SubmitMintSolution {
+                request: reader.u64("request")?,
+                prev_mint_id: reader.array("previous mint id")?,
+                miner: reader.array("miner")?,
+                nonce: reader.u64("nonce")?,
+            },
+            23 => NetMessage::MintSubmitted {
+                request: reader.u64("request")?,
+                mint_id: reader.array("mint id")?,
+                outcome: reader.u8("mint outcome")?,
+            },
+            24 => NetMessage::MintStatusQuery {
+                request: reader.u64("request")?,
+                mint_id: reader.array("mint id")?,
+            },
+            25 => NetMessage::MintStatus {
+                request: reader.u64("request")?,
+                mint_id: reader.array("mint id")?,
+                status: reader.u8("mint status")?,
+                round: reader.u64("round")?,
+                reward: reader.u64("reward")?,
+                mature_at: reader.u64("mature at")?,
+            },
+            28 => NetMessage::UnspentQuery {
+                request: reader.u64("request")?,
+                owner: reader.array("owner")?,
+                after: match read_flag(reader, "cursor present")? {
+                    0 => None,
+                    _ => Some(pc_codec::OutPoint::decode(reader)?),
+                },
+                max: reader.u16("page size")?,
+            },
+            29 => NetMessage::Unspent {
+                request: reader.u64("request")?,
+                owner: reader.array("owner")?,
+                finalized_round: reader.u64("finalized round")?,
+                next_anchor_index: reader.u64("next anchor index")?,
+                outputs: reader.list("unspent outputs", 0, MAX_UNSPENT_PER_PAGE, 34 + 16)?,
+                more: read_flag(reader, "more")?,
             },
             tag => {
                 return Err(DecodeError::UnknownTag {

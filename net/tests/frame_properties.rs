@@ -142,6 +142,87 @@ fn message() -> impl Strategy<Value = NetMessage> {
                 finalized_round
             }
         ),
+        any::<u64>().prop_map(|request| NetMessage::GetMintTemplate { request }),
+        (
+            any::<u64>(),
+            hash32(),
+            any::<u128>(),
+            any::<u64>(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(request, tip, target, count, open)| NetMessage::MintTemplate {
+                    request,
+                    network: [tip[0]; 8],
+                    mint_shard: u16::from(tip[1]),
+                    prev_mint_id: tip,
+                    target,
+                    mint_count: count,
+                    reward: count / 3,
+                    race_open: u8::from(open),
+                    race_best_pow: [u8::from(open); 32],
+                    finalized_round: count ^ 5,
+                    next_anchor_index: request ^ count,
+                }
+            ),
+        (any::<u64>(), hash32(), hash32(), any::<u64>()).prop_map(
+            |(request, prev_mint_id, miner, nonce)| NetMessage::SubmitMintSolution {
+                request,
+                prev_mint_id,
+                miner,
+                nonce
+            }
+        ),
+        (any::<u64>(), hash32(), any::<u8>()).prop_map(|(request, mint_id, outcome)| {
+            NetMessage::MintSubmitted {
+                request,
+                mint_id,
+                outcome,
+            }
+        }),
+        (any::<u64>(), hash32())
+            .prop_map(|(request, mint_id)| NetMessage::MintStatusQuery { request, mint_id }),
+        (any::<u64>(), hash32(), 0u8..6, any::<u64>()).prop_map(
+            |(request, mint_id, status, round)| NetMessage::MintStatus {
+                request,
+                mint_id,
+                status,
+                round,
+                reward: round / 7,
+                mature_at: round / 3,
+            }
+        ),
+        (
+            any::<u64>(),
+            hash32(),
+            prop::option::of((hash32(), any::<u16>())),
+            any::<u16>()
+        )
+            .prop_map(|(request, owner, after, max)| NetMessage::UnspentQuery {
+                request,
+                owner,
+                after: after.map(|(tx_id, index)| pc_codec::OutPoint { tx_id, index }),
+                max,
+            }),
+        (any::<u64>(), hash32(), 0usize..5, any::<bool>()).prop_map(|(request, owner, n, more)| {
+            NetMessage::Unspent {
+                request,
+                owner,
+                finalized_round: request / 2,
+                next_anchor_index: request / 3,
+                outputs: (0..n)
+                    .map(|i| pc_net::frame::UnspentOutput {
+                        out_point: pc_codec::OutPoint {
+                            tx_id: [i as u8; 32],
+                            index: i as u16,
+                        },
+                        amount: 1 + i as u64,
+                        mature_at: i as u64 * 9,
+                    })
+                    .collect(),
+                more: u8::from(more),
+            }
+        }),
         (any::<u16>(), any::<u64>(), any::<u64>()).prop_map(
             |(shard, oldest_round, snapshot_round)| NetMessage::Pruned {
                 shard,

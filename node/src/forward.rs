@@ -124,9 +124,12 @@ impl NodeCore {
             NetMessage::ExportsAck { source, .. } | NetMessage::GetExports { source, .. } => {
                 Some(*source)
             }
-            NetMessage::BalanceQuery { owner, .. } => {
+            NetMessage::BalanceQuery { owner, .. } | NetMessage::UnspentQuery { owner, .. } => {
                 Some(shard_of(owner, self.genesis.params.shards))
             }
+            NetMessage::GetMintTemplate { .. }
+            | NetMessage::SubmitMintSolution { .. }
+            | NetMessage::MintStatusQuery { .. } => Some(self.genesis.params.mint_shard),
             _ => None,
         }
     }
@@ -265,6 +268,39 @@ impl NodeCore {
                 _,
             ) => {
                 self.answer_payout(io, origin, shard, request, recipient);
+            }
+            (NetMessage::GetMintTemplate { request }, _) => {
+                self.answer_mint_template(io, origin, shard, request);
+            }
+            (
+                NetMessage::SubmitMintSolution {
+                    request,
+                    prev_mint_id,
+                    miner,
+                    nonce,
+                },
+                _,
+            ) => {
+                let mint = pc_codec::Mint {
+                    prev_mint_id,
+                    miner,
+                    nonce,
+                };
+                self.take_mint_solution(io, origin, remote, shard, request, mint, now)?;
+            }
+            (NetMessage::MintStatusQuery { request, mint_id }, _) => {
+                self.answer_mint_status(io, origin, shard, request, mint_id);
+            }
+            (
+                NetMessage::UnspentQuery {
+                    request,
+                    owner,
+                    after,
+                    max,
+                },
+                _,
+            ) => {
+                self.answer_unspent(io, origin, shard, request, owner, after, max);
             }
             (
                 NetMessage::Pruned {

@@ -352,6 +352,15 @@ impl NodeCore {
                 Err(rejected @ SubmitRejected::ClaimRefused { .. }) => {
                     EventOutcome::rejected(RejectReason::Invalid, &rejected.to_string())
                 }
+                Err(
+                    rejected @ SubmitRejected::MintRefused {
+                        outcome: pc_shard::state::Outcome::MintDuplicate,
+                    },
+                ) => EventOutcome::rejected(RejectReason::Duplicate, &rejected.to_string()),
+                Err(
+                    rejected @ (SubmitRejected::MintRefused { .. }
+                    | SubmitRejected::MintNotBest { .. }),
+                ) => EventOutcome::rejected(RejectReason::Invalid, &rejected.to_string()),
                 Err(SubmitRejected::Invalid(error)) => {
                     EventOutcome::rejected(reject_class(&error), &error.to_string())
                 }
@@ -371,7 +380,12 @@ impl NodeCore {
     /// budget is per IPv4 address or IPv6 /64 (one host's share of
     /// addresses), on this core; when [`MAX_TRACKED_SOURCES`] are tracked a
     /// new source evicts the one idle longest, never resetting the others.
-    fn submit_allowance(&mut self, remote: SocketAddr, wanted: usize, now: Now) -> usize {
+    pub(crate) fn submit_allowance(
+        &mut self,
+        remote: SocketAddr,
+        wanted: usize,
+        now: Now,
+    ) -> usize {
         let source = match remote.ip() {
             IpAddr::V6(ip) => {
                 let mut octets = ip.octets();

@@ -26,6 +26,7 @@ pub mod shard_host;
 pub mod snapshots;
 pub mod store;
 pub mod telemetry;
+mod wallet_rpc;
 
 pub use crate::cache::{CacheCaps, CacheCounts, CachedStore, Stopwatch, StoreReads};
 pub use crate::core::{

@@ -16,7 +16,7 @@ pub const LATENCY_BUCKETS_S: &[f64] = &[
 
 /// The wire message kinds, by `pc_net::NetMessage::kind_index`, as the
 /// `kind` label of the `pc_p2p_*` families.
-pub const MESSAGE_KINDS: [&str; 18] = [
+pub const MESSAGE_KINDS: [&str; 26] = [
     "hello",
     "announce",
     "get",
@@ -33,8 +33,16 @@ pub const MESSAGE_KINDS: [&str; 18] = [
     "exports_ack",
     "get_exports",
     "pruned",
+    "get_mint_template",
+    "mint_template",
+    "submit_mint_solution",
+    "mint_submitted",
+    "mint_status_query",
+    "mint_status",
     "payout_query",
     "payout_proof",
+    "unspent_query",
+    "unspent",
 ];
 
 /// A histogram with fixed bounds in seconds (`+Inf` implied), kept as

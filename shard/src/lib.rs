@@ -15,6 +15,7 @@ pub mod cross;
 pub mod crosslink;
 pub mod economics;
 pub mod machine;
+pub mod mint;
 pub mod offence;
 #[cfg(feature = "test-support")]
 pub mod oracle;

@@ -285,6 +285,20 @@ pub enum SubmitRejected {
         /// The accused seat.
         seat: u8,
     },
+    /// A mint the finalized chain already refuses (not on the tip, not
+    /// below the target, the schedule spent, the race's best again).
+    #[error("mint would not apply: {outcome:?}")]
+    MintRefused {
+        /// What apply would say.
+        outcome: crate::state::Outcome,
+    },
+    /// A mint that cannot win: the open race's best is lower, or the pool
+    /// holds 16 lower ones on this tip (or this one already).
+    #[error("mint cannot win: {reason}")]
+    MintNotBest {
+        /// Which.
+        reason: &'static str,
+    },
     /// A claim the finalized state already refuses (stale: the seat claimed
     /// since; its root unknown or expired; a proof that does not fit).
     #[error("claim would not apply: {outcome:?}")]
@@ -733,6 +747,8 @@ pub struct Shard<V, S> {
     /// Parent id -> when it was first and last requested.
     requested: BTreeMap<Hash32, PullSince>,
     mempool: VecDeque<MicroEvent>,
+    /// Submitted mints' pool bound and the fate of recent mints.
+    mints: crate::mint::MintTracker,
     arrivals: u64,
     /// Anchors deferred unchecked (see [`AnchorStatus::Deferred`]).
     deferred: u64,
@@ -859,6 +875,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             refetch: BTreeMap::new(),
             requested: BTreeMap::new(),
             mempool: VecDeque::new(),
+            mints: crate::mint::MintTracker::default(),
             arrivals: 0,
             deferred: 0,
             seat_rounds: vec![0; k],
@@ -1095,6 +1112,31 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                 .check_claim(claim, u64::MAX, economics.next_anchor_index())
                 .map_err(|outcome| SubmitRejected::ClaimRefused { outcome })?;
         }
+        // A mint is pre-checked against the finalized chain and kept only
+        // among the best 16 on the tip; it goes first into the next own
+        // anchor (a race lasts W_race rounds).
+        if let MicroEvent::Mint(mint) = &event {
+            let chain = self.state.mint();
+            let id = pc_codec::EventDigest::of(&event, &self.context.network).id;
+            let (pow, pow_hash) = chain
+                .precheck(mint, &id)
+                .map_err(|outcome| SubmitRejected::MintRefused { outcome })?;
+            if chain
+                .race()
+                .is_some_and(|race| (pow_hash, id) >= (race.best.pow_hash, race.best.mint_id))
+            {
+                return Err(SubmitRejected::MintNotBest {
+                    reason: "the open race's best candidate is lower",
+                });
+            }
+            if !self.mints.admit(chain.tip(), pow, id) {
+                return Err(SubmitRejected::MintNotBest {
+                    reason: "16 lower mints on this tip are pooled, or this one is",
+                });
+            }
+            self.mempool.push_front(event);
+            return Ok(());
+        }
         // An offence goes into an anchor once per offence id, at most four
         // per accused seat, never once the seat is slashed out.
         if let MicroEvent::Offence(offence) = event {
@@ -1118,6 +1160,27 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             }
         }
         self.mempool.push_back(event);
+        Ok(())
+    }
+
+    /// Test support: queues `event` for the next own anchor after its
+    /// stateless validation only, skipping the node's pre-checks against
+    /// the finalized state (a proposer that carries whatever clients send:
+    /// a mint that is stale or lacks work then reaches apply, which must
+    /// refuse it the same way on every seat).
+    #[cfg(feature = "test-support")]
+    pub fn carry_unchecked(&mut self, event: MicroEvent) -> Result<(), SubmitRejected> {
+        if self.seat.is_none() {
+            return Err(SubmitRejected::NotASeat);
+        }
+        if self.mempool.len() >= self.limits.max_mempool_events {
+            return Err(SubmitRejected::MempoolFull {
+                max: self.limits.max_mempool_events,
+            });
+        }
+        validate_micro_event(&self.context, &self.verifier, &event)?;
+        self.mempool.push_back(event);
+        self.after_input();
         Ok(())
     }
 
@@ -2128,7 +2191,14 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
                     },
                 );
             }
+            let tip = self.state.mint().tip();
             let outcome = self.state.finish_round(applying);
+            self.mints.note_round(
+                outcome.round,
+                &outcome.mints,
+                tip,
+                outcome.mint_win.as_ref(),
+            );
             let report = FinalizedReport { round, outcome };
             self.persist(
                 LogRecordKind::RoundFinalized,
@@ -2639,6 +2709,11 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
     /// Anchors held while their parents are pulled.
     pub fn pending_anchors(&self) -> usize {
         self.pending_by_id.len()
+    }
+
+    /// What this node knows of the mint `mint_id` (DESIGN §7 MintStatus).
+    pub fn mint_status(&self, mint_id: &Hash32) -> crate::mint::MintStatus {
+        self.mints.status(mint_id)
     }
 
     /// Micro-events waiting for an own anchor.

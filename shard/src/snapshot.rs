@@ -26,7 +26,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 /// The file's magic bytes.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"PCSNAP01";
 /// The file format this build writes and reads.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+pub const SNAPSHOT_FORMAT: u32 = 3;
 /// Chunk size of the snapshot root's Merkle tree.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 /// Derivation context of the snapshot root.
@@ -138,10 +138,58 @@ pub struct StateImage {
     pub cross: crate::cross::image::CrossImage,
     /// The seats' section: bonds, owed balances, claims, slashes, roots.
     pub seats: SeatsImage,
+    /// The mint section: the chain, its race and the minted outputs'
+    /// maturity.
+    pub mint: MintImage,
     /// The state root after the last finalized round.
     pub state_root: Hash32,
     /// Supply held by the shard.
     pub supply: u64,
+}
+
+/// The mint chain (DESIGN §5.5).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MintImage {
+    /// The last winner's id (the genesis hash before the first).
+    pub tip: Hash32,
+    /// Mints won.
+    pub count: u64,
+    /// The target, u128 little-endian.
+    pub target: [u8; 16],
+    /// Anchor index of the last win.
+    pub last: u64,
+    /// Units minted.
+    pub minted: u64,
+    /// The open race.
+    pub race: Option<RaceImage>,
+    /// Minted outputs not yet spent, by out point.
+    pub outputs: Vec<MintOutputImage>,
+}
+
+/// The best candidate of an open race.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RaceImage {
+    /// Round it opened in.
+    pub opened: u64,
+    /// Best candidate's id.
+    pub mint_id: Hash32,
+    /// Its pow hash.
+    pub pow_hash: Hash32,
+    /// Its miner.
+    pub miner: Hash32,
+    /// Its carrying anchor's index.
+    pub anchor_index: u64,
+}
+
+/// A minted output and the anchor index it matures at.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MintOutputImage {
+    /// The mint id (the output's tx id).
+    pub tx_id: Hash32,
+    /// Output index (0).
+    pub index: u16,
+    /// Anchor index it spends from.
+    pub mature_at: u64,
 }
 
 /// One seat's account (DESIGN §5.3, §5.4); its key and genesis bond come
@@ -321,6 +369,10 @@ impl ShardImage {
         self.state
             .utxos
             .sort_unstable_by_key(|u| (u.tx_id, u.index));
+        self.state
+            .mint
+            .outputs
+            .sort_unstable_by_key(|o| (o.tx_id, o.index));
     }
 
     /// The lowest log record the snapshot still needs: the oldest spilled

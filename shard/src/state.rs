@@ -18,6 +18,7 @@ use pc_codec::{
 
 use crate::cross::CrossState;
 use crate::economics::{offence_id, Economics, OffenceClass, SlashApplied, RETAINED_PAYOUT_ROOTS};
+use crate::mint::{MintChain, MintWin};
 
 /// The offence kind of an Evidence micro-event in its offence id.
 pub const EVIDENCE_KIND: u8 = 255;
@@ -42,11 +43,21 @@ pub enum Outcome {
     EvidenceRecorded = 6,
     /// The offender is slashed out already, or this offence is recorded.
     EvidenceDuplicate = 7,
-    /// Mint is decoded and ordered but not active yet.
-    InactiveMint = 8,
+    /// A transfer spends a minted output before its anchor index matures.
+    ImmatureInput = 10,
     /// A transfer's outputs would push a round's exports to one
     /// destination past `X_max`; rejected whole.
     ExportLimit = 11,
+    /// A mint on the tip that beats the target: a candidate of the race.
+    MintCandidate = 12,
+    /// A mint whose previous mint is not the chain's tip.
+    MintStale = 13,
+    /// A mint whose pow is not below the target.
+    MintInsufficientWork = 14,
+    /// The reward schedule is spent.
+    MintExhausted = 15,
+    /// The race's best candidate again.
+    MintDuplicate = 16,
     /// The claim's round is not retained, not before this round, or its
     /// root is `W_claim` anchors old.
     ClaimRootUnknown = 17,
@@ -116,6 +127,10 @@ pub struct RoundOutcome {
     pub claims: Vec<(u8, u64)>,
     /// The payout root's leaf count.
     pub payout_leaves: u64,
+    /// Mints applied in the round: (mint id, outcome 12-16), in order.
+    pub mints: Vec<(Hash32, Outcome)>,
+    /// The mint race the round's end decided.
+    pub mint_win: Option<MintWin>,
     /// The state root after the round.
     pub state_root: Hash32,
 }
@@ -150,6 +165,7 @@ pub struct RoundApply {
     outcomes: Vec<(Hash32, Outcome)>,
     slashes: Vec<SlashApplied>,
     claims: Vec<(u8, u64)>,
+    mints: Vec<(Hash32, Outcome)>,
     fees: u64,
     /// The round's export leaves per destination, in apply order.
     exports: BTreeMap<u16, Vec<ExportLeaf>>,
@@ -223,6 +239,9 @@ pub struct ShardState {
     cross: CrossState,
     /// Bonds, owed balances, claims, slashes and payout roots.
     economics: Economics,
+    /// The mint chain (active in the mint shard) and minted outputs'
+    /// maturity.
+    mint: MintChain,
     state_root: Hash32,
     /// The shard's genesis value: its allocations and its seats' bonds.
     supply: u64,
@@ -270,6 +289,7 @@ impl ShardState {
             genesis_outputs,
             cross: CrossState::new(shard, genesis.params.shards),
             economics,
+            mint: MintChain::from_genesis(genesis, shard),
             state_root: genesis.hash(),
             supply,
         }
@@ -291,7 +311,9 @@ impl ShardState {
     }
 
     fn spend(&mut self, out_point: &OutPoint) {
-        if self.utxos.remove(out_point).is_none() {
+        if self.utxos.remove(out_point).is_some() {
+            self.mint.note_spent(out_point);
+        } else {
             if let Some(genesis) = self.genesis_outputs.get_mut(&out_point.tx_id) {
                 genesis.spend(out_point.index);
             }
@@ -313,7 +335,8 @@ impl ShardState {
 
     /// The left side of the shard's supply equation (DESIGN §5.1):
     /// `unspent + owed + bonded + exported - imported`, which stays the
-    /// genesis value over every round.
+    /// genesis value plus what the shard minted ([`ShardState::supply`])
+    /// over every round.
     pub fn accounted_value(&self) -> u128 {
         (self.unspent_value()
             + self.economics.owed_total()
@@ -372,10 +395,75 @@ impl ShardState {
         created + genesis
     }
 
+    /// Up to `max` of `owner`'s unspent outputs after `after` in out-point
+    /// order, and whether more follow (a scan of the slice that keeps only
+    /// the page: for wallet queries, which the network layer rate-limits).
+    pub fn unspent_of(
+        &self,
+        owner: &PublicKeyBytes,
+        after: Option<&OutPoint>,
+        max: usize,
+    ) -> (Vec<(OutPoint, TxOut)>, bool) {
+        let mut page: BTreeMap<OutPoint, TxOut> = BTreeMap::new();
+        let mut more = false;
+        let mut offer = |out_point: OutPoint, output: &TxOut| {
+            if after.is_some_and(|a| out_point <= *a) {
+                return;
+            }
+            page.insert(out_point, *output);
+            if page.len() > max {
+                page.pop_last();
+                more = true;
+            }
+        };
+        for (out_point, output) in &self.utxos {
+            if output.owner == *owner {
+                offer(*out_point, output);
+            }
+        }
+        for (tx_id, line) in &self.genesis_outputs {
+            if line.output.owner != *owner {
+                continue;
+            }
+            for (word_at, word) in line.unspent.iter().enumerate() {
+                let mut bits = *word;
+                while bits != 0 {
+                    let bit = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let index = (word_at * 64 + bit) as u16;
+                    offer(
+                        OutPoint {
+                            tx_id: *tx_id,
+                            index,
+                        },
+                        &line.output,
+                    );
+                }
+            }
+        }
+        (page.into_iter().collect(), more)
+    }
+
     /// The value this shard started with: its allocations and its seats'
     /// bonds.
     pub fn genesis_supply(&self) -> u128 {
         u128::from(self.supply)
+    }
+
+    /// Units the shard minted (the mint shard only).
+    pub fn minted(&self) -> u128 {
+        u128::from(self.mint.minted())
+    }
+
+    /// The right side of the shard's supply equation: genesis value plus
+    /// minted value.
+    pub fn supply(&self) -> u128 {
+        self.genesis_supply() + self.minted()
+    }
+
+    /// The mint chain.
+    pub fn mint(&self) -> &MintChain {
+        &self.mint
     }
 
     /// Seats slashed out by finalized offences (bit per seat).
@@ -413,6 +501,7 @@ impl ShardState {
             outcomes: Vec::new(),
             slashes: Vec::new(),
             claims: Vec::new(),
+            mints: Vec::new(),
             fees: 0,
             exports: BTreeMap::new(),
             imported: Vec::new(),
@@ -454,11 +543,28 @@ impl ShardState {
             outcomes,
             slashes,
             claims,
+            mints,
             fees,
             exports,
             imported,
             ..
         } = applying;
+        // A race whose window closes with this round is decided before the
+        // digest, which commits the tip after the round; the winner's
+        // output is this shard's (its miner is, DESIGN §5.5).
+        let mint_win = self.mint.finish_round(round);
+        if let Some(win) = &mint_win {
+            self.utxos.insert(
+                OutPoint {
+                    tx_id: win.mint_id,
+                    index: 0,
+                },
+                TxOut {
+                    amount: win.reward,
+                    owner: win.miner,
+                },
+            );
+        }
         let exports = self.cross.finish_round(round, exports);
         let exports_root = exports.root();
         // The payout root commits the owed balances after the round
@@ -469,8 +575,7 @@ impl ShardState {
         // payout root || exports root || export count u32 || mint tip ||
         // (id || outcome code) per micro-event in order)`, fixed-width
         // fields, the events hashed as one buffer so BLAKE3 takes its
-        // chunks in parallel. The mint tip is zeros outside the mint shard
-        // (and everywhere until mints are active).
+        // chunks in parallel. The mint tip is zeros outside the mint shard.
         let mut applied = Vec::with_capacity(outcomes.len() * 33);
         for (id, outcome) in &outcomes {
             applied.extend_from_slice(id);
@@ -483,7 +588,7 @@ impl ShardState {
                 &payout_root,
                 &exports_root,
                 &exports.export_count().to_le_bytes(),
-                &[0u8; 32],
+                &self.mint.digest_tip(),
                 &applied,
             ],
         );
@@ -499,6 +604,8 @@ impl ShardState {
             slashes,
             claims,
             payout_leaves: payout.leaf_count,
+            mints,
+            mint_win,
             state_root: self.state_root,
         };
         // The shard's own checkpoint of the round (the one its seats sign),
@@ -522,7 +629,7 @@ impl ShardState {
     ) -> (Outcome, u64) {
         match event {
             MicroEvent::Transfer(transfer) => {
-                match self.apply_transfer(transfer, &digest.tx_id, &mut applying.exports) {
+                match self.apply_transfer(transfer, &digest.tx_id, &mut applying.exports, index) {
                     Ok(fee) => (Outcome::Applied, fee),
                     Err(outcome) => (outcome, 0),
                 }
@@ -541,7 +648,11 @@ impl ShardState {
                 );
                 (outcome, 0)
             }
-            MicroEvent::Mint(_) => (Outcome::InactiveMint, 0),
+            MicroEvent::Mint(mint) => {
+                let outcome = self.mint.apply(mint, &digest.id, applying.round, index);
+                applying.mints.push((digest.id, outcome));
+                (outcome, 0)
+            }
             MicroEvent::Claim(claim) => (self.apply_claim(claim, digest, applying, index), 0),
             MicroEvent::Import(import) => (self.apply_import(import), 0),
             MicroEvent::Offence(offence) => {
@@ -696,13 +807,14 @@ impl ShardState {
         outcome
     }
 
-    /// Applies a transfer whose tx id is `tx_id` or says why not; returns
-    /// the fee.
+    /// Applies a transfer whose tx id is `tx_id`, carried by the anchor of
+    /// index `index`, or says why not; returns the fee.
     fn apply_transfer(
         &mut self,
         transfer: &Transfer,
         tx_id: &Hash32,
         exports: &mut BTreeMap<u16, Vec<ExportLeaf>>,
+        index: u64,
     ) -> Result<u64, Outcome> {
         if shard_of(&transfer.owner, self.params.shards) != self.params.shard {
             return Err(Outcome::WrongShard);
@@ -717,6 +829,9 @@ impl ShardState {
             let output = self.utxo(input).ok_or(Outcome::UnknownOrSpentInput)?;
             if output.owner != transfer.owner {
                 return Err(Outcome::WrongOwner);
+            }
+            if self.mint.mature_at(input).is_some_and(|at| index < at) {
+                return Err(Outcome::ImmatureInput);
             }
             input_value = input_value
                 .checked_add(output.amount)
@@ -818,6 +933,7 @@ impl ShardState {
             utxos,
             cross: self.cross.to_image(),
             seats: self.economics.to_image(),
+            mint: self.mint.to_image(),
             state_root: self.state_root,
             supply: self.supply,
         }
@@ -890,6 +1006,7 @@ impl ShardState {
         }
         self.cross.load_image(image.cross)?;
         self.economics.load_image(image.seats)?;
+        self.mint.load_image(image.mint)?;
         self.state_root = image.state_root;
         if image.supply != self.supply {
             return Err(format!(
@@ -899,11 +1016,11 @@ impl ShardState {
         }
         // Every balance is then bounded by the shard's value (at most the
         // supply cap), so no later sum overflows.
-        if self.accounted_value() != self.genesis_supply() {
+        if self.accounted_value() != self.supply() {
             return Err(format!(
                 "the supply equation does not hold: {} accounted of {}",
                 self.accounted_value(),
-                self.genesis_supply()
+                self.supply()
             ));
         }
         Ok(())
@@ -1048,7 +1165,7 @@ mod tests {
                 Outcome::UnknownOrSpentInput,
                 Outcome::DuplicateInput,
                 Outcome::ValueNotConserved,
-                Outcome::InactiveMint
+                Outcome::MintStale
             ]
         );
         assert_eq!(outcome.fees, 100);

@@ -39,6 +39,10 @@ pub struct ShardContext {
     /// Every shard's committee, by shard (the source committees imports'
     /// certificates are checked against).
     pub committees: std::sync::Arc<Vec<Vec<PublicKeyBytes>>>,
+    /// The shard that holds the mint chain (DESIGN §5.5).
+    pub mint_shard: u16,
+    /// `T_max`: a mint's pow must be below it.
+    pub mint_target_max: u128,
 }
 
 impl ShardContext {
@@ -63,6 +67,8 @@ impl ShardContext {
             shards: genesis.params.shards,
             committee,
             committees: std::sync::Arc::new(committees),
+            mint_shard: genesis.params.mint_shard,
+            mint_target_max: genesis.params.mint_target_max,
         })
     }
 
@@ -309,6 +315,27 @@ pub enum MicroEventError {
     /// The owner's signature over the tx id does not verify.
     #[error("transfer signature does not verify under its owner")]
     TransferBadSignature,
+    /// A mint outside the mint shard, or for a miner of another shard.
+    #[error("mint {what} is in shard {found}; mints belong to shard {mint_shard}")]
+    MintWrongShard {
+        /// "anchor" or "miner".
+        what: &'static str,
+        /// The shard found.
+        found: u16,
+        /// The mint shard.
+        mint_shard: u16,
+    },
+    /// The miner is not a valid x-only key.
+    #[error("mint miner is not a valid x-only public key")]
+    MintInvalidMiner,
+    /// The mint's pow is not below `T_max`.
+    #[error("mint pow {pow:#034x} is not below T_max {max:#034x}")]
+    MintPowOverMax {
+        /// The pow.
+        pow: u128,
+        /// `T_max`.
+        max: u128,
+    },
     /// An evidence header is not of this network, shard, epoch or version.
     #[error("evidence's {side} header has another {field}")]
     EvidenceForeignHeader {
@@ -886,8 +913,7 @@ fn check_payload_commitment(decoded: &DecodedAnchor) -> Result<(), AnchorError> 
 fn check_micro_event(context: &ShardContext, event: &MicroEvent) -> Result<(), MicroEventError> {
     match event {
         MicroEvent::Transfer(transfer) => check_transfer(context, transfer),
-        // Inactive in v0: decoded and ordered, rejected at apply.
-        MicroEvent::Mint(_) => Ok(()),
+        MicroEvent::Mint(mint) => check_mint(context, mint),
         MicroEvent::Evidence(evidence) => check_evidence(context, evidence),
         MicroEvent::Claim(claim) => check_claim(context, claim),
         MicroEvent::Import(import) => import
@@ -936,6 +962,38 @@ fn verify_micro_event(
         },
         MicroEvent::Offence(offence) => crate::offence::verify_offence(context, verifier, offence),
     }
+}
+
+/// The stateless rules of a mint (DESIGN §5.5): carried in the mint
+/// shard, for a miner of the mint shard, a valid key, `pow < T_max`.
+/// Whether it extends the tip and beats the target is decided at apply.
+fn check_mint(context: &ShardContext, mint: &pc_codec::Mint) -> Result<(), MicroEventError> {
+    if context.shard != context.mint_shard {
+        return Err(MicroEventError::MintWrongShard {
+            what: "anchor",
+            found: context.shard,
+            mint_shard: context.mint_shard,
+        });
+    }
+    let miner_shard = shard_of(&mint.miner, context.shards);
+    if miner_shard != context.mint_shard {
+        return Err(MicroEventError::MintWrongShard {
+            what: "miner",
+            found: miner_shard,
+            mint_shard: context.mint_shard,
+        });
+    }
+    let pow = pc_codec::mint::pow_value(&mint.pow_hash(&context.network));
+    if pow >= context.mint_target_max {
+        return Err(MicroEventError::MintPowOverMax {
+            pow,
+            max: context.mint_target_max,
+        });
+    }
+    if !pc_codec::crypto::is_valid_public_key(&mint.miner) {
+        return Err(MicroEventError::MintInvalidMiner);
+    }
+    Ok(())
 }
 
 fn check_transfer(context: &ShardContext, transfer: &Transfer) -> Result<(), MicroEventError> {
@@ -1091,6 +1149,8 @@ mod tests {
             shards: SHARDS,
             committee: committee.clone(),
             committees: std::sync::Arc::new(vec![committee; usize::from(SHARDS)]),
+            mint_shard: SHARD,
+            mint_target_max: 1 << 120,
         }
     }
 
@@ -1138,11 +1198,21 @@ mod tests {
         claim
     }
 
+    /// A mint that holds every stateless rule: a miner of this shard and
+    /// the first nonce whose pow is below `T_max`.
     fn mint() -> MicroEvent {
+        let miner = client(true).public_key();
+        let nonce = (0u64..)
+            .find(|nonce| {
+                pc_codec::mint::pow_value(&pc_codec::mint::pow_hash(
+                    &NETWORK, &[8; 32], &miner, *nonce,
+                )) < 1 << 120
+            })
+            .unwrap();
         MicroEvent::Mint(Mint {
             prev_mint_id: [8; 32],
-            miner: [9; 32],
-            nonce: 11,
+            miner,
+            nonce,
         })
     }
 
@@ -1322,8 +1392,8 @@ mod tests {
     #[test]
     fn header_of_another_version_is_rejected() {
         assert_eq!(
-            header_error(|h| h.version = 1),
-            AnchorError::UnsupportedVersion { version: 1 }
+            header_error(|h| h.version = 2),
+            AnchorError::UnsupportedVersion { version: 2 }
         );
     }
 
@@ -1694,7 +1764,7 @@ mod tests {
     #[test]
     fn evidence_header_of_another_version_network_shard_or_epoch_is_rejected() {
         let edits: [(&str, HeaderEdit); 4] = [
-            ("version", |h| h.version = 1),
+            ("version", |h| h.version = 0),
             ("network", |h| h.network = [8; 8]),
             ("shard", |h| h.shard = 0),
             ("epoch", |h| h.epoch = 1),
@@ -1856,8 +1926,70 @@ mod tests {
     }
 
     #[test]
-    fn mint_is_accepted() {
+    fn mint_stateless_rules_each_refuse_a_bad_input() {
         assert_eq!(validate_micro_event(&context(), &Bip340, &mint()), Ok(()));
+        let MicroEvent::Mint(valid) = mint() else {
+            unreachable!()
+        };
+        // Carried outside the mint shard.
+        let elsewhere = ShardContext {
+            mint_shard: SHARD + 1,
+            ..context()
+        };
+        assert!(matches!(
+            validate_micro_event(&elsewhere, &Bip340, &mint()),
+            Err(MicroEventError::MintWrongShard { what: "anchor", .. })
+        ));
+        // A miner of another shard (its pow below T_max, so only that fails).
+        let foreign = client(false).public_key();
+        let nonce = (0u64..)
+            .find(|n| {
+                pc_codec::mint::pow_value(&pc_codec::mint::pow_hash(
+                    &NETWORK, &[8; 32], &foreign, *n,
+                )) < 1 << 120
+            })
+            .unwrap();
+        let foreign_mint = Mint {
+            miner: foreign,
+            nonce,
+            ..valid.clone()
+        };
+        assert!(matches!(
+            event_error(&MicroEvent::Mint(foreign_mint)),
+            MicroEventError::MintWrongShard { what: "miner", .. }
+        ));
+        // A pow at or over T_max.
+        let heavy = (0u64..)
+            .map(|nonce| Mint {
+                nonce,
+                ..valid.clone()
+            })
+            .find(|m| pc_codec::mint::pow_value(&m.pow_hash(&NETWORK)) >= 1 << 120)
+            .unwrap();
+        assert!(matches!(
+            event_error(&MicroEvent::Mint(heavy)),
+            MicroEventError::MintPowOverMax { .. }
+        ));
+        // A miner that is no curve point, of this shard, with a light pow.
+        let bad_key = (0u8..=255)
+            .map(|b| [b; 32])
+            .find(|k| !pc_codec::crypto::is_valid_public_key(k) && shard_of(k, SHARDS) == SHARD)
+            .unwrap();
+        let nonce = (0u64..)
+            .find(|n| {
+                pc_codec::mint::pow_value(&pc_codec::mint::pow_hash(
+                    &NETWORK, &[8; 32], &bad_key, *n,
+                )) < 1 << 120
+            })
+            .unwrap();
+        assert_eq!(
+            event_error(&MicroEvent::Mint(Mint {
+                miner: bad_key,
+                nonce,
+                ..valid
+            })),
+            MicroEventError::MintInvalidMiner
+        );
     }
 
     // --- order of checks ------------------------------------------------

@@ -120,6 +120,8 @@ fn outcome_with(count: u16) -> RoundOutcome {
         slashes: Vec::new(),
         claims: Vec::new(),
         payout_leaves: 0,
+        mints: Vec::new(),
+        mint_win: None,
         state_root: [9; 32],
     }
 }

@@ -236,6 +236,35 @@ fn gates(total: &Counters) -> Vec<(&'static str, u64, u64)> {
             total.seeds_short_coin_period,
         ),
         ("transfers_applied", total.transfers_applied, total.seeds),
+        ("mint_candidates", total.mint_candidates, total.seeds),
+        ("mint_stale", total.mint_stale, total.seeds),
+        (
+            "mint_insufficient_work",
+            total.mint_insufficient_work,
+            total.seeds,
+        ),
+        ("mint_duplicates", total.mint_duplicates, total.seeds),
+        (
+            "mint_exhausted",
+            total.mint_exhausted,
+            total.seeds_mint_exhaust,
+        ),
+        ("mint_races_decided", total.mint_races_decided, total.seeds),
+        (
+            "mint_races_contested",
+            total.mint_races_contested,
+            total.seeds,
+        ),
+        (
+            "immature_spends_rejected",
+            total.immature_spends_rejected,
+            total.seeds,
+        ),
+        (
+            "matured_spends_applied",
+            total.matured_spends_applied,
+            total.seeds,
+        ),
         ("chained_applied", total.chained_applied, total.seeds),
         (
             "rejected_double_spends",

@@ -70,10 +70,25 @@ pub fn fork_of<C: SimCrypto>(original: &SignedAnchor, rng: &mut Rng) -> SignedAn
     }
     let mut events = original.payload.events.clone();
     events.truncate(MAX_PAYLOAD_EVENTS - 1);
+    // A mint on no tip (stale at apply) that holds the stateless rules:
+    // its pow below 2^120, under every T_max of the simulation.
+    let (prev_mint_id, miner) = (rng.bytes32(), seat_public(seat));
+    let start = rng.next_u64();
+    let nonce = (0..)
+        .map(|i: u64| start.wrapping_add(i))
+        .find(|nonce| {
+            pc_codec::mint::pow_value(&pc_codec::mint::pow_hash(
+                &header.network,
+                &prev_mint_id,
+                &miner,
+                *nonce,
+            )) < 1 << 120
+        })
+        .expect("one nonce in 256 is light enough");
     events.push(MicroEvent::Mint(Mint {
-        prev_mint_id: rng.bytes32(),
-        miner: seat_public(seat),
-        nonce: rng.next_u64(),
+        prev_mint_id,
+        miner,
+        nonce,
     }));
     C::sign_anchor(seat, header, AnchorPayload { events }, rng.bytes32())
 }

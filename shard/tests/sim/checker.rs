@@ -34,6 +34,9 @@ pub struct Checker {
     next_global_index: u64,
     /// The model's (owed, bonded) after each canonical round.
     after: Vec<(u64, u64)>,
+    /// Mint races decided, and those with more than one candidate.
+    pub races_decided: u64,
+    pub races_contested: u64,
 }
 
 impl Checker {
@@ -45,6 +48,8 @@ impl Checker {
             finalized_anchors: HashSet::new(),
             next_global_index: 0,
             after: Vec::new(),
+            races_decided: 0,
+            races_contested: 0,
         }
     }
 
@@ -210,11 +215,34 @@ impl Checker {
                 report.outcome.fees
             ));
         }
-        if self.model.accounted_value() != self.model.genesis_supply() {
+        let expected = self.model.take_expected_win();
+        let decided = report
+            .outcome
+            .mint_win
+            .as_ref()
+            .map(|w| (w.mint_id, w.reward, w.mature_at));
+        if decided != expected.map(|(win, _)| win) {
             return Err(format!(
-                "round {round}: the model accounts {} of a {} supply",
+                "round {round}: mint race decided {decided:?} (id, reward, mature at), the model expects {expected:?}"
+            ));
+        }
+        if let Some((_, candidates)) = expected {
+            self.races_decided += 1;
+            self.races_contested += u64::from(candidates > 1);
+        }
+        if self.model.minted() > self.model.emission() {
+            return Err(format!(
+                "round {round}: {} minted, over CAP - genesis = {}",
+                self.model.minted(),
+                self.model.emission()
+            ));
+        }
+        if self.model.accounted_value() != self.model.genesis_supply() + self.model.minted() {
+            return Err(format!(
+                "round {round}: the model accounts {} of a {} supply ({} minted)",
                 self.model.accounted_value(),
-                self.model.genesis_supply()
+                self.model.genesis_supply() + self.model.minted(),
+                self.model.minted()
             ));
         }
         Ok(finalized)
@@ -279,6 +307,8 @@ mod tests {
                 slashes: Vec::new(),
                 claims: Vec::new(),
                 payout_leaves: 0,
+                mints: Vec::new(),
+                mint_win: None,
                 state_root,
             },
         }

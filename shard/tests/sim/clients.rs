@@ -39,6 +39,8 @@ pub enum Kind {
     /// Spends an output of a transfer sent just before to the same honest
     /// seat, not yet finalized.
     ChainedInFlight,
+    /// Spends a minted output, mature or not.
+    SpendMinted,
 }
 
 /// A transfer to submit to `seat`.
@@ -50,6 +52,7 @@ pub struct Submission {
     kind: Kind,
     parent: Option<Hash32>,
     outputs: Vec<Spendable>,
+    input: Option<Spendable>,
 }
 
 struct Accepted {
@@ -59,6 +62,7 @@ struct Accepted {
     incarnation: u32,
     honest: bool,
     outputs: Vec<Spendable>,
+    input: Option<Spendable>,
 }
 
 /// What the clients saw.
@@ -82,6 +86,10 @@ pub struct ClientStats {
     pub applied: u64,
     /// A transfer finalized again (a fork's copy of a payload).
     pub finalized_again: u64,
+    /// Spends of minted outputs finalized as immature.
+    pub immature_rejected: u64,
+    /// Spends of minted outputs applied.
+    pub matured_spent: u64,
 }
 
 /// The clients of one seed.
@@ -89,6 +97,9 @@ pub struct Clients<C> {
     network: [u8; 8],
     genesis_unspent: Vec<Spendable>,
     finalized_unspent: Vec<Spendable>,
+    /// Won mints' outputs owned by clients, spent (and retried while
+    /// immature) now and then.
+    minted: Vec<Spendable>,
     accepted: HashMap<Hash32, Accepted>,
     finalized: HashSet<Hash32>,
     /// Parents of in-flight children that were finalized as rejected before
@@ -107,10 +118,13 @@ impl<C: SimCrypto> Clients<C> {
             .iter()
             .enumerate()
             .flat_map(|(index, allocation)| {
+                let client = (0..CLIENTS)
+                    .find(|c| client_public(*c) == allocation.owner)
+                    .expect("every allocation is a client's");
                 (0..allocation.outputs).map(move |output| Spendable {
                     out_point: Genesis::allocation_out_point(&network, index as u32, output as u16),
                     amount: allocation.amount,
-                    client: index,
+                    client,
                 })
             })
             .collect();
@@ -119,6 +133,7 @@ impl<C: SimCrypto> Clients<C> {
             network,
             genesis_unspent,
             finalized_unspent: Vec::new(),
+            minted: Vec::new(),
             accepted: HashMap::new(),
             finalized: HashSet::new(),
             rejected_children: HashMap::new(),
@@ -131,6 +146,14 @@ impl<C: SimCrypto> Clients<C> {
     /// seats a chain in flight may go to.
     pub fn next_batch(&mut self, rng: &mut Rng, k: usize, honest_seats: &[u8]) -> Vec<Submission> {
         let any_seat = |rng: &mut Rng| rng.below(k as u64) as u8;
+        if !self.minted.is_empty() && rng.chance(100) {
+            let input = take_random(rng, &mut self.minted).expect("not empty");
+            let (event, outputs) = self.transfer(rng, input);
+            let mut submission =
+                self.submission(any_seat(rng), event, Kind::SpendMinted, None, outputs);
+            submission.input = Some(input);
+            return vec![submission];
+        }
         match rng.below(100) {
             0..60 => self.fresh(rng).map_or_else(Vec::new, |(event, outputs)| {
                 vec![self.submission(any_seat(rng), event, Kind::Fresh, None, outputs)]
@@ -170,6 +193,7 @@ impl<C: SimCrypto> Clients<C> {
             kind,
             parent,
             outputs,
+            input: None,
         }
     }
 
@@ -275,6 +299,7 @@ impl<C: SimCrypto> Clients<C> {
                 incarnation,
                 honest,
                 outputs: submission.outputs,
+                input: submission.input,
             },
         );
     }
@@ -293,6 +318,7 @@ impl<C: SimCrypto> Clients<C> {
             match event.outcome {
                 Outcome::Applied => {
                     self.stats.applied += 1;
+                    self.stats.matured_spent += u64::from(accepted.kind == Kind::SpendMinted);
                     if let Some(parent) = accepted.parent {
                         let parent_position = model.applied_at(&parent);
                         if parent_position.is_none_or(|p| p >= event.position) {
@@ -328,6 +354,11 @@ impl<C: SimCrypto> Clients<C> {
                         }
                     }
                 }
+                Outcome::ImmatureInput if accepted.kind == Kind::SpendMinted => {
+                    self.stats.immature_rejected += 1;
+                    // Tried again later, once it may have matured.
+                    self.minted.extend(accepted.input);
+                }
                 other => {
                     return Err(format!(
                         "client transfer {} finalized as {other:?}",
@@ -337,6 +368,21 @@ impl<C: SimCrypto> Clients<C> {
             }
         }
         Ok(())
+    }
+
+    /// A won mint: its output is spendable by its miner (a client) — from
+    /// its maturity on; spends before are tried too and must be refused.
+    pub fn on_mint_won(&mut self, win: &pc_shard::mint::MintWin) {
+        if let Some(client) = (0..CLIENTS).find(|c| client_public(*c) == win.miner) {
+            self.minted.push(Spendable {
+                out_point: OutPoint {
+                    tx_id: win.mint_id,
+                    index: 0,
+                },
+                amount: win.reward,
+                client,
+            });
+        }
     }
 
     /// Transfers an honest seat accepted in incarnation `incarnation_of`

@@ -151,6 +151,11 @@ pub struct SeedConfig {
     /// `W_claim`: the genesis value, or 30 finalized anchors in one seed
     /// of four so that claims of old roots expire within a seed.
     pub claim_window_anchors: u64,
+    /// `W_race`: 1, 2 or 3 rounds by seed.
+    pub mint_race_rounds: u8,
+    /// One seed of four starts with a genesis 10 units short of the cap
+    /// and `H = 1`, so the reward schedule is spent within the seed.
+    pub mint_exhaust: bool,
     /// No faults at all (a baseline seed): only latency and reordering.
     pub calm: bool,
     /// Phase lengths.
@@ -227,6 +232,8 @@ impl SeedConfig {
             window: if seed % 3 == 1 { 4 } else { 26 },
             slash_window_anchors: if seed.is_multiple_of(2) { 25 } else { 200_000 },
             claim_window_anchors: if seed % 4 == 3 { 30 } else { 50_000 },
+            mint_race_rounds: (seed % 3) as u8 + 1,
+            mint_exhaust: seed % 4 == 1,
             calm,
             phases,
             network: network_config(&mut rng, calm),

@@ -32,8 +32,39 @@ struct RootSeen {
     next_index: u64,
 }
 
+/// The mint chain as DESIGN §5.5 states it, written out again.
+struct MintModel {
+    shard_active: bool,
+    interval: u128,
+    halving: u64,
+    race_rounds: u64,
+    target_max: u128,
+    maturity: [u64; 3],
+    tier_bounds: [u64; 2],
+    /// `M` and `R0`.
+    emission: u64,
+    first_reward: u64,
+    tip: Hash32,
+    count: u64,
+    target: u128,
+    last: u64,
+    minted: u64,
+    /// (opened, pow hash, mint id, miner, anchor index) of the best.
+    race: Option<(u64, Hash32, Hash32, pc_codec::PublicKeyBytes, u64)>,
+    /// Minted outputs and the anchor index they spend from.
+    mature_at: HashMap<OutPoint, u64>,
+    /// Candidates applied in the open race.
+    race_candidates: u64,
+}
+
+/// A decided race as the model expects it: (mint id, reward, mature at).
+pub type ExpectedWin = (Hash32, u64, u64);
+
 /// The model's UTXO set and slashing record.
 pub struct Model {
+    mint: MintModel,
+    /// The race the last round decided, and how many candidates it had.
+    expected_win: Option<(ExpectedWin, u64)>,
     network: [u8; 8],
     utxos: HashMap<OutPoint, TxOut>,
     unspent_value: u64,
@@ -102,7 +133,30 @@ impl Model {
             })
             .collect();
         let bonded: u64 = seats.iter().map(|s| s.bond).sum();
+        let p = &genesis.params;
+        let emission = (50_000_000u128 * 100_000_000 - u128::from(unspent_value + bonded)) as u64;
+        let mint = MintModel {
+            shard_active: p.mint_shard == crate::sim::crypto::SHARD,
+            interval: u128::from(p.mint_interval_anchors),
+            halving: p.mint_halving_mints,
+            race_rounds: u64::from(p.mint_race_rounds),
+            target_max: p.mint_target_max,
+            maturity: p.maturity_anchors,
+            tier_bounds: p.maturity_tier_bounds,
+            emission,
+            first_reward: (u128::from(emission) / (2 * u128::from(p.mint_halving_mints))) as u64,
+            tip: genesis.hash(),
+            count: 0,
+            target: p.mint_target_initial,
+            last: 0,
+            minted: 0,
+            race: None,
+            mature_at: HashMap::new(),
+            race_candidates: 0,
+        };
         Model {
+            mint,
+            expected_win: None,
             network,
             utxos,
             unspent_value,
@@ -146,9 +200,117 @@ impl Model {
     }
 
     /// Unspent value plus what is owed to the seats plus what remains of
-    /// their bonds: the supply, which must stay the genesis supply.
+    /// their bonds: the supply, which must stay the genesis supply plus
+    /// what was minted.
     pub fn accounted_value(&self) -> u64 {
         self.unspent_value + self.owed + self.bonded
+    }
+
+    /// Units minted so far.
+    pub fn minted(&self) -> u64 {
+        self.mint.minted
+    }
+
+    /// `M`: what the schedule may ever mint.
+    pub fn emission(&self) -> u64 {
+        self.mint.emission
+    }
+
+    /// The race the last finished round decided, with its candidate count.
+    pub fn take_expected_win(&mut self) -> Option<(ExpectedWin, u64)> {
+        self.expected_win.take()
+    }
+
+    /// DESIGN §5.5 apply of a mint: exhausted, stale, insufficient work,
+    /// the race's best again, else a candidate (the best if its
+    /// `(pow_hash, id)` is lowest).
+    fn apply_mint(&mut self, mint: &pc_codec::Mint, id: Hash32, index: u64) -> Outcome {
+        let m = &mut self.mint;
+        assert!(m.shard_active, "model: a mint outside the mint shard");
+        let halvings = m.count / m.halving;
+        let scheduled = if halvings >= 64 {
+            0
+        } else {
+            m.first_reward >> halvings
+        };
+        if scheduled.min(m.emission - m.minted) == 0 {
+            return Outcome::MintExhausted;
+        }
+        if mint.prev_mint_id != m.tip {
+            return Outcome::MintStale;
+        }
+        let hash =
+            pc_codec::mint::pow_hash(&self.network, &mint.prev_mint_id, &mint.miner, mint.nonce);
+        let pow = u128::from_be_bytes(hash[..16].try_into().expect("16 bytes"));
+        if pow >= m.target {
+            return Outcome::MintInsufficientWork;
+        }
+        match &mut m.race {
+            Some((_, _, best_id, ..)) if *best_id == id => return Outcome::MintDuplicate,
+            Some(race) => {
+                if (hash, id) < (race.1, race.2) {
+                    *race = (race.0, hash, id, mint.miner, index);
+                }
+            }
+            None => m.race = Some((self.round, hash, id, mint.miner, index)),
+        }
+        m.race_candidates += 1;
+        Outcome::MintCandidate
+    }
+
+    /// The end of round `round` for the mint chain: a race open for
+    /// `W_race` rounds is decided.
+    fn finish_mint_round(&mut self, round: u64) {
+        let m = &mut self.mint;
+        let Some((opened, _, id, miner, a_w)) = m.race else {
+            return;
+        };
+        if round + 1 < opened + m.race_rounds {
+            return;
+        }
+        let halvings = m.count / m.halving;
+        let scheduled = if halvings >= 64 {
+            0
+        } else {
+            m.first_reward >> halvings
+        };
+        let reward = scheduled.min(m.emission - m.minted);
+        let tier = if a_w < m.tier_bounds[0] {
+            0
+        } else if a_w < m.tier_bounds[1] {
+            1
+        } else {
+            2
+        };
+        let mature_at = a_w + m.maturity[tier];
+        let elapsed = u128::from(a_w - m.last).min(3 * m.interval);
+        // floor(T * X / D), X = 15I + A, D = 16I, as DESIGN §5.5 writes
+        // it out so that nothing overflows.
+        let (x, d) = (15 * m.interval + elapsed, 16 * m.interval);
+        let next = (m.target / d)
+            .saturating_mul(x)
+            .saturating_add(m.target % d * x / d);
+        m.target = next.clamp(1, m.target_max);
+        m.last = a_w;
+        m.count += 1;
+        m.minted += reward;
+        m.tip = id;
+        let out_point = OutPoint {
+            tx_id: id,
+            index: 0,
+        };
+        self.utxos.insert(
+            out_point,
+            TxOut {
+                amount: reward,
+                owner: miner,
+            },
+        );
+        m.mature_at.insert(out_point, mature_at);
+        self.unspent_value += reward;
+        self.expected_win = Some(((id, reward, mature_at), m.race_candidates));
+        m.race = None;
+        m.race_candidates = 0;
     }
 
     /// What is owed to the seats (fees and slashed bonds).
@@ -174,6 +336,7 @@ impl Model {
             leaf_count,
             next_index,
         });
+        self.finish_mint_round(round);
         self.round = round + 1;
     }
 
@@ -289,7 +452,7 @@ impl Model {
     pub fn apply(&mut self, event: &MicroEvent, index: u64) -> (Outcome, u64) {
         self.position += 1;
         match event {
-            MicroEvent::Transfer(transfer) => match self.apply_transfer(transfer) {
+            MicroEvent::Transfer(transfer) => match self.apply_transfer(transfer, index) {
                 Ok(fee) => {
                     self.applied_at.insert(event.id(), self.position);
                     (Outcome::Applied, fee)
@@ -316,7 +479,7 @@ impl Model {
                 let id = derive(context::EVIDENCE, &[&[kind, seat], &offence.object()]);
                 (self.judge(seat, class, id, index), 0)
             }
-            MicroEvent::Mint(_) => (Outcome::InactiveMint, 0),
+            MicroEvent::Mint(mint) => (self.apply_mint(mint, event.id(), index), 0),
             MicroEvent::Claim(claim) => (self.claim(claim, event.id(), index), 0),
             // One shard: no import is ever registered here (a Byzantine
             // seat's would fail its stateless checks first).
@@ -327,7 +490,7 @@ impl Model {
     /// DESIGN §5: inputs exist, are unspent and distinct, are the owner's,
     /// and cover the outputs; the difference is the fee. (Every owner is in
     /// the one simulated shard.)
-    fn apply_transfer(&mut self, transfer: &Transfer) -> Result<u64, Outcome> {
+    fn apply_transfer(&mut self, transfer: &Transfer, index: u64) -> Result<u64, Outcome> {
         let distinct: HashSet<&OutPoint> = transfer.inputs.iter().collect();
         if distinct.len() != transfer.inputs.len() {
             return Err(Outcome::DuplicateInput);
@@ -337,6 +500,9 @@ impl Model {
             let output = self.utxos.get(input).ok_or(Outcome::UnknownOrSpentInput)?;
             if output.owner != transfer.owner {
                 return Err(Outcome::WrongOwner);
+            }
+            if self.mint.mature_at.get(input).is_some_and(|at| index < *at) {
+                return Err(Outcome::ImmatureInput);
             }
             input_value = input_value
                 .checked_add(output.amount)
@@ -352,6 +518,7 @@ impl Model {
             .ok_or(Outcome::ValueNotConserved)?;
         for input in &transfer.inputs {
             self.utxos.remove(input);
+            self.mint.mature_at.remove(input);
             assert!(
                 self.spent.insert(*input),
                 "model: input {input:?} spent twice"

@@ -40,6 +40,13 @@ const RECENT_PARENTS: usize = 16;
 /// Chance per step, per mille, that a seat claims (or a claim is sent
 /// again).
 const CLAIM_PER_MILLE: u32 = 20;
+/// Chance per step, per mille, that a miner sends a mint.
+const MINT_PER_MILLE: u32 = 40;
+/// Most nonces a simulated miner tries for one mint.
+const MINT_TRIES: u64 = 1 << 14;
+/// Units left to mint in a seed with `mint_exhaust` (`H = 1`: rewards 5, 2
+/// and 1, then the schedule is spent).
+const EXHAUST_EMISSION: u64 = 10;
 
 /// Two anchors of one seat at one seq, made by an equivocating seat.
 struct Fork {
@@ -75,6 +82,8 @@ pub struct Simulation<C: SimCrypto> {
     never_insert: Vec<Hash32>,
     /// Claims submitted, to send again later.
     claims_made: Vec<MicroEvent>,
+    /// Tips the mint chain had, for stale mints.
+    old_tips: Vec<Hash32>,
     restart_at: Vec<Option<u64>>,
     /// First step of the current healthy stretch.
     healthy_since: u64,
@@ -106,6 +115,24 @@ impl<C: SimCrypto> Simulation<C> {
         );
         genesis.params.slash_window_anchors = config.slash_window_anchors;
         genesis.params.claim_window_anchors = config.claim_window_anchors;
+        // Mints every few rounds, cheap to find (1 in 64 hashes at first),
+        // maturity of tens of anchors in three tiers within a seed.
+        genesis.params.mint_interval_anchors = 8;
+        genesis.params.mint_race_rounds = config.mint_race_rounds;
+        genesis.params.mint_target_max = 1 << 125;
+        genesis.params.mint_target_initial = 1 << 122;
+        genesis.params.maturity_anchors = [20, 40, 80];
+        genesis.params.maturity_tier_bounds = [60, 200];
+        if config.mint_exhaust {
+            let cap = u128::from(pc_codec::genesis::SUPPLY_CAP_UNITS);
+            let rest = cap - genesis.total_value() - u128::from(EXHAUST_EMISSION);
+            genesis.params.mint_halving_mints = 1;
+            genesis.allocations.push(pc_codec::GenesisAllocation {
+                owner: crypto::client_public(0),
+                amount: rest as u64,
+                outputs: 1,
+            });
+        }
         let mut rng_clients = Rng::new(seed, 2);
         let clients = Clients::new(&genesis, &mut rng_clients);
         let nodes = (0..=k)
@@ -137,6 +164,7 @@ impl<C: SimCrypto> Simulation<C> {
             fork_ids: HashSet::new(),
             never_insert: Vec::new(),
             claims_made: Vec::new(),
+            old_tips: Vec::new(),
             sent_by_honest: HashMap::new(),
             restart_at: vec![None; k + 1],
             healthy_since: 0,
@@ -186,6 +214,10 @@ impl<C: SimCrypto> Simulation<C> {
         self.counters.rounds_finalized = self.checker.rounds();
         self.counters.slash_tier_resets = self.checker.model().tier_resets;
         self.counters.max_rounds_per_seed = self.checker.rounds();
+        self.counters.mint_races_decided = self.checker.races_decided;
+        self.counters.mint_races_contested = self.checker.races_contested;
+        self.counters.immature_spends_rejected = clients.immature_rejected;
+        self.counters.matured_spends_applied = clients.matured_spent;
         Ok(self.counters)
     }
 
@@ -199,6 +231,7 @@ impl<C: SimCrypto> Simulation<C> {
         counters.seeds_short_window = u64::from(config.window < 26);
         counters.seeds_short_slash_window = u64::from(config.slash_window_anchors < 100);
         counters.seeds_short_claim_window = u64::from(config.claim_window_anchors < 100);
+        counters.seeds_mint_exhaust = u64::from(config.mint_exhaust);
         counters.seeds_equivocate = u64::from(config.has_mode(Mode::Equivocate));
         counters.seeds_invalid_signatures = u64::from(config.has_mode(Mode::InvalidSignatures));
         counters.seeds_random_parents = u64::from(config.has_mode(Mode::RandomParents));
@@ -230,6 +263,7 @@ impl<C: SimCrypto> Simulation<C> {
         if self.clients_active() {
             self.submit_transfers()?;
             self.submit_claims()?;
+            self.submit_mints()?;
         }
         if self.in_fault_phase() {
             self.flood();
@@ -826,6 +860,89 @@ impl<C: SimCrypto> Simulation<C> {
         Ok(())
     }
 
+    /// Now and then a miner sends a mint through a random honest seat, as
+    /// that seat's finalized chain shows the tip and target: mostly a
+    /// valid one (sometimes to a second seat too: a duplicate), else one
+    /// on an old tip or without enough work. Most go through the seat's
+    /// pre-check; some are carried unchecked, so apply meets every
+    /// outcome 12-16 (the model says which).
+    fn submit_mints(&mut self) -> Result<(), String> {
+        if !self.rng_clients.chance(MINT_PER_MILLE) {
+            return Ok(());
+        }
+        let honest: Vec<usize> = (0..self.config.k)
+            .filter(|s| self.is_honest(*s) && self.nodes[*s].machine.is_some())
+            .collect();
+        if honest.is_empty() {
+            return Ok(());
+        }
+        let via = honest[self.rng_clients.index(honest.len())];
+        let chain = self.nodes[via].machine.as_ref().expect("up").state().mint();
+        let (tip, target) = (chain.tip(), chain.target());
+        if !self.old_tips.contains(&tip) {
+            self.old_tips.push(tip);
+        }
+        let network = self.genesis.network();
+        let t_max = self.genesis.params.mint_target_max;
+        let kind = self.rng_clients.below(100);
+        let prev = if (60..75).contains(&kind) && self.old_tips.len() > 1 {
+            self.old_tips[self.rng_clients.index(self.old_tips.len() - 1)]
+        } else {
+            tip
+        };
+        // Work below the target, or (kind 75..90) between it and T_max.
+        let (low, high) = if (75..90).contains(&kind) {
+            (target, t_max)
+        } else {
+            (0, target)
+        };
+        let miner = crypto::client_public(self.rng_clients.index(crypto::CLIENTS));
+        let start = self.rng_clients.next_u64();
+        let Some(nonce) = (0..MINT_TRIES)
+            .map(|i| start.wrapping_add(i))
+            .find(|nonce| {
+                let pow = pc_codec::mint::pow_value(&pc_codec::mint::pow_hash(
+                    &network, &prev, &miner, *nonce,
+                ));
+                (low..high).contains(&pow)
+            })
+        else {
+            return Ok(());
+        };
+        let event = MicroEvent::Mint(pc_codec::Mint {
+            prev_mint_id: prev,
+            miner,
+            nonce,
+        });
+        let unchecked = self.rng_clients.chance(250);
+        let mut targets = vec![via];
+        if kind < 15 {
+            targets.push(honest[self.rng_clients.index(honest.len())]);
+        }
+        for seat in targets {
+            let machine = self.nodes[seat].machine.as_mut().expect("up");
+            let taken = if unchecked {
+                machine.carry_unchecked(event.clone())
+            } else {
+                machine.handle_micro_event(event.clone())
+            };
+            match taken {
+                Ok(()) if unchecked => self.counters.mints_carried_unchecked += 1,
+                Ok(()) => self.counters.mints_submitted += 1,
+                Err(SubmitRejected::MintRefused { .. } | SubmitRejected::MintNotBest { .. }) => {
+                    self.counters.mints_refused += 1
+                }
+                Err(SubmitRejected::MempoolFull { .. }) => {}
+                Err(error) => {
+                    return Err(format!(
+                        "seat {seat} refused a mint for a wrong reason: {error}"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
     // ----- drivers --------------------------------------------------------
 
     fn drive_nodes(&mut self) -> Result<(), String> {
@@ -923,6 +1040,14 @@ impl<C: SimCrypto> Simulation<C> {
                     kind => self.counters.offence_checkpoint += u64::from(kind > 0),
                 },
                 (_, Outcome::EvidenceDuplicate) => self.counters.evidence_duplicate += 1,
+                (MicroEvent::Mint(_), outcome) => match outcome {
+                    Outcome::MintCandidate => self.counters.mint_candidates += 1,
+                    Outcome::MintStale => self.counters.mint_stale += 1,
+                    Outcome::MintInsufficientWork => self.counters.mint_insufficient_work += 1,
+                    Outcome::MintExhausted => self.counters.mint_exhausted += 1,
+                    Outcome::MintDuplicate => self.counters.mint_duplicates += 1,
+                    other => return Err(format!("a mint finalized as {other:?}")),
+                },
                 _ => {}
             }
         }
@@ -942,6 +1067,9 @@ impl<C: SimCrypto> Simulation<C> {
                 self.counters.slashes_repeat_tier += 1;
             }
         }
+        if let Some(win) = &report.outcome.mint_win {
+            self.clients.on_mint_won(win);
+        }
         self.clients.on_finalized(events, self.checker.model())
     }
 
@@ -950,12 +1078,19 @@ impl<C: SimCrypto> Simulation<C> {
     fn check_node_state(&self, id: NodeId) -> Result<(), String> {
         let node = &self.nodes[id];
         let state = node.machine.as_ref().expect("running").state();
-        if state.accounted_value() != state.genesis_supply() {
+        if state.accounted_value() != state.supply() {
             return Err(format!(
-                "node {id}: supply {} after round {}, genesis supply {}",
+                "node {id}: supply {} after round {}, genesis supply {} and {} minted",
                 state.accounted_value(),
                 node.next_round - 1,
-                state.genesis_supply()
+                state.genesis_supply(),
+                state.minted()
+            ));
+        }
+        if state.minted() > u128::from(state.mint().schedule().emission) {
+            return Err(format!(
+                "node {id}: {} minted, over CAP - genesis",
+                state.minted()
             ));
         }
         let round = node.next_round - 1;
