@@ -9,7 +9,9 @@ mod dev_genesis;
 mod devnet;
 mod error;
 mod key_file;
+mod miner;
 mod node_cmd;
+mod wallet;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -142,6 +144,15 @@ enum Command {
     ConsensusPayoutRoot(consensus_cmd::PayoutArgs),
     /// Fetch a seat's payout proof and submit its Claim (`tx claim`).
     Claim(node_cmd::ClaimArgs),
+    /// Mine: fetch mint templates from a node, search nonces, submit
+    /// solutions (also `miner`, and the `phantom-miner` binary).
+    #[command(alias = "miner")]
+    Mine(miner::MineArgs),
+    /// A wallet over the client protocol: new key, address, balance, send.
+    Wallet {
+        #[command(subcommand)]
+        command: wallet::WalletCommand,
+    },
     /// Re-derive every finalized round of a data dir's logs and compare.
     Replay {
         /// The data dir (holds genesis.toml and shard-NNN/ logs).
@@ -446,6 +457,8 @@ fn run(command: Command) -> Result<(), CliError> {
             consensus_cmd::consensus(consensus_cmd::ConsensusCommand::PayoutRoot(args))
         }
         Command::Claim(args) => node_cmd::tx(node_cmd::TxCommand::Claim(args)),
+        Command::Mine(args) => miner::mine(args),
+        Command::Wallet { command } => wallet::wallet(command),
         Command::Tune { seconds, scratch } => tune(seconds, scratch),
         Command::Replay {
             data_dir,

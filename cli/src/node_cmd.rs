@@ -405,12 +405,15 @@ const OVERLOADED_RETRIES: u32 = 5;
 const TX_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An owner given as an address (`pc1…`, bech32m) or 64 hex digits.
-fn owner_of(text: &str, flag: &str) -> Result<[u8; 32], CliError> {
+pub(crate) fn owner_of(text: &str, flag: &str) -> Result<[u8; 32], CliError> {
     pc_codec::address::parse_owner(text).map_err(|e| CliError::Usage(format!("{flag} {text}: {e}")))
 }
 
 /// The key `--owner` names, or else the public key of `--key`'s file.
-fn owner_or_key(owner: Option<String>, key: Option<PathBuf>) -> Result<[u8; 32], CliError> {
+pub(crate) fn owner_or_key(
+    owner: Option<String>,
+    key: Option<PathBuf>,
+) -> Result<[u8; 32], CliError> {
     match (owner, key) {
         (Some(text), _) => owner_of(&text, "--owner"),
         (None, Some(path)) => Ok(key_file::read(&path)?.public_key()),

@@ -24,6 +24,32 @@ pub fn pow_hash(
     )
 }
 
+/// The pow hashes of one (network, tip, miner) for many nonces: the
+/// derive-key state after the fixed prefix is kept and cloned per nonce
+/// (the miner's inner loop).
+#[derive(Clone)]
+pub struct PowHasher {
+    prefix: blake3::Hasher,
+}
+
+impl PowHasher {
+    /// The hasher of mints on `prev_mint_id` by `miner` under `network`.
+    pub fn new(network: &[u8; 8], prev_mint_id: &Hash32, miner: &PublicKeyBytes) -> Self {
+        let mut prefix = blake3::Hasher::new_derive_key(context::MINT);
+        prefix.update(network);
+        prefix.update(prev_mint_id);
+        prefix.update(miner);
+        PowHasher { prefix }
+    }
+
+    /// [`pow_hash`] of `nonce`.
+    pub fn hash(&self, nonce: u64) -> Hash32 {
+        let mut hasher = self.prefix.clone();
+        hasher.update(&nonce.to_le_bytes());
+        *hasher.finalize().as_bytes()
+    }
+}
+
 /// The work of a pow hash: its first 16 bytes, big-endian.
 pub fn pow_value(hash: &Hash32) -> u128 {
     let mut high = [0u8; 16];
@@ -286,5 +312,12 @@ mod tests {
         );
         assert_eq!(pow_value(&hash).to_be_bytes(), hash[..16]);
         assert_ne!(hash, pow_hash(&[1; 8], &[2; 32], &[3; 32], 8));
+        let hasher = PowHasher::new(&[1; 8], &[2; 32], &[3; 32]);
+        for nonce in [0, 7, u64::MAX] {
+            assert_eq!(
+                hasher.hash(nonce),
+                pow_hash(&[1; 8], &[2; 32], &[3; 32], nonce)
+            );
+        }
     }
 }

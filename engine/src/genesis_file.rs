@@ -36,6 +36,15 @@ struct ConsensusToml {
     ack_distance_max: Option<u8>,
     maturity_anchors: Option<[u64; 3]>,
     maturity_tier_bounds: Option<[u64; 2]>,
+    mint_shard: Option<u16>,
+    mint_interval_anchors: Option<u32>,
+    mint_halving_mints: Option<u64>,
+    mint_race_rounds: Option<u8>,
+    /// Hex (u128), optionally with `0x`.
+    mint_target_initial: Option<String>,
+    /// Hex (u128), optionally with `0x`.
+    mint_target_max: Option<String>,
+    snapshot_interval_rounds: Option<u32>,
     slash_window_anchors: Option<u64>,
     slash_cooldown_anchors: Option<u64>,
     claim_window_anchors: Option<u64>,
@@ -113,6 +122,14 @@ pub enum HexError {
         expected: usize,
         /// Bytes given.
         found: usize,
+    },
+    /// Not a hex number of at most 128 bits.
+    #[error("{key}: {reason}")]
+    Number {
+        /// The key holding it.
+        key: String,
+        /// What is wrong.
+        reason: String,
     },
 }
 
@@ -259,7 +276,7 @@ pub fn parse(text: &str) -> Result<LoadedGenesis, GenesisTextError> {
         });
     }
     let genesis = Genesis {
-        params: params(consensus),
+        params: params(consensus)?,
         note_commitment: commitment,
         validators: validators(&parsed.validators)?,
         allocations: allocations(&parsed.allocations)?,
@@ -271,9 +288,51 @@ pub fn parse(text: &str) -> Result<LoadedGenesis, GenesisTextError> {
     })
 }
 
-fn params(consensus: &ConsensusToml) -> ConsensusParams {
+/// A u128 given as hex (`0x` optional), or the error naming the key.
+fn hex_u128(text: &str, key: &str) -> Result<u128, HexError> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 32 {
+        return Err(HexError::Number {
+            key: key.to_string(),
+            reason: format!("{text:?} is not 1 to 32 hex digits"),
+        });
+    }
+    u128::from_str_radix(digits, 16).map_err(|e| HexError::Number {
+        key: key.to_string(),
+        reason: format!("{text:?}: {e}"),
+    })
+}
+
+fn params(consensus: &ConsensusToml) -> Result<ConsensusParams, HexError> {
     let defaults = ConsensusParams::v0(consensus.k as u8, consensus.shards as u16);
-    ConsensusParams {
+    let target = |text: &Option<String>, key: &str, default: u128| {
+        text.as_deref()
+            .map_or(Ok(default), |t| hex_u128(t, &format!("consensus.{key}")))
+    };
+    Ok(ConsensusParams {
+        mint_shard: consensus.mint_shard.unwrap_or(defaults.mint_shard),
+        mint_interval_anchors: consensus
+            .mint_interval_anchors
+            .unwrap_or(defaults.mint_interval_anchors),
+        mint_halving_mints: consensus
+            .mint_halving_mints
+            .unwrap_or(defaults.mint_halving_mints),
+        mint_race_rounds: consensus
+            .mint_race_rounds
+            .unwrap_or(defaults.mint_race_rounds),
+        mint_target_initial: target(
+            &consensus.mint_target_initial,
+            "mint_target_initial",
+            defaults.mint_target_initial,
+        )?,
+        mint_target_max: target(
+            &consensus.mint_target_max,
+            "mint_target_max",
+            defaults.mint_target_max,
+        )?,
+        snapshot_interval_rounds: consensus
+            .snapshot_interval_rounds
+            .unwrap_or(defaults.snapshot_interval_rounds),
         coin_round_period: consensus
             .coin_round_period
             .unwrap_or(defaults.coin_round_period),
@@ -301,7 +360,7 @@ fn params(consensus: &ConsensusToml) -> ConsensusParams {
             .claim_window_anchors
             .unwrap_or(defaults.claim_window_anchors),
         ..defaults
-    }
+    })
 }
 
 fn validators(list: &[ValidatorToml]) -> Result<Vec<GenesisValidator>, HexError> {
@@ -355,6 +414,13 @@ pub fn render(genesis: &Genesis, note: &[u8]) -> String {
          ack_distance_max = {}\n\
          maturity_anchors = {:?}\n\
          maturity_tier_bounds = {:?}\n\
+         mint_shard = {}\n\
+         mint_interval_anchors = {}   # I\n\
+         mint_halving_mints = {}   # H\n\
+         mint_race_rounds = {}   # W_race\n\
+         mint_target_initial = \"{:#x}\"   # T_init\n\
+         mint_target_max = \"{:#x}\"   # T_max\n\
+         snapshot_interval_rounds = {}   # N_snap\n\
          slash_window_anchors = {}   # W_slash\n\
          slash_cooldown_anchors = {}   # W_cool\n\
          claim_window_anchors = {}   # W_claim\n",
@@ -369,6 +435,13 @@ pub fn render(genesis: &Genesis, note: &[u8]) -> String {
         p.ack_distance_max,
         p.maturity_anchors,
         p.maturity_tier_bounds,
+        p.mint_shard,
+        p.mint_interval_anchors,
+        p.mint_halving_mints,
+        p.mint_race_rounds,
+        p.mint_target_initial,
+        p.mint_target_max,
+        p.snapshot_interval_rounds,
         p.slash_window_anchors,
         p.slash_cooldown_anchors,
         p.claim_window_anchors,

@@ -285,6 +285,17 @@ pub enum SubmitRejected {
         /// The accused seat.
         seat: u8,
     },
+    /// A transfer spends a minted output the finalized state does not let
+    /// it spend yet (apply would refuse it: outcome 10).
+    #[error("input {input} is a minted output that matures at anchor index {mature_at}; the shard is at {next_index}")]
+    ImmatureInput {
+        /// Position of the input.
+        input: usize,
+        /// Anchor index it spends from.
+        mature_at: u64,
+        /// The finalized state's next anchor index.
+        next_index: u64,
+    },
     /// A mint the finalized chain already refuses (not on the tip, not
     /// below the target, the schedule spent, the race's best again).
     #[error("mint would not apply: {outcome:?}")]
@@ -1111,6 +1122,25 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             economics
                 .check_claim(claim, u64::MAX, economics.next_anchor_index())
                 .map_err(|outcome| SubmitRejected::ClaimRefused { outcome })?;
+        }
+        // A spend of a minted output is refused while the finalized state
+        // says it is immature: apply could only refuse it.
+        if let MicroEvent::Transfer(transfer) = &event {
+            let chain = self.state.mint();
+            if chain.tracked_outputs() > 0 {
+                let next_index = self.state.economics().next_anchor_index();
+                for (input, out_point) in transfer.inputs.iter().enumerate() {
+                    if let Some(mature_at) =
+                        chain.mature_at(out_point).filter(|at| *at > next_index)
+                    {
+                        return Err(SubmitRejected::ImmatureInput {
+                            input,
+                            mature_at,
+                            next_index,
+                        });
+                    }
+                }
+            }
         }
         // A mint is pre-checked against the finalized chain and kept only
         // among the best 16 on the tip; it goes first into the next own

@@ -16,11 +16,6 @@ use pc_codec::{Hash32, Mint, OutPoint, PublicKeyBytes};
 
 use crate::state::Outcome;
 
-/// Most minted outputs whose maturity the chain tracks at once: one per won
-/// mint, removed when spent (far above what `H · 64` mints at one per `I`
-/// anchors leave unspent in any realistic span; a bound, not a budget).
-pub const MAX_TRACKED_MINTED_OUTPUTS: usize = 1 << 22;
-
 /// The best candidate of an open race.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
@@ -282,15 +277,15 @@ impl MintChain {
         self.count += 1;
         self.minted += reward;
         self.tip = best.mint_id;
-        if self.mature_at.len() < MAX_TRACKED_MINTED_OUTPUTS {
-            self.mature_at.insert(
-                OutPoint {
-                    tx_id: best.mint_id,
-                    index: 0,
-                },
-                mature_at,
-            );
-        }
+        // One entry per won mint until it is spent: at most the schedule's
+        // count of mints (64 H), one per I anchors.
+        self.mature_at.insert(
+            OutPoint {
+                tx_id: best.mint_id,
+                index: 0,
+            },
+            mature_at,
+        );
         Some(win)
     }
 
@@ -342,8 +337,17 @@ impl MintChain {
         {
             return Err("a mint chain outside the mint shard".into());
         }
-        if image.outputs.len() > MAX_TRACKED_MINTED_OUTPUTS {
-            return Err(format!("{} minted outputs tracked", image.outputs.len()));
+        if u128::from(image.count) < image.outputs.len() as u128 {
+            return Err(format!(
+                "{} minted outputs tracked after {} mints",
+                image.outputs.len(),
+                image.count
+            ));
+        }
+        // Loaded into a genesis state: its tip is the genesis hash, which
+        // a chain without mints still has.
+        if image.count == 0 && image.tip != self.tip {
+            return Err("a mint tip other than the genesis hash before any mint".into());
         }
         if let Some(race) = &image.race {
             // Only the target bound can be checked here (the nonce is not

@@ -45,6 +45,8 @@ pub enum Kind {
 
 /// A transfer to submit to `seat`.
 pub struct Submission {
+    /// True for a spend of a minted output.
+    pub spends_minted: bool,
     /// The seat.
     pub seat: u8,
     /// The transfer.
@@ -90,6 +92,8 @@ pub struct ClientStats {
     pub immature_rejected: u64,
     /// Spends of minted outputs applied.
     pub matured_spent: u64,
+    /// Spends of minted outputs refused at submission as immature.
+    pub immature_refused: u64,
 }
 
 /// The clients of one seed.
@@ -188,6 +192,7 @@ impl<C: SimCrypto> Clients<C> {
         outputs: Vec<Spendable>,
     ) -> Submission {
         Submission {
+            spends_minted: kind == Kind::SpendMinted,
             seat,
             event,
             kind,
@@ -368,6 +373,13 @@ impl<C: SimCrypto> Clients<C> {
             }
         }
         Ok(())
+    }
+
+    /// A spend of a minted output refused at submission as immature: the
+    /// output is tried again later.
+    pub fn refused_immature(&mut self, submission: Submission) {
+        self.stats.immature_refused += 1;
+        self.minted.extend(submission.input);
     }
 
     /// A won mint: its output is spendable by its miner (a client) — from

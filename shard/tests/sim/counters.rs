@@ -67,6 +67,7 @@ counters! {
         mint_races_decided: "mint races decided",
         mint_races_contested: "mint races decided among several candidates",
         immature_spends_rejected: "spends of minted outputs finalized immature (10)",
+        immature_spends_refused: "spends of minted outputs refused at submission as immature",
         matured_spends_applied: "spends of minted outputs applied after maturity",
         seeds_mint_exhaust: "seeds whose genesis leaves 10 units to mint (H = 1)",
         restarts: "crash-restarts of honest seats (restored from the log)",

@@ -218,6 +218,7 @@ impl<C: SimCrypto> Simulation<C> {
         self.counters.mint_races_contested = self.checker.races_contested;
         self.counters.immature_spends_rejected = clients.immature_rejected;
         self.counters.matured_spends_applied = clients.matured_spent;
+        self.counters.immature_spends_refused = clients.immature_refused;
         Ok(self.counters)
     }
 
@@ -779,11 +780,21 @@ impl<C: SimCrypto> Simulation<C> {
                 continue;
             };
             self.clients.stats.submitted += 1;
-            match machine.handle_micro_event(submission.event.clone()) {
+            // Half the spends of minted outputs skip the seat's maturity
+            // pre-check, so apply meets immature spends too.
+            let taken = if submission.spends_minted && self.rng_clients.coin() {
+                machine.carry_unchecked(submission.event.clone())
+            } else {
+                machine.handle_micro_event(submission.event.clone())
+            };
+            match taken {
                 Ok(()) => {
                     let incarnation = node.incarnation;
                     self.clients
                         .record_accepted(submission, incarnation, honest);
+                }
+                Err(SubmitRejected::ImmatureInput { .. }) if submission.spends_minted => {
+                    self.clients.refused_immature(submission)
                 }
                 Err(SubmitRejected::MempoolFull { .. }) => self.clients.stats.mempool_full += 1,
                 Err(error) => return Err(format!("seat {seat} refused a valid transfer: {error}")),
