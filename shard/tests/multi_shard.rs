@@ -129,8 +129,14 @@ fn genesis(shards: u16, k: usize) -> Genesis {
             });
         }
     }
+    // Mints in shard 0 every few rounds by several miners, cheap to find.
+    let mut params = ConsensusParams::v0(k as u8, shards);
+    params.mint_interval_anchors = 8;
+    params.mint_target_initial = 1 << 122;
+    params.mint_target_max = 1 << 125;
+    params.maturity_anchors = [20, 40, 80];
     Genesis {
-        params: ConsensusParams::v0(k as u8, shards),
+        params,
         note_commitment: [3; 32],
         validators,
         allocations: clients(shards)
@@ -169,8 +175,9 @@ struct Node {
     last_round: Option<u64>,
     /// Bundles this (Byzantine) node got, for its attacks.
     bundles: Vec<ExportsBundle>,
-    /// The newest snapshot image and the log length it covers.
-    snapshot: Option<(pc_shard::snapshot::ShardImage, usize)>,
+    /// The newest snapshot image, the log length it covers, and whether
+    /// a mint race was open when it was taken.
+    snapshot: Option<(pc_shard::snapshot::ShardImage, usize, bool)>,
 }
 
 #[derive(Default, Debug)]
@@ -189,6 +196,10 @@ struct Coverage {
     frozen_refused: u64,
     checkpoint_forks_slashed: u64,
     wrong_checkpoints_slashed: u64,
+    mints_sent: u64,
+    mints_won: u64,
+    races_contested: u64,
+    snapshot_restarts_in_race: u64,
 }
 
 struct Sim {
@@ -214,6 +225,11 @@ struct Sim {
     landed: Vec<HashSet<(Hash32, u16)>>,
     /// Per client, its unspent genesis outputs.
     spendable: Vec<Vec<(PublicKeyBytes, OutPoint)>>,
+    /// Candidates finalized per mint tip (first report of each round).
+    race_candidates: HashMap<Hash32, u64>,
+    /// The step at which seat 0 of the mint shard restarts from the
+    /// snapshot it took during a race.
+    race_restart: Option<u64>,
     coverage: Coverage,
     /// Out of the model on some seeds: a source round certified twice
     /// (2q - k double signers), the second certificate carried by a
@@ -286,6 +302,8 @@ impl Sim {
             import_leaf: HashMap::new(),
             landed: vec![HashSet::new(); usize::from(shards)],
             spendable,
+            race_candidates: HashMap::new(),
+            race_restart: None,
             coverage: Coverage::default(),
             freeze_attack: seed.is_multiple_of(4),
             freeze_tried: None,
@@ -652,6 +670,19 @@ impl Sim {
         }
         self.roots[shard].insert(round, outcome.state_root);
         self.coverage.rounds += 1;
+        // The winner is in the state root (the digest commits the tip), so
+        // every node of the mint shard agreeing on roots agrees on it.
+        if let Some(win) = &outcome.mint_win {
+            self.coverage.mints_won += 1;
+            let candidates = self.race_candidates.remove(&win.prev_mint_id).unwrap_or(0);
+            self.coverage.races_contested += u64::from(candidates > 1);
+        }
+        for (_, mint_outcome) in &outcome.mints {
+            if *mint_outcome == Outcome::MintCandidate {
+                let tip = self.nodes[index].machine.state().mint().tip();
+                *self.race_candidates.entry(tip).or_default() += 1;
+            }
+        }
         for applied in &outcome.slashes {
             let offender = self
                 .nodes
@@ -709,7 +740,8 @@ impl Sim {
         let node = &mut self.nodes[index];
         if node.machine.snapshot_ready() && node.last_round.is_some() {
             let image = node.machine.snapshot_image();
-            node.snapshot = Some((image, node.log.len()));
+            let racing = node.machine.state().mint().race().is_some();
+            node.snapshot = Some((image, node.log.len(), racing));
         }
     }
 
@@ -722,12 +754,14 @@ impl Sim {
         let mut machine = seat_machine(&genesis, shard, seat, key);
         let node = &self.nodes[index];
         let mut after = 0;
+        let mut in_race = false;
         if from_snapshot {
-            if let Some((image, covered)) = node.snapshot.clone() {
+            if let Some((image, covered, racing)) = node.snapshot.clone() {
                 if let Err(error) = machine.load_image(image) {
                     self.fail(format!("node {index}: its snapshot does not load: {error}"));
                 }
                 after = covered;
+                in_race = racing;
             }
         }
         if let Err(error) =
@@ -757,6 +791,7 @@ impl Sim {
         }
         if from_snapshot && after > 0 {
             self.coverage.snapshot_restarts += 1;
+            self.coverage.snapshot_restarts_in_race += u64::from(in_race);
         }
         self.coverage.restarts += 1;
         self.pump(index);
@@ -775,11 +810,17 @@ impl Sim {
     fn check_supply(&self) {
         for (index, node) in self.nodes.iter().enumerate() {
             let state = node.machine.state();
-            if state.accounted_value() != state.genesis_supply() {
+            if state.accounted_value() != state.supply() {
                 self.fail(format!(
-                    "node {index}: unspent + owed + exported - imported = {} != genesis {}",
+                    "node {index}: unspent + owed + exported - imported = {} != genesis + minted {}",
                     state.accounted_value(),
-                    state.genesis_supply()
+                    state.supply()
+                ));
+            }
+            if state.minted() > u128::from(state.mint().schedule().emission) {
+                self.fail(format!(
+                    "node {index}: {} minted, over CAP - genesis",
+                    state.minted()
                 ));
             }
         }
@@ -879,6 +920,49 @@ impl Sim {
         self.pump(index);
     }
 
+    /// A miner sends a mint on the tip a node of the mint shard knows,
+    /// with a nonce below its target, to one or two of its nodes (so races
+    /// have several candidates and duplicates).
+    fn mine(&mut self) {
+        let mint_shard = 0;
+        let seat = self.rng.below(self.k as u64) as u8;
+        let via = self.index(mint_shard, seat);
+        let (tip, target) = {
+            let chain = self.nodes[via].machine.state().mint();
+            (chain.tip(), chain.target())
+        };
+        let miners = &clients(self.shards)[usize::from(mint_shard)];
+        let miner = miners[self.rng.below(miners.len() as u64) as usize];
+        let hasher = pc_codec::mint::PowHasher::new(&self.network, &tip, &miner);
+        let start = self.rng.next();
+        let Some(nonce) = (0..1u64 << 14)
+            .map(|i| start.wrapping_add(i))
+            .find(|n| pc_codec::mint::pow_value(&hasher.hash(*n)) < target)
+        else {
+            return;
+        };
+        let event = MicroEvent::Mint(pc_codec::Mint {
+            prev_mint_id: tip,
+            miner,
+            nonce,
+        });
+        let mut to = vec![via];
+        if self.rng.coin() {
+            let seat = self.rng.below(self.k as u64) as u8;
+            to.push(self.index(mint_shard, seat));
+        }
+        for index in to {
+            if self.nodes[index]
+                .machine
+                .handle_micro_event(event.clone())
+                .is_ok()
+            {
+                self.coverage.mints_sent += 1;
+            }
+            self.pump(index);
+        }
+    }
+
     fn run(&mut self, load_steps: u64, max_steps: u64) {
         for index in 0..self.nodes.len() {
             self.pump(index);
@@ -892,6 +976,9 @@ impl Sim {
                 for _ in 0..burst {
                     self.submit(500);
                 }
+            }
+            if self.step <= load_steps && self.step.is_multiple_of(7) {
+                self.mine();
             }
             while let Some(Reverse((at, _, id))) = self.queue.peek().copied() {
                 if at > self.step {
@@ -920,6 +1007,23 @@ impl Sim {
                 let shard = self.rng.below(u64::from(self.shards)) as u16;
                 let index = self.index(shard, 0);
                 self.restart(index, true);
+            }
+            // And one of a mint-shard seat from a snapshot taken while a
+            // mint race is open, a few steps later (the race decides after
+            // the snapshot: replaying the log must pick the same winner).
+            if self.step >= load_steps / 2 && self.step <= load_steps {
+                let index = self.index(0, 0);
+                match self.race_restart {
+                    None => {
+                        let machine = &self.nodes[index].machine;
+                        if machine.snapshot_ready() && machine.state().mint().race().is_some() {
+                            self.snapshot(index);
+                            self.race_restart = Some(self.step + 5);
+                        }
+                    }
+                    Some(at) if at == self.step => self.restart(index, true),
+                    Some(_) => {}
+                }
             }
             if self.step <= load_steps && self.rng.chance(8) {
                 let index = self.rng.below(self.nodes.len() as u64) as usize;
@@ -1062,6 +1166,7 @@ fn run_seed(seed: u64, shards: u16, k: usize) -> (Coverage, Option<(u16, u16)>) 
         ("restarts", c.restarts),
         ("restarts from a snapshot", c.snapshot_restarts),
         ("violations", c.violations),
+        ("mints won", c.mints_won),
     ];
     for (what, count) in required {
         if count == 0 {
@@ -1087,6 +1192,7 @@ fn multi_shard_seeds() {
     let mut frozen_seeds = 0;
     let mut moved_proofs = 0;
     let mut checkpoint_slashes = 0;
+    let (mut contested, mut restarts_in_race) = (0, 0);
     let many = seeds.len() >= 8;
     for seed in seeds {
         let shards = env("SIM_SHARDS").map_or(2 + (seed % 3) as u16, |s| s as u16);
@@ -1095,8 +1201,10 @@ fn multi_shard_seeds() {
         frozen_seeds += u32::from(frozen.is_some());
         moved_proofs += c.bad_proofs_refused;
         checkpoint_slashes += c.checkpoint_forks_slashed + c.wrong_checkpoints_slashed;
+        contested += c.races_contested;
+        restarts_in_race += c.snapshot_restarts_in_race;
         println!(
-            "seed {seed} S={shards} k={k}: frozen pair {frozen:?}, {} rounds, {} certificates, {} imports, {} duplicates and {} bad proofs refused, {} unregistered, {} violations, {} cross transfers, {} pulls, {} restarts ({} from a snapshot), slashed: {} checkpoint forks, {} wrong checkpoints",
+            "seed {seed} S={shards} k={k}: frozen pair {frozen:?}, {} rounds, {} certificates, {} imports, {} duplicates and {} bad proofs refused, {} unregistered, {} violations, {} cross transfers, {} pulls, {} restarts ({} from a snapshot, {} of them taken during a mint race), slashed: {} checkpoint forks, {} wrong checkpoints; mints: {} sent, {} won, {} races contested",
             c.rounds,
             c.certificates,
             c.imports_applied,
@@ -1108,10 +1216,22 @@ fn multi_shard_seeds() {
             c.pulls,
             c.restarts,
             c.snapshot_restarts,
+            c.snapshot_restarts_in_race,
             c.checkpoint_forks_slashed,
-            c.wrong_checkpoints_slashed
+            c.wrong_checkpoints_slashed,
+            c.mints_sent,
+            c.mints_won,
+            c.races_contested
         );
     }
+    assert!(
+        !many || contested > 0,
+        "coverage: no mint race with several candidates over the run"
+    );
+    assert!(
+        !many || restarts_in_race > 0,
+        "coverage: no restart from a snapshot taken during a mint race"
+    );
     assert!(
         !many || checkpoint_slashes > 0,
         "coverage: no checkpoint offence slashed over the run"

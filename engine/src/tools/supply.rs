@@ -30,6 +30,8 @@ pub struct ShardSupply {
     pub shard: u16,
     /// Its genesis value.
     pub genesis: u128,
+    /// Value it minted (the mint shard only).
+    pub minted: u128,
     /// Unspent value, summed over the replayed UTXO set.
     pub unspent: u128,
     /// Unclaimed payouts (seats' owed balances and undistributed value).
@@ -90,6 +92,7 @@ impl ShardSupply {
         ShardSupply {
             shard,
             genesis: state.genesis_supply(),
+            minted: state.minted(),
             unspent,
             owed: state.owed(),
             bonded: state.bonded(),
@@ -126,6 +129,8 @@ pub struct SupplyReport {
     pub pairs: Vec<PairFlow>,
     /// Σ genesis value.
     pub genesis: u128,
+    /// Σ minted value.
+    pub minted: u128,
     /// Σ unspent.
     pub unspent: u128,
     /// Σ owed.
@@ -160,13 +165,14 @@ impl SupplyReport {
             ));
         }
         out.push_str(&format!(
-            "supply: unspent {} + owed {} + bonded {} + in flight {} = {} (genesis {}): {}\n",
+            "supply: unspent {} + owed {} + bonded {} + in flight {} = {} (genesis {} + minted {}): {}\n",
             self.unspent,
             self.owed,
             self.bonded,
             self.in_flight,
             self.unspent + self.owed + self.bonded + self.in_flight,
             self.genesis,
+            self.minted,
             if self.holds() { "holds" } else { "BROKEN" }
         ));
         for error in &self.errors {
@@ -190,21 +196,23 @@ pub fn check(shards: &[ShardSupply], shard_count: u16) -> SupplyReport {
     }
     for supply in shards {
         report.genesis += supply.genesis;
+        report.minted += supply.minted;
         report.unspent += supply.unspent;
         report.owed += supply.owed;
         report.bonded += supply.bonded;
         let left = supply.unspent + supply.owed + supply.bonded + supply.cross.exported_total();
-        let right = supply.genesis + supply.cross.imported_total();
+        let right = supply.genesis + supply.minted + supply.cross.imported_total();
         if left != right {
             report.errors.push(format!(
-                "shard {}: unspent {} + owed {} + bonded {} + exported {} - imported {} != genesis {}",
+                "shard {}: unspent {} + owed {} + bonded {} + exported {} - imported {} != genesis {} + minted {}",
                 supply.shard,
                 supply.unspent,
                 supply.owed,
                 supply.bonded,
                 supply.cross.exported_total(),
                 supply.cross.imported_total(),
-                supply.genesis
+                supply.genesis,
+                supply.minted
             ));
         }
     }
@@ -272,10 +280,17 @@ pub fn check(shards: &[ShardSupply], shard_count: u16) -> SupplyReport {
             }
         }
     }
-    if report.unspent + report.owed + report.bonded + report.in_flight != report.genesis {
+    if report.unspent + report.owed + report.bonded + report.in_flight
+        != report.genesis + report.minted
+    {
         report.errors.push(format!(
-            "global: unspent {} + owed {} + bonded {} + in flight {} != genesis {}",
-            report.unspent, report.owed, report.bonded, report.in_flight, report.genesis
+            "global: unspent {} + owed {} + bonded {} + in flight {} != genesis {} + minted {}",
+            report.unspent,
+            report.owed,
+            report.bonded,
+            report.in_flight,
+            report.genesis,
+            report.minted
         ));
     }
     report
@@ -303,6 +318,7 @@ mod tests {
             ShardSupply {
                 shard: 0,
                 genesis: 100,
+                minted: 0,
                 unspent: 85,
                 owed: 5,
                 bonded: 0,
@@ -315,6 +331,7 @@ mod tests {
             ShardSupply {
                 shard: 1,
                 genesis: 50,
+                minted: 0,
                 unspent: 50,
                 owed: 0,
                 bonded: 0,
