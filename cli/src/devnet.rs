@@ -138,6 +138,279 @@ pub struct DevnetArgs {
     /// checks the slash, the claim and a refused second claim.
     #[arg(long)]
     pub equivocate: Option<u8>,
+    /// Miner processes (`phantom-engine mine`, one thread each, against
+    /// node i mod nodes); 0 turns mining off (the capacity figures of the
+    /// README are measured so). After the load the devnet checks that mints
+    /// finalized, that an immature minted output is refused and that a
+    /// matured one spends.
+    #[arg(long, default_value_t = 1)]
+    pub miners: u8,
+    /// Hash rate bound of each miner (its CPU share: some 5 % of one core
+    /// here at the default). The genesis' initial target expects a
+    /// solution every 2 s at this rate.
+    #[arg(long, default_value_t = 100_000)]
+    pub miner_hashes_per_second: u64,
+    /// Maturity of minted outputs in finalized anchors of the mint shard
+    /// (all three tiers; the protocol's defaults are 50 000 and more).
+    #[arg(long, default_value_t = 1_000)]
+    pub mint_maturity: u64,
+}
+
+/// What the mint watcher saw during the load.
+#[derive(Debug, Default)]
+struct MintWatch {
+    /// The refusal of a spend of an immature minted output: (out point,
+    /// mature at, the node's reason).
+    immature_refused: Option<(String, u64, String)>,
+    /// A spend of a matured minted output the node accepted: (out point,
+    /// amount, recipient key).
+    matured_spent: Option<(String, u64, [u8; 32])>,
+}
+
+/// During the load, every 500 ms: the miners' outputs on `node`; the first
+/// immature one is spent (it must be refused with its maturity), the first
+/// matured one is spent to a fresh key (it must be accepted).
+fn watch_mints(
+    genesis: &Genesis,
+    keys: &[SigningKey],
+    node: SocketAddr,
+    over: &AtomicBool,
+) -> Result<MintWatch, CliError> {
+    let mut watch = MintWatch::default();
+    let network = genesis.network();
+    // Anchors an output must still be from maturity (a third of it) for a
+    // spend to be tried as immature.
+    let margin = (genesis.params.maturity_anchors[0] / 3).max(1);
+    let shard = genesis.params.mint_shard;
+    while !over.load(Ordering::Relaxed)
+        && (watch.immature_refused.is_none() || watch.matured_spent.is_none())
+    {
+        std::thread::sleep(Duration::from_millis(500));
+        for key in keys {
+            let Ok((outputs, next_index)) = crate::wallet::unspent(node, key.public_key()) else {
+                continue;
+            };
+            for output in outputs.iter().filter(|o| o.mature_at > 0) {
+                let immature = output.mature_at > next_index;
+                // An immature spend is tried only well before maturity: the
+                // shard moves on while the spend travels.
+                if immature && output.mature_at - next_index < margin {
+                    continue;
+                }
+                if (immature && watch.immature_refused.is_some())
+                    || (!immature && watch.matured_spent.is_some())
+                {
+                    continue;
+                }
+                let recipient = loop {
+                    let candidate = SigningKey::generate(&mut rand::rng()).public_key();
+                    if shard_of(&candidate, genesis.params.shards) == shard {
+                        break candidate;
+                    }
+                };
+                let aux: [u8; 32] = rand::random();
+                let transfer = pc_codec::TransferBuilder::new()
+                    .input(output.out_point)
+                    .output(output.amount, recipient)
+                    .sign(&network, key, &aux)?;
+                let receipt =
+                    crate::node_cmd::submit_event(node, shard, &MicroEvent::Transfer(transfer))?;
+                let name = format!(
+                    "{}:{}",
+                    to_hex(&output.out_point.tx_id),
+                    output.out_point.index
+                );
+                match (&receipt.outcome, immature) {
+                    (EventOutcome::Rejected { detail, .. }, true) => {
+                        watch.immature_refused = Some((name, output.mature_at, detail.clone()));
+                    }
+                    (EventOutcome::Accepted, true) => {
+                        return Err(usage(format!(
+                            "{node}: accepted a spend of minted output {name}, immature until anchor {} (the shard was at {next_index})",
+                            output.mature_at
+                        )))
+                    }
+                    (EventOutcome::Accepted, false) => {
+                        watch.matured_spent = Some((name, output.amount, recipient));
+                    }
+                    // A matured output refused (e.g. overloaded): tried
+                    // again next time.
+                    (EventOutcome::Rejected { .. }, false) => {}
+                }
+            }
+        }
+    }
+    Ok(watch)
+}
+
+/// The mint summary: mints finalized, the watcher's refused immature spend
+/// and final matured spend, the miners' CPU share. An error if the run
+/// shows none of them.
+fn report_mints(
+    watch: &MintWatch,
+    miners: &Miners,
+    node: SocketAddr,
+    genesis: &Genesis,
+    args: &DevnetArgs,
+) -> Result<(), CliError> {
+    let answer = client::request(
+        node,
+        pc_net::NetMessage::GetMintTemplate { request: 1 },
+        Duration::from_secs(10),
+        |m| matches!(m, pc_net::NetMessage::MintTemplate { request: 1, .. }),
+    )?;
+    let pc_net::NetMessage::MintTemplate {
+        mint_count,
+        reward,
+        target,
+        next_anchor_index,
+        ..
+    } = answer
+    else {
+        unreachable!("filtered to templates")
+    };
+    let cpu: f64 = miners.cpu_seconds.iter().sum();
+    println!(
+        "mints: {mint_count} won on shard {} (next reward {reward} units, target {target:#x}, anchor index {next_anchor_index}); maturity {} anchors; {} miner(s) at most {} hashes/s each used {:.1} % of one core",
+        genesis.params.mint_shard,
+        args.mint_maturity,
+        args.miners,
+        args.miner_hashes_per_second,
+        100.0 * cpu / miners.ran_seconds.max(1e-9),
+    );
+    if mint_count == 0 {
+        return Err(usage(format!(
+            "no mint finalized in the run; see {}",
+            miners
+                .children
+                .first()
+                .map_or_else(String::new, |(_, log)| log.display().to_string())
+        )));
+    }
+    let Some((output, mature_at, reason)) = &watch.immature_refused else {
+        return Err(usage(
+            "no immature minted output was seen during the load to try a spend of".into(),
+        ));
+    };
+    println!("mints: a spend of immature output {output} (matures at anchor {mature_at}) was refused: {reason}");
+    let Some((output, amount, recipient)) = &watch.matured_spent else {
+        return Err(usage(
+            "no minted output matured during the load (raise --seconds or lower --mint-maturity)"
+                .into(),
+        ));
+    };
+    // The matured spend is final once the recipient holds it.
+    let waited = Instant::now();
+    loop {
+        let (balance, _) = crate::node_cmd::balance_of(node, *recipient)?;
+        if balance == *amount {
+            println!(
+                "mints: matured output {output} ({amount} units) spent; final at {}",
+                pc_codec::address::encode_address(recipient)
+            );
+            return Ok(());
+        }
+        if waited.elapsed() > Duration::from_secs(20) {
+            return Err(usage(format!(
+                "the spend of matured output {output} did not finalize within 20 s (recipient holds {balance})"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// User and system CPU seconds of process `pid` (from `/proc/PID/stat`).
+fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) start at
+    // the state, field 3; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks as f64 / per_second as f64)
+}
+
+/// The miner processes of a devnet.
+struct Miners {
+    children: Vec<(Child, PathBuf)>,
+    keys: Vec<SigningKey>,
+    started: Instant,
+    /// CPU seconds each used, read when it was stopped.
+    cpu_seconds: Vec<f64>,
+    /// Wall seconds they ran.
+    ran_seconds: f64,
+}
+
+impl Miners {
+    /// Starts `args.miners` miners, each with a fresh key of the mint
+    /// shard written to the keys dir.
+    fn start(
+        args: &DevnetArgs,
+        exe: &Path,
+        dir: &Path,
+        genesis: &Genesis,
+        node_addr: impl Fn(u8) -> SocketAddr,
+    ) -> Result<Miners, CliError> {
+        let mut miners = Miners {
+            children: Vec::new(),
+            keys: Vec::new(),
+            started: Instant::now(),
+            cpu_seconds: Vec::new(),
+            ran_seconds: 0.0,
+        };
+        for i in 0..args.miners {
+            let key = loop {
+                let key = SigningKey::generate(&mut rand::rng());
+                if shard_of(&key.public_key(), genesis.params.shards) == genesis.params.mint_shard {
+                    break key;
+                }
+            };
+            let key_path = dir.join("keys").join(format!("miner-{i}.key"));
+            crate::key_file::write(&key_path, &key, "miner")?;
+            let log_path = dir.join(format!("miner-{i}.log"));
+            let log = std::fs::File::create(&log_path)
+                .map_err(|e| CliError::io(&log_path, "create miner log", e))?;
+            let err = log
+                .try_clone()
+                .map_err(|e| CliError::io(&log_path, "open miner log", e))?;
+            let child = Command::new(exe)
+                .arg("mine")
+                .arg("--node")
+                .arg(node_addr(i % args.nodes).to_string())
+                .arg("--key")
+                .arg(&key_path)
+                .args(["--threads", "1", "--status-interval", "5"])
+                .arg("--max-hashes-per-second")
+                .arg(args.miner_hashes_per_second.to_string())
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(err)
+                .spawn()
+                .map_err(|e| CliError::io(exe, "start a miner", e))?;
+            miners.children.push((child, log_path));
+            miners.keys.push(key);
+        }
+        Ok(miners)
+    }
+
+    /// Stops every miner (SIGTERM), noting the CPU time each used.
+    fn stop(&mut self) {
+        if self.children.is_empty() || !self.cpu_seconds.is_empty() {
+            return;
+        }
+        self.ran_seconds = self.started.elapsed().as_secs_f64();
+        for (child, _) in &mut self.children {
+            self.cpu_seconds
+                .push(process_cpu_seconds(child.id()).unwrap_or(0.0));
+            // SAFETY: kill only sends a signal to a child we started.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let _ = wait_exit(child, Duration::from_secs(10));
+        }
+    }
 }
 
 /// The own seq at which `--equivocate` makes the seat sign twice.
@@ -358,9 +631,43 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
             || args.crash_env.is_some()
             || args.kill_loop > 0,
     };
+    // The miners, and beside the load a watcher of their outputs: it
+    // tries to spend an immature one (refused) and a matured one (final).
+    let mut miners = Miners::start(&args, &exe, &dir, &genesis, node_addr)?;
+    let load_over = Arc::new(AtomicBool::new(false));
+    let watcher = (args.miners > 0).then(|| {
+        let keys = miners.keys.clone();
+        let (genesis, over) = (genesis.clone(), load_over.clone());
+        let node = node_addr(0);
+        std::thread::spawn(move || watch_mints(&genesis, &keys, node, &over))
+    });
     let mut outcome = run_network(
-        &args, &profile, &genesis, &clients, &mut nodes, node_addr, &faults,
+        &args,
+        &profile,
+        &genesis,
+        &clients,
+        &mut nodes,
+        node_addr,
+        &faults,
+        &mut || {
+            load_over.store(true, Ordering::Relaxed);
+            miners.stop();
+        },
     );
+    miners.stop();
+    load_over.store(true, Ordering::Relaxed);
+    let mints = watcher.map(|w| {
+        w.join()
+            .unwrap_or_else(|_| Err(usage("the mint watcher panicked".into())))
+    });
+    // The mint summary while the nodes still answer.
+    if let (Some(mints), Ok(_)) = (mints, &outcome) {
+        if let Err(error) =
+            mints.and_then(|m| report_mints(&m, &miners, node_addr(0), &genesis, &args))
+        {
+            outcome = Err(error);
+        }
+    }
     let mut claimed = None;
     if let (Some(offender), Ok(_)) = (args.equivocate, &outcome) {
         match claim_after_slash(&dir, &genesis, offender, node_addr(0)) {
@@ -670,6 +977,7 @@ fn run_network(
     nodes: &mut [NodeProc],
     node_addr: impl Fn(u8) -> SocketAddr,
     faults: &Faults,
+    on_load_end: &mut dyn FnMut(),
 ) -> Result<LoadOutcome, CliError> {
     // Wait until every running node sees every other running one on every
     // shard (or 20 s).
@@ -1001,6 +1309,7 @@ fn run_network(
     let load_result = load
         .join()
         .map_err(|_| usage("the load thread panicked".into()))?;
+    on_load_end();
     load_result?;
     let finalized_at_load_end = finalized_per_shard(nodes, args.shards);
     // Every accepted transfer must finalize: wait (at most 20 s) until each
@@ -1269,7 +1578,7 @@ fn write_genesis(
     let written = dev_genesis::write(
         dir,
         &DevGenesis {
-            params: ConsensusParams::v0(args.nodes, args.shards),
+            params: devnet_params(args),
             bond: 10_000 * pc_codec::genesis::UNITS_PER_PC,
             clients: DevClients::PerShard(clients_per_shard),
             outputs_per_client,
@@ -1277,6 +1586,18 @@ fn write_genesis(
         },
     )?;
     Ok((written.loaded.genesis, written.clients))
+}
+
+/// The devnet's consensus parameters: the defaults, with a mint target a
+/// miner at `--miner-hashes-per-second` meets every 2 s or so, a mint
+/// interval of 400 anchors and `--mint-maturity` for every tier.
+fn devnet_params(args: &DevnetArgs) -> ConsensusParams {
+    let mut params = ConsensusParams::v0(args.nodes, args.shards);
+    let hashes_per_mint = 2 * u128::from(args.miner_hashes_per_second.max(1));
+    params.mint_target_initial = (u128::MAX / hashes_per_mint).min(params.mint_target_max);
+    params.mint_interval_anchors = 400;
+    params.maturity_anchors = [args.mint_maturity.max(1); 3];
+    params
 }
 
 /// Starts (or restarts) a node; its stderr is appended to `node.log` and

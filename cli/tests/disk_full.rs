@@ -56,6 +56,8 @@ fn a_full_disk_stops_the_nodes_cleanly_and_they_restart_once_space_is_freed() {
     let mut devnet = engine()
         .args([
             "devnet",
+            "--miners",
+            "0",
             "--nodes",
             "4",
             "--shards",

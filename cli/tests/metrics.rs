@@ -176,6 +176,8 @@ fn a_node_under_load_serves_every_family_and_the_counters_grow() {
     let mut devnet = engine()
         .args([
             "devnet",
+            "--miners",
+            "0",
             "--nodes",
             "4",
             "--shards",

@@ -54,6 +54,13 @@ fn devnet(dir: &Path, base_port: u16, extra: &[&str]) -> String {
         .arg("--data-dir")
         .arg(dir)
         .args(["--base-port", &base_port.to_string()])
+        // No miner unless a test asks for one (its mint check needs a load
+        // long enough for minted outputs to mature).
+        .args(if extra.contains(&"--miners") {
+            &[][..]
+        } else {
+            &["--miners", "0"][..]
+        })
         .args(extra)
         .output()
         .expect("devnet runs");
@@ -195,6 +202,55 @@ fn devnet_of_four_nodes_and_two_shards_agrees_under_load_and_replays() {
     }
 }
 
+/// The miner role end to end (DESIGN §10): a devnet with its miner (one
+/// thread at a bounded hash rate) finalizes mints; a spend of an immature
+/// minted output is refused with its maturity; a matured one spends and is
+/// final at its recipient; the supply equations count the minted value;
+/// AGREE.
+#[test]
+fn devnet_with_its_miner_finalizes_mints_refuses_immature_spends_and_spends_matured_ones() {
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("devnet");
+    let stdout = devnet(
+        &dir,
+        18200,
+        &[
+            "--seconds",
+            "20",
+            "--load",
+            "400",
+            "--miners",
+            "1",
+            "--mint-maturity",
+            "300",
+        ],
+    );
+    let line = |needle: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no line starting {needle:?}\n{stdout}"))
+            .to_string()
+    };
+    let won = line("mints: ");
+    let count: u64 = won["mints: ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{won}"));
+    assert!(count >= 1, "{won}");
+    assert!(line("mints: a spend of immature output")
+        .contains("was refused: input 0 is a minted output that matures at anchor index"));
+    assert!(line("mints: matured output").contains("spent; final at pc1"));
+    // Minted value is in every node's supply equation, which holds.
+    for n in 0..4 {
+        let supply = line(&format!("node {n} supply: unspent"));
+        assert!(supply.ends_with("holds"), "{supply}");
+        assert!(!supply.contains("minted 0)"), "{supply}");
+    }
+}
+
 /// The production committee size: 21 node processes (one shard, low load)
 /// for a minute must agree, every node finalizing to the end and every
 /// core loop turning (no watchdog line, status lines until the stop).
@@ -275,6 +331,7 @@ fn twenty_one_nodes_agree_and_every_node_finalizes_to_the_end() {
     let dir = temp.path().join("devnet");
     let output = engine()
         .args(["devnet", "--nodes", "21", "--shards", "1", "--load", "50"])
+        .args(["--miners", "0"])
         .args(["--seconds", "60", "--min-rounds", "5"])
         .arg("--data-dir")
         .arg(&dir)
@@ -908,6 +965,7 @@ fn hostile_traffic_is_scored_and_banned_while_the_network_keeps_finalizing() {
     let base_port = 17900u16;
     let mut devnet = engine()
         .args(["devnet", "--nodes", "4", "--shards", "2", "--seconds", "14"])
+        .args(["--miners", "0"])
         .args(["--load", "300", "--min-rounds", "5", "--data-dir"])
         .arg(&dir)
         .args(["--base-port", &base_port.to_string()])

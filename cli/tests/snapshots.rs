@@ -35,6 +35,8 @@ fn devnet(dir: &Path, base_port: u16, extra: &[&str]) -> Output {
         &port,
         "--segment-bytes",
         "2097152",
+        "--miners",
+        "0",
         "--data-dir",
         dir.to_str().unwrap(),
     ];

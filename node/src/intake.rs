@@ -359,7 +359,8 @@ impl NodeCore {
                 ) => EventOutcome::rejected(RejectReason::Duplicate, &rejected.to_string()),
                 Err(
                     rejected @ (SubmitRejected::MintRefused { .. }
-                    | SubmitRejected::MintNotBest { .. }),
+                    | SubmitRejected::MintNotBest { .. }
+                    | SubmitRejected::ImmatureInput { .. }),
                 ) => EventOutcome::rejected(RejectReason::Invalid, &rejected.to_string()),
                 Err(SubmitRejected::Invalid(error)) => {
                     EventOutcome::rejected(reject_class(&error), &error.to_string())
