@@ -969,6 +969,7 @@ struct Faults {
 
 /// Submits load and prints progress until the load profile ended; what
 /// the load counted, and the finalized events per shard at its end.
+#[allow(clippy::too_many_arguments)]
 fn run_network(
     args: &DevnetArgs,
     profile: &LoadProfile,

@@ -157,7 +157,7 @@ pub(crate) fn pick_inputs(
 /// The outputs of a payment, sorted by (amount, owner): the order carries
 /// nothing about which is the payment and which the change.
 pub(crate) fn sorted_outputs(mut outputs: Vec<TxOut>) -> Vec<TxOut> {
-    outputs.sort_by(|a, b| (a.amount, a.owner).cmp(&(b.amount, b.owner)));
+    outputs.sort_by_key(|o| (o.amount, o.owner));
     outputs
 }
 

@@ -224,8 +224,8 @@ pub enum GenesisFileError {
     Input {
         /// The file.
         path: PathBuf,
-        /// What is wrong, naming the key.
-        error: GenesisTextError,
+        /// What is wrong, naming the key (boxed: it holds u128 targets).
+        error: Box<GenesisTextError>,
     },
 }
 
@@ -237,7 +237,7 @@ pub fn load(path: &Path) -> Result<LoadedGenesis, GenesisFileError> {
     })?;
     parse(&text).map_err(|error| GenesisFileError::Input {
         path: path.to_path_buf(),
-        error,
+        error: Box::new(error),
     })
 }
 
