@@ -148,6 +148,28 @@ enum Command {
     /// solutions (also `miner`, and the `phantom-miner` binary).
     #[command(alias = "miner")]
     Mine(miner::MineArgs),
+    /// Hold a validator key in its own process and sign over a Unix socket
+    /// only own anchor headers (one per shard, seat and seq), checkpoint ids
+    /// (one per shard and round) and the TLS binding, each decision synced
+    /// to its state file before the answer.
+    Signer {
+        /// The validator key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The genesis TOML (the key's seats, the network id).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Where to listen: `unix:PATH`.
+        #[arg(long)]
+        listen: String,
+        /// The state file of its high-water marks (default: the key file's
+        /// path with `.signer-state` appended).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Seconds between latency lines.
+        #[arg(long, default_value_t = 10.0)]
+        stats_interval: f64,
+    },
     /// A wallet over the client protocol: new key, address, balance, send.
     Wallet {
         #[command(subcommand)]
@@ -458,6 +480,33 @@ fn run(command: Command) -> Result<(), CliError> {
         }
         Command::Claim(args) => node_cmd::tx(node_cmd::TxCommand::Claim(args)),
         Command::Mine(args) => miner::mine(args),
+        Command::Signer {
+            key,
+            genesis,
+            listen,
+            state,
+            stats_interval,
+        } => {
+            let Some(socket) = listen.strip_prefix("unix:") else {
+                return Err(CliError::Usage(format!(
+                    "--listen {listen}: expected unix:PATH"
+                )));
+            };
+            let genesis = genesis_file::load(&genesis)?.genesis;
+            let state = state.unwrap_or_else(|| {
+                let mut name = key.clone().into_os_string();
+                name.push(".signer-state");
+                PathBuf::from(name)
+            });
+            let signer = pc_engine::signer::Signer::open(key_file::read(&key)?, &genesis, &state)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            pc_engine::signer::serve(
+                signer,
+                Path::new(socket),
+                std::time::Duration::from_secs_f64(stats_interval.max(0.1)),
+            )
+            .map_err(|e| CliError::Usage(e.to_string()))
+        }
         Command::Wallet { command } => wallet::wallet(command),
         Command::Tune { seconds, scratch } => tune(seconds, scratch),
         Command::Replay {

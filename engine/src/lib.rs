@@ -27,6 +27,7 @@ pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod runtime;
+pub mod signer;
 pub mod tools;
 
 use std::net::SocketAddr;
