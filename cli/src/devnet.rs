@@ -154,6 +154,10 @@ pub struct DevnetArgs {
     /// (all three tiers; the protocol's defaults are 50 000 and more).
     #[arg(long, default_value_t = 1_000)]
     pub mint_maturity: u64,
+    /// Every node signs through its own signer process (`phantom-engine
+    /// signer`, on a Unix socket in its data dir) and holds no key.
+    #[arg(long)]
+    pub signers: bool,
 }
 
 /// What the mint watcher saw during the load.
@@ -213,17 +217,22 @@ fn watch_mints(
                     .input(output.out_point)
                     .output(output.amount, recipient)
                     .sign(&network, key, &aux)?;
-                let receipt =
-                    crate::node_cmd::submit_event(node, shard, &MicroEvent::Transfer(transfer))?;
+                let Ok(receipt) =
+                    crate::node_cmd::submit_event(node, shard, &MicroEvent::Transfer(transfer))
+                else {
+                    continue;
+                };
                 let name = format!(
                     "{}:{}",
                     to_hex(&output.out_point.tx_id),
                     output.out_point.index
                 );
                 match (&receipt.outcome, immature) {
-                    (EventOutcome::Rejected { detail, .. }, true) => {
+                    (EventOutcome::Rejected { detail, .. }, true) if detail.contains("matures at") => {
                         watch.immature_refused = Some((name, output.mature_at, detail.clone()));
                     }
+                    // Refused for another reason (overloaded): tried again.
+                    (EventOutcome::Rejected { .. }, true) => {}
                     (EventOutcome::Accepted, true) => {
                         return Err(usage(format!(
                             "{node}: accepted a spend of minted output {name}, immature until anchor {} (the shard was at {next_index})",
@@ -317,6 +326,48 @@ fn report_mints(
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// Starts a signer for `key` on `socket` (its log and state in `dir`) and
+/// waits (at most 10 s) until it listens.
+fn start_signer(
+    exe: &Path,
+    genesis: &Path,
+    key: &Path,
+    dir: &Path,
+    socket: &Path,
+) -> Result<Child, CliError> {
+    let log_path = dir.join("signer.log");
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| CliError::io(&log_path, "create signer log", e))?;
+    let mut child = Command::new(exe)
+        .arg("signer")
+        .arg("--key")
+        .arg(key)
+        .arg("--genesis")
+        .arg(genesis)
+        .arg("--listen")
+        .arg(format!("unix:{}", socket.display()))
+        .arg("--state")
+        .arg(dir.join("signer.state"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| CliError::io(exe, "start a signer", e))?;
+    let began = Instant::now();
+    while pc_engine::signer::SignerClient::connect(&socket.display().to_string()).is_err() {
+        if began.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            return Err(usage(format!(
+                "the signer on {} did not listen within 10 s; see {}",
+                socket.display(),
+                log_path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(child)
 }
 
 /// User and system CPU seconds of process `pid` (from `/proc/PID/stat`).
@@ -552,12 +603,28 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
     let metrics_addr =
         |n: u8| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], node_addr(n).port() + 9)) };
     let mut nodes = Vec::new();
+    let mut signers: Vec<Child> = Vec::new();
     for n in 0..args.nodes {
         let node_dir = dir.join(format!("node-{n}"));
         std::fs::create_dir_all(&node_dir)
             .map_err(|e| CliError::io(&node_dir, "create directory", e))?;
+        let key_path = dir.join("keys").join(format!("validator-{n:02}.key"));
+        let signer = if args.signers {
+            let socket = node_dir.join("signer.sock");
+            signers.push(start_signer(
+                &exe,
+                &genesis_path,
+                &key_path,
+                &node_dir,
+                &socket,
+            )?);
+            Some(format!("unix:{}", socket.display()))
+        } else {
+            None
+        };
         let config = NodeConfig {
-            key: Some(dir.join("keys").join(format!("validator-{n:02}.key"))),
+            key: signer.is_none().then_some(key_path),
+            signer,
             cores: Some(
                 (0..args.cores_per_node)
                     .map(|c| cpus[(usize::from(n) * args.cores_per_node + c) % cpus.len()])
@@ -699,6 +766,11 @@ pub fn devnet(args: DevnetArgs) -> Result<(), CliError> {
         for reader in node.readers.drain(..) {
             let _ = reader.join();
         }
+    }
+    // The signers last: a stopping node may still sign.
+    for mut signer in signers {
+        let _ = signer.kill();
+        let _ = signer.wait();
     }
     let load = outcome?;
     let verify_after = verify_rate_all_cores(cpus.len());

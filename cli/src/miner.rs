@@ -224,7 +224,18 @@ pub fn mine(args: MineArgs) -> Result<(), CliError> {
         if end.is_some_and(|end| now >= end) {
             break;
         }
-        let template = template(args.node)?;
+        let template = match template(args.node) {
+            Ok(template) => template,
+            Err(error) => {
+                // The node may be restarting: try again shortly.
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"type": "miner_retry", "error": error.to_string()})
+                );
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
         if template.reward == 0 {
             println!(
                 "{}",
@@ -239,7 +250,10 @@ pub fn mine(args: MineArgs) -> Result<(), CliError> {
                 still.push((id, tip));
                 continue;
             }
-            let (status, round, reward, mature_at) = mint_status(args.node, id)?;
+            let Ok((status, round, reward, mature_at)) = mint_status(args.node, id) else {
+                still.push((id, tip));
+                continue;
+            };
             if status == 3 {
                 won += 1;
                 minted += reward;
@@ -271,9 +285,11 @@ pub fn mine(args: MineArgs) -> Result<(), CliError> {
                 deadline,
                 &hashes,
             );
-            nonce_base = nonce_base.wrapping_add(1 << 32);
+            // A fresh random start per search: ranges of earlier polls and
+            // of the other threads are not searched again.
+            nonce_base = rand::random();
             if let Some((nonce, hash)) = found {
-                let answer = pc_engine::client::request(
+                let answer = match pc_engine::client::request(
                     args.node,
                     NetMessage::SubmitMintSolution {
                         request: 2,
@@ -283,7 +299,16 @@ pub fn mine(args: MineArgs) -> Result<(), CliError> {
                     },
                     REQUEST_TIMEOUT,
                     |m| matches!(m, NetMessage::MintSubmitted { request: 2, .. }),
-                )?;
+                ) {
+                    Ok(answer) => answer,
+                    Err(error) => {
+                        eprintln!(
+                            "{}",
+                            serde_json::json!({"type": "miner_retry", "error": error.to_string()})
+                        );
+                        continue;
+                    }
+                };
                 let NetMessage::MintSubmitted {
                     mint_id, outcome, ..
                 } = answer

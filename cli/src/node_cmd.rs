@@ -32,8 +32,12 @@ pub struct NodeArgs {
     #[arg(long, visible_alias = "store-dir", alias = "store_dir")]
     pub data_dir: Option<PathBuf>,
     /// The validator key file (none: an observer).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "signer")]
     pub key: Option<PathBuf>,
+    /// A signer process holding the validator key instead, `unix:PATH`
+    /// (over `[node] signer`; see `phantom-engine signer`).
+    #[arg(long)]
+    pub signer: Option<String>,
     /// Listen address of core 0 as IP:PORT (core c listens on PORT + c).
     #[arg(long)]
     pub addr: Option<SocketAddr>,
@@ -134,6 +138,16 @@ fn settings(args: &NodeArgs) -> Result<NodeConfig, CliError> {
     }
     if let Some(key) = &args.key {
         config.key = Some(key.clone());
+        config.signer = None;
+    }
+    if let Some(signer) = &args.signer {
+        if !signer.starts_with("unix:") {
+            return Err(CliError::Usage(format!(
+                "--signer {signer}: expected unix:PATH"
+            )));
+        }
+        config.signer = Some(signer.clone());
+        config.key = None;
     }
     if let Some(fsync) = &args.fsync {
         config.storage.fsync = parse_fsync(fsync)?;
@@ -169,9 +183,15 @@ pub fn node(args: NodeArgs) -> Result<(), CliError> {
     pc_engine::logging::init(args.log_level.as_deref())?;
     let config = settings(&args)?;
     let metrics = metrics_address(args.metrics_addr.as_deref(), config.metrics_address)?;
-    let key = match &config.key {
-        Some(path) => Some(key_file::read(path)?),
-        None => None,
+    let key = match (&config.key, &config.signer) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::Usage(
+                "both a key and a signer are configured: a node with a signer holds no key".into(),
+            ))
+        }
+        (Some(path), None) => Some(pc_engine::node::ValidatorKey::Local(key_file::read(path)?)),
+        (None, Some(signer)) => Some(pc_engine::node::ValidatorKey::Remote(signer.clone())),
+        (None, None) => None,
     };
     if config.shards.is_some() {
         let genesis = genesis_file::load(&args.genesis)?.genesis;

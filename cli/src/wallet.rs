@@ -251,7 +251,10 @@ pub fn wallet(command: WalletCommand) -> Result<(), CliError> {
                     encode_address(&owner)
                 ))
             })?;
-            let held: u64 = inputs.iter().map(|o| o.amount).sum();
+            let held = inputs
+                .iter()
+                .try_fold(0u64, |sum, o| sum.checked_add(o.amount))
+                .ok_or_else(|| CliError::Usage(format!("{node}: unspent amounts overflow")))?;
             let mut paid = vec![TxOut {
                 amount,
                 owner: recipient,

@@ -251,6 +251,37 @@ fn devnet_with_its_miner_finalizes_mints_refuses_immature_spends_and_spends_matu
     }
 }
 
+/// Every node signs through its own signer process and holds no key: the
+/// network agrees as with local keys, and each signer answered.
+#[test]
+fn devnet_with_every_node_on_a_signer_agrees() {
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("devnet");
+    let stdout = devnet(
+        &dir,
+        18200,
+        &["--seconds", "6", "--load", "300", "--signers"],
+    );
+    assert!(stdout.lines().any(|l| l == "AGREE"), "{stdout}");
+    for n in 0..4 {
+        let config = std::fs::read_to_string(dir.join(format!("node-{n}/node.toml"))).unwrap();
+        assert!(
+            config.contains("signer = \"unix:") && !config.contains("key ="),
+            "{config}"
+        );
+        let state = std::fs::read_to_string(dir.join(format!("node-{n}/signer.state"))).unwrap();
+        assert!(
+            state.lines().any(|l| l.starts_with("h 0 ")),
+            "node {n} signed no header"
+        );
+        assert!(
+            state.lines().any(|l| l.starts_with("c 0 ")),
+            "node {n} signed no checkpoint"
+        );
+    }
+}
+
 /// The production committee size: 21 node processes (one shard, low load)
 /// for a minute must agree, every node finalizing to the end and every
 /// core loop turning (no watchdog line, status lines until the stop).

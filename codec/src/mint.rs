@@ -106,6 +106,35 @@ impl Schedule {
         scheduled.min(self.emission.saturating_sub(minted))
     }
 
+    /// Units the first `count` wins minted, exactly (`None` if the schedule
+    /// pays fewer than `count` mints).
+    pub fn minted_after(&self, count: u64) -> Option<u64> {
+        let (mut minted, mut done) = (0u128, 0u64);
+        for epoch in 0..MAX_HALVINGS {
+            if done == count {
+                break;
+            }
+            let per = u128::from(self.first_reward >> epoch);
+            let in_epoch = (count - done).min(self.halving);
+            let left = u128::from(self.emission) - minted;
+            if per == 0 || left == 0 {
+                return None;
+            }
+            let full = (left / per).min(u128::from(in_epoch));
+            minted += full * per;
+            done += full as u64;
+            if full < u128::from(in_epoch) {
+                // One last mint takes the remainder, then nothing is left.
+                let rest = u128::from(self.emission) - minted;
+                if rest == 0 || done + 1 < count {
+                    return None;
+                }
+                return Some((minted + rest) as u64);
+            }
+        }
+        (done == count).then_some(minted as u64)
+    }
+
     /// The sum of every reward the schedule will ever pay, exactly (per
     /// halving epoch, the `min` applied where the remainder runs out), and
     /// the number of mints that pay anything.
@@ -197,6 +226,36 @@ mod tests {
         // What is never minted is under 0.2 PC (DESIGN §5.5).
         assert!(CAP - total < 20_000_000, "left {}", CAP - total);
         assert!(mints <= 64 * 210_000);
+    }
+
+    #[test]
+    fn minted_after_is_the_sum_of_the_first_rewards() {
+        for (genesis_total, halving) in
+            [(0u128, 3u64), (CAP - 10, 1), (CAP - 1_000, 2), (12_345, 7)]
+        {
+            let schedule = Schedule::new(genesis_total, halving);
+            let (mut minted, mut n) = (0u64, 0u64);
+            loop {
+                assert_eq!(
+                    schedule.minted_after(n),
+                    Some(minted),
+                    "{genesis_total} {halving} n={n}"
+                );
+                let reward = schedule.reward(n, minted);
+                if reward == 0 || n > 400 {
+                    break;
+                }
+                minted += reward;
+                n += 1;
+            }
+            if schedule.reward(n, minted) == 0 {
+                assert_eq!(
+                    schedule.minted_after(n + 1),
+                    None,
+                    "past the last paying mint"
+                );
+            }
+        }
     }
 
     #[test]

@@ -138,6 +138,9 @@ pub enum ConfigError {
     /// `[metrics] address` is not an address.
     #[error("[metrics] address = {0:?}: not an address like 127.0.0.1:9100")]
     MetricsAddress(String),
+    /// `[node] signer` is not `unix:PATH`, or is set beside `[node] key`.
+    #[error("[node] signer: {0}")]
+    Signer(String),
     /// A command-line value outside its range.
     #[error("{flag} {value} is outside {}..={}", .range.start(), .range.end())]
     OutOfRange {
@@ -314,8 +317,11 @@ pub fn check_base_port(base_port: u16, cores: usize) -> Result<(), ConfigError> 
 pub struct NodeConfig {
     /// Holds `genesis.toml`, `engine.toml`, the shard logs and the peer book.
     pub data_dir: PathBuf,
-    /// The validator key file (`None`: an observer node).
+    /// The validator key file (`None`: an observer node, or a signer).
     pub key: Option<PathBuf>,
+    /// The signer process holding the validator key, `unix:PATH`
+    /// (`[node] signer`; never together with `key`).
+    pub signer: Option<String>,
     /// CPUs to run executors on (`None`: every usable CPU).
     pub cores: Option<Vec<usize>>,
     /// Shards the config expects the genesis to have, if it says.
@@ -347,6 +353,7 @@ impl NodeConfig {
         NodeConfig {
             data_dir,
             key: None,
+            signer: None,
             cores: None,
             shards: None,
             placement: None,
@@ -408,6 +415,8 @@ struct NodeToml {
     data_dir: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signer: Option<String>,
     #[serde(default)]
     cache: CacheToml,
 }
@@ -464,6 +473,7 @@ impl NodeConfig {
             node: NodeToml {
                 data_dir: self.data_dir.clone(),
                 key: self.key.clone(),
+                signer: self.signer.clone(),
                 cache: CacheToml {
                     header_cap: Some(self.header_cache_cap),
                     payload_cap: Some(self.payload_cache_cap),
@@ -587,8 +597,22 @@ pub fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
         None => defaults.metrics_address,
     };
     let cache = file.node.cache;
+    if let Some(signer) = &file.node.signer {
+        if file.node.key.is_some() {
+            return Err(ConfigError::Signer(
+                "both [node] key and [node] signer are set: a node with a signer holds no key"
+                    .into(),
+            ));
+        }
+        if signer.strip_prefix("unix:").is_none_or(str::is_empty) {
+            return Err(ConfigError::Signer(format!(
+                "{signer:?}: expected unix:PATH"
+            )));
+        }
+    }
     Ok(NodeConfig {
         key: file.node.key,
+        signer: file.node.signer,
         cores: engine.cores,
         shards: engine.shards,
         placement: engine.placement,
@@ -683,6 +707,21 @@ mod tests {
             ..minimal
         };
         assert_eq!(parse(&full.to_toml()).unwrap(), full);
+    }
+
+    #[test]
+    fn a_signer_is_unix_path_and_never_beside_a_key() {
+        let config =
+            parse("[node]\ndata_dir = \"d\"\nsigner = \"unix:/run/pc/signer.sock\"\n").unwrap();
+        assert_eq!(config.signer.as_deref(), Some("unix:/run/pc/signer.sock"));
+        assert_eq!(parse(&config.to_toml()).unwrap(), config, "round trip");
+        let both = parse("[node]\ndata_dir = \"d\"\nkey = \"v.key\"\nsigner = \"unix:/s\"\n");
+        assert!(both
+            .unwrap_err()
+            .to_string()
+            .contains("both [node] key and [node] signer"));
+        let tcp = parse("[node]\ndata_dir = \"d\"\nsigner = \"127.0.0.1:9\"\n");
+        assert!(tcp.unwrap_err().to_string().contains("expected unix:PATH"));
     }
 
     #[test]

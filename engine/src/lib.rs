@@ -85,6 +85,9 @@ pub enum EngineError {
     /// A core's node logic stopped (its log failed).
     #[error(transparent)]
     Node(#[from] pc_node::NodeError),
+    /// The signer process could not be reached or refused at start-up.
+    #[error(transparent)]
+    Signer(#[from] signer::SignerError),
     /// A bad setting (config file, flag, or one the genesis contradicts),
     /// naming its key.
     #[error(transparent)]

@@ -40,9 +40,20 @@ const ASK_PUBLIC_KEY: u8 = 0;
 const ASK_HEADER: u8 = 1;
 const ASK_CHECKPOINT: u8 = 2;
 const ASK_TLS_BINDING: u8 = 3;
+const ASK_RESET_SECRET: u8 = 4;
 const ANSWER_SIGNATURE: u8 = 0;
 const ANSWER_REFUSED: u8 = 1;
 const ANSWER_PUBLIC_KEY: u8 = 2;
+const ANSWER_SECRET: u8 = 3;
+
+/// The stateless-reset key of `core`'s QUIC endpoint from the validator
+/// key: the same for a node holding its key and for one whose signer
+/// derives it (peers of a restarted node drop its old connections at once).
+pub fn reset_secret(key: &SigningKey, core: u64) -> [u8; 32] {
+    let mut material = key.secret_bytes().to_vec();
+    material.extend_from_slice(&core.to_le_bytes());
+    blake3::derive_key("phantom-engine v0 QUIC stateless reset key", &material)
+}
 
 /// Why the signer did not sign.
 #[derive(Debug, thiserror::Error)]
@@ -387,6 +398,12 @@ impl Signer {
                     Decision::Again(self.key.sign(&binding, &rand::random()))
                 }
             }
+            ASK_RESET_SECRET if rest.len() == 8 => {
+                let core = u64::from_le_bytes(rest.try_into().expect("8 bytes"));
+                let mut out = vec![ANSWER_SECRET];
+                out.extend_from_slice(&reset_secret(&self.key, core));
+                return Ok(out);
+            }
             other => Decision::Refuse(format!("request kind {other} is not one the signer signs")),
         };
         Ok(match decision {
@@ -576,8 +593,105 @@ impl SignerClient {
         self.signature(&[&[ASK_TLS_BINDING][..], spki].concat())
     }
 
+    /// The stateless-reset key of `core` (see [`reset_secret`]).
+    pub fn reset_secret(&mut self, core: u64) -> Result<[u8; 32], SignerError> {
+        let answer = self.ask(&[&[ASK_RESET_SECRET][..], &core.to_le_bytes()].concat())?;
+        match answer.split_first() {
+            Some((&ANSWER_SECRET, secret)) if secret.len() == 32 => {
+                Ok(secret.try_into().expect("32"))
+            }
+            _ => Err(SignerError::Refused("a malformed answer".into())),
+        }
+    }
+
     /// Sends a raw request body (tests: kinds the signer must refuse).
     pub fn raw(&mut self, body: &[u8]) -> Result<SignatureBytes, SignerError> {
         self.signature(body)
+    }
+}
+
+/// The node's side of a signer process: every signature of its validator
+/// key is asked over the socket. A refusal means this node was about to
+/// sign twice where once is allowed (a restored data dir, a bug): it stops
+/// with one line rather than go on. A lost connection is dialed again
+/// (three tries, 200 ms apart) before it stops.
+pub struct RemoteSigner {
+    path: String,
+    public: PublicKeyBytes,
+    client: Mutex<Option<SignerClient>>,
+}
+
+impl RemoteSigner {
+    /// Connects to the signer at `path` (`unix:PATH`) and learns its key.
+    pub fn connect(path: &str) -> Result<RemoteSigner, SignerError> {
+        let mut client = SignerClient::connect(path)?;
+        let public = client.public_key()?;
+        Ok(RemoteSigner {
+            path: path.to_string(),
+            public,
+            client: Mutex::new(Some(client)),
+        })
+    }
+
+    fn call<T>(&self, what: &str, ask: impl Fn(&mut SignerClient) -> Result<T, SignerError>) -> T {
+        let mut last = String::new();
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                match SignerClient::connect(&self.path) {
+                    Ok(client) => *slot = Some(client),
+                    Err(error) => {
+                        last = error.to_string();
+                        continue;
+                    }
+                }
+            }
+            match ask(slot.as_mut().expect("connected above")) {
+                Ok(value) => return value,
+                Err(SignerError::Refused(reason)) => fatal(&format!("{what}: {reason}")),
+                Err(error) => {
+                    last = error.to_string();
+                    *slot = None;
+                }
+            }
+        }
+        fatal(&format!("{what}: {last}"))
+    }
+
+    /// The signature of the TLS binding of `spki`.
+    pub fn tls_binding(&self, spki: &[u8]) -> SignatureBytes {
+        self.call("TLS binding", |c| c.sign_tls_binding(spki))
+    }
+
+    /// The stateless-reset key of `core`.
+    pub fn reset_secret(&self, core: u64) -> [u8; 32] {
+        self.call("reset key", |c| c.reset_secret(core))
+    }
+}
+
+/// Stops the node: its signer refused or is gone.
+fn fatal(what: &str) -> ! {
+    eprintln!("error: signer: {what}; stopping (nothing is signed without the signer)");
+    std::process::exit(1)
+}
+
+impl pc_shard::machine::AnchorSigner for RemoteSigner {
+    fn public_key(&self) -> PublicKeyBytes {
+        self.public
+    }
+    fn sign(&self, _message: &[u8]) -> SignatureBytes {
+        fatal("asked for a signature of a bare message, which the signer never gives")
+    }
+    fn sign_again(&self, _message: &[u8]) -> SignatureBytes {
+        fatal("asked to sign a header twice (--test-equivocate needs a local key)")
+    }
+    fn sign_header(&self, header: &AnchorHeader) -> SignatureBytes {
+        self.call("anchor header", |c| c.sign_header(header))
+    }
+    fn sign_checkpoint(&self, checkpoint: &Checkpoint, _id: &Hash32) -> SignatureBytes {
+        self.call("checkpoint", |c| c.sign_checkpoint(checkpoint))
     }
 }

@@ -70,7 +70,10 @@ fn four_seat_drivers_finalize_the_same_transfers_and_serve_pulls_from_their_logs
                         config,
                         Role::Seat {
                             seat: seat as u8,
-                            signer: bench_key("seat", seat as u32),
+                            signer: pc_shard::machine::SharedSigner::local(bench_key(
+                                "seat",
+                                seat as u32,
+                            )),
                         },
                         ShardLimits {
                             ack_interval_ticks: 2,

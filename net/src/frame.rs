@@ -992,19 +992,39 @@ impl Decode for NetMessage {
             20 => NetMessage::GetMintTemplate {
                 request: reader.u64("request")?,
             },
-            21 => NetMessage::MintTemplate {
-                request: reader.u64("request")?,
-                network: reader.array("network")?,
-                mint_shard: reader.u16("mint shard")?,
-                prev_mint_id: reader.array("previous mint id")?,
-                target: u128::from_le_bytes(reader.array("target")?),
-                mint_count: reader.u64("mint count")?,
-                reward: reader.u64("reward")?,
-                race_open: read_flag(reader, "race open")?,
-                race_best_pow: reader.array("race best pow")?,
-                finalized_round: reader.u64("finalized round")?,
-                next_anchor_index: reader.u64("next anchor index")?,
-            },
+            21 => {
+                let request = reader.u64("request")?;
+                let network = reader.array("network")?;
+                let mint_shard = reader.u16("mint shard")?;
+                let prev_mint_id = reader.array("previous mint id")?;
+                let target = u128::from_le_bytes(reader.array("target")?);
+                let mint_count = reader.u64("mint count")?;
+                let reward = reader.u64("reward")?;
+                let race_open = read_flag(reader, "race open")?;
+                let at = reader.offset();
+                let race_best_pow: Hash32 = reader.array("race best pow")?;
+                // Without a race the best pow is zeros (one encoding).
+                if race_open == 0 && race_best_pow != [0; 32] {
+                    return Err(DecodeError::UnknownTag {
+                        offset: at,
+                        what: "race best pow without a race",
+                        tag: race_best_pow[0],
+                    });
+                }
+                NetMessage::MintTemplate {
+                    request,
+                    network,
+                    mint_shard,
+                    prev_mint_id,
+                    target,
+                    mint_count,
+                    reward,
+                    race_open,
+                    race_best_pow,
+                    finalized_round: reader.u64("finalized round")?,
+                    next_anchor_index: reader.u64("next anchor index")?,
+                }
+            }
             22 => NetMessage::SubmitMintSolution {
                 request: reader.u64("request")?,
                 prev_mint_id: reader.array("previous mint id")?,

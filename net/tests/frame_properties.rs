@@ -160,7 +160,7 @@ fn message() -> impl Strategy<Value = NetMessage> {
                     mint_count: count,
                     reward: count / 3,
                     race_open: u8::from(open),
-                    race_best_pow: [u8::from(open); 32],
+                    race_best_pow: [u8::from(open) * 7; 32],
                     finalized_round: count ^ 5,
                     next_anchor_index: request ^ count,
                 }

@@ -270,7 +270,7 @@ impl NodeCore {
                 self.answer_payout(io, origin, shard, request, recipient);
             }
             (NetMessage::GetMintTemplate { request }, _) => {
-                self.answer_mint_template(io, origin, shard, request);
+                self.answer_mint_template(io, origin, (remote, now), shard, request);
             }
             (
                 NetMessage::SubmitMintSolution {
@@ -289,7 +289,7 @@ impl NodeCore {
                 self.take_mint_solution(io, origin, remote, shard, request, mint, now)?;
             }
             (NetMessage::MintStatusQuery { request, mint_id }, _) => {
-                self.answer_mint_status(io, origin, shard, request, mint_id);
+                self.answer_mint_status(io, origin, (remote, now), shard, request, mint_id);
             }
             (
                 NetMessage::UnspentQuery {
@@ -300,7 +300,7 @@ impl NodeCore {
                 },
                 _,
             ) => {
-                self.answer_unspent(io, origin, shard, request, owner, after, max);
+                self.answer_unspent(io, origin, (remote, now), shard, request, owner, after, max);
             }
             (
                 NetMessage::Pruned {

@@ -17,7 +17,7 @@ use pc_codec::genesis::Genesis;
 use pc_codec::wire::{Decode, Reader};
 use pc_codec::{
     BatchEntry, BatchWork, Bip340, Hash32, LogRecordKind, MicroEvent, PublicKeyBytes,
-    SignatureBytes, SignatureVerifier, SignedAnchorHeader, SigningKey,
+    SignatureBytes, SignatureVerifier, SignedAnchorHeader,
 };
 use pc_shard::crosslink::{
     CrossCounters, CrossLink, CrossMessage, CrossTarget, CrossTransmit, CrossViolation,
@@ -240,10 +240,10 @@ pub type SubmitOutcome = (Hash32, Result<(), SubmitRejected>);
 
 /// The product's shard machine: BIP-340 verification, BIP-340 signing when
 /// it holds a seat.
-pub type ProductShard = Shard<CountingVerifier, SigningKey>;
+pub type ProductShard = Shard<CountingVerifier, pc_shard::machine::SharedSigner>;
 
 /// A seat's cross-shard link (DESIGN §5.2): BIP-340, the seat's key.
-pub type ProductLink = CrossLink<CountingVerifier, SigningKey>;
+pub type ProductLink = CrossLink<CountingVerifier, pc_shard::machine::SharedSigner>;
 
 /// What a shard host counted of its cross-shard link's imports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -551,7 +551,7 @@ impl ShardHost {
         genesis: &Genesis,
         shard: u16,
         core: usize,
-        role: Role<SigningKey>,
+        role: Role<pc_shard::machine::SharedSigner>,
         limits: ShardLimits,
         store: Rc<RefCell<dyn ShardStore>>,
         snapshot: Option<ShardImage>,

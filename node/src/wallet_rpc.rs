@@ -3,6 +3,9 @@
 //! admitted like submissions: the source's budget, then the shard's
 //! capacity signal), mint status, and an owner's unspent outputs a page at
 //! a time. Every answer comes from the finalized state of a local shard.
+//! The queries are charged to the source's submission budget too (a page
+//! of unspent outputs scans the slice: 64 units); past it they go
+//! unanswered and the client asks again later.
 
 use std::net::SocketAddr;
 
@@ -18,6 +21,9 @@ use crate::core::{NodeCore, NodeIo, Now, CATCH_UP_LAG_ROUNDS};
 use crate::forward::Origin;
 use crate::NodeError;
 
+/// Units of the source's submission budget one unspent page costs.
+const UNSPENT_PAGE_COST: usize = 64;
+
 impl NodeCore {
     /// The mint chain's tip, target and race as the finalized state of the
     /// mint shard (local: the dispatcher routed it here) shows them.
@@ -25,9 +31,13 @@ impl NodeCore {
         &mut self,
         io: &mut dyn NodeIo,
         origin: Origin,
+        (remote, now): (SocketAddr, Now),
         shard: u16,
         request: u64,
     ) {
+        if self.submit_allowance(remote, 1, now) < 1 {
+            return;
+        }
         let host = &self.shards[&shard];
         let state = host.machine().state();
         let chain = state.mint();
@@ -99,10 +109,14 @@ impl NodeCore {
         &mut self,
         io: &mut dyn NodeIo,
         origin: Origin,
+        (remote, now): (SocketAddr, Now),
         shard: u16,
         request: u64,
         mint_id: Hash32,
     ) {
+        if self.submit_allowance(remote, 1, now) < 1 {
+            return;
+        }
         let status = self.shards[&shard].machine().mint_status(&mint_id);
         let answer = NetMessage::MintStatus {
             request,
@@ -123,12 +137,16 @@ impl NodeCore {
         &mut self,
         io: &mut dyn NodeIo,
         origin: Origin,
+        (remote, now): (SocketAddr, Now),
         shard: u16,
         request: u64,
         owner: PublicKeyBytes,
         after: Option<OutPoint>,
         max: u16,
     ) {
+        if self.submit_allowance(remote, UNSPENT_PAGE_COST, now) < UNSPENT_PAGE_COST {
+            return;
+        }
         let host = &self.shards[&shard];
         let state = host.machine().state();
         let max = usize::from(max).clamp(1, MAX_UNSPENT_PER_PAGE);

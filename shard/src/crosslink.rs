@@ -479,7 +479,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                     let id = checkpoint.id(&self.network);
                     let mut sigs = BTreeMap::new();
                     if let (Some(seat), Some(signer)) = (self.seat, &self.signer) {
-                        sigs.insert(seat, signer.sign(&id));
+                        sigs.insert(seat, signer.sign_checkpoint(&checkpoint, &id));
                     }
                     self.own.insert(
                         built.round,
@@ -582,7 +582,8 @@ impl<V: SignatureVerifier, S: AnchorSigner> CrossLink<V, S> {
                 pushes: BTreeMap::new(),
             };
             if let (Some(seat), Some(signer)) = (self.seat, &self.signer) {
-                own.sigs.insert(seat, signer.sign(&id));
+                own.sigs
+                    .insert(seat, signer.sign_checkpoint(&own.checkpoint, &id));
                 self.counters.signed += 1;
             }
             self.own.insert(outcome.round, own);

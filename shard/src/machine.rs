@@ -41,6 +41,57 @@ pub trait AnchorSigner {
     fn sign_again(&self, message: &[u8]) -> SignatureBytes {
         self.sign(message)
     }
+    /// Signs an own anchor header (its id). A signer held apart (the
+    /// signer process) sees the header and keeps one per (shard, seat,
+    /// seq).
+    fn sign_header(&self, header: &AnchorHeader) -> SignatureBytes {
+        self.sign(&header.id())
+    }
+    /// Signs the shard's checkpoint of a round, whose id is `id`.
+    fn sign_checkpoint(&self, checkpoint: &pc_codec::Checkpoint, id: &Hash32) -> SignatureBytes {
+        let _ = checkpoint;
+        self.sign(id)
+    }
+}
+
+/// A signer shared by a validator's seats and cross-shard links: its own
+/// key, or a signer process it asks (the engine's `RemoteSigner`).
+#[derive(Clone)]
+pub struct SharedSigner(pub std::sync::Arc<dyn AnchorSigner + Send + Sync>);
+
+impl SharedSigner {
+    /// A validator key held by the node itself.
+    pub fn local(key: SigningKey) -> SharedSigner {
+        SharedSigner(std::sync::Arc::new(key))
+    }
+}
+
+impl std::fmt::Debug for SharedSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SharedSigner({})",
+            pc_codec::to_hex(&self.0.public_key())
+        )
+    }
+}
+
+impl AnchorSigner for SharedSigner {
+    fn public_key(&self) -> PublicKeyBytes {
+        self.0.public_key()
+    }
+    fn sign(&self, message: &[u8]) -> SignatureBytes {
+        self.0.sign(message)
+    }
+    fn sign_again(&self, message: &[u8]) -> SignatureBytes {
+        self.0.sign_again(message)
+    }
+    fn sign_header(&self, header: &AnchorHeader) -> SignatureBytes {
+        self.0.sign_header(header)
+    }
+    fn sign_checkpoint(&self, checkpoint: &pc_codec::Checkpoint, id: &Hash32) -> SignatureBytes {
+        self.0.sign_checkpoint(checkpoint, id)
+    }
 }
 
 /// BIP-340 signing for the product. The auxiliary randomness is all zeros,
@@ -2593,7 +2644,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             payload_bytes: 0,
         };
         header.payload_bytes = payload.to_bytes().len() as u32;
-        let signature = seat.signer.sign(&header.id());
+        let signature = seat.signer.sign_header(&header);
         if self.equivocate_at == Some(seq) {
             // A second signature of this header is a second anchor at this
             // seq (DESIGN §4): sent to the peers, never inserted here.

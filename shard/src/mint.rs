@@ -169,6 +169,12 @@ impl MintChain {
         self.mature_at.len()
     }
 
+    /// True if every tracked minted output satisfies `exists` (a loaded
+    /// snapshot's outputs must be in its UTXO slice).
+    pub fn tracked_all(&self, exists: impl Fn(&OutPoint) -> bool) -> bool {
+        self.mature_at.keys().all(exists)
+    }
+
     /// A spent minted output leaves the maturity table.
     pub fn note_spent(&mut self, out_point: &OutPoint) {
         if !self.mature_at.is_empty() {
@@ -355,6 +361,15 @@ impl MintChain {
             if pow_value(&race.pow_hash) >= target {
                 return Err("the race's best pow is not below the target".into());
             }
+            if self.rules.schedule.reward(image.count, image.minted) == 0 {
+                return Err("a race open after the reward schedule is spent".into());
+            }
+            if !pc_codec::crypto::is_valid_public_key(&race.miner) {
+                return Err("the race's miner is not a valid key".into());
+            }
+            if race.anchor_index < image.last {
+                return Err("the race's candidate comes before the last win".into());
+            }
         }
         let mut mature_at = HashMap::with_capacity(image.outputs.len());
         for output in image.outputs {
@@ -424,9 +439,11 @@ pub struct MintStatus {
     pub mature_at: u64,
 }
 
-/// The last [`MINT_STATUS_KEPT`] mints submitted here or finalized, and
-/// the pool of submitted mints on the tip (not consensus state: each node
-/// keeps its own, a restart forgets pending ones).
+/// The last [`MINT_STATUS_KEPT`] mints submitted here or finalized as
+/// candidates, and the pool of submitted mints on the tip (not consensus
+/// state: each node keeps its own, a restart forgets pending ones). Mints
+/// nobody submitted here that finalize refused are not kept: a Byzantine
+/// proposer's flood of cheap stale mints cannot push real ones out.
 #[derive(Debug, Default)]
 pub struct MintTracker {
     /// (mint id, prev mint id, status), oldest first.
@@ -512,8 +529,9 @@ impl MintTracker {
             } else {
                 MintState::Rejected
             };
-            // A duplicate of a known candidate says nothing new of it.
-            if state == MintState::Rejected && self.status(id).state != MintState::Unknown {
+            // A refused mint is noted only if it was submitted here (a
+            // duplicate of a known candidate says nothing new of it).
+            if state == MintState::Rejected && self.status(id).state != MintState::Pending {
                 continue;
             }
             self.set(

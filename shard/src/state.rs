@@ -1007,6 +1007,12 @@ impl ShardState {
         self.cross.load_image(image.cross)?;
         self.economics.load_image(image.seats)?;
         self.mint.load_image(image.mint)?;
+        if !self
+            .mint
+            .tracked_all(|out_point| self.utxos.contains_key(out_point))
+        {
+            return Err("a minted output with a maturity is not in the UTXO slice".into());
+        }
         self.state_root = image.state_root;
         if image.supply != self.supply {
             return Err(format!(

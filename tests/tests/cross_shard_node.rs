@@ -124,7 +124,7 @@ impl Node {
                 0,
                 Role::Seat {
                     seat: 0,
-                    signer: key(0),
+                    signer: pc_shard::machine::SharedSigner::local(key(0)),
                 },
                 node_shard_limits(),
                 dyn_store,

@@ -35,7 +35,7 @@ use pc_node::telemetry::{CoreStarted, CrashInjected, Event, NodeIdentity, ShardS
 use pc_node::{
     node_shard_limits, CacheCaps, CoreConfig, CoreMetrics, CoreMsg, NodeCore, ShardReport,
 };
-use pc_shard::machine::{PeerId, Role};
+use pc_shard::machine::{AnchorSigner, PeerId, Role, SharedSigner};
 use pc_storage::LogConfig;
 
 pub use book_writer::{BookWriter, BOOK_QUEUE};
@@ -55,6 +55,16 @@ use crate::{logging, EngineError};
 /// Messages each cross-core ring holds.
 pub const RING_CAPACITY: usize = 1024;
 
+/// How the node signs as its validator.
+#[derive(Debug, Clone)]
+pub enum ValidatorKey {
+    /// The key, held by the node.
+    Local(SigningKey),
+    /// A signer process listening at this socket (`unix:PATH`), which
+    /// holds the key (`phantom-engine signer`).
+    Remote(String),
+}
+
 /// How to run a node.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
@@ -63,8 +73,9 @@ pub struct NodeOptions {
     pub runtime: RuntimeConfig,
     /// The genesis file.
     pub genesis_path: PathBuf,
-    /// The validator key (`None`: an observer that sends no `Hello`).
-    pub key: Option<SigningKey>,
+    /// The validator key or its signer (`None`: an observer that sends
+    /// no `Hello`).
+    pub key: Option<ValidatorKey>,
     /// Address the endpoints bind.
     pub listen: IpAddr,
     /// Port of core 0; core `c` listens on `base_port + c`.
@@ -120,6 +131,9 @@ struct NodeSetup {
     identity: TlsIdentity,
     hello: Option<Hello>,
     own_index: Option<PeerId>,
+    /// What the seats sign with, and the signer process behind it if any.
+    signer: Option<SharedSigner>,
+    remote: Option<Arc<crate::signer::RemoteSigner>>,
     /// BIP-340 verifies per second measured at start-up on this host (the
     /// capacity signal's floor; see `pc_node::capacity`).
     verify_per_s: u64,
@@ -156,13 +170,38 @@ fn set_up(options: &NodeOptions) -> Result<NodeSetup, EngineError> {
             port: options.base_port + placement[usize::from(shard)] as u16,
         })
         .collect();
-    let hello = options.key.as_ref().map(|key| {
-        let mut aux = [0u8; 32];
-        aux[..8].copy_from_slice(&unix_now().to_le_bytes());
-        Hello::sign(key, ports, identity.spki_der(), &genesis.network(), &aux)
-    });
-    let own_index = options.key.as_ref().and_then(|key| {
-        let public = key.public_key();
+    let (signer, remote) = match &options.key {
+        None => (None, None),
+        Some(ValidatorKey::Local(key)) => (Some(SharedSigner::local(key.clone())), None),
+        Some(ValidatorKey::Remote(path)) => {
+            let remote = Arc::new(crate::signer::RemoteSigner::connect(path)?);
+            let shared: Arc<dyn AnchorSigner + Send + Sync> = remote.clone();
+            (Some(SharedSigner(shared)), Some(remote))
+        }
+    };
+    let hello = match (&options.key, &remote) {
+        (Some(ValidatorKey::Local(key)), _) => {
+            let mut aux = [0u8; 32];
+            aux[..8].copy_from_slice(&unix_now().to_le_bytes());
+            Some(Hello::sign(
+                key,
+                ports,
+                identity.spki_der(),
+                &genesis.network(),
+                &aux,
+            ))
+        }
+        // The signer signs the binding of this node's TLS key; the ports
+        // are in shard order already.
+        (_, Some(remote)) => Some(Hello {
+            validator_key: remote.public_key(),
+            ports,
+            binding_signature: remote.tls_binding(identity.spki_der()),
+        }),
+        _ => None,
+    };
+    let own_index = signer.as_ref().and_then(|signer| {
+        let public = signer.public_key();
         let index = genesis.validators.iter().position(|v| v.key == public);
         let identity = NodeIdentity {
             validator_key: to_hex(&public),
@@ -200,6 +239,8 @@ fn set_up(options: &NodeOptions) -> Result<NodeSetup, EngineError> {
         identity,
         hello,
         own_index,
+        signer,
+        remote,
     })
 }
 
@@ -242,10 +283,10 @@ fn open_core_shards(
                 .map(|s| s.seat)
         });
         let resuming = setup.restored && options.resume_seat;
-        let role = match (seat.filter(|_| !setup.restored || resuming), &options.key) {
-            (Some(seat), Some(key)) => Role::Seat {
+        let role = match (seat.filter(|_| !setup.restored || resuming), &setup.signer) {
+            (Some(seat), Some(signer)) => Role::Seat {
                 seat,
-                signer: key.clone(),
+                signer: signer.clone(),
             },
             _ => Role::Observer,
         };
@@ -284,11 +325,11 @@ fn open_endpoint(
     // Stateless resets with a key that survives restarts (derived from the
     // validator key and the core): peers of a restarted node drop their
     // connections to its previous run at the first packet.
-    let reset_key = options.key.as_ref().map(|key| {
-        let mut material = key.secret_bytes().to_vec();
-        material.extend_from_slice(&(core as u64).to_le_bytes());
-        blake3::derive_key("phantom-engine v0 QUIC stateless reset key", &material)
-    });
+    let reset_key = match (&options.key, &setup.remote) {
+        (Some(ValidatorKey::Local(key)), _) => Some(crate::signer::reset_secret(key, core as u64)),
+        (_, Some(remote)) => Some(remote.reset_secret(core as u64)),
+        _ => None,
+    };
     let net_config = NetConfig {
         reset_key,
         ..NetConfig::default()

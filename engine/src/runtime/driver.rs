@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use glommio::io::BufferedFile;
 use hdrhistogram::Histogram;
 use pc_codec::genesis::Genesis;
-use pc_codec::{Hash32, LogRecordKind, MicroEvent, SigningKey};
+use pc_codec::{Hash32, LogRecordKind, MicroEvent};
 use pc_node::telemetry::{Event, LogPruned, ShardRestored, SnapshotSkipped};
 use pc_node::{ProductShard, ShardHost, ShardStore, SnapshotPolicy};
 use pc_shard::machine::{
@@ -67,7 +67,7 @@ pub fn open_shard(
     core: usize,
     data_dir: &Path,
     config: LogConfig,
-    role: Role<SigningKey>,
+    role: Role<pc_shard::machine::SharedSigner>,
     limits: ShardLimits,
     policy: SnapshotPolicy,
 ) -> Result<(ShardHost, Rc<RefCell<Log>>), EngineError> {
@@ -389,7 +389,7 @@ impl ShardDriver {
         core: usize,
         data_dir: &Path,
         config: LogConfig,
-        role: Role<SigningKey>,
+        role: Role<pc_shard::machine::SharedSigner>,
         limits: ShardLimits,
         policy: SnapshotPolicy,
     ) -> Result<ShardDriver, EngineError> {

@@ -1000,7 +1000,7 @@ impl World {
                 0,
                 Role::Seat {
                     seat: node as u8,
-                    signer: n.key.clone(),
+                    signer: pc_shard::machine::SharedSigner::local(n.key.clone()),
                 },
                 node_shard_limits(),
                 dyn_store,
