@@ -116,13 +116,16 @@ impl<C: SimCrypto> Simulation<C> {
         genesis.params.slash_window_anchors = config.slash_window_anchors;
         genesis.params.claim_window_anchors = config.claim_window_anchors;
         // Mints every few rounds, cheap to find (1 in 64 hashes at first),
-        // maturity of tens of anchors in three tiers within a seed.
+        // maturity of a few rounds in three tiers within a seed.
         genesis.params.mint_interval_anchors = 8;
         genesis.params.mint_race_rounds = config.mint_race_rounds;
         genesis.params.mint_target_max = 1 << 125;
         genesis.params.mint_target_initial = 1 << 122;
-        genesis.params.maturity_anchors = [20, 40, 80];
-        genesis.params.maturity_tier_bounds = [60, 200];
+        // Maturity scales with k (a round holds at least k anchors), so
+        // spends of minted outputs meet it in every committee size.
+        let kk = k as u64;
+        genesis.params.maturity_anchors = [10 * kk, 20 * kk, 40 * kk];
+        genesis.params.maturity_tier_bounds = [30 * kk, 100 * kk];
         if config.mint_exhaust {
             let cap = u128::from(pc_codec::genesis::SUPPLY_CAP_UNITS);
             let rest = cap - genesis.total_value() - u128::from(EXHAUST_EMISSION);
