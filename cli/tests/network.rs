@@ -774,6 +774,111 @@ fn a_node_whose_key_is_not_in_the_committee_is_refused() {
     assert_eq!(member.stop(), Some(0));
 }
 
+/// The wallet over a one-seat network (one shard): a new key and its
+/// address; `wallet send` picks the client's outputs itself (more than one
+/// when one is not enough), pays the new address and sends the change
+/// back; `wallet balance` of both shows it once final.
+#[test]
+fn the_wallet_picks_inputs_pays_an_address_and_lists_balances() {
+    let _guard = lock();
+    let temp = tempfile::tempdir().unwrap();
+    let (node, net) = start_one_seat_node(temp.path(), "1", "127.0.0.1:17800");
+    let g = net.join("genesis.toml");
+    let client = net.join("keys/client-00.key");
+    let run = |args: &[&str]| -> Value {
+        let output = engine().args(args).output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let new_key = temp.path().join("mine.key");
+    let made = run(&["wallet", "new", "--out", new_key.to_str().unwrap()]);
+    let address = made["address"].as_str().unwrap().to_string();
+    assert!(address.starts_with("pc1") && address.len() == 61, "{made}");
+    let again = engine()
+        .args(["wallet", "new", "--out", new_key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "a wallet never overwrites a key");
+    let printed = engine()
+        .args(["wallet", "address", "--key", new_key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&printed.stdout).trim(), address);
+    let before = run(&[
+        "wallet",
+        "balance",
+        "--node",
+        "127.0.0.1:17800",
+        "--key",
+        client.to_str().unwrap(),
+    ]);
+    let outputs = before["outputs"].as_array().unwrap();
+    let one = outputs[0]["amount"].as_u64().unwrap();
+    let spendable = before["spendable"].as_u64().unwrap();
+    assert_eq!(outputs.len(), 16, "{before}");
+    // More than one output's worth: two inputs at least.
+    let amount = one + one / 2;
+    let sent = run(&[
+        "wallet",
+        "send",
+        "--genesis",
+        g.to_str().unwrap(),
+        "--node",
+        "127.0.0.1:17800",
+        "--key",
+        client.to_str().unwrap(),
+        "--to",
+        &address,
+        "--amount",
+        &amount.to_string(),
+        "--fee",
+        "10",
+    ]);
+    assert_eq!(sent["outcome"], "accepted", "{sent}");
+    assert_eq!(sent["inputs"], 2, "{sent}");
+    let wait = |key: &Path, want: u64| -> Value {
+        let began = std::time::Instant::now();
+        loop {
+            let balance = run(&[
+                "wallet",
+                "balance",
+                "--node",
+                "127.0.0.1:17800",
+                "--key",
+                key.to_str().unwrap(),
+            ]);
+            if balance["spendable"].as_u64() == Some(want) {
+                return balance;
+            }
+            assert!(began.elapsed() < Duration::from_secs(20), "{balance}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let paid = wait(&new_key, amount);
+    assert_eq!(paid["outputs"].as_array().unwrap().len(), 1, "{paid}");
+    // The client holds what it had minus the payment and the fee: its 14
+    // untouched outputs and the change.
+    let after = wait(&client, spendable - amount - 10);
+    assert_eq!(after["outputs"].as_array().unwrap().len(), 15, "{after}");
+    // More than it holds is refused with a line saying so.
+    let too_much = engine()
+        .args([
+            "wallet",
+            "send",
+            "--genesis",
+            g.to_str().unwrap(),
+            "--node",
+            "127.0.0.1:17800",
+        ])
+        .args(["--key", new_key.to_str().unwrap(), "--to", &address])
+        .args(["--amount", &(amount + 1).to_string()])
+        .output()
+        .unwrap();
+    assert!(!too_much.status.success());
+    assert!(text(&too_much).contains("spendable"), "{}", text(&too_much));
+    assert_eq!(node.stop(), Some(0));
+}
+
 #[test]
 fn tx_send_moves_value_and_tx_balance_reads_it_from_a_one_seat_network() {
     use pc_codec::ids::shard_of;

@@ -2,7 +2,7 @@
 //! with the human-readable part `pc`.
 //!
 //! Layout: `pc` `1` then the 32 key bytes as 52 five-bit characters (the
-//! last 4 bits zero) then the 6-character bech32m checksum, 59 characters
+//! last 4 bits zero) then the 6-character bech32m checksum, 61 characters
 //! in all, lowercase: no version byte, nothing but the key. Decoding takes
 //! either case (not mixed), checks the bech32m checksum (a bech32 one is
 //! refused), the HRP, the length, the zero padding, and that the bytes are
