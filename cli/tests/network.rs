@@ -601,6 +601,17 @@ impl Node {
     }
 }
 
+/// A node a failed test leaves behind is killed, so that it cannot hold
+/// its ports (and disturb the next test) after the panic.
+impl Drop for Node {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// `genesis new` into `dir`.
 fn new_genesis(dir: &Path, k: &str, shards: &str) -> PathBuf {
     let output = engine()

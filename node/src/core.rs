@@ -120,6 +120,14 @@ pub const SERVE_ANCHORS_PER_S: u32 = 4096;
 /// with a burst of as many; past it they are refused as overloaded,
 /// unchecked.
 pub const SUBMIT_EVENTS_PER_S: u32 = 8192;
+
+/// Unspent outputs the core may scan per second for client queries
+/// (balances and unspent pages, which walk the shard's UTXO slice), over
+/// every source together: a scan visits an output in a few nanoseconds, so
+/// this holds the queries to a few per cent of the core however many
+/// addresses ask. A query arriving with the budget spent goes unanswered
+/// (the client asks again).
+pub const SCAN_OUTPUTS_PER_S: u32 = 8_000_000;
 /// Longest a client's submission may wait in the driver's inbox (behind
 /// consensus traffic) before it is refused as overloaded unchecked.
 pub const MAX_CLIENT_WAIT_US: u64 = 250_000;
@@ -308,6 +316,9 @@ pub struct NodeCore {
     pub(crate) serve_budget: BTreeMap<(PeerId, u16), TokenBucket>,
     /// Micro-events left to take per source address.
     pub(crate) submit_budget: BTreeMap<IpAddr, TokenBucket>,
+    /// Outputs left to scan for client queries, all sources together
+    /// ([`SCAN_OUTPUTS_PER_S`]).
+    pub(crate) scan_budget: TokenBucket,
     /// How long the input being handled waited in the driver's inbox (set
     /// by [`NodeCore::handle_net_after`] and its ring twin).
     pub(crate) input_waited_us: u64,
@@ -373,6 +384,7 @@ impl NodeCore {
             unroutable: BTreeMap::new(),
             serve_budget: BTreeMap::new(),
             submit_budget: BTreeMap::new(),
+            scan_budget: TokenBucket::full(SCAN_OUTPUTS_PER_S, 0),
             input_waited_us: 0,
             seat_rounds: BTreeMap::new(),
             cross: Default::default(),

@@ -259,7 +259,7 @@ impl NodeCore {
                 self.take_submission(io, origin, remote, shard, request, &events, now)?;
             }
             (NetMessage::BalanceQuery { request, owner }, _) => {
-                self.answer_balance(io, origin, shard, request, owner);
+                self.answer_balance(io, origin, shard, (remote, now), request, owner);
             }
             (
                 NetMessage::PayoutQuery {

@@ -159,9 +159,13 @@ impl NodeCore {
         io: &mut dyn NodeIo,
         origin: Origin,
         shard: u16,
+        (remote, now): (SocketAddr, Now),
         request: u64,
         owner: PublicKeyBytes,
     ) {
+        if !self.scan_allowed(remote, shard, now) {
+            return;
+        }
         let host = &self.shards[&shard];
         let amount = host.machine().state().balance_of(&owner);
         let finalized_round = host.counters().last_round.unwrap_or(0);
@@ -387,14 +391,7 @@ impl NodeCore {
         wanted: usize,
         now: Now,
     ) -> usize {
-        let source = match remote.ip() {
-            IpAddr::V6(ip) => {
-                let mut octets = ip.octets();
-                octets[8..].fill(0);
-                IpAddr::from(octets)
-            }
-            ip => ip,
-        };
+        let source = source_of(remote);
         if self.submit_budget.len() >= MAX_TRACKED_SOURCES
             && !self.submit_budget.contains_key(&source)
         {
@@ -414,6 +411,25 @@ impl NodeCore {
             .take(SUBMIT_EVENTS_PER_S, wanted, now.mono_us);
         self.counters.throttled += (wanted - allowed) as u64;
         allowed
+    }
+
+    /// Gives `unused` units back to `remote`'s submission budget.
+    pub(crate) fn submit_refund(&mut self, remote: SocketAddr, unused: usize) {
+        if let Some(bucket) = self.submit_budget.get_mut(&source_of(remote)) {
+            bucket.refund(SUBMIT_EVENTS_PER_S, unused);
+        }
+    }
+}
+
+/// The budget's source of `remote`: its IPv4 address or IPv6 /64.
+fn source_of(remote: SocketAddr) -> IpAddr {
+    match remote.ip() {
+        IpAddr::V6(ip) => {
+            let mut octets = ip.octets();
+            octets[8..].fill(0);
+            IpAddr::from(octets)
+        }
+        ip => ip,
     }
 }
 

@@ -21,8 +21,9 @@ use crate::core::{NodeCore, NodeIo, Now, CATCH_UP_LAG_ROUNDS};
 use crate::forward::Origin;
 use crate::NodeError;
 
-/// Units of the source's submission budget one unspent page costs.
-const UNSPENT_PAGE_COST: usize = 64;
+/// Units of the source's submission budget a query that scans the UTXO
+/// slice (a balance, an unspent page) costs.
+pub(crate) const SCAN_QUERY_COST: usize = 64;
 
 impl NodeCore {
     /// The mint chain's tip, target and race as the finalized state of the
@@ -144,7 +145,7 @@ impl NodeCore {
         after: Option<OutPoint>,
         max: u16,
     ) {
-        if self.submit_allowance(remote, UNSPENT_PAGE_COST, now) < UNSPENT_PAGE_COST {
+        if !self.scan_allowed(remote, shard, now) {
             return;
         }
         let host = &self.shards[&shard];
@@ -168,5 +169,31 @@ impl NodeCore {
             more: u8::from(more),
         };
         self.reply(io, origin, answer);
+    }
+
+    /// Whether a query from `remote` that scans `shard`'s UTXO slice is
+    /// answered now: it costs [`SCAN_QUERY_COST`] of the source's
+    /// submission budget, and the slice's entries of the core's scan
+    /// budget over all sources ([`crate::core::SCAN_OUTPUTS_PER_S`]; a
+    /// slice larger than a second's budget costs the whole second). A
+    /// query refused by the second gives the source its share back.
+    pub(crate) fn scan_allowed(&mut self, remote: SocketAddr, shard: u16, now: Now) -> bool {
+        if self.submit_allowance(remote, SCAN_QUERY_COST, now) < SCAN_QUERY_COST {
+            return false;
+        }
+        let rate = crate::core::SCAN_OUTPUTS_PER_S;
+        let cost = self.shards[&shard]
+            .machine()
+            .state()
+            .scan_len()
+            .clamp(1, rate as usize);
+        let taken = self.scan_budget.take(rate, cost, now.mono_us);
+        if taken == cost {
+            return true;
+        }
+        // Not answered: what was taken goes back.
+        self.scan_budget.refund(rate, taken);
+        self.submit_refund(remote, SCAN_QUERY_COST);
+        false
     }
 }

@@ -320,6 +320,12 @@ impl ShardState {
         }
     }
 
+    /// Entries a scan of the slice visits (created outputs and genesis
+    /// lines): what a balance or unspent-page query costs.
+    pub fn scan_len(&self) -> usize {
+        self.utxos.len() + self.genesis_outputs.len()
+    }
+
     /// Value of the unspent outputs (a scan of the slice).
     pub fn unspent_value(&self) -> u128 {
         self.utxos

@@ -6,7 +6,9 @@
 //! anchor carrying an Import with a forged certificate is refused and
 //! scores its sender down; forged, foreign or undecodable evidence from a
 //! peer is scored and a proven offence queued once; hostile claims from a
-//! client get receipts with their reasons.
+//! client get receipts with their reasons; balance queries, which scan the
+//! UTXO slice, are held to each source's budget and to the core's scan
+//! budget over every source.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -604,4 +606,85 @@ fn forged_evidence_and_claims_are_refused_with_a_reason_and_a_peers_are_scored()
     );
     assert_eq!(reasons[2].0, RejectReason::BadSignature, "{:?}", reasons[2]);
     assert_eq!(mempool(&node), 0, "no claim queued");
+}
+
+#[test]
+fn balance_queries_are_held_to_the_source_budget_and_the_cores_scan_budget() {
+    // Shard 0's slice holds 2 049 genesis lines: a balance query scans
+    // them all, so the core's scan budget answers
+    // floor(SCAN_OUTPUTS_PER_S / 2 049) queries a second over every source,
+    // and each source gets SUBMIT_EVENTS_PER_S / 64 of them.
+    let lines = 2_049usize;
+    let mut genesis = genesis();
+    genesis
+        .allocations
+        .extend((1..lines).map(|_| GenesisAllocation {
+            owner: owner_in(0),
+            amount: 1_000,
+            outputs: 1,
+        }));
+    let genesis = Arc::new(genesis);
+    let mut node = Node::new(&genesis);
+    assert_eq!(node.core.shard(0).unwrap().machine().state().scan_len(), lines);
+    let per_second = pc_node::SCAN_OUTPUTS_PER_S as usize / lines;
+    let per_source = pc_node::SUBMIT_EVENTS_PER_S as usize / 64;
+    let sources = 40u8;
+    let per_client = 100usize;
+    assert!(per_client <= per_source && usize::from(sources) * per_client > per_second);
+    let now = node.now;
+    for client in 0..sources {
+        let event = NetEvent::Connected {
+            conn: ConnId(100 + u64::from(client)),
+            remote: SocketAddr::from(([10, 0, 0, client], 5000)),
+            peer_spki: None,
+            alpn: ALPN.to_vec(),
+        };
+        node.core.handle_net(&mut node.io, event, now).unwrap();
+    }
+    let ask = |node: &mut Node, conn: u64, request: u64, now: Now| {
+        let query = NetEvent::Frame {
+            conn: ConnId(conn),
+            message: NetMessage::BalanceQuery {
+                request,
+                owner: owner_in(0),
+            },
+            bytes: 40,
+        };
+        node.core.handle_net(&mut node.io, query, now).unwrap();
+    };
+    let answered = |node: &mut Node| {
+        let balances: Vec<u64> = std::mem::take(&mut node.io.frames)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                NetMessage::Balance { amount, .. } => Some(amount),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            balances.iter().all(|a| *a == 4_000 + 1_000 * (lines as u64 - 1)),
+            "every answer is the owner's balance"
+        );
+        balances.len()
+    };
+    // Every source within its own budget, all at one instant: the scan
+    // budget answers one second's worth.
+    let mut request = 0;
+    for client in 0..sources {
+        for _ in 0..per_client {
+            request += 1;
+            ask(&mut node, 100 + u64::from(client), request, now);
+        }
+    }
+    assert_eq!(answered(&mut node), per_second, "one second of scans");
+    // A second later the budget is back; one source alone is held to its
+    // own share (what it spent on refused queries was given back).
+    let later = Now {
+        mono_us: now.mono_us + 1_000_000,
+        unix_s: now.unix_s + 1,
+    };
+    for _ in 0..2 * per_source {
+        request += 1;
+        ask(&mut node, 100, request, later);
+    }
+    assert_eq!(answered(&mut node), per_source, "one source's share");
 }
