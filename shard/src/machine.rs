@@ -708,8 +708,13 @@ fn required_parents(header: &AnchorHeader, window: u64) -> impl Iterator<Item = 
 }
 
 /// Provably invalid anchors remembered for offences against the seats that
-/// acknowledge them.
-const INVALID_SEEN_MAX: usize = 256;
+/// acknowledge them: per creator for validly signed ones (which a peer
+/// cannot push out with forgeries of other seats' headers)...
+const INVALID_SEEN_PER_SEAT: usize = 16;
+/// ... and in one pool for those whose signature does not verify (a parent
+/// a voter cannot have checked either; anyone can forge these, so they are
+/// best effort).
+const INVALID_SEEN_UNSIGNED: usize = 256;
 
 /// Offences a seat queues against one accused seat at most (each slash
 /// takes at least 25 % of a bond or the rest of it).
@@ -784,9 +789,13 @@ pub struct Shard<V, S> {
     offences_queued: BTreeMap<u8, Vec<Hash32>>,
     /// Provably invalid anchors seen lately, by id: their headers and the
     /// breach, for an offence against a seat that acknowledges one
-    /// (bounded, oldest dropped first).
+    /// (at most [`INVALID_SEEN_PER_SEAT`] per creator whose signature
+    /// verifies, [`INVALID_SEEN_UNSIGNED`] of the others; oldest dropped
+    /// first).
     invalid_seen: HashMap<Hash32, (SignedAnchorHeader, Why)>,
-    invalid_order: VecDeque<Hash32>,
+    /// The ids of `invalid_seen` by validly signing creator (`None`: the
+    /// unsigned pool), oldest first.
+    invalid_order: BTreeMap<Option<u8>, VecDeque<Hash32>>,
     /// Test flag: the own seq at which this seat equivocates.
     equivocate_at: Option<u64>,
     /// The second anchor at that seq, sent right after the first.
@@ -925,7 +934,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             evidence_queued: 0,
             offences_queued: BTreeMap::new(),
             invalid_seen: HashMap::new(),
-            invalid_order: VecDeque::new(),
+            invalid_order: BTreeMap::new(),
             equivocate_at: None,
             twin: None,
             pending: BTreeMap::new(),
@@ -2035,18 +2044,33 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
             | AnchorError::TooManyCertifiedImports { .. } => return,
             _ => Why::Header,
         };
-        let id = decoded.anchor_id;
-        if self.invalid_seen.len() >= INVALID_SEEN_MAX {
-            if let Some(old) = self.invalid_order.pop_front() {
-                self.invalid_seen.remove(&old);
-            }
+        // Only a seat reports offences.
+        if self.seat.is_none() {
+            return;
         }
-        if self
-            .invalid_seen
-            .insert(id, (signed.clone(), why.clone()))
-            .is_none()
-        {
-            self.invalid_order.push_back(id);
+        // Structural checks run before the header's signature: it is
+        // checked here, once per refused anchor of this shard.
+        let signer = (!matches!(error, AnchorError::BadSignature { .. })
+            && crate::offence::own_header(&self.context, &signed.header))
+        .then_some(signed.header.creator)
+        .filter(|creator| {
+            let key = self.context.committee[usize::from(*creator)];
+            signed.verify_signature(&self.verifier, &key)
+        });
+        let id = decoded.anchor_id;
+        if !self.invalid_seen.contains_key(&id) {
+            let bound = match signer {
+                Some(_) => INVALID_SEEN_PER_SEAT,
+                None => INVALID_SEEN_UNSIGNED,
+            };
+            let order = self.invalid_order.entry(signer).or_default();
+            if order.len() >= bound {
+                if let Some(old) = order.pop_front() {
+                    self.invalid_seen.remove(&old);
+                }
+            }
+            order.push_back(id);
+            self.invalid_seen.insert(id, (signed.clone(), why.clone()));
         }
         // Anchors already held pending on this one acknowledged it.
         let waiters: Vec<SignedAnchorHeader> = self
@@ -2060,16 +2084,7 @@ impl<V: SignatureVerifier, S: AnchorSigner> Shard<V, S> {
         for voter in waiters {
             self.detect_invalid_parent(&voter);
         }
-        if self.seat.is_none()
-            || matches!(error, AnchorError::BadSignature { .. })
-            || !crate::offence::own_header(&self.context, &signed.header)
-        {
-            return;
-        }
-        // Structural checks run before the header's signature: it is
-        // checked here, once per refused anchor.
-        let key = self.context.committee[usize::from(signed.header.creator)];
-        if !signed.verify_signature(&self.verifier, &key) {
+        if signer.is_none() {
             return;
         }
         // An unsatisfiable commitment is kind 4 (conflicting data) unless

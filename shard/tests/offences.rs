@@ -434,3 +434,59 @@ fn the_largest_offence_round_trips_and_a_malformed_one_does_not_decode() {
     sign(1, valid_header()).encode(&mut unknown);
     assert!(MicroEvent::decode(&mut pc_codec::Reader::new(&unknown)).is_err());
 }
+
+#[test]
+fn forged_headers_cannot_push_a_signed_invalid_anchor_out_of_a_seats_memory() {
+    // Seat 0's machine refuses seat 1's validly signed anchor that breaks a
+    // header rule (no other-parent at seq 1), then 1 000 headers claiming
+    // seat 2 with signatures that do not verify; seat 3's anchor naming
+    // the first as its parent is still a provable kind-1 offence.
+    use pc_shard::machine::{Role, Shard, ShardLimits, ShardMessage};
+    let network = genesis().network();
+    let mut machine: Shard<Bip340, SigningKey> = Shard::new(
+        &genesis(),
+        0,
+        Role::Seat {
+            seat: 0,
+            signer: key(0),
+        },
+        Bip340,
+        ShardLimits::default(),
+    );
+    let invalid = AnchorBuilder::new(network, 0, 1, 1)
+        .parent_anchor(&genesis_anchor(1))
+        .sign(&key(1), &[0; 32])
+        .unwrap();
+    assert!(machine.handle_anchor(Some(1), &invalid.to_bytes()).is_err());
+    for n in 0..1_000u32 {
+        let mut forged = AnchorBuilder::new(network, 0, 2, 1)
+            .parent_anchor(&genesis_anchor(2))
+            .sign(&key(2), &[0; 32])
+            .unwrap();
+        forged.header.header.parents.truncate(1);
+        forged.header.signature[..4].copy_from_slice(&n.to_le_bytes());
+        assert!(machine.handle_anchor(Some(2), &forged.to_bytes()).is_err());
+    }
+    while machine.poll_transmit().is_some() {}
+    let voter = AnchorBuilder::new(network, 0, 3, 1)
+        .parent_anchor(&genesis_anchor(3))
+        .parent_anchor(&invalid)
+        .sign(&key(3), &[0; 32])
+        .unwrap();
+    let _ = machine.handle_anchor(Some(3), &voter.to_bytes());
+    let relayed: Vec<Offence> = std::iter::from_fn(|| machine.poll_transmit())
+        .filter_map(|t| match t.message {
+            ShardMessage::Evidence(bytes) => match MicroEvent::from_bytes(&bytes) {
+                Ok(MicroEvent::Offence(offence)) => Some(*offence),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert!(
+        relayed.iter().any(|o| matches!(o,
+            Offence::InvalidParent { voter: v, parent, .. }
+                if v.header.creator == 3 && parent.anchor_id() == invalid.anchor_id())),
+        "seat 3's acknowledgement of the invalid anchor is reported: {relayed:?}"
+    );
+}
