@@ -557,7 +557,7 @@ pub(crate) fn payout_proof(
     shard: u16,
     recipient: [u8; 32],
 ) -> Result<(u64, pc_codec::PayoutLeaf, pc_codec::MerkleProof), CliError> {
-    let answer = pc_engine::client::request(
+    let answer = pc_engine::client::query(
         node,
         NetMessage::PayoutQuery {
             request: 1,
@@ -583,7 +583,7 @@ pub(crate) fn payout_proof(
 
 /// The finalized balance of `owner` on its shard, as `node` serves it.
 pub(crate) fn balance_of(node: SocketAddr, owner: [u8; 32]) -> Result<(u64, u64), CliError> {
-    let answer = pc_engine::client::request(
+    let answer = pc_engine::client::query(
         node,
         NetMessage::BalanceQuery { request: 1, owner },
         TX_TIMEOUT,

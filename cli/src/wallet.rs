@@ -89,7 +89,7 @@ pub(crate) fn unspent(
     let mut after: Option<OutPoint> = None;
     let mut next_index = 0;
     for _ in 0..MAX_PAGES {
-        let answer = pc_engine::client::request(
+        let answer = pc_engine::client::query(
             node,
             NetMessage::UnspentQuery {
                 request: 1,

@@ -130,6 +130,9 @@ pub(crate) fn start_endpoint(
     Ok((driver, handle, events))
 }
 
+/// How often [`query`] asks again while no answer came.
+pub const QUERY_RESEND: Duration = Duration::from_secs(1);
+
 /// Connects to `node`, sends `message`, and returns the first answer that
 /// `is_answer` accepts, within `timeout`.
 pub fn request(
@@ -138,15 +141,52 @@ pub fn request(
     timeout: Duration,
     is_answer: fn(&NetMessage) -> bool,
 ) -> Result<NetMessage, ClientError> {
+    exchange(node, message, timeout, None, is_answer)
+}
+
+/// [`request`] for a read-only query, sent again every [`QUERY_RESEND`]
+/// without an answer: a node past its query budget leaves a query
+/// unanswered rather than queue it.
+pub fn query(
+    node: SocketAddr,
+    message: NetMessage,
+    timeout: Duration,
+    is_answer: fn(&NetMessage) -> bool,
+) -> Result<NetMessage, ClientError> {
+    exchange(node, message, timeout, Some(QUERY_RESEND), is_answer)
+}
+
+fn exchange(
+    node: SocketAddr,
+    message: NetMessage,
+    timeout: Duration,
+    resend: Option<Duration>,
+    is_answer: fn(&NetMessage) -> bool,
+) -> Result<NetMessage, ClientError> {
     on_executor("pc-client", move || async move {
         let (driver, handle, events) = start_endpoint([0, 0, 0, 0])?;
         let conn = handle
             .connect(node, CERTIFICATE_NAME)
             .map_err(|source| ClientError::Connect { node, source })?;
         let answer = within(timeout, async {
-            while let Some(event) = events.recv().await {
+            let mut connected = false;
+            loop {
+                let event = match (resend, connected) {
+                    (Some(every), true) => match within(every, events.recv()).await {
+                        Some(event) => event,
+                        None => {
+                            handle
+                                .send_frame(conn, &message)
+                                .map_err(|source| ClientError::Send { node, source })?;
+                            continue;
+                        }
+                    },
+                    _ => events.recv().await,
+                };
+                let Some(event) = event else { break };
                 match event {
                     NetEvent::Connected { conn: c, .. } if c == conn => {
+                        connected = true;
                         handle
                             .send_frame(conn, &message)
                             .map_err(|source| ClientError::Send { node, source })?;

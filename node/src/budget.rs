@@ -32,6 +32,21 @@ impl TokenBucket {
         taken as usize
     }
 
+    /// Takes `cost` tokens at `now_us` if any are left, going into debt
+    /// for the rest (a later take waits until the debt is paid off): for
+    /// work whose cost may exceed a whole burst. Returns whether it was
+    /// taken.
+    pub fn take_owing(&mut self, rate: u32, cost: usize, now_us: u64) -> bool {
+        let elapsed_s = now_us.saturating_sub(self.last_us) as f64 / 1e6;
+        self.tokens = (self.tokens + elapsed_s * f64::from(rate)).min(f64::from(rate));
+        self.last_us = self.last_us.max(now_us);
+        if self.tokens <= 0.0 {
+            return false;
+        }
+        self.tokens -= cost as f64;
+        true
+    }
+
     /// Gives back `unused` tokens (never above the burst).
     pub fn refund(&mut self, rate: u32, unused: usize) {
         self.tokens = (self.tokens + unused as f64).min(f64::from(rate));
@@ -41,6 +56,16 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_owing_bucket_takes_while_positive_and_then_pays_off_its_debt() {
+        let mut bucket = TokenBucket::full(100, 0);
+        assert!(bucket.take_owing(100, 60, 0));
+        assert!(bucket.take_owing(100, 250, 0), "40 left: taken, 210 owed");
+        assert!(!bucket.take_owing(100, 1, 0));
+        assert!(!bucket.take_owing(100, 1, 2_000_000), "still 10 owed");
+        assert!(bucket.take_owing(100, 1, 2_200_000), "paid off");
+    }
 
     #[test]
     fn token_buckets_give_a_burst_then_the_rate() {

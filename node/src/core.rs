@@ -121,13 +121,19 @@ pub const SERVE_ANCHORS_PER_S: u32 = 4096;
 /// unchecked.
 pub const SUBMIT_EVENTS_PER_S: u32 = 8192;
 
-/// Unspent outputs the core may scan per second for client queries
-/// (balances and unspent pages, which walk the shard's UTXO slice), over
-/// every source together: a scan visits an output in a few nanoseconds, so
-/// this holds the queries to a few per cent of the core however many
-/// addresses ask. A query arriving with the budget spent goes unanswered
-/// (the client asks again).
+/// Entries of the UTXO slice the core may scan per second for client
+/// queries (balances and unspent pages walk the shard's slice), over every
+/// source together: a scan visits an entry in a few nanoseconds, so this
+/// holds the queries to a few per cent of the core however many addresses
+/// ask. A query is answered while budget is left, and its whole cost is
+/// taken (the budget owes the rest), so a slice larger than the budget
+/// still gets an answer now and then; one arriving with the budget spent
+/// goes unanswered, and the client asks again.
 pub const SCAN_OUTPUTS_PER_S: u32 = 8_000_000;
+
+/// One source (IPv4 address or IPv6 /64) may take this share of
+/// [`SCAN_OUTPUTS_PER_S`]: no single host takes the queries of the others.
+pub const SCAN_SOURCE_SHARE: u32 = 8;
 /// Longest a client's submission may wait in the driver's inbox (behind
 /// consensus traffic) before it is refused as overloaded unchecked.
 pub const MAX_CLIENT_WAIT_US: u64 = 250_000;
@@ -259,7 +265,8 @@ pub struct CoreCounters {
     pub violations: u64,
     /// Hellos refused.
     pub refused_hellos: u64,
-    /// Anchors not served and micro-events not taken for a budget.
+    /// Anchors not served, micro-events not taken and queries not
+    /// answered for a budget.
     pub throttled: u64,
     /// Frames taken before a verified Hello were refused (admission).
     pub early_frames_refused: u64,
@@ -316,9 +323,11 @@ pub struct NodeCore {
     pub(crate) serve_budget: BTreeMap<(PeerId, u16), TokenBucket>,
     /// Micro-events left to take per source address.
     pub(crate) submit_budget: BTreeMap<IpAddr, TokenBucket>,
-    /// Outputs left to scan for client queries, all sources together
+    /// Entries left to scan for client queries, all sources together
     /// ([`SCAN_OUTPUTS_PER_S`]).
     pub(crate) scan_budget: TokenBucket,
+    /// Entries left to scan per source ([`SCAN_SOURCE_SHARE`]).
+    pub(crate) scan_sources: BTreeMap<IpAddr, TokenBucket>,
     /// How long the input being handled waited in the driver's inbox (set
     /// by [`NodeCore::handle_net_after`] and its ring twin).
     pub(crate) input_waited_us: u64,
@@ -385,6 +394,7 @@ impl NodeCore {
             serve_budget: BTreeMap::new(),
             submit_budget: BTreeMap::new(),
             scan_budget: TokenBucket::full(SCAN_OUTPUTS_PER_S, 0),
+            scan_sources: BTreeMap::new(),
             input_waited_us: 0,
             seat_rounds: BTreeMap::new(),
             cross: Default::default(),

@@ -4,6 +4,7 @@
 //! with a retry-after hint), balance queries against the finalized state,
 //! and evidence relayed by peers.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use pc_codec::ids::{context, derive};
@@ -163,7 +164,8 @@ impl NodeCore {
         request: u64,
         owner: PublicKeyBytes,
     ) {
-        if !self.scan_allowed(remote, shard, now) {
+        let cost = self.shards[&shard].machine().state().scan_len();
+        if !self.scan_allowed(remote, cost, now) {
             return;
         }
         let host = &self.shards[&shard];
@@ -391,46 +393,47 @@ impl NodeCore {
         wanted: usize,
         now: Now,
     ) -> usize {
-        let source = source_of(remote);
-        if self.submit_budget.len() >= MAX_TRACKED_SOURCES
-            && !self.submit_budget.contains_key(&source)
-        {
-            let idle = self
-                .submit_budget
-                .iter()
-                .min_by_key(|(ip, bucket)| (bucket.last_us(), **ip))
-                .map(|(ip, _)| *ip);
-            if let Some(ip) = idle {
-                self.submit_budget.remove(&ip);
-            }
-        }
-        let allowed = self
-            .submit_budget
-            .entry(source)
-            .or_insert_with(|| TokenBucket::full(SUBMIT_EVENTS_PER_S, now.mono_us))
-            .take(SUBMIT_EVENTS_PER_S, wanted, now.mono_us);
+        let allowed = source_bucket(
+            &mut self.submit_budget,
+            remote,
+            SUBMIT_EVENTS_PER_S,
+            now,
+        )
+        .take(SUBMIT_EVENTS_PER_S, wanted, now.mono_us);
         self.counters.throttled += (wanted - allowed) as u64;
         allowed
     }
-
-    /// Gives `unused` units back to `remote`'s submission budget.
-    pub(crate) fn submit_refund(&mut self, remote: SocketAddr, unused: usize) {
-        if let Some(bucket) = self.submit_budget.get_mut(&source_of(remote)) {
-            bucket.refund(SUBMIT_EVENTS_PER_S, unused);
-        }
-    }
 }
 
-/// The budget's source of `remote`: its IPv4 address or IPv6 /64.
-fn source_of(remote: SocketAddr) -> IpAddr {
-    match remote.ip() {
+/// `remote`'s bucket in a per-source budget `map` (`rate` a second): the
+/// source is its IPv4 address or IPv6 /64 (one host's share of addresses);
+/// when [`MAX_TRACKED_SOURCES`] are tracked a new source evicts the one
+/// idle longest, never resetting the others.
+pub(crate) fn source_bucket(
+    map: &mut BTreeMap<IpAddr, TokenBucket>,
+    remote: SocketAddr,
+    rate: u32,
+    now: Now,
+) -> &mut TokenBucket {
+    let source = match remote.ip() {
         IpAddr::V6(ip) => {
             let mut octets = ip.octets();
             octets[8..].fill(0);
             IpAddr::from(octets)
         }
         ip => ip,
+    };
+    if map.len() >= MAX_TRACKED_SOURCES && !map.contains_key(&source) {
+        let idle = map
+            .iter()
+            .min_by_key(|(ip, bucket)| (bucket.last_us(), **ip))
+            .map(|(ip, _)| *ip);
+        if let Some(ip) = idle {
+            map.remove(&ip);
+        }
     }
+    map.entry(source)
+        .or_insert_with(|| TokenBucket::full(rate, now.mono_us))
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ mod wallet_rpc;
 pub use crate::cache::{CacheCaps, CacheCounts, CachedStore, Stopwatch, StoreReads};
 pub use crate::core::{
     node_shard_limits, CoreConfig, CoreCounters, CrashPlan, HostStats, NodeCore, NodeIo, Now,
-    SCAN_OUTPUTS_PER_S, SUBMIT_EVENTS_PER_S,
+    SCAN_OUTPUTS_PER_S, SCAN_SOURCE_SHARE, SUBMIT_EVENTS_PER_S,
 };
 pub use crate::forward::CoreMsg;
 pub use crate::metrics::{CoreMetrics, P2pMetrics, SecondsHistogram, ShardMetrics};

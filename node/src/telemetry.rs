@@ -310,7 +310,8 @@ pub struct Status {
     /// Frames waiting in the core's inbox.
     #[serde(default)]
     pub inbox_frames: u64,
-    /// Anchors not served and micro-events not taken for a budget.
+    /// Anchors not served, micro-events not taken and queries not
+    /// answered for a budget.
     pub throttled: u64,
     /// The capacity signal: finalized micro-events per second over the
     /// last 2 s.

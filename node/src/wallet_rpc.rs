@@ -3,9 +3,11 @@
 //! admitted like submissions: the source's budget, then the shard's
 //! capacity signal), mint status, and an owner's unspent outputs a page at
 //! a time. Every answer comes from the finalized state of a local shard.
-//! The queries are charged to the source's submission budget too (a page
-//! of unspent outputs scans the slice: 64 units); past it they go
-//! unanswered and the client asks again later.
+//! Templates, solutions and statuses are charged to the source's
+//! submission budget; balances and unspent pages, which scan the UTXO
+//! slice, to the scan budget (per source and over every source, in entries
+//! visited). Past a budget a query goes unanswered and the client asks
+//! again.
 
 use std::net::SocketAddr;
 
@@ -17,13 +19,13 @@ use pc_net::peer_book::PeerEvent;
 use pc_net::NetMessage;
 use pc_shard::machine::SubmitRejected;
 
-use crate::core::{NodeCore, NodeIo, Now, CATCH_UP_LAG_ROUNDS};
+use crate::core::{
+    NodeCore, NodeIo, Now, CATCH_UP_LAG_ROUNDS, SCAN_OUTPUTS_PER_S, SCAN_SOURCE_SHARE,
+};
+use crate::intake::source_bucket;
 use crate::forward::Origin;
 use crate::NodeError;
 
-/// Units of the source's submission budget a query that scans the UTXO
-/// slice (a balance, an unspent page) costs.
-pub(crate) const SCAN_QUERY_COST: usize = 64;
 
 impl NodeCore {
     /// The mint chain's tip, target and race as the finalized state of the
@@ -145,7 +147,11 @@ impl NodeCore {
         after: Option<OutPoint>,
         max: u16,
     ) {
-        if !self.scan_allowed(remote, shard, now) {
+        let cost = self.shards[&shard]
+            .machine()
+            .state()
+            .unspent_scan_len(&owner);
+        if !self.scan_allowed(remote, cost, now) {
             return;
         }
         let host = &self.shards[&shard];
@@ -171,29 +177,25 @@ impl NodeCore {
         self.reply(io, origin, answer);
     }
 
-    /// Whether a query from `remote` that scans `shard`'s UTXO slice is
-    /// answered now: it costs [`SCAN_QUERY_COST`] of the source's
-    /// submission budget, and the slice's entries of the core's scan
-    /// budget over all sources ([`crate::core::SCAN_OUTPUTS_PER_S`]; a
-    /// slice larger than a second's budget costs the whole second). A
-    /// query refused by the second gives the source its share back.
-    pub(crate) fn scan_allowed(&mut self, remote: SocketAddr, shard: u16, now: Now) -> bool {
-        if self.submit_allowance(remote, SCAN_QUERY_COST, now) < SCAN_QUERY_COST {
-            return false;
-        }
-        let rate = crate::core::SCAN_OUTPUTS_PER_S;
-        let cost = self.shards[&shard]
-            .machine()
-            .state()
-            .scan_len()
-            .clamp(1, rate as usize);
-        let taken = self.scan_budget.take(rate, cost, now.mono_us);
-        if taken == cost {
-            return true;
-        }
-        // Not answered: what was taken goes back.
-        self.scan_budget.refund(rate, taken);
-        self.submit_refund(remote, SCAN_QUERY_COST);
-        false
+    /// Whether a query from `remote` that visits `cost` entries of a UTXO
+    /// slice is answered now: while both the source's share of the scan
+    /// budget and the core's budget over every source have some left
+    /// ([`SCAN_SOURCE_SHARE`], [`SCAN_OUTPUTS_PER_S`]), each takes the
+    /// whole cost (owing what it lacks). A query the core's budget refuses
+    /// gives the source its share back; refusals are counted as
+    /// `throttled`.
+    pub(crate) fn scan_allowed(&mut self, remote: SocketAddr, cost: usize, now: Now) -> bool {
+        let rate = SCAN_OUTPUTS_PER_S / SCAN_SOURCE_SHARE;
+        let source = source_bucket(&mut self.scan_sources, remote, rate, now);
+        let answered = source.take_owing(rate, cost, now.mono_us)
+            && (self
+                .scan_budget
+                .take_owing(SCAN_OUTPUTS_PER_S, cost, now.mono_us)
+                || {
+                    source.refund(rate, cost);
+                    false
+                });
+        self.counters.throttled += u64::from(!answered);
+        answered
     }
 }

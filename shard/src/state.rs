@@ -321,9 +321,22 @@ impl ShardState {
     }
 
     /// Entries a scan of the slice visits (created outputs and genesis
-    /// lines): what a balance or unspent-page query costs.
+    /// lines): what a balance query costs.
     pub fn scan_len(&self) -> usize {
         self.utxos.len() + self.genesis_outputs.len()
+    }
+
+    /// Entries a page of [`ShardState::unspent_of`] visits: the scan, plus
+    /// every unspent output of `owner`'s genesis lines.
+    pub fn unspent_scan_len(&self, owner: &PublicKeyBytes) -> usize {
+        let owned: u64 = self
+            .genesis_outputs
+            .values()
+            .filter(|line| line.output.owner == *owner)
+            .map(|line| line.unspent_count)
+            .sum();
+        self.scan_len()
+            .saturating_add(usize::try_from(owned).unwrap_or(usize::MAX))
     }
 
     /// Value of the unspent outputs (a scan of the slice).

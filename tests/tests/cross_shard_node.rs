@@ -6,9 +6,9 @@
 //! anchor carrying an Import with a forged certificate is refused and
 //! scores its sender down; forged, foreign or undecodable evidence from a
 //! peer is scored and a proven offence queued once; hostile claims from a
-//! client get receipts with their reasons; balance queries, which scan the
-//! UTXO slice, are held to each source's budget and to the core's scan
-//! budget over every source.
+//! client get receipts with their reasons; balance queries and unspent
+//! pages, which scan the UTXO slice, are held to each source's share and
+//! to the core's scan budget over every source.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -609,29 +609,43 @@ fn forged_evidence_and_claims_are_refused_with_a_reason_and_a_peers_are_scored()
 }
 
 #[test]
-fn balance_queries_are_held_to_the_source_budget_and_the_cores_scan_budget() {
-    // Shard 0's slice holds 2 049 genesis lines: a balance query scans
-    // them all, so the core's scan budget answers
-    // floor(SCAN_OUTPUTS_PER_S / 2 049) queries a second over every source,
-    // and each source gets SUBMIT_EVENTS_PER_S / 64 of them.
-    let lines = 2_049usize;
+fn scanning_queries_are_held_to_the_source_share_and_the_cores_scan_budget() {
+    // Shard 0's slice holds 2 049 genesis lines of one owner, the last of
+    // 60 000 outputs: a balance query visits 2 049 entries, an unspent page
+    // those and every unspent output of the owner's lines. A query is
+    // answered while its budgets have some left and takes its whole cost.
+    let lines = 2_049u64;
+    let big = 60_000u64;
     let mut genesis = genesis();
     genesis
         .allocations
-        .extend((1..lines).map(|_| GenesisAllocation {
+        .extend((2..lines).map(|_| GenesisAllocation {
             owner: owner_in(0),
             amount: 1_000,
             outputs: 1,
         }));
+    genesis.allocations.push(GenesisAllocation {
+        owner: owner_in(0),
+        amount: 1,
+        outputs: big as u32,
+    });
+    let balance = 4_000 + 1_000 * (lines - 2) + big;
     let genesis = Arc::new(genesis);
     let mut node = Node::new(&genesis);
-    assert_eq!(node.core.shard(0).unwrap().machine().state().scan_len(), lines);
-    let per_second = pc_node::SCAN_OUTPUTS_PER_S as usize / lines;
-    let per_source = pc_node::SUBMIT_EVENTS_PER_S as usize / 64;
+    let state = node.core.shard(0).unwrap().machine().state();
+    assert_eq!(state.scan_len() as u64, lines);
+    let page_cost = lines + 4 + (lines - 2) + big;
+    assert_eq!(state.unspent_scan_len(&owner_in(0)) as u64, page_cost);
+    let core_rate = u64::from(pc_node::SCAN_OUTPUTS_PER_S);
+    let source_rate = core_rate / u64::from(pc_node::SCAN_SOURCE_SHARE);
+    // Answers from a full bucket of `tokens`: while some are left.
+    let answers = |tokens: u64, cost: u64| tokens.div_ceil(cost) as usize;
     let sources = 40u8;
-    let per_client = 100usize;
-    assert!(per_client <= per_source && usize::from(sources) * per_client > per_second);
-    let now = node.now;
+    let start = node.now;
+    let at = |us: u64| Now {
+        mono_us: start.mono_us + us,
+        unix_s: start.unix_s + us / 1_000_000,
+    };
     for client in 0..sources {
         let event = NetEvent::Connected {
             conn: ConnId(100 + u64::from(client)),
@@ -639,52 +653,78 @@ fn balance_queries_are_held_to_the_source_budget_and_the_cores_scan_budget() {
             peer_spki: None,
             alpn: ALPN.to_vec(),
         };
-        node.core.handle_net(&mut node.io, event, now).unwrap();
+        node.core.handle_net(&mut node.io, event, at(0)).unwrap();
     }
-    let ask = |node: &mut Node, conn: u64, request: u64, now: Now| {
+    let ask = |node: &mut Node, client: u8, message: NetMessage, now: Now| {
         let query = NetEvent::Frame {
-            conn: ConnId(conn),
-            message: NetMessage::BalanceQuery {
-                request,
-                owner: owner_in(0),
-            },
+            conn: ConnId(100 + u64::from(client)),
+            message,
             bytes: 40,
         };
         node.core.handle_net(&mut node.io, query, now).unwrap();
     };
-    let answered = |node: &mut Node| {
-        let balances: Vec<u64> = std::mem::take(&mut node.io.frames)
-            .into_iter()
-            .filter_map(|(_, m)| match m {
-                NetMessage::Balance { amount, .. } => Some(amount),
-                _ => None,
-            })
-            .collect();
-        assert!(
-            balances.iter().all(|a| *a == 4_000 + 1_000 * (lines as u64 - 1)),
-            "every answer is the owner's balance"
-        );
-        balances.len()
+    let balance_query = NetMessage::BalanceQuery {
+        request: 1,
+        owner: owner_in(0),
     };
-    // Every source within its own budget, all at one instant: the scan
-    // budget answers one second's worth.
-    let mut request = 0;
+    let answered = |node: &mut Node| {
+        let frames = std::mem::take(&mut node.io.frames);
+        let mut count = 0;
+        for (_, message) in frames {
+            match message {
+                NetMessage::Balance { amount, .. } => {
+                    assert_eq!(amount, balance, "the owner's balance");
+                    count += 1;
+                }
+                NetMessage::Unspent { outputs, more, .. } => {
+                    assert_eq!((outputs.len(), more), (256, 1), "a full page");
+                    count += 1;
+                }
+                _ => {}
+            }
+        }
+        count
+    };
+    // 40 sources at one instant, 39 within their share and the last asking
+    // for more than its share: the core's budget answers one second's
+    // worth, and what the last source's refused queries took of its share
+    // goes back.
     for client in 0..sources {
-        for _ in 0..per_client {
-            request += 1;
-            ask(&mut node, 100 + u64::from(client), request, now);
+        let asks = if client + 1 == sources { 600 } else { 100 };
+        for _ in 0..asks {
+            ask(&mut node, client, balance_query.clone(), at(0));
         }
     }
-    assert_eq!(answered(&mut node), per_second, "one second of scans");
-    // A second later the budget is back; one source alone is held to its
-    // own share (what it spent on refused queries was given back).
-    let later = Now {
-        mono_us: now.mono_us + 1_000_000,
-        unix_s: now.unix_s + 1,
-    };
-    for _ in 0..2 * per_source {
-        request += 1;
-        ask(&mut node, 100, request, later);
+    let first = answers(core_rate, lines);
+    assert!(first < 39 * 100 + 600 && first > 39 * 100);
+    assert_eq!(answered(&mut node), first, "one second of the core's scans");
+    // 10 ms later the core's budget has paid off its debt and refilled a
+    // little; the last source's share is still nearly whole (without the
+    // refunds it would owe).
+    let debt = first as u64 * lines - core_rate;
+    for _ in 0..100 {
+        ask(&mut node, sources - 1, balance_query.clone(), at(10_000));
     }
-    assert_eq!(answered(&mut node), per_source, "one source's share");
+    assert_eq!(
+        answered(&mut node),
+        answers(core_rate / 100 - debt, lines),
+        "the core's refill, all to the last source"
+    );
+    // Two seconds on, every bucket is full: one source alone gets its
+    // share of balances; another its share of unspent pages, which cost
+    // the owner's genesis outputs too.
+    for _ in 0..1_000 {
+        ask(&mut node, 0, balance_query.clone(), at(2_000_000));
+    }
+    assert_eq!(answered(&mut node), answers(source_rate, lines));
+    for _ in 0..100 {
+        let page = NetMessage::UnspentQuery {
+            request: 2,
+            owner: owner_in(0),
+            after: None,
+            max: 256,
+        };
+        ask(&mut node, 1, page, at(2_000_000));
+    }
+    assert_eq!(answered(&mut node), answers(source_rate, page_cost));
 }
