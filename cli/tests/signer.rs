@@ -57,7 +57,21 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
+/// A header of `seat` at `seq` that keeps every stateless rule: above seq
+/// 0 its own anchor at `seq - 1` and another seat's, both of round
+/// `seq - 1`, as parents.
 fn header(genesis: &Genesis, seat: u8, seq: u64, root: u8) -> AnchorHeader {
+    let parent = |creator: u8, id: u8| pc_codec::ParentRef {
+        anchor_id: [id; 32],
+        creator,
+        seq: seq - 1,
+        birth_round: seq - 1,
+    };
+    let parents = if seq == 0 {
+        Vec::new()
+    } else {
+        vec![parent(seat, 1), parent((seat + 1) % 4, 2)]
+    };
     AnchorHeader {
         version: pc_codec::PROTOCOL_VERSION,
         network: genesis.network(),
@@ -66,7 +80,7 @@ fn header(genesis: &Genesis, seat: u8, seq: u64, root: u8) -> AnchorHeader {
         creator: seat,
         seq,
         birth_round: seq,
-        parents: Vec::new(),
+        parents,
         payload_root: [root; 32],
         payload_count: 1,
         payload_bytes: 100,
@@ -138,6 +152,13 @@ fn the_signer_signs_each_header_and_checkpoint_once_across_restarts_and_crashes(
     let mut foreign = header(&genesis, seat, 9, 1);
     foreign.network = [0xee; 8];
     assert!(refused(client.sign_header(&foreign)).contains("network"));
+    // A header that breaks a rule would be slashable: not signed.
+    let mut lone = header(&genesis, seat, 9, 1);
+    lone.parents.truncate(1);
+    assert!(refused(client.sign_header(&lone)).contains("breaks a rule"));
+    let mut unsatisfiable = header(&genesis, seat, 9, 1);
+    unsatisfiable.payload_bytes = 2_000_000;
+    assert!(refused(client.sign_header(&unsatisfiable)).contains("breaks a rule"));
     // Checkpoints: one per round.
     let cp = checkpoint(7, 1);
     let cp_sig = client.sign_checkpoint(&cp).unwrap();

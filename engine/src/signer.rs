@@ -3,7 +3,8 @@
 //! socket. It signs only
 //!
 //! * own anchor headers — one header per (shard, seat, seq), where the key
-//!   holds that seat: a repeat of the same header gets the very signature
+//!   holds that seat and the header keeps every stateless rule of DESIGN
+//!   §3.3 (a node cannot have it sign a slashable header): a repeat of the same header gets the very signature
 //!   it got before (BIP-340 signatures vary with the auxiliary randomness,
 //!   and two signatures of one header are two anchor ids: a fork, DESIGN
 //!   §4), a different header at a used seq or below the highest is refused;
@@ -201,6 +202,8 @@ pub struct Signer {
     network: [u8; 8],
     /// (shard, seat) the key holds.
     seats: Vec<(u16, u8)>,
+    /// The validation context of each shard the key holds a seat in.
+    contexts: std::collections::BTreeMap<u16, pc_shard::validate::ShardContext>,
     marks: Marks,
     state_path: PathBuf,
     state: std::fs::File,
@@ -239,6 +242,12 @@ impl Signer {
             path: state_path.to_path_buf(),
             reason,
         };
+        let mut contexts = std::collections::BTreeMap::new();
+        for (shard, _) in &seats {
+            let context = pc_shard::validate::ShardContext::from_genesis(genesis, *shard)
+                .ok_or_else(|| state_error(format!("a seat in shard {shard}, not in the genesis")))?;
+            contexts.insert(*shard, context);
+        }
         let mut marks = Marks::default();
         let mut keep = 0u64;
         if let Ok(file) = std::fs::File::open(state_path) {
@@ -283,6 +292,7 @@ impl Signer {
             key,
             network: genesis.network(),
             seats,
+            contexts,
             marks,
             state_path: state_path.to_path_buf(),
             state,
@@ -306,6 +316,13 @@ impl Signer {
                 "the key holds no seat {} in shard {}",
                 header.creator, header.shard
             ));
+        }
+        if let Some(Err(error)) = self
+            .contexts
+            .get(&header.shard)
+            .map(|context| pc_shard::validate::check_header_rules(context, header))
+        {
+            return Decision::Refuse(format!("the header breaks a rule: {error}"));
         }
         let id = header.id();
         self.marks
