@@ -245,7 +245,9 @@ impl Signer {
         let mut contexts = std::collections::BTreeMap::new();
         for (shard, _) in &seats {
             let context = pc_shard::validate::ShardContext::from_genesis(genesis, *shard)
-                .ok_or_else(|| state_error(format!("a seat in shard {shard}, not in the genesis")))?;
+                .ok_or_else(|| {
+                    state_error(format!("a seat in shard {shard}, not in the genesis"))
+                })?;
             contexts.insert(*shard, context);
         }
         let mut marks = Marks::default();

@@ -393,13 +393,8 @@ impl NodeCore {
         wanted: usize,
         now: Now,
     ) -> usize {
-        let allowed = source_bucket(
-            &mut self.submit_budget,
-            remote,
-            SUBMIT_EVENTS_PER_S,
-            now,
-        )
-        .take(SUBMIT_EVENTS_PER_S, wanted, now.mono_us);
+        let allowed = source_bucket(&mut self.submit_budget, remote, SUBMIT_EVENTS_PER_S, now)
+            .take(SUBMIT_EVENTS_PER_S, wanted, now.mono_us);
         self.counters.throttled += (wanted - allowed) as u64;
         allowed
     }

@@ -22,10 +22,9 @@ use pc_shard::machine::SubmitRejected;
 use crate::core::{
     NodeCore, NodeIo, Now, CATCH_UP_LAG_ROUNDS, SCAN_OUTPUTS_PER_S, SCAN_SOURCE_SHARE,
 };
-use crate::intake::source_bucket;
 use crate::forward::Origin;
+use crate::intake::source_bucket;
 use crate::NodeError;
-
 
 impl NodeCore {
     /// The mint chain's tip, target and race as the finalized state of the
