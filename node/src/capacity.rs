@@ -18,13 +18,21 @@
 //!   on this core at start-up, a floor under the rate while nothing has
 //!   been finalized yet (a fresh or idle shard);
 //! * **base latency**: the least submit-to-final latency of the client
-//!   events this node accepted, over the last [`BASE_WINDOW_US`], counting
-//!   only events that finalized while the backlog was low (a quarter of its
-//!   bound): what finality costs with no queue (a few tens of ms for 4
-//!   nodes on one host, most of a second for 21 on two cores). Under
-//!   sustained overload no sample comes, the window empties, the base
-//!   falls to zero and the bound tightens until the backlog drains. It
-//!   counts at most [`MAX_BASE_LATENCY_US`].
+//!   events this node accepted, over the last [`BASE_BUCKETS`] seconds
+//!   that had samples, counting only events that finalized while the
+//!   events queued in front of the DAG were few (a quarter of the bound)
+//!   and while admission refused nothing (for [`BASE_QUIET_US`]): what
+//!   finality costs with the load the shard carries without a queue (a
+//!   few tens of ms for 4 nodes on one host, most of a second for 21 on
+//!   two cores). Only the latency of a load the shard carries whole says
+//!   that: past capacity every accepted event waits in the DAG — full
+//!   anchors, rounds slowed by verifying them — for as long as the bound
+//!   allows, so a base learned there is the bound's own latency, and it
+//!   widened the bound that made it (the 4-node devnet's p50 at 40 000
+//!   transfers/s offered rose from 0.5 s to 1.2 s within 30 s, the base
+//!   from 0.1 s to 0.74 s). While the shard refuses, the base holds what
+//!   it learned before (0 if nothing). It counts at most
+//!   [`MAX_BASE_LATENCY_US`].
 //!
 //! The rule: a batch of `n` submitted events is taken only while
 //! `backlog + n <= max(rate, verify_budget / FLOOR_DIVISOR) * (base +
@@ -82,10 +90,15 @@ pub const MAX_ACCEPTED_AGE_US: u64 = 1_000_000;
 /// backlog drains can still hold queueing, and a base learned from them
 /// would raise the bounds it feeds.
 pub const MAX_BASE_LATENCY_US: u64 = 1_000_000;
-/// Time over which the base latency is the least one seen.
-pub const BASE_WINDOW_US: u64 = 10_000_000;
-/// Buckets of the base latency's window.
-const BASE_BUCKETS: usize = 10;
+/// Length of one bucket of the base latency's window.
+pub const BASE_BUCKET_US: u64 = 1_000_000;
+/// Buckets with samples the base latency is the least of (the newest).
+pub const BASE_BUCKETS: usize = 10;
+/// A finality latency counts towards the base only if admission refused
+/// nothing for this long before it was observed (longer than the
+/// latency of what the bound admits, so that no event it counts was
+/// accepted into a full bound).
+pub const BASE_QUIET_US: u64 = 2_000_000;
 /// Least retry-after hint.
 pub const MIN_RETRY_AFTER_MS: u32 = 50;
 /// Largest retry-after hint.
@@ -148,8 +161,10 @@ pub struct Capacity {
     refused: u64,
     last_retry_after_ms: u32,
     /// (bucket index, least latency µs) of the last [`BASE_BUCKETS`]
-    /// buckets of `BASE_WINDOW_US / BASE_BUCKETS`.
+    /// buckets of [`BASE_BUCKET_US`] that had samples.
     base: VecDeque<(u64, u64)>,
+    /// When admission last refused an event, µs.
+    last_refusal_us: Option<u64>,
 }
 
 /// One reading of the signal, for the status line and the admission rule.
@@ -163,6 +178,8 @@ pub struct Reading {
     pub budget: u64,
     /// Age of the oldest accepted unfinalized event, µs (0: none).
     pub oldest_age_us: u64,
+    /// When the reading was taken, µs.
+    pub at_us: u64,
     /// The base latency, µs (0: none measured in the window).
     pub base_latency_us: u64,
     /// Own accepted client events not yet finalized.
@@ -203,32 +220,34 @@ impl Capacity {
             refused: 0,
             last_retry_after_ms: 0,
             base: VecDeque::new(),
+            last_refusal_us: None,
         }
     }
 
     /// Takes note of an accepted event that finalized `latency_us` after it
-    /// was taken, at `now_us`.
+    /// was taken, at `now_us` (ignored if admission refused anything in the
+    /// last [`BASE_QUIET_US`]).
     pub fn observe_latency(&mut self, now_us: u64, latency_us: u64) {
-        let bucket = now_us / (BASE_WINDOW_US / BASE_BUCKETS as u64);
+        if self
+            .last_refusal_us
+            .is_some_and(|at| now_us < at.saturating_add(BASE_QUIET_US))
+        {
+            return;
+        }
+        let bucket = now_us / BASE_BUCKET_US;
         match self.base.back_mut() {
             Some((b, least)) if *b == bucket => *least = (*least).min(latency_us),
             _ => self.base.push_back((bucket, latency_us)),
         }
-        while self
-            .base
-            .front()
-            .is_some_and(|(b, _)| b + (BASE_BUCKETS as u64) <= bucket)
-        {
+        while self.base.len() > BASE_BUCKETS {
             self.base.pop_front();
         }
     }
 
-    /// The least latency over the window ending at `now_us` (0: none).
-    pub fn base_latency_us(&self, now_us: u64) -> u64 {
-        let bucket = now_us / (BASE_WINDOW_US / BASE_BUCKETS as u64);
+    /// The least latency of the window (0: nothing observed).
+    pub fn base_latency_us(&self) -> u64 {
         self.base
             .iter()
-            .filter(|(b, _)| b + (BASE_BUCKETS as u64) > bucket)
             .map(|(_, least)| *least)
             .min()
             .unwrap_or(0)
@@ -292,7 +311,7 @@ impl Capacity {
         oldest_accepted_us: Option<u64>,
     ) -> Reading {
         let rate_per_s = self.rate_per_s(now_us, finalized.events);
-        let base_latency_us = self.base_latency_us(now_us);
+        let base_latency_us = self.base_latency_us();
         let budget = rate_per_s.max(self.floor_per_s())
             * (base_latency_us + TARGET_QUEUE_MS * 1000)
             / 1_000_000;
@@ -301,6 +320,7 @@ impl Capacity {
             backlog,
             budget,
             oldest_age_us: oldest_accepted_us.map_or(0, |at| now_us.saturating_sub(at)),
+            at_us: now_us,
             base_latency_us,
             own,
             own_budget: (budget * self.share_ppm(finalized) / 1_000_000)
@@ -347,6 +367,7 @@ impl Capacity {
         self.accepted += taken;
         let refused = refusal.map(|refusal| {
             self.refused += wanted - taken;
+            self.last_refusal_us = Some(reading.at_us);
             let retry = retry_after_ms(reading, wanted, self.floor_per_s());
             self.last_retry_after_ms = retry;
             (refusal, retry)
@@ -354,9 +375,13 @@ impl Capacity {
         Admission { taken, refused }
     }
 
-    /// Counts `n` events refused outside the rule (stale in the inbox).
-    pub fn count_refused(&mut self, n: u64) {
+    /// Counts `n` events refused outside the rule (stale in the inbox) at
+    /// `now_us`.
+    pub fn count_refused(&mut self, n: u64, now_us: u64) {
         self.refused += n;
+        if n > 0 {
+            self.last_refusal_us = Some(now_us);
+        }
     }
 
     /// Events admitted and refused so far, and the last retry-after hint.
@@ -513,10 +538,44 @@ mod tests {
             Ok(()),
             "1.5 s old is within base + age"
         );
-        // Ten seconds later the window has forgotten it.
-        assert_eq!(c.base_latency_us(1_500_000 + BASE_WINDOW_US), 0);
-        c.observe_latency(12_000_000, 30_000);
-        assert_eq!(c.base_latency_us(12_000_000), 30_000);
+        // Idle, it is kept; ten newer seconds with samples replace it.
+        assert_eq!(c.base_latency_us(), 800_000);
+        for s in 2..12u64 {
+            c.observe_latency(s * BASE_BUCKET_US, 30_000 + s);
+        }
+        assert_eq!(c.base_latency_us(), 30_002);
+        c.observe_latency(12 * BASE_BUCKET_US, 40_000);
+        assert_eq!(c.base_latency_us(), 30_003);
+        assert_eq!(c.base.len(), BASE_BUCKETS);
+    }
+
+    #[test]
+    fn no_base_is_learned_while_admission_refuses() {
+        let mut c = Capacity::new(16_000, 1);
+        for ms in (0..=2_000u64).step_by(100) {
+            c.observe(ms * 1000, fin(ms * 4));
+        }
+        c.observe_latency(1_000_000, 100_000);
+        // The bound is full: a refusal at 2 s.
+        let r = c.read(2_000_000, fin(8_000), (10_000, 0), None);
+        assert!(admit(&mut c, &r, 64).is_err());
+        // The latencies of the loaded DAG that follow do not raise the
+        // base, however long the refusals go on...
+        c.observe_latency(2_500_000, 700_000);
+        c.observe_latency(3_999_999, 900_000);
+        assert_eq!(c.base_latency_us(), 100_000);
+        for s in 4..30u64 {
+            c.count_refused(1, s * 1_000_000);
+            c.observe_latency(s * 1_000_000 + 500_000, 900_000);
+        }
+        assert_eq!(c.base_latency_us(), 100_000, "held while refusing");
+        // ...and once nothing was refused for the quiet time they count.
+        c.observe_latency(29_000_000 + BASE_QUIET_US, 250_000);
+        assert_eq!(c.base_latency_us(), 100_000);
+        for s in 0..BASE_BUCKETS as u64 {
+            c.observe_latency(32_000_000 + s * BASE_BUCKET_US, 250_000);
+        }
+        assert_eq!(c.base_latency_us(), 250_000);
     }
 
     /// A 4-seat shard finalizing 4 000 events/s for 2 s, 1 000 of them

@@ -114,7 +114,7 @@ impl NodeCore {
             );
             let results = refuse_all(events, &detail);
             if let Some(host) = self.shards.get_mut(&shard) {
-                host.count_refused(events.len());
+                host.count_refused(events.len(), now.mono_us);
             }
             let receipt = NetMessage::Receipt {
                 request,

@@ -1012,8 +1012,8 @@ impl ShardHost {
 
     /// Counts `n` client micro-events refused as overloaded before
     /// admission control saw them (they waited too long in the inbox).
-    pub fn count_refused(&mut self, n: usize) {
-        self.capacity.count_refused(n as u64);
+    pub fn count_refused(&mut self, n: usize, now_us: u64) {
+        self.capacity.count_refused(n as u64, now_us);
     }
 
     /// Micro-events admitted and refused by admission control, and the
