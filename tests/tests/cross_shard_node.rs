@@ -728,3 +728,97 @@ fn scanning_queries_are_held_to_the_source_share_and_the_cores_scan_budget() {
     }
     assert_eq!(answered(&mut node), answers(source_rate, page_cost));
 }
+
+#[test]
+fn submissions_the_shard_refuses_are_given_back_to_the_sources_budget() {
+    use pc_net::frame::{EventOutcome, RejectReason};
+    // One source offers 12 800 micro-events at one instant, far past the
+    // fresh shard's capacity bound and past the source's budget of 8 192
+    // a second. The shard takes what its bound has room for and refuses
+    // the rest as overloaded; the refused ones cost the source nothing, so
+    // no event is refused for the source's rate. Charged for refusals, the
+    // source's budget ran dry after 8 192 and the rest were refused for it,
+    // whatever room the shard had by then.
+    let per_frame = pc_net::frame::MAX_SUBMITTED_EVENTS as u64;
+    let owner = (1..=255u8)
+        .map(|n| SigningKey::from_secret_bytes(&[n; 32]).unwrap())
+        .find(|k| shard_of(&k.public_key(), SHARDS) == 0)
+        .unwrap();
+    let mut genesis = genesis();
+    genesis.allocations[0].outputs = per_frame as u32;
+    let network = genesis.network();
+    // The first frame: valid transfers, which fill the fresh shard's bound
+    // (nothing finalized yet: the floor's worth).
+    let transfers: Vec<Vec<u8>> = (0..per_frame as u16)
+        .map(|output| {
+            let transfer = pc_codec::TransferBuilder::new()
+                .input(Genesis::allocation_out_point(&network, 0, output))
+                .output(1, owner.public_key())
+                .sign(&network, &owner, &[output as u8; 32])
+                .unwrap();
+            pc_codec::Encode::to_bytes(&pc_codec::MicroEvent::Transfer(transfer))
+        })
+        .collect();
+    let genesis = Arc::new(genesis);
+    let mut node = Node::new(&genesis);
+    let now = node.now;
+    let conn = ConnId(100);
+    let connected = NetEvent::Connected {
+        conn,
+        remote: SocketAddr::from(([10, 0, 0, 1], 5000)),
+        peer_spki: None,
+        alpn: ALPN.to_vec(),
+    };
+    node.core.handle_net(&mut node.io, connected, now).unwrap();
+    let frames = 50u64;
+    assert!(frames * per_frame > u64::from(pc_node::SUBMIT_EVENTS_PER_S));
+    for request in 0..frames {
+        let events = if request == 0 {
+            transfers.clone()
+        } else {
+            (0..per_frame)
+                .map(|i| (request * per_frame + i).to_le_bytes().to_vec())
+                .collect()
+        };
+        let submit = NetEvent::Frame {
+            conn,
+            message: NetMessage::SubmitMicroEvents {
+                request,
+                shard: 0,
+                events,
+            },
+            bytes: 40,
+        };
+        node.core.handle_net(&mut node.io, submit, now).unwrap();
+    }
+    let (mut passed, mut for_capacity, mut for_source, mut receipts) = (0u64, 0u64, 0u64, 0u64);
+    for (_, message) in std::mem::take(&mut node.io.frames) {
+        let NetMessage::Receipt { results, .. } = message else {
+            continue;
+        };
+        receipts += 1;
+        for receipt in results {
+            match receipt.outcome {
+                EventOutcome::Rejected {
+                    reason: RejectReason::Overloaded,
+                    detail,
+                } => {
+                    if detail.contains("per second from") {
+                        for_source += 1;
+                    } else {
+                        for_capacity += 1;
+                    }
+                }
+                EventOutcome::Accepted => passed += 1,
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+    }
+    assert_eq!(receipts, frames, "a receipt per submission");
+    assert!(passed > 0, "the bound took some");
+    assert_eq!(passed + for_capacity + for_source, frames * per_frame);
+    assert_eq!(
+        for_source, 0,
+        "{passed} passed admission, {for_capacity} were refused for capacity"
+    );
+}
