@@ -18,21 +18,31 @@
 //!   on this core at start-up, a floor under the rate while nothing has
 //!   been finalized yet (a fresh or idle shard);
 //! * **base latency**: the least submit-to-final latency of the client
-//!   events this node accepted, over the last [`BASE_BUCKETS`] seconds
-//!   that had samples, counting only events that finalized while the
-//!   events queued in front of the DAG were few (a quarter of the bound)
-//!   and while admission refused nothing (for [`BASE_QUIET_US`]): what
-//!   finality costs with the load the shard carries without a queue (a
-//!   few tens of ms for 4 nodes on one host, most of a second for 21 on
-//!   two cores). Only the latency of a load the shard carries whole says
-//!   that: past capacity every accepted event waits in the DAG — full
-//!   anchors, rounds slowed by verifying them — for as long as the bound
-//!   allows, so a base learned there is the bound's own latency, and it
-//!   widened the bound that made it (the 4-node devnet's p50 at 40 000
-//!   transfers/s offered rose from 0.5 s to 1.2 s within 30 s, the base
-//!   from 0.1 s to 0.74 s). While the shard refuses, the base holds what
-//!   it learned before (0 if nothing). It counts at most
-//!   [`MAX_BASE_LATENCY_US`].
+//!   events this node accepted, over the last [`BASE_WINDOW_US`], counting
+//!   only events that finalized while the events queued in front of the
+//!   DAG were few (a quarter of the bound): what finality costs with no
+//!   queue (a few tens of ms for 4 nodes on one host, most of a second for
+//!   21 on two cores). While admission refuses (within [`BASE_QUIET_US`]
+//!   of a refusal) a latency may only set the base when the window holds
+//!   none, or lower it, never raise it, and the window holds it for
+//!   [`BASE_HOLD_US`] instead of [`BASE_WINDOW_US`]: past capacity every
+//!   accepted event waits in the DAG — full anchors, rounds slowed by
+//!   verifying them — as long as the bound allows, so a base raised there
+//!   is the bound's own latency, and it widens the bound that made it
+//!   (learning every latency, the 4-node devnet's p50 at 40 000
+//!   transfers/s offered rose from 0.5 s to 1.2 s within 30 s, its base
+//!   from 0.1 s to 0.74 s; set again from the loaded DAG every 10 s, it
+//!   rose to 0.7 s in 20 s and the p99 to 3 s). Not learning any while
+//!   refusing starved a committee whose finality is slow for want of CPU
+//!   and not for a queue: 21 nodes on two cores, refusing from the first
+//!   second, kept a base of 0 and a bound of 0.4 s of a rate the bound
+//!   itself held down, and finalized 468 transfers/s of 3 000 offered
+//!   against 1 358/s with the first latencies they saw (0.5–0.75 s) as
+//!   the base. The first latencies under a new overload come from a DAG
+//!   the load has not yet filled. A base held past [`BASE_HOLD_US`] of
+//!   refusals is set again from the latencies of then: a committee that
+//!   grew slower under a sustained overload gets a wider bound within a
+//!   minute. It counts at most [`MAX_BASE_LATENCY_US`].
 //!
 //! The rule: a batch of `n` submitted events is taken only while
 //! `backlog + n <= max(rate, verify_budget / FLOOR_DIVISOR) * (base +
@@ -90,14 +100,16 @@ pub const MAX_ACCEPTED_AGE_US: u64 = 1_000_000;
 /// backlog drains can still hold queueing, and a base learned from them
 /// would raise the bounds it feeds.
 pub const MAX_BASE_LATENCY_US: u64 = 1_000_000;
-/// Length of one bucket of the base latency's window.
-pub const BASE_BUCKET_US: u64 = 1_000_000;
-/// Buckets with samples the base latency is the least of (the newest).
-pub const BASE_BUCKETS: usize = 10;
-/// A finality latency counts towards the base only if admission refused
-/// nothing for this long before it was observed (longer than the
-/// latency of what the bound admits, so that no event it counts was
-/// accepted into a full bound).
+/// Time over which the base latency is the least one seen.
+pub const BASE_WINDOW_US: u64 = 10_000_000;
+/// Buckets of the base latency's window.
+const BASE_BUCKETS: usize = 10;
+/// While admission refuses, the base is held this long (µs) after the
+/// latency that set it.
+pub const BASE_HOLD_US: u64 = 60_000_000;
+/// Admission counts as refusing for this long after a refusal (longer
+/// than the latency of what the bound admits, so that no event accepted
+/// into a full bound raises the base).
 pub const BASE_QUIET_US: u64 = 2_000_000;
 /// Least retry-after hint.
 pub const MIN_RETRY_AFTER_MS: u32 = 50;
@@ -161,7 +173,7 @@ pub struct Capacity {
     refused: u64,
     last_retry_after_ms: u32,
     /// (bucket index, least latency µs) of the last [`BASE_BUCKETS`]
-    /// buckets of [`BASE_BUCKET_US`] that had samples.
+    /// buckets of `BASE_WINDOW_US / BASE_BUCKETS`.
     base: VecDeque<(u64, u64)>,
     /// When admission last refused an event, µs.
     last_refusal_us: Option<u64>,
@@ -225,29 +237,50 @@ impl Capacity {
     }
 
     /// Takes note of an accepted event that finalized `latency_us` after it
-    /// was taken, at `now_us` (ignored if admission refused anything in the
-    /// last [`BASE_QUIET_US`]).
+    /// was taken, at `now_us` (while admission refuses, only if the window
+    /// holds none or it is lower than the base).
     pub fn observe_latency(&mut self, now_us: u64, latency_us: u64) {
-        if self
-            .last_refusal_us
-            .is_some_and(|at| now_us < at.saturating_add(BASE_QUIET_US))
+        let bucket = now_us / (BASE_WINDOW_US / BASE_BUCKETS as u64);
+        let window = self.base_window_buckets(now_us);
+        while self.base.front().is_some_and(|(b, _)| b + window <= bucket) {
+            self.base.pop_front();
+        }
+        if self.refusing(now_us)
+            && !self.base.is_empty()
+            && latency_us >= self.base_latency_us(now_us)
         {
             return;
         }
-        let bucket = now_us / BASE_BUCKET_US;
         match self.base.back_mut() {
             Some((b, least)) if *b == bucket => *least = (*least).min(latency_us),
             _ => self.base.push_back((bucket, latency_us)),
         }
-        while self.base.len() > BASE_BUCKETS {
-            self.base.pop_front();
-        }
     }
 
-    /// The least latency of the window (0: nothing observed).
-    pub fn base_latency_us(&self) -> u64 {
+    /// Whether admission refused within [`BASE_QUIET_US`] of `now_us`.
+    fn refusing(&self, now_us: u64) -> bool {
+        self.last_refusal_us
+            .is_some_and(|at| now_us < at.saturating_add(BASE_QUIET_US))
+    }
+
+    /// The base's window at `now_us`, in buckets: [`BASE_HOLD_US`] while
+    /// admission refuses, [`BASE_WINDOW_US`] otherwise.
+    fn base_window_buckets(&self, now_us: u64) -> u64 {
+        let window_us = if self.refusing(now_us) {
+            BASE_HOLD_US
+        } else {
+            BASE_WINDOW_US
+        };
+        window_us / (BASE_WINDOW_US / BASE_BUCKETS as u64)
+    }
+
+    /// The least latency over the window ending at `now_us` (0: none).
+    pub fn base_latency_us(&self, now_us: u64) -> u64 {
+        let bucket = now_us / (BASE_WINDOW_US / BASE_BUCKETS as u64);
+        let window = self.base_window_buckets(now_us);
         self.base
             .iter()
+            .filter(|(b, _)| b + window > bucket)
             .map(|(_, least)| *least)
             .min()
             .unwrap_or(0)
@@ -311,7 +344,7 @@ impl Capacity {
         oldest_accepted_us: Option<u64>,
     ) -> Reading {
         let rate_per_s = self.rate_per_s(now_us, finalized.events);
-        let base_latency_us = self.base_latency_us();
+        let base_latency_us = self.base_latency_us(now_us);
         let budget = rate_per_s.max(self.floor_per_s())
             * (base_latency_us + TARGET_QUEUE_MS * 1000)
             / 1_000_000;
@@ -538,19 +571,14 @@ mod tests {
             Ok(()),
             "1.5 s old is within base + age"
         );
-        // Idle, it is kept; ten newer seconds with samples replace it.
-        assert_eq!(c.base_latency_us(), 800_000);
-        for s in 2..12u64 {
-            c.observe_latency(s * BASE_BUCKET_US, 30_000 + s);
-        }
-        assert_eq!(c.base_latency_us(), 30_002);
-        c.observe_latency(12 * BASE_BUCKET_US, 40_000);
-        assert_eq!(c.base_latency_us(), 30_003);
-        assert_eq!(c.base.len(), BASE_BUCKETS);
+        // Ten seconds later the window has forgotten it.
+        assert_eq!(c.base_latency_us(1_500_000 + BASE_WINDOW_US), 0);
+        c.observe_latency(12_000_000, 30_000);
+        assert_eq!(c.base_latency_us(12_000_000), 30_000);
     }
 
     #[test]
-    fn no_base_is_learned_while_admission_refuses() {
+    fn while_admission_refuses_the_base_is_set_or_lowered_never_raised() {
         let mut c = Capacity::new(16_000, 1);
         for ms in (0..=2_000u64).step_by(100) {
             c.observe(ms * 1000, fin(ms * 4));
@@ -559,23 +587,34 @@ mod tests {
         // The bound is full: a refusal at 2 s.
         let r = c.read(2_000_000, fin(8_000), (10_000, 0), None);
         assert!(admit(&mut c, &r, 64).is_err());
-        // The latencies of the loaded DAG that follow do not raise the
-        // base, however long the refusals go on...
+        // The latencies of the loaded DAG that follow do not raise it...
         c.observe_latency(2_500_000, 700_000);
-        c.observe_latency(3_999_999, 900_000);
-        assert_eq!(c.base_latency_us(), 100_000);
-        for s in 4..30u64 {
+        c.observe_latency(3_900_000, 900_000);
+        assert_eq!(c.base_latency_us(3_900_000), 100_000);
+        // ...a lower one lowers it...
+        c.observe_latency(4_000_000, 90_000);
+        assert_eq!(c.base_latency_us(4_000_000), 90_000);
+        // ...and the window holds it while the refusals go on, up to
+        // `BASE_HOLD_US` after the latency that set it; then the first
+        // latency seen sets it again (a committee that grew slower).
+        for s in 5..80u64 {
             c.count_refused(1, s * 1_000_000);
-            c.observe_latency(s * 1_000_000 + 500_000, 900_000);
         }
-        assert_eq!(c.base_latency_us(), 100_000, "held while refusing");
-        // ...and once nothing was refused for the quiet time they count.
-        c.observe_latency(29_000_000 + BASE_QUIET_US, 250_000);
-        assert_eq!(c.base_latency_us(), 100_000);
-        for s in 0..BASE_BUCKETS as u64 {
-            c.observe_latency(32_000_000 + s * BASE_BUCKET_US, 250_000);
-        }
-        assert_eq!(c.base_latency_us(), 250_000);
+        assert_eq!(c.base_latency_us(63_000_000), 90_000, "held");
+        assert_eq!(c.base_latency_us(64_000_000), 0, "forgotten");
+        c.observe_latency(64_000_000, 750_000);
+        c.observe_latency(64_100_000, 800_000);
+        assert_eq!(c.base_latency_us(64_100_000), 750_000);
+        c.observe_latency(65_000_000, 700_000);
+        c.observe_latency(66_000_000, 1_100_000);
+        assert_eq!(c.base_latency_us(66_000_000), 700_000);
+        // With nothing refused for the quiet time, a latency counts as
+        // before: the window's least.
+        let quiet = 79_000_000 + BASE_QUIET_US;
+        c.observe_latency(quiet, 250_000);
+        assert_eq!(c.base_latency_us(quiet), 250_000);
+        c.observe_latency(quiet + 1_000_000, 400_000);
+        assert_eq!(c.base_latency_us(quiet + BASE_WINDOW_US), 400_000);
     }
 
     /// A 4-seat shard finalizing 4 000 events/s for 2 s, 1 000 of them
