@@ -37,12 +37,17 @@
 //!   and not for a queue: 21 nodes on two cores, refusing from the first
 //!   second, kept a base of 0 and a bound of 0.4 s of a rate the bound
 //!   itself held down, and finalized 468 transfers/s of 3 000 offered
-//!   against 1 358/s with the first latencies they saw (0.5–0.75 s) as
+//!   against 1 256/s with the first latencies they saw (0.5–0.75 s) as
 //!   the base. The first latencies under a new overload come from a DAG
-//!   the load has not yet filled. A base held past [`BASE_HOLD_US`] of
-//!   refusals is set again from the latencies of then: a committee that
-//!   grew slower under a sustained overload gets a wider bound within a
-//!   minute. It counts at most [`MAX_BASE_LATENCY_US`].
+//!   the load has not yet filled. When refusals begin, the window keeps
+//!   only its least latency of the last [`BASE_WINDOW_US`], so the longer
+//!   hold brings back nothing older and no higher latency takes over when
+//!   the least expires. A base held past [`BASE_HOLD_US`] of refusals is
+//!   set again by the next latency, at most [`BASE_RAISE_PCT`] % of the
+//!   one it replaces: a committee that grew slower under a sustained
+//!   overload gets a wider bound minute by minute, and a loaded DAG raises
+//!   its own bound no faster than that. It counts at most
+//!   [`MAX_BASE_LATENCY_US`].
 //!
 //! The rule: a batch of `n` submitted events is taken only while
 //! `backlog + n <= max(rate, verify_budget / FLOOR_DIVISOR) * (base +
@@ -107,9 +112,12 @@ const BASE_BUCKETS: usize = 10;
 /// While admission refuses, the base is held this long (µs) after the
 /// latency that set it.
 pub const BASE_HOLD_US: u64 = 60_000_000;
-/// Admission counts as refusing for this long after a refusal (longer
-/// than the latency of what the bound admits, so that no event accepted
-/// into a full bound raises the base).
+/// A base set again after [`BASE_HOLD_US`] of refusals is at most this
+/// share (percent) of the one it replaces.
+pub const BASE_RAISE_PCT: u64 = 150;
+/// Admission counts as refusing for this long after a refusal (the
+/// latency the bound's target queue admits, 400 ms, with room for the
+/// base: an event accepted into a full bound has mostly finalized by then).
 pub const BASE_QUIET_US: u64 = 2_000_000;
 /// Least retry-after hint.
 pub const MIN_RETRY_AFTER_MS: u32 = 50;
@@ -172,11 +180,15 @@ pub struct Capacity {
     accepted: u64,
     refused: u64,
     last_retry_after_ms: u32,
-    /// (bucket index, least latency µs) of the last [`BASE_BUCKETS`]
-    /// buckets of `BASE_WINDOW_US / BASE_BUCKETS`.
+    /// (bucket index, least latency µs) of the buckets of
+    /// `BASE_WINDOW_US / BASE_BUCKETS` in the window (at most
+    /// `BASE_HOLD_US` of them while admission refuses).
     base: VecDeque<(u64, u64)>,
     /// When admission last refused an event, µs.
     last_refusal_us: Option<u64>,
+    /// The base a hold of [`BASE_HOLD_US`] let expire while admission
+    /// refused: the cap of the next one.
+    expired_base_us: Option<u64>,
 }
 
 /// One reading of the signal, for the status line and the admission rule.
@@ -233,22 +245,31 @@ impl Capacity {
             last_retry_after_ms: 0,
             base: VecDeque::new(),
             last_refusal_us: None,
+            expired_base_us: None,
         }
     }
 
     /// Takes note of an accepted event that finalized `latency_us` after it
     /// was taken, at `now_us` (while admission refuses, only if the window
     /// holds none or it is lower than the base).
-    pub fn observe_latency(&mut self, now_us: u64, latency_us: u64) {
+    pub fn observe_latency(&mut self, now_us: u64, mut latency_us: u64) {
         let bucket = now_us / (BASE_WINDOW_US / BASE_BUCKETS as u64);
         let window = self.base_window_buckets(now_us);
+        let refusing = self.refusing(now_us);
+        let held = self.base.iter().map(|(_, least)| *least).min();
         while self.base.front().is_some_and(|(b, _)| b + window <= bucket) {
             self.base.pop_front();
         }
-        if self.refusing(now_us)
-            && !self.base.is_empty()
-            && latency_us >= self.base_latency_us(now_us)
-        {
+        if !refusing {
+            self.expired_base_us = None;
+        } else if self.base.is_empty() {
+            if let Some(held) = held {
+                self.expired_base_us = Some(held);
+            }
+            if let Some(expired) = self.expired_base_us {
+                latency_us = latency_us.min(expired.saturating_mul(BASE_RAISE_PCT) / 100);
+            }
+        } else if latency_us >= self.base_latency_us(now_us) {
             return;
         }
         match self.base.back_mut() {
@@ -400,7 +421,7 @@ impl Capacity {
         self.accepted += taken;
         let refused = refusal.map(|refusal| {
             self.refused += wanted - taken;
-            self.last_refusal_us = Some(reading.at_us);
+            self.note_refusal(reading.at_us);
             let retry = retry_after_ms(reading, wanted, self.floor_per_s());
             self.last_retry_after_ms = retry;
             (refusal, retry)
@@ -413,8 +434,27 @@ impl Capacity {
     pub fn count_refused(&mut self, n: u64, now_us: u64) {
         self.refused += n;
         if n > 0 {
-            self.last_refusal_us = Some(now_us);
+            self.note_refusal(now_us);
         }
+    }
+
+    /// A refusal at `now_us`. If admission was not refusing, the base's
+    /// window keeps only its least latency of the last [`BASE_WINDOW_US`]
+    /// (what the longer hold must not bring back or let a higher one
+    /// replace).
+    fn note_refusal(&mut self, now_us: u64) {
+        if !self.refusing(now_us) {
+            let bucket = now_us / (BASE_WINDOW_US / BASE_BUCKETS as u64);
+            let least = self
+                .base
+                .iter()
+                .filter(|(b, _)| b + (BASE_BUCKETS as u64) > bucket)
+                .min_by_key(|(b, least)| (*least, std::cmp::Reverse(*b)))
+                .copied();
+            self.base.clear();
+            self.base.extend(least);
+        }
+        self.last_refusal_us = Some(now_us);
     }
 
     /// Events admitted and refused so far, and the last retry-after hint.
@@ -583,38 +623,57 @@ mod tests {
         for ms in (0..=2_000u64).step_by(100) {
             c.observe(ms * 1000, fin(ms * 4));
         }
-        c.observe_latency(1_000_000, 100_000);
-        // The bound is full: a refusal at 2 s.
-        let r = c.read(2_000_000, fin(8_000), (10_000, 0), None);
+        // Before the overload: 100 ms, then 700 ms as the DAG fills.
+        c.observe_latency(500_000, 100_000);
+        c.observe_latency(9_000_000, 700_000);
+        // The bound is full: a refusal at 9.5 s. The window keeps its least.
+        let r = c.read(9_500_000, fin(8_000), (10_000, 0), None);
         assert!(admit(&mut c, &r, 64).is_err());
-        // The latencies of the loaded DAG that follow do not raise it...
-        c.observe_latency(2_500_000, 700_000);
-        c.observe_latency(3_900_000, 900_000);
-        assert_eq!(c.base_latency_us(3_900_000), 100_000);
+        assert_eq!(c.base.len(), 1);
+        // The loaded DAG's latencies do not raise it, in later buckets too...
+        for s in 10..60u64 {
+            c.count_refused(1, s * 1_000_000);
+            c.observe_latency(s * 1_000_000 + 500_000, 500_000 + s);
+        }
+        assert_eq!(c.base_latency_us(59_900_000), 100_000, "held");
         // ...a lower one lowers it...
-        c.observe_latency(4_000_000, 90_000);
-        assert_eq!(c.base_latency_us(4_000_000), 90_000);
-        // ...and the window holds it while the refusals go on, up to
-        // `BASE_HOLD_US` after the latency that set it; then the first
-        // latency seen sets it again (a committee that grew slower).
-        for s in 5..80u64 {
+        c.observe_latency(59_950_000, 90_000);
+        assert_eq!(c.base_latency_us(59_950_000), 90_000);
+        // ...and `BASE_HOLD_US` after the latency that set it, the next one
+        // sets it again, at most `BASE_RAISE_PCT` % of the one it replaces.
+        for s in 60..200u64 {
             c.count_refused(1, s * 1_000_000);
         }
-        assert_eq!(c.base_latency_us(63_000_000), 90_000, "held");
-        assert_eq!(c.base_latency_us(64_000_000), 0, "forgotten");
-        c.observe_latency(64_000_000, 750_000);
-        c.observe_latency(64_100_000, 800_000);
-        assert_eq!(c.base_latency_us(64_100_000), 750_000);
-        c.observe_latency(65_000_000, 700_000);
-        c.observe_latency(66_000_000, 1_100_000);
-        assert_eq!(c.base_latency_us(66_000_000), 700_000);
+        c.observe_latency(100_000_000, 700_000);
+        assert_eq!(c.base_latency_us(118_900_000), 90_000);
+        assert_eq!(c.base_latency_us(119_000_000), 0, "expired");
+        c.observe_latency(119_000_000, 900_000);
+        assert_eq!(c.base_latency_us(119_000_000), 135_000, "capped");
+        c.observe_latency(121_000_000, 120_000);
+        assert_eq!(c.base_latency_us(121_000_000), 120_000);
+        // A committee that grew slower: a wider base minute by minute.
+        c.observe_latency(181_000_000, 900_000);
+        assert_eq!(c.base_latency_us(181_000_000), 180_000);
         // With nothing refused for the quiet time, a latency counts as
-        // before: the window's least.
-        let quiet = 79_000_000 + BASE_QUIET_US;
+        // before: the window's least, the window 10 s.
+        let quiet = 199_000_000 + BASE_QUIET_US;
         c.observe_latency(quiet, 250_000);
-        assert_eq!(c.base_latency_us(quiet), 250_000);
+        assert_eq!(c.base_latency_us(quiet), 250_000, "181 s is 20 s ago");
         c.observe_latency(quiet + 1_000_000, 400_000);
         assert_eq!(c.base_latency_us(quiet + BASE_WINDOW_US), 400_000);
+    }
+
+    #[test]
+    fn a_refusal_brings_back_no_latency_older_than_the_window() {
+        let mut c = Capacity::new(16_000, 1);
+        c.observe_latency(0, 50_000);
+        assert_eq!(c.base_latency_us(12_000_000), 0, "forgotten");
+        c.count_refused(1, 12_000_000);
+        assert_eq!(c.base_latency_us(12_500_000), 0, "not brought back");
+        // The first latency seen while refusing sets it (uncapped: nothing
+        // was held).
+        c.observe_latency(13_000_000, 600_000);
+        assert_eq!(c.base_latency_us(13_000_000), 600_000);
     }
 
     /// A 4-seat shard finalizing 4 000 events/s for 2 s, 1 000 of them

@@ -126,18 +126,18 @@ impl NodeCore {
             return Ok(());
         }
         let allowed = self.submit_allowance(remote, events.len(), now);
-        let (mut results, mut retry_after_ms, admitted) =
+        let (mut results, mut retry_after_ms, over_capacity) =
             self.submit(shard, &events[..allowed], now)?;
-        // The source's budget pays for what passed admission (a signature
-        // check each); what the shard's capacity refused costs a hash and a
-        // receipt line, and is given back. Charged for the refused ones too,
-        // a source offering more than the shard takes drained its budget
-        // with refusals and found it empty whenever the backlog made room
-        // (the 4-node devnet at 64 000 transfers/s offered finalized 0.85
-        // of its rate at 40 000).
-        if admitted < allowed {
+        // What the shard's capacity signal refused (a hash and a receipt
+        // line each, no signature check) goes back to the source's budget.
+        // Charged for them, a source offering more than the shard takes
+        // drained its budget with refusals and found it empty whenever the
+        // backlog made room (the 4-node devnet at 64 000 transfers/s
+        // offered finalized 0.85 of its rate at 40 000). Refusals of a
+        // catching-up shard stay charged: no room is coming soon there.
+        if over_capacity > 0 {
             source_bucket(&mut self.submit_budget, remote, SUBMIT_EVENTS_PER_S, now)
-                .refund(SUBMIT_EVENTS_PER_S, allowed - admitted);
+                .refund(SUBMIT_EVENTS_PER_S, over_capacity);
         }
         if allowed < events.len() {
             // The source's budget refills within a second.
@@ -289,7 +289,7 @@ impl NodeCore {
 
     /// Takes a client's micro-events into the shard's mempool: their
     /// receipts, a retry-after hint in ms if they were refused as
-    /// overloaded (0 otherwise), and how many passed admission control.
+    /// overloaded (0 otherwise), and how many admission control refused.
     fn submit(
         &mut self,
         shard: u16,
@@ -322,7 +322,6 @@ impl NodeCore {
             refused: None,
         };
         let (events, rest) = events.split_at(admission.taken as usize);
-        let admitted = events.len();
         let mut retry_after = 0;
         // Decode all, check the signatures of the decoded ones as one batch
         // (the shard machine does), answer in the client's order.
@@ -393,7 +392,7 @@ impl NodeCore {
             results.extend(refuse_all(rest, &detail));
             retry_after = retry_after.max(retry_after_ms);
         }
-        Ok((results, retry_after, admitted))
+        Ok((results, retry_after, rest.len()))
     }
 
     /// How many of `wanted` micro-events from `remote` are taken now. The
