@@ -256,15 +256,17 @@ impl Capacity {
         let bucket = now_us / (BASE_WINDOW_US / BASE_BUCKETS as u64);
         let window = self.base_window_buckets(now_us);
         let refusing = self.refusing(now_us);
-        let held = self.base.iter().map(|(_, least)| *least).min();
+        // The least of the latencies that leave the window now.
+        let mut expired: Option<u64> = None;
         while self.base.front().is_some_and(|(b, _)| b + window <= bucket) {
-            self.base.pop_front();
+            let (_, least) = self.base.pop_front().expect("a front");
+            expired = Some(expired.map_or(least, |e| e.min(least)));
         }
         if !refusing {
             self.expired_base_us = None;
         } else if self.base.is_empty() {
-            if let Some(held) = held {
-                self.expired_base_us = Some(held);
+            if expired.is_some() {
+                self.expired_base_us = expired;
             }
             if let Some(expired) = self.expired_base_us {
                 latency_us = latency_us.min(expired.saturating_mul(BASE_RAISE_PCT) / 100);

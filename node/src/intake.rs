@@ -136,8 +136,7 @@ impl NodeCore {
         // offered finalized 0.85 of its rate at 40 000). Refusals of a
         // catching-up shard stay charged: no room is coming soon there.
         if over_capacity > 0 {
-            source_bucket(&mut self.submit_budget, remote, SUBMIT_EVENTS_PER_S, now)
-                .refund(SUBMIT_EVENTS_PER_S, over_capacity);
+            self.submit_refund(remote, over_capacity, now);
         }
         if allowed < events.len() {
             // The source's budget refills within a second.
@@ -409,6 +408,13 @@ impl NodeCore {
             .take(SUBMIT_EVENTS_PER_S, wanted, now.mono_us);
         self.counters.throttled += (wanted - allowed) as u64;
         allowed
+    }
+
+    /// Gives `unused` micro-events back to `remote`'s submission budget
+    /// (refused before any signature check).
+    pub(crate) fn submit_refund(&mut self, remote: SocketAddr, unused: usize, now: Now) {
+        source_bucket(&mut self.submit_budget, remote, SUBMIT_EVENTS_PER_S, now)
+            .refund(SUBMIT_EVENTS_PER_S, unused);
     }
 }
 

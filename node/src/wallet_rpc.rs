@@ -83,13 +83,7 @@ impl NodeCore {
             let host = self.shards.get_mut(&shard).expect("local");
             if host.admit(1, now.mono_us).taken == 0 {
                 // Refused before any check: given back, as a submission's.
-                crate::intake::source_bucket(
-                    &mut self.submit_budget,
-                    remote,
-                    crate::core::SUBMIT_EVENTS_PER_S,
-                    now,
-                )
-                .refund(crate::core::SUBMIT_EVENTS_PER_S, 1);
+                self.submit_refund(remote, 1, now);
                 MINT_NOT_SERVED
             } else {
                 let mut results = host.submit_micro_events(vec![event], now.mono_us)?;
